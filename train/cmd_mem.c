@@ -61,6 +61,38 @@ static void print_plan_header(const TrainConfig *cfg, const GptConfig *c, GptDev
            (long long)gpt_loss_chunk(c, cfg->batch_size, cfg->block_size));
 }
 
+/* The plan's timeline: the same step on a traced plan arena, written as a Chrome trace. */
+static int mem_trace(const TrainConfig *cfg, GptDevice dev, const GptConfig *c) {
+    Err err;
+    Arena *a = arena_init(ARENA_BACKING_PLAN, 0, 0, &err);
+    if (!a) {
+        fprintf(stderr, "arenagpt mem: %s\n", err.msg);
+        return 1;
+    }
+    arena_trace_enable(a, 1);
+    Gpt g;
+    int rc = gpt_build(&g, c, dev, a, cfg->batch_size, cfg->block_size, &err);
+    if (rc == 0) {
+        rc = gpt_step_sequence(&g, NULL, NULL, cfg->batch_size, cfg->block_size,
+                               cfg->gradient_accumulation_steps, &err);
+        gpt_free(&g);
+    }
+    FILE *f = rc == 0 ? fopen(cfg->trace_file, "w") : NULL;
+    if (rc == 0 && (!f || arena_report_trace(a, f) != 0)) {
+        err_set(&err, "cannot write trace_file '%s'", cfg->trace_file);
+        rc = -1;
+    }
+    if (f)
+        fclose(f);
+    arena_free(a);
+    if (rc != 0)
+        fprintf(stderr, "arenagpt mem: %s\n", err.msg);
+    else if (cfg->format == CONFIG_FORMAT_TABLE)
+        printf("arena timeline of the planned step written to %s (open it in Perfetto)\n",
+               cfg->trace_file);
+    return rc == 0 ? 0 : 1;
+}
+
 static int mem_single(const TrainConfig *cfg, GptDevice dev) {
     GptConfig c;
     run_gpt_config(cfg, &c);
@@ -93,6 +125,8 @@ static int mem_single(const TrainConfig *cfg, GptDevice dev) {
     if (rc != 0)
         fprintf(stderr, "arenagpt mem: does not fit: %s\n", err.msg);
     arena_free(a);
+    if (rc == 0 && cfg->trace_file[0])
+        return mem_trace(cfg, dev, &c);
     return rc == 0 ? 0 : 1;
 }
 
