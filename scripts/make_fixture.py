@@ -35,7 +35,7 @@ lr of steps 0..9), "adam.grad_norm" (f64, the global norm before clipping at ste
 "adam.loss" (f64, 11 values: the loss before step 0..9 and after the last step).
 
 Also written: eval_shard.bin (an llm.c token shard, magic 20240520, version 1) and
-eval_expected.txt, one line per check "<case> <B> <T> <N> <loss>": the mean cross-entropy over
+eval_expected.txt, one line per check "<case> <bias> <gelu> <B> <T> <N> <loss>": the mean cross-entropy over
 the first N*B windows of the shard taken in order with stride T (window i = tokens
 [i*T, i*T+T], targets shifted by one), what `arenagpt eval` must print.
 
@@ -302,12 +302,12 @@ def main():
     tokens = rng.integers(0, minV, size=EVAL_NTOK)
     write_shard(os.path.join(args.out, "eval_shard.bin"), tokens)
     with open(os.path.join(args.out, "eval_expected.txt"), "w") as f:
-        f.write("# case B T N loss  (make_fixture.py: arenagpt eval on eval_shard.bin)\n")
+        f.write("# case bias gelu B T N loss  (make_fixture.py: arenagpt eval on eval_shard.bin)\n")
         for name, Bn, Tn, N in EVAL_CHECKS:
             assert (N * Bn) * Tn + 1 <= EVAL_NTOK
             p, bias, gelu, V = params[name]
             val = eval_loss(p, bias, gelu, V, tokens, Bn, Tn, N)
-            f.write(f"{name} {Bn} {Tn} {N} {val:.6f}\n")
+            f.write(f"{name} {'True' if bias else 'False'} {gelu} {Bn} {Tn} {N} {val:.6f}\n")
             print(f"eval {name} B={Bn} T={Tn} N={N}: loss {val:.6f}")
 
 
