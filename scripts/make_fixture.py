@@ -24,7 +24,9 @@ Per case two files:
     <case>_model.bin   the weights, llm.c GPT-2 model file (magic 20240326, version 3, fp32)
     <case>_ref.bin     named arrays (format below): the batch, logits (B,T,V), loss, every
                        parameter gradient (llm.c order and names, "d.<name>"; bias gradients
-                       only when bias is on), and 10 AdamW steps.
+                       only when bias is on), and 10 AdamW steps; with V < Vp also
+                       "loss.all_vp_rows", the loss if the padded rows were (wrongly) in
+                       the softmax.
 The 10 AdamW steps follow nanoGPT's train.py: decay only on the 2-D weights (wte, wpe and the
 Linear weights; LayerNorm weights and all biases undecayed), torch.optim.AdamW semantics,
 global-norm clipping with torch.nn.utils.clip_grad_norm_ (coefficient max/(norm+1e-6), capped
@@ -259,6 +261,12 @@ def make_case(out, name, bias, gelu, V, Vp, seed):
         ("logits", logits.detach().numpy().astype("<f4")),
         ("loss", np.array([loss.item()], dtype="<f8")),
     ]
+    if V < Vp:
+        # what the loss would be if the padded rows took part in the softmax: the C test
+        # checks that the fixture can tell the two apart
+        with torch.no_grad():
+            x_all = forward(P, idx, bias, gelu, Vp)
+        arrays.append(("loss.all_vp_rows", np.array([loss_of(x_all, tgt).item()], dtype="<f8")))
     for n, is_bias in ORDER:
         if bias or not is_bias:
             arrays.append(("d." + n, P[n].grad.numpy().astype("<f4")))
