@@ -48,7 +48,7 @@ MAIN_C := train/main.c
 LIB_C := $(filter-out $(NOCUDA_C) $(MAIN_C),$(ALL_C))
 CUDA_C := $(wildcard model/cuda/*.c)
 CU := $(wildcard alloc/*.cu model/cuda/*.cu)
-TEST_C := $(wildcard tests/test_*.c)
+TEST_C := $(filter-out tests/test_util.c,$(wildcard tests/test_*.c))
 TEST_HELPER_C := $(filter-out $(TEST_C),$(wildcard tests/*.c))
 GPU_TEST_C := $(wildcard tests/gpu/test_*.c)
 

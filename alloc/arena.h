@@ -130,6 +130,9 @@ typedef struct ArenaBackingOps {
 
 typedef struct Arena Arena;
 
+/* The device backing's ops (arena_cuda.cu); NULL in a build without CUDA (arena_nocuda.c). */
+const ArenaBackingOps *arena_device_ops(void);
+
 /* plan: capacity is unbounded (only limit_bytes applies). host: reserves capacity_bytes now.
  * Returns NULL with err on failure (bad arguments, reservation refused). */
 Arena *arena_init(ArenaBacking backing, size_t capacity_bytes, size_t limit_bytes, Err *err);
@@ -175,6 +178,14 @@ int64_t arena_live_tensors(const Arena *a, const Tensor **out, int64_t max_n);
 void arena_trace_enable(Arena *a, int on);
 /* Adds a named instant marker to the trace ("step 3 forward"), when tracing. */
 void arena_trace_mark(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The recorded trace, for reports: the number of events (and whether the trace was cut at its
+ * cap), and event i: kind 'A' alloc, 'F' free, 'M' marker; cat_used is each category's used
+ * bytes right after the event. Returns -1 for an index out of range. */
+int64_t arena_trace_count(const Arena *a, int *truncated);
+int arena_trace_get(const Arena *a, int64_t i, double *ts_us, char *kind, ArenaCategory *cat,
+                    size_t *bytes, size_t *offset, size_t cat_used[ARENA_CAT_COUNT],
+                    const char **name);
 
 /* Names and sizes. */
 const char *arena_category_name(ArenaCategory cat);   /* "params", "grads", ... */

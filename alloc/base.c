@@ -21,14 +21,21 @@ int err_set(Err *err, const char *fmt, ...) {
 
 int err_prefix(Err *err, const char *fmt, ...) {
     if (err) {
-        char prefix[ERR_MSG_LEN];
-        char old[ERR_MSG_LEN];
+        char joined[2 * ERR_MSG_LEN + 2];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(prefix, sizeof prefix, fmt, ap);
+        int n = vsnprintf(joined, ERR_MSG_LEN, fmt, ap);
         va_end(ap);
-        memcpy(old, err->msg, sizeof old);
-        snprintf(err->msg, sizeof err->msg, "%s: %s", prefix, old);
+        if (n < 0)
+            n = 0;
+        if (n > ERR_MSG_LEN - 1)
+            n = ERR_MSG_LEN - 1;
+        joined[n++] = ':';
+        joined[n++] = ' ';
+        memcpy(joined + n, err->msg, sizeof err->msg);
+        joined[sizeof joined - 1] = 0;
+        memcpy(err->msg, joined, sizeof err->msg - 1);
+        err->msg[sizeof err->msg - 1] = 0;
     }
     return -1;
 }

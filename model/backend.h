@@ -1,0 +1,153 @@
+/* backend.h: the interface between the model's orchestration (gpt.c) and the kernels of one
+ * device. Two parts:
+ *
+ *   GptLayout   the dtypes and extra buffers of a device: plain C data, computable on any
+ *               machine, so `arenagpt mem --device=cuda` plans the CUDA layout without a GPU.
+ *               CPU: params, grads, activations f32; optimizer m and v (8 B/param).
+ *               CUDA: params f16 (2 B), grads f16 (2 B), activations f16, optimizer f32
+ *               master + m + v (12 B/param) -- ZeRO's mixed-precision accounting.
+ *   GptBackend  a table of kernels. gpt.c calls only these, so a CUDA backend plugs in by
+ *               filling the same table. CPU and CUDA kernels have the same signatures; the
+ *               last argument is always the stream (NULL on the CPU).
+ *
+ * Pointers typed `void *` hold the layout's dtype (act_dtype for activations and activation
+ * gradients, param_dtype for weights, grad_dtype for weight gradients); `float *` is always
+ * f32 (LayerNorm statistics, per-token losses, master weights, m, v, reduction results).
+ * Every pointer is device memory of the backend (host memory on the CPU) unless its name
+ * says host. Kernels allocate nothing: scratch comes from the caller (the arena).
+ *
+ * Conventions (STYLE.md): outputs, saved-for-backward, inputs, weights, sizes, stream.
+ * Every backward says which outputs it overwrites (=) and which it accumulates (+=).
+ *
+ * Shape legend: B batch, T time, C channels, NH heads, HS head size (C/NH), V vocab,
+ * Vp padded vocab, L layers, N rows (B*T or a chunk of them), OC output channels,
+ * IC input channels. */
+#ifndef ARENAGPT_BACKEND_H
+#define ARENAGPT_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../alloc/arena.h"
+#include "../alloc/base.h"
+
+typedef enum GptDevice { GPT_DEVICE_CPU = 0, GPT_DEVICE_CUDA } GptDevice;
+
+/* What a device stores, and in which dtype. Pure data: no device needed. */
+typedef struct GptLayout {
+    GptDevice device;
+    ArenaDtype param_dtype;   /* weights (params category) */
+    ArenaDtype grad_dtype;    /* weight gradients (grads category) */
+    ArenaDtype act_dtype;     /* activations and activation gradients (activations, workspace) */
+    int has_master;           /* optimizer also keeps an f32 master copy (`master.<name>`) */
+    /* persistent backend workspace allocated by gpt_build as `ws.backend` (cuBLASLt etc.) */
+    size_t backend_workspace_bytes;
+} GptLayout;
+
+/* The layout of a device (static data; never NULL). */
+const GptLayout *gpt_layout(GptDevice dev);
+
+typedef struct GptBackend {
+    GptDevice device;
+    const char *name; /* "cpu", "cuda" */
+
+    /* --- memory ------------------------------------------------------------------------ */
+    void (*memset_zero)(void *dst, size_t bytes, void *stream);
+    void (*copy_to_host)(void *dst_host, const void *src, size_t bytes, void *stream);
+    void (*copy_from_host)(void *dst, const void *src_host, size_t bytes, void *stream);
+    /* Fills an f32 or param-dtype tensor from host f32 values (weights init, model files). */
+    void (*params_from_host_f32)(void *dst, ArenaDtype dtype, const float *src_host, int64_t n,
+                                 void *stream);
+    void (*params_to_host_f32)(float *dst_host, const void *src, ArenaDtype dtype, int64_t n,
+                               void *stream);
+    void (*synchronize)(void *stream);
+
+    /* --- layers ------------------------------------------------------------------------ */
+    /* out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]. inp: device int32 (B,T). */
+    void (*encoder_forward)(void *out /* (B,T,C) */, const int32_t *inp /* (B,T) */,
+                            const void *wte /* (Vp,C) */, const void *wpe /* (maxT,C) */,
+                            int64_t B, int64_t T, int64_t C, void *stream);
+    /* dwte += scatter(dout), dwpe += sum over b (accumulates). */
+    void (*encoder_backward)(void *dwte /* (Vp,C) */, void *dwpe /* (maxT,C) */,
+                             const void *dout /* (B,T,C) */, const int32_t *inp /* (B,T) */,
+                             int64_t B, int64_t T, int64_t C, void *stream);
+
+    /* out = (inp - mean) * rstd * weight + bias; eps 1e-5; bias may be NULL. mean and rstd
+     * (f32) are written (recompute writes the same values again). */
+    void (*layernorm_forward)(void *out /* (N,C) */, float *mean /* (N) */, float *rstd /* (N) */,
+                              const void *inp /* (N,C) */, const void *weight /* (C) */,
+                              const void *bias /* (C) or NULL */, int64_t N, int64_t C,
+                              void *stream);
+    /* dinp += ..., dweight += ..., dbias += ... (all accumulate; dbias may be NULL). */
+    void (*layernorm_backward)(void *dinp /* (N,C) */, void *dweight /* (C) */,
+                               void *dbias /* (C) or NULL */, const void *dout /* (N,C) */,
+                               const void *inp /* (N,C) */, const void *weight /* (C) */,
+                               const float *mean /* (N) */, const float *rstd /* (N) */, int64_t N,
+                               int64_t C, void *stream);
+
+    /* out = inp @ weight^T + bias (+ residual when not NULL; residual may not alias out unless
+     * equal to it). bias may be NULL. */
+    void (*matmul_forward)(void *out /* (N,OC) */, const void *inp /* (N,IC) */,
+                           const void *weight /* (OC,IC) */, const void *bias /* (OC) or NULL */,
+                           const void *residual /* (N,OC) or NULL */, int64_t N, int64_t IC,
+                           int64_t OC, void *stream);
+    /* dweight += dout^T @ inp, dbias += sum_rows(dout) (accumulate); then dinp = dout @ weight
+     * (overwrites; may be NULL to skip). dinp may alias inp: inp is read for dweight first. */
+    void (*matmul_backward)(void *dinp /* (N,IC) or NULL */, void *dweight /* (OC,IC) */,
+                            void *dbias /* (OC) or NULL */, const void *dout /* (N,OC) */,
+                            const void *inp /* (N,IC) */, const void *weight /* (OC,IC) */,
+                            int64_t N, int64_t IC, int64_t OC, void *stream);
+
+    /* Causal self-attention. Naive: att holds the softmax probabilities (B,NH,T,T), zero
+     * above the diagonal; scale 1/sqrt(HS). out is overwritten. */
+    void (*attention_forward)(void *out /* (B,T,C) */, void *att /* (B,NH,T,T) */,
+                              const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C,
+                              int64_t NH, void *stream);
+    /* dqkv = ... (overwrites). att is clobbered (used as scratch for the score gradient):
+     * the caller frees it right after. */
+    void (*attention_backward)(void *dqkv /* (B,T,3C) */, void *att /* (B,NH,T,T) */,
+                               const void *dout /* (B,T,C) */, const void *qkv /* (B,T,3C) */,
+                               int64_t B, int64_t T, int64_t C, int64_t NH, void *stream);
+
+    /* gelu: 0 tanh approximation, 1 erf. out overwritten. */
+    void (*gelu_forward)(void *out /* (N) */, const void *inp /* (N) */, int64_t N, int gelu,
+                         void *stream);
+    /* dinp = gelu'(inp) * dout (overwrites; dinp may alias dout). */
+    void (*gelu_backward)(void *dinp /* (N) */, const void *inp /* (N) */,
+                          const void *dout /* (N) */, int64_t N, int gelu, void *stream);
+
+    /* Fused softmax + cross-entropy over one chunk of rows of logits. Columns >= V take no
+     * part (padded vocabulary). losses[i] = -log softmax(logits[i])[targets[i]] (f32,
+     * overwritten). When dscale != 0, logits is overwritten in place with
+     * dscale * (softmax - onehot(target)), and 0 in the padded columns. */
+    void (*crossentropy_forward)(void *logits /* (N,Vp) */, float *losses /* (N) */,
+                                 const int32_t *targets /* (N) */, int64_t N, int64_t V,
+                                 int64_t Vp, float dscale, void *stream);
+
+    /* --- optimizer --------------------------------------------------------------------- */
+    /* *acc += sum(grad^2) (acc: one f32 in backend memory). */
+    void (*norm_squared_accumulate)(float *acc /* (1) */, const void *grad /* (n) */, int64_t n,
+                                    void *stream);
+    /* *out = sum(in) (f32, in backend memory). */
+    void (*reduce_sum)(float *out /* (1) */, const float *in /* (n) */, int64_t n, void *stream);
+    /* AdamW on one tensor. g = grad * grad_mul; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+     * p -= lr * (m/bc1 / (sqrt(v/bc2) + eps) + wd p), with p the master (f32) when master is
+     * not NULL (then param = (param_dtype) master), else param itself (f32). */
+    void (*adamw_update)(void *param /* (n) */, float *master /* (n) or NULL */,
+                         const void *grad /* (n) */, float *m /* (n) */, float *v /* (n) */,
+                         int64_t n, float lr, float beta1, float beta2, float eps,
+                         float weight_decay, float grad_mul, float bias_correction1,
+                         float bias_correction2, void *stream);
+} GptBackend;
+
+/* The CPU kernels (model/cpu/). Never NULL. */
+const GptBackend *gpt_backend_cpu(void);
+/* The CUDA kernels (model/cuda/), or NULL in a build without CUDA (backend_cuda_nocuda.c). */
+const GptBackend *gpt_backend_cuda(void);
+/* The backend of a device, or NULL when this build or machine has none. */
+const GptBackend *gpt_backend(GptDevice dev);
+
+/* CPU threads for OpenMP loops and OpenBLAS (n <= 0: all cores). */
+void gpt_set_threads(int n);
+
+#endif

@@ -1,0 +1,31 @@
+/* layout.c: what each device stores and in which dtype (backend.h's GptLayout), and the
+ * backend lookup. Plain C so that a machine without a GPU can plan the CUDA layout. */
+#include "backend.h"
+
+static const GptLayout LAYOUT_CPU = {
+    .device = GPT_DEVICE_CPU,
+    .param_dtype = ARENA_DTYPE_F32,
+    .grad_dtype = ARENA_DTYPE_F32,
+    .act_dtype = ARENA_DTYPE_F32,
+    .has_master = 0,
+    .backend_workspace_bytes = 0,
+};
+
+/* ZeRO's mixed-precision accounting: fp16 params and grads, fp32 master + m + v. The
+ * backend workspace is cuBLASLt's (32 MiB, what llm.c reserves). */
+static const GptLayout LAYOUT_CUDA = {
+    .device = GPT_DEVICE_CUDA,
+    .param_dtype = ARENA_DTYPE_F16,
+    .grad_dtype = ARENA_DTYPE_F16,
+    .act_dtype = ARENA_DTYPE_F16,
+    .has_master = 1,
+    .backend_workspace_bytes = (size_t)32 << 20,
+};
+
+const GptLayout *gpt_layout(GptDevice dev) {
+    return dev == GPT_DEVICE_CUDA ? &LAYOUT_CUDA : &LAYOUT_CPU;
+}
+
+const GptBackend *gpt_backend(GptDevice dev) {
+    return dev == GPT_DEVICE_CUDA ? gpt_backend_cuda() : gpt_backend_cpu();
+}

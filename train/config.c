@@ -1,0 +1,686 @@
+/* config.c: the key table (name, type, default, commands, meaning), parsing of config files and
+ * --key=value overrides, and validation. Every error names where the value came from
+ * (file:line or the argument), the key, the value, and what was expected. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALL_CMDS                                                                                   \
+    (CONFIG_CMD_TRAIN | CONFIG_CMD_MEM | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE | CONFIG_CMD_PREPARE)
+#define MODEL_CMDS (CONFIG_CMD_TRAIN | CONFIG_CMD_MEM)
+#define RUN_CMDS (CONFIG_CMD_TRAIN | CONFIG_CMD_MEM | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE)
+#define MAX_VOCAB 65536          /* tokens are stored as uint16 */
+#define MAX_BLOCK_SIZE (1 << 20) /* positions; far beyond any GPT-2 config */
+#define MAX_KEYS 96 /* >= the number of keys (checked in config_defaults) */
+
+typedef enum KeyType { K_INT, K_FLOAT, K_BOOL, K_STR, K_ENUM, K_SIZE } KeyType;
+
+typedef struct Key {
+    const char *name;
+    KeyType type;
+    size_t offset;
+    unsigned cmds;
+    int64_t min, max;          /* K_INT range */
+    const char *const *choices; /* K_ENUM names, NULL-terminated, index = enum value */
+    const char *help;
+} Key;
+
+static const char *const device_names[] = {"auto", "cpu", "cuda", NULL};
+static const char *const recompute_names[] = {"none", "selective", "full", NULL};
+static const char *const attention_names[] = {"naive", "cudnn", NULL};
+static const char *const gelu_names[] = {"tanh", "erf", NULL};
+static const char *const dtype_names[] = {"float16", "float32", NULL};
+static const char *const format_names[] = {"table", "json", "csv", NULL};
+static const char *const tokenizer_names[] = {"gpt2", "char", NULL};
+static const char *const data_format_names[] = {"llmc", "nanogpt", NULL};
+
+#define OFF(f) offsetof(TrainConfig, f)
+#define I64MAX INT64_MAX
+
+static const Key keys[] = {
+    /* model */
+    {"n_layer", K_INT, OFF(n_layer), MODEL_CMDS, 1, 1024, NULL, "transformer blocks"},
+    {"n_head", K_INT, OFF(n_head), MODEL_CMDS, 1, 1024, NULL, "attention heads (divides n_embd)"},
+    {"n_embd", K_INT, OFF(n_embd), MODEL_CMDS, 1, 65536, NULL, "channels"},
+    {"block_size", K_INT, OFF(block_size), RUN_CMDS, 1, MAX_BLOCK_SIZE, NULL,
+     "context length T"},
+    {"vocab_size", K_INT, OFF(vocab_size), MODEL_CMDS, 1, MAX_VOCAB, NULL,
+     "padded vocabulary Vp (nanoGPT's 50304); at most 65536 (uint16 tokens)"},
+    {"bias", K_BOOL, OFF(bias), RUN_CMDS, 0, 0, NULL, "biases in Linear and LayerNorm"},
+    {"dropout", K_FLOAT, OFF(dropout), MODEL_CMDS, 0, 0, NULL,
+     "accepted for nanoGPT configs; only 0.0 is supported"},
+    {"gelu", K_ENUM, OFF(gelu), RUN_CMDS, 0, 0, gelu_names,
+     "GELU form: tanh (GPT-2, llm.c) or erf (nanoGPT's nn.GELU)"},
+    {"attention", K_ENUM, OFF(attention), RUN_CMDS, 0, 0, attention_names,
+     "naive (materialised B*NH*T*T scores) or cudnn (fused SDPA, GPU)"},
+    {"recompute", K_ENUM, OFF(recompute), MODEL_CMDS, 0, 0, recompute_names,
+     "gradient checkpointing: none, selective (GELU/LayerNorm outputs), full (block inputs)"},
+    {"loss_chunk", K_INT, OFF(loss_chunk), MODEL_CMDS, 0, I64MAX, NULL,
+     "tokens per chunk of the loss head; 0 = automatic"},
+    /* optimisation */
+    {"batch_size", K_INT, OFF(batch_size), RUN_CMDS, 1, 1 << 24, NULL, "micro-batch size B"},
+    {"gradient_accumulation_steps", K_INT, OFF(gradient_accumulation_steps), MODEL_CMDS, 1,
+     1 << 24, NULL, "micro-steps per optimizer step"},
+    {"learning_rate", K_FLOAT, OFF(learning_rate), CONFIG_CMD_TRAIN, 0, 0, NULL, "peak learning rate"},
+    {"max_iters", K_INT, OFF(max_iters), CONFIG_CMD_TRAIN, 0, I64MAX, NULL,
+     "optimizer steps to run"},
+    {"weight_decay", K_FLOAT, OFF(weight_decay), CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "AdamW decoupled decay, on 2-D tensors only"},
+    {"beta1", K_FLOAT, OFF(beta1), CONFIG_CMD_TRAIN, 0, 0, NULL, "AdamW beta1"},
+    {"beta2", K_FLOAT, OFF(beta2), CONFIG_CMD_TRAIN, 0, 0, NULL, "AdamW beta2"},
+    {"grad_clip", K_FLOAT, OFF(grad_clip), CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "global gradient-norm clip; 0 = off"},
+    {"decay_lr", K_BOOL, OFF(decay_lr), CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "warmup + cosine decay (nanoGPT's get_lr)"},
+    {"warmup_iters", K_INT, OFF(warmup_iters), CONFIG_CMD_TRAIN, 0, I64MAX, NULL,
+     "linear warmup steps"},
+    {"lr_decay_iters", K_INT, OFF(lr_decay_iters), CONFIG_CMD_TRAIN, 0, I64MAX, NULL,
+     "step where the cosine reaches min_lr"},
+    {"min_lr", K_FLOAT, OFF(min_lr), CONFIG_CMD_TRAIN, 0, 0, NULL, "final learning rate"},
+    /* evaluation, logging, checkpoints */
+    {"eval_interval", K_INT, OFF(eval_interval), CONFIG_CMD_TRAIN, 1, I64MAX, NULL,
+     "steps between evaluations"},
+    {"eval_iters", K_INT, OFF(eval_iters), CONFIG_CMD_TRAIN, 1, I64MAX, NULL,
+     "batches per split per evaluation"},
+    {"eval_only", K_BOOL, OFF(eval_only), CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "evaluate once and exit"},
+    {"log_interval", K_INT, OFF(log_interval), CONFIG_CMD_TRAIN, 1, I64MAX, NULL,
+     "steps between log lines"},
+    {"always_save_checkpoint", K_BOOL, OFF(always_save_checkpoint), CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "save at every checkpoint point even if val loss did not improve"},
+    {"checkpoint_interval", K_INT, OFF(checkpoint_interval), CONFIG_CMD_TRAIN, 0, I64MAX, NULL,
+     "steps between checkpoints; 0 = at each evaluation"},
+    {"keep_checkpoints", K_INT, OFF(keep_checkpoints), CONFIG_CMD_TRAIN, 1, 1000, NULL,
+     "checkpoints kept in out_dir"},
+    {"out_dir", K_STR, OFF(out_dir), CONFIG_CMD_TRAIN | CONFIG_CMD_SAMPLE, 0, 0, NULL,
+     "checkpoints, metrics and reports"},
+    {"init_from", K_STR, OFF(init_from), RUN_CMDS, 0, 0, NULL,
+     "scratch, resume (from out_dir), or a model file / checkpoint directory"},
+    {"trace_file", K_STR, OFF(trace_file), CONFIG_CMD_TRAIN | CONFIG_CMD_MEM, 0, 0, NULL,
+     "write a Chrome trace-event timeline of the arena here (opens in Perfetto)"},
+    /* run */
+    {"seed", K_INT, OFF(seed), RUN_CMDS, 0, I64MAX, NULL, "random seed"},
+    {"dtype", K_ENUM, OFF(dtype), RUN_CMDS, 0, 0, dtype_names,
+     "GPU precision: float16 (mixed, loss scaling) or float32; the CPU is always float32"},
+    {"device", K_ENUM, OFF(device), RUN_CMDS, 0, 0, device_names,
+     "auto (cuda when a GPU is present), cpu or cuda"},
+    {"memory_limit", K_SIZE, OFF(memory_limit), RUN_CMDS, 0, 0, NULL,
+     "arena budget, e.g. 12GiB; 0 = none"},
+    {"threads", K_INT, OFF(threads), ALL_CMDS, 0, 4096, NULL, "CPU threads; 0 = all cores"},
+    {"compile", K_BOOL, OFF(compile), CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "accepted for nanoGPT configs; no effect"},
+    {"wandb_log", K_BOOL, OFF(wandb_log), CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "accepted for nanoGPT configs; no effect (metrics go to out_dir/metrics.jsonl)"},
+    {"wandb_project", K_STR, OFF(wandb_project), CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "accepted for nanoGPT configs; no effect"},
+    {"wandb_run_name", K_STR, OFF(wandb_run_name), CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "accepted for nanoGPT configs; no effect"},
+    /* data */
+    {"dataset", K_STR, OFF(dataset), CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "nanoGPT's dataset name: data_dir defaults to datasets/<dataset>"},
+    {"data_dir", K_STR, OFF(data_dir), CONFIG_CMD_TRAIN | CONFIG_CMD_SAMPLE, 0, 0, NULL,
+     "directory with train.bin, val.bin and tokenizer.bin"},
+    {"data_format", K_ENUM, OFF(data_format), CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL, 0, 0,
+     data_format_names, "llmc (256-int32 header) or nanogpt (headerless uint16)"},
+    /* eval */
+    {"data", K_STR, OFF(data), CONFIG_CMD_EVAL, 0, 0, NULL, "token shard to evaluate on"},
+    {"eval_batches", K_INT, OFF(eval_batches), CONFIG_CMD_EVAL, 1, I64MAX, NULL,
+     "batches of sequential windows"},
+    /* sample */
+    {"prompt", K_STR, OFF(prompt), CONFIG_CMD_SAMPLE, 0, 0, NULL, "text to continue"},
+    {"max_new_tokens", K_INT, OFF(max_new_tokens), CONFIG_CMD_SAMPLE, 0, 1 << 24, NULL,
+     "tokens to generate per sample"},
+    {"temperature", K_FLOAT, OFF(temperature), CONFIG_CMD_SAMPLE, 0, 0, NULL,
+     "softmax temperature; 0 = argmax"},
+    {"top_k", K_INT, OFF(top_k), CONFIG_CMD_SAMPLE, 0, MAX_VOCAB, NULL,
+     "sample among the k most likely; 0 = all"},
+    {"num_samples", K_INT, OFF(num_samples), CONFIG_CMD_SAMPLE, 1, 100000, NULL,
+     "samples to draw"},
+    {"tokenizer_file", K_STR, OFF(tokenizer_file), CONFIG_CMD_SAMPLE, 0, 0, NULL,
+     "tokenizer for decoding; default <data_dir>/tokenizer.bin"},
+    /* prepare */
+    {"input", K_STR, OFF(input), CONFIG_CMD_PREPARE, 0, 0, NULL, "text file to tokenize"},
+    {"out", K_STR, OFF(out), CONFIG_CMD_PREPARE, 0, 0, NULL, "output directory for the shards"},
+    {"tokenizer", K_ENUM, OFF(tokenizer), CONFIG_CMD_PREPARE, 0, 0, tokenizer_names,
+     "gpt2 (byte-level BPE) or char"},
+    {"val_fraction", K_FLOAT, OFF(val_fraction), CONFIG_CMD_PREPARE, 0, 0, NULL,
+     "fraction of tokens (at the end) for val.bin"},
+    {"vocab_dir", K_STR, OFF(vocab_dir), CONFIG_CMD_PREPARE, 0, 0, NULL,
+     "directory with encoder.json and vocab.bpe; default .cache/gpt2"},
+    /* mem */
+    {"format", K_ENUM, OFF(format), CONFIG_CMD_MEM, 0, 0, format_names, "table, json or csv"},
+    {"compare", K_BOOL, OFF(compare), CONFIG_CMD_MEM, 0, 0, NULL,
+     "plan every recompute mode side by side"},
+    {"fit", K_SIZE, OFF(fit), CONFIG_CMD_MEM, 0, 0, NULL,
+     "largest batch_size per recompute mode within this size, e.g. 12GiB"},
+    {"top", K_INT, OFF(top), CONFIG_CMD_MEM | CONFIG_CMD_TRAIN, 0, 100000, NULL,
+     "tensors listed in the table report"},
+};
+#define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
+
+void config_defaults(TrainConfig *c) {
+    ASSERT(N_KEYS <= MAX_KEYS);
+    memset(c, 0, sizeof *c);
+    /* nanoGPT train.py defaults (GPT-2 124M on OpenWebText) */
+    c->n_layer = 12;
+    c->n_head = 12;
+    c->n_embd = 768;
+    c->block_size = 1024;
+    c->vocab_size = 50304;
+    c->bias = 0;
+    c->dropout = 0.0;
+    c->batch_size = 12;
+    c->gradient_accumulation_steps = 40;
+    c->learning_rate = 6e-4;
+    c->max_iters = 600000;
+    c->weight_decay = 1e-1;
+    c->beta1 = 0.9;
+    c->beta2 = 0.95;
+    c->grad_clip = 1.0;
+    c->decay_lr = 1;
+    c->warmup_iters = 2000;
+    c->lr_decay_iters = 600000;
+    c->min_lr = 6e-5;
+    c->eval_interval = 2000;
+    c->eval_iters = 200;
+    c->log_interval = 1;
+    c->always_save_checkpoint = 1;
+    snprintf(c->out_dir, sizeof c->out_dir, "out");
+    snprintf(c->init_from, sizeof c->init_from, "scratch");
+    c->seed = 1337;
+    c->dtype = CONFIG_DTYPE_FLOAT16;
+    c->compile = 1;
+    snprintf(c->wandb_project, sizeof c->wandb_project, "owt");
+    snprintf(c->wandb_run_name, sizeof c->wandb_run_name, "gpt2");
+    snprintf(c->dataset, sizeof c->dataset, "openwebtext");
+    /* ours */
+    c->gelu = CONFIG_GELU_TANH;
+    c->attention = CONFIG_ATTENTION_NAIVE;
+    c->recompute = CONFIG_RECOMPUTE_NONE;
+    c->device = CONFIG_DEVICE_AUTO;
+    c->keep_checkpoints = 2;
+    c->eval_batches = 10;
+    /* nanoGPT sample.py */
+    snprintf(c->prompt, sizeof c->prompt, "\n");
+    c->max_new_tokens = 500;
+    c->temperature = 0.8;
+    c->top_k = 200;
+    c->num_samples = 10;
+    c->val_fraction = 0.1;
+    c->format = CONFIG_FORMAT_TABLE;
+    c->top = 10;
+}
+
+/* ---- helpers ---- */
+
+static const Key *key_find(const char *name) {
+    for (int i = 0; i < N_KEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+static int edit_distance(const char *a, const char *b) {
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 40 || m > 40)
+        return 99;
+    int d[41][41];
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = (int)i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = (int)j;
+    for (size_t i = 1; i <= n; i++)
+        for (size_t j = 1; j <= m; j++) {
+            int cost = a[i - 1] != b[j - 1];
+            int v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < v)
+                v = d[i - 1][j - 1] + cost;
+            d[i][j] = v;
+        }
+    return d[n][m];
+}
+
+static const char *key_nearest(const char *name) {
+    const char *best = NULL;
+    int best_d = 4; /* suggest only close names */
+    for (int i = 0; i < N_KEYS; i++) {
+        int dist = edit_distance(name, keys[i].name);
+        if (dist < best_d) {
+            best_d = dist;
+            best = keys[i].name;
+        }
+    }
+    return best;
+}
+
+static const char *cmd_names(unsigned cmds, char *buf, size_t len) {
+    static const char *names[] = {"train", "mem", "eval", "sample", "prepare"};
+    buf[0] = 0;
+    size_t off = 0;
+    for (int i = 0; i < 5; i++)
+        if (cmds & (1u << i))
+            off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", names[i]);
+    return buf;
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = 0;
+    return s;
+}
+
+/* Parses a number or a product of numbers ("5 * 8", "6e-4"). is_int demands integers. */
+static int parse_number(const char *text, int is_int, double *out_f, int64_t *out_i) {
+    char buf[256];
+    if (strlen(text) >= sizeof buf)
+        return -1;
+    snprintf(buf, sizeof buf, "%s", text);
+    double prod_f = 1.0;
+    int64_t prod_i = 1;
+    char *save = NULL;
+    int n_terms = 0;
+    for (char *tok = strtok_r(buf, "*", &save); tok; tok = strtok_r(NULL, "*", &save)) {
+        tok = trim(tok);
+        if (!*tok)
+            return -1;
+        char *end = NULL;
+        errno = 0;
+        if (is_int) {
+            long long v = strtoll(tok, &end, 10);
+            if (*end || errno)
+                return -1;
+            if (__builtin_mul_overflow(prod_i, (int64_t)v, &prod_i))
+                return -1;
+        } else {
+            double v = strtod(tok, &end);
+            if (*end || errno == ERANGE || !isfinite(v))
+                return -1;
+            prod_f *= v;
+        }
+        n_terms++;
+    }
+    if (n_terms == 0)
+        return -1;
+    if (is_int)
+        *out_i = prod_i;
+    else
+        *out_f = prod_f;
+    return 0;
+}
+
+/* Removes matching quotes ('x' or "x"); Python-style escapes \n \t \\ \' \" are decoded. */
+static int unquote(const char *in, char *out, size_t out_len) {
+    size_t n = strlen(in);
+    if (n >= 2 && (in[0] == '\'' || in[0] == '"') && in[n - 1] == in[0]) {
+        size_t o = 0;
+        for (size_t i = 1; i + 1 < n; i++) {
+            char c = in[i];
+            if (c == '\\' && i + 2 < n) {
+                char e = in[++i];
+                c = e == 'n' ? '\n' : e == 't' ? '\t' : e;
+            }
+            if (o + 1 >= out_len)
+                return -1;
+            out[o++] = c;
+        }
+        out[o] = 0;
+        return 0;
+    }
+    if (n >= out_len)
+        return -1;
+    memcpy(out, in, n + 1);
+    return 0;
+}
+
+int config_set(TrainConfig *c, const char *key, const char *value, const char *origin,
+               unsigned cmd, Err *err) {
+    const Key *k = key_find(key);
+    if (!k) {
+        const char *near = key_nearest(key);
+        if (near)
+            return err_set(err, "%s: unknown key '%s' (did you mean '%s'?)", origin, key, near);
+        return err_set(err, "%s: unknown key '%s' (see --help for the keys)", origin, key);
+    }
+    (void)cmd;
+    char *field = (char *)c + k->offset;
+    char text[CONFIG_STR_LEN];
+    if (unquote(value, text, sizeof text) != 0)
+        return err_set(err, "%s: value of '%s' is too long (at most %d characters)", origin, key,
+                       CONFIG_STR_LEN - 1);
+    switch (k->type) {
+    case K_INT: {
+        int64_t v;
+        double dummy;
+        if (parse_number(text, 1, &dummy, &v) != 0)
+            return err_set(err, "%s: %s = '%s': expected an integer", origin, key, text);
+        if (v < k->min || v > k->max)
+            return err_set(err, "%s: %s = %lld is out of range: expected %lld..%lld", origin, key,
+                           (long long)v, (long long)k->min, (long long)k->max);
+        *(int64_t *)field = v;
+        break;
+    }
+    case K_FLOAT: {
+        double v;
+        int64_t dummy;
+        if (parse_number(text, 0, &v, &dummy) != 0)
+            return err_set(err, "%s: %s = '%s': expected a number", origin, key, text);
+        *(double *)field = v;
+        break;
+    }
+    case K_BOOL: {
+        static const char *yes[] = {"True", "true", "1", "yes", "on"};
+        static const char *no[] = {"False", "false", "0", "no", "off"};
+        int found = -1;
+        for (int i = 0; i < 5; i++) {
+            if (strcmp(text, yes[i]) == 0)
+                found = 1;
+            if (strcmp(text, no[i]) == 0)
+                found = 0;
+        }
+        if (found < 0)
+            return err_set(err, "%s: %s = '%s': expected True or False", origin, key, text);
+        *(int *)field = found;
+        break;
+    }
+    case K_STR:
+        memcpy(field, text, strlen(text) + 1);
+        break;
+    case K_ENUM: {
+        int found = -1;
+        char list[256];
+        size_t off = 0;
+        for (int i = 0; k->choices[i]; i++) {
+            if (strcmp(text, k->choices[i]) == 0)
+                found = i;
+            off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", i ? ", " : "",
+                                    k->choices[i]);
+        }
+        if (found < 0) {
+            if (strcmp(key, "dtype") == 0 && strcmp(text, "bfloat16") == 0)
+                return err_set(err, "%s: dtype = 'bfloat16' is not supported: use float16 "
+                                    "(mixed precision with loss scaling, the RTX 4070 path) or "
+                                    "float32",
+                               origin);
+            return err_set(err, "%s: %s = '%s': expected one of %s", origin, key, text, list);
+        }
+        *(int *)field = found;
+        break;
+    }
+    case K_SIZE: {
+        size_t v;
+        Err e2;
+        if (size_parse(text, &v, &e2) != 0)
+            return err_set(err, "%s: %s: %s", origin, key, e2.msg);
+        *(size_t *)field = v;
+        break;
+    }
+    }
+    return 0;
+}
+
+int config_load_file(TrainConfig *c, const char *path, unsigned cmd, Err *err) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return err_set(err, "cannot open config file '%s': %s", path, strerror(errno));
+    char line[4096];
+    int lineno = 0;
+    int seen_line[MAX_KEYS] = {0};
+    int rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        char origin[CONFIG_STR_LEN + 32];
+        snprintf(origin, sizeof origin, "%s:%d", path, lineno);
+        if (!strchr(line, '\n') && !feof(f)) {
+            rc = err_set(err, "%s: line longer than %zu characters", origin, sizeof line - 2);
+            break;
+        }
+        /* strip a comment: a # outside quotes */
+        char quote = 0;
+        for (char *p = line; *p; p++) {
+            if (quote) {
+                if (*p == '\\' && p[1])
+                    p++;
+                else if (*p == quote)
+                    quote = 0;
+            } else if (*p == '\'' || *p == '"') {
+                quote = *p;
+            } else if (*p == '#') {
+                *p = 0;
+                break;
+            }
+        }
+        char *s = trim(line);
+        if (!*s)
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            rc = err_set(err, "%s: expected 'key = value', got '%s'", origin, s);
+            break;
+        }
+        *eq = 0;
+        char *key = trim(s);
+        char *value = trim(eq + 1);
+        const Key *k = key_find(key);
+        if (k) {
+            int idx = (int)(k - keys);
+            if (seen_line[idx]) {
+                rc = err_set(err, "%s: duplicate key '%s' (first set on line %d)", origin, key,
+                             seen_line[idx]);
+                break;
+            }
+            seen_line[idx] = lineno;
+        }
+        if (config_set(c, key, value, origin, cmd, err) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == 0 && ferror(f))
+        rc = err_set(err, "error reading config file '%s'", path);
+    fclose(f);
+    if (rc == 0)
+        snprintf(c->config_file, sizeof c->config_file, "%s", path);
+    return rc;
+}
+
+int config_parse_args(TrainConfig *c, int argc, char **argv, unsigned cmd, int *help, Err *err) {
+    *help = 0;
+    int first = 0;
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            *help = 1;
+            return 0;
+        }
+    if (argc > 0 && strncmp(argv[0], "--", 2) != 0) {
+        if (config_load_file(c, argv[0], cmd, err) != 0)
+            return -1;
+        first = 1;
+    }
+    int seen[MAX_KEYS] = {0};
+    for (int i = first; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0) {
+            if (i > 0 && first)
+                return err_set(err, "argument '%s': only one config file may be given (already "
+                                    "read '%s'); overrides are --key=value",
+                               arg, argv[0]);
+            return err_set(err, "argument '%s': expected --key=value", arg);
+        }
+        char key[128];
+        const char *eq = strchr(arg, '=');
+        size_t klen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        if (klen == 0 || klen >= sizeof key)
+            return err_set(err, "argument '%s': expected --key=value", arg);
+        memcpy(key, arg + 2, klen);
+        key[klen] = 0;
+        char origin[160];
+        snprintf(origin, sizeof origin, "argument --%s", key);
+        const Key *k = key_find(key);
+        if (!k) {
+            const char *near = key_nearest(key);
+            if (near)
+                return err_set(err, "%s: unknown key '%s' (did you mean '%s'?)", origin, key,
+                               near);
+            return err_set(err, "%s: unknown key '%s' (see --help for the keys)", origin, key);
+        }
+        if (!(k->cmds & cmd)) {
+            char a[96], b[96];
+            return err_set(err, "%s: '%s' is not used by '%s' (it belongs to: %s)", origin, key,
+                           cmd_names(cmd, a, sizeof a), cmd_names(k->cmds, b, sizeof b));
+        }
+        int idx = (int)(k - keys);
+        if (seen[idx])
+            return err_set(err, "%s: duplicate key '%s' on the command line", origin, key);
+        seen[idx] = 1;
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value) {
+            if (k->type != K_BOOL)
+                return err_set(err, "%s: expected --%s=VALUE", origin, key);
+            value = "True";
+        }
+        if (config_set(c, key, value, origin, cmd, err) != 0)
+            return -1;
+    }
+    return config_validate(c, cmd, err);
+}
+
+int config_validate(const TrainConfig *c, unsigned cmd, Err *err) {
+    const char *src = c->config_file[0] ? c->config_file : "the command line";
+    if (cmd & (MODEL_CMDS)) {
+        if (c->n_embd % c->n_head != 0)
+            return err_set(err, "%s: n_embd = %lld is not divisible by n_head = %lld (each head "
+                                "gets n_embd/n_head channels)",
+                           src, (long long)c->n_embd, (long long)c->n_head);
+        if (c->dropout != 0.0)
+            return err_set(err, "%s: dropout = %g is not supported: only 0.0 (set dropout = 0.0)",
+                           src, c->dropout);
+        /* every byte count of the plan must fit in size_t: the largest products are the
+         * attention scores (B*NH*T*T), the MLP activations (B*T*4C*L) and the parameters */
+        size_t bt, x, y;
+        int of = size_mul((size_t)c->batch_size, (size_t)c->block_size, &bt);
+        of |= size_mul(bt, (size_t)c->n_head, &x) | size_mul(x, (size_t)c->block_size, &x) |
+              size_mul(x, 8, &x);
+        of |= size_mul(bt, (size_t)c->n_embd, &y) | size_mul(y, 16, &y) |
+              size_mul(y, (size_t)c->n_layer, &y) | size_mul(y, 8, &y);
+        of |= size_mul((size_t)c->n_embd, (size_t)c->n_embd, &x) | size_mul(x, 12, &x) |
+              size_mul(x, (size_t)c->n_layer, &x) | size_mul(x, 16, &x);
+        of |= size_mul((size_t)c->vocab_size, (size_t)c->n_embd, &x) | size_mul(x, 16, &x);
+        if (of)
+            return err_set(err, "%s: batch_size %lld x block_size %lld x n_embd %lld x n_layer "
+                                "%lld (x n_head %lld): the byte counts of this config overflow "
+                                "a 64-bit size",
+                           src, (long long)c->batch_size, (long long)c->block_size,
+                           (long long)c->n_embd, (long long)c->n_layer, (long long)c->n_head);
+        if (bt > INT32_MAX)
+            return err_set(err, "%s: batch_size x block_size = %zu exceeds %d (matrix dimensions "
+                                "are 32-bit in BLAS and cuBLAS)",
+                           src, bt, INT32_MAX);
+    }
+    if (cmd & CONFIG_CMD_TRAIN) {
+        if (!(c->learning_rate >= 0) || !(c->min_lr >= 0))
+            return err_set(err, "%s: learning_rate = %g, min_lr = %g: expected >= 0", src,
+                           c->learning_rate, c->min_lr);
+        if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1))
+            return err_set(err, "%s: beta1 = %g, beta2 = %g: expected 0 <= beta < 1", src,
+                           c->beta1, c->beta2);
+        if (!(c->weight_decay >= 0) || !(c->grad_clip >= 0))
+            return err_set(err, "%s: weight_decay = %g, grad_clip = %g: expected >= 0", src,
+                           c->weight_decay, c->grad_clip);
+        if (c->decay_lr && c->lr_decay_iters <= c->warmup_iters)
+            return err_set(err, "%s: lr_decay_iters = %lld must be greater than warmup_iters = "
+                                "%lld when decay_lr is True",
+                           src, (long long)c->lr_decay_iters, (long long)c->warmup_iters);
+    }
+    if (cmd & CONFIG_CMD_SAMPLE) {
+        if (!(c->temperature >= 0))
+            return err_set(err, "%s: temperature = %g: expected >= 0 (0 = argmax)", src,
+                           c->temperature);
+    }
+    if (cmd & CONFIG_CMD_PREPARE) {
+        if (!(c->val_fraction >= 0 && c->val_fraction < 1))
+            return err_set(err, "%s: val_fraction = %g: expected 0 <= val_fraction < 1", src,
+                           c->val_fraction);
+    }
+    return 0;
+}
+
+static void value_text(const TrainConfig *c, const Key *k, char *buf, size_t len) {
+    const char *field = (const char *)c + k->offset;
+    switch (k->type) {
+    case K_INT:
+        snprintf(buf, len, "%lld", (long long)*(const int64_t *)field);
+        break;
+    case K_FLOAT:
+        snprintf(buf, len, "%.17g", *(const double *)field);
+        break;
+    case K_BOOL:
+        snprintf(buf, len, "%s", *(const int *)field ? "True" : "False");
+        break;
+    case K_STR: {
+        /* quoted, with the escapes unquote() reads back */
+        size_t o = 0;
+        buf[o++] = '\'';
+        for (const char *p = field; *p && o + 4 < len; p++) {
+            if (*p == '\n') {
+                buf[o++] = '\\';
+                buf[o++] = 'n';
+            } else if (*p == '\t') {
+                buf[o++] = '\\';
+                buf[o++] = 't';
+            } else {
+                if (*p == '\'' || *p == '\\')
+                    buf[o++] = '\\';
+                buf[o++] = *p;
+            }
+        }
+        buf[o++] = '\'';
+        buf[o] = 0;
+        break;
+    }
+    case K_ENUM:
+        snprintf(buf, len, "%s", k->choices[*(const int *)field]);
+        break;
+    case K_SIZE:
+        snprintf(buf, len, "%zu", *(const size_t *)field);
+        break;
+    }
+}
+
+void config_write(const TrainConfig *c, FILE *f) {
+    for (int i = 0; i < N_KEYS; i++) {
+        char v[2 * CONFIG_STR_LEN + 8];
+        value_text(c, &keys[i], v, sizeof v);
+        fprintf(f, "%s = %s\n", keys[i].name, v);
+    }
+}
+
+void config_print_help(FILE *f, unsigned cmd) {
+    TrainConfig d;
+    config_defaults(&d);
+    fprintf(f, "keys (in a config file as `key = value`, or on the command line as --key=value):\n");
+    for (int i = 0; i < N_KEYS; i++) {
+        if (!(keys[i].cmds & cmd))
+            continue;
+        char v[2 * CONFIG_STR_LEN + 8];
+        value_text(&d, &keys[i], v, sizeof v);
+        fprintf(f, "  --%-28s %s (default %s)\n", keys[i].name, keys[i].help, v);
+    }
+}
+
+const char *config_device_name(ConfigDevice d) { return device_names[d]; }
+const char *config_recompute_name(ConfigRecompute r) { return recompute_names[r]; }
+const char *config_attention_name(ConfigAttention a) { return attention_names[a]; }
+const char *config_gelu_name(ConfigGelu g) { return gelu_names[g]; }
+const char *config_dtype_name(ConfigDtype d) { return dtype_names[d]; }
