@@ -84,8 +84,7 @@ void cpu_matmul_forward(float *out, const float *inp, const float *weight, const
 }
 
 void cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                         const float *inp, const float *weight, int64_t N, int64_t IC,
-                         int64_t OC) {
+                         const float *inp, const float *weight, int64_t N, int64_t IC, int64_t OC) {
     /* dweight (OC,IC) += dout^T (OC,N) @ inp (N,IC) */
     sgemm_split(CblasTrans, CblasNoTrans, OC, IC, N, dout, OC, inp, IC, 1.0f, dweight, IC);
     if (dbias) {
