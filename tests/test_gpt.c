@@ -318,6 +318,66 @@ static void test_gpt_recompute_gradients_bit_identical(void **state) {
 }
 
 /* ------------------------------------------------------------------------------------- */
+/* the whole model's wiring: gradients against central differences of the loss */
+
+/* fp32 loss differences over a step of FD_MODEL_H: rounding noise ~1e-7 * loss / h, plus the
+ * h^2 truncation term; the kernels themselves are checked tightly in test_layers.c */
+#define FD_MODEL_H 1e-2f
+#define FD_MODEL_ATOL 5e-4
+#define FD_MODEL_RTOL 5e-2
+
+static void test_gpt_gradients_match_finite_differences(void **state) {
+    for (int variant = 0; variant < 2; variant++) {
+        GptConfig c = config_make(2, 2, 16, 8, 29, 32, variant, variant, variant);
+        int64_t B = 2, T = 8;
+        Err err = {{0}};
+        Arena *plan = NULL;
+        assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, B, T, 0, &plan, &err), 0);
+        Arena *a = arena_init(ARENA_BACKING_HOST, arena_stats(plan).high_water_bytes, 0, &err);
+        arena_free(plan);
+        Gpt g;
+        assert_int_equal(gpt_build(&g, &c, GPT_DEVICE_CPU, a, B, T, &err), 0);
+        gpt_init_weights(&g, 77);
+        /* larger than init weights so that every gradient is well above the noise */
+        for (int i = 0; i < g.n_params; i++) {
+            float *p = g.params[i].param->data;
+            Rng r;
+            rng_init(&r, 100 + (uint64_t)i);
+            for (int64_t j = 0; j < g.params[i].numel; j++)
+                p[j] += (float)(rng_normal(&r) * 0.2);
+        }
+        int32_t x[16], y[16];
+        tokens_random(x, B * T, c.vocab_size, 5);
+        tokens_random(y, B * T, c.vocab_size, 6);
+        gpt_zero_grad(&g);
+        float loss = 0;
+        assert_int_equal(gpt_forward(&g, x, y, B, T, 1, &loss, &err), 0);
+        assert_int_equal(gpt_backward(&g, 1.0f, &err), 0);
+        float got[3], fd[3];
+        for (int i = 0; i < g.n_params; i++) {
+            GptParam *p = &g.params[i];
+            float *w = p->param->data;
+            const float *gr = p->grad->data;
+            int64_t idx[3] = {0, p->numel / 2, (p->numel * 7) / 9};
+            if (p->kind == GPT_PARAM_WTE) /* rows of tokens that occur */
+                idx[0] = (int64_t)x[0] * 16, idx[1] = (int64_t)y[3] * 16 + 5,
+                idx[2] = (int64_t)x[9] * 16 + 15;
+            for (int k = 0; k < 3; k++) {
+                float o = w[idx[k]], lp = 0, lm = 0;
+                w[idx[k]] = o + FD_MODEL_H;
+                assert_int_equal(gpt_forward(&g, x, y, B, T, 0, &lp, &err), 0);
+                w[idx[k]] = o - FD_MODEL_H;
+                assert_int_equal(gpt_forward(&g, x, y, B, T, 0, &lm, &err), 0);
+                w[idx[k]] = o;
+                fd[k] = (float)(((double)lp - (double)lm) / (2.0 * FD_MODEL_H));
+                got[k] = gr[idx[k]];
+            }
+            assert_allclose(got, fd, 3, FD_MODEL_ATOL, FD_MODEL_RTOL);
+        }
+        gpt_free(&g);
+        arena_free(a);
+    }
+}
 
 static void test_gpt_padded_vocab_takes_no_part(void **state) {
     /* the same model with V = Vp and with extra padded rows (filled with large values) must
@@ -483,6 +543,7 @@ int main(void) {
         cmocka_unit_test(test_gpt_plan_refuses_over_limit),
         cmocka_unit_test(test_gpt_plan_cuda_layout),
         cmocka_unit_test(test_gpt_recompute_gradients_bit_identical),
+        cmocka_unit_test(test_gpt_gradients_match_finite_differences),
         cmocka_unit_test(test_gpt_padded_vocab_takes_no_part),
         cmocka_unit_test(test_gpt_eval_forward_frees_everything),
         cmocka_unit_test(test_gpt_learns_repeating_pattern),
