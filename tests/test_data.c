@@ -32,7 +32,9 @@
  * says where it starts */
 #define TEST_VOCAB 1000
 static int32_t test_token(int64_t i) { return (int32_t)((7 * i) % TEST_VOCAB); }
-static int64_t test_position(int32_t tok) { return (143 * (int64_t)tok) % TEST_VOCAB; } /* 7*143 = 1001 */
+static int64_t test_position(int32_t tok) {
+    return (143 * (int64_t)tok) % TEST_VOCAB;
+} /* 7*143 = 1001 */
 
 static void write_test_shard(const char *path, int nanogpt, int64_t first, int64_t n) {
     Err err = {{0}};
@@ -218,7 +220,7 @@ static void test_data_loader_glob_shards(void **state) {
     /* windows per shard: 104/10 = 10, 30/10 = 3, 63/10 = 6 */
     assert_int_equal(data_loader_n_windows(dl), 19);
     int32_t in[10], tg[10];
-    const int64_t expect_start[19] = {0,   10,  20,  30,  40,  50,  60,  70,  80,  90,
+    const int64_t expect_start[19] = {0,   10,  20,  30,  40,  50,  60,  70,  80, 90,
                                       105, 115, 125, 136, 146, 156, 166, 176, 186};
     for (int64_t w = 0; w < 19; w++) {
         assert_int_equal(data_loader_window(dl, w, in, tg, &err), 0);
