@@ -73,6 +73,22 @@ static const Case gpt2_cases[] = {
     {"end   ", {437, 220, 220, 220}, 4},
 };
 
+/* Where the JavaScript port departs from the Python reference: its \s is ECMAScript's
+ * (U+FEFF yes, U+0085 no), while GPT-2's Python `regex` (and tiktoken) use Unicode White_Space
+ * (U+0085 yes, U+FEFF no), as PCRE2 does. Expected ids: the pre-tokens the White_Space rule
+ * gives, each encoded alone by the JavaScript encoder (a single pre-token is unaffected):
+ *   "a \u0085b" -> "a" | " " | "\u0085" | "b";   "x \ufeffy" -> "x" | " \ufeff" | "y". */
+static const Case white_space_cases[] = {
+    {"a \xc2\x85"
+     "b",
+     {64, 220, 126, 227, 65},
+     5},
+    {"x \xef\xbb\xbf"
+     "y",
+     {87, 27332, 119, 123, 88},
+     5},
+};
+
 /* tinyshakespeare (1,115,394 bytes) through the same reference encoder: 338,025 tokens
  * (nanoGPT's prepare.py reports 301,966 + 36,059 for its 90/10 split); sum of the ids and
  * h = h*31 + id over all ids (uint64, wrapping). */
@@ -198,6 +214,16 @@ static void test_tokenizer_gpt2_known_ids(void **state) {
         }
         free(ids);
         assert_round_trip(t, k->text, strlen(k->text));
+    }
+    for (size_t c = 0; c < ARRAY_LEN(white_space_cases); c++) {
+        int32_t *ids;
+        size_t n;
+        Err err = {{0}};
+        const Case *k = &white_space_cases[c];
+        assert_int_equal(tokenizer_encode(t, k->text, strlen(k->text), &ids, &n, &err), 0);
+        assert_int_equal(n, k->n);
+        assert_memory_equal(ids, k->ids, n * sizeof *ids);
+        free(ids);
     }
     int32_t *ids;
     size_t n;
