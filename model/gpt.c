@@ -1106,13 +1106,17 @@ int gpt_plan_accum(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, int6
     if (gpt_build(&g, c, dev, a, B, T, err))
         return -1;
     int rc = gpt_step_sequence(&g, NULL, NULL, B, T, grad_accum, err);
-    /* the model stays built in the plan: the arena describes a run in progress. Only the
-     * host-side bookkeeping is released. */
-    free(g.params);
-    free(g.saved);
-    free(g.top);
-    free(g.stack);
+    /* the model stays built in the plan: the arena describes a run in progress */
+    gpt_forget(&g);
     return rc;
+}
+
+void gpt_forget(Gpt *g) {
+    free(g->params);
+    free(g->saved);
+    free(g->top);
+    free(g->stack);
+    memset(g, 0, sizeof *g);
 }
 
 int gpt_plan(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, size_t limit_bytes,

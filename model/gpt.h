@@ -204,6 +204,9 @@ int gpt_plan(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, size_t lim
  * frees what it allocates). */
 int gpt_plan_accum(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, int64_t grad_accum,
                    size_t limit_bytes, Arena **arena_out, Err *err);
+/* Releases g's host-side bookkeeping but not its tensors: the arena keeps them (a plan that
+ * must keep describing a built model). g is unusable afterwards. */
+void gpt_forget(Gpt *g);
 /* Runs the same step sequence on g's own arena (plan or real); inputs/targets may be NULL
  * in a plan arena (zeros are used otherwise). Used by gpt_plan and the plan==measured test. */
 int gpt_step_sequence(Gpt *g, const int32_t *inputs, const int32_t *targets, int64_t B,

@@ -1,0 +1,232 @@
+/* cmd_eval.c: `arenagpt eval`: the deterministic loss of a model file on a token shard.
+ *
+ * The mean cross-entropy over the first eval_batches * batch_size windows of the shard,
+ * taken in order with stride block_size: window i is tokens [i*T, i*T+T] (inputs the first T,
+ * targets the T after the first), batch j holds windows j*B .. j*B+B-1. Every batch has B*T
+ * tokens, so the mean of the batch means is the mean over all tokens. Printed on stdout as
+ * `loss <value>` with 6 decimals (a short description goes to stderr). No randomness.
+ *
+ * The model's shape comes from the file's header (maxT, V, L, NH, C, Vp); bias and gelu come
+ * from the config, as for llm.c files. block_size may be shorter than the file's maxT.
+ * Memory: one arena, sized by planning the same build + forward on a plan arena first.
+ *
+ * Exit codes: 0 ok; 1 a model or data error (unreadable or malformed file, shard too short,
+ * token >= V, arena refusal); 2 a usage error (no model file or shard given, block_size
+ * above the model's maxT). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../alloc/arena.h"
+#include "../model/gpt.h"
+#include "../model/model_io.h"
+#include "commands.h"
+#include "config.h"
+
+#define EVAL_EXIT_OK 0
+#define EVAL_EXIT_DATA 1
+
+#define SHARD_MAGIC 20240520
+#define SHARD_VERSION 1
+#define SHARD_HEADER_INTS 256
+
+/* Reads the first n_tokens tokens of a shard (llm.c: 256-int32 header, then uint16; nanoGPT:
+ * headerless uint16). Tokens must be < V. */
+static int eval_read_tokens(const char *path, int nanogpt_format, size_t n_tokens, int64_t V,
+                            uint16_t *out /* (n_tokens) */, Err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set(err, "%s: cannot open token shard", path);
+    uint64_t avail;
+    if (nanogpt_format) {
+        fseek(f, 0, SEEK_END);
+        long len = ftell(f);
+        fseek(f, 0, SEEK_SET);
+        avail = len > 0 ? (uint64_t)len / 2 : 0;
+    } else {
+        int32_t hdr[SHARD_HEADER_INTS];
+        if (fread(hdr, sizeof(int32_t), SHARD_HEADER_INTS, f) != SHARD_HEADER_INTS) {
+            fclose(f);
+            return err_set(err,
+                           "%s: shorter than the 1024-byte llm.c shard header (a "
+                           "headerless nanoGPT .bin needs --data_format=nanogpt)",
+                           path);
+        }
+        if (hdr[0] != SHARD_MAGIC || hdr[1] != SHARD_VERSION) {
+            fclose(f);
+            return err_set(err,
+                           "%s: magic %" PRId32 " version %" PRId32 ", expected an llm.c token "
+                           "shard (magic %d version %d; nanoGPT's headerless .bin needs "
+                           "--data_format=nanogpt)",
+                           path, hdr[0], hdr[1], SHARD_MAGIC, SHARD_VERSION);
+        }
+        avail = (uint32_t)hdr[2];
+    }
+    if (avail < n_tokens) {
+        fclose(f);
+        return err_set(err,
+                       "%s: %" PRIu64 " tokens, but the evaluation needs %zu "
+                       "(eval_batches * batch_size * block_size + 1)",
+                       path, avail, n_tokens);
+    }
+    size_t got = fread(out, sizeof(uint16_t), n_tokens, f);
+    fclose(f);
+    if (got != n_tokens)
+        return err_set(err, "%s: file ends after %zu of the %zu tokens its header promises", path,
+                       got, n_tokens);
+    for (size_t i = 0; i < n_tokens; i++)
+        if (out[i] >= V)
+            return err_set(err,
+                           "%s: token %u at position %zu is outside the model's vocabulary "
+                           "(V = %" PRId64 ")",
+                           path, out[i], i, V);
+    return 0;
+}
+
+/* The arena size an eval needs: the same build and forward on a plan arena. */
+static int eval_plan_bytes(const GptConfig *c, GptDevice dev, int64_t B, int64_t T,
+                           const int32_t *inputs, const int32_t *targets, size_t limit, size_t *out,
+                           Err *err) {
+    Arena *plan = arena_init(ARENA_BACKING_PLAN, 0, limit, err);
+    if (!plan)
+        return -1;
+    Gpt g;
+    int rc = gpt_build(&g, c, dev, plan, B, T, err);
+    if (rc == 0) {
+        rc = gpt_forward(&g, inputs, targets, B, T, 0, NULL, err);
+        gpt_free(&g);
+    }
+    *out = arena_stats(plan).high_water_bytes;
+    arena_free(plan);
+    return rc;
+}
+
+static int eval_pick_device(const TrainConfig *cfg, GptDevice *dev, Err *err) {
+    int have_cuda = gpt_backend(GPT_DEVICE_CUDA) != NULL;
+    if (cfg->device == CONFIG_DEVICE_CPU || (cfg->device == CONFIG_DEVICE_AUTO && !have_cuda)) {
+        *dev = GPT_DEVICE_CPU;
+        return 0;
+    }
+    if (!have_cuda)
+        return err_set(err, "device = cuda, but %s (use --device=cpu)",
+                       gpt_backend_cuda() ? "no GPU is visible" : "this build has no CUDA");
+    *dev = GPT_DEVICE_CUDA;
+    return 0;
+}
+
+int cmd_eval(const TrainConfig *cfg) {
+    Err err = {{0}};
+    const char *model_path = cfg->init_from;
+    if (model_path[0] == '\0' || strcmp(model_path, "scratch") == 0 ||
+        strcmp(model_path, "resume") == 0) {
+        fprintf(stderr,
+                "arenagpt eval: init_from = '%s': eval needs a model file "
+                "(--init_from=MODEL.bin, llm.c format)\n",
+                model_path);
+        return CONFIG_EXIT_USAGE;
+    }
+    if (cfg->data[0] == '\0') {
+        fprintf(stderr, "arenagpt eval: no shard given (--data=SHARD.bin)\n");
+        return CONFIG_EXIT_USAGE;
+    }
+    GptConfig c;
+    memset(&c, 0, sizeof(c));
+    c.bias = cfg->bias;
+    c.gelu = cfg->gelu == CONFIG_GELU_ERF;
+    c.attention = cfg->attention == CONFIG_ATTENTION_CUDNN;
+    c.recompute = GPT_RECOMPUTE_NONE; /* no backward */
+    c.loss_chunk = cfg->loss_chunk;
+    if (gpt_config_from_model_file(model_path, &c, &err)) {
+        fprintf(stderr, "arenagpt eval: %s\n", err.msg);
+        return EVAL_EXIT_DATA;
+    }
+    const int64_t B = cfg->batch_size, T = cfg->block_size, N = cfg->eval_batches;
+    if (T > c.max_seq_len) {
+        fprintf(stderr,
+                "arenagpt eval: block_size %" PRId64 " exceeds the model's maxT %" PRId64
+                " (%s); use --block_size=%" PRId64 " or less\n",
+                T, c.max_seq_len, model_path, c.max_seq_len);
+        return CONFIG_EXIT_USAGE;
+    }
+    GptDevice dev = GPT_DEVICE_CPU;
+    if (eval_pick_device(cfg, &dev, &err) || gpt_config_check(&c, dev, &err)) {
+        fprintf(stderr, "arenagpt eval: %s\n", err.msg);
+        return CONFIG_EXIT_USAGE;
+    }
+    size_t n_windows, n_tokens;
+    if (size_mul((size_t)N, (size_t)B, &n_windows) || size_mul(n_windows, (size_t)T, &n_tokens) ||
+        size_add(n_tokens, 1, &n_tokens)) {
+        fprintf(stderr, "arenagpt eval: eval_batches * batch_size * block_size overflows\n");
+        return CONFIG_EXIT_USAGE;
+    }
+    gpt_set_threads((int)cfg->threads);
+
+    uint16_t *tokens = malloc(n_tokens * sizeof(uint16_t));
+    int32_t *inputs = malloc((size_t)(B * T) * sizeof(int32_t));  /* (B,T) */
+    int32_t *targets = malloc((size_t)(B * T) * sizeof(int32_t)); /* (B,T) */
+    if (!tokens || !inputs || !targets) {
+        fprintf(stderr, "arenagpt eval: out of host memory for %zu tokens\n", n_tokens);
+        free(tokens);
+        free(inputs);
+        free(targets);
+        return EVAL_EXIT_DATA;
+    }
+    int rc = EVAL_EXIT_DATA;
+    Arena *arena = NULL;
+    Gpt g;
+    int built = 0;
+    if (eval_read_tokens(cfg->data, cfg->data_format == CONFIG_DATA_NANOGPT, n_tokens, c.vocab_size,
+                         tokens, &err))
+        goto done;
+    memset(inputs, 0, (size_t)(B * T) * sizeof(int32_t));
+    memset(targets, 0, (size_t)(B * T) * sizeof(int32_t));
+    size_t arena_bytes;
+    if (eval_plan_bytes(&c, dev, B, T, inputs, targets, cfg->memory_limit, &arena_bytes, &err))
+        goto done;
+    if (dev == GPT_DEVICE_CUDA)
+        arena = arena_init_with(arena_device_ops(), arena_bytes, cfg->memory_limit, &err);
+    else
+        arena = arena_init(ARENA_BACKING_HOST, arena_bytes, cfg->memory_limit, &err);
+    if (!arena)
+        goto done;
+    if (gpt_build(&g, &c, dev, arena, B, T, &err))
+        goto done;
+    built = 1;
+    if (model_file_read(&g, model_path, &err))
+        goto done;
+    fprintf(stderr,
+            "eval: %s (L %" PRId64 ", NH %" PRId64 ", C %" PRId64 ", V %" PRId64 ", Vp %" PRId64
+            ", maxT %" PRId64 ", bias %s, gelu %s) on %s: %" PRId64 " batches of %" PRId64
+            " x %" PRId64 ", %s\n",
+            model_path, c.n_layer, c.n_head, c.channels, c.vocab_size, c.padded_vocab_size,
+            c.max_seq_len, c.bias ? "True" : "False", c.gelu ? "erf" : "tanh", cfg->data, N, B, T,
+            dev == GPT_DEVICE_CUDA ? "cuda" : "cpu");
+    double sum = 0.0;
+    for (int64_t j = 0; j < N; j++) {
+        for (int64_t r = 0; r < B; r++) {
+            const uint16_t *w = tokens + (size_t)(j * B + r) * (size_t)T;
+            for (int64_t t = 0; t < T; t++) {
+                inputs[r * T + t] = w[t];
+                targets[r * T + t] = w[t + 1];
+            }
+        }
+        float loss;
+        if (gpt_forward(&g, inputs, targets, B, T, 0, &loss, &err))
+            goto done;
+        sum += loss;
+    }
+    printf("loss %.6f\n", sum / (double)N);
+    rc = EVAL_EXIT_OK;
+done:
+    if (rc != EVAL_EXIT_OK)
+        fprintf(stderr, "arenagpt eval: %s\n", err.msg);
+    if (built)
+        gpt_free(&g);
+    if (arena)
+        arena_free(arena);
+    free(tokens);
+    free(inputs);
+    free(targets);
+    return rc;
+}
