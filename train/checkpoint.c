@@ -42,7 +42,7 @@ typedef struct Writer {
 } Writer;
 
 static void wr(Writer *w, const void *data, size_t n) {
-    if (w->failed)
+    if (w->failed || n == 0)
         return;
     if (fwrite(data, 1, n, w->f) != n)
         w->failed = 1;
