@@ -19,7 +19,7 @@ static int plan(const TrainConfig *cfg, GptDevice dev, int64_t B, int recompute,
     GptConfig c;
     run_gpt_config(cfg, &c);
     c.recompute = recompute;
-    return gpt_plan_accum(&c, dev, B, cfg->block_size, cfg->gradient_accumulation_steps, limit, out,
+    return run_plan(&c, dev, B, cfg->block_size, cfg->gradient_accumulation_steps, limit, 0, out,
                     err);
 }
 
@@ -61,22 +61,12 @@ static void print_plan_header(const TrainConfig *cfg, const GptConfig *c, GptDev
            (long long)gpt_loss_chunk(c, cfg->batch_size, cfg->block_size));
 }
 
-/* The plan's timeline: the same step on a traced plan arena, written as a Chrome trace. */
+/* The plan's timeline: the same planned run on a traced arena, written as a Chrome trace. */
 static int mem_trace(const TrainConfig *cfg, GptDevice dev, const GptConfig *c) {
     Err err;
-    Arena *a = arena_init(ARENA_BACKING_PLAN, 0, 0, &err);
-    if (!a) {
-        fprintf(stderr, "arenagpt mem: %s\n", err.msg);
-        return 1;
-    }
-    arena_trace_enable(a, 1);
-    Gpt g;
-    int rc = gpt_build(&g, c, dev, a, cfg->batch_size, cfg->block_size, &err);
-    if (rc == 0) {
-        rc = gpt_step_sequence(&g, NULL, NULL, cfg->batch_size, cfg->block_size,
-                               cfg->gradient_accumulation_steps, &err);
-        gpt_free(&g);
-    }
+    Arena *a = NULL;
+    int rc = run_plan(c, dev, cfg->batch_size, cfg->block_size, cfg->gradient_accumulation_steps, 0,
+                      1, &a, &err);
     FILE *f = rc == 0 ? fopen(cfg->trace_file, "w") : NULL;
     if (rc == 0 && (!f || arena_report_trace(a, f) != 0)) {
         err_set(&err, "cannot write trace_file '%s'", cfg->trace_file);

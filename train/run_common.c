@@ -2,6 +2,7 @@
 #include "run_common.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
@@ -27,10 +28,9 @@ int run_device(const TrainConfig *cfg, int plan_only, GptDevice *out, Err *err) 
         return 0;
     case CONFIG_DEVICE_CUDA:
         if (!cuda && !plan_only)
-            return err_set(err, "device = cuda, but %s (use --device=cpu, or plan it with "
-                                "arenagpt mem --device=cuda)",
-                           gpt_backend_cuda() ? "no GPU is visible"
-                                              : "this binary was built without CUDA");
+            return err_set(err, "device = cuda, but no usable CUDA GPU was found (or this "
+                                "binary was built without CUDA): use --device=cpu, or plan it "
+                                "with arenagpt mem --device=cuda");
         *out = GPT_DEVICE_CUDA;
         return 0;
     case CONFIG_DEVICE_AUTO:
@@ -72,6 +72,31 @@ void run_print_params(const GptConfig *c) {
     printf("  weight decay: %lld tensors, %s parameters; no decay: %lld tensors, %s parameters\n",
            (long long)pc.decay_tensors, run_commas(pc.decay_count, d, sizeof d),
            (long long)pc.no_decay_tensors, run_commas(pc.no_decay_count, e, sizeof e));
+}
+
+int run_plan(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, int64_t grad_accum,
+             size_t limit_bytes, int trace, Arena **arena_out, Err *err) {
+    Arena *a = arena_init(ARENA_BACKING_PLAN, 0, limit_bytes, err);
+    *arena_out = a;
+    if (!a)
+        return -1;
+    arena_trace_enable(a, trace);
+    Gpt g;
+    if (gpt_build(&g, c, dev, a, B, T, err) != 0)
+        return -1;
+    /* targets must be given: an evaluation computes the loss head (the values are not read
+     * in a plan) */
+    int32_t *zeros = calloc((size_t)(B * T), sizeof *zeros);
+    if (!zeros)
+        return err_set(err, "out of host memory");
+    int rc = gpt_forward(&g, zeros, zeros, B, T, 0, NULL, err);
+    free(zeros);
+    if (rc == 0)
+        rc = gpt_step_sequence(&g, NULL, NULL, B, T, grad_accum, err);
+    /* the model stays built: the arena describes a run in progress; only the host-side
+     * bookkeeping goes */
+    gpt_forget(&g);
+    return rc;
 }
 
 void run_threads(const TrainConfig *cfg) { gpt_set_threads((int)cfg->threads); }

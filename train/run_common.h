@@ -21,6 +21,13 @@ void run_data_dir(const TrainConfig *cfg, char *buf, size_t len);
 char *run_commas(int64_t v, char *buf, size_t len);
 /* Prints the parameter counts block (total, non-embedding, decay groups). */
 void run_print_params(const GptConfig *c);
+/* The plan of a training run on a new plan arena: gpt_build, one evaluation forward (what
+ * estimate_loss allocates) and one optimizer step of grad_accum micro-steps, model left built.
+ * train prints it and sizes its reservation from it; mem reports it. trace: record the
+ * arena's event trace from the start. Returns -1 with err when
+ * limit_bytes refuses an allocation (*arena_out still holds the arena for its report). */
+int run_plan(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, int64_t grad_accum,
+             size_t limit_bytes, int trace, Arena **arena_out, Err *err);
 /* Sets OpenMP/BLAS threads from cfg->threads. */
 void run_threads(const TrainConfig *cfg);
 

@@ -1,0 +1,133 @@
+/* cuda_attention.cu: naive causal self-attention on the GPU (attention=naive): the (B,NH,T,T)
+ * probabilities are materialised in `att` (f16), scores and products are strided-batched
+ * cuBLASLt GEMMs over the heads of one sequence (q, k, v of head h sit at channel offsets
+ * h*HS, C + h*HS, 2C + h*HS of each qkv row, so heads are HS elements apart), the softmax and
+ * its backward are row kernels with f32 arithmetic.
+ *
+ * Forward:  att = softmax_causal(scale * Q K^T) (0 above the diagonal), y = att V.
+ * Backward: dV = att^T dy; then in place, row by row, att <- att * (dP - sum(att * dP)) with
+ *           dP = dy V^T computed on the fly (dot products of HS), so no (T,T) scratch is
+ *           needed besides att itself; dQ = scale * dS K, dK = scale * dS^T Q.
+ *
+ * Limits: T + HS f32 values of shared memory per row of the backward (ASSERTed: T <= 12000
+ * with HS 64, within the default 48 KiB). Not here: cuDNN fused attention. */
+#include <math.h>
+
+#include "cuda_common.cuh"
+
+#define SOFTMAX_ROWS_PER_BLOCK 8
+#define DSCORE_THREADS 128
+#define DSCORE_SMEM_LIMIT (48 * 1024)
+
+/* att rows (b,h,t1): p = softmax over t2 <= t1 of the scores (already scaled), 0 beyond. */
+__global__ void causal_softmax_kernel(__half *att, int64_t rows, int64_t T) {
+    int lane = threadIdx.x % 32;
+    int64_t row = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32;
+    if (row >= rows)
+        return;
+    int64_t t1 = row % T;
+    __half *a = att + row * T;
+    float mx = -INFINITY;
+    for (int64_t t2 = lane; t2 <= t1; t2 += 32)
+        mx = fmaxf(mx, __half2float(a[t2]));
+    mx = cuda_warp_max(mx);
+    float sum = 0.0f;
+    for (int64_t t2 = lane; t2 <= t1; t2 += 32)
+        sum += expf(__half2float(a[t2]) - mx);
+    sum = cuda_warp_sum(sum);
+    float inv = 1.0f / sum;
+    for (int64_t t2 = lane; t2 < T; t2 += 32)
+        a[t2] = t2 <= t1 ? __float2half_rn(expf(__half2float(a[t2]) - mx) * inv)
+                         : __float2half_rn(0.0f);
+}
+
+/* One block per row (b,h,t1): dp[t2] = dy[t1] . v[t2] for t2 <= t1, D = sum_t2 p dp, then
+ * att[t1,t2] = p (dp - D) (0 above the diagonal). dy is the head's slice of dout (ld C), v the
+ * head's slice of qkv (ld 3C). */
+__global__ void attention_dscores_kernel(__half *att, const __half *dout, const __half *qkv,
+                                         int64_t T, int64_t C, int64_t NH) {
+    extern __shared__ float smem[];
+    __shared__ float red[32];
+    int64_t HS = C / NH;
+    float *dp = smem;       /* (T) */
+    float *dy = smem + T;   /* (HS) */
+    int64_t row = blockIdx.x;
+    int64_t t1 = row % T, bh = row / T, h = bh % NH, b = bh / NH;
+    const __half *dyg = dout + (b * T + t1) * C + h * HS;
+    for (int64_t d = threadIdx.x; d < HS; d += blockDim.x)
+        dy[d] = __half2float(dyg[d]);
+    __syncthreads();
+    __half *a = att + row * T;
+    const __half *v = qkv + b * T * 3 * C + 2 * C + h * HS;
+    float part = 0.0f;
+    for (int64_t t2 = threadIdx.x; t2 <= t1; t2 += blockDim.x) {
+        const __half *vr = v + t2 * 3 * C;
+        float s = 0.0f;
+        for (int64_t d = 0; d < HS; d++)
+            s += dy[d] * __half2float(vr[d]);
+        dp[t2] = s;
+        part += __half2float(a[t2]) * s;
+    }
+    float D = cuda_block_sum(part, red);
+    for (int64_t t2 = threadIdx.x; t2 < T; t2 += blockDim.x)
+        a[t2] = t2 <= t1 ? __float2half_rn(__half2float(a[t2]) * (dp[t2] - D))
+                         : __float2half_rn(0.0f);
+}
+
+void cuda_attention_forward(void *out, void *att, const void *qkv, int64_t B, int64_t T,
+                            int64_t C, int64_t NH, void *stream) {
+    cudaStream_t s = cuda_stream(stream);
+    int64_t HS = C / NH;
+    float scale = 1.0f / sqrtf((float)HS);
+    const __half *q = (const __half *)qkv;
+    __half *a = (__half *)att, *y = (__half *)out;
+    ASSERT(NH <= INT32_MAX);
+    for (int64_t b = 0; b < B; b++) {
+        const __half *qb = q + b * T * 3 * C;
+        __half *ab = a + b * NH * T * T;
+        /* scores^T per head (column-major T2 x T1) = K (as HS x T2)^T . Q (HS x T1) */
+        cuda_gemm_f16(1, 0, T, T, HS, scale, qb + C, 3 * C, HS, qb, 3 * C, HS, 0.0f, NULL, T,
+                      T * T, ab, T, T * T, (int)NH, NULL, s);
+    }
+    int64_t rows = B * NH * T;
+    unsigned blocks = (unsigned)((rows + SOFTMAX_ROWS_PER_BLOCK - 1) / SOFTMAX_ROWS_PER_BLOCK);
+    causal_softmax_kernel<<<blocks, 32 * SOFTMAX_ROWS_PER_BLOCK, 0, s>>>(a, rows, T);
+    CUDA_LAUNCH_CHECK();
+    for (int64_t b = 0; b < B; b++) {
+        const __half *qb = q + b * T * 3 * C;
+        /* y^T per head (HS x T1, ld C) = V^T (HS x T2, ld 3C) . P^T (T2 x T1, ld T) */
+        cuda_gemm_f16(0, 0, HS, T, T, 1.0f, qb + 2 * C, 3 * C, HS, a + b * NH * T * T, T, T * T,
+                      0.0f, NULL, C, HS, y + b * T * C, C, HS, (int)NH, NULL, s);
+    }
+}
+
+void cuda_attention_backward(void *dqkv, void *att, const void *dout, const void *qkv, int64_t B,
+                             int64_t T, int64_t C, int64_t NH, void *stream) {
+    cudaStream_t s = cuda_stream(stream);
+    int64_t HS = C / NH;
+    float scale = 1.0f / sqrtf((float)HS);
+    const __half *q = (const __half *)qkv, *dy = (const __half *)dout;
+    __half *a = (__half *)att, *dq = (__half *)dqkv;
+    size_t smem = (size_t)(T + HS) * sizeof(float);
+    ASSERT_MSG(smem <= DSCORE_SMEM_LIMIT, "attention backward: T + HS too large for one row");
+    /* dV^T per head (HS x T2, ld 3C) = dy^T (HS x T1, ld C) . P (T1 x T2): opB = T on P^T */
+    for (int64_t b = 0; b < B; b++)
+        cuda_gemm_f16(0, 1, HS, T, T, 1.0f, dy + b * T * C, C, HS, a + b * NH * T * T, T, T * T,
+                      0.0f, NULL, 3 * C, HS, dq + b * T * 3 * C + 2 * C, 3 * C, HS, (int)NH, NULL,
+                      s);
+    int64_t rows = B * NH * T;
+    ASSERT(rows <= 0x7fffffffLL);
+    attention_dscores_kernel<<<(unsigned)rows, DSCORE_THREADS, smem, s>>>(a, dy, q, T, C, NH);
+    CUDA_LAUNCH_CHECK();
+    for (int64_t b = 0; b < B; b++) {
+        const __half *qb = q + b * T * 3 * C;
+        __half *ab = a + b * NH * T * T;
+        __half *dqb = dq + b * T * 3 * C;
+        /* dQ^T (HS x T1) = scale * K^T (HS x T2, ld 3C) . dS^T (T2 x T1, ld T) */
+        cuda_gemm_f16(0, 0, HS, T, T, scale, qb + C, 3 * C, HS, ab, T, T * T, 0.0f, NULL, 3 * C,
+                      HS, dqb, 3 * C, HS, (int)NH, NULL, s);
+        /* dK^T (HS x T2) = scale * Q^T (HS x T1, ld 3C) . dS (T1 x T2): opB = T on dS^T */
+        cuda_gemm_f16(0, 1, HS, T, T, scale, qb, 3 * C, HS, ab, T, T * T, 0.0f, NULL, 3 * C, HS,
+                      dqb + C, 3 * C, HS, (int)NH, NULL, s);
+    }
+}

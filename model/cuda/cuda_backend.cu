@@ -1,0 +1,203 @@
+/* cuda_backend.cu: the CUDA backend's table (gpt_backend_cuda), its one-time initialisation
+ * (device, context, cuBLASLt and cuBLAS handles), the sticky error record, the workspace
+ * hand-over, and the memory entries of the table (memset, copies, f32 <-> f16 conversion,
+ * synchronize).
+ *
+ * Copies to and from the host are synchronous on return (the host buffer may be reused or
+ * freed right after), done with cudaMemcpyAsync on the given stream plus a stream sync.
+ * f32 <-> f16 parameter conversion is done on the host in fixed-size chunks of a stack buffer,
+ * so no device scratch is needed.
+ *
+ * Not here: kernels (cuda_layers.cu, cuda_matmul.cu, cuda_attention.cu, cuda_loss.cu,
+ * cuda_optim.cu); device allocation (the arena). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cuda_common.cuh"
+
+/* ---------------------------------------------------------------------------------------- */
+/* sticky error                                                                              */
+
+static char g_error_msg[1024];
+static int g_error_set = 0;
+static long g_error_count = 0;
+
+void cuda_error_record(const char *call, const char *msg, const char *file, int line) {
+    g_error_count++;
+    if (g_error_set)
+        return;
+    g_error_set = 1;
+    snprintf(g_error_msg, sizeof(g_error_msg), "%s failed: %s at %s:%d", call, msg, file, line);
+    fprintf(stderr, "arenagpt cuda: %s\n", g_error_msg);
+}
+
+extern "C" int gpt_cuda_last_error(char *msg, size_t len) {
+    if (msg && len > 0) {
+        if (g_error_set)
+            snprintf(msg, len, "%s (%ld failed calls in all)", g_error_msg, g_error_count);
+        else
+            msg[0] = '\0';
+    }
+    return g_error_set ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* handles and workspace                                                                     */
+
+static int g_init_state = 0; /* 0 not tried, 1 ready, -1 failed */
+static int g_device = -1;
+static cublasLtHandle_t g_lt = NULL;
+static cublasHandle_t g_blas = NULL;
+static void *g_ws = NULL;
+static size_t g_ws_bytes = 0;
+
+cublasLtHandle_t cuda_cublaslt(void) { return g_lt; }
+cublasHandle_t cuda_cublas(void) { return g_blas; }
+
+void *cuda_workspace(size_t *bytes) {
+    *bytes = g_ws_bytes;
+    return g_ws;
+}
+
+extern "C" int gpt_cuda_device(void) { return g_init_state == 1 ? g_device : -1; }
+
+extern "C" void gpt_cuda_workspace_set(void *ws, size_t bytes) {
+    if (g_init_state != 1)
+        return;
+    CUDA_CHECK(cudaDeviceSynchronize());
+    g_ws = bytes ? ws : NULL;
+    g_ws_bytes = ws ? bytes : 0;
+    /* cuBLAS would otherwise allocate its own workspace with cudaMalloc on first use */
+    CUBLAS_CHECK(cublasSetWorkspace(g_blas, g_ws, g_ws_bytes));
+}
+
+static int cuda_backend_init(void) {
+    if (g_init_state != 0)
+        return g_init_state;
+    g_init_state = -1;
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+        /* no GPU is not an error of a run: leave the record clean, say why in the message */
+        cudaGetLastError();
+        snprintf(g_error_msg, sizeof(g_error_msg), "no CUDA device: %s",
+                 e != cudaSuccess ? cudaGetErrorString(e) : "device count is 0");
+        return -1;
+    }
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaSetDevice(dev));
+    CUDA_CHECK(cudaFree(NULL)); /* creates the primary context now, not inside a kernel call */
+    CUBLAS_CHECK(cublasLtCreate(&g_lt));
+    CUBLAS_CHECK(cublasCreate(&g_blas));
+    if (g_blas) {
+        /* no workspace until the arena's is handed over: cuBLAS must not cudaMalloc one */
+        CUBLAS_CHECK(cublasSetWorkspace(g_blas, NULL, 0));
+        CUBLAS_CHECK(cublasSetMathMode(g_blas, CUBLAS_DEFAULT_MATH));
+    }
+    if (g_error_set || !g_lt || !g_blas)
+        return -1;
+    g_device = dev;
+    g_init_state = 1;
+    return 1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* memory entries                                                                            */
+
+static void cu_memset_zero(void *dst, size_t bytes, void *stream) {
+    if (bytes == 0)
+        return;
+    CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, cuda_stream(stream)));
+}
+
+static void cu_copy_to_host(void *dst_host, const void *src, size_t bytes, void *stream) {
+    if (bytes == 0)
+        return;
+    CUDA_CHECK(cudaMemcpyAsync(dst_host, src, bytes, cudaMemcpyDeviceToHost, cuda_stream(stream)));
+    CUDA_CHECK(cudaStreamSynchronize(cuda_stream(stream)));
+}
+
+static void cu_copy_from_host(void *dst, const void *src_host, size_t bytes, void *stream) {
+    if (bytes == 0)
+        return;
+    CUDA_CHECK(cudaMemcpyAsync(dst, src_host, bytes, cudaMemcpyHostToDevice, cuda_stream(stream)));
+    CUDA_CHECK(cudaStreamSynchronize(cuda_stream(stream)));
+}
+
+/* elements converted per chunk through a stack buffer */
+#define CUDA_CONVERT_CHUNK 8192
+
+static void cu_params_from_host_f32(void *dst, ArenaDtype dtype, const float *src_host, int64_t n,
+                                    void *stream) {
+    if (dtype == ARENA_DTYPE_F32) {
+        cu_copy_from_host(dst, src_host, (size_t)n * sizeof(float), stream);
+        return;
+    }
+    ASSERT_MSG(dtype == ARENA_DTYPE_F16, "cuda params_from_host_f32: dtype must be f32 or f16");
+    __half buf[CUDA_CONVERT_CHUNK];
+    for (int64_t i = 0; i < n; i += CUDA_CONVERT_CHUNK) {
+        int64_t k = n - i < CUDA_CONVERT_CHUNK ? n - i : CUDA_CONVERT_CHUNK;
+        for (int64_t j = 0; j < k; j++)
+            buf[j] = __float2half_rn(src_host[i + j]);
+        cu_copy_from_host((__half *)dst + i, buf, (size_t)k * sizeof(__half), stream);
+    }
+}
+
+static void cu_params_to_host_f32(float *dst_host, const void *src, ArenaDtype dtype, int64_t n,
+                                  void *stream) {
+    if (dtype == ARENA_DTYPE_F32) {
+        cu_copy_to_host(dst_host, src, (size_t)n * sizeof(float), stream);
+        return;
+    }
+    ASSERT_MSG(dtype == ARENA_DTYPE_F16, "cuda params_to_host_f32: dtype must be f32 or f16");
+    __half buf[CUDA_CONVERT_CHUNK];
+    for (int64_t i = 0; i < n; i += CUDA_CONVERT_CHUNK) {
+        int64_t k = n - i < CUDA_CONVERT_CHUNK ? n - i : CUDA_CONVERT_CHUNK;
+        memset(buf, 0, sizeof(buf)); /* a failed copy leaves zeros, not stack garbage */
+        cu_copy_to_host(buf, (const __half *)src + i, (size_t)k * sizeof(__half), stream);
+        for (int64_t j = 0; j < k; j++)
+            dst_host[i + j] = __half2float(buf[j]);
+    }
+}
+
+static void cu_synchronize(void *stream) { CUDA_CHECK(cudaStreamSynchronize(cuda_stream(stream))); }
+
+/* ---------------------------------------------------------------------------------------- */
+/* the table                                                                                 */
+
+static GptBackend g_table;
+
+extern "C" const GptBackend *gpt_backend_cuda(void) {
+    if (cuda_backend_init() != 1)
+        return NULL;
+    if (!g_table.name) {
+        GptBackend t;
+        memset(&t, 0, sizeof(t));
+        t.device = GPT_DEVICE_CUDA;
+        t.name = "cuda";
+        t.memset_zero = cu_memset_zero;
+        t.copy_to_host = cu_copy_to_host;
+        t.copy_from_host = cu_copy_from_host;
+        t.params_from_host_f32 = cu_params_from_host_f32;
+        t.params_to_host_f32 = cu_params_to_host_f32;
+        t.synchronize = cu_synchronize;
+        t.encoder_forward = cuda_encoder_forward;
+        t.encoder_backward = cuda_encoder_backward;
+        t.layernorm_forward = cuda_layernorm_forward;
+        t.layernorm_backward = cuda_layernorm_backward;
+        t.matmul_forward = cuda_matmul_forward;
+        t.matmul_backward = cuda_matmul_backward;
+        t.attention_forward = cuda_attention_forward;
+        t.attention_backward = cuda_attention_backward;
+        t.gelu_forward = cuda_gelu_forward;
+        t.gelu_backward = cuda_gelu_backward;
+        t.crossentropy_forward = cuda_crossentropy_forward;
+        t.norm_squared_accumulate = cuda_norm_squared_accumulate;
+        t.reduce_sum = cuda_reduce_sum;
+        t.adamw_update = cuda_adamw_update;
+        g_table = t;
+    }
+    return &g_table;
+}

@@ -1,0 +1,158 @@
+/* cuda_common.cuh: what every CUDA file of the backend shares (private to model/cuda/):
+ * the checked-call macros, the sticky first error, the library handles, the backend
+ * workspace, and small fp16/reduction helpers.
+ *
+ * Error policy: the kernels of the backend table return void, so a failing CUDA, cuBLAS or
+ * cuDNN call does not abort: the first failure (call text, error string, file:line) is kept
+ * in a sticky record that gpt_cuda_last_error() returns, and printed once to stderr. Every
+ * kernel launch is followed by CUDA_LAUNCH_CHECK() (cudaGetLastError). Programmer errors
+ * (unsupported dtype, impossible sizes) are ASSERTs.
+ *
+ * Not here: the kernels themselves (cuda_*.cu) or any device allocation: all device memory
+ * comes from the arena (alloc/arena_cuda.cu is the only cudaMalloc). */
+#ifndef ARENAGPT_CUDA_COMMON_CUH
+#define ARENAGPT_CUDA_COMMON_CUH
+
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stddef.h>
+#include <stdint.h>
+
+extern "C" {
+#include "../../alloc/base.h"
+#include "../backend.h"
+#include "cuda_backend.h"
+}
+
+/* Records the first failure (later ones are counted, not kept). */
+void cuda_error_record(const char *call, const char *msg, const char *file, int line);
+
+#define CUDA_CHECK(call)                                                                           \
+    do {                                                                                           \
+        cudaError_t cuda_check_e_ = (call);                                                        \
+        if (cuda_check_e_ != cudaSuccess)                                                          \
+            cuda_error_record(#call, cudaGetErrorString(cuda_check_e_), __FILE__, __LINE__);       \
+    } while (0)
+
+#define CUBLAS_CHECK(call)                                                                         \
+    do {                                                                                           \
+        cublasStatus_t cublas_check_s_ = (call);                                                   \
+        if (cublas_check_s_ != CUBLAS_STATUS_SUCCESS)                                              \
+            cuda_error_record(#call, cublasGetStatusString(cublas_check_s_), __FILE__, __LINE__);  \
+    } while (0)
+
+/* After every kernel launch. */
+#define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+
+static inline cudaStream_t cuda_stream(void *stream) { return (cudaStream_t)stream; }
+
+/* Handles created by cuda_backend_init (cuda_backend.cu). */
+cublasLtHandle_t cuda_cublaslt(void);
+cublasHandle_t cuda_cublas(void);
+/* The backend workspace (`ws.backend` in the arena), or NULL / 0 before it is set. */
+void *cuda_workspace(size_t *bytes);
+
+/* Blocks of 1-D kernels: enough to cover n with `threads` per block, capped (grid-stride
+ * loops do the rest). */
+static inline unsigned cuda_blocks_for(int64_t n, int threads) {
+    int64_t b = (n + threads - 1) / threads;
+    if (b < 1)
+        b = 1;
+    if (b > 65535LL * 8)
+        b = 65535LL * 8;
+    return (unsigned)b;
+}
+
+/* --- device helpers ----------------------------------------------------------------- */
+__device__ __forceinline__ float cuda_warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float cuda_warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1)
+        v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* Sum over the whole block (blockDim.x a multiple of 32, at most 1024); every thread gets
+ * the result. shared: 32 floats. */
+__device__ __forceinline__ float cuda_block_sum(float v, float *shared) {
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+    v = cuda_warp_sum(v);
+    __syncthreads(); /* shared may still be read by a previous call */
+    if (lane == 0)
+        shared[warp] = v;
+    __syncthreads();
+    float r = lane < nwarps ? shared[lane] : 0.0f;
+    return cuda_warp_sum(r);
+}
+
+__device__ __forceinline__ float cuda_block_max(float v, float *shared) {
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+    v = cuda_warp_max(v);
+    __syncthreads();
+    if (lane == 0)
+        shared[warp] = v;
+    __syncthreads();
+    float r = lane < nwarps ? shared[lane] : -INFINITY;
+    return cuda_warp_max(r);
+}
+
+/* --- kernels of the table, by file (signatures as backend.h, without the table) ------- */
+/* cuda_layers.cu */
+void cuda_encoder_forward(void *out, const int32_t *inp, const void *wte, const void *wpe,
+                          int64_t B, int64_t T, int64_t C, void *stream);
+void cuda_encoder_backward(void *dwte, void *dwpe, const void *dout, const int32_t *inp, int64_t B,
+                           int64_t T, int64_t C, void *stream);
+void cuda_layernorm_forward(void *out, float *mean, float *rstd, const void *inp,
+                            const void *weight, const void *bias, int64_t N, int64_t C,
+                            void *stream);
+void cuda_layernorm_backward(void *dinp, void *dweight, void *dbias, const void *dout,
+                             const void *inp, const void *weight, const float *mean,
+                             const float *rstd, int64_t N, int64_t C, void *stream);
+void cuda_gelu_forward(void *out, const void *inp, int64_t N, int gelu, void *stream);
+void cuda_gelu_backward(void *dinp, const void *inp, const void *dout, int64_t N, int gelu,
+                        void *stream);
+/* dbias[c] += sum over rows of dout[:, c] (f16 in, f32 sums, f16 accumulate). */
+void cuda_bias_backward(__half *dbias, const __half *dout, int64_t N, int64_t OC,
+                        cudaStream_t stream);
+/* out[r, c] += bias[c] (used when cuBLASLt's bias epilogue is not available). */
+void cuda_bias_add(__half *out, const __half *bias, int64_t N, int64_t OC, cudaStream_t stream);
+
+/* cuda_matmul.cu */
+void cuda_matmul_forward(void *out, const void *inp, const void *weight, const void *bias,
+                         const void *residual, int64_t N, int64_t IC, int64_t OC, void *stream);
+void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout,
+                          const void *inp, const void *weight, int64_t N, int64_t IC, int64_t OC,
+                          void *stream);
+/* Column-major D (m x n, ldd) = alpha * op(A) op(B) + beta * C, all f16, f32 compute,
+ * `batch` matrices at the given element strides (0 for one). C may equal D. */
+void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha,
+                   const __half *A, int64_t lda, int64_t strideA, const __half *B, int64_t ldb,
+                   int64_t strideB, float beta, const __half *Cm, int64_t ldc, int64_t strideC,
+                   __half *D, int64_t ldd, int64_t strideD, int batch, const __half *bias,
+                   cudaStream_t stream);
+
+/* cuda_attention.cu */
+void cuda_attention_forward(void *out, void *att, const void *qkv, int64_t B, int64_t T,
+                            int64_t C, int64_t NH, void *stream);
+void cuda_attention_backward(void *dqkv, void *att, const void *dout, const void *qkv, int64_t B,
+                             int64_t T, int64_t C, int64_t NH, void *stream);
+
+/* cuda_loss.cu */
+void cuda_crossentropy_forward(void *logits, float *losses, const int32_t *targets, int64_t N,
+                               int64_t V, int64_t Vp, float dscale, void *stream);
+
+/* cuda_optim.cu */
+void cuda_norm_squared_accumulate(float *acc, const void *grad, int64_t n, void *stream);
+void cuda_reduce_sum(float *out, const float *in, int64_t n, void *stream);
+void cuda_adamw_update(void *param, float *master, const void *grad, float *m, float *v,
+                       int64_t n, float lr, float beta1, float beta2, float eps,
+                       float weight_decay, float grad_mul, float bias_correction1,
+                       float bias_correction2, void *stream);
+
+#endif

@@ -1,0 +1,601 @@
+/* test_cuda_backend.c: the CUDA backend (fp16 storage, f32 arithmetic) against the CPU f32
+ * reference backend, kernel by kernel on random inputs at odd sizes, then the whole model
+ * (loss, last-position logits, every gradient, one AdamW step) for each recompute mode.
+ *
+ * Inputs are rounded to f16 on the way to the GPU and the CPU reference is fed the rounded
+ * values, so differences come only from f16 outputs/intermediates and summation order.
+ * Device memory comes from a device-backed arena, like a real run (no other allocation).
+ * Needs a GPU: without one it fails with a message (make test-gpu is not run in CI).
+ *
+ * Tolerances (|gpu - cpu| <= atol + rtol * |cpu|), with their reasons:
+ *   f16 has a unit roundoff of 2^-11 = 4.9e-4; an f16 output of an f32 computation is within
+ *   one rounding of the f32 value, a chain of k f16 intermediates within about k roundings. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../alloc/arena.h"
+#include "../../data/rng.h"
+#include "../../model/backend.h"
+#include "../../model/cuda/cuda_backend.h"
+#include "../../model/gpt.h"
+#include "../test_util.h"
+
+/* one f16 output rounding (2^-11) with margin x4 for f32 summation-order differences */
+#define TOL_F16_RTOL 2e-3
+/* absolute floor for O(1) values: results near 0 after cancellation carry the rounding of
+ * their O(1) terms */
+#define TOL_F16_ATOL 2e-3
+/* attention: probabilities, scores and the score gradient are each stored in f16 before the
+ * next GEMM, so three roundings chain (about 3 x 2^-11 relative, x2 margin) */
+#define TOL_ATT_RTOL 1e-2
+#define TOL_ATT_ATOL 3e-3
+/* accumulating (+=) outputs: the f16 value read, plus the f32 sum, rounded once more */
+#define TOL_ACC_ATOL 4e-3
+/* f32 statistics (mean, rstd, losses) computed from identical f16 inputs: only f32
+ * summation order differs (C terms), so 1e-5 relative with margin */
+#define TOL_F32_RTOL 1e-4
+#define TOL_F32_ATOL 1e-5
+/* whole model: every activation is rounded to f16 layer after layer (about 15 roundings per
+ * layer through forward and backward), and the GEMMs sum in a different order: 3% of the
+ * value, with an absolute floor of 3% of the tensor's largest reference value, because small
+ * gradients are differences of larger f16 terms */
+#define TOL_MODEL_RTOL 3e-2
+#define TOL_MODEL_ATOL_FRAC 3e-2
+/* the model's mean loss is an f32 reduction of per-token losses computed from f16 logits:
+ * 0.5% relative */
+#define TOL_LOSS_RTOL 5e-3
+
+static const GptBackend *cu;
+static const GptBackend *cpu;
+static Arena *dev; /* device-backed arena: all test tensors on the GPU */
+
+#define DEV_ARENA_BYTES ((size_t)512 << 20)
+
+/* ------------------------------------------------------------------------------------- */
+/* helpers                                                                               */
+
+static void fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed) {
+    Rng r;
+    rng_init(&r, seed);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = lo + (hi - lo) * rng_uniform_f32(&r);
+}
+
+static float *hmalloc(int64_t n) {
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    assert_non_null(p);
+    return p;
+}
+
+static Tensor *dalloc(ArenaDtype dt, int64_t n, const char *name) {
+    int64_t shape[1] = {n};
+    Tensor *t = arena_alloc(dev, ARENA_CAT_WORKSPACE, dt, 1, shape, "%s", name);
+    assert_non_null(t);
+    return t;
+}
+
+/* f16 tensor from host values; host is overwritten with the rounded values the GPU holds */
+static Tensor *dup_f16(float *host, int64_t n, const char *name) {
+    Tensor *t = dalloc(ARENA_DTYPE_F16, n, name);
+    cu->params_from_host_f32(t->data, ARENA_DTYPE_F16, host, n, NULL);
+    cu->params_to_host_f32(host, t->data, ARENA_DTYPE_F16, n, NULL);
+    return t;
+}
+
+static Tensor *dup_f32(const float *host, int64_t n, const char *name) {
+    Tensor *t = dalloc(ARENA_DTYPE_F32, n, name);
+    cu->copy_from_host(t->data, host, (size_t)n * sizeof(float), NULL);
+    return t;
+}
+
+static Tensor *dup_i32(const int32_t *host, int64_t n, const char *name) {
+    Tensor *t = dalloc(ARENA_DTYPE_I32, n, name);
+    cu->copy_from_host(t->data, host, (size_t)n * sizeof(int32_t), NULL);
+    return t;
+}
+
+static float *down(const Tensor *t, int64_t n) {
+    float *h = hmalloc(n);
+    cu->params_to_host_f32(h, t->data, t->dtype, n, NULL);
+    return h;
+}
+
+static void cuda_ok(void) {
+    char msg[1200];
+    if (gpt_cuda_last_error(msg, sizeof(msg)) != 0)
+        fail_msg("CUDA error: %s", msg);
+}
+
+static int teardown_each(void **state) {
+    (void)state;
+    arena_release_category(dev, ARENA_CAT_WORKSPACE);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* kernels                                                                               */
+
+static void test_cuda_encoder_forward_backward(void **state) {
+    const int64_t B = 3, T = 7, C = 37, Vp = 23, maxT = 9;
+    float *wte = hmalloc(Vp * C), *wpe = hmalloc(maxT * C);
+    fill_uniform(wte, Vp * C, -1, 1, 1);
+    fill_uniform(wpe, maxT * C, -1, 1, 2);
+    int32_t inp[21];
+    for (int i = 0; i < B * T; i++)
+        inp[i] = (int32_t)((i * 7 + i / 5) % 11); /* repeats: the scatter must sum them */
+    Tensor *d_wte = dup_f16(wte, Vp * C, "wte"), *d_wpe = dup_f16(wpe, maxT * C, "wpe");
+    Tensor *d_inp = dup_i32(inp, B * T, "inp");
+    Tensor *d_out = dalloc(ARENA_DTYPE_F16, B * T * C, "out");
+    cu->encoder_forward(d_out->data, d_inp->data, d_wte->data, d_wpe->data, B, T, C, NULL);
+    float *ref = hmalloc(B * T * C);
+    cpu->encoder_forward(ref, inp, wte, wpe, B, T, C, NULL);
+    float *got = down(d_out, B * T * C);
+    assert_allclose(got, ref, (size_t)(B * T * C), TOL_F16_ATOL, TOL_F16_RTOL);
+
+    /* backward accumulates into non-zero gradients */
+    float *dout = hmalloc(B * T * C), *dwte = hmalloc(Vp * C), *dwpe = hmalloc(maxT * C);
+    fill_uniform(dout, B * T * C, -1, 1, 3);
+    fill_uniform(dwte, Vp * C, -1, 1, 4);
+    fill_uniform(dwpe, maxT * C, -1, 1, 5);
+    Tensor *d_dout = dup_f16(dout, B * T * C, "dout");
+    Tensor *d_dwte = dup_f16(dwte, Vp * C, "dwte"), *d_dwpe = dup_f16(dwpe, maxT * C, "dwpe");
+    cu->encoder_backward(d_dwte->data, d_dwpe->data, d_dout->data, d_inp->data, B, T, C, NULL);
+    cpu->encoder_backward(dwte, dwpe, dout, inp, B, T, C, NULL);
+    float *g1 = down(d_dwte, Vp * C), *g2 = down(d_dwpe, maxT * C);
+    assert_allclose(g1, dwte, (size_t)(Vp * C), TOL_ACC_ATOL, TOL_F16_RTOL);
+    assert_allclose(g2, dwpe, (size_t)(maxT * C), TOL_ACC_ATOL, TOL_F16_RTOL);
+    cuda_ok();
+    free(wte), free(wpe), free(ref), free(got), free(dout), free(dwte), free(dwpe), free(g1),
+        free(g2);
+}
+
+static void test_cuda_layernorm_forward_backward(void **state) {
+    const int64_t N = 29, C = 67;
+    for (int with_bias = 0; with_bias <= 1; with_bias++) {
+        float *x = hmalloc(N * C), *w = hmalloc(C), *b = hmalloc(C);
+        fill_uniform(x, N * C, -2, 3, 10);
+        fill_uniform(w, C, 0.5f, 1.5f, 11);
+        fill_uniform(b, C, -0.5f, 0.5f, 12);
+        Tensor *dx = dup_f16(x, N * C, "x"), *dw = dup_f16(w, C, "w"), *db = dup_f16(b, C, "b");
+        Tensor *dout_t = dalloc(ARENA_DTYPE_F16, N * C, "out");
+        Tensor *dmean = dalloc(ARENA_DTYPE_F32, N, "mean"), *drstd = dalloc(ARENA_DTYPE_F32, N, "rstd");
+        cu->layernorm_forward(dout_t->data, dmean->data, drstd->data, dx->data, dw->data,
+                              with_bias ? db->data : NULL, N, C, NULL);
+        float *out = hmalloc(N * C), *mean = hmalloc(N), *rstd = hmalloc(N);
+        cpu->layernorm_forward(out, mean, rstd, x, w, with_bias ? b : NULL, N, C, NULL);
+        float *got = down(dout_t, N * C), *gm = down(dmean, N), *gr = down(drstd, N);
+        assert_allclose(got, out, (size_t)(N * C), TOL_F16_ATOL, TOL_F16_RTOL);
+        assert_allclose(gm, mean, (size_t)N, TOL_F32_ATOL, TOL_F32_RTOL);
+        assert_allclose(gr, rstd, (size_t)N, TOL_F32_ATOL, TOL_F32_RTOL);
+
+        /* backward: all three outputs accumulate; use the CPU's statistics on both sides */
+        float *dy = hmalloc(N * C), *dinp = hmalloc(N * C), *dwt = hmalloc(C), *dbs = hmalloc(C);
+        fill_uniform(dy, N * C, -1, 1, 13);
+        fill_uniform(dinp, N * C, -1, 1, 14);
+        fill_uniform(dwt, C, -1, 1, 15);
+        fill_uniform(dbs, C, -1, 1, 16);
+        Tensor *ddy = dup_f16(dy, N * C, "dy"), *ddinp = dup_f16(dinp, N * C, "dinp");
+        Tensor *ddw = dup_f16(dwt, C, "dw"), *ddb = dup_f16(dbs, C, "db");
+        Tensor *cm = dup_f32(mean, N, "cmean"), *cr = dup_f32(rstd, N, "crstd");
+        cu->layernorm_backward(ddinp->data, ddw->data, with_bias ? ddb->data : NULL, ddy->data,
+                               dx->data, dw->data, cm->data, cr->data, N, C, NULL);
+        cpu->layernorm_backward(dinp, dwt, with_bias ? dbs : NULL, dy, x, w, mean, rstd, N, C,
+                                NULL);
+        float *g1 = down(ddinp, N * C), *g2 = down(ddw, C), *g3 = down(ddb, C);
+        assert_allclose(g1, dinp, (size_t)(N * C), TOL_ACC_ATOL, TOL_F16_RTOL);
+        /* dweight sums N=29 products of O(1) terms: absolute floor scaled by sqrt(N) */
+        assert_allclose(g2, dwt, (size_t)C, TOL_ACC_ATOL * sqrt((double)N), TOL_F16_RTOL);
+        assert_allclose(g3, dbs, (size_t)C, TOL_ACC_ATOL * sqrt((double)N), TOL_F16_RTOL);
+        cuda_ok();
+        free(x), free(w), free(b), free(out), free(mean), free(rstd), free(got), free(gm),
+            free(gr), free(dy), free(dinp), free(dwt), free(dbs), free(g1), free(g2), free(g3);
+        arena_release_category(dev, ARENA_CAT_WORKSPACE);
+    }
+}
+
+/* one matmul forward + backward case against the CPU */
+static void matmul_case(int64_t N, int64_t IC, int64_t OC, int with_bias, int with_residual,
+                        int dinp_aliases_inp) {
+    float *x = hmalloc(N * IC), *w = hmalloc(OC * IC), *b = hmalloc(OC), *res = hmalloc(N * OC);
+    fill_uniform(x, N * IC, -1, 1, 20 + (uint64_t)N);
+    fill_uniform(w, OC * IC, -1, 1, 21);
+    fill_uniform(b, OC, -1, 1, 22);
+    fill_uniform(res, N * OC, -1, 1, 23);
+    Tensor *dx = dup_f16(x, N * IC, "x"), *dw = dup_f16(w, OC * IC, "w");
+    Tensor *db = dup_f16(b, OC, "b"), *dres = dup_f16(res, N * OC, "res");
+    Tensor *dout = dalloc(ARENA_DTYPE_F16, N * OC, "out");
+    cu->matmul_forward(dout->data, dx->data, dw->data, with_bias ? db->data : NULL,
+                       with_residual ? dres->data : NULL, N, IC, OC, NULL);
+    float *out = hmalloc(N * OC);
+    cpu->matmul_forward(out, x, w, with_bias ? b : NULL, with_residual ? res : NULL, N, IC, OC,
+                        NULL);
+    float *got = down(dout, N * OC);
+    /* K = IC products of O(1) terms: the absolute floor grows like sqrt(IC) */
+    double atol_fwd = TOL_F16_ATOL * sqrt((double)IC);
+    assert_allclose(got, out, (size_t)(N * OC), atol_fwd, TOL_F16_RTOL);
+
+    /* in place: residual == out */
+    cu->matmul_forward(dres->data, dx->data, dw->data, with_bias ? db->data : NULL, dres->data, N,
+                       IC, OC, NULL);
+    cpu->matmul_forward(res, x, w, with_bias ? b : NULL, res, N, IC, OC, NULL);
+    float *got_ip = down(dres, N * OC);
+    assert_allclose(got_ip, res, (size_t)(N * OC), atol_fwd, TOL_F16_RTOL);
+
+    float *dy = hmalloc(N * OC), *dwt = hmalloc(OC * IC), *dbs = hmalloc(OC);
+    fill_uniform(dy, N * OC, -1, 1, 24);
+    fill_uniform(dwt, OC * IC, -1, 1, 25);
+    fill_uniform(dbs, OC, -1, 1, 26);
+    Tensor *ddy = dup_f16(dy, N * OC, "dy"), *ddw = dup_f16(dwt, OC * IC, "dw");
+    Tensor *ddb = dup_f16(dbs, OC, "db");
+    Tensor *ddinp = dinp_aliases_inp ? dx : dalloc(ARENA_DTYPE_F16, N * IC, "dinp");
+    float *dinp = dinp_aliases_inp ? x : hmalloc(N * IC);
+    cu->matmul_backward(ddinp->data, ddw->data, with_bias ? ddb->data : NULL, ddy->data, dx->data,
+                        dw->data, N, IC, OC, NULL);
+    cpu->matmul_backward(dinp, dwt, with_bias ? dbs : NULL, dy, x, w, N, IC, OC, NULL);
+    float *g1 = down(ddinp, N * IC), *g2 = down(ddw, OC * IC), *g3 = down(ddb, OC);
+    assert_allclose(g1, dinp, (size_t)(N * IC), TOL_F16_ATOL * sqrt((double)OC), TOL_F16_RTOL);
+    assert_allclose(g2, dwt, (size_t)(OC * IC), TOL_ACC_ATOL * sqrt((double)N), TOL_F16_RTOL);
+    if (with_bias)
+        assert_allclose(g3, dbs, (size_t)OC, TOL_ACC_ATOL * sqrt((double)N), TOL_F16_RTOL);
+    cuda_ok();
+    free(x), free(w), free(b), free(res), free(out), free(got), free(got_ip), free(dy), free(dwt),
+        free(dbs), free(g1), free(g2), free(g3);
+    if (!dinp_aliases_inp)
+        free(dinp);
+    arena_release_category(dev, ARENA_CAT_WORKSPACE);
+}
+
+static void test_cuda_matmul_odd_sizes(void **state) {
+    matmul_case(29, 37, 53, 1, 1, 0);
+    matmul_case(29, 37, 53, 0, 0, 0);
+    matmul_case(13, 21, 7, 1, 0, 1); /* dinp aliases inp, as the loss head does */
+}
+
+static void test_cuda_matmul_tensor_core_sizes(void **state) {
+    /* multiples of 8: the shapes cuBLASLt runs on tensor cores */
+    matmul_case(96, 128, 384, 1, 1, 0);
+    matmul_case(64, 384, 96, 0, 1, 1);
+}
+
+static void attention_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
+    float *qkv = hmalloc(B * T * 3 * C);
+    fill_uniform(qkv, B * T * 3 * C, -1.5f, 1.5f, 30 + (uint64_t)T);
+    Tensor *dqkv_in = dup_f16(qkv, B * T * 3 * C, "qkv");
+    Tensor *dout = dalloc(ARENA_DTYPE_F16, B * T * C, "out");
+    Tensor *datt = dalloc(ARENA_DTYPE_F16, B * NH * T * T, "att");
+    cu->attention_forward(dout->data, datt->data, dqkv_in->data, B, T, C, NH, NULL);
+    float *out = hmalloc(B * T * C), *att = hmalloc(B * NH * T * T);
+    cpu->attention_forward(out, att, qkv, B, T, C, NH, NULL);
+    float *got = down(dout, B * T * C), *gatt = down(datt, B * NH * T * T);
+    assert_allclose(gatt, att, (size_t)(B * NH * T * T), TOL_F16_ATOL, TOL_ATT_RTOL);
+    assert_allclose(got, out, (size_t)(B * T * C), TOL_ATT_ATOL, TOL_ATT_RTOL);
+
+    float *dy = hmalloc(B * T * C), *dqkv = hmalloc(B * T * 3 * C);
+    fill_uniform(dy, B * T * C, -1, 1, 31);
+    Tensor *ddy = dup_f16(dy, B * T * C, "dy");
+    Tensor *ddqkv = dalloc(ARENA_DTYPE_F16, B * T * 3 * C, "dqkv");
+    cu->attention_backward(ddqkv->data, datt->data, ddy->data, dqkv_in->data, B, T, C, NH, NULL);
+    cpu->attention_backward(dqkv, att, dy, qkv, B, T, C, NH, NULL);
+    float *g = down(ddqkv, B * T * 3 * C);
+    assert_allclose(g, dqkv, (size_t)(B * T * 3 * C), TOL_ATT_ATOL, TOL_ATT_RTOL);
+    cuda_ok();
+    free(qkv), free(out), free(att), free(got), free(gatt), free(dy), free(dqkv), free(g);
+    arena_release_category(dev, ARENA_CAT_WORKSPACE);
+}
+
+static void test_cuda_attention_odd_sizes(void **state) {
+    attention_case(2, 13, 24, 3);  /* HS 8 */
+    attention_case(3, 1, 10, 2);   /* T = 1: one key per query */
+    attention_case(2, 67, 160, 5); /* HS 32, T not a power of two */
+}
+
+static void test_cuda_gelu_forward_backward(void **state) {
+    const int64_t N = 1001;
+    for (int kind = 0; kind <= 1; kind++) {
+        float *x = hmalloc(N), *dy = hmalloc(N);
+        fill_uniform(x, N, -5, 5, 40);
+        fill_uniform(dy, N, -1, 1, 41);
+        Tensor *dx = dup_f16(x, N, "x"), *ddy = dup_f16(dy, N, "dy");
+        Tensor *dout = dalloc(ARENA_DTYPE_F16, N, "out");
+        cu->gelu_forward(dout->data, dx->data, N, kind, NULL);
+        float *out = hmalloc(N), *din = hmalloc(N);
+        cpu->gelu_forward(out, x, N, kind, NULL);
+        float *got = down(dout, N);
+        assert_allclose(got, out, (size_t)N, TOL_F16_ATOL, TOL_F16_RTOL);
+        /* dinp aliases dout, as gpt.c calls it */
+        cu->gelu_backward(ddy->data, dx->data, ddy->data, N, kind, NULL);
+        cpu->gelu_backward(din, x, dy, N, kind, NULL);
+        float *g = down(ddy, N);
+        assert_allclose(g, din, (size_t)N, TOL_F16_ATOL, TOL_F16_RTOL);
+        cuda_ok();
+        free(x), free(dy), free(out), free(din), free(got), free(g);
+        arena_release_category(dev, ARENA_CAT_WORKSPACE);
+    }
+}
+
+static void test_cuda_crossentropy_padded(void **state) {
+    const int64_t N = 11, V = 37, Vp = 40;
+    const float dscales[2] = {0.0f, 3.5f};
+    for (int k = 0; k < 2; k++) {
+        float *lg = hmalloc(N * Vp);
+        fill_uniform(lg, N * Vp, -4, 4, 50);
+        for (int64_t r = 0; r < N; r++) /* huge padded logits must take no part */
+            for (int64_t c = V; c < Vp; c++)
+                lg[r * Vp + c] = 1000.0f;
+        int32_t tg[11];
+        for (int i = 0; i < N; i++)
+            tg[i] = (int32_t)((i * 13) % V);
+        Tensor *dl = dup_f16(lg, N * Vp, "logits"), *dt = dup_i32(tg, N, "targets");
+        Tensor *dloss = dalloc(ARENA_DTYPE_F32, N, "losses");
+        cu->crossentropy_forward(dl->data, dloss->data, dt->data, N, V, Vp, dscales[k], NULL);
+        float *loss = hmalloc(N);
+        cpu->crossentropy_forward(lg, loss, tg, N, V, Vp, dscales[k], NULL);
+        float *gl = down(dloss, N), *glg = down(dl, N * Vp);
+        /* losses: f32 from identical f16 logits, V-term sums */
+        assert_allclose(gl, loss, (size_t)N, 1e-4, 1e-4);
+        assert_allclose(glg, lg, (size_t)(N * Vp), TOL_F16_ATOL * dscales[k] + 1e-6, TOL_F16_RTOL);
+        cuda_ok();
+        free(lg), free(loss), free(gl), free(glg);
+        arena_release_category(dev, ARENA_CAT_WORKSPACE);
+    }
+}
+
+static void test_cuda_reductions(void **state) {
+    const int64_t n = 10007, m = 777;
+    float *g = hmalloc(n), *l = hmalloc(m);
+    fill_uniform(g, n, -3, 3, 60);
+    fill_uniform(l, m, 0, 10, 61);
+    Tensor *dg = dup_f16(g, n, "g"), *dl = dup_f32(l, m, "l");
+    float init = 1.25f;
+    Tensor *acc = dup_f32(&init, 1, "acc"), *sum = dalloc(ARENA_DTYPE_F32, 1, "sum");
+    cu->norm_squared_accumulate(acc->data, dg->data, n, NULL);
+    cu->reduce_sum(sum->data, dl->data, m, NULL);
+    float racc = init, rsum;
+    cpu->norm_squared_accumulate(&racc, g, n, NULL);
+    cpu->reduce_sum(&rsum, l, m, NULL);
+    float gacc, gsum;
+    cu->copy_to_host(&gacc, acc->data, sizeof(float), NULL);
+    cu->copy_to_host(&gsum, sum->data, sizeof(float), NULL);
+    /* f32 sums of n terms in a different order: relative error ~ n^0.5 * 2^-24, x margin */
+    assert_allclose(&gacc, &racc, 1, 0.0, 1e-5);
+    assert_allclose(&gsum, &rsum, 1, 0.0, 1e-5);
+    cuda_ok();
+    free(g), free(l);
+}
+
+static void test_cuda_adamw_master(void **state) {
+    const int64_t n = 1003;
+    float *p = hmalloc(n), *g = hmalloc(n), *m = hmalloc(n), *v = hmalloc(n);
+    fill_uniform(p, n, -1, 1, 70);
+    fill_uniform(g, n, -2, 2, 71);
+    fill_uniform(m, n, -0.1f, 0.1f, 72);
+    fill_uniform(v, n, 0, 0.1f, 73);
+    Tensor *dparam = dup_f16(p, n, "param"); /* p now holds the f16-rounded values */
+    Tensor *dmaster = dup_f32(p, n, "master"), *dgrad = dup_f16(g, n, "grad");
+    Tensor *dm = dup_f32(m, n, "m"), *dv = dup_f32(v, n, "v");
+    const float lr = 1e-2f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, mul = 0.37f;
+    const float bc1 = 1.0f - powf(b1, 3.0f), bc2 = 1.0f - powf(b2, 3.0f);
+    cu->adamw_update(dparam->data, dmaster->data, dgrad->data, dm->data, dv->data, n, lr, b1, b2,
+                     eps, wd, mul, bc1, bc2, NULL);
+    cpu->adamw_update(p, NULL, g, m, v, n, lr, b1, b2, eps, wd, mul, bc1, bc2, NULL);
+    float *gm = down(dmaster, n), *gp = down(dparam, n), *gmm = down(dm, n), *gv = down(dv, n);
+    /* same f32 formula on the same values: only rounding of fused multiply-adds differs */
+    assert_allclose(gm, p, (size_t)n, 1e-6, 1e-5);
+    assert_allclose(gmm, m, (size_t)n, 1e-7, 1e-5);
+    assert_allclose(gv, v, (size_t)n, 1e-7, 1e-5);
+    /* the f16 copy is the master rounded once */
+    assert_allclose(gp, p, (size_t)n, 1e-6, 1.0 / 2048);
+    cuda_ok();
+    free(p), free(g), free(m), free(v), free(gm), free(gp), free(gmm), free(gv);
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* whole model                                                                           */
+
+typedef struct ModelResult {
+    float loss;
+    float norm;
+    float *logits;            /* (B, Vp) at position T-1 */
+    float **grads;            /* per param */
+    float **after;            /* per param, after one update (f32 master on the GPU) */
+    int n_params;
+    int64_t *numel;
+} ModelResult;
+
+static void model_result_free(ModelResult *r) {
+    for (int i = 0; i < r->n_params; i++) {
+        free(r->grads[i]);
+        free(r->after[i]);
+    }
+    free(r->grads), free(r->after), free(r->numel), free(r->logits);
+}
+
+/* Runs forward (loss), backward, one update on g; gets logits from a separate eval forward. */
+static void model_run(Gpt *g, const int32_t *inp, const int32_t *tgt, int64_t B, int64_t T,
+                      float loss_scale, ModelResult *r) {
+    Err err = {{0}};
+    const GptConfig *c = &g->config;
+    r->n_params = g->n_params;
+    r->grads = calloc((size_t)g->n_params, sizeof(float *));
+    r->after = calloc((size_t)g->n_params, sizeof(float *));
+    r->numel = calloc((size_t)g->n_params, sizeof(int64_t));
+    r->logits = hmalloc(B * c->padded_vocab_size);
+    assert_int_equal(gpt_forward_last_logits(g, inp, B, T, r->logits, &err), 0);
+    gpt_set_loss_scale(g, loss_scale);
+    assert_int_equal(gpt_zero_grad(g), 0);
+    assert_int_equal(gpt_forward(g, inp, tgt, B, T, 1, &r->loss, &err), 0);
+    assert_int_equal(gpt_backward(g, loss_scale, &err), 0);
+    for (int i = 0; i < g->n_params; i++) {
+        GptParam *p = &g->params[i];
+        r->numel[i] = p->numel;
+        r->grads[i] = hmalloc(p->numel);
+        g->backend->params_to_host_f32(r->grads[i], p->grad->data, p->grad->dtype, p->numel,
+                                       g->stream);
+    }
+    /* eps = 1: the first Adam step is then smooth in g (g / (|g| + 1)), so f16 gradient noise
+     * cannot flip a tiny gradient's update to the opposite sign */
+    assert_int_equal(gpt_update(g, 0.1f, 0.9f, 0.95f, 1.0f, 0.1f, 1.0f, 1, loss_scale, &r->norm,
+                                &err),
+                     0);
+    for (int i = 0; i < g->n_params; i++) {
+        GptParam *p = &g->params[i];
+        r->after[i] = hmalloc(p->numel);
+        Tensor *src = p->master ? p->master : p->param;
+        g->backend->params_to_host_f32(r->after[i], src->data, src->dtype, p->numel, g->stream);
+    }
+}
+
+static double max_abs(const float *x, int64_t n) {
+    double m = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        if (fabs(x[i]) > m)
+            m = fabs(x[i]);
+    return m;
+}
+
+static void model_case(int bias, int gelu, int64_t V, int64_t Vp) {
+    const int64_t L = 2, NH = 5, C = 40, maxT = 16, B = 3, T = 13;
+    const float loss_scale = 256.0f;
+    GptConfig c = {0};
+    c.n_layer = L;
+    c.n_head = NH;
+    c.channels = C;
+    c.max_seq_len = maxT;
+    c.vocab_size = V;
+    c.padded_vocab_size = Vp;
+    c.bias = bias;
+    c.gelu = gelu;
+    c.loss_chunk = 7; /* does not divide B*T = 39: a short last chunk */
+    int32_t inp[39], tgt[39];
+    Rng r;
+    rng_init(&r, 99);
+    for (int i = 0; i < B * T; i++) {
+        inp[i] = (int32_t)rng_below(&r, (uint64_t)V);
+        tgt[i] = (int32_t)rng_below(&r, (uint64_t)V);
+    }
+    Err err = {{0}};
+    Arena *host = arena_init(ARENA_BACKING_HOST, (size_t)64 << 20, 0, &err);
+    assert_non_null(host);
+
+    /* weights: nanoGPT init on the CPU, rounded to f16 through the GPU, both sides equal */
+    Gpt gc;
+    c.recompute = GPT_RECOMPUTE_NONE;
+    assert_int_equal(gpt_build(&gc, &c, GPT_DEVICE_CPU, host, B, T, &err), 0);
+    gpt_init_weights(&gc, 1234);
+    float **w = calloc((size_t)gc.n_params, sizeof(float *));
+    for (int i = 0; i < gc.n_params; i++) {
+        w[i] = hmalloc(gc.params[i].numel);
+        gpt_param_read_f32(&gc, &gc.params[i], w[i]);
+        Tensor *t = dup_f16(w[i], gc.params[i].numel, "round");
+        (void)t;
+        gpt_param_write_f32(&gc, &gc.params[i], w[i]);
+    }
+    arena_release_category(dev, ARENA_CAT_WORKSPACE);
+    ModelResult ref;
+    model_run(&gc, inp, tgt, B, T, loss_scale, &ref);
+    int n_params = gc.n_params;
+    gpt_free(&gc);
+
+    ModelResult res[3];
+    for (int mode = GPT_RECOMPUTE_NONE; mode <= GPT_RECOMPUTE_FULL; mode++) {
+        c.recompute = mode;
+        Gpt gg;
+        assert_int_equal(gpt_build(&gg, &c, GPT_DEVICE_CUDA, dev, B, T, &err), 0);
+        if (gg.ws_backend)
+            gpt_cuda_workspace_set(gg.ws_backend->data, gg.ws_backend->nbytes);
+        for (int i = 0; i < gg.n_params; i++)
+            gpt_param_write_f32(&gg, &gg.params[i], w[i]);
+        model_run(&gg, inp, tgt, B, T, loss_scale, &res[mode]);
+        cuda_ok();
+        gpt_cuda_workspace_set(NULL, 0);
+        gpt_free(&gg);
+        assert_int_equal(arena_stats(dev).used_bytes, 0);
+
+        ModelResult *g = &res[mode];
+        fprintf(stderr, "  recompute %d: loss cpu %.6f gpu %.6f, grad norm cpu %.6f gpu %.6f\n",
+                mode, (double)ref.loss, (double)g->loss, (double)ref.norm, (double)g->norm);
+        assert_allclose(&g->loss, &ref.loss, 1, 0.0, TOL_LOSS_RTOL);
+        assert_allclose(&g->norm, &ref.norm, 1, 0.0, TOL_MODEL_RTOL);
+        int64_t nl = B * Vp;
+        assert_allclose(g->logits, ref.logits, (size_t)nl,
+                        TOL_MODEL_ATOL_FRAC * max_abs(ref.logits, nl), TOL_MODEL_RTOL);
+        for (int i = 0; i < ref.n_params; i++) {
+            int64_t n = ref.numel[i];
+            fprintf(stderr, "    param %d (%lld): max|grad| %.4g\n", i, (long long)n,
+                    max_abs(ref.grads[i], n));
+            assert_allclose(g->grads[i], ref.grads[i], (size_t)n,
+                            TOL_MODEL_ATOL_FRAC * max_abs(ref.grads[i], n) + 1e-6,
+                            TOL_MODEL_RTOL);
+            /* the update moves each weight by lr * (g/(|g|+1) + wd w), nearly linear in g:
+             * compare the moves with the gradients' tolerances, at the moves' own scale */
+            float *dg = hmalloc(n), *dr = hmalloc(n);
+            for (int64_t j = 0; j < n; j++) {
+                dg[j] = g->after[i][j] - w[i][j];
+                dr[j] = ref.after[i][j] - w[i][j];
+            }
+            assert_allclose(dg, dr, (size_t)n, TOL_MODEL_ATOL_FRAC * max_abs(dr, n) + 1e-6,
+                            TOL_MODEL_RTOL);
+            free(dg), free(dr);
+        }
+        /* recompute must not change what any kernel computes: bit-identical to none */
+        if (mode != GPT_RECOMPUTE_NONE) {
+            assert_true(memcmp(&g->loss, &res[0].loss, sizeof(float)) == 0);
+            for (int i = 0; i < ref.n_params; i++)
+                assert_true(memcmp(g->grads[i], res[0].grads[i],
+                                   (size_t)ref.numel[i] * sizeof(float)) == 0);
+        }
+    }
+    for (int mode = 0; mode < 3; mode++)
+        model_result_free(&res[mode]);
+    model_result_free(&ref);
+    for (int i = 0; i < n_params; i++)
+        free(w[i]);
+    free(w);
+    arena_free(host);
+}
+
+static void test_cuda_model_bias_tanh_odd_vocab(void **state) { model_case(1, 0, 61, 67); }
+
+static void test_cuda_model_nobias_erf(void **state) { model_case(0, 1, 50, 64); }
+
+/* ------------------------------------------------------------------------------------- */
+
+int main(void) {
+    cu = gpt_backend_cuda();
+    if (!cu) {
+        fprintf(stderr, "test_cuda_backend: no usable CUDA device; make test-gpu needs a GPU\n");
+        return 1;
+    }
+    cpu = gpt_backend_cpu();
+    Err err = {{0}};
+    dev = arena_init_with(arena_device_ops(), DEV_ARENA_BYTES, 0, &err);
+    if (!dev) {
+        fprintf(stderr, "test_cuda_backend: device arena: %s\n", err.msg);
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_teardown(test_cuda_encoder_forward_backward, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_layernorm_forward_backward, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_matmul_odd_sizes, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_matmul_tensor_core_sizes, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_attention_odd_sizes, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_gelu_forward_backward, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_crossentropy_padded, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_reductions, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_adamw_master, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_model_bias_tanh_odd_vocab, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_model_nobias_erf, teardown_each),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    arena_free(dev);
+    return rc;
+}
