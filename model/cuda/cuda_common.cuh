@@ -53,6 +53,9 @@ cublasLtHandle_t cuda_cublaslt(void);
 cublasHandle_t cuda_cublas(void);
 /* The backend workspace (`ws.backend` in the arena), or NULL / 0 before it is set. */
 void *cuda_workspace(size_t *bytes);
+/* Gives cuBLAS the backend workspace (or none). Needed after every cublasSetStream, which
+ * resets cuBLAS to its own workspace pool. */
+void cuda_cublas_workspace_apply(void);
 
 /* Blocks of 1-D kernels: enough to cover n with `threads` per block, capped (grid-stride
  * loops do the rest). */

@@ -155,11 +155,9 @@ static void gemm_fallback(const GemmKey *k, float alpha, const __half *A, const 
                           float beta, const __half *Cm, __half *D, const __half *bias,
                           cudaStream_t stream) {
     cublasHandle_t h = cuda_cublas();
-    size_t ws_bytes = 0;
-    void *ws = cuda_workspace(&ws_bytes);
     CUBLAS_CHECK(cublasSetStream(h, stream));
     /* cublasSetStream resets the workspace to cuBLAS's own pool: give it ours (or none) */
-    CUBLAS_CHECK(cublasSetWorkspace(h, ws, ws_bytes));
+    cuda_cublas_workspace_apply();
     if (beta != 0.0f && Cm != D) {
         ASSERT_MSG(k->batch == 1, "gemm fallback: separate C and D need batch 1");
         CUDA_CHECK(cudaMemcpy2DAsync(D, (size_t)k->ldd * sizeof(__half), Cm,
