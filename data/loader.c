@@ -83,14 +83,16 @@ static int shard_map(Shard *s, int nanogpt, int64_t T, int64_t vocab_size, Err *
         s->ntok = (int64_t)(bytes / 2);
     } else {
         if (bytes < SHARD_HEADER_BYTES)
-            return err_set(err, "%s: %zu bytes, shorter than the %d-byte llm.c shard header "
-                                "(a nanoGPT .bin? then set data_format=nanogpt)",
+            return err_set(err,
+                           "%s: %zu bytes, shorter than the %d-byte llm.c shard header "
+                           "(a nanoGPT .bin? then set data_format=nanogpt)",
                            s->path, bytes, SHARD_HEADER_BYTES);
         int32_t h[3];
         memcpy(h, p, sizeof h);
         if (h[0] != SHARD_MAGIC)
-            return err_set(err, "%s: bad magic %d; expected %d (llm.c token shard; for a "
-                                "headerless nanoGPT .bin set data_format=nanogpt)",
+            return err_set(err,
+                           "%s: bad magic %d; expected %d (llm.c token shard; for a "
+                           "headerless nanoGPT .bin set data_format=nanogpt)",
                            s->path, h[0], SHARD_MAGIC);
         if (h[1] != SHARD_VERSION)
             return err_set(err, "%s: version %d; expected %d", s->path, h[1], SHARD_VERSION);
@@ -98,8 +100,9 @@ static int shard_map(Shard *s, int nanogpt, int64_t T, int64_t vocab_size, Err *
             return err_set(err, "%s: negative ntok %d in the header", s->path, h[2]);
         size_t want = SHARD_HEADER_BYTES + 2 * (size_t)h[2];
         if (bytes != want)
-            return err_set(err, "%s: size %zu bytes disagrees with ntok %d in the header "
-                                "(expected %zu bytes)",
+            return err_set(err,
+                           "%s: size %zu bytes disagrees with ntok %d in the header "
+                           "(expected %zu bytes)",
                            s->path, bytes, h[2], want);
         s->tokens = (const uint16_t *)(p + SHARD_HEADER_BYTES);
         s->ntok = h[2];
@@ -110,8 +113,8 @@ static int shard_map(Shard *s, int nanogpt, int64_t T, int64_t vocab_size, Err *
     if (vocab_size > 0) {
         for (int64_t i = 0; i < s->ntok; i++)
             if (s->tokens[i] >= vocab_size)
-                return err_set(err, "%s: token %u at position %lld is >= vocab_size %lld",
-                               s->path, s->tokens[i], (long long)i, (long long)vocab_size);
+                return err_set(err, "%s: token %u at position %lld is >= vocab_size %lld", s->path,
+                               s->tokens[i], (long long)i, (long long)vocab_size);
     }
     return 0;
 }
@@ -119,8 +122,8 @@ static int shard_map(Shard *s, int nanogpt, int64_t T, int64_t vocab_size, Err *
 DataLoader *data_loader_open(const char *path, int nanogpt_format, int64_t B, int64_t T,
                              int64_t vocab_size, uint64_t seed, Err *err) {
     if (B < 1 || T < 1 || B > INT32_MAX || T > INT32_MAX) {
-        err_set(err, "data loader: batch %lld and block size %lld must be in [1, %d]",
-                (long long)B, (long long)T, INT32_MAX);
+        err_set(err, "data loader: batch %lld and block size %lld must be in [1, %d]", (long long)B,
+                (long long)T, INT32_MAX);
         return NULL;
     }
     glob_t g;
@@ -204,8 +207,9 @@ int64_t data_loader_n_windows(const DataLoader *dl) { return dl->n_windows; }
 int data_loader_window(DataLoader *dl, int64_t first_window, int32_t *inputs, int32_t *targets,
                        Err *err) {
     if (first_window < 0 || first_window > dl->n_windows - dl->B)
-        return err_set(err, "data loader: windows %lld..%lld asked, but %s has %lld windows of "
-                            "%lld tokens",
+        return err_set(err,
+                       "data loader: windows %lld..%lld asked, but %s has %lld windows of "
+                       "%lld tokens",
                        (long long)first_window, (long long)(first_window + dl->B - 1),
                        dl->shards[0].path, (long long)dl->n_windows, (long long)dl->T);
     for (int64_t b = 0; b < dl->B; b++) {

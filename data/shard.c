@@ -67,8 +67,9 @@ ShardWriter *shard_writer_open(const char *path, int nanogpt_format, Err *err) {
 
 int shard_writer_append(ShardWriter *w, const int32_t *ids, size_t n, Err *err) {
     if (w->ntok + (int64_t)n > SHARD_MAX_NTOK)
-        return err_set(err, "%s: more than %d tokens (the shard header's ntok is an int32); "
-                            "split the input",
+        return err_set(err,
+                       "%s: more than %d tokens (the shard header's ntok is an int32); "
+                       "split the input",
                        w->path, SHARD_MAX_NTOK);
     for (size_t i = 0; i < n;) {
         size_t k = 0;

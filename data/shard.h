@@ -19,8 +19,8 @@
 #define SHARD_VERSION 1
 #define SHARD_HEADER_INTS 256
 #define SHARD_HEADER_BYTES (SHARD_HEADER_INTS * 4)
-#define SHARD_MAX_TOKEN 65535      /* tokens are uint16 */
-#define SHARD_MAX_NTOK INT32_MAX   /* the header's ntok is an int32 */
+#define SHARD_MAX_TOKEN 65535    /* tokens are uint16 */
+#define SHARD_MAX_NTOK INT32_MAX /* the header's ntok is an int32 */
 
 typedef struct ShardWriter ShardWriter;
 

@@ -206,8 +206,8 @@ static int strmap_put(StrMap *m, const uint8_t *key, size_t len, const int32_t *
     size_t i = h & (m->cap - 1);
     while (m->slots[i].key_len)
         i = (i + 1) & (m->cap - 1);
-    m->slots[i] = (StrSlot){h, (uint32_t)m->keys_n, (uint32_t)len, (uint32_t)m->vals_n,
-                            (uint32_t)n};
+    m->slots[i] =
+        (StrSlot){h, (uint32_t)m->keys_n, (uint32_t)len, (uint32_t)m->vals_n, (uint32_t)n};
     memcpy(m->keys + m->keys_n, key, len);
     memcpy(m->vals + m->vals_n, vals, n * sizeof *vals);
     m->keys_n += len;
@@ -234,7 +234,7 @@ struct Tokenizer {
     /* mutable scratch (see "not thread-safe") */
     pcre2_match_data *md;
     StrMap cache;
-    int32_t *sym; /* (sym_cap) BPE symbols of one pre-token */
+    int32_t *sym;  /* (sym_cap) BPE symbols of one pre-token */
     int32_t *rank; /* (sym_cap) rank of the pair (sym[i], sym[i+1]) */
     size_t sym_cap;
 };
@@ -289,7 +289,9 @@ static uint64_t char_key(const uint8_t *s, size_t len) {
     return k;
 }
 
-static size_t tok_len(const Tokenizer *t, int32_t id) { return t->tok_off[id + 1] - t->tok_off[id]; }
+static size_t tok_len(const Tokenizer *t, int32_t id) {
+    return t->tok_off[id + 1] - t->tok_off[id];
+}
 
 /* Checks the vocabulary and merges and builds the lookup structures. what names the source
  * (a file) in messages. */
@@ -305,17 +307,16 @@ static int tokenizer_finish(Tokenizer *t, const char *what, Err *err) {
     }
     if (t->kind == TOKENIZER_KIND_CHAR) {
         if (t->n_merges)
-            return err_set(err, "%s: a char tokenizer has no merges (found %d)", what,
-                           t->n_merges);
+            return err_set(err, "%s: a char tokenizer has no merges (found %d)", what, t->n_merges);
         if (u64map_init(&t->char_id, (size_t)t->n_vocab))
             return err_set(err, "%s: out of memory", what);
         for (int32_t i = 0; i < t->n_vocab; i++) {
             const uint8_t *s = t->tok_bytes + t->tok_off[i];
             size_t l = tok_len(t, i);
             int v = utf8_seq_len(s, l);
-            if (!((v > 0 && (size_t)v == l) || (v < 0 && l == 1)))
-                return err_set(err, "%s: char token %d is not one character (%zu bytes)", what,
-                               i, l);
+            if (!((v > 0 && (size_t)v == l) || (v <= 0 && l == 1))) /* a char or a lone byte */
+                return err_set(err, "%s: char token %d is not one character (%zu bytes)", what, i,
+                               l);
             if (u64map_put(&t->char_id, char_key(s, l), i))
                 return err_set(err, "%s: char token %d repeats an earlier token", what, i);
         }
@@ -330,22 +331,23 @@ static int tokenizer_finish(Tokenizer *t, const char *what, Err *err) {
             t->byte_id[t->tok_bytes[t->tok_off[i]]] = i;
     for (int b = 0; b < 256; b++)
         if (t->byte_id[b] < 0)
-            return err_set(err, "%s: no token for the single byte 0x%02x (byte-level BPE needs "
-                                "all 256)",
+            return err_set(err,
+                           "%s: no token for the single byte 0x%02x (byte-level BPE needs "
+                           "all 256)",
                            what, b);
     if (t->n_merges < 0 || u64map_init(&t->merge_rank, (size_t)t->n_merges + 1))
         return err_set(err, "%s: bad merge count %d", what, t->n_merges);
     for (int32_t r = 0; r < t->n_merges; r++) {
         int32_t a = t->merges[3 * r], b = t->merges[3 * r + 1], m = t->merges[3 * r + 2];
         if (a < 0 || a >= t->n_vocab || b < 0 || b >= t->n_vocab || m < 0 || m >= t->n_vocab)
-            return err_set(err, "%s: merge %d (%d, %d -> %d) has an id outside [0, %d)", what, r,
-                           a, b, m, t->n_vocab);
+            return err_set(err, "%s: merge %d (%d, %d -> %d) has an id outside [0, %d)", what, r, a,
+                           b, m, t->n_vocab);
         size_t la = tok_len(t, a), lb = tok_len(t, b);
         if (tok_len(t, m) != la + lb ||
             memcmp(t->tok_bytes + t->tok_off[m], t->tok_bytes + t->tok_off[a], la) ||
             memcmp(t->tok_bytes + t->tok_off[m] + la, t->tok_bytes + t->tok_off[b], lb))
-            return err_set(err, "%s: merge %d: token %d is not token %d followed by token %d",
-                           what, r, m, a, b);
+            return err_set(err, "%s: merge %d: token %d is not token %d followed by token %d", what,
+                           r, m, a, b);
         if (u64map_put(&t->merge_rank, (uint64_t)a << 32 | (uint32_t)b, r))
             return err_set(err, "%s: merge %d repeats the pair (%d, %d)", what, r, a, b);
     }
@@ -405,8 +407,7 @@ static int bpe_word(Tokenizer *t, const uint8_t *s, size_t n, TokenBuf *out, Err
     const int32_t *cached;
     size_t n_cached;
     if (n <= CACHE_MAX_KEY_BYTES && strmap_get(&t->cache, s, n, &cached, &n_cached))
-        return token_buf_append(out, cached, n_cached) ? err_set(err, "encode: out of memory")
-                                                       : 0;
+        return token_buf_append(out, cached, n_cached) ? err_set(err, "encode: out of memory") : 0;
     if (sym_reserve(t, n))
         return err_set(err, "encode: out of memory for a pre-token of %zu bytes", n);
     int32_t *sym = t->sym, *rank = t->rank;
@@ -448,8 +449,8 @@ static int bpe_word(Tokenizer *t, const uint8_t *s, size_t n, TokenBuf *out, Err
     return 0;
 }
 
-static int encode_prefix_gpt2(Tokenizer *t, const uint8_t *s, size_t len, int at_eof,
-                              TokenBuf *out, size_t *consumed, Err *err) {
+static int encode_prefix_gpt2(Tokenizer *t, const uint8_t *s, size_t len, int at_eof, TokenBuf *out,
+                              size_t *consumed, Err *err) {
     size_t pos = 0;
     while (pos < len) {
         int rc = pcre2_match(t->re, s, len, pos, 0, t->md, NULL);
@@ -609,8 +610,7 @@ static int gpt2_unmap(const uint8_t *s, size_t n, uint8_t *out, size_t *out_n) {
 
 /* Parses a JSON string at *p (after the opening quote) into UTF-8 in out (at most cap bytes);
  * leaves *p after the closing quote. */
-static int json_string(const uint8_t **p, const uint8_t *end, uint8_t *out, size_t cap,
-                       size_t *n) {
+static int json_string(const uint8_t **p, const uint8_t *end, uint8_t *out, size_t cap, size_t *n) {
     const uint8_t *s = *p;
     size_t k = 0;
     while (s < end && *s != '"') {
@@ -621,14 +621,30 @@ static int json_string(const uint8_t **p, const uint8_t *end, uint8_t *out, size
             char c = (char)s[1];
             s += 2;
             switch (c) {
-            case '"': cp = '"'; break;
-            case '\\': cp = '\\'; break;
-            case '/': cp = '/'; break;
-            case 'b': cp = '\b'; break;
-            case 'f': cp = '\f'; break;
-            case 'n': cp = '\n'; break;
-            case 'r': cp = '\r'; break;
-            case 't': cp = '\t'; break;
+            case '"':
+                cp = '"';
+                break;
+            case '\\':
+                cp = '\\';
+                break;
+            case '/':
+                cp = '/';
+                break;
+            case 'b':
+                cp = '\b';
+                break;
+            case 'f':
+                cp = '\f';
+                break;
+            case 'n':
+                cp = '\n';
+                break;
+            case 'r':
+                cp = '\r';
+                break;
+            case 't':
+                cp = '\t';
+                break;
             case 'u': {
                 if (end - s < 4)
                     return -1;
@@ -703,8 +719,8 @@ static int gpt2_read_encoder(Tokenizer *t, const char *path, StrMap *map, Err *e
         uint8_t key[1024], raw[1024];
         size_t key_n, raw_n;
         const uint8_t *key_at = p;
-        if (json_string(&p, end, key, sizeof key, &key_n) ||
-            gpt2_unmap(key, key_n, raw, &raw_n) || raw_n == 0) {
+        if (json_string(&p, end, key, sizeof key, &key_n) || gpt2_unmap(key, key_n, raw, &raw_n) ||
+            raw_n == 0) {
             err_set(err, "%s: bad vocabulary key at byte %zu (not a GPT-2 byte-mapped string)",
                     path, (size_t)(key_at - buf));
             goto done;
@@ -830,7 +846,8 @@ static int gpt2_read_merges(Tokenizer *t, const char *path, const StrMap *map, E
         size_t an, bn;
         if (sp == pos || sp + 1 >= e || memchr(buf + sp + 1, ' ', e - sp - 1) ||
             sp - pos > sizeof a || e - sp - 1 > sizeof b ||
-            gpt2_unmap(buf + pos, sp - pos, a, &an) || gpt2_unmap(buf + sp + 1, e - sp - 1, b, &bn)) {
+            gpt2_unmap(buf + pos, sp - pos, a, &an) ||
+            gpt2_unmap(buf + sp + 1, e - sp - 1, b, &bn)) {
             err_set(err, "%s:%zu: expected two byte-mapped tokens separated by one space", path,
                     line_no);
             goto done;
@@ -891,7 +908,7 @@ fail:
 /* ---------- char vocabulary ---------- */
 
 typedef struct CharSeen {
-    uint8_t *cp_seen; /* (0x110000 / 8) bit per code point */
+    uint8_t *cp_seen;       /* (0x110000 / 8) bit per code point */
     uint8_t byte_seen[256]; /* lone invalid bytes */
 } CharSeen;
 
@@ -1102,14 +1119,16 @@ Tokenizer *tokenizer_load(const char *path, Err *err) {
     }
     memcpy(h, buf, sizeof h);
     if (h[0] == TOKENIZER_LLMC_MAGIC) {
-        err_set(err, "%s: an llm.c tokenizer file (decode only, no merges); use the "
-                     "tokenizer.bin that `arenagpt prepare` writes",
+        err_set(err,
+                "%s: an llm.c tokenizer file (decode only, no merges); use the "
+                "tokenizer.bin that `arenagpt prepare` writes",
                 path);
         goto fail;
     }
     if (h[0] != TOKENIZER_MAGIC) {
-        err_set(err, "%s: bad magic %d (0x%08x); expected 0x%08x, a tokenizer.bin written by "
-                     "`arenagpt prepare`",
+        err_set(err,
+                "%s: bad magic %d (0x%08x); expected 0x%08x, a tokenizer.bin written by "
+                "`arenagpt prepare`",
                 path, h[0], (unsigned)h[0], TOKENIZER_MAGIC);
         goto fail;
     }
@@ -1124,8 +1143,8 @@ Tokenizer *tokenizer_load(const char *path, Err *err) {
     }
     int32_t n = h[3], n_merges = h[5], total = h[6];
     if (n < 1 || n_merges < 0 || total < n || (int64_t)total > 255 * (int64_t)n) {
-        err_set(err, "%s: bad header: n_vocab %d, n_merges %d, token bytes %d", path, n,
-                n_merges, total);
+        err_set(err, "%s: bad header: n_vocab %d, n_merges %d, token bytes %d", path, n, n_merges,
+                total);
         goto fail;
     }
     size_t want = sizeof h + (size_t)n + (size_t)total + (size_t)n_merges * 12;
@@ -1148,8 +1167,7 @@ Tokenizer *tokenizer_load(const char *path, Err *err) {
     for (int32_t i = 0; i < n; i++) {
         uint8_t l = *p++;
         if (off + l > (uint32_t)total) {
-            err_set(err, "%s: token %d runs past the %d token bytes in the header", path, i,
-                    total);
+            err_set(err, "%s: token %d runs past the %d token bytes in the header", path, i, total);
             goto fail;
         }
         t->tok_off[i] = off;

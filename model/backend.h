@@ -36,10 +36,10 @@ typedef enum GptDevice { GPT_DEVICE_CPU = 0, GPT_DEVICE_CUDA } GptDevice;
 /* What a device stores, and in which dtype. Pure data: no device needed. */
 typedef struct GptLayout {
     GptDevice device;
-    ArenaDtype param_dtype;   /* weights (params category) */
-    ArenaDtype grad_dtype;    /* weight gradients (grads category) */
-    ArenaDtype act_dtype;     /* activations and activation gradients (activations, workspace) */
-    int has_master;           /* optimizer also keeps an f32 master copy (`master.<name>`) */
+    ArenaDtype param_dtype; /* weights (params category) */
+    ArenaDtype grad_dtype;  /* weight gradients (grads category) */
+    ArenaDtype act_dtype;   /* activations and activation gradients (activations, workspace) */
+    int has_master;         /* optimizer also keeps an f32 master copy (`master.<name>`) */
     /* persistent backend workspace allocated by gpt_build as `ws.backend` (cuBLASLt etc.) */
     size_t backend_workspace_bytes;
 } GptLayout;
@@ -65,8 +65,8 @@ typedef struct GptBackend {
     /* --- layers ------------------------------------------------------------------------ */
     /* out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]. inp: device int32 (B,T). */
     void (*encoder_forward)(void *out /* (B,T,C) */, const int32_t *inp /* (B,T) */,
-                            const void *wte /* (Vp,C) */, const void *wpe /* (maxT,C) */,
-                            int64_t B, int64_t T, int64_t C, void *stream);
+                            const void *wte /* (Vp,C) */, const void *wpe /* (maxT,C) */, int64_t B,
+                            int64_t T, int64_t C, void *stream);
     /* dwte += scatter(dout), dwpe += sum over b (accumulates). */
     void (*encoder_backward)(void *dwte /* (Vp,C) */, void *dwpe /* (maxT,C) */,
                              const void *dout /* (B,T,C) */, const int32_t *inp /* (B,T) */,
@@ -121,8 +121,8 @@ typedef struct GptBackend {
      * overwritten). When dscale != 0, logits is overwritten in place with
      * dscale * (softmax - onehot(target)), and 0 in the padded columns. */
     void (*crossentropy_forward)(void *logits /* (N,Vp) */, float *losses /* (N) */,
-                                 const int32_t *targets /* (N) */, int64_t N, int64_t V,
-                                 int64_t Vp, float dscale, void *stream);
+                                 const int32_t *targets /* (N) */, int64_t N, int64_t V, int64_t Vp,
+                                 float dscale, void *stream);
 
     /* --- optimizer --------------------------------------------------------------------- */
     /* *acc += sum(grad^2) (acc: one f32 in backend memory). */
@@ -147,7 +147,8 @@ const GptBackend *gpt_backend_cuda(void);
 /* The backend of a device, or NULL when this build or machine has none. */
 const GptBackend *gpt_backend(GptDevice dev);
 
-/* CPU threads for OpenMP loops and OpenBLAS (n <= 0: all cores). */
+/* CPU threads (n <= 0: all cores): OpenMP runs n threads; OpenBLAS runs single-threaded
+ * inside them (the CPU matmul splits each sgemm over the OpenMP threads). */
 void gpt_set_threads(int n);
 
 #endif

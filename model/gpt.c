@@ -42,11 +42,11 @@ typedef struct GptSaved {
 
 /* top-level activations live between forward and backward */
 typedef struct GptTop {
-    Tensor *inputs;    /* (B,T) i32 */
-    Tensor *enc_out;   /* (B,T,C) */
-    Tensor *lnf_mean;  /* (B,T) */
-    Tensor *lnf_rstd;  /* (B,T) */
-    Tensor *lnf;       /* (B,T,C) ln_f output; after the fused head: its gradient */
+    Tensor *inputs;   /* (B,T) i32 */
+    Tensor *enc_out;  /* (B,T,C) */
+    Tensor *lnf_mean; /* (B,T) */
+    Tensor *lnf_rstd; /* (B,T) */
+    Tensor *lnf;      /* (B,T,C) ln_f output; after the fused head: its gradient */
 } GptTop;
 
 static GptTop *gpt_top(Gpt *g) { return g->top; }
@@ -54,11 +54,22 @@ static GptTop *gpt_top(Gpt *g) { return g->top; }
 /* ---------------------------------------------------------------------------------------- */
 /* configuration                                                                             */
 
-static const char *const PARAM_NAMES[GPT_PARAM_KIND_COUNT] = {
-    "wte",           "wpe",         "ln_1.weight",        "ln_1.bias",
-    "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight", "attn.c_proj.bias",
-    "ln_2.weight",   "ln_2.bias",   "mlp.c_fc.weight",    "mlp.c_fc.bias",
-    "mlp.c_proj.weight", "mlp.c_proj.bias", "ln_f.weight",  "ln_f.bias"};
+static const char *const PARAM_NAMES[GPT_PARAM_KIND_COUNT] = {"wte",
+                                                              "wpe",
+                                                              "ln_1.weight",
+                                                              "ln_1.bias",
+                                                              "attn.c_attn.weight",
+                                                              "attn.c_attn.bias",
+                                                              "attn.c_proj.weight",
+                                                              "attn.c_proj.bias",
+                                                              "ln_2.weight",
+                                                              "ln_2.bias",
+                                                              "mlp.c_fc.weight",
+                                                              "mlp.c_fc.bias",
+                                                              "mlp.c_proj.weight",
+                                                              "mlp.c_proj.bias",
+                                                              "ln_f.weight",
+                                                              "ln_f.bias"};
 
 const char *gpt_param_kind_name(GptParamKind kind) {
     ASSERT(kind >= 0 && kind < GPT_PARAM_KIND_COUNT);
@@ -80,19 +91,49 @@ int gpt_param_shape(const GptConfig *c, GptParamKind kind, int64_t shape[2]) {
     if (param_kind_is_bias(kind) && !c->bias)
         return 0;
     switch (kind) {
-    case GPT_PARAM_WTE: shape[0] = c->padded_vocab_size; shape[1] = C; return 2;
-    case GPT_PARAM_WPE: shape[0] = c->max_seq_len; shape[1] = C; return 2;
-    case GPT_PARAM_QKVW: shape[0] = 3 * C; shape[1] = C; return 2;
-    case GPT_PARAM_QKVB: shape[0] = 3 * C; return 1;
-    case GPT_PARAM_ATTPROJW: shape[0] = C; shape[1] = C; return 2;
-    case GPT_PARAM_FCW: shape[0] = 4 * C; shape[1] = C; return 2;
-    case GPT_PARAM_FCB: shape[0] = 4 * C; return 1;
-    case GPT_PARAM_FCPROJW: shape[0] = C; shape[1] = 4 * C; return 2;
-    case GPT_PARAM_LN1W: case GPT_PARAM_LN1B: case GPT_PARAM_ATTPROJB: case GPT_PARAM_LN2W:
-    case GPT_PARAM_LN2B: case GPT_PARAM_FCPROJB: case GPT_PARAM_LNFW: case GPT_PARAM_LNFB:
+    case GPT_PARAM_WTE:
+        shape[0] = c->padded_vocab_size;
+        shape[1] = C;
+        return 2;
+    case GPT_PARAM_WPE:
+        shape[0] = c->max_seq_len;
+        shape[1] = C;
+        return 2;
+    case GPT_PARAM_QKVW:
+        shape[0] = 3 * C;
+        shape[1] = C;
+        return 2;
+    case GPT_PARAM_QKVB:
+        shape[0] = 3 * C;
+        return 1;
+    case GPT_PARAM_ATTPROJW:
+        shape[0] = C;
+        shape[1] = C;
+        return 2;
+    case GPT_PARAM_FCW:
+        shape[0] = 4 * C;
+        shape[1] = C;
+        return 2;
+    case GPT_PARAM_FCB:
+        shape[0] = 4 * C;
+        return 1;
+    case GPT_PARAM_FCPROJW:
+        shape[0] = C;
+        shape[1] = 4 * C;
+        return 2;
+    case GPT_PARAM_LN1W:
+    case GPT_PARAM_LN1B:
+    case GPT_PARAM_ATTPROJB:
+    case GPT_PARAM_LN2W:
+    case GPT_PARAM_LN2B:
+    case GPT_PARAM_FCPROJB:
+    case GPT_PARAM_LNFW:
+    case GPT_PARAM_LNFB:
         shape[0] = C;
         return 1;
-    default: ASSERT(0); return 0;
+    default:
+        ASSERT(0);
+        return 0;
     }
 }
 
@@ -102,8 +143,8 @@ int gpt_config_check(const GptConfig *c, GptDevice dev, Err *err) {
         return err_set(err,
                        "gpt: sizes must be positive (block_size %lld, vocab_size %lld, n_layer "
                        "%lld, n_head %lld, n_embd %lld)",
-                       (long long)c->max_seq_len, (long long)c->vocab_size,
-                       (long long)c->n_layer, (long long)c->n_head, (long long)c->channels);
+                       (long long)c->max_seq_len, (long long)c->vocab_size, (long long)c->n_layer,
+                       (long long)c->n_head, (long long)c->channels);
     if (c->channels % c->n_head != 0)
         return err_set(err, "gpt: n_embd %lld is not a multiple of n_head %lld",
                        (long long)c->channels, (long long)c->n_head);
@@ -181,8 +222,8 @@ static void *trow(Tensor *t, int64_t row, int64_t cols) {
     return (char *)t->data + (size_t)row * (size_t)cols * tensor_elem_bytes(t);
 }
 
-static Tensor *alloc_nd(Gpt *g, ArenaCategory cat, ArenaDtype dt, int ndim, int64_t d0,
-                        int64_t d1, int64_t d2, int64_t d3, const char *name) {
+static Tensor *alloc_nd(Gpt *g, ArenaCategory cat, ArenaDtype dt, int ndim, int64_t d0, int64_t d1,
+                        int64_t d2, int64_t d3, const char *name) {
     int64_t shape[4] = {d0, d1, d2, d3};
     Tensor *t = arena_try_alloc(g->arena, cat, dt, ndim, shape, "%s", name);
     return t;
@@ -289,8 +330,9 @@ int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B
     if (gpt_config_check(c, dev, err))
         return -1;
     if (B <= 0 || T <= 0 || T > c->max_seq_len)
-        return err_set(err, "gpt: batch shape B=%lld T=%lld invalid (need B > 0, 0 < T <= "
-                            "block_size %lld)",
+        return err_set(err,
+                       "gpt: batch shape B=%lld T=%lld invalid (need B > 0, 0 < T <= "
+                       "block_size %lld)",
                        (long long)B, (long long)T, (long long)c->max_seq_len);
     g->config = *c;
     g->device = dev;
@@ -486,14 +528,20 @@ void gpt_init_weights(Gpt *g, uint64_t seed) {
     for (int i = 0; i < g->n_params; i++) {
         GptParam *p = &g->params[i];
         switch (p->kind) {
-        case GPT_PARAM_LN1W: case GPT_PARAM_LN2W: case GPT_PARAM_LNFW:
+        case GPT_PARAM_LN1W:
+        case GPT_PARAM_LN2W:
+        case GPT_PARAM_LNFW:
             for (int64_t j = 0; j < p->numel; j++)
                 buf[j] = 1.0f;
             break;
-        case GPT_PARAM_WTE: case GPT_PARAM_WPE: case GPT_PARAM_QKVW: case GPT_PARAM_FCW:
-        case GPT_PARAM_ATTPROJW: case GPT_PARAM_FCPROJW: {
-            float s = (p->kind == GPT_PARAM_ATTPROJW || p->kind == GPT_PARAM_FCPROJW) ? proj_std
-                                                                                     : std;
+        case GPT_PARAM_WTE:
+        case GPT_PARAM_WPE:
+        case GPT_PARAM_QKVW:
+        case GPT_PARAM_FCW:
+        case GPT_PARAM_ATTPROJW:
+        case GPT_PARAM_FCPROJW: {
+            float s =
+                (p->kind == GPT_PARAM_ATTPROJW || p->kind == GPT_PARAM_FCPROJW) ? proj_std : std;
             for (int64_t j = 0; j < p->numel; j++)
                 buf[j] = (float)(rng_normal(&rng) * s);
             break;
@@ -558,10 +606,10 @@ static void block_forward(StepCtx *s, int l, BlockPhase phase, Tensor *in, Tenso
 
     const char *pre = save_core ? "act" : "ws";
     const char *prec = save_cheap ? "act" : "ws";
-    Tensor *ln1_mean = step_alloc(s, save_core, ARENA_DTYPE_F32, 2, B, T, 0, 0,
-                                  "%s.h.%d.ln_1.mean", pre, l);
-    Tensor *ln1_rstd = step_alloc(s, save_core, ARENA_DTYPE_F32, 2, B, T, 0, 0,
-                                  "%s.h.%d.ln_1.rstd", pre, l);
+    Tensor *ln1_mean =
+        step_alloc(s, save_core, ARENA_DTYPE_F32, 2, B, T, 0, 0, "%s.h.%d.ln_1.mean", pre, l);
+    Tensor *ln1_rstd =
+        step_alloc(s, save_core, ARENA_DTYPE_F32, 2, B, T, 0, 0, "%s.h.%d.ln_1.rstd", pre, l);
     Tensor *ln1 = step_alloc(s, save_cheap, adt, 3, B, T, C, 0, "%s.h.%d.ln_1", prec, l);
     if (s->failed)
         return;
@@ -580,8 +628,8 @@ static void block_forward(StepCtx *s, int l, BlockPhase phase, Tensor *in, Tenso
     if (c->attention == 0)
         att = step_alloc(s, save_cheap, adt, 4, B, NH, T, T, "%s.h.%d.attn.att", prec, l);
     else
-        att = step_alloc(s, save_cheap, ARENA_DTYPE_F32, 3, B, NH, T, 0, "%s.h.%d.attn.lse", prec,
-                         l);
+        att =
+            step_alloc(s, save_cheap, ARENA_DTYPE_F32, 3, B, NH, T, 0, "%s.h.%d.attn.lse", prec, l);
     Tensor *atty = step_alloc(s, save_core, adt, 3, B, T, C, 0, "%s.h.%d.attn.y", pre, l);
     if (s->failed)
         return;
@@ -599,10 +647,10 @@ static void block_forward(StepCtx *s, int l, BlockPhase phase, Tensor *in, Tenso
         ws_release(g, &s->ws, &atty);
         ws_release(g, &s->ws, &qkv);
     }
-    Tensor *ln2_mean = step_alloc(s, save_core, ARENA_DTYPE_F32, 2, B, T, 0, 0,
-                                  "%s.h.%d.ln_2.mean", pre, l);
-    Tensor *ln2_rstd = step_alloc(s, save_core, ARENA_DTYPE_F32, 2, B, T, 0, 0,
-                                  "%s.h.%d.ln_2.rstd", pre, l);
+    Tensor *ln2_mean =
+        step_alloc(s, save_core, ARENA_DTYPE_F32, 2, B, T, 0, 0, "%s.h.%d.ln_2.mean", pre, l);
+    Tensor *ln2_rstd =
+        step_alloc(s, save_core, ARENA_DTYPE_F32, 2, B, T, 0, 0, "%s.h.%d.ln_2.rstd", pre, l);
     Tensor *ln2 = step_alloc(s, save_cheap, adt, 3, B, T, C, 0, "%s.h.%d.ln_2", prec, l);
     if (s->failed)
         return;
@@ -613,8 +661,8 @@ static void block_forward(StepCtx *s, int l, BlockPhase phase, Tensor *in, Tenso
     if (s->failed)
         return;
     if (run)
-        be->matmul_forward(fch->data, ln2->data, P(GPT_PARAM_FCW, l), P(GPT_PARAM_FCB, l), NULL,
-                           N, C, 4 * C, g->stream);
+        be->matmul_forward(fch->data, ln2->data, P(GPT_PARAM_FCW, l), P(GPT_PARAM_FCB, l), NULL, N,
+                           C, 4 * C, g->stream);
     if (!save_cheap)
         ws_release(g, &s->ws, &ln2);
     Tensor *gelu = step_alloc(s, save_cheap, adt, 3, B, T, 4 * C, 0, "%s.h.%d.mlp.gelu", prec, l);
@@ -676,15 +724,15 @@ static Tensor *forward_blocks(StepCtx *s, const int32_t *inputs, int64_t B, int6
     ArenaDtype adt = g->layout->act_dtype;
     GptTop *top = gpt_top(g);
 
-    Tensor *inp = step_alloc(s, train, ARENA_DTYPE_I32, 2, B, T, 0, 0, "%s.inputs",
-                             train ? "act" : "ws");
+    Tensor *inp =
+        step_alloc(s, train, ARENA_DTYPE_I32, 2, B, T, 0, 0, "%s.inputs", train ? "act" : "ws");
     Tensor *x = step_alloc(s, train, adt, 3, B, T, C, 0, "%s.encoder.out", train ? "act" : "ws");
     if (s->failed)
         return NULL;
     if (run) {
         be->copy_from_host(inp->data, inputs, (size_t)(B * T) * sizeof(int32_t), g->stream);
-        be->encoder_forward(x->data, inp->data, P(GPT_PARAM_WTE, -1), P(GPT_PARAM_WPE, -1), B, T,
-                            C, g->stream);
+        be->encoder_forward(x->data, inp->data, P(GPT_PARAM_WTE, -1), P(GPT_PARAM_WPE, -1), B, T, C,
+                            g->stream);
     }
     if (train) {
         top->inputs = inp;
@@ -728,13 +776,12 @@ static float loss_head(StepCtx *s, Tensor *lnf, const int32_t *targets, int64_t 
         for (int64_t r = 0; r < N; r += chunk) {
             int64_t n = N - r < chunk ? N - r : chunk;
             void *x = trow(lnf, r, C);
-            be->matmul_forward(logits->data, x, wte->param->data, NULL, NULL, n, C, Vp,
-                               g->stream);
+            be->matmul_forward(logits->data, x, wte->param->data, NULL, NULL, n, C, Vp, g->stream);
             be->crossentropy_forward(logits->data, (float *)losses->data + r,
                                      (int32_t *)tg->data + r, n, V, Vp, dscale, g->stream);
             if (dscale != 0.0f)
-                be->matmul_backward(x, wte->grad->data, NULL, logits->data, x, wte->param->data,
-                                    n, C, Vp, g->stream);
+                be->matmul_backward(x, wte->grad->data, NULL, logits->data, x, wte->param->data, n,
+                                    C, Vp, g->stream);
         }
         be->reduce_sum(sum->data, losses->data, N, g->stream);
         float h;
@@ -776,6 +823,7 @@ int gpt_forward(Gpt *g, const int32_t *inputs, const int32_t *targets, int64_t B
     int64_t C = g->config.channels, N = B * T;
     ArenaDtype adt = g->layout->act_dtype;
     GptTop *top = gpt_top(g);
+    arena_trace_mark(g->arena, "%s", for_backward ? "forward" : "forward (eval)");
 
     Tensor *x = forward_blocks(&s, inputs, B, T, for_backward);
     if (s.failed)
@@ -838,8 +886,8 @@ int gpt_forward_last_logits(Gpt *g, const int32_t *inputs, int64_t B, int64_t T,
                               P(GPT_PARAM_LNFB, -1), N, C, g->stream);
         /* gather the last row of each sequence: a matmul over the rows b*T+T-1 only */
         for (int64_t b = 0; b < B; b++)
-            be->matmul_forward(trow(lg, b, Vp), trow(lnf, b * T + T - 1, C),
-                               P(GPT_PARAM_WTE, -1), NULL, NULL, 1, C, Vp, g->stream);
+            be->matmul_forward(trow(lg, b, Vp), trow(lnf, b * T + T - 1, C), P(GPT_PARAM_WTE, -1),
+                               NULL, NULL, 1, C, Vp, g->stream);
         be->params_to_host_f32(logits, lg->data, adt, B * Vp, g->stream);
     } else {
         memset(logits, 0, (size_t)(B * Vp) * sizeof(float));
@@ -853,8 +901,8 @@ int gpt_forward_last_logits(Gpt *g, const int32_t *inputs, int64_t B, int64_t T,
 
 /* Backward of block l. dx (B,T,C): in: dL/d(block output); out: dL/d(block input).
  * d1 (B,T,C), d4 (B,T,4C): scratch. Pops the block's activations and then `in`. */
-static void block_backward(StepCtx *s, int l, Tensor **in_slot, Tensor *dx, Tensor *d1,
-                           Tensor *d4, int64_t B, int64_t T) {
+static void block_backward(StepCtx *s, int l, Tensor **in_slot, Tensor *dx, Tensor *d1, Tensor *d4,
+                           int64_t B, int64_t T) {
     Gpt *g = s->g;
     const GptBackend *be = g->backend;
     int run = gpt_runs(g);
@@ -894,12 +942,12 @@ static void block_backward(StepCtx *s, int l, Tensor **in_slot, Tensor *dx, Tens
             return;
         if (run)
             be->layernorm_forward(sv->ln2->data, sv->ln2_mean->data, sv->ln2_rstd->data,
-                                  sv->res2->data, P(GPT_PARAM_LN2W, l), P(GPT_PARAM_LN2B, l), N,
-                                  C, st);
+                                  sv->res2->data, P(GPT_PARAM_LN2W, l), P(GPT_PARAM_LN2B, l), N, C,
+                                  st);
     }
     if (run)
-        be->matmul_backward(d1->data, G(GPT_PARAM_FCW), G(GPT_PARAM_FCB), d4->data,
-                            sv->ln2->data, P(GPT_PARAM_FCW, l), N, C, 4 * C, st);
+        be->matmul_backward(d1->data, G(GPT_PARAM_FCW), G(GPT_PARAM_FCB), d4->data, sv->ln2->data,
+                            P(GPT_PARAM_FCW, l), N, C, 4 * C, st);
     act_pop(g, &sv->ln2);
     /* ln_2 (+ the residual: dx already holds dL/d res_2's direct path) */
     if (run)
@@ -927,8 +975,7 @@ static void block_backward(StepCtx *s, int l, Tensor **in_slot, Tensor *dx, Tens
             be->attention_forward(d4->data, sv->att->data, sv->qkv->data, B, T, C, NH, st);
     }
     if (run)
-        be->attention_backward(d4->data, sv->att->data, d1->data, sv->qkv->data, B, T, C, NH,
-                               st);
+        be->attention_backward(d4->data, sv->att->data, d1->data, sv->qkv->data, B, T, C, NH, st);
     act_pop(g, &sv->att);
     act_pop(g, &sv->qkv);
     /* attn.c_attn */
@@ -937,17 +984,17 @@ static void block_backward(StepCtx *s, int l, Tensor **in_slot, Tensor *dx, Tens
         if (s->failed)
             return;
         if (run)
-            be->layernorm_forward(sv->ln1->data, sv->ln1_mean->data, sv->ln1_rstd->data,
-                                  in->data, P(GPT_PARAM_LN1W, l), P(GPT_PARAM_LN1B, l), N, C, st);
+            be->layernorm_forward(sv->ln1->data, sv->ln1_mean->data, sv->ln1_rstd->data, in->data,
+                                  P(GPT_PARAM_LN1W, l), P(GPT_PARAM_LN1B, l), N, C, st);
     }
     if (run)
-        be->matmul_backward(d1->data, G(GPT_PARAM_QKVW), G(GPT_PARAM_QKVB), d4->data,
-                            sv->ln1->data, P(GPT_PARAM_QKVW, l), N, C, 3 * C, st);
+        be->matmul_backward(d1->data, G(GPT_PARAM_QKVW), G(GPT_PARAM_QKVB), d4->data, sv->ln1->data,
+                            P(GPT_PARAM_QKVW, l), N, C, 3 * C, st);
     act_pop(g, &sv->ln1);
     if (run)
-        be->layernorm_backward(dx->data, G(GPT_PARAM_LN1W), G(GPT_PARAM_LN1B), d1->data,
-                               in->data, P(GPT_PARAM_LN1W, l), sv->ln1_mean->data,
-                               sv->ln1_rstd->data, N, C, st);
+        be->layernorm_backward(dx->data, G(GPT_PARAM_LN1W), G(GPT_PARAM_LN1B), d1->data, in->data,
+                               P(GPT_PARAM_LN1W, l), sv->ln1_mean->data, sv->ln1_rstd->data, N, C,
+                               st);
     act_pop(g, &sv->ln1_rstd);
     act_pop(g, &sv->ln1_mean);
     act_pop(g, in_slot);
@@ -956,7 +1003,8 @@ static void block_backward(StepCtx *s, int l, Tensor **in_slot, Tensor *dx, Tens
 
 int gpt_backward(Gpt *g, float loss_scale, Err *err) {
     if (!g->have_forward)
-        return err_set(err, "gpt_backward: no training forward (for_backward=1) to go back through");
+        return err_set(err,
+                       "gpt_backward: no training forward (for_backward=1) to go back through");
     ASSERT_MSG(loss_scale == g->loss_scale,
                "gpt_backward: loss_scale differs from the one the fused loss head used");
     StepCtx s = {.g = g, .err = err};
@@ -967,6 +1015,7 @@ int gpt_backward(Gpt *g, float loss_scale, Err *err) {
     ArenaDtype adt = g->layout->act_dtype;
     GptTop *top = gpt_top(g);
     void *st = g->stream;
+    arena_trace_mark(g->arena, "backward");
 
     Tensor *dx = step_alloc(&s, 0, adt, 3, B, T, C, 0, "ws.dresidual");
     Tensor *d1 = step_alloc(&s, 0, adt, 3, B, T, C, 0, "ws.dbuf_c");
@@ -978,12 +1027,11 @@ int gpt_backward(Gpt *g, float loss_scale, Err *err) {
     Tensor **xl_slot = L > 0 ? &g->saved[L - 1].out : &top->enc_out;
     if (run) {
         be->memset_zero(dx->data, dx->nbytes, st);
-        be->layernorm_backward(dx->data, tdata(gpt_param(g, GPT_PARAM_LNFW, -1)->grad),
-                               gpt_param(g, GPT_PARAM_LNFB, -1)
-                                   ? gpt_param(g, GPT_PARAM_LNFB, -1)->grad->data
-                                   : NULL,
-                               top->lnf->data, (*xl_slot)->data, P(GPT_PARAM_LNFW, -1),
-                               top->lnf_mean->data, top->lnf_rstd->data, N, C, st);
+        be->layernorm_backward(
+            dx->data, tdata(gpt_param(g, GPT_PARAM_LNFW, -1)->grad),
+            gpt_param(g, GPT_PARAM_LNFB, -1) ? gpt_param(g, GPT_PARAM_LNFB, -1)->grad->data : NULL,
+            top->lnf->data, (*xl_slot)->data, P(GPT_PARAM_LNFW, -1), top->lnf_mean->data,
+            top->lnf_rstd->data, N, C, st);
     }
     act_pop(g, &top->lnf);
     act_pop(g, &top->lnf_rstd);
@@ -1020,6 +1068,7 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
     StepCtx s = {.g = g, .err = err};
     const GptBackend *be = g->backend;
     int run = gpt_runs(g);
+    arena_trace_mark(g->arena, "update");
     Tensor *acc = step_alloc(&s, 0, ARENA_DTYPE_F32, 1, 1, 0, 0, 0, "ws.grad_norm");
     if (s.failed)
         return step_fail(&s);
@@ -1074,8 +1123,8 @@ float gpt_get_lr(int64_t it, float learning_rate, int64_t warmup_iters, int64_t 
 /* ---------------------------------------------------------------------------------------- */
 /* plan                                                                                      */
 
-int gpt_step_sequence(Gpt *g, const int32_t *inputs, const int32_t *targets, int64_t B,
-                      int64_t T, int64_t grad_accum, Err *err) {
+int gpt_step_sequence(Gpt *g, const int32_t *inputs, const int32_t *targets, int64_t B, int64_t T,
+                      int64_t grad_accum, Err *err) {
     int32_t *zeros = NULL;
     if (gpt_runs(g) && (!inputs || !targets)) {
         zeros = calloc((size_t)(B * T), sizeof(int32_t));

@@ -58,12 +58,12 @@ typedef struct GptConfig {
     int64_t padded_vocab_size; /* Vp >= V: rows of wte */
     int64_t n_layer;
     int64_t n_head;
-    int64_t channels;          /* C = n_embd */
-    int bias;                  /* 1: Linear and LayerNorm biases */
-    int gelu;                  /* 0 tanh approximation, 1 erf */
-    int recompute;             /* GptRecompute */
-    int attention;             /* 0 naive (materialised probabilities), 1 cudnn (CUDA only) */
-    int64_t loss_chunk;        /* tokens per loss-head chunk; 0 = auto (gpt_loss_chunk) */
+    int64_t channels;   /* C = n_embd */
+    int bias;           /* 1: Linear and LayerNorm biases */
+    int gelu;           /* 0 tanh approximation, 1 erf */
+    int recompute;      /* GptRecompute */
+    int attention;      /* 0 naive (materialised probabilities), 1 cudnn (CUDA only) */
+    int64_t loss_chunk; /* tokens per loss-head chunk; 0 = auto (gpt_loss_chunk) */
 } GptConfig;
 
 /* Parameter tensors in llm.c's file order. Per-layer kinds exist once per layer. */
@@ -99,14 +99,14 @@ typedef struct GptParamCounts {
 /* One parameter with its gradient and optimizer state (NULL where the layout has none). */
 typedef struct GptParam {
     GptParamKind kind;
-    int layer;       /* -1 for wte, wpe, ln_f */
-    int decay;       /* 2-D: weight decay applies */
+    int layer; /* -1 for wte, wpe, ln_f */
+    int decay; /* 2-D: weight decay applies */
     int64_t numel;
-    Tensor *param;   /* layout.param_dtype */
-    Tensor *grad;    /* layout.grad_dtype */
-    Tensor *m;       /* f32 */
-    Tensor *v;       /* f32 */
-    Tensor *master;  /* f32, CUDA layout only */
+    Tensor *param;  /* layout.param_dtype */
+    Tensor *grad;   /* layout.grad_dtype */
+    Tensor *m;      /* f32 */
+    Tensor *v;      /* f32 */
+    Tensor *master; /* f32, CUDA layout only */
 } GptParam;
 
 typedef struct Gpt {
@@ -115,23 +115,23 @@ typedef struct Gpt {
     const GptLayout *layout;
     const GptBackend *backend; /* NULL in a plan arena when the build has no such device */
     Arena *arena;
-    void *stream;              /* NULL on the CPU */
-    int64_t B, T;              /* the largest batch shape built for */
-    int64_t loss_chunk;        /* resolved chunk */
-    float loss_scale;          /* scale the fused head uses (gpt_set_loss_scale), 1 default */
+    void *stream;       /* NULL on the CPU */
+    int64_t B, T;       /* the largest batch shape built for */
+    int64_t loss_chunk; /* resolved chunk */
+    float loss_scale;   /* scale the fused head uses (gpt_set_loss_scale), 1 default */
 
-    GptParam *params;          /* n_params entries, llm.c order (kind-major, then layer) */
+    GptParam *params; /* n_params entries, llm.c order (kind-major, then layer) */
     int n_params;
     GptParam *by_kind[GPT_PARAM_KIND_COUNT]; /* first entry of a kind, or NULL when absent */
-    Tensor *ws_backend;        /* `ws.backend` (layout.backend_workspace_bytes), or NULL */
+    Tensor *ws_backend; /* `ws.backend` (layout.backend_workspace_bytes), or NULL */
 
     /* forward state, kept for backward (private to gpt.c) */
-    int have_forward;          /* a for_backward forward is waiting for backward */
-    int64_t fB, fT;            /* its shape */
-    Tensor **stack;            /* activations pushed by forward, in order */
+    int have_forward; /* a for_backward forward is waiting for backward */
+    int64_t fB, fT;   /* its shape */
+    Tensor **stack;   /* activations pushed by forward, in order */
     int64_t n_stack, cap_stack;
-    struct GptSaved *saved;    /* per-layer saved tensors (gpt.c) */
-    struct GptTop *top;        /* encoder and ln_f tensors saved for backward (gpt.c) */
+    struct GptSaved *saved;     /* per-layer saved tensors (gpt.c) */
+    struct GptTop *top;         /* encoder and ln_f tensors saved for backward (gpt.c) */
     size_t arena_used_at_build; /* used bytes before gpt_build */
 } Gpt;
 
@@ -209,8 +209,8 @@ int gpt_plan_accum(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, int6
 void gpt_forget(Gpt *g);
 /* Runs the same step sequence on g's own arena (plan or real); inputs/targets may be NULL
  * in a plan arena (zeros are used otherwise). Used by gpt_plan and the plan==measured test. */
-int gpt_step_sequence(Gpt *g, const int32_t *inputs, const int32_t *targets, int64_t B,
-                      int64_t T, int64_t grad_accum, Err *err);
+int gpt_step_sequence(Gpt *g, const int32_t *inputs, const int32_t *targets, int64_t B, int64_t T,
+                      int64_t grad_accum, Err *err);
 
 /* --- FLOPs (matmul FLOPs, 2 per multiply-add; attention counted on the full T x T) ----- */
 /* Forward FLOPs per token at sequence length T (layers + attention + LM head). */

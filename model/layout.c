@@ -26,6 +26,11 @@ const GptLayout *gpt_layout(GptDevice dev) {
     return dev == GPT_DEVICE_CUDA ? &LAYOUT_CUDA : &LAYOUT_CPU;
 }
 
+/* Weak: a build whose CUDA objects do not (yet) define it still links, with no CUDA backend. */
+extern const GptBackend *gpt_backend_cuda(void) __attribute__((weak));
+
 const GptBackend *gpt_backend(GptDevice dev) {
-    return dev == GPT_DEVICE_CUDA ? gpt_backend_cuda() : gpt_backend_cpu();
+    if (dev == GPT_DEVICE_CUDA)
+        return gpt_backend_cuda ? gpt_backend_cuda() : NULL;
+    return gpt_backend_cpu();
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bench_torch_cpu.py: the PyTorch side of scripts/bench_cpu.sh. Times a GPT-2 training step
 (forward, backward, global-norm clip, AdamW) on the CPU in fp32 and prints one line:
-    torch <label> ms/step <mean> tok/s <tokens per second> (over <n> steps after <w> warm-up)
+    torch ms/step median <ms> min <ms> tok/s median <n> best <n> (...)
 
 Run with Debian's python3-torch (/usr/bin/python3). The model is nanoGPT's (pre-LN GPT-2,
 tied LM head, learned positions, GELU, bias option, naive causal attention: torch 1.13 has
@@ -114,15 +114,17 @@ def main():
 
     for _ in range(a.warmup):
         step()
-    t0 = time.perf_counter()
+    times = []
     for _ in range(a.steps):
+        t0 = time.perf_counter()
         step()
-    dt = (time.perf_counter() - t0) / a.steps
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    med, best = times[len(times) // 2], times[0]
     tok = a.batch_size * a.block_size
-    print(f"torch {a.label} ms/step {dt * 1e3:.2f} tok/s {tok / dt:.0f} "
-          f"(over {a.steps} steps after {a.warmup} warm-up, threads {torch.get_num_threads()}, "
-          f"params {sum(p.numel() for p in params)})")
-
+    print(f"torch ms/step median {med * 1e3:.1f} min {best * 1e3:.1f} tok/s median "
+          f"{tok / med:.0f} best {tok / best:.0f} ({a.steps} steps after {a.warmup} warm-up, "
+          f"threads {torch.get_num_threads()}, params {sum(p.numel() for p in params)})")
 
 if __name__ == "__main__":
     main()

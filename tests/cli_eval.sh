@@ -49,6 +49,20 @@ while read -r c bias gelu B T N want; do
     fi
 done <"$FX/eval_expected.txt"
 
+# the same tokens as a headerless nanoGPT .bin give the same loss
+read -r c bias gelu B T N want < <(grep -v '^#' "$FX/eval_expected.txt" | head -1)
+tail -c +1025 "$FX/eval_shard.bin" >"$TMP/nano.bin"
+a=$(run_eval "$c" "$bias" "$gelu" "$B" "$T" "$N" 2>/dev/null)
+b=$("$BIN" eval --init_from="$FX/${c}_model.bin" --data="$TMP/nano.bin" --data_format=nanogpt \
+    --bias="$bias" --gelu="$gelu" --batch_size="$B" --block_size="$T" --eval_batches="$N" \
+    --device=cpu --threads=1 2>/dev/null)
+if [ -n "$a" ] && [ "$a" = "$b" ]; then
+    say "ok   nanoGPT-format shard: $b"
+else
+    say "FAIL nanoGPT-format shard: '$b', llm.c shard: '$a'"
+    fail=1
+fi
+
 expect_exit() { # want_rc message_part description args...
     local want=$1 part=$2 what=$3
     shift 3
@@ -70,15 +84,15 @@ S=$FX/eval_shard.bin
 E=("$BIN" eval --batch_size=2 --eval_batches=1 --block_size=8 --device=cpu)
 X=("$BIN" eval --device=cpu) # for the cases that set the sizes themselves
 expect_exit 1 "cannot open model file" "missing model file" "${E[@]}" --init_from="$TMP/none.bin" --data="$S"
-expect_exit 1 "cannot open token shard" "missing shard" "${E[@]}" --init_from="$M" --data="$TMP/none.bin"
-expect_exit 1 "200 tokens, but the evaluation needs 6401" "shard too short" "${X[@]}" \
+expect_exit 1 "no such file" "missing shard" "${E[@]}" --init_from="$M" --data="$TMP/none.bin"
+expect_exit 1 "12 windows of block_size 16 (200 tokens), but the evaluation needs 400" "shard too short" "${X[@]}" \
     --init_from="$M" --data="$S" --block_size=16 --batch_size=4 --eval_batches=100
 head -c 1000 "$M" >"$TMP/trunc.bin"
 expect_exit 1 "shorter than the 1024-byte" "model file shorter than its header" "${E[@]}" \
     --init_from="$TMP/trunc.bin" --data="$S"
 head -c 20000 "$M" >"$TMP/trunc.bin"
 expect_exit 1 "truncated" "truncated model" "${E[@]}" --init_from="$TMP/trunc.bin" --data="$S"
-expect_exit 1 "expected an llm.c token shard" "model file given as shard" "${E[@]}" \
+expect_exit 1 "bad magic 20240326" "model file given as shard" "${E[@]}" \
     --init_from="$M" --data="$M"
 expect_exit 1 "bias=False" "bias model read as bias-free" "${E[@]}" \
     --init_from="$FX/bias_tanh_model.bin" --data="$S" --bias=False
@@ -86,7 +100,7 @@ expect_exit 1 "bias=False" "bias model read as bias-free" "${E[@]}" \
 # rewrite one token to 60: a valid row of wte (Vp = 64) but not a real token)
 cp "$S" "$TMP/big.bin"
 printf '\x3c\x00' | dd of="$TMP/big.bin" bs=1 seek=1030 conv=notrunc status=none
-expect_exit 1 "outside the model's vocabulary" "token >= V" "${E[@]}" \
+expect_exit 1 "token 60 at position 3 is >= vocab_size 57" "token >= V" "${E[@]}" \
     --init_from="$FX/padvocab_nobias_tanh_model.bin" --data="$TMP/big.bin"
 expect_exit 2 "exceeds the model's maxT 16" "block_size above maxT" "${X[@]}" --init_from="$M" \
     --data="$S" --block_size=32 --batch_size=1 --eval_batches=1

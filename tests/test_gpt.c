@@ -24,8 +24,8 @@ static int slow_tests(void) {
     return !(s && strcmp(s, "0") == 0);
 }
 
-static GptConfig config_make(int64_t L, int64_t NH, int64_t C, int64_t maxT, int64_t V,
-                             int64_t Vp, int bias, int gelu, int recompute) {
+static GptConfig config_make(int64_t L, int64_t NH, int64_t C, int64_t maxT, int64_t V, int64_t Vp,
+                             int bias, int gelu, int recompute) {
     GptConfig c = {0};
     c.n_layer = L;
     c.n_head = NH;
@@ -111,6 +111,23 @@ static void test_gpt_get_lr_schedule(void **state) {
     assert_true(gpt_get_lr(5000, lr, 100, 1000, min_lr, 0) == lr);
 }
 
+static void test_gpt_flops_count_matmul_weights(void **state) {
+    /* forward = 2 FLOPs per weight of every matmul (all 2-D params but wpe; wte once, as the
+     * head) + the attention's QK^T and att@V: 4 T C per layer */
+    GptConfig c = config_make(6, 6, 384, 512, 50304, 50304, 0, 0, 0);
+    GptParamCounts pc;
+    gpt_param_counts(&c, &pc);
+    double matmul_weights = (double)pc.decay_count - 512.0 * 384.0;
+    double expect = 2.0 * matmul_weights + 6.0 * 4.0 * 512.0 * 384.0;
+    assert_true(fabs(gpt_flops_forward_per_token(&c, 512) - expect) < 1.0);
+    assert_true(gpt_flops_recompute_per_token(&c, 512, GPT_RECOMPUTE_NONE) == 0.0);
+    double sel = gpt_flops_recompute_per_token(&c, 512, GPT_RECOMPUTE_SELECTIVE);
+    double full = gpt_flops_recompute_per_token(&c, 512, GPT_RECOMPUTE_FULL);
+    assert_true(sel > 0.0 && sel < full);
+    /* full recomputes every block matmul but mlp.c_proj, and never the head */
+    assert_true(full < gpt_flops_forward_per_token(&c, 512) - 2.0 * 50304.0 * 384.0);
+}
+
 /* ------------------------------------------------------------------------------------- */
 /* plan == measured */
 
@@ -171,7 +188,7 @@ static void test_gpt_plan_equals_measured(void **state) {
         int bias;
     } cases[] = {
         {2, 2, 16, 8, 32, 32, 2, 8, 0, 1},
-        {3, 3, 24, 11, 37, 48, 3, 7, 5, 0},  /* odd sizes, T < block, V < Vp, ragged chunks */
+        {3, 3, 24, 11, 37, 48, 3, 7, 5, 0}, /* odd sizes, T < block, V < Vp, ragged chunks */
         {1, 1, 8, 5, 11, 11, 1, 5, 1, 1},
     };
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
@@ -237,8 +254,8 @@ static void test_gpt_plan_cuda_layout(void **state) {
 /* ------------------------------------------------------------------------------------- */
 /* recompute gives the same gradients, bit for bit */
 
-static void run_grads(const GptConfig *c, int64_t B, int64_t T, const int32_t *x,
-                      const int32_t *y, float **grads_out, size_t *n_out, float *loss) {
+static void run_grads(const GptConfig *c, int64_t B, int64_t T, const int32_t *x, const int32_t *y,
+                      float **grads_out, size_t *n_out, float *loss) {
     Err err = {{0}};
     Arena *plan = NULL;
     assert_int_equal(gpt_plan_accum(c, GPT_DEVICE_CPU, B, T, 2, 0, &plan, &err), 0);
@@ -301,6 +318,66 @@ static void test_gpt_recompute_gradients_bit_identical(void **state) {
 }
 
 /* ------------------------------------------------------------------------------------- */
+/* the whole model's wiring: gradients against central differences of the loss */
+
+/* fp32 loss differences over a step of FD_MODEL_H: rounding noise ~1e-7 * loss / h, plus the
+ * h^2 truncation term; the kernels themselves are checked tightly in test_layers.c */
+#define FD_MODEL_H 1e-2f
+#define FD_MODEL_ATOL 5e-4
+#define FD_MODEL_RTOL 5e-2
+
+static void test_gpt_gradients_match_finite_differences(void **state) {
+    for (int variant = 0; variant < 2; variant++) {
+        GptConfig c = config_make(2, 2, 16, 8, 29, 32, variant, variant, variant);
+        int64_t B = 2, T = 8;
+        Err err = {{0}};
+        Arena *plan = NULL;
+        assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, B, T, 0, &plan, &err), 0);
+        Arena *a = arena_init(ARENA_BACKING_HOST, arena_stats(plan).high_water_bytes, 0, &err);
+        arena_free(plan);
+        Gpt g;
+        assert_int_equal(gpt_build(&g, &c, GPT_DEVICE_CPU, a, B, T, &err), 0);
+        gpt_init_weights(&g, 77);
+        /* larger than init weights so that every gradient is well above the noise */
+        for (int i = 0; i < g.n_params; i++) {
+            float *p = g.params[i].param->data;
+            Rng r;
+            rng_init(&r, 100 + (uint64_t)i);
+            for (int64_t j = 0; j < g.params[i].numel; j++)
+                p[j] += (float)(rng_normal(&r) * 0.2);
+        }
+        int32_t x[16], y[16];
+        tokens_random(x, B * T, c.vocab_size, 5);
+        tokens_random(y, B * T, c.vocab_size, 6);
+        gpt_zero_grad(&g);
+        float loss = 0;
+        assert_int_equal(gpt_forward(&g, x, y, B, T, 1, &loss, &err), 0);
+        assert_int_equal(gpt_backward(&g, 1.0f, &err), 0);
+        float got[3], fd[3];
+        for (int i = 0; i < g.n_params; i++) {
+            GptParam *p = &g.params[i];
+            float *w = p->param->data;
+            const float *gr = p->grad->data;
+            int64_t idx[3] = {0, p->numel / 2, (p->numel * 7) / 9};
+            if (p->kind == GPT_PARAM_WTE) /* rows of tokens that occur */
+                idx[0] = (int64_t)x[0] * 16, idx[1] = (int64_t)y[3] * 16 + 5,
+                idx[2] = (int64_t)x[9] * 16 + 15;
+            for (int k = 0; k < 3; k++) {
+                float o = w[idx[k]], lp = 0, lm = 0;
+                w[idx[k]] = o + FD_MODEL_H;
+                assert_int_equal(gpt_forward(&g, x, y, B, T, 0, &lp, &err), 0);
+                w[idx[k]] = o - FD_MODEL_H;
+                assert_int_equal(gpt_forward(&g, x, y, B, T, 0, &lm, &err), 0);
+                w[idx[k]] = o;
+                fd[k] = (float)(((double)lp - (double)lm) / (2.0 * FD_MODEL_H));
+                got[k] = gr[idx[k]];
+            }
+            assert_allclose(got, fd, 3, FD_MODEL_ATOL, FD_MODEL_RTOL);
+        }
+        gpt_free(&g);
+        arena_free(a);
+    }
+}
 
 static void test_gpt_padded_vocab_takes_no_part(void **state) {
     /* the same model with V = Vp and with extra padded rows (filled with large values) must
@@ -440,9 +517,8 @@ static void test_gpt_learns_repeating_pattern(void **state) {
         assert_int_equal(gpt_backward(&g, 1.0f, &err), 0);
         float lr = gpt_get_lr(it, 1e-2f, 10, steps, 1e-3f, 1);
         float norm = 0;
-        assert_int_equal(gpt_update(&g, lr, 0.9f, 0.99f, 1e-8f, 0.0f, 1.0f, it + 1, 1.0f, &norm,
-                                    &err),
-                         0);
+        assert_int_equal(
+            gpt_update(&g, lr, 0.9f, 0.99f, 1e-8f, 0.0f, 1.0f, it + 1, 1.0f, &norm, &err), 0);
         assert_true(isfinite(norm));
         if (it == 0)
             first = loss;
@@ -461,11 +537,13 @@ int main(void) {
         cmocka_unit_test(test_gpt_param_counts_small_4070),
         cmocka_unit_test(test_gpt_param_counts_match_built_tensors),
         cmocka_unit_test(test_gpt_get_lr_schedule),
+        cmocka_unit_test(test_gpt_flops_count_matmul_weights),
         cmocka_unit_test(test_gpt_plan_equals_measured),
         cmocka_unit_test(test_gpt_recompute_saves_activation_memory),
         cmocka_unit_test(test_gpt_plan_refuses_over_limit),
         cmocka_unit_test(test_gpt_plan_cuda_layout),
         cmocka_unit_test(test_gpt_recompute_gradients_bit_identical),
+        cmocka_unit_test(test_gpt_gradients_match_finite_differences),
         cmocka_unit_test(test_gpt_padded_vocab_takes_no_part),
         cmocka_unit_test(test_gpt_eval_forward_frees_everything),
         cmocka_unit_test(test_gpt_learns_repeating_pattern),

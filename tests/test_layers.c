@@ -72,13 +72,13 @@ static double dot_r(const double *y, const float *r, int64_t n) {
 #define CHECK_GRAD(got_f32, fd_f64, n)                                                             \
     do {                                                                                           \
         float *e_ = to_f32((fd_f64), (n));                                                         \
-        assert_allclose((got_f32), e_, (size_t)(n), BWD_ATOL, BWD_RTOL);                          \
+        assert_allclose((got_f32), e_, (size_t)(n), BWD_ATOL, BWD_RTOL);                           \
         free(e_);                                                                                  \
     } while (0)
 #define CHECK_FWD(got_f32, ref_f64, n)                                                             \
     do {                                                                                           \
         float *e_ = to_f32((ref_f64), (n));                                                        \
-        assert_allclose((got_f32), e_, (size_t)(n), FWD_ATOL, FWD_RTOL);                          \
+        assert_allclose((got_f32), e_, (size_t)(n), FWD_ATOL, FWD_RTOL);                           \
         free(e_);                                                                                  \
     } while (0)
 
@@ -122,8 +122,13 @@ static void test_layers_layernorm(void **state) {
             x[i] += 0.5f; /* a non-zero mean */
         float *y = zerosf(N * C), *mean = zerosf(N), *rstd = zerosf(N);
         cpu_layernorm_forward(y, mean, rstd, x, w, with_bias ? b : NULL, N, C);
-        LnCtx c = {to_f64(x, N * C), to_f64(w, C), with_bias ? to_f64(b, C) : NULL,
-                   calloc((size_t)(N * C), sizeof(double)), r, N, C};
+        LnCtx c = {to_f64(x, N * C),
+                   to_f64(w, C),
+                   with_bias ? to_f64(b, C) : NULL,
+                   calloc((size_t)(N * C), sizeof(double)),
+                   r,
+                   N,
+                   C};
         ln_loss(&c);
         CHECK_FWD(y, c.y, N * C);
         /* backward accumulates: start from 1 and subtract it afterwards */
@@ -273,8 +278,8 @@ static void test_layers_attention(void **state) {
     float *qkv = randf(B * T * 3 * C, 1.0, 30), *r = randf(B * T * C, 1.0, 31);
     float *y = zerosf(B * T * C), *att = zerosf(B * NH * T * T);
     cpu_attention_forward(y, att, qkv, B, T, C, NH);
-    AttCtx c = {to_f64(qkv, B * T * 3 * C), calloc((size_t)(B * T * C), sizeof(double)), r, B, T,
-                C, NH};
+    AttCtx c = {
+        to_f64(qkv, B * T * 3 * C), calloc((size_t)(B * T * C), sizeof(double)), r, B, T, C, NH};
     att_loss(&c);
     CHECK_FWD(y, c.y, B * T * C);
     /* probabilities: rows sum to 1, zero above the diagonal */
@@ -310,9 +315,8 @@ static double gelu_loss(void *p) {
     GeluCtx *c = p;
     for (int64_t i = 0; i < c->n; i++) {
         double x = c->x[i];
-        c->y[i] = c->gelu == 0
-                      ? 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)))
-                      : 0.5 * x * (1 + erf(x / sqrt(2.0)));
+        c->y[i] = c->gelu == 0 ? 0.5 * x * (1 + tanh(sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)))
+                               : 0.5 * x * (1 + erf(x / sqrt(2.0)));
     }
     return dot_r(c->y, c->r, c->n);
 }

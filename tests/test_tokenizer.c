@@ -36,21 +36,23 @@ typedef struct Case {
 static const Case gpt2_cases[] = {
     {"Hello world", {15496, 995}, 2},
     {"I'm here, you'll see: it's John's dog, we've, they're, I'd",
-     {40, 1101, 994, 11, 345, 1183, 766, 25, 340, 338, 1757, 338, 3290, 11, 356, 1053, 11, 484,
-      821, 11, 314, 1549},
+     {40,  1101, 994, 11,  345,  1183, 766, 25,  340, 338, 1757,
+      338, 3290, 11,  356, 1053, 11,   484, 821, 11,  314, 1549},
      22},
     {"'S 'LL 'Ll don't", {6, 50, 705, 3069, 705, 43, 75, 836, 470}, 9},
     {"  leading spaces and   runs   of spaces  ",
      {220, 3756, 9029, 290, 220, 220, 4539, 220, 220, 286, 9029, 220, 220},
      13},
-    {"line1\n\nline2\n\n\n   indented", {1370, 16, 198, 198, 1370, 17, 628, 198, 220, 220, 773, 4714},
+    {"line1\n\nline2\n\n\n   indented",
+     {1370, 16, 198, 198, 1370, 17, 628, 198, 220, 220, 773, 4714},
      12},
     {"tab\tseparated\tvalues\r\nwindows", {8658, 197, 25512, 515, 197, 27160, 201, 198, 28457}, 9},
-    {"12345 678 3.14159 1,000,000", {10163, 2231, 718, 3695, 513, 13, 1415, 19707, 352, 11, 830, 11, 830},
+    {"12345 678 3.14159 1,000,000",
+     {10163, 2231, 718, 3695, 513, 13, 1415, 19707, 352, 11, 830, 11, 830},
      13},
     {"Hello!!! What?! ... (parens) [brackets] {braces} <tags>",
-     {15496, 10185, 1867, 12248, 2644, 357, 11730, 82, 8, 685, 1671, 25180, 60, 1391, 1671, 2114, 92,
-      1279, 31499, 29},
+     {15496, 10185, 1867, 12248, 2644, 357,  11730, 82,   8,     685,
+      1671,  25180, 60,   1391,  1671, 2114, 92,    1279, 31499, 29},
      20},
     {"Caf\xc3\xa9 na\xc3\xafve r\xc3\xa9sum\xc3\xa9 Z\xc3\xbcrich",
      {34, 1878, 2634, 41492, 40560, 16345, 2634, 1168, 9116, 7527},
@@ -71,6 +73,22 @@ static const Case gpt2_cases[] = {
     {"end   ", {437, 220, 220, 220}, 4},
 };
 
+/* Where the JavaScript port departs from the Python reference: its \s is ECMAScript's
+ * (U+FEFF yes, U+0085 no), while GPT-2's Python `regex` (and tiktoken) use Unicode White_Space
+ * (U+0085 yes, U+FEFF no), as PCRE2 does. Expected ids: the pre-tokens the White_Space rule
+ * gives, each encoded alone by the JavaScript encoder (a single pre-token is unaffected):
+ *   "a \u0085b" -> "a" | " " | "\u0085" | "b";   "x \ufeffy" -> "x" | " \ufeff" | "y". */
+static const Case white_space_cases[] = {
+    {"a \xc2\x85"
+     "b",
+     {64, 220, 126, 227, 65},
+     5},
+    {"x \xef\xbb\xbf"
+     "y",
+     {87, 27332, 119, 123, 88},
+     5},
+};
+
 /* tinyshakespeare (1,115,394 bytes) through the same reference encoder: 338,025 tokens
  * (nanoGPT's prepare.py reports 301,966 + 36,059 for its 90/10 split); sum of the ids and
  * h = h*31 + id over all ids (uint64, wrapping). */
@@ -78,8 +96,8 @@ static const Case gpt2_cases[] = {
 #define SHAKESPEARE_TOKENS 338025
 #define SHAKESPEARE_ID_SUM 1405356689ull
 #define SHAKESPEARE_ID_HASH 0x31fec1550d50fbbfull
-static const int32_t shakespeare_first[16] = {5962, 22307, 25, 198, 8421, 356, 5120, 597,
-                                              2252, 11,    3285, 502, 2740, 13,  198, 198};
+static const int32_t shakespeare_first[16] = {5962, 22307, 25,   198, 8421, 356, 5120, 597,
+                                              2252, 11,    3285, 502, 2740, 13,  198,  198};
 static const int32_t shakespeare_last[8] = {198, 1199, 2915, 14210, 1242, 23137, 13, 198};
 
 static char vocab_dir[4096];
@@ -166,9 +184,8 @@ static void encode_chunked(const Tokenizer *t, const char *text, size_t len, Rng
         size_t add = 1 + (size_t)rng_below(rng, max_piece);
         end = end + add > len ? len : end + add;
         size_t used;
-        assert_int_equal(tokenizer_encode_prefix(t, text + start, end - start, end == len, out,
-                                                 &used, &err),
-                         0);
+        assert_int_equal(
+            tokenizer_encode_prefix(t, text + start, end - start, end == len, out, &used, &err), 0);
         start += used;
         if (end == len) {
             assert_int_equal(start, len);
@@ -198,6 +215,16 @@ static void test_tokenizer_gpt2_known_ids(void **state) {
         free(ids);
         assert_round_trip(t, k->text, strlen(k->text));
     }
+    for (size_t c = 0; c < ARRAY_LEN(white_space_cases); c++) {
+        int32_t *ids;
+        size_t n;
+        Err err = {{0}};
+        const Case *k = &white_space_cases[c];
+        assert_int_equal(tokenizer_encode(t, k->text, strlen(k->text), &ids, &n, &err), 0);
+        assert_int_equal(n, k->n);
+        assert_memory_equal(ids, k->ids, n * sizeof *ids);
+        free(ids);
+    }
     int32_t *ids;
     size_t n;
     Err err = {{0}};
@@ -220,7 +247,7 @@ static void test_tokenizer_gpt2_random_bytes_round_trip(void **state) {
     rng_init(&rng, 1234);
     /* bytes drawn from a small alphabet that mixes ASCII letters, spaces, newlines, digits,
      * quotes, UTF-8 lead and continuation bytes and bytes never valid in UTF-8 */
-    static const uint8_t alphabet[] = {'a', 'Z', ' ', ' ', '\n', '\t', '\'', 's', '1', '.',
+    static const uint8_t alphabet[] = {'a',  'Z',  ' ',  ' ',  '\n', '\t', '\'', 's',  '1',  '.',
                                        0xc3, 0xa9, 0xe2, 0x80, 0x94, 0xf0, 0x9f, 0xff, 0xc0, 0x00};
     char buf[512];
     for (int trial = 0; trial < 300; trial++) {
@@ -327,9 +354,8 @@ static void test_tokenizer_gpt2_save_load(void **state) {
     for (size_t c = 0; c < ARRAY_LEN(gpt2_cases); c++) {
         int32_t *ids;
         size_t n;
-        assert_int_equal(tokenizer_encode(u, gpt2_cases[c].text, strlen(gpt2_cases[c].text), &ids,
-                                          &n, &err),
-                         0);
+        assert_int_equal(
+            tokenizer_encode(u, gpt2_cases[c].text, strlen(gpt2_cases[c].text), &ids, &n, &err), 0);
         assert_int_equal(n, gpt2_cases[c].n);
         assert_memory_equal(ids, gpt2_cases[c].ids, n * sizeof *ids);
         free(ids);
@@ -395,6 +421,18 @@ static void test_tokenizer_char_round_trip(void **state) {
     assert_non_null(u);
     assert_int_equal(tokenizer_kind(u), TOKENIZER_KIND_CHAR);
     assert_round_trip(u, text, sizeof text - 1);
+    tokenizer_free(u);
+    tokenizer_free(t);
+    /* a sequence cut by the end of the text: its bytes are lone characters */
+    const char cut[] = "ab\xe2\x82";
+    t = tokenizer_char_from_text(cut, sizeof cut - 1, &err);
+    assert_non_null(t);
+    assert_int_equal(tokenizer_vocab_size(t), 4);
+    assert_int_equal(tokenizer_save(t, path, &err), 0);
+    u = tokenizer_load(path, &err);
+    if (!u)
+        fail_msg("%s", err.msg);
+    assert_round_trip(u, cut, sizeof cut - 1);
     tokenizer_free(u);
     tokenizer_free(t);
     test_rmtree(dir);

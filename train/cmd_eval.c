@@ -8,7 +8,9 @@
  *
  * The model's shape comes from the file's header (maxT, V, L, NH, C, Vp); bias and gelu come
  * from the config, as for llm.c files. block_size may be shorter than the file's maxT.
- * Memory: one arena, sized by planning the same build + forward on a plan arena first.
+ * The shard (one file or a glob, llm.c format or nanoGPT's with data_format) is read by the
+ * data loader's sequential windows. Memory: one arena, sized by planning the same build +
+ * forward on a plan arena first.
  *
  * Exit codes: 0 ok; 1 a model or data error (unreadable or malformed file, shard too short,
  * token >= V, arena refusal); 2 a usage error (no model file or shard given, block_size
@@ -19,70 +21,15 @@
 #include <string.h>
 
 #include "../alloc/arena.h"
+#include "../data/loader.h"
 #include "../model/gpt.h"
 #include "../model/model_io.h"
 #include "commands.h"
 #include "config.h"
+#include "run_common.h"
 
 #define EVAL_EXIT_OK 0
 #define EVAL_EXIT_DATA 1
-
-#define SHARD_MAGIC 20240520
-#define SHARD_VERSION 1
-#define SHARD_HEADER_INTS 256
-
-/* Reads the first n_tokens tokens of a shard (llm.c: 256-int32 header, then uint16; nanoGPT:
- * headerless uint16). Tokens must be < V. */
-static int eval_read_tokens(const char *path, int nanogpt_format, size_t n_tokens, int64_t V,
-                            uint16_t *out /* (n_tokens) */, Err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return err_set(err, "%s: cannot open token shard", path);
-    uint64_t avail;
-    if (nanogpt_format) {
-        fseek(f, 0, SEEK_END);
-        long len = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        avail = len > 0 ? (uint64_t)len / 2 : 0;
-    } else {
-        int32_t hdr[SHARD_HEADER_INTS];
-        if (fread(hdr, sizeof(int32_t), SHARD_HEADER_INTS, f) != SHARD_HEADER_INTS) {
-            fclose(f);
-            return err_set(err,
-                           "%s: shorter than the 1024-byte llm.c shard header (a "
-                           "headerless nanoGPT .bin needs --data_format=nanogpt)",
-                           path);
-        }
-        if (hdr[0] != SHARD_MAGIC || hdr[1] != SHARD_VERSION) {
-            fclose(f);
-            return err_set(err,
-                           "%s: magic %" PRId32 " version %" PRId32 ", expected an llm.c token "
-                           "shard (magic %d version %d; nanoGPT's headerless .bin needs "
-                           "--data_format=nanogpt)",
-                           path, hdr[0], hdr[1], SHARD_MAGIC, SHARD_VERSION);
-        }
-        avail = (uint32_t)hdr[2];
-    }
-    if (avail < n_tokens) {
-        fclose(f);
-        return err_set(err,
-                       "%s: %" PRIu64 " tokens, but the evaluation needs %zu "
-                       "(eval_batches * batch_size * block_size + 1)",
-                       path, avail, n_tokens);
-    }
-    size_t got = fread(out, sizeof(uint16_t), n_tokens, f);
-    fclose(f);
-    if (got != n_tokens)
-        return err_set(err, "%s: file ends after %zu of the %zu tokens its header promises", path,
-                       got, n_tokens);
-    for (size_t i = 0; i < n_tokens; i++)
-        if (out[i] >= V)
-            return err_set(err,
-                           "%s: token %u at position %zu is outside the model's vocabulary "
-                           "(V = %" PRId64 ")",
-                           path, out[i], i, V);
-    return 0;
-}
 
 /* The arena size an eval needs: the same build and forward on a plan arena. */
 static int eval_plan_bytes(const GptConfig *c, GptDevice dev, int64_t B, int64_t T,
@@ -100,19 +47,6 @@ static int eval_plan_bytes(const GptConfig *c, GptDevice dev, int64_t B, int64_t
     *out = arena_stats(plan).high_water_bytes;
     arena_free(plan);
     return rc;
-}
-
-static int eval_pick_device(const TrainConfig *cfg, GptDevice *dev, Err *err) {
-    int have_cuda = gpt_backend(GPT_DEVICE_CUDA) != NULL;
-    if (cfg->device == CONFIG_DEVICE_CPU || (cfg->device == CONFIG_DEVICE_AUTO && !have_cuda)) {
-        *dev = GPT_DEVICE_CPU;
-        return 0;
-    }
-    if (!have_cuda)
-        return err_set(err, "device = cuda, but %s (use --device=cpu)",
-                       gpt_backend_cuda() ? "no GPU is visible" : "this build has no CUDA");
-    *dev = GPT_DEVICE_CUDA;
-    return 0;
 }
 
 int cmd_eval(const TrainConfig *cfg) {
@@ -150,35 +84,45 @@ int cmd_eval(const TrainConfig *cfg) {
         return CONFIG_EXIT_USAGE;
     }
     GptDevice dev = GPT_DEVICE_CPU;
-    if (eval_pick_device(cfg, &dev, &err) || gpt_config_check(&c, dev, &err)) {
+    if (run_device(cfg, 0, &dev, &err) || gpt_config_check(&c, dev, &err)) {
         fprintf(stderr, "arenagpt eval: %s\n", err.msg);
         return CONFIG_EXIT_USAGE;
     }
-    size_t n_windows, n_tokens;
-    if (size_mul((size_t)N, (size_t)B, &n_windows) || size_mul(n_windows, (size_t)T, &n_tokens) ||
-        size_add(n_tokens, 1, &n_tokens)) {
-        fprintf(stderr, "arenagpt eval: eval_batches * batch_size * block_size overflows\n");
+    int64_t n_windows;
+    if (B > INT64_MAX / N) {
+        fprintf(stderr, "arenagpt eval: eval_batches * batch_size overflows\n");
         return CONFIG_EXIT_USAGE;
     }
-    gpt_set_threads((int)cfg->threads);
+    n_windows = N * B;
+    run_threads(cfg);
 
-    uint16_t *tokens = malloc(n_tokens * sizeof(uint16_t));
     int32_t *inputs = malloc((size_t)(B * T) * sizeof(int32_t));  /* (B,T) */
     int32_t *targets = malloc((size_t)(B * T) * sizeof(int32_t)); /* (B,T) */
-    if (!tokens || !inputs || !targets) {
-        fprintf(stderr, "arenagpt eval: out of host memory for %zu tokens\n", n_tokens);
-        free(tokens);
+    if (!inputs || !targets) {
+        fprintf(stderr, "arenagpt eval: out of host memory for a %" PRId64 " x %" PRId64 " batch\n",
+                B, T);
         free(inputs);
         free(targets);
         return EVAL_EXIT_DATA;
     }
     int rc = EVAL_EXIT_DATA;
     Arena *arena = NULL;
+    DataLoader *dl = NULL;
     Gpt g;
     int built = 0;
-    if (eval_read_tokens(cfg->data, cfg->data_format == CONFIG_DATA_NANOGPT, n_tokens, c.vocab_size,
-                         tokens, &err))
+    /* checks every token against V at open; the seed is unused (sequential windows) */
+    dl = data_loader_open(cfg->data, cfg->data_format == CONFIG_DATA_NANOGPT, B, T, c.vocab_size, 0,
+                          &err);
+    if (!dl)
         goto done;
+    if (data_loader_n_windows(dl) < n_windows) {
+        err_set(&err,
+                "%s: %" PRId64 " windows of block_size %" PRId64 " (%" PRId64
+                " tokens), but the evaluation needs %" PRId64 " (eval_batches %" PRId64
+                " x batch_size %" PRId64 ")",
+                cfg->data, data_loader_n_windows(dl), T, data_loader_n_tokens(dl), n_windows, N, B);
+        goto done;
+    }
     memset(inputs, 0, (size_t)(B * T) * sizeof(int32_t));
     memset(targets, 0, (size_t)(B * T) * sizeof(int32_t));
     size_t arena_bytes;
@@ -204,15 +148,9 @@ int cmd_eval(const TrainConfig *cfg) {
             dev == GPT_DEVICE_CUDA ? "cuda" : "cpu");
     double sum = 0.0;
     for (int64_t j = 0; j < N; j++) {
-        for (int64_t r = 0; r < B; r++) {
-            const uint16_t *w = tokens + (size_t)(j * B + r) * (size_t)T;
-            for (int64_t t = 0; t < T; t++) {
-                inputs[r * T + t] = w[t];
-                targets[r * T + t] = w[t + 1];
-            }
-        }
         float loss;
-        if (gpt_forward(&g, inputs, targets, B, T, 0, &loss, &err))
+        if (data_loader_window(dl, j * B, inputs, targets, &err) ||
+            gpt_forward(&g, inputs, targets, B, T, 0, &loss, &err))
             goto done;
         sum += loss;
     }
@@ -225,7 +163,7 @@ done:
         gpt_free(&g);
     if (arena)
         arena_free(arena);
-    free(tokens);
+    data_loader_free(dl);
     free(inputs);
     free(targets);
     return rc;

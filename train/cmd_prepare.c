@@ -145,9 +145,9 @@ static void progress_update(Progress *p, int64_t bytes, int64_t tokens) {
 }
 
 /* Encodes bytes [begin, end) of f into the shard at out_path. */
-static int encode_range(FILE *f, const char *path, int64_t begin, int64_t end,
-                        const Tokenizer *tok, const char *out_path, int nanogpt, Progress *pr,
-                        int64_t *n_tokens, Err *err) {
+static int encode_range(FILE *f, const char *path, int64_t begin, int64_t end, const Tokenizer *tok,
+                        const char *out_path, int nanogpt, Progress *pr, int64_t *n_tokens,
+                        Err *err) {
     if (fseeko(f, begin, SEEK_SET))
         return err_set(err, "%s: cannot seek: %s", path, strerror(errno));
     ShardWriter *w = shard_writer_open(out_path, nanogpt, err);
@@ -168,7 +168,8 @@ static int encode_range(FILE *f, const char *path, int64_t begin, int64_t end,
             want = (size_t)left;
         size_t r = fread(buf + have, 1, want, f);
         if (ferror(f) || r < want) {
-            err_set(err, "%s: read error at byte %lld%s", path, (long long)(end - left + (int64_t)r),
+            err_set(err, "%s: read error at byte %lld%s", path,
+                    (long long)(end - left + (int64_t)r),
                     ferror(f) ? "" : " (the file got shorter while being read)");
             goto done;
         }

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "../data/loader.h"
+#include "../model/cuda/device_mem.h"
 #include "../model/model_io.h"
 #include "checkpoint.h"
 #include "commands.h"
@@ -59,6 +60,8 @@ typedef struct TrainState {
     int32_t *inputs, *targets; /* (B,T) host */
     FILE *metrics;
     CheckpointProgress progress;
+    double flops_per_iter;   /* model FLOPs of one optimizer step (forward, backward, recompute) */
+    double peak_flops;       /* the GPU's dense f16 peak, 0 = unknown (MFU n/a) */
 } TrainState;
 
 static volatile sig_atomic_t g_stop_signal = 0;
@@ -243,17 +246,28 @@ static int train_loop(TrainState *s, GptDevice dev, Err *err) {
                    "arena peak %.1f MiB",
                    (long long)(it + 1), (long long)cfg->max_iters, loss, lr, norm, dt * 1e3,
                    tokens_per_iter / dt, st.peak_used_bytes / (1024.0 * 1024.0));
-            if (dev == GPT_DEVICE_CUDA)
+            double mfu = s->peak_flops > 0 ? s->flops_per_iter / dt / s->peak_flops : -1;
+            if (dev == GPT_DEVICE_CUDA) {
                 printf(", scale %.0f, skipped %lld", loss_scale, (long long)pr->skipped);
+                if (mfu >= 0)
+                    printf(", mfu %.1f%%", 100 * mfu);
+                else
+                    printf(", mfu n/a");
+            }
             printf(", eta %.0f s\n", eta);
             fflush(stdout);
             if (s->metrics) {
+                char mfu_text[32];
+                if (mfu >= 0)
+                    snprintf(mfu_text, sizeof mfu_text, "%.4f", mfu);
+                else
+                    snprintf(mfu_text, sizeof mfu_text, "null");
                 fprintf(s->metrics,
                         "{\"iter\": %lld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, "
                         "\"ms_per_iter\": %.3f, \"tokens_per_s\": %.1f, \"loss_scale\": %.1f, "
-                        "\"skipped\": %lld, \"mem_peak\": {",
+                        "\"skipped\": %lld, \"mfu\": %s, \"mem_peak\": {",
                         (long long)(it + 1), loss, lr, norm, dt * 1e3, tokens_per_iter / dt,
-                        loss_scale, (long long)pr->skipped);
+                        loss_scale, (long long)pr->skipped, mfu_text);
                 for (int c = 0; c < ARENA_CAT_COUNT; c++)
                     fprintf(s->metrics, "\"%s\": %zu%s", arena_category_name((ArenaCategory)c),
                             st.cat_peak_bytes[c], c + 1 < ARENA_CAT_COUNT ? ", " : "");
@@ -277,6 +291,12 @@ int cmd_train(const TrainConfig *cfg) {
     Err err;
     GptDevice dev;
     run_threads(cfg);
+    /* device memory before our CUDA context exists (NVML; no context is made by this) */
+    DeviceMem dm;
+    memset(&dm, 0, sizeof dm);
+    Err dm_err;
+    int have_dm = cfg->device != CONFIG_DEVICE_CPU &&
+                  device_mem_sample(&dm, DEVICE_MEM_BEFORE_CONTEXT, &dm_err) == 0;
     if (run_device(cfg, 0, &dev, &err) != 0) {
         fprintf(stderr, "arenagpt train: %s\n", err.msg);
         return CONFIG_EXIT_USAGE;
@@ -359,6 +379,8 @@ int cmd_train(const TrainConfig *cfg) {
 
     /* 2. the real arena, exactly as large as the plan's high-water mark */
     ArenaStats ps = arena_stats(plan);
+    if (dev == GPT_DEVICE_CUDA) /* the context and library handles exist now */
+        have_dm = device_mem_sample(&dm, DEVICE_MEM_AFTER_CONTEXT, &dm_err) == 0 || have_dm;
     s.arena = arena_init(dev == GPT_DEVICE_CUDA ? ARENA_BACKING_DEVICE : ARENA_BACKING_HOST,
                          ps.high_water_bytes, cfg->memory_limit, &err);
     if (!s.arena) {
@@ -366,6 +388,16 @@ int cmd_train(const TrainConfig *cfg) {
         rc = 1;
         goto done;
     }
+    if (dev == GPT_DEVICE_CUDA && have_dm) {
+        device_mem_set_reservation(&dm, ps.high_water_bytes);
+        device_mem_sample(&dm, DEVICE_MEM_AFTER_RESERVATION, &dm_err);
+        s.peak_flops = dm.peak_tflops_f16 * 1e12;
+        printf("GPU: %s (driver %s), peak f16 tensor %.0f TFLOP/s%s\n", dm.name, dm.driver,
+               dm.peak_tflops_f16, dm.peak_tflops_f16 > 0 ? "" : " (unknown: MFU n/a)");
+    }
+    s.flops_per_iter = (3.0 * gpt_flops_forward_per_token(&c, T) +
+                        gpt_flops_recompute_per_token(&c, T, c.recompute)) *
+                       (double)(B * T * cfg->gradient_accumulation_steps);
     if (cfg->trace_file[0])
         arena_trace_enable(s.arena, 1);
     if (gpt_build(&s.g, &c, dev, s.arena, B, T, &err) != 0) {
@@ -426,6 +458,11 @@ int cmd_train(const TrainConfig *cfg) {
     printf("memory measured (arena, %s backing):\n", arena_backing_name(arena_backing(s.arena)));
     arena_report_table(s.arena, stdout, (int)cfg->top);
     print_plan_vs_measured(plan, s.arena);
+    if (dev == GPT_DEVICE_CUDA && have_dm) {
+        device_mem_sample(&dm, DEVICE_MEM_NOW, &dm_err);
+        printf("device memory (reconciliation with cudaMemGetInfo and NVML):\n");
+        device_mem_report(&dm, s.arena, stdout);
+    }
     if (cfg->trace_file[0]) {
         FILE *tf = fopen(cfg->trace_file, "w");
         if (!tf || arena_report_trace(s.arena, tf) != 0) {
@@ -439,6 +476,8 @@ int cmd_train(const TrainConfig *cfg) {
     }
 
 done:
+    if (have_dm)
+        device_mem_close();
     if (s.metrics)
         fclose(s.metrics);
     free(s.inputs);

@@ -28,10 +28,9 @@ int run_device(const TrainConfig *cfg, int plan_only, GptDevice *out, Err *err) 
         return 0;
     case CONFIG_DEVICE_CUDA:
         if (!cuda && !plan_only)
-            return err_set(err, "device = cuda, but %s (use --device=cpu, or plan it with "
-                                "arenagpt mem --device=cuda)",
-                           gpt_backend_cuda() ? "no GPU is visible"
-                                              : "this binary was built without CUDA");
+            return err_set(err, "device = cuda, but no usable CUDA GPU was found (or this "
+                                "binary was built without CUDA): use --device=cpu, or plan it "
+                                "with arenagpt mem --device=cuda");
         *out = GPT_DEVICE_CUDA;
         return 0;
     case CONFIG_DEVICE_AUTO:

@@ -56,8 +56,8 @@ void cpu_attention_forward(float *out, float *att, const float *qkv, int64_t B, 
 /* Per row t (one head): datt[t2] = dy . v[t2], dv[t2] += p[t2] dy,
  * dpre[t2] = p[t2] (datt[t2] - sum_j p[j] datt[j]) * scale, dq += dpre[t2] k[t2],
  * dk[t2] += dpre[t2] q. dpre overwrites p in the att row (att is clobbered). */
-void cpu_attention_backward(float *dqkv, float *att, const float *dout, const float *qkv,
-                            int64_t B, int64_t T, int64_t C, int64_t NH) {
+void cpu_attention_backward(float *dqkv, float *att, const float *dout, const float *qkv, int64_t B,
+                            int64_t T, int64_t C, int64_t NH) {
     int64_t HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
 #pragma omp parallel for collapse(2) schedule(static)

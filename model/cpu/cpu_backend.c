@@ -113,9 +113,10 @@ static const GptBackend CPU_BACKEND = {
 
 const GptBackend *gpt_backend_cpu(void) { return &CPU_BACKEND; }
 
+/* OpenBLAS stays single-threaded: cpu_matmul.c splits each sgemm over the OpenMP threads. */
 void gpt_set_threads(int n) {
     if (n <= 0)
         n = omp_get_num_procs();
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(1);
 }

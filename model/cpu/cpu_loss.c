@@ -10,25 +10,33 @@ void cpu_crossentropy_forward(float *logits, float *losses, const int32_t *targe
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; n++) {
         float *l = logits + n * Vp;
+        int64_t tg = targets[n];
         float maxv = -INFINITY;
         for (int64_t i = 0; i < V; i++)
-            if (l[i] > maxv)
-                maxv = l[i];
+            maxv = l[i] > maxv ? l[i] : maxv;
+        float lt = l[tg];
         float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t i = 0; i < V; i++)
-            sum += expf(l[i] - maxv);
-        int64_t tg = targets[n];
-        losses[n] = logf(sum) + maxv - l[tg];
         if (dscale != 0.0f) {
-            float inv = 1.0f / sum;
+            /* one exp per logit: keep exp(l - max) in place, then scale */
+#pragma omp simd reduction(+ : sum)
+            for (int64_t i = 0; i < V; i++) {
+                float e = expf(l[i] - maxv);
+                l[i] = e;
+                sum += e;
+            }
+            float k = dscale / sum;
 #pragma omp simd
             for (int64_t i = 0; i < V; i++)
-                l[i] = dscale * (expf(l[i] - maxv) * inv);
+                l[i] *= k;
             l[tg] -= dscale;
             for (int64_t i = V; i < Vp; i++)
                 l[i] = 0.0f;
+        } else {
+#pragma omp simd reduction(+ : sum)
+            for (int64_t i = 0; i < V; i++)
+                sum += expf(l[i] - maxv);
         }
+        losses[n] = logf(sum) + maxv - lt;
     }
 }
 
