@@ -21,11 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../alloc/arena.h"
 #include "../../data/rng.h"
 #include "../../model/backend.h"
 #include "../../model/cuda/cuda_backend.h"
+#include "../../model/cuda/device_mem.h"
 #include "../../model/gpt.h"
 #include "../test_util.h"
 
@@ -568,6 +570,61 @@ static void test_cuda_model_bias_tanh_odd_vocab(void **state) { model_case(1, 0,
 static void test_cuda_model_nobias_erf(void **state) { model_case(0, 1, 50, 64); }
 
 /* ------------------------------------------------------------------------------------- */
+/* device memory measurements                                                            */
+
+static void test_cuda_device_mem_peak_table(void **state) {
+    /* names as CUDA and NVML spell them; values from NVIDIA's data sheets (dense f16 tensor,
+     * f32 accumulate) */
+    assert_true(device_mem_peak_tflops("NVIDIA H100 80GB HBM3") == 989.4);
+    assert_true(device_mem_peak_tflops("NVIDIA H100 PCIe") == 756.5);
+    assert_true(device_mem_peak_tflops("NVIDIA H200") == 989.4);
+    assert_true(device_mem_peak_tflops("NVIDIA A100-SXM4-80GB") == 312.0);
+    assert_true(device_mem_peak_tflops("NVIDIA GeForce RTX 4070") == 58.3);
+    assert_true(device_mem_peak_tflops("NVIDIA GeForce RTX 4070 Ti") == 0.0);
+    assert_true(device_mem_peak_tflops("Some Future GPU") == 0.0);
+}
+
+static void test_cuda_device_mem_reconciles_reservation(void **state) {
+    /* the context exists (main made it); a second reservation must show in cudaMemGetInfo */
+    DeviceMem m;
+    Err err = {{0}};
+    memset(&m, 0, sizeof(m));
+    assert_int_equal(device_mem_sample(&m, DEVICE_MEM_AFTER_CONTEXT, &err), 0);
+    assert_true(m.s[DEVICE_MEM_AFTER_CONTEXT].have_cuda);
+    assert_true(m.name[0] != '\0');
+    const size_t bytes = (size_t)64 << 20;
+    Arena *a = arena_init_with(arena_device_ops(), bytes, 0, &err);
+    assert_non_null(a);
+    device_mem_set_reservation(&m, bytes);
+    assert_int_equal(device_mem_sample(&m, DEVICE_MEM_AFTER_RESERVATION, &err), 0);
+    size_t before = m.s[DEVICE_MEM_AFTER_CONTEXT].cuda_used_bytes;
+    size_t after = m.s[DEVICE_MEM_AFTER_RESERVATION].cuda_used_bytes;
+    /* the driver hands out memory in pages of up to 2 MiB: the delta is the reservation
+     * rounded up to that (other processes on a shared GPU could add to it) */
+    assert_true(after >= before + bytes);
+    fprintf(stderr, "  reservation %zu bytes, cudaMemGetInfo delta %zu bytes\n", bytes,
+            after - before);
+    assert_int_equal(device_mem_sample(&m, DEVICE_MEM_NOW, &err), 0);
+    char path[] = "/tmp/arenagpt_devmem_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w+");
+    assert_non_null(f);
+    assert_int_equal(device_mem_report(&m, a, f), 0);
+    rewind(f);
+    char text[8192];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(path);
+    assert_non_null(strstr(text, "context + libraries"));
+    assert_non_null(strstr(text, "arena reservation"));
+    assert_non_null(strstr(text, "unaccounted"));
+    arena_free(a);
+    device_mem_close();
+}
+
+/* ------------------------------------------------------------------------------------- */
 
 int main(void) {
     cu = gpt_backend_cuda();
@@ -594,6 +651,8 @@ int main(void) {
         cmocka_unit_test_teardown(test_cuda_adamw_master, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_bias_tanh_odd_vocab, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_nobias_erf, teardown_each),
+        cmocka_unit_test(test_cuda_device_mem_peak_table),
+        cmocka_unit_test(test_cuda_device_mem_reconciles_reservation),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     arena_free(dev);
