@@ -26,6 +26,17 @@ static uint32_t ptr_alignment(const void *p) {
     return al;
 }
 
+/* alignment of an f16 operand and of every batch member stride_elems further on */
+static uint32_t operand_alignment(const void *p, int64_t stride_elems) {
+    uint32_t a = ptr_alignment(p);
+    if (stride_elems != 0) {
+        uint32_t s = ptr_alignment((const void *)(uintptr_t)(stride_elems * (int64_t)sizeof(__half)));
+        if (s < a)
+            a = s;
+    }
+    return a;
+}
+
 typedef struct GemmKey {
     int transa, transb, batch, has_bias, has_beta;
     int64_t m, n, k, lda, ldb, ldc, ldd, sa, sb, sc, sd;
@@ -209,10 +220,11 @@ void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, floa
     key.sb = batch > 1 ? strideB : 0;
     key.sc = batch > 1 ? strideC : 0;
     key.sd = batch > 1 ? strideD : 0;
-    key.align_a = ptr_alignment(A);
-    key.align_b = ptr_alignment(B);
-    key.align_c = ptr_alignment(Cm);
-    key.align_d = ptr_alignment(D);
+    /* every matrix of a batch must meet the alignment asked for, not just the first */
+    key.align_a = operand_alignment(A, key.sa);
+    key.align_b = operand_alignment(B, key.sb);
+    key.align_c = operand_alignment(Cm, key.sc);
+    key.align_d = operand_alignment(D, key.sd);
     key.align_bias = bias ? ptr_alignment(bias) : 0;
     key.ws_bytes = ws_bytes;
     GemmPlan *p = plan_get(&key);
