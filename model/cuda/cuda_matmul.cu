@@ -30,7 +30,8 @@ static uint32_t ptr_alignment(const void *p) {
 static uint32_t operand_alignment(const void *p, int64_t stride_elems) {
     uint32_t a = ptr_alignment(p);
     if (stride_elems != 0) {
-        uint32_t s = ptr_alignment((const void *)(uintptr_t)(stride_elems * (int64_t)sizeof(__half)));
+        uint32_t s =
+            ptr_alignment((const void *)(uintptr_t)(stride_elems * (int64_t)sizeof(__half)));
         if (s < a)
             a = s;
     }
@@ -46,7 +47,7 @@ typedef struct GemmKey {
 
 typedef struct GemmPlan {
     GemmKey key;
-    int valid;   /* the entry holds a plan */
+    int valid;    /* the entry holds a plan */
     int has_algo; /* cuBLASLt found an algorithm (else the cuBLAS fallback) */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, c, d;
@@ -93,8 +94,10 @@ static void plan_build(GemmPlan *p, const GemmKey *k) {
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     if (!p->op)
         return;
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
     if (k->has_bias) {
         cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
         CUBLAS_CHECK(
@@ -172,15 +175,14 @@ static void gemm_fallback(const GemmKey *k, float alpha, const __half *A, const 
     if (beta != 0.0f && Cm != D) {
         ASSERT_MSG(k->batch == 1, "gemm fallback: separate C and D need batch 1");
         CUDA_CHECK(cudaMemcpy2DAsync(D, (size_t)k->ldd * sizeof(__half), Cm,
-                                     (size_t)k->ldc * sizeof(__half),
-                                     (size_t)k->m * sizeof(__half), (size_t)k->n,
-                                     cudaMemcpyDeviceToDevice, stream));
+                                     (size_t)k->ldc * sizeof(__half), (size_t)k->m * sizeof(__half),
+                                     (size_t)k->n, cudaMemcpyDeviceToDevice, stream));
     }
     CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-        h, k->transa ? CUBLAS_OP_T : CUBLAS_OP_N, k->transb ? CUBLAS_OP_T : CUBLAS_OP_N,
-        (int)k->m, (int)k->n, (int)k->k, &alpha, A, CUDA_R_16F, (int)k->lda, k->sa, B, CUDA_R_16F,
-        (int)k->ldb, k->sb, &beta, D, CUDA_R_16F, (int)k->ldd, k->sd, k->batch,
-        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        h, k->transa ? CUBLAS_OP_T : CUBLAS_OP_N, k->transb ? CUBLAS_OP_T : CUBLAS_OP_N, (int)k->m,
+        (int)k->n, (int)k->k, &alpha, A, CUDA_R_16F, (int)k->lda, k->sa, B, CUDA_R_16F, (int)k->ldb,
+        k->sb, &beta, D, CUDA_R_16F, (int)k->ldd, k->sd, k->batch, CUBLAS_COMPUTE_32F,
+        CUBLAS_GEMM_DEFAULT));
     if (bias) {
         ASSERT_MSG(k->batch == 1 && k->ldd == k->m, "gemm fallback: bias needs a dense D");
         cuda_bias_add(D, bias, k->n, k->m, stream);
@@ -250,9 +252,8 @@ void cuda_matmul_forward(void *out, const void *inp, const void *weight, const v
                   (const __half *)bias, cuda_stream(stream));
 }
 
-void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout,
-                          const void *inp, const void *weight, int64_t N, int64_t IC, int64_t OC,
-                          void *stream) {
+void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout, const void *inp,
+                          const void *weight, int64_t N, int64_t IC, int64_t OC, void *stream) {
     cudaStream_t s = cuda_stream(stream);
     /* dweight^T (IC x OC) += inp^T (IC x N) @ dout (N x OC): opA = N on inp^T, opB = T on
      * dout^T (OC x N, ld OC). Done first: dinp may alias inp. */

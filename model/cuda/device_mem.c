@@ -255,7 +255,8 @@ static double mib(size_t b) { return (double)b / MIB; }
 static double dmib(size_t a, size_t b) { return ((double)a - (double)b) / MIB; }
 
 int device_mem_report(const DeviceMem *m, const Arena *arena, FILE *f) {
-    const DeviceMemSample *b = &m->s[DEVICE_MEM_BEFORE_CONTEXT], *c = &m->s[DEVICE_MEM_AFTER_CONTEXT],
+    const DeviceMemSample *b = &m->s[DEVICE_MEM_BEFORE_CONTEXT],
+                          *c = &m->s[DEVICE_MEM_AFTER_CONTEXT],
                           *r = &m->s[DEVICE_MEM_AFTER_RESERVATION], *n = &m->s[DEVICE_MEM_NOW];
     int rc = 0;
 #define OUT(...)                                                                                   \
@@ -267,7 +268,8 @@ int device_mem_report(const DeviceMem *m, const Arena *arena, FILE *f) {
         m->name[0] ? m->name : "unknown GPU", m->cc_major, m->cc_minor, m->driver,
         mib(m->total_bytes), m->nvml_status);
     OUT("  %-44s %12s %12s %14s\n", "stage", "cudaMemGetInfo", "NVML device", "NVML this pid");
-    const char *names[DEVICE_MEM_STAGE_COUNT] = {"before our CUDA context", "after context + libraries",
+    const char *names[DEVICE_MEM_STAGE_COUNT] = {"before our CUDA context",
+                                                 "after context + libraries",
                                                  "after the arena reservation", "now"};
     for (int i = 0; i < DEVICE_MEM_STAGE_COUNT; i++) {
         const DeviceMemSample *s = &m->s[i];

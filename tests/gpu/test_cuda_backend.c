@@ -169,7 +169,8 @@ static void test_cuda_layernorm_forward_backward(void **state) {
         fill_uniform(b, C, -0.5f, 0.5f, 12);
         Tensor *dx = dup_f16(x, N * C, "x"), *dw = dup_f16(w, C, "w"), *db = dup_f16(b, C, "b");
         Tensor *dout_t = dalloc(ARENA_DTYPE_F16, N * C, "out");
-        Tensor *dmean = dalloc(ARENA_DTYPE_F32, N, "mean"), *drstd = dalloc(ARENA_DTYPE_F32, N, "rstd");
+        Tensor *dmean = dalloc(ARENA_DTYPE_F32, N, "mean"),
+               *drstd = dalloc(ARENA_DTYPE_F32, N, "rstd");
         cu->layernorm_forward(dout_t->data, dmean->data, drstd->data, dx->data, dw->data,
                               with_bias ? db->data : NULL, N, C, NULL);
         float *out = hmalloc(N * C), *mean = hmalloc(N), *rstd = hmalloc(N);
@@ -198,8 +199,8 @@ static void test_cuda_layernorm_forward_backward(void **state) {
         assert_allclose(g2, dwt, (size_t)C, TOL_ACC_ATOL * sqrt((double)N), TOL_F16_RTOL);
         assert_allclose(g3, dbs, (size_t)C, TOL_ACC_ATOL * sqrt((double)N), TOL_F16_RTOL);
         cuda_ok();
-        free(x), free(w), free(b), free(out), free(mean), free(rstd), free(got), free(gm),
-            free(gr), free(dy), free(dinp), free(dwt), free(dbs), free(g1), free(g2), free(g3);
+        free(x), free(w), free(b), free(out), free(mean), free(rstd), free(got), free(gm), free(gr),
+            free(dy), free(dinp), free(dwt), free(dbs), free(g1), free(g2), free(g3);
         arena_release_category(dev, ARENA_CAT_WORKSPACE);
     }
 }
@@ -406,9 +407,9 @@ static void test_cuda_adamw_master(void **state) {
 typedef struct ModelResult {
     float loss;
     float norm;
-    float *logits;            /* (B, Vp) at position T-1 */
-    float **grads;            /* per param */
-    float **after;            /* per param, after one update (f32 master on the GPU) */
+    float *logits; /* (B, Vp) at position T-1 */
+    float **grads; /* per param */
+    float **after; /* per param, after one update (f32 master on the GPU) */
     int n_params;
     int64_t *numel;
 } ModelResult;
@@ -445,9 +446,8 @@ static void model_run(Gpt *g, const int32_t *inp, const int32_t *tgt, int64_t B,
     }
     /* eps = 1: the first Adam step is then smooth in g (g / (|g| + 1)), so f16 gradient noise
      * cannot flip a tiny gradient's update to the opposite sign */
-    assert_int_equal(gpt_update(g, 0.1f, 0.9f, 0.95f, 1.0f, 0.1f, 1.0f, 1, loss_scale, &r->norm,
-                                &err),
-                     0);
+    assert_int_equal(
+        gpt_update(g, 0.1f, 0.9f, 0.95f, 1.0f, 0.1f, 1.0f, 1, loss_scale, &r->norm, &err), 0);
     for (int i = 0; i < g->n_params; i++) {
         GptParam *p = &g->params[i];
         r->after[i] = hmalloc(p->numel);
@@ -535,8 +535,7 @@ static void model_case(int bias, int gelu, int64_t V, int64_t Vp) {
             fprintf(stderr, "    param %d (%lld): max|grad| %.4g\n", i, (long long)n,
                     max_abs(ref.grads[i], n));
             assert_allclose(g->grads[i], ref.grads[i], (size_t)n,
-                            TOL_MODEL_ATOL_FRAC * max_abs(ref.grads[i], n) + 1e-6,
-                            TOL_MODEL_RTOL);
+                            TOL_MODEL_ATOL_FRAC * max_abs(ref.grads[i], n) + 1e-6, TOL_MODEL_RTOL);
             /* the update moves each weight by lr * (g/(|g|+1) + wd w), nearly linear in g:
              * compare the moves with the gradients' tolerances, at the moves' own scale */
             float *dg = hmalloc(n), *dr = hmalloc(n);
