@@ -115,6 +115,7 @@ ifeq ($(CUDA),1)
 	$(MAKE) cuda
 	@echo "CUDA sources compiled ($(words $(CU_OBJ) $(CUDA_C_OBJ)) objects, sm_80/86/89/90)"
 endif
+	bash scripts/check_no_malloc.sh
 
 test-unit: $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ./$$t || fail=1; done; exit $$fail

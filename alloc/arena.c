@@ -318,8 +318,8 @@ static size_t top_of(const Arena *a) {
 }
 
 static void refusal_report(Arena *a, const char *name, ArenaCategory cat, ArenaDtype dtype,
-                           int ndim, const int64_t *shape, size_t nbytes, size_t bytes,
-                           size_t end, const char *why) {
+                           int ndim, const int64_t *shape, size_t nbytes, size_t bytes, size_t end,
+                           const char *why) {
     char b1[32], b2[32], b3[32], shp[96];
     int off = 0;
     shp[0] = 0;
@@ -333,8 +333,7 @@ static void refusal_report(Arena *a, const char *name, ArenaCategory cat, ArenaD
                      dtype_names[dtype], shp, end, why);
     for (int c = 0; c < ARENA_CAT_COUNT && n > 0 && (size_t)n < sizeof a->last_error; c++)
         n += snprintf(a->last_error + n, sizeof a->last_error - (size_t)n, " %s %zu (%s)%s",
-                      category_names[c], a->cat_used[c],
-                      size_format(a->cat_used[c], b2, sizeof b2),
+                      category_names[c], a->cat_used[c], size_format(a->cat_used[c], b2, sizeof b2),
                       c + 1 < ARENA_CAT_COUNT ? "," : ";");
     if (n > 0 && (size_t)n < sizeof a->last_error)
         snprintf(a->last_error + n, sizeof a->last_error - (size_t)n,

@@ -47,8 +47,8 @@
 
 #include "base.h"
 
-#define ARENA_ALIGNMENT 256   /* bytes; cudaMalloc's own alignment, so device offsets stay aligned */
-#define ARENA_NAME_LEN 64     /* longest tensor name kept, including the NUL */
+#define ARENA_ALIGNMENT 256 /* bytes; cudaMalloc's own alignment, so device offsets stay aligned */
+#define ARENA_NAME_LEN 64   /* longest tensor name kept, including the NUL */
 #define ARENA_MAX_DIMS 4
 
 typedef enum ArenaCategory {
@@ -79,35 +79,35 @@ typedef enum ArenaDtype {
 
 /* One allocation. Owned by the arena; the pointer stays valid until the tensor is freed. */
 typedef struct Tensor {
-    void *data;             /* base + offset; NULL in the plan backing */
-    size_t offset;          /* from the start of the reservation */
-    size_t nbytes;          /* numel * dtype size: what the tensor itself needs */
-    size_t bytes;           /* nbytes rounded up to ARENA_ALIGNMENT: what it is charged */
+    void *data;    /* base + offset; NULL in the plan backing */
+    size_t offset; /* from the start of the reservation */
+    size_t nbytes; /* numel * dtype size: what the tensor itself needs */
+    size_t bytes;  /* nbytes rounded up to ARENA_ALIGNMENT: what it is charged */
     int64_t shape[ARENA_MAX_DIMS];
     int ndim;
     ArenaDtype dtype;
     ArenaCategory category;
     char name[ARENA_NAME_LEN];
     /* bookkeeping */
-    int64_t seq;            /* allocation sequence number (0, 1, 2, ... per arena) */
+    int64_t seq; /* allocation sequence number (0, 1, 2, ... per arena) */
     int live;
 } Tensor;
 
 typedef struct ArenaStats {
-    size_t used_bytes;                               /* live bytes now, padding included */
-    size_t cat_used_bytes[ARENA_CAT_COUNT];          /* live bytes now per category */
-    size_t cat_peak_bytes[ARENA_CAT_COUNT];          /* each category's own peak */
-    size_t peak_used_bytes;                          /* peak of used_bytes */
-    size_t at_peak_bytes[ARENA_CAT_COUNT];           /* per category at the moment of that peak */
-    size_t high_water_bytes;                         /* highest end offset ever: the reservation needed */
-    size_t top_bytes;                                /* current end of the highest live tensor */
-    size_t hole_bytes;                               /* free bytes below top_bytes now */
-    int64_t n_holes;                                 /* free runs below top_bytes now */
-    int64_t n_live;                                  /* live allocations now */
-    int64_t n_allocs;                                /* allocations ever made */
-    int64_t n_refused;                               /* allocations refused (budget/capacity) */
-    size_t capacity_bytes;                           /* reservation size; SIZE_MAX for plan */
-    size_t limit_bytes;                              /* budget; 0 = none */
+    size_t used_bytes;                      /* live bytes now, padding included */
+    size_t cat_used_bytes[ARENA_CAT_COUNT]; /* live bytes now per category */
+    size_t cat_peak_bytes[ARENA_CAT_COUNT]; /* each category's own peak */
+    size_t peak_used_bytes;                 /* peak of used_bytes */
+    size_t at_peak_bytes[ARENA_CAT_COUNT];  /* per category at the moment of that peak */
+    size_t high_water_bytes;                /* highest end offset ever: the reservation needed */
+    size_t top_bytes;                       /* current end of the highest live tensor */
+    size_t hole_bytes;                      /* free bytes below top_bytes now */
+    int64_t n_holes;                        /* free runs below top_bytes now */
+    int64_t n_live;                         /* live allocations now */
+    int64_t n_allocs;                       /* allocations ever made */
+    int64_t n_refused;                      /* allocations refused (budget/capacity) */
+    size_t capacity_bytes;                  /* reservation size; SIZE_MAX for plan */
+    size_t limit_bytes;                     /* budget; 0 = none */
 } ArenaStats;
 
 /* One row per tensor that was live at the moment of the global peak (arena_peak_tensors). */
@@ -160,8 +160,8 @@ int64_t arena_release_category(Arena *a, ArenaCategory cat);
 ArenaStats arena_stats(const Arena *a);
 ArenaBacking arena_backing(const Arena *a);
 int arena_is_plan(const Arena *a);
-void *arena_base(const Arena *a);               /* NULL for plan */
-const char *arena_last_error(const Arena *a);   /* "" when nothing was refused */
+void *arena_base(const Arena *a);             /* NULL for plan */
+const char *arena_last_error(const Arena *a); /* "" when nothing was refused */
 /* Resets the peaks and the peak snapshot to the current state (e.g. after setup, to measure
  * one step). Live tensors and the high-water mark are kept. */
 void arena_peaks_reset(Arena *a);
@@ -188,10 +188,10 @@ int arena_trace_get(const Arena *a, int64_t i, double *ts_us, char *kind, ArenaC
                     const char **name);
 
 /* Names and sizes. */
-const char *arena_category_name(ArenaCategory cat);   /* "params", "grads", ... */
-const char *arena_dtype_name(ArenaDtype dt);          /* "f32", "f16", ... */
+const char *arena_category_name(ArenaCategory cat); /* "params", "grads", ... */
+const char *arena_dtype_name(ArenaDtype dt);        /* "f32", "f16", ... */
 size_t arena_dtype_size(ArenaDtype dt);
-const char *arena_backing_name(ArenaBacking b);       /* "plan", "host", "device" */
+const char *arena_backing_name(ArenaBacking b); /* "plan", "host", "device" */
 /* Inverse of arena_category_name; -1 when unknown. */
 int arena_category_from_name(const char *name);
 

@@ -14,8 +14,9 @@ static void *device_reserve(size_t bytes, Err *err) {
         size_t free_b = 0, total_b = 0;
         cudaGetLastError(); /* clear the sticky error of the failed allocation */
         cudaMemGetInfo(&free_b, &total_b);
-        err_set(err, "cudaMalloc of the arena reservation (%zu bytes) failed: %s (device free %zu "
-                     "of %zu bytes)",
+        err_set(err,
+                "cudaMalloc of the arena reservation (%zu bytes) failed: %s (device free %zu "
+                "of %zu bytes)",
                 bytes, cudaGetErrorString(e), free_b, total_b);
         return NULL;
     }

@@ -29,12 +29,12 @@ void base_assert_fail(const char *expr, const char *file, int line, const char *
 #define ASSERT(cond)                                                                               \
     do {                                                                                           \
         if (!(cond))                                                                               \
-            base_assert_fail(#cond, __FILE__, __LINE__, NULL);                                    \
+            base_assert_fail(#cond, __FILE__, __LINE__, NULL);                                     \
     } while (0)
 #define ASSERT_MSG(cond, msg)                                                                      \
     do {                                                                                           \
         if (!(cond))                                                                               \
-            base_assert_fail(#cond, __FILE__, __LINE__, (msg));                                   \
+            base_assert_fail(#cond, __FILE__, __LINE__, (msg));                                    \
     } while (0)
 
 /* Overflow-checked arithmetic: return 0 and store the result, or -1 on overflow. */

@@ -56,8 +56,9 @@ int arena_report_table(const Arena *a, FILE *f, int top_n) {
             s.used_bytes / MIB, "", "", s.peak_used_bytes, s.peak_used_bytes / MIB);
     fprintf(f, "  high-water mark %zu bytes (%.2f MiB): the reservation this run needs\n",
             s.high_water_bytes, s.high_water_bytes / MIB);
-    fprintf(f, "  fragmentation at the peak: %zu bytes (%.2f MiB) between the peak's live tensors "
-               "and the high-water mark; now %lld holes, %zu bytes\n",
+    fprintf(f,
+            "  fragmentation at the peak: %zu bytes (%.2f MiB) between the peak's live tensors "
+            "and the high-water mark; now %lld holes, %zu bytes\n",
             s.high_water_bytes - s.peak_used_bytes, (s.high_water_bytes - s.peak_used_bytes) / MIB,
             (long long)s.n_holes, s.hole_bytes);
     if (s.limit_bytes)
@@ -75,16 +76,15 @@ int arena_report_table(const Arena *a, FILE *f, int top_n) {
             order[i] = &pt[i];
         qsort(order, (size_t)n, sizeof *order, cmp_bytes_desc);
         int64_t show = n < top_n ? n : top_n;
-        fprintf(f, "  top %lld of %lld tensors live at the peak:\n", (long long)show,
-                (long long)n);
+        fprintf(f, "  top %lld of %lld tensors live at the peak:\n", (long long)show, (long long)n);
         fprintf(f, "    %-36s %-12s %-5s %-20s %14s %10s\n", "name", "category", "dtype", "shape",
                 "bytes", "MiB");
         for (int64_t i = 0; i < show; i++) {
             char shp[96];
             shape_text(order[i]->shape, order[i]->ndim, 'x', shp, sizeof shp);
             fprintf(f, "    %-36s %-12s %-5s %-20s %14zu %10.2f\n", order[i]->name,
-                    arena_category_name(order[i]->category), arena_dtype_name(order[i]->dtype),
-                    shp, order[i]->bytes, order[i]->bytes / MIB);
+                    arena_category_name(order[i]->category), arena_dtype_name(order[i]->dtype), shp,
+                    order[i]->bytes, order[i]->bytes / MIB);
         }
         free(order);
     }
@@ -110,8 +110,8 @@ int arena_report_json_fields(const Arena *a, FILE *f, const char *ind) {
     fprintf(f, "%s},\n", ind);
     fprintf(f, "%s\"at_peak\": {", ind);
     for (int c = 0; c < ARENA_CAT_COUNT; c++)
-        fprintf(f, "\"%s_bytes\": %zu%s", arena_category_name((ArenaCategory)c),
-                s.at_peak_bytes[c], c + 1 < ARENA_CAT_COUNT ? ", " : "");
+        fprintf(f, "\"%s_bytes\": %zu%s", arena_category_name((ArenaCategory)c), s.at_peak_bytes[c],
+                c + 1 < ARENA_CAT_COUNT ? ", " : "");
     fprintf(f, "},\n");
     int64_t n = 0;
     const ArenaPeakTensor *pt = arena_peak_tensors(a, &n);
@@ -153,16 +153,17 @@ int arena_report_csv(const Arena *a, FILE *f) {
     for (int c = 0; c < ARENA_CAT_COUNT; c++)
         fprintf(f, "category,,%s,,,,,%zu,%zu,%zu\n", arena_category_name((ArenaCategory)c),
                 s.cat_used_bytes[c], s.cat_peak_bytes[c], s.at_peak_bytes[c]);
-    fprintf(f, "total,,,,,,%zu,%zu,%zu,%zu\n", s.high_water_bytes, s.used_bytes,
-            s.peak_used_bytes, s.peak_used_bytes);
+    fprintf(f, "total,,,,,,%zu,%zu,%zu,%zu\n", s.high_water_bytes, s.used_bytes, s.peak_used_bytes,
+            s.peak_used_bytes);
     return ferror(f) ? -1 : 0;
 }
 
 int arena_report_trace(const Arena *a, FILE *f) {
     int truncated = 0;
     int64_t n = arena_trace_count(a, &truncated);
-    fprintf(f, "{\"displayTimeUnit\": \"ms\",\n \"otherData\": {\"backing\": \"%s\", "
-               "\"truncated\": %s},\n \"traceEvents\": [\n",
+    fprintf(f,
+            "{\"displayTimeUnit\": \"ms\",\n \"otherData\": {\"backing\": \"%s\", "
+            "\"truncated\": %s},\n \"traceEvents\": [\n",
             arena_backing_name(arena_backing(a)), truncated ? "true" : "false");
     fprintf(f, "  {\"name\": \"process_name\", \"ph\": \"M\", \"pid\": 1, \"args\": {\"name\": "
                "\"arena\"}}");
@@ -183,8 +184,9 @@ int arena_report_trace(const Arena *a, FILE *f) {
                 ", \"cat\": \"%s\", \"ph\": \"i\", \"s\": \"t\", \"ts\": %.3f, \"pid\": 1, "
                 "\"tid\": 1, \"args\": {\"event\": \"%s\", \"bytes\": %zu, \"offset\": %zu}}",
                 arena_category_name(cat), ts, kind == 'A' ? "alloc" : "free", bytes, offset);
-        fprintf(f, ",\n  {\"name\": \"arena bytes\", \"ph\": \"C\", \"ts\": %.3f, \"pid\": 1, "
-                   "\"args\": {",
+        fprintf(f,
+                ",\n  {\"name\": \"arena bytes\", \"ph\": \"C\", \"ts\": %.3f, \"pid\": 1, "
+                "\"args\": {",
                 ts);
         for (int c = 0; c < ARENA_CAT_COUNT; c++)
             fprintf(f, "\"%s\": %zu%s", arena_category_name((ArenaCategory)c), used[c],

@@ -63,12 +63,26 @@ static char *parse_string_raw(Parser *p) {
         if (c == '\\') {
             char e = p->s[p->pos++];
             switch (e) {
-            case '"': case '\\': case '/': c = e; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case 'n': c = '\n'; break;
-            case 'r': c = '\r'; break;
-            case 't': c = '\t'; break;
+            case '"':
+            case '\\':
+            case '/':
+                c = e;
+                break;
+            case 'b':
+                c = '\b';
+                break;
+            case 'f':
+                c = '\f';
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case 't':
+                c = '\t';
+                break;
             case 'u': {
                 unsigned v = 0;
                 for (int i = 0; i < 4; i++) {
@@ -77,7 +91,8 @@ static char *parse_string_raw(Parser *p) {
                         fail_at(p, "bad \\u escape");
                         break;
                     }
-                    v = v * 16 + (unsigned)(isdigit((unsigned char)h) ? h - '0' : (tolower(h) - 'a' + 10));
+                    v = v * 16 +
+                        (unsigned)(isdigit((unsigned char)h) ? h - '0' : (tolower(h) - 'a' + 10));
                 }
                 c = v < 0x80 ? (char)v : '?';
                 break;

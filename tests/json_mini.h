@@ -6,12 +6,19 @@
 
 #include <stddef.h>
 
-typedef enum JsonType { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT } JsonType;
+typedef enum JsonType {
+    JSON_NULL,
+    JSON_BOOL,
+    JSON_NUMBER,
+    JSON_STRING,
+    JSON_ARRAY,
+    JSON_OBJECT
+} JsonType;
 
 typedef struct Json {
     JsonType type;
-    double number;     /* JSON_NUMBER, JSON_BOOL (0/1) */
-    char *string;      /* JSON_STRING; for object members, key holds the name */
+    double number; /* JSON_NUMBER, JSON_BOOL (0/1) */
+    char *string;  /* JSON_STRING; for object members, key holds the name */
     char *key;
     struct Json **items; /* JSON_ARRAY elements or JSON_OBJECT members */
     size_t n_items;

@@ -58,8 +58,8 @@ static void test_arena_alignment_and_padding(void **state) {
     const int64_t sizes[] = {1, 3, 255, 256, 257, 1000, 4096, 12345};
     size_t sum = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        Tensor *t = arena_alloc(a, ARENA_CAT_WORKSPACE, ARENA_DTYPE_F32, 1, shp1(sizes[i]),
-                                "ws.%zu", i);
+        Tensor *t =
+            arena_alloc(a, ARENA_CAT_WORKSPACE, ARENA_DTYPE_F32, 1, shp1(sizes[i]), "ws.%zu", i);
         assert_int_equal(t->offset % ARENA_ALIGNMENT, 0);
         assert_int_equal((uintptr_t)t->data % ARENA_ALIGNMENT, 0);
         assert_int_equal(t->nbytes, (size_t)sizes[i] * 4);
@@ -213,13 +213,13 @@ static void test_arena_budget_refusal_report(void **state) {
     assert_non_null(a);
     arena_alloc(a, ARENA_CAT_PARAMS, ARENA_DTYPE_U8, 1, shp1(600 * KIB), "wte");
     int64_t shape[2] = {300, 512};
-    Tensor *t = arena_try_alloc(a, ARENA_CAT_ACTIVATIONS, ARENA_DTYPE_F32, 2, shape, "act.h.%d.qkv",
-                                3);
+    Tensor *t =
+        arena_try_alloc(a, ARENA_CAT_ACTIVATIONS, ARENA_DTYPE_F32, 2, shape, "act.h.%d.qkv", 3);
     assert_null(t);
     const char *msg = arena_last_error(a);
-    assert_non_null(strstr(msg, "614400 bytes")); /* what was asked */
-    assert_non_null(strstr(msg, "act.h.3.qkv"));  /* by whom */
-    assert_non_null(strstr(msg, "activations"));  /* its category */
+    assert_non_null(strstr(msg, "614400 bytes"));  /* what was asked */
+    assert_non_null(strstr(msg, "act.h.3.qkv"));   /* by whom */
+    assert_non_null(strstr(msg, "activations"));   /* its category */
     assert_non_null(strstr(msg, "params 614400")); /* what is held, by category */
     assert_non_null(strstr(msg, "memory limit of 1048576"));
     assert_non_null(strstr(msg, "peak so far 614400"));
@@ -255,8 +255,8 @@ static void run_sequence(Arena *a, size_t *offsets, size_t *tops) {
     Tensor *ws[64] = {0};
     int n_act = 0;
     for (int i = 0; i < 40; i++)
-        arena_alloc(a, (ArenaCategory)(i % 3), ARENA_DTYPE_F16, 1, shp1(1 + (int64_t)rng_below(&r, 5000)),
-                    "persist.%d", i);
+        arena_alloc(a, (ArenaCategory)(i % 3), ARENA_DTYPE_F16, 1,
+                    shp1(1 + (int64_t)rng_below(&r, 5000)), "persist.%d", i);
     for (int i = 0; i < SEQ_STEPS; i++) {
         uint64_t op = rng_below(&r, 4);
         Tensor *t = NULL;

@@ -59,9 +59,8 @@ static void model_make(Model *m, const GptConfig *c, uint64_t seed, int train_st
         gpt_zero_grad(&m->g);
         assert_int_equal(gpt_forward(&m->g, in, tg, TB, TT, 1, &loss, &err), 0);
         assert_int_equal(gpt_backward(&m->g, 1.0f, &err), 0);
-        assert_int_equal(gpt_update(&m->g, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, s + 1, 1.0f,
-                                    &norm, &err),
-                         0);
+        assert_int_equal(
+            gpt_update(&m->g, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, s + 1, 1.0f, &norm, &err), 0);
     }
 }
 
@@ -97,16 +96,15 @@ static void test_checkpoint_round_trip(void **state) {
     Model a, b;
     model_make(&a, &c, 1, 3);
     model_make(&b, &c, 2, 0); /* different weights, empty optimizer state */
-    CheckpointProgress p = {.iter = 3, .skipped = 1, .clean_steps = 2, .loss_scale = 1024.0f,
-                            .best_val_loss = 2.5f};
+    CheckpointProgress p = {
+        .iter = 3, .skipped = 1, .clean_steps = 2, .loss_scale = 1024.0f, .best_val_loss = 2.5f};
     unsigned char blob[100], blob2[100];
     for (int i = 0; i < 100; i++)
         blob[i] = (unsigned char)(i * 13);
     Err err;
     char path[1024];
-    assert_int_equal(checkpoint_save(g_dir, &cfg, &a.g, &p, blob, sizeof blob, 2, path,
-                                     sizeof path, &err),
-                     0);
+    assert_int_equal(
+        checkpoint_save(g_dir, &cfg, &a.g, &p, blob, sizeof blob, 2, path, sizeof path, &err), 0);
     CheckpointProgress q;
     if (checkpoint_load(path, &cfg, &b.g, &q, blob2, sizeof blob2, &err) != 0)
         print_error("%s\n", err.msg);
@@ -134,9 +132,8 @@ static void test_checkpoint_keep_last_and_interrupted_save(void **state) {
     char path[1024], latest[1024];
     for (int it = 10; it <= 40; it += 10) {
         CheckpointProgress p = {.iter = it, .loss_scale = 1.0f};
-        assert_int_equal(checkpoint_save(g_dir, &cfg, &a.g, &p, NULL, 0, 2, path, sizeof path,
-                                         &err),
-                         0);
+        assert_int_equal(
+            checkpoint_save(g_dir, &cfg, &a.g, &p, NULL, 0, 2, path, sizeof path, &err), 0);
     }
     char old[1100];
     snprintf(old, sizeof old, "%s/state_00000020.bin", g_dir);
@@ -184,9 +181,8 @@ static void test_checkpoint_refusals(void **state) {
     char path[1024];
     CheckpointProgress p = {.iter = 7, .loss_scale = 1.0f};
     unsigned char blob[64] = {0};
-    assert_int_equal(checkpoint_save(g_dir, &cfg, &a.g, &p, blob, sizeof blob, 5, path,
-                                     sizeof path, &err),
-                     0);
+    assert_int_equal(
+        checkpoint_save(g_dir, &cfg, &a.g, &p, blob, sizeof blob, 5, path, sizeof path, &err), 0);
     int n = file_size(path);
     unsigned char *data = malloc((size_t)n);
     FILE *f = fopen(path, "rb");

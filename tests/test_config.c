@@ -61,25 +61,25 @@ static void expect_error(int argc, char **argv, unsigned cmd, const char *frag1,
 
 static void test_config_nanogpt_file_parses(void **state) {
     (void)state;
-    const char *path = write_file("char.conf",
-                                  "# nanoGPT's shakespeare_char config, as written there\n"
-                                  "out_dir = 'out-shakespeare-char'\n"
-                                  "eval_interval = 250 # keep frequent because we'll overfit\n"
-                                  "eval_iters = 200\n"
-                                  "log_interval = 10\n"
-                                  "always_save_checkpoint = False\n"
-                                  "wandb_log = False # override via command line if you like\n"
-                                  "wandb_project = 'shakespeare-char'\n"
-                                  "wandb_run_name = 'mini-gpt'\n"
-                                  "dataset = 'shakespeare_char'\n"
-                                  "gradient_accumulation_steps = 1\n"
-                                  "batch_size = 64\n"
-                                  "block_size = 256 # context of up to 256 previous characters\n"
-                                  "n_layer = 6\nn_head = 6\nn_embd = 384\ndropout = 0.0\n"
-                                  "learning_rate = 1e-3 # with baby networks can afford higher\n"
-                                  "max_iters = 5000\nlr_decay_iters = 5000\nmin_lr = 1e-4\n"
-                                  "beta2 = 0.99\nwarmup_iters = 100\n"
-                                  "gradient_accumulation_steps_x = 5 * 8\n");
+    const char *path =
+        write_file("char.conf", "# nanoGPT's shakespeare_char config, as written there\n"
+                                "out_dir = 'out-shakespeare-char'\n"
+                                "eval_interval = 250 # keep frequent because we'll overfit\n"
+                                "eval_iters = 200\n"
+                                "log_interval = 10\n"
+                                "always_save_checkpoint = False\n"
+                                "wandb_log = False # override via command line if you like\n"
+                                "wandb_project = 'shakespeare-char'\n"
+                                "wandb_run_name = 'mini-gpt'\n"
+                                "dataset = 'shakespeare_char'\n"
+                                "gradient_accumulation_steps = 1\n"
+                                "batch_size = 64\n"
+                                "block_size = 256 # context of up to 256 previous characters\n"
+                                "n_layer = 6\nn_head = 6\nn_embd = 384\ndropout = 0.0\n"
+                                "learning_rate = 1e-3 # with baby networks can afford higher\n"
+                                "max_iters = 5000\nlr_decay_iters = 5000\nmin_lr = 1e-4\n"
+                                "beta2 = 0.99\nwarmup_iters = 100\n"
+                                "gradient_accumulation_steps_x = 5 * 8\n");
     /* the last line is a typo on purpose: first check everything before it parses */
     TrainConfig c;
     config_defaults(&c);

@@ -25,7 +25,7 @@
         }                                                                                          \
     }                                                                                              \
     if (n_bad) {                                                                                   \
-        print_error("%s:%d: %s: %zu of %zu elements not close (atol %g, rtol %g); first at "      \
+        print_error("%s:%d: %s: %zu of %zu elements not close (atol %g, rtol %g); first at "       \
                     "[%zu]: got %.9g expected %.9g\n",                                             \
                     file, line, what, n_bad, n, atol, rtol, first, (double)a[first],               \
                     (double)e[first]);                                                             \
@@ -37,8 +37,8 @@ void assert_allclose_impl(const float *a, const float *e, size_t n, double atol,
     ALLCLOSE_BODY
 }
 
-void assert_allclose_f64_impl(const double *a, const double *e, size_t n, double atol,
-                              double rtol, const char *what, const char *file, int line) {
+void assert_allclose_f64_impl(const double *a, const double *e, size_t n, double atol, double rtol,
+                              const char *what, const char *file, int line) {
     ALLCLOSE_BODY
 }
 

@@ -10,8 +10,8 @@
  * Prints the first bad index, both values, and how many elements failed. */
 void assert_allclose_impl(const float *a, const float *e, size_t n, double atol, double rtol,
                           const char *what, const char *file, int line);
-void assert_allclose_f64_impl(const double *a, const double *e, size_t n, double atol,
-                              double rtol, const char *what, const char *file, int line);
+void assert_allclose_f64_impl(const double *a, const double *e, size_t n, double atol, double rtol,
+                              const char *what, const char *file, int line);
 #define assert_allclose(a, e, n, atol, rtol)                                                       \
     assert_allclose_impl((a), (e), (n), (atol), (rtol), #a, __FILE__, __LINE__)
 #define assert_allclose_f64(a, e, n, atol, rtol)                                                   \

@@ -73,8 +73,7 @@ static void header_fill(CheckpointHeader *h, const Gpt *g) {
 /* The f32 weights the optimizer updates: master on the GPU, the params on the CPU. */
 static void weights_to_host(Gpt *g, const GptParam *p, float *buf) {
     if (p->master)
-        g->backend->copy_to_host(buf, p->master->data, (size_t)p->numel * sizeof(float),
-                                 g->stream);
+        g->backend->copy_to_host(buf, p->master->data, (size_t)p->numel * sizeof(float), g->stream);
     else
         gpt_param_read_f32(g, p, buf);
 }
@@ -160,8 +159,9 @@ int checkpoint_save(const char *out_dir, const TrainConfig *cfg, Gpt *g,
     if (w.failed || close_failed) {
         int e = errno;
         unlink(tmp);
-        return err_set(err, "checkpoint: writing '%s' failed: %s (the previous checkpoint is "
-                            "untouched)",
+        return err_set(err,
+                       "checkpoint: writing '%s' failed: %s (the previous checkpoint is "
+                       "untouched)",
                        tmp, strerror(e));
     }
     if (rename(tmp, path) != 0) {
@@ -203,7 +203,6 @@ int checkpoint_find_latest(const char *out_dir, char *path, size_t len, Err *err
     return 0;
 }
 
-
 int checkpoint_load(const char *path, const TrainConfig *cfg, Gpt *g, CheckpointProgress *p,
                     void *extra, size_t extra_bytes, Err *err) {
     (void)cfg;
@@ -234,16 +233,18 @@ int checkpoint_load(const char *path, const TrainConfig *cfg, Gpt *g, Checkpoint
         goto out;
     }
     if (h.version != CHECKPOINT_VERSION || h.header_bytes != sizeof h) {
-        err_set(err, "checkpoint '%s' has version %u (header %u bytes); this build reads version "
-                     "%d (%zu bytes)",
+        err_set(err,
+                "checkpoint '%s' has version %u (header %u bytes); this build reads version "
+                "%d (%zu bytes)",
                 path, h.version, h.header_bytes, CHECKPOINT_VERSION, sizeof h);
         goto out;
     }
     size_t expect = sizeof h + h.config_bytes + h.extra_bytes +
                     (size_t)h.total_numel * 3 * sizeof(float) + sizeof(uint64_t);
     if (h.total_numel < 0 || expect != n) {
-        err_set(err, "checkpoint '%s' is %zu bytes but its header describes %zu: truncated or "
-                     "corrupted",
+        err_set(err,
+                "checkpoint '%s' is %zu bytes but its header describes %zu: truncated or "
+                "corrupted",
                 path, n, expect);
         goto out;
     }
@@ -260,13 +261,14 @@ int checkpoint_load(const char *path, const TrainConfig *cfg, Gpt *g, Checkpoint
         int bad = 0;
 #define CHECK(field)                                                                               \
     if (!bad && h.field != ours.field) {                                                           \
-        err_set(&e2, "checkpoint '%s' was made with %s = %lld, this run has %lld: refusing to "   \
-                     "resume a different %s",                                                     \
+        err_set(&e2,                                                                               \
+                "checkpoint '%s' was made with %s = %lld, this run has %lld: refusing to "         \
+                "resume a different %s",                                                           \
                 path, #field, (long long)h.field, (long long)ours.field,                           \
                 strcmp(#field, "device") == 0 || strcmp(#field, "param_dtype") == 0 ||             \
                         strcmp(#field, "has_master") == 0                                          \
-                    ? "backend precision"                                                         \
-                    : "model");                                                                   \
+                    ? "backend precision"                                                          \
+                    : "model");                                                                    \
         bad = 1;                                                                                   \
     }
         CHECK(n_layer)
@@ -284,8 +286,9 @@ int checkpoint_load(const char *path, const TrainConfig *cfg, Gpt *g, Checkpoint
         CHECK(total_numel)
 #undef CHECK
         if (!bad && h.extra_bytes != extra_bytes) {
-            err_set(&e2, "checkpoint '%s' holds %llu bytes of loader state, this build expects "
-                         "%zu",
+            err_set(&e2,
+                    "checkpoint '%s' holds %llu bytes of loader state, this build expects "
+                    "%zu",
                     path, (unsigned long long)h.extra_bytes, extra_bytes);
             bad = 1;
         }

@@ -65,8 +65,8 @@ static void print_plan_header(const TrainConfig *cfg, const GptConfig *c, GptDev
 static int mem_trace(const TrainConfig *cfg, GptDevice dev, const GptConfig *c) {
     Err err;
     Arena *a = NULL;
-    int rc = run_plan(c, dev, cfg->batch_size, cfg->block_size, cfg->gradient_accumulation_steps,
-                      0, 1, &a, &err);
+    int rc = run_plan(c, dev, cfg->batch_size, cfg->block_size, cfg->gradient_accumulation_steps, 0,
+                      1, &a, &err);
     FILE *f = rc == 0 ? fopen(cfg->trace_file, "w") : NULL;
     if (rc == 0 && (!f || arena_report_trace(a, f) != 0)) {
         err_set(&err, "cannot write trace_file '%s'", cfg->trace_file);

@@ -102,8 +102,9 @@ int cmd_sample(const TrainConfig *cfg) {
     }
     Tokenizer *tok = tokenizer_load(tpath, &err);
     if (!tok) {
-        fprintf(stderr, "arenagpt sample: %s\n  (give --tokenizer_file=PATH or --data_dir=DIR of "
-                        "the prepared data)\n",
+        fprintf(stderr,
+                "arenagpt sample: %s\n  (give --tokenizer_file=PATH or --data_dir=DIR of "
+                "the prepared data)\n",
                 err.msg);
         return 1;
     }
@@ -113,7 +114,8 @@ int cmd_sample(const TrainConfig *cfg) {
     Arena *plan = arena_init(ARENA_BACKING_PLAN, 0, 0, &err);
     Gpt pg;
     float *plan_logits = calloc((size_t)Vp, sizeof *plan_logits);
-    int rc = plan_logits ? gpt_build(&pg, &c, dev, plan, 1, T, &err) : err_set(&err, "out of host memory");
+    int rc = plan_logits ? gpt_build(&pg, &c, dev, plan, 1, T, &err)
+                         : err_set(&err, "out of host memory");
     if (rc == 0)
         rc = gpt_forward_last_logits(&pg, NULL, 1, T, plan_logits, &err);
     free(plan_logits);

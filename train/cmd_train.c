@@ -60,8 +60,8 @@ typedef struct TrainState {
     int32_t *inputs, *targets; /* (B,T) host */
     FILE *metrics;
     CheckpointProgress progress;
-    double flops_per_iter;   /* model FLOPs of one optimizer step (forward, backward, recompute) */
-    double peak_flops;       /* the GPU's dense f16 peak, 0 = unknown (MFU n/a) */
+    double flops_per_iter; /* model FLOPs of one optimizer step (forward, backward, recompute) */
+    double peak_flops;     /* the GPU's dense f16 peak, 0 = unknown (MFU n/a) */
 } TrainState;
 
 static volatile sig_atomic_t g_stop_signal = 0;
@@ -87,8 +87,7 @@ static int save_checkpoint(TrainState *s, Err *err) {
     if (checkpoint_save(cfg->out_dir, cfg, &s->g, &s->progress, &ls, sizeof ls,
                         (int)cfg->keep_checkpoints, spath, sizeof spath, err) != 0)
         return -1;
-    printf("checkpoint: %s and %s (iteration %lld)\n", mpath, spath,
-           (long long)s->progress.iter);
+    printf("checkpoint: %s and %s (iteration %lld)\n", mpath, spath, (long long)s->progress.iter);
     fflush(stdout);
     return 0;
 }
@@ -179,8 +178,8 @@ static int train_loop(TrainState *s, GptDevice dev, Err *err) {
             }
         }
         float loss_scale = pr->loss_scale;
-        float lr = gpt_get_lr(it, (float)cfg->learning_rate, cfg->warmup_iters,
-                              cfg->lr_decay_iters, (float)cfg->min_lr, cfg->decay_lr);
+        float lr = gpt_get_lr(it, (float)cfg->learning_rate, cfg->warmup_iters, cfg->lr_decay_iters,
+                              (float)cfg->min_lr, cfg->decay_lr);
         if (it % cfg->eval_interval == 0 || it == cfg->max_iters) {
             float tl = 0, vl = 0;
             double t0 = now_s();
@@ -230,8 +229,9 @@ static int train_loop(TrainState *s, GptDevice dev, Err *err) {
         }
         float loss = (float)(loss_sum / (double)accum);
         if (!isfinite(loss) && dev == GPT_DEVICE_CPU) {
-            err_set(err, "iteration %lld: the loss is %f (diverged): lower learning_rate (now "
-                         "%g) or check the data",
+            err_set(err,
+                    "iteration %lld: the loss is %f (diverged): lower learning_rate (now "
+                    "%g) or check the data",
                     (long long)it, loss, cfg->learning_rate);
             return -1;
         }
@@ -312,8 +312,9 @@ int cmd_train(const TrainConfig *cfg) {
             return 1;
         }
         if (cfg->block_size > fc.max_seq_len) {
-            fprintf(stderr, "arenagpt train: block_size = %lld is longer than the model file's "
-                            "maxT = %lld (%s)\n",
+            fprintf(stderr,
+                    "arenagpt train: block_size = %lld is longer than the model file's "
+                    "maxT = %lld (%s)\n",
                     (long long)cfg->block_size, (long long)fc.max_seq_len, cfg->init_from);
             return CONFIG_EXIT_USAGE;
         }
@@ -341,8 +342,9 @@ int cmd_train(const TrainConfig *cfg) {
     if (s.val)
         s.train_eval = open_split(cfg, dir, "train", (uint64_t)cfg->seed + 2, &err);
     if (!s.train_eval) {
-        fprintf(stderr, "arenagpt train: %s\n  (prepare data with: arenagpt prepare "
-                        "--input=TEXT --out=%s)\n",
+        fprintf(stderr,
+                "arenagpt train: %s\n  (prepare data with: arenagpt prepare "
+                "--input=TEXT --out=%s)\n",
                 err.msg, dir);
         data_loader_free(s.train);
         data_loader_free(s.val);
@@ -350,8 +352,8 @@ int cmd_train(const TrainConfig *cfg) {
     }
 
     printf("arenagpt train: device %s, data %s (%lld train tokens, %lld val tokens)\n",
-           dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", dir,
-           (long long)data_loader_n_tokens(s.train), (long long)data_loader_n_tokens(s.val));
+           dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", dir, (long long)data_loader_n_tokens(s.train),
+           (long long)data_loader_n_tokens(s.val));
     printf("model: n_layer %lld, n_head %lld, n_embd %lld, block_size %lld, vocab_size %lld, "
            "bias %s, gelu %s, recompute %s, attention %s\n",
            (long long)cfg->n_layer, (long long)cfg->n_head, (long long)cfg->n_embd,

@@ -18,7 +18,7 @@
 #define RUN_CMDS (CONFIG_CMD_TRAIN | CONFIG_CMD_MEM | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE)
 #define MAX_VOCAB 65536          /* tokens are stored as uint16 */
 #define MAX_BLOCK_SIZE (1 << 20) /* positions; far beyond any GPT-2 config */
-#define MAX_KEYS 96 /* >= the number of keys (checked in config_defaults) */
+#define MAX_KEYS 96              /* >= the number of keys (checked in config_defaults) */
 
 typedef enum KeyType { K_INT, K_FLOAT, K_BOOL, K_STR, K_ENUM, K_SIZE } KeyType;
 
@@ -27,7 +27,7 @@ typedef struct Key {
     KeyType type;
     size_t offset;
     unsigned cmds;
-    int64_t min, max;          /* K_INT range */
+    int64_t min, max;           /* K_INT range */
     const char *const *choices; /* K_ENUM names, NULL-terminated, index = enum value */
     const char *help;
 } Key;
@@ -49,8 +49,7 @@ static const Key keys[] = {
     {"n_layer", K_INT, OFF(n_layer), MODEL_CMDS, 1, 1024, NULL, "transformer blocks"},
     {"n_head", K_INT, OFF(n_head), MODEL_CMDS, 1, 1024, NULL, "attention heads (divides n_embd)"},
     {"n_embd", K_INT, OFF(n_embd), MODEL_CMDS, 1, 65536, NULL, "channels"},
-    {"block_size", K_INT, OFF(block_size), RUN_CMDS, 1, MAX_BLOCK_SIZE, NULL,
-     "context length T"},
+    {"block_size", K_INT, OFF(block_size), RUN_CMDS, 1, MAX_BLOCK_SIZE, NULL, "context length T"},
     {"vocab_size", K_INT, OFF(vocab_size), MODEL_CMDS, 1, MAX_VOCAB, NULL,
      "padded vocabulary Vp (nanoGPT's 50304); at most 65536 (uint16 tokens)"},
     {"bias", K_BOOL, OFF(bias), RUN_CMDS, 0, 0, NULL, "biases in Linear and LayerNorm"},
@@ -66,9 +65,10 @@ static const Key keys[] = {
      "tokens per chunk of the loss head; 0 = automatic"},
     /* optimisation */
     {"batch_size", K_INT, OFF(batch_size), RUN_CMDS, 1, 1 << 24, NULL, "micro-batch size B"},
-    {"gradient_accumulation_steps", K_INT, OFF(gradient_accumulation_steps), MODEL_CMDS, 1,
-     1 << 24, NULL, "micro-steps per optimizer step"},
-    {"learning_rate", K_FLOAT, OFF(learning_rate), CONFIG_CMD_TRAIN, 0, 0, NULL, "peak learning rate"},
+    {"gradient_accumulation_steps", K_INT, OFF(gradient_accumulation_steps), MODEL_CMDS, 1, 1 << 24,
+     NULL, "micro-steps per optimizer step"},
+    {"learning_rate", K_FLOAT, OFF(learning_rate), CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "peak learning rate"},
     {"max_iters", K_INT, OFF(max_iters), CONFIG_CMD_TRAIN, 0, I64MAX, NULL,
      "optimizer steps to run"},
     {"weight_decay", K_FLOAT, OFF(weight_decay), CONFIG_CMD_TRAIN, 0, 0, NULL,
@@ -89,8 +89,7 @@ static const Key keys[] = {
      "steps between evaluations"},
     {"eval_iters", K_INT, OFF(eval_iters), CONFIG_CMD_TRAIN, 1, I64MAX, NULL,
      "batches per split per evaluation"},
-    {"eval_only", K_BOOL, OFF(eval_only), CONFIG_CMD_TRAIN, 0, 0, NULL,
-     "evaluate once and exit"},
+    {"eval_only", K_BOOL, OFF(eval_only), CONFIG_CMD_TRAIN, 0, 0, NULL, "evaluate once and exit"},
     {"log_interval", K_INT, OFF(log_interval), CONFIG_CMD_TRAIN, 1, I64MAX, NULL,
      "steps between log lines"},
     {"always_save_checkpoint", K_BOOL, OFF(always_save_checkpoint), CONFIG_CMD_TRAIN, 0, 0, NULL,
@@ -141,8 +140,7 @@ static const Key keys[] = {
      "softmax temperature; 0 = argmax"},
     {"top_k", K_INT, OFF(top_k), CONFIG_CMD_SAMPLE, 0, MAX_VOCAB, NULL,
      "sample among the k most likely; 0 = all"},
-    {"num_samples", K_INT, OFF(num_samples), CONFIG_CMD_SAMPLE, 1, 100000, NULL,
-     "samples to draw"},
+    {"num_samples", K_INT, OFF(num_samples), CONFIG_CMD_SAMPLE, 1, 100000, NULL, "samples to draw"},
     {"tokenizer_file", K_STR, OFF(tokenizer_file), CONFIG_CMD_SAMPLE, 0, 0, NULL,
      "tokenizer for decoding; default <data_dir>/tokenizer.bin"},
     /* prepare */
@@ -344,8 +342,8 @@ static int unquote(const char *in, char *out, size_t out_len) {
     return 0;
 }
 
-int config_set(TrainConfig *c, const char *key, const char *value, const char *origin,
-               unsigned cmd, Err *err) {
+int config_set(TrainConfig *c, const char *key, const char *value, const char *origin, unsigned cmd,
+               Err *err) {
     const Key *k = key_find(key);
     if (!k) {
         const char *near = key_nearest(key);
@@ -409,9 +407,10 @@ int config_set(TrainConfig *c, const char *key, const char *value, const char *o
         }
         if (found < 0) {
             if (strcmp(key, "dtype") == 0 && strcmp(text, "bfloat16") == 0)
-                return err_set(err, "%s: dtype = 'bfloat16' is not supported: use float16 "
-                                    "(mixed precision with loss scaling, the RTX 4070 path) or "
-                                    "float32",
+                return err_set(err,
+                               "%s: dtype = 'bfloat16' is not supported: use float16 "
+                               "(mixed precision with loss scaling, the RTX 4070 path) or "
+                               "float32",
                                origin);
             return err_set(err, "%s: %s = '%s': expected one of %s", origin, key, text, list);
         }
@@ -513,8 +512,9 @@ int config_parse_args(TrainConfig *c, int argc, char **argv, unsigned cmd, int *
         const char *arg = argv[i];
         if (strncmp(arg, "--", 2) != 0) {
             if (i > 0 && first)
-                return err_set(err, "argument '%s': only one config file may be given (already "
-                                    "read '%s'); overrides are --key=value",
+                return err_set(err,
+                               "argument '%s': only one config file may be given (already "
+                               "read '%s'); overrides are --key=value",
                                arg, argv[0]);
             return err_set(err, "argument '%s': expected --key=value", arg);
         }
@@ -531,8 +531,7 @@ int config_parse_args(TrainConfig *c, int argc, char **argv, unsigned cmd, int *
         if (!k) {
             const char *near = key_nearest(key);
             if (near)
-                return err_set(err, "%s: unknown key '%s' (did you mean '%s'?)", origin, key,
-                               near);
+                return err_set(err, "%s: unknown key '%s' (did you mean '%s'?)", origin, key, near);
             return err_set(err, "%s: unknown key '%s' (see --help for the keys)", origin, key);
         }
         if (!(k->cmds & cmd)) {
@@ -560,8 +559,9 @@ int config_validate(const TrainConfig *c, unsigned cmd, Err *err) {
     const char *src = c->config_file[0] ? c->config_file : "the command line";
     if (cmd & (MODEL_CMDS)) {
         if (c->n_embd % c->n_head != 0)
-            return err_set(err, "%s: n_embd = %lld is not divisible by n_head = %lld (each head "
-                                "gets n_embd/n_head channels)",
+            return err_set(err,
+                           "%s: n_embd = %lld is not divisible by n_head = %lld (each head "
+                           "gets n_embd/n_head channels)",
                            src, (long long)c->n_embd, (long long)c->n_head);
         if (c->dropout != 0.0)
             return err_set(err, "%s: dropout = %g is not supported: only 0.0 (set dropout = 0.0)",
@@ -578,14 +578,16 @@ int config_validate(const TrainConfig *c, unsigned cmd, Err *err) {
               size_mul(x, (size_t)c->n_layer, &x) | size_mul(x, 16, &x);
         of |= size_mul((size_t)c->vocab_size, (size_t)c->n_embd, &x) | size_mul(x, 16, &x);
         if (of)
-            return err_set(err, "%s: batch_size %lld x block_size %lld x n_embd %lld x n_layer "
-                                "%lld (x n_head %lld): the byte counts of this config overflow "
-                                "a 64-bit size",
+            return err_set(err,
+                           "%s: batch_size %lld x block_size %lld x n_embd %lld x n_layer "
+                           "%lld (x n_head %lld): the byte counts of this config overflow "
+                           "a 64-bit size",
                            src, (long long)c->batch_size, (long long)c->block_size,
                            (long long)c->n_embd, (long long)c->n_layer, (long long)c->n_head);
         if (bt > INT32_MAX)
-            return err_set(err, "%s: batch_size x block_size = %zu exceeds %d (matrix dimensions "
-                                "are 32-bit in BLAS and cuBLAS)",
+            return err_set(err,
+                           "%s: batch_size x block_size = %zu exceeds %d (matrix dimensions "
+                           "are 32-bit in BLAS and cuBLAS)",
                            src, bt, INT32_MAX);
     }
     if (cmd & CONFIG_CMD_TRAIN) {
@@ -593,14 +595,15 @@ int config_validate(const TrainConfig *c, unsigned cmd, Err *err) {
             return err_set(err, "%s: learning_rate = %g, min_lr = %g: expected >= 0", src,
                            c->learning_rate, c->min_lr);
         if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1))
-            return err_set(err, "%s: beta1 = %g, beta2 = %g: expected 0 <= beta < 1", src,
-                           c->beta1, c->beta2);
+            return err_set(err, "%s: beta1 = %g, beta2 = %g: expected 0 <= beta < 1", src, c->beta1,
+                           c->beta2);
         if (!(c->weight_decay >= 0) || !(c->grad_clip >= 0))
             return err_set(err, "%s: weight_decay = %g, grad_clip = %g: expected >= 0", src,
                            c->weight_decay, c->grad_clip);
         if (c->decay_lr && c->lr_decay_iters <= c->warmup_iters)
-            return err_set(err, "%s: lr_decay_iters = %lld must be greater than warmup_iters = "
-                                "%lld when decay_lr is True",
+            return err_set(err,
+                           "%s: lr_decay_iters = %lld must be greater than warmup_iters = "
+                           "%lld when decay_lr is True",
                            src, (long long)c->lr_decay_iters, (long long)c->warmup_iters);
     }
     if (cmd & CONFIG_CMD_SAMPLE) {
@@ -669,7 +672,8 @@ void config_write(const TrainConfig *c, FILE *f) {
 void config_print_help(FILE *f, unsigned cmd) {
     TrainConfig d;
     config_defaults(&d);
-    fprintf(f, "keys (in a config file as `key = value`, or on the command line as --key=value):\n");
+    fprintf(f,
+            "keys (in a config file as `key = value`, or on the command line as --key=value):\n");
     for (int i = 0; i < N_KEYS; i++) {
         if (!(keys[i].cmds & cmd))
             continue;

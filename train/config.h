@@ -30,7 +30,11 @@ typedef enum ConfigCommand {
     CONFIG_CMD_PREPARE = 1 << 4,
 } ConfigCommand;
 
-typedef enum ConfigDevice { CONFIG_DEVICE_AUTO = 0, CONFIG_DEVICE_CPU, CONFIG_DEVICE_CUDA } ConfigDevice;
+typedef enum ConfigDevice {
+    CONFIG_DEVICE_AUTO = 0,
+    CONFIG_DEVICE_CPU,
+    CONFIG_DEVICE_CUDA
+} ConfigDevice;
 typedef enum ConfigRecompute {
     CONFIG_RECOMPUTE_NONE = 0,
     CONFIG_RECOMPUTE_SELECTIVE,
@@ -39,7 +43,11 @@ typedef enum ConfigRecompute {
 typedef enum ConfigAttention { CONFIG_ATTENTION_NAIVE = 0, CONFIG_ATTENTION_CUDNN } ConfigAttention;
 typedef enum ConfigGelu { CONFIG_GELU_TANH = 0, CONFIG_GELU_ERF } ConfigGelu;
 typedef enum ConfigDtype { CONFIG_DTYPE_FLOAT16 = 0, CONFIG_DTYPE_FLOAT32 } ConfigDtype;
-typedef enum ConfigFormat { CONFIG_FORMAT_TABLE = 0, CONFIG_FORMAT_JSON, CONFIG_FORMAT_CSV } ConfigFormat;
+typedef enum ConfigFormat {
+    CONFIG_FORMAT_TABLE = 0,
+    CONFIG_FORMAT_JSON,
+    CONFIG_FORMAT_CSV
+} ConfigFormat;
 typedef enum ConfigTokenizer { CONFIG_TOKENIZER_GPT2 = 0, CONFIG_TOKENIZER_CHAR } ConfigTokenizer;
 typedef enum ConfigDataFormat { CONFIG_DATA_LLMC = 0, CONFIG_DATA_NANOGPT } ConfigDataFormat;
 
@@ -49,13 +57,13 @@ typedef struct TrainConfig {
     int64_t n_head;
     int64_t n_embd;
     int64_t block_size;
-    int64_t vocab_size;          /* Vp: padded vocabulary (nanoGPT's 50304) */
+    int64_t vocab_size; /* Vp: padded vocabulary (nanoGPT's 50304) */
     int bias;
-    double dropout;              /* accepted for nanoGPT configs; only 0 is supported */
+    double dropout; /* accepted for nanoGPT configs; only 0 is supported */
     ConfigGelu gelu;
     ConfigAttention attention;
     ConfigRecompute recompute;
-    int64_t loss_chunk;          /* tokens per chunk of the loss head; 0 = automatic */
+    int64_t loss_chunk; /* tokens per chunk of the loss head; 0 = automatic */
     /* optimisation */
     int64_t batch_size;
     int64_t gradient_accumulation_steps;
@@ -64,7 +72,7 @@ typedef struct TrainConfig {
     double weight_decay;
     double beta1;
     double beta2;
-    double grad_clip;            /* 0 = no clipping */
+    double grad_clip; /* 0 = no clipping */
     int decay_lr;
     int64_t warmup_iters;
     int64_t lr_decay_iters;
@@ -78,30 +86,30 @@ typedef struct TrainConfig {
     int64_t checkpoint_interval; /* 0 = only at the end (and on SIGINT/SIGTERM) */
     int64_t keep_checkpoints;
     char out_dir[CONFIG_STR_LEN];
-    char init_from[CONFIG_STR_LEN]; /* "scratch", "resume", or a model file / directory */
+    char init_from[CONFIG_STR_LEN];  /* "scratch", "resume", or a model file / directory */
     char trace_file[CONFIG_STR_LEN]; /* Chrome trace of the arena; "" = none */
     /* run */
     int64_t seed;
     ConfigDtype dtype;
     ConfigDevice device;
-    size_t memory_limit;         /* bytes; 0 = no limit */
-    int64_t threads;             /* CPU threads; 0 = all cores */
-    int compile;                 /* accepted for nanoGPT configs; no effect */
-    int wandb_log;               /* accepted for nanoGPT configs; no effect */
+    size_t memory_limit; /* bytes; 0 = no limit */
+    int64_t threads;     /* CPU threads; 0 = all cores */
+    int compile;         /* accepted for nanoGPT configs; no effect */
+    int wandb_log;       /* accepted for nanoGPT configs; no effect */
     char wandb_project[CONFIG_STR_LEN];
     char wandb_run_name[CONFIG_STR_LEN];
     /* data */
-    char dataset[CONFIG_STR_LEN];   /* nanoGPT's name: data_dir defaults to data/<dataset> */
-    char data_dir[CONFIG_STR_LEN];  /* holds train.bin, val.bin, tokenizer.bin */
+    char dataset[CONFIG_STR_LEN];  /* nanoGPT's name: data_dir defaults to data/<dataset> */
+    char data_dir[CONFIG_STR_LEN]; /* holds train.bin, val.bin, tokenizer.bin */
     ConfigDataFormat data_format;
     /* eval */
-    char data[CONFIG_STR_LEN];      /* one shard */
+    char data[CONFIG_STR_LEN]; /* one shard */
     int64_t eval_batches;
     /* sample */
     char prompt[CONFIG_STR_LEN];
     int64_t max_new_tokens;
     double temperature;
-    int64_t top_k;                  /* 0 = no top-k */
+    int64_t top_k; /* 0 = no top-k */
     int64_t num_samples;
     char tokenizer_file[CONFIG_STR_LEN]; /* "" = <data_dir>/tokenizer.bin */
     /* prepare */
@@ -113,8 +121,8 @@ typedef struct TrainConfig {
     /* mem */
     ConfigFormat format;
     int compare;
-    size_t fit;                     /* bytes; 0 = not asked */
-    int64_t top;                    /* tensors listed in the table report */
+    size_t fit;  /* bytes; 0 = not asked */
+    int64_t top; /* tensors listed in the table report */
 
     /* where each key was last set from, for messages: "defaults", "file.conf:12", "--key" */
     char config_file[CONFIG_STR_LEN];
@@ -126,8 +134,8 @@ void config_defaults(TrainConfig *c);
 /* Reads a config file. origin in messages is "path:line". */
 int config_load_file(TrainConfig *c, const char *path, unsigned cmd, Err *err);
 /* Sets one key from text. origin names where it came from (for messages). */
-int config_set(TrainConfig *c, const char *key, const char *value, const char *origin,
-               unsigned cmd, Err *err);
+int config_set(TrainConfig *c, const char *key, const char *value, const char *origin, unsigned cmd,
+               Err *err);
 /* The arguments after the subcommand: an optional config file (first, not starting with
  * "--"), then --key=value (or --flag for a boolean true). Sets *help when --help/-h is seen.
  * Loads the file, applies the overrides (they win over the file), then config_validate. */

@@ -55,8 +55,9 @@ int main(int argc, char **argv) {
         if (strcmp(argv[1], commands[i].name) == 0)
             cmd = &commands[i];
     if (!cmd) {
-        fprintf(stderr, "arenagpt: unknown command '%s' (expected train, mem, eval, sample or "
-                        "prepare; see arenagpt --help)\n",
+        fprintf(stderr,
+                "arenagpt: unknown command '%s' (expected train, mem, eval, sample or "
+                "prepare; see arenagpt --help)\n",
                 argv[1]);
         return CONFIG_EXIT_USAGE;
     }
