@@ -7,6 +7,7 @@
 #   5. configs/small_4070.conf on tinyshakespeare (GPT-2 BPE tokens; char tokens only if the
 #      GPT-2 vocabulary cannot be found, said in the summary) for STEPS iterations, once per
 #      recompute mode in MODES, with nvidia-smi's per-process memory sampled every second;
+#      then 5 iterations with CUDA_MODULE_LOADING=EAGER (where the unaccounted memory goes);
 #   6. summary.md: pass/fail per stage, final train/val loss, ms/iter, tokens/s, MFU, arena
 #      peak and nvidia-smi's peak process memory per mode, vs nanoGPT's 6582 MiB / 4464 MiB.
 # Meant to finish well within 10 minutes on an H100 (defaults: 300 steps, 2 modes).
@@ -157,6 +158,16 @@ for mode in $MODES; do
     stage train-$mode $rc
 done
 
+# --- 5b. where the unaccounted remainder goes: the same config with eager module loading ------
+# (a few iterations: kernel code is then loaded with the context, so the reconciliation's
+# unaccounted line should shrink to ~0 and the context line grow by the same amount)
+if [ "$DEVICE" = cuda ]; then
+    CUDA_MODULE_LOADING=EAGER ./arenagpt train "$CONF" --device=cuda --data_dir="$DATA_DIR" \
+        --out_dir="$out/train-eager-out" --recompute=none --max_iters=5 --eval_interval=5 \
+        --eval_iters=1 --log_interval=1 ${EXTRA_ARGS:-} >"$out/train-none-eager.log" 2>&1
+    stage train-none-eager $?
+fi
+
 # --- 6. summary -----------------------------------------------------------------------------
 # MFU from tokens/s and gpt.c's FLOP count (matmul FLOPs, 2 per multiply-add, attention over
 # the full T x T): training = 3 x forward (+ the forward that recompute=full repeats).
@@ -216,7 +227,7 @@ L=$(conf_val n_layer); C=$(conf_val n_embd); T=$(conf_val block_size); Vp=$(conf
     echo "nanoGPT on an RTX 4070, same config (fp16 AMP): $NANOGPT_CARD_MIB MiB on the card, $NANOGPT_PROC_MIB MiB in the process."
     echo
     echo "## memory: plan vs measured, reconciliation (from the training logs)"
-    for mode in $MODES; do
+    for mode in $MODES none-eager; do
         log="$out/train-$mode.log"
         [ -f "$log" ] || continue
         echo
