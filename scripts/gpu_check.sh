@@ -209,11 +209,12 @@ L=$(conf_val n_layer); C=$(conf_val n_embd); T=$(conf_val block_size); Vp=$(conf
         evalline=$(grep -E '^step [0-9]+: train loss' "$log" | tail -1)
         tl=$(sed -E 's/.*train loss ([0-9.naif]+).*/\1/' <<<"$evalline")
         vl=$(sed -E 's/.*val loss ([0-9.naif]+).*/\1/' <<<"$evalline")
-        # iteration lines after the first log interval (warm-up excluded)
-        ms=$(grep -E '^iter [0-9]+/' "$log" | tail -n +2 | sed -E 's/.* ([0-9.]+) ms\/iter.*/\1/' |
-            sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "n/a" }')
-        tps=$(grep -E '^iter [0-9]+/' "$log" | tail -n +2 | sed -E 's/.* ([0-9.]+) tok\/s.*/\1/' |
-            sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "n/a" }')
+        # iteration lines after the first log interval (warm-up excluded when there are more)
+        iters=$(grep -E '^iter [0-9]+/' "$log")
+        [ "$(wc -l <<<"$iters")" -gt 1 ] && iters=$(tail -n +2 <<<"$iters")
+        median='{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "n/a" }'
+        ms=$(sed -nE 's/.* ([0-9.]+) ms\/iter.*/\1/p' <<<"$iters" | sort -g | awk "$median")
+        tps=$(sed -nE 's/.* ([0-9.]+) tok\/s.*/\1/p' <<<"$iters" | sort -g | awk "$median")
         apeak=$(grep -E '^iter [0-9]+/' "$log" | tail -1 | sed -E 's/.*arena peak ([0-9.]+) MiB.*/\1/')
         ppeak=$(sort -g "$out/proc-mem-$mode.txt" 2>/dev/null | tail -1)
         mfu=$(awk -v tps="$tps" -v peak="$peak" -v L="$L" -v C="$C" -v T="$T" -v Vp="$Vp" -v mode="$mode" 'BEGIN {
