@@ -8,8 +8,8 @@
  * Plans (descriptors, layouts and the heuristic's algorithm) are cached per shape, transposes,
  * batch, strides, epilogue, beta != 0 and operand alignment; pointers are not part of the key.
  * The workspace is the arena's `ws.backend` handed over with gpt_cuda_workspace_set (none
- * until then). When cuBLASLt offers no algorithm for a shape, cuBLAS's GemmStridedBatchedEx
- * runs it (bias then added by a kernel), with the same workspace.
+ * until then). When cuBLASLt offers no algorithm for a shape (or refuses its choice at launch),
+ * cuBLAS's GemmStridedBatchedEx runs it (bias then added by a kernel), with the same workspace.
  *
  * Not here: attention's own kernels (cuda_attention.cu), bias/LayerNorm column sums
  * (cuda_layers.cu). */
@@ -237,8 +237,15 @@ void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, floa
     if (bias)
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                                     sizeof(bias)));
-    CUBLAS_CHECK(cublasLtMatmul(cuda_cublaslt(), p->op, &alpha, A, p->a, B, p->b, &beta, Cm, p->c,
-                                D, p->d, &p->algo, ws, ws_bytes, stream));
+    cublasStatus_t st = cublasLtMatmul(cuda_cublaslt(), p->op, &alpha, A, p->a, B, p->b, &beta, Cm,
+                                       p->c, D, p->d, &p->algo, ws, ws_bytes, stream);
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED) {
+        /* the heuristic's choice refused at launch: this shape goes to cuBLAS from now on */
+        p->has_algo = 0;
+        gemm_fallback(&key, alpha, A, B, beta, Cm, D, bias, stream);
+        return;
+    }
+    CUBLAS_CHECK(st);
 }
 
 /* ---------------------------------------------------------------------------------------- */
