@@ -49,8 +49,8 @@ __global__ void attention_dscores_kernel(__half *att, const __half *dout, const 
     extern __shared__ float smem[];
     __shared__ float red[32];
     int64_t HS = C / NH;
-    float *dp = smem;       /* (T) */
-    float *dy = smem + T;   /* (HS) */
+    float *dp = smem;     /* (T) */
+    float *dy = smem + T; /* (HS) */
     int64_t row = blockIdx.x;
     int64_t t1 = row % T, bh = row / T, h = bh % NH, b = bh / NH;
     const __half *dyg = dout + (b * T + t1) * C + h * HS;
@@ -70,12 +70,12 @@ __global__ void attention_dscores_kernel(__half *att, const __half *dout, const 
     }
     float D = cuda_block_sum(part, red);
     for (int64_t t2 = threadIdx.x; t2 < T; t2 += blockDim.x)
-        a[t2] = t2 <= t1 ? __float2half_rn(__half2float(a[t2]) * (dp[t2] - D))
-                         : __float2half_rn(0.0f);
+        a[t2] =
+            t2 <= t1 ? __float2half_rn(__half2float(a[t2]) * (dp[t2] - D)) : __float2half_rn(0.0f);
 }
 
-void cuda_attention_forward(void *out, void *att, const void *qkv, int64_t B, int64_t T,
-                            int64_t C, int64_t NH, void *stream) {
+void cuda_attention_forward(void *out, void *att, const void *qkv, int64_t B, int64_t T, int64_t C,
+                            int64_t NH, void *stream) {
     cudaStream_t s = cuda_stream(stream);
     int64_t HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
@@ -86,8 +86,8 @@ void cuda_attention_forward(void *out, void *att, const void *qkv, int64_t B, in
         const __half *qb = q + b * T * 3 * C;
         __half *ab = a + b * NH * T * T;
         /* scores^T per head (column-major T2 x T1) = K (as HS x T2)^T . Q (HS x T1) */
-        cuda_gemm_f16(1, 0, T, T, HS, scale, qb + C, 3 * C, HS, qb, 3 * C, HS, 0.0f, NULL, T,
-                      T * T, ab, T, T * T, (int)NH, NULL, s);
+        cuda_gemm_f16(1, 0, T, T, HS, scale, qb + C, 3 * C, HS, qb, 3 * C, HS, 0.0f, NULL, T, T * T,
+                      ab, T, T * T, (int)NH, NULL, s);
     }
     int64_t rows = B * NH * T;
     unsigned blocks = (unsigned)((rows + SOFTMAX_ROWS_PER_BLOCK - 1) / SOFTMAX_ROWS_PER_BLOCK);
@@ -124,8 +124,8 @@ void cuda_attention_backward(void *dqkv, void *att, const void *dout, const void
         __half *ab = a + b * NH * T * T;
         __half *dqb = dq + b * T * 3 * C;
         /* dQ^T (HS x T1) = scale * K^T (HS x T2, ld 3C) . dS^T (T2 x T1, ld T) */
-        cuda_gemm_f16(0, 0, HS, T, T, scale, qb + C, 3 * C, HS, ab, T, T * T, 0.0f, NULL, 3 * C,
-                      HS, dqb, 3 * C, HS, (int)NH, NULL, s);
+        cuda_gemm_f16(0, 0, HS, T, T, scale, qb + C, 3 * C, HS, ab, T, T * T, 0.0f, NULL, 3 * C, HS,
+                      dqb, 3 * C, HS, (int)NH, NULL, s);
         /* dK^T (HS x T2) = scale * Q^T (HS x T1, ld 3C) . dS (T1 x T2): opB = T on dS^T */
         cuda_gemm_f16(0, 1, HS, T, T, scale, qb, 3 * C, HS, ab, T, T * T, 0.0f, NULL, 3 * C, HS,
                       dqb + C, 3 * C, HS, (int)NH, NULL, s);

@@ -62,6 +62,18 @@ void *cuda_workspace(size_t *bytes) {
 
 extern "C" int gpt_cuda_device(void) { return g_init_state == 1 ? g_device : -1; }
 
+void cuda_cublas_workspace_apply(void) {
+    if (!g_blas)
+        return;
+    if (g_ws) {
+        CUBLAS_CHECK(cublasSetWorkspace(g_blas, g_ws, g_ws_bytes));
+        return;
+    }
+    /* "no workspace": if this cuBLAS version refuses NULL / 0, it keeps its own small pool;
+     * that is not an error of the run (the reconciliation then shows it as unaccounted) */
+    (void)cublasSetWorkspace(g_blas, NULL, 0);
+}
+
 extern "C" void gpt_cuda_workspace_set(void *ws, size_t bytes) {
     if (g_init_state != 1)
         return;
@@ -69,7 +81,7 @@ extern "C" void gpt_cuda_workspace_set(void *ws, size_t bytes) {
     g_ws = bytes ? ws : NULL;
     g_ws_bytes = ws ? bytes : 0;
     /* cuBLAS would otherwise allocate its own workspace with cudaMalloc on first use */
-    CUBLAS_CHECK(cublasSetWorkspace(g_blas, g_ws, g_ws_bytes));
+    cuda_cublas_workspace_apply();
 }
 
 static int cuda_backend_init(void) {
@@ -93,7 +105,7 @@ static int cuda_backend_init(void) {
     CUBLAS_CHECK(cublasCreate(&g_blas));
     if (g_blas) {
         /* no workspace until the arena's is handed over: cuBLAS must not cudaMalloc one */
-        CUBLAS_CHECK(cublasSetWorkspace(g_blas, NULL, 0));
+        cuda_cublas_workspace_apply();
         CUBLAS_CHECK(cublasSetMathMode(g_blas, CUBLAS_DEFAULT_MATH));
     }
     if (g_error_set || !g_lt || !g_blas)

@@ -53,6 +53,9 @@ cublasLtHandle_t cuda_cublaslt(void);
 cublasHandle_t cuda_cublas(void);
 /* The backend workspace (`ws.backend` in the arena), or NULL / 0 before it is set. */
 void *cuda_workspace(size_t *bytes);
+/* Gives cuBLAS the backend workspace (or none). Needed after every cublasSetStream, which
+ * resets cuBLAS to its own workspace pool. */
+void cuda_cublas_workspace_apply(void);
 
 /* Blocks of 1-D kernels: enough to cover n with `threads` per block, capped (grid-stride
  * loops do the rest). */
@@ -126,9 +129,8 @@ void cuda_bias_add(__half *out, const __half *bias, int64_t N, int64_t OC, cudaS
 /* cuda_matmul.cu */
 void cuda_matmul_forward(void *out, const void *inp, const void *weight, const void *bias,
                          const void *residual, int64_t N, int64_t IC, int64_t OC, void *stream);
-void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout,
-                          const void *inp, const void *weight, int64_t N, int64_t IC, int64_t OC,
-                          void *stream);
+void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout, const void *inp,
+                          const void *weight, int64_t N, int64_t IC, int64_t OC, void *stream);
 /* Column-major D (m x n, ldd) = alpha * op(A) op(B) + beta * C, all f16, f32 compute,
  * `batch` matrices at the given element strides (0 for one). C may equal D. */
 void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha,
@@ -138,8 +140,8 @@ void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, floa
                    cudaStream_t stream);
 
 /* cuda_attention.cu */
-void cuda_attention_forward(void *out, void *att, const void *qkv, int64_t B, int64_t T,
-                            int64_t C, int64_t NH, void *stream);
+void cuda_attention_forward(void *out, void *att, const void *qkv, int64_t B, int64_t T, int64_t C,
+                            int64_t NH, void *stream);
 void cuda_attention_backward(void *dqkv, void *att, const void *dout, const void *qkv, int64_t B,
                              int64_t T, int64_t C, int64_t NH, void *stream);
 
@@ -150,9 +152,9 @@ void cuda_crossentropy_forward(void *logits, float *losses, const int32_t *targe
 /* cuda_optim.cu */
 void cuda_norm_squared_accumulate(float *acc, const void *grad, int64_t n, void *stream);
 void cuda_reduce_sum(float *out, const float *in, int64_t n, void *stream);
-void cuda_adamw_update(void *param, float *master, const void *grad, float *m, float *v,
-                       int64_t n, float lr, float beta1, float beta2, float eps,
-                       float weight_decay, float grad_mul, float bias_correction1,
-                       float bias_correction2, void *stream);
+void cuda_adamw_update(void *param, float *master, const void *grad, float *m, float *v, int64_t n,
+                       float lr, float beta1, float beta2, float eps, float weight_decay,
+                       float grad_mul, float bias_correction1, float bias_correction2,
+                       void *stream);
 
 #endif

@@ -41,8 +41,8 @@ void cuda_encoder_forward(void *out, const int32_t *inp, const void *wte, const 
 }
 
 /* dwpe[t,c] += sum_b dout[b,t,c] */
-__global__ void encoder_backward_wpe_kernel(__half *dwpe, const __half *dout, int64_t B,
-                                            int64_t T, int64_t C) {
+__global__ void encoder_backward_wpe_kernel(__half *dwpe, const __half *dout, int64_t B, int64_t T,
+                                            int64_t C) {
     int64_t n = T * C;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
@@ -94,12 +94,12 @@ __global__ void encoder_backward_wte_kernel(__half *dwte, const __half *dout, co
 void cuda_encoder_backward(void *dwte, void *dwpe, const void *dout, const int32_t *inp, int64_t B,
                            int64_t T, int64_t C, void *stream) {
     cudaStream_t s = cuda_stream(stream);
-    encoder_backward_wpe_kernel<<<cuda_blocks_for(T * C, 256), 256, 0, s>>>(Hm(dwpe), H(dout), B,
-                                                                           T, C);
+    encoder_backward_wpe_kernel<<<cuda_blocks_for(T * C, 256), 256, 0, s>>>(Hm(dwpe), H(dout), B, T,
+                                                                            C);
     CUDA_LAUNCH_CHECK();
     ASSERT(B * T <= 0x7fffffffLL);
     encoder_backward_wte_kernel<<<(unsigned)(B * T), WTE_BLOCK, 0, s>>>(Hm(dwte), H(dout), inp,
-                                                                       B * T, C);
+                                                                        B * T, C);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -148,10 +148,9 @@ void cuda_layernorm_forward(void *out, float *mean, float *rstd, const void *inp
 }
 
 /* dinp += (dnorm - mean(dnorm) - norm * mean(dnorm * norm)) * rstd, dnorm = weight * dout */
-__global__ void layernorm_backward_dinp_kernel(__half *dinp, const __half *dout,
-                                               const __half *inp, const __half *weight,
-                                               const float *mean, const float *rstd, int64_t N,
-                                               int64_t C) {
+__global__ void layernorm_backward_dinp_kernel(__half *dinp, const __half *dout, const __half *inp,
+                                               const __half *weight, const float *mean,
+                                               const float *rstd, int64_t N, int64_t C) {
     int lane = threadIdx.x % 32;
     int64_t row = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32;
     if (row >= N)
@@ -281,17 +280,17 @@ __global__ void gelu_forward_kernel(__half *out, const __half *inp, int64_t n, i
         out[i] = __float2half_rn(gelu_f(__half2float(inp[i]), erf_kind));
 }
 
-__global__ void gelu_backward_kernel(__half *dinp, const __half *inp, const __half *dout,
-                                     int64_t n, int erf_kind) {
+__global__ void gelu_backward_kernel(__half *dinp, const __half *inp, const __half *dout, int64_t n,
+                                     int erf_kind) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x)
-        dinp[i] = __float2half_rn(gelu_grad_f(__half2float(inp[i]), erf_kind) *
-                                  __half2float(dout[i]));
+        dinp[i] =
+            __float2half_rn(gelu_grad_f(__half2float(inp[i]), erf_kind) * __half2float(dout[i]));
 }
 
 void cuda_gelu_forward(void *out, const void *inp, int64_t N, int gelu, void *stream) {
     gelu_forward_kernel<<<cuda_blocks_for(N, 256), 256, 0, cuda_stream(stream)>>>(Hm(out), H(inp),
-                                                                                 N, gelu);
+                                                                                  N, gelu);
     CUDA_LAUNCH_CHECK();
 }
 

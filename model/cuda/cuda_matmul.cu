@@ -8,8 +8,8 @@
  * Plans (descriptors, layouts and the heuristic's algorithm) are cached per shape, transposes,
  * batch, strides, epilogue, beta != 0 and operand alignment; pointers are not part of the key.
  * The workspace is the arena's `ws.backend` handed over with gpt_cuda_workspace_set (none
- * until then). When cuBLASLt offers no algorithm for a shape, cuBLAS's GemmStridedBatchedEx
- * runs it (bias then added by a kernel), with the same workspace.
+ * until then). When cuBLASLt offers no algorithm for a shape (or refuses its choice at launch),
+ * cuBLAS's GemmStridedBatchedEx runs it (bias then added by a kernel), with the same workspace.
  *
  * Not here: attention's own kernels (cuda_attention.cu), bias/LayerNorm column sums
  * (cuda_layers.cu). */
@@ -26,6 +26,18 @@ static uint32_t ptr_alignment(const void *p) {
     return al;
 }
 
+/* alignment of an f16 operand and of every batch member stride_elems further on */
+static uint32_t operand_alignment(const void *p, int64_t stride_elems) {
+    uint32_t a = ptr_alignment(p);
+    if (stride_elems != 0) {
+        uint32_t s =
+            ptr_alignment((const void *)(uintptr_t)(stride_elems * (int64_t)sizeof(__half)));
+        if (s < a)
+            a = s;
+    }
+    return a;
+}
+
 typedef struct GemmKey {
     int transa, transb, batch, has_bias, has_beta;
     int64_t m, n, k, lda, ldb, ldc, ldd, sa, sb, sc, sd;
@@ -35,7 +47,7 @@ typedef struct GemmKey {
 
 typedef struct GemmPlan {
     GemmKey key;
-    int valid;   /* the entry holds a plan */
+    int valid;    /* the entry holds a plan */
     int has_algo; /* cuBLASLt found an algorithm (else the cuBLAS fallback) */
     cublasLtMatmulDesc_t op;
     cublasLtMatrixLayout_t a, b, c, d;
@@ -82,8 +94,10 @@ static void plan_build(GemmPlan *p, const GemmKey *k) {
     CUBLAS_CHECK(cublasLtMatmulDescCreate(&p->op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     if (!p->op)
         return;
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
     if (k->has_bias) {
         cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
         CUBLAS_CHECK(
@@ -155,23 +169,20 @@ static void gemm_fallback(const GemmKey *k, float alpha, const __half *A, const 
                           float beta, const __half *Cm, __half *D, const __half *bias,
                           cudaStream_t stream) {
     cublasHandle_t h = cuda_cublas();
-    size_t ws_bytes = 0;
-    void *ws = cuda_workspace(&ws_bytes);
     CUBLAS_CHECK(cublasSetStream(h, stream));
     /* cublasSetStream resets the workspace to cuBLAS's own pool: give it ours (or none) */
-    CUBLAS_CHECK(cublasSetWorkspace(h, ws, ws_bytes));
+    cuda_cublas_workspace_apply();
     if (beta != 0.0f && Cm != D) {
         ASSERT_MSG(k->batch == 1, "gemm fallback: separate C and D need batch 1");
         CUDA_CHECK(cudaMemcpy2DAsync(D, (size_t)k->ldd * sizeof(__half), Cm,
-                                     (size_t)k->ldc * sizeof(__half),
-                                     (size_t)k->m * sizeof(__half), (size_t)k->n,
-                                     cudaMemcpyDeviceToDevice, stream));
+                                     (size_t)k->ldc * sizeof(__half), (size_t)k->m * sizeof(__half),
+                                     (size_t)k->n, cudaMemcpyDeviceToDevice, stream));
     }
     CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-        h, k->transa ? CUBLAS_OP_T : CUBLAS_OP_N, k->transb ? CUBLAS_OP_T : CUBLAS_OP_N,
-        (int)k->m, (int)k->n, (int)k->k, &alpha, A, CUDA_R_16F, (int)k->lda, k->sa, B, CUDA_R_16F,
-        (int)k->ldb, k->sb, &beta, D, CUDA_R_16F, (int)k->ldd, k->sd, k->batch,
-        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        h, k->transa ? CUBLAS_OP_T : CUBLAS_OP_N, k->transb ? CUBLAS_OP_T : CUBLAS_OP_N, (int)k->m,
+        (int)k->n, (int)k->k, &alpha, A, CUDA_R_16F, (int)k->lda, k->sa, B, CUDA_R_16F, (int)k->ldb,
+        k->sb, &beta, D, CUDA_R_16F, (int)k->ldd, k->sd, k->batch, CUBLAS_COMPUTE_32F,
+        CUBLAS_GEMM_DEFAULT));
     if (bias) {
         ASSERT_MSG(k->batch == 1 && k->ldd == k->m, "gemm fallback: bias needs a dense D");
         cuda_bias_add(D, bias, k->n, k->m, stream);
@@ -211,10 +222,11 @@ void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, floa
     key.sb = batch > 1 ? strideB : 0;
     key.sc = batch > 1 ? strideC : 0;
     key.sd = batch > 1 ? strideD : 0;
-    key.align_a = ptr_alignment(A);
-    key.align_b = ptr_alignment(B);
-    key.align_c = ptr_alignment(Cm);
-    key.align_d = ptr_alignment(D);
+    /* every matrix of a batch must meet the alignment asked for, not just the first */
+    key.align_a = operand_alignment(A, key.sa);
+    key.align_b = operand_alignment(B, key.sb);
+    key.align_c = operand_alignment(Cm, key.sc);
+    key.align_d = operand_alignment(D, key.sd);
     key.align_bias = bias ? ptr_alignment(bias) : 0;
     key.ws_bytes = ws_bytes;
     GemmPlan *p = plan_get(&key);
@@ -225,8 +237,15 @@ void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, floa
     if (bias)
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                                     sizeof(bias)));
-    CUBLAS_CHECK(cublasLtMatmul(cuda_cublaslt(), p->op, &alpha, A, p->a, B, p->b, &beta, Cm, p->c,
-                                D, p->d, &p->algo, ws, ws_bytes, stream));
+    cublasStatus_t st = cublasLtMatmul(cuda_cublaslt(), p->op, &alpha, A, p->a, B, p->b, &beta, Cm,
+                                       p->c, D, p->d, &p->algo, ws, ws_bytes, stream);
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED) {
+        /* the heuristic's choice refused at launch: this shape goes to cuBLAS from now on */
+        p->has_algo = 0;
+        gemm_fallback(&key, alpha, A, B, beta, Cm, D, bias, stream);
+        return;
+    }
+    CUBLAS_CHECK(st);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -240,9 +259,8 @@ void cuda_matmul_forward(void *out, const void *inp, const void *weight, const v
                   (const __half *)bias, cuda_stream(stream));
 }
 
-void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout,
-                          const void *inp, const void *weight, int64_t N, int64_t IC, int64_t OC,
-                          void *stream) {
+void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout, const void *inp,
+                          const void *weight, int64_t N, int64_t IC, int64_t OC, void *stream) {
     cudaStream_t s = cuda_stream(stream);
     /* dweight^T (IC x OC) += inp^T (IC x N) @ dout (N x OC): opA = N on inp^T, opB = T on
      * dout^T (OC x N, ld OC). Done first: dinp may alias inp. */

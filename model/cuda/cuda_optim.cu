@@ -31,7 +31,7 @@ void cuda_norm_squared_accumulate(float *acc, const void *grad, int64_t n, void 
     if (n <= 0)
         return;
     norm_squared_kernel<<<1, REDUCE_THREADS, 0, cuda_stream(stream)>>>(acc, (const __half *)grad,
-                                                                      n);
+                                                                       n);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -74,14 +74,14 @@ __global__ void adamw_kernel(void *param, float *master, const __half *grad, flo
     }
 }
 
-void cuda_adamw_update(void *param, float *master, const void *grad, float *m, float *v,
-                       int64_t n, float lr, float beta1, float beta2, float eps,
-                       float weight_decay, float grad_mul, float bias_correction1,
-                       float bias_correction2, void *stream) {
+void cuda_adamw_update(void *param, float *master, const void *grad, float *m, float *v, int64_t n,
+                       float lr, float beta1, float beta2, float eps, float weight_decay,
+                       float grad_mul, float bias_correction1, float bias_correction2,
+                       void *stream) {
     if (n <= 0)
         return;
     adamw_kernel<<<cuda_blocks_for(n, ADAMW_THREADS), ADAMW_THREADS, 0, cuda_stream(stream)>>>(
-        param, master, (const __half *)grad, m, v, n, lr, beta1, beta2, eps, weight_decay,
-        grad_mul, bias_correction1, bias_correction2);
+        param, master, (const __half *)grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_mul,
+        bias_correction1, bias_correction2);
     CUDA_LAUNCH_CHECK();
 }

@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -255,7 +256,8 @@ static double mib(size_t b) { return (double)b / MIB; }
 static double dmib(size_t a, size_t b) { return ((double)a - (double)b) / MIB; }
 
 int device_mem_report(const DeviceMem *m, const Arena *arena, FILE *f) {
-    const DeviceMemSample *b = &m->s[DEVICE_MEM_BEFORE_CONTEXT], *c = &m->s[DEVICE_MEM_AFTER_CONTEXT],
+    const DeviceMemSample *b = &m->s[DEVICE_MEM_BEFORE_CONTEXT],
+                          *c = &m->s[DEVICE_MEM_AFTER_CONTEXT],
                           *r = &m->s[DEVICE_MEM_AFTER_RESERVATION], *n = &m->s[DEVICE_MEM_NOW];
     int rc = 0;
 #define OUT(...)                                                                                   \
@@ -263,11 +265,14 @@ int device_mem_report(const DeviceMem *m, const Arena *arena, FILE *f) {
         if (fprintf(f, __VA_ARGS__) < 0)                                                           \
             rc = -1;                                                                               \
     } while (0)
-    OUT("device memory: %s (sm_%d%d), driver %s, %.0f MiB total; NVML: %s\n",
+    const char *loading = getenv("CUDA_MODULE_LOADING");
+    OUT("device memory: %s (sm_%d%d), driver %s, %.0f MiB total; NVML: %s; "
+        "CUDA_MODULE_LOADING=%s\n",
         m->name[0] ? m->name : "unknown GPU", m->cc_major, m->cc_minor, m->driver,
-        mib(m->total_bytes), m->nvml_status);
+        mib(m->total_bytes), m->nvml_status, loading && loading[0] ? loading : "(unset: LAZY)");
     OUT("  %-44s %12s %12s %14s\n", "stage", "cudaMemGetInfo", "NVML device", "NVML this pid");
-    const char *names[DEVICE_MEM_STAGE_COUNT] = {"before our CUDA context", "after context + libraries",
+    const char *names[DEVICE_MEM_STAGE_COUNT] = {"before our CUDA context",
+                                                 "after context + libraries",
                                                  "after the arena reservation", "now"};
     for (int i = 0; i < DEVICE_MEM_STAGE_COUNT; i++) {
         const DeviceMemSample *s = &m->s[i];
@@ -326,6 +331,9 @@ int device_mem_report(const DeviceMem *m, const Arena *arena, FILE *f) {
     }
     if (n->have_proc)
         OUT("  this process now (what nvidia-smi shows)     %10.1f MiB\n", mib(n->proc_bytes));
+    OUT("  (with lazy module loading, kernel code loaded after the context sample -- ours, "
+        "cuBLAS's -- lands in 'unaccounted'; CUDA_MODULE_LOADING=EAGER moves it into the "
+        "context line)\n");
 #undef OUT
     return rc;
 }

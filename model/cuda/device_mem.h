@@ -39,20 +39,20 @@ typedef enum DeviceMemStage {
 
 typedef struct DeviceMemSample {
     int taken;
-    int have_cuda;           /* cuda_used_bytes valid (not before the context) */
-    int have_nvml;           /* nvml_used_bytes valid */
-    int have_proc;           /* proc_bytes valid: NVML listed this pid */
-    size_t cuda_used_bytes;  /* cudaMemGetInfo: total - free, all processes */
-    size_t nvml_used_bytes;  /* NVML device memory used, all processes */
-    size_t proc_bytes;       /* NVML: this process */
+    int have_cuda;          /* cuda_used_bytes valid (not before the context) */
+    int have_nvml;          /* nvml_used_bytes valid */
+    int have_proc;          /* proc_bytes valid: NVML listed this pid */
+    size_t cuda_used_bytes; /* cudaMemGetInfo: total - free, all processes */
+    size_t nvml_used_bytes; /* NVML device memory used, all processes */
+    size_t proc_bytes;      /* NVML: this process */
 } DeviceMemSample;
 
 typedef struct DeviceMem {
-    int device;               /* CUDA ordinal */
-    char name[96];            /* "NVIDIA H100 80GB HBM3", "" unknown */
-    char driver[32];          /* "550.54.15", "n/a" without NVML */
-    char nvml_status[128];    /* why NVML is missing, or "ok" */
-    int cc_major, cc_minor;   /* compute capability (after the context) */
+    int device;             /* CUDA ordinal */
+    char name[96];          /* "NVIDIA H100 80GB HBM3", "" unknown */
+    char driver[32];        /* "550.54.15", "n/a" without NVML */
+    char nvml_status[128];  /* why NVML is missing, or "ok" */
+    int cc_major, cc_minor; /* compute capability (after the context) */
     size_t total_bytes;
     double peak_tflops_f16;   /* dense f16 tensor, f32 accumulate; 0 = unknown */
     size_t reservation_bytes; /* the arena's reservation */

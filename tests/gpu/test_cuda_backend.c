@@ -21,11 +21,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../alloc/arena.h"
 #include "../../data/rng.h"
 #include "../../model/backend.h"
 #include "../../model/cuda/cuda_backend.h"
+#include "../../model/cuda/device_mem.h"
 #include "../../model/gpt.h"
 #include "../test_util.h"
 
@@ -167,7 +169,8 @@ static void test_cuda_layernorm_forward_backward(void **state) {
         fill_uniform(b, C, -0.5f, 0.5f, 12);
         Tensor *dx = dup_f16(x, N * C, "x"), *dw = dup_f16(w, C, "w"), *db = dup_f16(b, C, "b");
         Tensor *dout_t = dalloc(ARENA_DTYPE_F16, N * C, "out");
-        Tensor *dmean = dalloc(ARENA_DTYPE_F32, N, "mean"), *drstd = dalloc(ARENA_DTYPE_F32, N, "rstd");
+        Tensor *dmean = dalloc(ARENA_DTYPE_F32, N, "mean"),
+               *drstd = dalloc(ARENA_DTYPE_F32, N, "rstd");
         cu->layernorm_forward(dout_t->data, dmean->data, drstd->data, dx->data, dw->data,
                               with_bias ? db->data : NULL, N, C, NULL);
         float *out = hmalloc(N * C), *mean = hmalloc(N), *rstd = hmalloc(N);
@@ -196,8 +199,8 @@ static void test_cuda_layernorm_forward_backward(void **state) {
         assert_allclose(g2, dwt, (size_t)C, TOL_ACC_ATOL * sqrt((double)N), TOL_F16_RTOL);
         assert_allclose(g3, dbs, (size_t)C, TOL_ACC_ATOL * sqrt((double)N), TOL_F16_RTOL);
         cuda_ok();
-        free(x), free(w), free(b), free(out), free(mean), free(rstd), free(got), free(gm),
-            free(gr), free(dy), free(dinp), free(dwt), free(dbs), free(g1), free(g2), free(g3);
+        free(x), free(w), free(b), free(out), free(mean), free(rstd), free(got), free(gm), free(gr),
+            free(dy), free(dinp), free(dwt), free(dbs), free(g1), free(g2), free(g3);
         arena_release_category(dev, ARENA_CAT_WORKSPACE);
     }
 }
@@ -404,9 +407,9 @@ static void test_cuda_adamw_master(void **state) {
 typedef struct ModelResult {
     float loss;
     float norm;
-    float *logits;            /* (B, Vp) at position T-1 */
-    float **grads;            /* per param */
-    float **after;            /* per param, after one update (f32 master on the GPU) */
+    float *logits; /* (B, Vp) at position T-1 */
+    float **grads; /* per param */
+    float **after; /* per param, after one update (f32 master on the GPU) */
     int n_params;
     int64_t *numel;
 } ModelResult;
@@ -443,9 +446,8 @@ static void model_run(Gpt *g, const int32_t *inp, const int32_t *tgt, int64_t B,
     }
     /* eps = 1: the first Adam step is then smooth in g (g / (|g| + 1)), so f16 gradient noise
      * cannot flip a tiny gradient's update to the opposite sign */
-    assert_int_equal(gpt_update(g, 0.1f, 0.9f, 0.95f, 1.0f, 0.1f, 1.0f, 1, loss_scale, &r->norm,
-                                &err),
-                     0);
+    assert_int_equal(
+        gpt_update(g, 0.1f, 0.9f, 0.95f, 1.0f, 0.1f, 1.0f, 1, loss_scale, &r->norm, &err), 0);
     for (int i = 0; i < g->n_params; i++) {
         GptParam *p = &g->params[i];
         r->after[i] = hmalloc(p->numel);
@@ -533,8 +535,7 @@ static void model_case(int bias, int gelu, int64_t V, int64_t Vp) {
             fprintf(stderr, "    param %d (%lld): max|grad| %.4g\n", i, (long long)n,
                     max_abs(ref.grads[i], n));
             assert_allclose(g->grads[i], ref.grads[i], (size_t)n,
-                            TOL_MODEL_ATOL_FRAC * max_abs(ref.grads[i], n) + 1e-6,
-                            TOL_MODEL_RTOL);
+                            TOL_MODEL_ATOL_FRAC * max_abs(ref.grads[i], n) + 1e-6, TOL_MODEL_RTOL);
             /* the update moves each weight by lr * (g/(|g|+1) + wd w), nearly linear in g:
              * compare the moves with the gradients' tolerances, at the moves' own scale */
             float *dg = hmalloc(n), *dr = hmalloc(n);
@@ -568,6 +569,61 @@ static void test_cuda_model_bias_tanh_odd_vocab(void **state) { model_case(1, 0,
 static void test_cuda_model_nobias_erf(void **state) { model_case(0, 1, 50, 64); }
 
 /* ------------------------------------------------------------------------------------- */
+/* device memory measurements                                                            */
+
+static void test_cuda_device_mem_peak_table(void **state) {
+    /* names as CUDA and NVML spell them; values from NVIDIA's data sheets (dense f16 tensor,
+     * f32 accumulate) */
+    assert_true(device_mem_peak_tflops("NVIDIA H100 80GB HBM3") == 989.4);
+    assert_true(device_mem_peak_tflops("NVIDIA H100 PCIe") == 756.5);
+    assert_true(device_mem_peak_tflops("NVIDIA H200") == 989.4);
+    assert_true(device_mem_peak_tflops("NVIDIA A100-SXM4-80GB") == 312.0);
+    assert_true(device_mem_peak_tflops("NVIDIA GeForce RTX 4070") == 58.3);
+    assert_true(device_mem_peak_tflops("NVIDIA GeForce RTX 4070 Ti") == 0.0);
+    assert_true(device_mem_peak_tflops("Some Future GPU") == 0.0);
+}
+
+static void test_cuda_device_mem_reconciles_reservation(void **state) {
+    /* the context exists (main made it); a second reservation must show in cudaMemGetInfo */
+    DeviceMem m;
+    Err err = {{0}};
+    memset(&m, 0, sizeof(m));
+    assert_int_equal(device_mem_sample(&m, DEVICE_MEM_AFTER_CONTEXT, &err), 0);
+    assert_true(m.s[DEVICE_MEM_AFTER_CONTEXT].have_cuda);
+    assert_true(m.name[0] != '\0');
+    const size_t bytes = (size_t)64 << 20;
+    Arena *a = arena_init_with(arena_device_ops(), bytes, 0, &err);
+    assert_non_null(a);
+    device_mem_set_reservation(&m, bytes);
+    assert_int_equal(device_mem_sample(&m, DEVICE_MEM_AFTER_RESERVATION, &err), 0);
+    size_t before = m.s[DEVICE_MEM_AFTER_CONTEXT].cuda_used_bytes;
+    size_t after = m.s[DEVICE_MEM_AFTER_RESERVATION].cuda_used_bytes;
+    /* the driver hands out memory in pages of up to 2 MiB: the delta is the reservation
+     * rounded up to that (other processes on a shared GPU could add to it) */
+    assert_true(after >= before + bytes);
+    fprintf(stderr, "  reservation %zu bytes, cudaMemGetInfo delta %zu bytes\n", bytes,
+            after - before);
+    assert_int_equal(device_mem_sample(&m, DEVICE_MEM_NOW, &err), 0);
+    char path[] = "/tmp/arenagpt_devmem_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w+");
+    assert_non_null(f);
+    assert_int_equal(device_mem_report(&m, a, f), 0);
+    rewind(f);
+    char text[8192];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(path);
+    assert_non_null(strstr(text, "context + libraries"));
+    assert_non_null(strstr(text, "arena reservation"));
+    assert_non_null(strstr(text, "unaccounted"));
+    arena_free(a);
+    device_mem_close();
+}
+
+/* ------------------------------------------------------------------------------------- */
 
 int main(void) {
     cu = gpt_backend_cuda();
@@ -594,6 +650,8 @@ int main(void) {
         cmocka_unit_test_teardown(test_cuda_adamw_master, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_bias_tanh_odd_vocab, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_nobias_erf, teardown_each),
+        cmocka_unit_test(test_cuda_device_mem_peak_table),
+        cmocka_unit_test(test_cuda_device_mem_reconciles_reservation),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     arena_free(dev);
