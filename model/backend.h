@@ -61,6 +61,11 @@ typedef struct GptBackend {
     void (*params_to_host_f32)(float *dst_host, const void *src, ArenaDtype dtype, int64_t n,
                                void *stream);
     void (*synchronize)(void *stream);
+    /* Optional (NULL on the CPU): the persistent scratch the backend's libraries use (the
+     * arena's `ws.backend`; NULL, 0 withdraws it before it is freed), and the first device
+     * error since start-up (returns nonzero and fills msg). */
+    void (*workspace_set)(void *ws, size_t bytes);
+    int (*last_error)(char *msg, size_t len);
 
     /* --- layers ------------------------------------------------------------------------ */
     /* out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]. inp: device int32 (B,T). */

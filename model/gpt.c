@@ -425,6 +425,8 @@ int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B
             arena_try_alloc(arena, ARENA_CAT_WORKSPACE, ARENA_DTYPE_U8, 1, shape, "ws.backend");
         if (!g->ws_backend)
             return build_fail(g, err);
+        if (gpt_runs(g) && g->backend->workspace_set)
+            g->backend->workspace_set(g->ws_backend->data, g->ws_backend->nbytes);
     }
     if (gpt_runs(g)) {
         for (i = 0; i < n; i++) {
@@ -456,8 +458,11 @@ void gpt_free(Gpt *g) {
     if (!g->arena)
         return;
     release_stack(g);
-    if (g->ws_backend)
+    if (g->ws_backend) {
+        if (gpt_runs(g) && g->backend->workspace_set)
+            g->backend->workspace_set(NULL, 0);
         arena_release(g->arena, g->ws_backend);
+    }
     /* reverse allocation order */
     for (int cat = 2; cat >= 0; cat--) {
         for (int i = g->n_params - 1; i >= 0; i--) {
@@ -1081,6 +1086,19 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
         float sumsq;
         be->copy_to_host(&sumsq, acc->data, sizeof(float), g->stream);
         norm = sqrtf(sumsq) / grad_scale;
+        char dev_msg[256];
+        if (be->last_error && be->last_error(dev_msg, sizeof dev_msg)) {
+            ws_release_all(g, &s.ws);
+            return err_set(err, "gpt_update: device error: %s", dev_msg);
+        }
+        if (!isfinite(norm)) {
+            /* an overflow in the (loss-scaled) gradients: GradScaler skips the step and the
+             * caller halves the scale; no parameter or optimizer state changes */
+            ws_release_all(g, &s.ws);
+            if (grad_norm_out)
+                *grad_norm_out = norm;
+            return 0;
+        }
         float grad_mul = 1.0f / grad_scale;
         /* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied when < 1 */
         if (grad_clip > 0.0f) {

@@ -183,7 +183,9 @@ int gpt_zero_grad(Gpt *g);
 int gpt_backward(Gpt *g, float loss_scale, Err *err);
 /* AdamW (decoupled decay on 2-D tensors only), grads divided by grad_scale, then clipped to
  * global norm grad_clip (0 = no clipping). grad_norm_out gets the norm before clipping (of
- * the divided grads). Bias corrections use step (1-based). */
+ * the divided grads). Bias corrections use step (1-based). When that norm is not finite
+ * (inf/NaN: an fp16 overflow under loss scaling) nothing is updated: GradScaler's skipped
+ * step; the caller sees the non-finite norm and lowers the scale. */
 int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weight_decay,
                float grad_clip, int64_t step, float grad_scale, float *grad_norm_out, Err *err);
 

@@ -126,8 +126,9 @@ static const Key keys[] = {
      "nanoGPT's dataset name: data_dir defaults to datasets/<dataset>"},
     {"data_dir", K_STR, OFF(data_dir), CONFIG_CMD_TRAIN | CONFIG_CMD_SAMPLE, 0, 0, NULL,
      "directory with train.bin, val.bin and tokenizer.bin"},
-    {"data_format", K_ENUM, OFF(data_format), CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL, 0, 0,
-     data_format_names, "llmc (256-int32 header) or nanogpt (headerless uint16)"},
+    {"data_format", K_ENUM, OFF(data_format),
+     CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_PREPARE, 0, 0, data_format_names,
+     "llmc (256-int32 header) or nanogpt (headerless uint16)"},
     /* eval */
     {"data", K_STR, OFF(data), CONFIG_CMD_EVAL, 0, 0, NULL, "token shard to evaluate on"},
     {"eval_batches", K_INT, OFF(eval_batches), CONFIG_CMD_EVAL, 1, I64MAX, NULL,
@@ -149,7 +150,7 @@ static const Key keys[] = {
     {"tokenizer", K_ENUM, OFF(tokenizer), CONFIG_CMD_PREPARE, 0, 0, tokenizer_names,
      "gpt2 (byte-level BPE) or char"},
     {"val_fraction", K_FLOAT, OFF(val_fraction), CONFIG_CMD_PREPARE, 0, 0, NULL,
-     "fraction of tokens (at the end) for val.bin"},
+     "fraction of the text's characters (at the end) for val.bin, as nanoGPT splits"},
     {"vocab_dir", K_STR, OFF(vocab_dir), CONFIG_CMD_PREPARE, 0, 0, NULL,
      "directory with encoder.json and vocab.bpe; default .cache/gpt2"},
     /* mem */

@@ -209,6 +209,8 @@ extern "C" const GptBackend *gpt_backend_cuda(void) {
         t.norm_squared_accumulate = cuda_norm_squared_accumulate;
         t.reduce_sum = cuda_reduce_sum;
         t.adamw_update = cuda_adamw_update;
+        t.workspace_set = gpt_cuda_workspace_set;
+        t.last_error = gpt_cuda_last_error;
         g_table = t;
     }
     return &g_table;
