@@ -299,7 +299,8 @@ int checkpoint_load(const char *path, const TrainConfig *cfg, Gpt *g, Checkpoint
         }
     }
     const unsigned char *cur = data + sizeof h + h.config_bytes;
-    memcpy(extra, cur, extra_bytes);
+    if (extra_bytes)
+        memcpy(extra, cur, extra_bytes);
     cur += extra_bytes;
     for (int i = 0; i < g->n_params; i++) {
         GptParam *q = &g->params[i];

@@ -84,6 +84,7 @@ int cmd_sample(const TrainConfig *cfg) {
     char mpath[2 * CONFIG_STR_LEN];
     model_path(cfg->init_from, mpath, sizeof mpath);
     GptConfig c;
+    memset(&c, 0, sizeof c); /* the file gives only the shape */
     if (gpt_config_from_model_file(mpath, &c, &err) != 0) {
         fprintf(stderr, "arenagpt sample: %s\n", err.msg);
         return 1;
@@ -91,6 +92,7 @@ int cmd_sample(const TrainConfig *cfg) {
     c.bias = cfg->bias;
     c.gelu = cfg->gelu == CONFIG_GELU_ERF;
     c.recompute = 0;
+    c.loss_chunk = cfg->loss_chunk;
     c.attention = cfg->attention == CONFIG_ATTENTION_CUDNN;
 
     char tpath[2 * CONFIG_STR_LEN], dir[CONFIG_STR_LEN];
