@@ -74,6 +74,7 @@ endif
 
 .PHONY: all test test-unit test-cli test-gpu asan format format-check bench run setup clean cuda
 .DEFAULT_GOAL := all
+.SECONDARY:
 
 all: arenagpt
 
