@@ -21,7 +21,7 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
 else
     config=${RUN_CONFIG:-configs/tiny.conf}
     device=cpu
-    iters=${RUN_ITERS:-300}
+    iters=${RUN_ITERS:-600}
 fi
 out=out/run
 rm -rf "$out"
