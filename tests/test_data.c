@@ -51,21 +51,6 @@ static void write_test_shard(const char *path, int nanogpt, int64_t first, int64
     assert_int_equal(shard_writer_close(w, &err), 0);
 }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static void test_data_shard_loader_agree(void **state) {
     (void)state;
     char dir[256], path[512];
@@ -74,7 +59,7 @@ static void test_data_shard_loader_agree(void **state) {
     const int64_t N = 1000, B = 4, T = 16;
     write_test_shard(path, 0, 0, N);
     size_t len;
-    char *raw = read_file(path, &len);
+    char *raw = test_read_file(path, &len);
     assert_int_equal(len, 1024 + 2 * N);
     int32_t h[3];
     memcpy(h, raw, sizeof h);
@@ -179,7 +164,7 @@ static void test_data_loader_nanogpt_format(void **state) {
     const int64_t N = 600, T = 32;
     write_test_shard(path, 1, 0, N);
     size_t len;
-    free(read_file(path, &len));
+    free(test_read_file(path, &len));
     assert_int_equal(len, 2 * N);
     Err err = {{0}};
     DataLoader *dl = data_loader_open(path, 1, 2, T, TEST_VOCAB, 0, &err);
@@ -257,7 +242,7 @@ static void test_data_loader_bad_files(void **state) {
     snprintf(path, sizeof path, "%s/bad.bin", dir);
     write_test_shard(path, 0, 0, 100);
     size_t len;
-    char *good = read_file(path, &len);
+    char *good = test_read_file(path, &len);
     int32_t *h = (int32_t *)good;
     FILE *f;
 #define WRITE(n)                                                                                   \
@@ -368,7 +353,7 @@ static void test_data_prepare_tinyshakespeare(void **state) {
     char input[4096];
     snprintf(input, sizeof input, "%s/../shared/data/tinyshakespeare.txt", test_root());
     size_t len;
-    char *text = read_file(input, &len);
+    char *text = test_read_file(input, &len);
     if (!text) {
         print_message("SKIP: %s not found\n", input);
         skip();
@@ -408,7 +393,7 @@ static void test_data_prepare_tinyshakespeare(void **state) {
         assert_prepare_round_trip(out, text, len);
         snprintf(p, sizeof p, "%s/tokenizer_llmc.bin", out);
         size_t l;
-        free(read_file(p, &l));
+        free(test_read_file(p, &l));
         assert_true(l > 1024);
     }
     free(text);
@@ -486,7 +471,7 @@ static void test_data_prepare_nanogpt_format(void **state) {
     assert_int_equal(cmd_prepare(&cfg), 0);
     snprintf(p, sizeof p, "%s/train.bin", out);
     size_t len;
-    char *raw = read_file(p, &len);
+    char *raw = test_read_file(p, &len);
     int64_t split = (int64_t)((double)(sizeof text - 1) * 0.9);
     assert_int_equal(len, 2 * split); /* one char, one token; no header */
     uint16_t first;

@@ -119,26 +119,10 @@ static Tokenizer *gpt2_or_skip(void) {
     return t;
 }
 
-static char *read_file_or_null(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    assert_non_null(b);
-    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    b[n] = 0;
-    *len = (size_t)n;
-    return b;
-}
-
 static char *shakespeare_or_skip(size_t *len) {
     char p[4096];
     snprintf(p, sizeof p, "%s/../shared/data/tinyshakespeare.txt", test_root());
-    char *b = read_file_or_null(p, len);
+    char *b = test_read_file(p, len);
     if (!b) {
         print_message("SKIP: %s not found\n", p);
         skip();
@@ -362,7 +346,7 @@ static void test_tokenizer_gpt2_save_load(void **state) {
     }
     /* llm.c's layout: header 20240328, 2, n, eot; then uint8 length + bytes; token 50256 last */
     size_t len;
-    char *b = read_file_or_null(llmc, &len);
+    char *b = test_read_file(llmc, &len);
     assert_non_null(b);
     int32_t h[4];
     memcpy(h, b, sizeof h);
@@ -487,7 +471,7 @@ static void test_tokenizer_bad_files(void **state) {
     assert_int_equal(tokenizer_save(t, good, &err), 0);
     tokenizer_free(t);
     size_t len;
-    char *b = read_file_or_null(good, &len);
+    char *b = test_read_file(good, &len);
     assert_int_equal(len, 1024 + 6);
     int32_t *h = (int32_t *)b;
 

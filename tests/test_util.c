@@ -61,6 +61,22 @@ void test_rmtree(const char *path) {
         print_error("could not remove %s\n", path);
 }
 
+char *test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    b[n] = 0;
+    *len = (size_t)n;
+    return b;
+}
+
 const char *test_root(void) {
     const char *r = getenv("ARENAGPT_ROOT");
     return r && *r ? r : ".";

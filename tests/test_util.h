@@ -21,6 +21,9 @@ void assert_allclose_f64_impl(const double *a, const double *e, size_t n, double
 char *test_tmpdir(char *buf, size_t len);
 /* Removes a directory tree made by test_tmpdir (rm -rf); refuses paths outside the temp dir. */
 void test_rmtree(const char *path);
+/* A whole file, NUL-terminated (not counted in *len); NULL when it cannot be opened. Fails the
+ * test on a short read. The caller frees. */
+char *test_read_file(const char *path, size_t *len);
 /* The repository root (ARENAGPT_ROOT, else "."). */
 const char *test_root(void);
 /* Runs a shell command, returns its exit status (or -1 if it did not exit normally). */
