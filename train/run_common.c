@@ -21,6 +21,9 @@ void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
 }
 
 int run_device(const TrainConfig *cfg, int plan_only, GptDevice *out, Err *err) {
+    if (!plan_only && cfg->attention == CONFIG_ATTENTION_CUDNN)
+        return err_set(err, "attention = cudnn can be planned (arenagpt mem) but its fused SDPA "
+                            "kernels are not in this build yet: use attention = naive to run");
     const GptBackend *cuda = gpt_backend(GPT_DEVICE_CUDA);
     switch (cfg->device) {
     case CONFIG_DEVICE_CPU:
