@@ -20,7 +20,7 @@ export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
 
 BIN=build/bench/bench_step
 mkdir -p build/bench
-SRC=$(ls alloc/*.c data/*.c model/*.c model/cpu/*.c train/config.c 2>/dev/null | grep -v '_nocuda\.c$' || true)
+SRC=$(ls alloc/*.c data/*.c model/*.c model/cpu/*.c train/config.c train/run_common.c 2>/dev/null | grep -v '_nocuda\.c$' || true)
 NOCUDA=$(ls alloc/*_nocuda.c model/*_nocuda.c model/cpu/*_nocuda.c data/*_nocuda.c 2>/dev/null || true)
 # shellcheck disable=SC2086
 gcc -std=gnu11 -O3 -march=native -fopenmp -I. $(pkg-config --cflags openblas 2>/dev/null) \

@@ -18,6 +18,7 @@
 #include "../data/rng.h"
 #include "../model/gpt.h"
 #include "../train/config.h"
+#include "../train/run_common.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -52,17 +53,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     GptConfig c;
-    memset(&c, 0, sizeof(c));
-    c.max_seq_len = cfg.block_size;
-    c.vocab_size = cfg.vocab_size;
-    c.padded_vocab_size = cfg.vocab_size;
-    c.n_layer = cfg.n_layer;
-    c.n_head = cfg.n_head;
-    c.channels = cfg.n_embd;
-    c.bias = cfg.bias;
-    c.gelu = cfg.gelu == CONFIG_GELU_ERF;
-    c.recompute = (int)cfg.recompute;
-    c.loss_chunk = cfg.loss_chunk;
+    run_gpt_config(&cfg, &c);
     const int64_t B = cfg.batch_size, T = cfg.block_size;
     gpt_set_threads((int)cfg.threads);
 

@@ -306,24 +306,17 @@ int cmd_train(const TrainConfig *cfg) {
     int from_file = strcmp(cfg->init_from, "scratch") != 0 && strcmp(cfg->init_from, "resume") != 0;
     if (from_file) {
         /* the file's header gives the shape; bias, gelu, recompute, attention stay the config's */
-        GptConfig fc;
-        if (gpt_config_from_model_file(cfg->init_from, &fc, &err) != 0) {
+        if (gpt_config_from_model_file(cfg->init_from, &c, &err) != 0) {
             fprintf(stderr, "arenagpt train: init_from: %s\n", err.msg);
             return 1;
         }
-        if (cfg->block_size > fc.max_seq_len) {
+        if (cfg->block_size > c.max_seq_len) {
             fprintf(stderr,
                     "arenagpt train: block_size = %lld is longer than the model file's "
                     "maxT = %lld (%s)\n",
-                    (long long)cfg->block_size, (long long)fc.max_seq_len, cfg->init_from);
+                    (long long)cfg->block_size, (long long)c.max_seq_len, cfg->init_from);
             return CONFIG_EXIT_USAGE;
         }
-        c.max_seq_len = fc.max_seq_len;
-        c.vocab_size = fc.vocab_size;
-        c.padded_vocab_size = fc.padded_vocab_size;
-        c.n_layer = fc.n_layer;
-        c.n_head = fc.n_head;
-        c.channels = fc.channels;
     }
     if (gpt_config_check(&c, dev, &err) != 0) {
         fprintf(stderr, "arenagpt train: %s\n", err.msg);
