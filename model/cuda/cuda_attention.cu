@@ -91,7 +91,7 @@ void cuda_attention_forward(void *out, void *att, const void *qkv, int64_t B, in
     }
     int64_t rows = B * NH * T;
     unsigned blocks = (unsigned)((rows + SOFTMAX_ROWS_PER_BLOCK - 1) / SOFTMAX_ROWS_PER_BLOCK);
-    causal_softmax_kernel<<<blocks, 32 * SOFTMAX_ROWS_PER_BLOCK, 0, s>>>(a, rows, T);
+    CUDA_LAUNCH(causal_softmax_kernel, blocks, 32 * SOFTMAX_ROWS_PER_BLOCK, 0, s, a, rows, T);
     CUDA_LAUNCH_CHECK();
     for (int64_t b = 0; b < B; b++) {
         const __half *qb = q + b * T * 3 * C;
@@ -117,7 +117,8 @@ void cuda_attention_backward(void *dqkv, void *att, const void *dout, const void
                       s);
     int64_t rows = B * NH * T;
     ASSERT(rows <= 0x7fffffffLL);
-    attention_dscores_kernel<<<(unsigned)rows, DSCORE_THREADS, smem, s>>>(a, dy, q, T, C, NH);
+    CUDA_LAUNCH(attention_dscores_kernel, (unsigned)rows, DSCORE_THREADS, smem, s, a, dy, q, T, C,
+                NH);
     CUDA_LAUNCH_CHECK();
     for (int64_t b = 0; b < B; b++) {
         const __half *qb = q + b * T * 3 * C;

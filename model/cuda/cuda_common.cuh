@@ -46,6 +46,16 @@ void cuda_error_record(const char *call, const char *msg, const char *file, int 
 /* After every kernel launch. */
 #define CUDA_LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
 
+/* Every kernel launch is written CUDA_LAUNCH(kernel, grid, block, shared_bytes, stream, args...)
+ * instead of kernel<<<grid, block, shared_bytes, stream>>>(args...), which is not C++: under
+ * nvcc it is exactly that launch; a host compiler building the kernels for the CUDA simulator
+ * (tests/cudasim/) gets the simulator's definition from its cuda_runtime.h, which comes first
+ * on the include path. The kernels themselves have no other difference between the two. */
+#ifndef CUDA_LAUNCH
+#define CUDA_LAUNCH(kernel, grid, block, shared_bytes, stream, ...)                                \
+    kernel<<<(grid), (block), (shared_bytes), (stream)>>>(__VA_ARGS__)
+#endif
+
 static inline cudaStream_t cuda_stream(void *stream) { return (cudaStream_t)stream; }
 
 /* Handles created by cuda_backend_init (cuda_backend.cu). */

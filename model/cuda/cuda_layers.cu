@@ -35,8 +35,8 @@ __global__ void encoder_forward_kernel(__half *out, const int32_t *inp, const __
 void cuda_encoder_forward(void *out, const int32_t *inp, const void *wte, const void *wpe,
                           int64_t B, int64_t T, int64_t C, void *stream) {
     int64_t n = B * T * C;
-    encoder_forward_kernel<<<cuda_blocks_for(n, 256), 256, 0, cuda_stream(stream)>>>(
-        Hm(out), inp, H(wte), H(wpe), B * T, T, C);
+    CUDA_LAUNCH(encoder_forward_kernel, cuda_blocks_for(n, 256), 256, 0, cuda_stream(stream),
+                Hm(out), inp, H(wte), H(wpe), B * T, T, C);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -94,12 +94,12 @@ __global__ void encoder_backward_wte_kernel(__half *dwte, const __half *dout, co
 void cuda_encoder_backward(void *dwte, void *dwpe, const void *dout, const int32_t *inp, int64_t B,
                            int64_t T, int64_t C, void *stream) {
     cudaStream_t s = cuda_stream(stream);
-    encoder_backward_wpe_kernel<<<cuda_blocks_for(T * C, 256), 256, 0, s>>>(Hm(dwpe), H(dout), B, T,
-                                                                            C);
+    CUDA_LAUNCH(encoder_backward_wpe_kernel, cuda_blocks_for(T * C, 256), 256, 0, s, Hm(dwpe),
+                H(dout), B, T, C);
     CUDA_LAUNCH_CHECK();
     ASSERT(B * T <= 0x7fffffffLL);
-    encoder_backward_wte_kernel<<<(unsigned)(B * T), WTE_BLOCK, 0, s>>>(Hm(dwte), H(dout), inp,
-                                                                        B * T, C);
+    CUDA_LAUNCH(encoder_backward_wte_kernel, (unsigned)(B * T), WTE_BLOCK, 0, s, Hm(dwte), H(dout),
+                inp, B * T, C);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -142,8 +142,8 @@ void cuda_layernorm_forward(void *out, float *mean, float *rstd, const void *inp
                             const void *weight, const void *bias, int64_t N, int64_t C,
                             void *stream) {
     unsigned blocks = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
-    layernorm_forward_kernel<<<blocks, 32 * ROWS_PER_BLOCK, 0, cuda_stream(stream)>>>(
-        Hm(out), mean, rstd, H(inp), H(weight), H(bias), N, C);
+    CUDA_LAUNCH(layernorm_forward_kernel, blocks, 32 * ROWS_PER_BLOCK, 0, cuda_stream(stream),
+                Hm(out), mean, rstd, H(inp), H(weight), H(bias), N, C);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -221,20 +221,20 @@ void cuda_layernorm_backward(void *dinp, void *dweight, void *dbias, const void 
                              const float *rstd, int64_t N, int64_t C, void *stream) {
     cudaStream_t s = cuda_stream(stream);
     unsigned blocks = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
-    layernorm_backward_dinp_kernel<<<blocks, 32 * ROWS_PER_BLOCK, 0, s>>>(
-        Hm(dinp), H(dout), H(inp), H(weight), mean, rstd, N, C);
+    CUDA_LAUNCH(layernorm_backward_dinp_kernel, blocks, 32 * ROWS_PER_BLOCK, 0, s, Hm(dinp),
+                H(dout), H(inp), H(weight), mean, rstd, N, C);
     CUDA_LAUNCH_CHECK();
     dim3 cb(COL_X, COL_Y);
-    column_sums_kernel<<<(unsigned)((C + COL_X - 1) / COL_X), cb, 0, s>>>(
-        Hm(dweight), Hm(dbias), H(dout), H(inp), mean, rstd, N, C, 1);
+    CUDA_LAUNCH(column_sums_kernel, (unsigned)((C + COL_X - 1) / COL_X), cb, 0, s, Hm(dweight),
+                Hm(dbias), H(dout), H(inp), mean, rstd, N, C, 1);
     CUDA_LAUNCH_CHECK();
 }
 
 void cuda_bias_backward(__half *dbias, const __half *dout, int64_t N, int64_t OC,
                         cudaStream_t stream) {
     dim3 cb(COL_X, COL_Y);
-    column_sums_kernel<<<(unsigned)((OC + COL_X - 1) / COL_X), cb, 0, stream>>>(
-        dbias, NULL, dout, NULL, NULL, NULL, N, OC, 0);
+    CUDA_LAUNCH(column_sums_kernel, (unsigned)((OC + COL_X - 1) / COL_X), cb, 0, stream, dbias,
+                NULL, dout, NULL, NULL, NULL, N, OC, 0);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -246,7 +246,7 @@ __global__ void bias_add_kernel(__half *out, const __half *bias, int64_t N, int6
 }
 
 void cuda_bias_add(__half *out, const __half *bias, int64_t N, int64_t OC, cudaStream_t stream) {
-    bias_add_kernel<<<cuda_blocks_for(N * OC, 256), 256, 0, stream>>>(out, bias, N, OC);
+    CUDA_LAUNCH(bias_add_kernel, cuda_blocks_for(N * OC, 256), 256, 0, stream, out, bias, N, OC);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -289,14 +289,14 @@ __global__ void gelu_backward_kernel(__half *dinp, const __half *inp, const __ha
 }
 
 void cuda_gelu_forward(void *out, const void *inp, int64_t N, int gelu, void *stream) {
-    gelu_forward_kernel<<<cuda_blocks_for(N, 256), 256, 0, cuda_stream(stream)>>>(Hm(out), H(inp),
-                                                                                  N, gelu);
+    CUDA_LAUNCH(gelu_forward_kernel, cuda_blocks_for(N, 256), 256, 0, cuda_stream(stream), Hm(out),
+                H(inp), N, gelu);
     CUDA_LAUNCH_CHECK();
 }
 
 void cuda_gelu_backward(void *dinp, const void *inp, const void *dout, int64_t N, int gelu,
                         void *stream) {
-    gelu_backward_kernel<<<cuda_blocks_for(N, 256), 256, 0, cuda_stream(stream)>>>(
-        Hm(dinp), H(inp), H(dout), N, gelu);
+    CUDA_LAUNCH(gelu_backward_kernel, cuda_blocks_for(N, 256), 256, 0, cuda_stream(stream),
+                Hm(dinp), H(inp), H(dout), N, gelu);
     CUDA_LAUNCH_CHECK();
 }

@@ -51,7 +51,7 @@ void cuda_crossentropy_forward(void *logits, float *losses, const int32_t *targe
     if (N <= 0)
         return;
     ASSERT(N <= 0x7fffffffLL);
-    crossentropy_kernel<<<(unsigned)N, CE_THREADS, 0, cuda_stream(stream)>>>(
-        (__half *)logits, losses, targets, V, Vp, dscale);
+    CUDA_LAUNCH(crossentropy_kernel, (unsigned)N, CE_THREADS, 0, cuda_stream(stream),
+                (__half *)logits, losses, targets, V, Vp, dscale);
     CUDA_LAUNCH_CHECK();
 }

@@ -30,8 +30,8 @@ __global__ void norm_squared_kernel(float *acc, const __half *g, int64_t n) {
 void cuda_norm_squared_accumulate(float *acc, const void *grad, int64_t n, void *stream) {
     if (n <= 0)
         return;
-    norm_squared_kernel<<<1, REDUCE_THREADS, 0, cuda_stream(stream)>>>(acc, (const __half *)grad,
-                                                                       n);
+    CUDA_LAUNCH(norm_squared_kernel, 1, REDUCE_THREADS, 0, cuda_stream(stream), acc,
+                (const __half *)grad, n);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -46,7 +46,7 @@ __global__ void reduce_sum_kernel(float *out, const float *in, int64_t n) {
 }
 
 void cuda_reduce_sum(float *out, const float *in, int64_t n, void *stream) {
-    reduce_sum_kernel<<<1, REDUCE_THREADS, 0, cuda_stream(stream)>>>(out, in, n);
+    CUDA_LAUNCH(reduce_sum_kernel, 1, REDUCE_THREADS, 0, cuda_stream(stream), out, in, n);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -80,8 +80,8 @@ void cuda_adamw_update(void *param, float *master, const void *grad, float *m, f
                        void *stream) {
     if (n <= 0)
         return;
-    adamw_kernel<<<cuda_blocks_for(n, ADAMW_THREADS), ADAMW_THREADS, 0, cuda_stream(stream)>>>(
-        param, master, (const __half *)grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_mul,
-        bias_correction1, bias_correction2);
+    CUDA_LAUNCH(adamw_kernel, cuda_blocks_for(n, ADAMW_THREADS), ADAMW_THREADS, 0,
+                cuda_stream(stream), param, master, (const __half *)grad, m, v, n, lr, beta1, beta2,
+                eps, weight_decay, grad_mul, bias_correction1, bias_correction2);
     CUDA_LAUNCH_CHECK();
 }
