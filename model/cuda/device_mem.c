@@ -7,6 +7,8 @@
  * Every NVML failure is remembered as text in DeviceMem.nvml_status and reported, not fatal. */
 #include "device_mem.h"
 
+#include "../gpu_table.h"
+
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 #include <stdint.h>
@@ -142,35 +144,10 @@ static size_t nvml_proc_bytes(nvmlDevice_t d, int *found) {
 
 /* --- peak throughput ------------------------------------------------------------------- */
 
-/* Dense (not sparse) f16 tensor TFLOP/s with f32 accumulation, from NVIDIA's data sheets.
- * Datacenter parts accumulate in f32 at full rate. GeForce Ada runs f32 accumulation at half
- * its f16-accumulate rate: the RTX 4070's 466 sparse FP8 TOPS are 116.6 dense f16 TFLOP/s with
- * f16 accumulation, so 58.3 with f32 accumulation (what cuBLASLt runs here). */
-typedef struct GpuPeak {
-    const char *match; /* substring of the device name */
-    const char *also;  /* second substring required (NULL: none) */
-    double tflops;
-} GpuPeak;
-
-static const GpuPeak GPU_PEAKS[] = {
-    {"H200", NULL, 989.4},         /* H200 SXM */
-    {"H100", "PCIe", 756.5},       /* H100 PCIe */
-    {"H100", "NVL", 835.0},        /* H100 NVL */
-    {"H100", NULL, 989.4},         /* H100 SXM5 ("NVIDIA H100 80GB HBM3") */
-    {"A100", NULL, 312.0},         /* A100 SXM4 / PCIe */
-    {"RTX 4070 Ti", NULL, 0.0},    /* not in the table: keep it from matching "RTX 4070" */
-    {"RTX 4070 SUPER", NULL, 0.0}, /* idem */
-    {"RTX 4070", NULL, 58.3},      /* GeForce RTX 4070 (f32 accumulate) */
-};
-
+/* From the project's one GPU table (model/gpu_table.c), where each figure has its source. */
 double device_mem_peak_tflops(const char *gpu_name) {
-    if (!gpu_name)
-        return 0.0;
-    for (size_t i = 0; i < sizeof(GPU_PEAKS) / sizeof(GPU_PEAKS[0]); i++)
-        if (strstr(gpu_name, GPU_PEAKS[i].match) &&
-            (!GPU_PEAKS[i].also || strstr(gpu_name, GPU_PEAKS[i].also)))
-            return GPU_PEAKS[i].tflops;
-    return 0.0;
+    const GpuSpec *g = gpu_table_match(gpu_name);
+    return g ? g->peak_tflops_f16 : 0.0;
 }
 
 /* --- sampling -------------------------------------------------------------------------- */
