@@ -2,6 +2,7 @@
 #   make            the arenagpt binary (CUDA backend compiled in when nvcc is found; CUDA=0 leaves it out)
 #   make test       set-up check, CPU unit tests (cmocka), CLI tests; also compiles the CUDA sources
 #   make test-gpu   CUDA backend against the CPU reference (needs a GPU)
+#   make test-cublas-sim  the CUDA simulator's host cuBLASLt/cuBLAS against a double reference
 #   make asan       ASan+UBSan build and run of the CPU tests
 #   make format-check, make bench, make run, make clean
 # Sources are found by wildcard: a new alloc/ data/ model/ train/ .c file or tests/test_*.c
@@ -116,6 +117,7 @@ ifeq ($(CUDA),1)
 	$(MAKE) cuda
 	@echo "CUDA sources compiled ($(words $(CU_OBJ) $(CUDA_C_OBJ)) objects, sm_80/86/89/90)"
 endif
+	$(MAKE) test-cublas-sim
 	bash scripts/check_no_malloc.sh
 
 test-unit: $(TEST_BIN)
@@ -140,7 +142,36 @@ build/cuda/tests/gpu/%: build/cuda/tests/gpu/%.o $(LIB_OBJ) $(CUDA_C_OBJ) $(CU_O
 test-gpu: $(GPU_TEST_BIN)
 	@fail=0; for t in $(GPU_TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ./$$t || fail=1; done; exit $$fail
 
-FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null)
+# --- the CUDA simulator's cuBLASLt/cuBLAS (tests/cudasim/cublas_sim.cc) ---------------------
+# build/sim/libcublas_sim.a is the host stand-in for -lcublasLt -lcublas in simulated builds,
+# compiled with ASan+UBSan like them and against the simulator's headers (tests/cudasim/include
+# first, then the toolkit's for cuda_fp16.h). `make test-cublas-sim` runs its own test.
+CUBLAS_SIM_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+                    -fno-sanitize-recover=undefined -Itests/cudasim/include -Itests/cudasim
+CUBLAS_SIM_OK := $(wildcard $(CUDA_HOME)/include/cuda_fp16.h)
+
+build/sim/cublas/cublas_sim.o: tests/cudasim/cublas_sim.cc
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 $(WARN) -MMD -MP $(CUBLAS_SIM_FLAGS) -I$(CUDA_HOME)/include -c $< -o $@
+
+build/sim/libcublas_sim.a: build/sim/cublas/cublas_sim.o
+	ar rcs $@ $^
+
+build/sim/cublas/test_cublas_sim: tests/cudasim/test_cublas_sim.c build/sim/libcublas_sim.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -MMD -MP $(CUBLAS_SIM_FLAGS) $< -o $@ build/sim/libcublas_sim.a \
+	  -lstdc++ -lcmocka -lm
+
+.PHONY: test-cublas-sim
+ifneq ($(CUBLAS_SIM_OK),)
+test-cublas-sim: build/sim/cublas/test_cublas_sim
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ./$<
+else
+test-cublas-sim:
+	@echo "test-cublas-sim: skipped: needs the CUDA toolkit's cuda_fp16.h (CUDA_HOME=$(CUDA_HOME))"
+endif
+
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cu' '*.cuh' '*.cc' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:
