@@ -5,7 +5,8 @@
  *               machine, so `arenagpt mem --device=cuda` plans the CUDA layout without a GPU.
  *               CPU: params, grads, activations f32; optimizer m and v (8 B/param).
  *               CUDA: params f16 (2 B), grads f16 (2 B), activations f16, optimizer f32
- *               master + m + v (12 B/param) -- ZeRO's mixed-precision accounting.
+ *               master + m + v (12 B/param) -- ZeRO's mixed-precision accounting;
+ *               grad_dtype=float32 makes the grads f32 (4 B/param).
  *   GptBackend  a table of kernels. gpt.c calls only these, so a CUDA backend plugs in by
  *               filling the same table. CPU and CUDA kernels have the same signatures; the
  *               last argument is always the stream (NULL on the CPU).
@@ -46,6 +47,9 @@ typedef struct GptLayout {
 
 /* The layout of a device (static data; never NULL). */
 const GptLayout *gpt_layout(GptDevice dev);
+/* The same with f32 weight gradients (grad_dtype=float32): CUDA's variant; the CPU's layout
+ * is f32 already, so it is returned unchanged. */
+const GptLayout *gpt_layout_grad_f32(GptDevice dev);
 
 typedef struct GptBackend {
     GptDevice device;
@@ -151,6 +155,11 @@ const GptBackend *gpt_backend_cpu(void);
 const GptBackend *gpt_backend_cuda(void);
 /* The backend of a device, or NULL when this build or machine has none. */
 const GptBackend *gpt_backend(GptDevice dev);
+/* The backend whose weight-gradient kernels write and read the layout's grad_dtype (CUDA:
+ * f16 or f32 grads; the CPU: f32), or NULL as gpt_backend. */
+const GptBackend *gpt_backend_for(const GptLayout *lay);
+/* The CUDA kernels for the f32-gradient layout (model/cuda/), or NULL without CUDA. */
+const GptBackend *gpt_backend_cuda_grad_f32(void);
 
 /* CPU threads (n <= 0: all cores): OpenMP runs n threads; OpenBLAS runs single-threaded
  * inside them (the CPU matmul splits each sgemm over the OpenMP threads). */

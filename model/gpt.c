@@ -336,8 +336,8 @@ int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B
                        (long long)B, (long long)T, (long long)c->max_seq_len);
     g->config = *c;
     g->device = dev;
-    g->layout = gpt_layout(dev);
-    g->backend = gpt_backend(dev);
+    g->layout = c->grad_f32 ? gpt_layout_grad_f32(dev) : gpt_layout(dev);
+    g->backend = gpt_backend_for(g->layout);
     g->arena = arena;
     g->B = B;
     g->T = T;

@@ -64,6 +64,7 @@ typedef struct GptConfig {
     int recompute;      /* GptRecompute */
     int attention;      /* 0 naive (materialised probabilities), 1 cudnn (CUDA only) */
     int64_t loss_chunk; /* tokens per loss-head chunk; 0 = auto (gpt_loss_chunk) */
+    int grad_f32;       /* 1: f32 weight gradients on CUDA (grad_dtype=float32); CPU's are f32 */
 } GptConfig;
 
 /* Parameter tensors in llm.c's file order. Per-layer kinds exist once per layer. */

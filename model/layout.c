@@ -1,5 +1,5 @@
-/* layout.c: what each device stores and in which dtype (backend.h's GptLayout), and the
- * backend lookup. Plain C so that a machine without a GPU can plan the CUDA layout. */
+/* layout.c: what each device stores and in which dtype (backend.h's GptLayout, with the
+ * grad_dtype=float32 variant of the CUDA layout), and the backend lookup. Plain C so that a machine without a GPU can plan the CUDA layout. */
 #include "backend.h"
 
 static const GptLayout LAYOUT_CPU = {
@@ -22,15 +22,37 @@ static const GptLayout LAYOUT_CUDA = {
     .backend_workspace_bytes = (size_t)32 << 20,
 };
 
+/* grad_dtype=float32: the CUDA layout with f32 weight gradients (4 B/param), accumulated in
+ * f32 across loss-head chunks and micro-steps instead of rounding to f16 at every +=. */
+static const GptLayout LAYOUT_CUDA_GRAD_F32 = {
+    .device = GPT_DEVICE_CUDA,
+    .param_dtype = ARENA_DTYPE_F16,
+    .grad_dtype = ARENA_DTYPE_F32,
+    .act_dtype = ARENA_DTYPE_F16,
+    .has_master = 1,
+    .backend_workspace_bytes = (size_t)32 << 20,
+};
+
 const GptLayout *gpt_layout(GptDevice dev) {
     return dev == GPT_DEVICE_CUDA ? &LAYOUT_CUDA : &LAYOUT_CPU;
 }
 
+const GptLayout *gpt_layout_grad_f32(GptDevice dev) {
+    return dev == GPT_DEVICE_CUDA ? &LAYOUT_CUDA_GRAD_F32 : &LAYOUT_CPU;
+}
+
 /* Weak: a build whose CUDA objects do not (yet) define it still links, with no CUDA backend. */
 extern const GptBackend *gpt_backend_cuda(void) __attribute__((weak));
+extern const GptBackend *gpt_backend_cuda_grad_f32(void) __attribute__((weak));
 
 const GptBackend *gpt_backend(GptDevice dev) {
     if (dev == GPT_DEVICE_CUDA)
         return gpt_backend_cuda ? gpt_backend_cuda() : NULL;
     return gpt_backend_cpu();
+}
+
+const GptBackend *gpt_backend_for(const GptLayout *lay) {
+    if (lay->device == GPT_DEVICE_CUDA && lay->grad_dtype == ARENA_DTYPE_F32)
+        return gpt_backend_cuda_grad_f32 ? gpt_backend_cuda_grad_f32() : NULL;
+    return gpt_backend(lay->device);
 }

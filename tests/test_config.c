@@ -119,6 +119,7 @@ static void test_config_every_key_round_trips(void **state) {
     a.fit = 123456789;
     a.device = CONFIG_DEVICE_CPU;
     a.dtype = CONFIG_DTYPE_FLOAT32;
+    a.grad_dtype = CONFIG_DTYPE_FLOAT32;
     a.format = CONFIG_FORMAT_JSON;
     a.tokenizer = CONFIG_TOKENIZER_CHAR;
     a.data_format = CONFIG_DATA_NANOGPT;
@@ -176,6 +177,8 @@ static void test_config_bad_values(void **state) {
     expect_error(1, a8, CONFIG_CMD_TRAIN, "recompute = 'some'", "none, selective, full");
     char *a9[] = {"--dtype=bfloat16"};
     expect_error(1, a9, CONFIG_CMD_TRAIN, "bfloat16", "float16");
+    char *a9b[] = {"--grad_dtype=float64"};
+    expect_error(1, a9b, CONFIG_CMD_TRAIN, "grad_dtype = 'float64'", "float16, float32");
     char *a10[] = {"--memory_limit=12XB"};
     expect_error(1, a10, CONFIG_CMD_TRAIN, "memory_limit", "'12XB'");
     char *a11[] = {"--batch_size=4", "--batch_size=8"};

@@ -251,6 +251,40 @@ static void test_gpt_plan_cuda_layout(void **state) {
     arena_free(plan);
 }
 
+static void test_gpt_plan_grad_f32(void **state) {
+    /* grad_dtype=float32: the CUDA grads category is 4 B/param, the rest unchanged; the CPU's
+     * grads are f32 already, so its plan does not change */
+    (void)state;
+    GptConfig c = config_make(2, 4, 64, 32, 97, 128, 1, 0, 0);
+    GptParamCounts pc;
+    gpt_param_counts(&c, &pc);
+    size_t slack = (size_t)(pc.decay_tensors + pc.no_decay_tensors) * ARENA_ALIGNMENT;
+    Err err = {{0}};
+    ArenaStats s16, s32, cpu16, cpu32;
+    for (int dev = 0; dev < 2; dev++)
+        for (int f32 = 0; f32 < 2; f32++) {
+            c.grad_f32 = f32;
+            Arena *plan = NULL;
+            assert_int_equal(
+                gpt_plan(&c, dev ? GPT_DEVICE_CUDA : GPT_DEVICE_CPU, 2, 16, 0, &plan, &err), 0);
+            ArenaStats *s = dev ? (f32 ? &s32 : &s16) : (f32 ? &cpu32 : &cpu16);
+            *s = arena_stats(plan);
+            arena_free(plan);
+        }
+    assert_true(s16.cat_peak_bytes[ARENA_CAT_GRADS] >= (size_t)pc.total * 2);
+    assert_true(s16.cat_peak_bytes[ARENA_CAT_GRADS] <= (size_t)pc.total * 2 + slack);
+    assert_true(s32.cat_peak_bytes[ARENA_CAT_GRADS] >= (size_t)pc.total * 4);
+    assert_true(s32.cat_peak_bytes[ARENA_CAT_GRADS] <= (size_t)pc.total * 4 + slack);
+    for (int cat = 0; cat < ARENA_CAT_COUNT; cat++) {
+        if (cat != ARENA_CAT_GRADS)
+            assert_int_equal(s32.cat_peak_bytes[cat], s16.cat_peak_bytes[cat]);
+        assert_int_equal(cpu32.cat_peak_bytes[cat], cpu16.cat_peak_bytes[cat]);
+    }
+    assert_int_equal(gpt_layout_grad_f32(GPT_DEVICE_CUDA)->grad_dtype, ARENA_DTYPE_F32);
+    assert_int_equal(gpt_layout_grad_f32(GPT_DEVICE_CUDA)->param_dtype, ARENA_DTYPE_F16);
+    assert_ptr_equal(gpt_layout_grad_f32(GPT_DEVICE_CPU), gpt_layout(GPT_DEVICE_CPU));
+}
+
 /* ------------------------------------------------------------------------------------- */
 /* recompute gives the same gradients, bit for bit */
 
@@ -542,6 +576,7 @@ int main(void) {
         cmocka_unit_test(test_gpt_recompute_saves_activation_memory),
         cmocka_unit_test(test_gpt_plan_refuses_over_limit),
         cmocka_unit_test(test_gpt_plan_cuda_layout),
+        cmocka_unit_test(test_gpt_plan_grad_f32),
         cmocka_unit_test(test_gpt_recompute_gradients_bit_identical),
         cmocka_unit_test(test_gpt_gradients_match_finite_differences),
         cmocka_unit_test(test_gpt_padded_vocab_takes_no_part),

@@ -43,7 +43,7 @@ static void json_header(const TrainConfig *cfg, const GptConfig *c, GptDevice de
 }
 
 static void print_plan_header(const TrainConfig *cfg, const GptConfig *c, GptDevice dev) {
-    const GptLayout *lay = gpt_layout(dev);
+    const GptLayout *lay = c->grad_f32 ? gpt_layout_grad_f32(dev) : gpt_layout(dev);
     printf("model: n_layer %lld, n_head %lld, n_embd %lld, block_size %lld, vocab_size %lld, "
            "bias %s, gelu %s\n",
            (long long)cfg->n_layer, (long long)cfg->n_head, (long long)cfg->n_embd,

@@ -108,6 +108,9 @@ static const Key keys[] = {
     {"seed", K_INT, OFF(seed), RUN_CMDS, 0, I64MAX, NULL, "random seed"},
     {"dtype", K_ENUM, OFF(dtype), RUN_CMDS, 0, 0, dtype_names,
      "GPU precision: float16 (mixed, loss scaling) or float32; the CPU is always float32"},
+    {"grad_dtype", K_ENUM, OFF(grad_dtype), RUN_CMDS, 0, 0, dtype_names,
+     "CUDA weight gradients: float16 (2 B/param) or float32 (4 B/param, accumulated in f32); "
+     "the CPU's are always float32"},
     {"device", K_ENUM, OFF(device), RUN_CMDS, 0, 0, device_names,
      "auto (cuda when a GPU is present), cpu or cuda"},
     {"memory_limit", K_SIZE, OFF(memory_limit), RUN_CMDS, 0, 0, NULL,
@@ -195,6 +198,7 @@ void config_defaults(TrainConfig *c) {
     snprintf(c->init_from, sizeof c->init_from, "scratch");
     c->seed = 1337;
     c->dtype = CONFIG_DTYPE_FLOAT16;
+    c->grad_dtype = CONFIG_DTYPE_FLOAT16;
     c->compile = 1;
     snprintf(c->wandb_project, sizeof c->wandb_project, "owt");
     snprintf(c->wandb_run_name, sizeof c->wandb_run_name, "gpt2");

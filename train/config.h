@@ -91,6 +91,7 @@ typedef struct TrainConfig {
     /* run */
     int64_t seed;
     ConfigDtype dtype;
+    ConfigDtype grad_dtype; /* CUDA weight gradients (the CPU's are f32 whatever it says) */
     ConfigDevice device;
     size_t memory_limit; /* bytes; 0 = no limit */
     int64_t threads;     /* CPU threads; 0 = all cores */

@@ -18,6 +18,7 @@ void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     out->recompute = (int)cfg->recompute;
     out->attention = cfg->attention == CONFIG_ATTENTION_CUDNN;
     out->loss_chunk = cfg->loss_chunk;
+    out->grad_f32 = cfg->grad_dtype == CONFIG_DTYPE_FLOAT32;
 }
 
 int run_device(const TrainConfig *cfg, int plan_only, GptDevice *out, Err *err) {

@@ -1,4 +1,5 @@
-/* cuda_backend.cu: the CUDA backend's table (gpt_backend_cuda), its one-time initialisation
+/* cuda_backend.cu: the CUDA backend's tables (gpt_backend_cuda, and gpt_backend_cuda_grad_f32
+ * whose weight-gradient kernels use f32 gradients), its one-time initialisation
  * (device, context, cuBLASLt and cuBLAS handles), the sticky error record, the workspace
  * hand-over, and the memory entries of the table (memset, copies, f32 <-> f16 conversion,
  * synchronize).
@@ -214,4 +215,24 @@ extern "C" const GptBackend *gpt_backend_cuda(void) {
         g_table = t;
     }
     return &g_table;
+}
+
+/* The same kernels with f32 weight gradients (grad_dtype=float32): the entries that write or
+ * read weight gradients are the _g32 ones. */
+static GptBackend g_table_grad_f32;
+
+extern "C" const GptBackend *gpt_backend_cuda_grad_f32(void) {
+    const GptBackend *base = gpt_backend_cuda();
+    if (!base)
+        return NULL;
+    if (!g_table_grad_f32.name) {
+        GptBackend t = *base;
+        t.encoder_backward = cuda_encoder_backward_g32;
+        t.layernorm_backward = cuda_layernorm_backward_g32;
+        t.matmul_backward = cuda_matmul_backward_g32;
+        t.norm_squared_accumulate = cuda_norm_squared_accumulate_g32;
+        t.adamw_update = cuda_adamw_update_g32;
+        g_table_grad_f32 = t;
+    }
+    return &g_table_grad_f32;
 }

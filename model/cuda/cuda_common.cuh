@@ -116,6 +116,9 @@ __device__ __forceinline__ float cuda_block_max(float v, float *shared) {
 }
 
 /* --- kernels of the table, by file (signatures as backend.h, without the table) ------- */
+/* The weight-gradient kernels (encoder, LayerNorm and matmul backward, squared norm, AdamW)
+ * exist twice: as declared here for f16 gradients, and with the suffix _g32 for f32 ones
+ * (grad_dtype=float32, the table gpt_backend_cuda_grad_f32); same signatures otherwise. */
 /* cuda_layers.cu */
 void cuda_encoder_forward(void *out, const int32_t *inp, const void *wte, const void *wpe,
                           int64_t B, int64_t T, int64_t C, void *stream);
@@ -127,12 +130,20 @@ void cuda_layernorm_forward(void *out, float *mean, float *rstd, const void *inp
 void cuda_layernorm_backward(void *dinp, void *dweight, void *dbias, const void *dout,
                              const void *inp, const void *weight, const float *mean,
                              const float *rstd, int64_t N, int64_t C, void *stream);
+void cuda_encoder_backward_g32(void *dwte, void *dwpe, const void *dout, const int32_t *inp,
+                               int64_t B, int64_t T, int64_t C, void *stream);
+void cuda_layernorm_backward_g32(void *dinp, void *dweight, void *dbias, const void *dout,
+                                 const void *inp, const void *weight, const float *mean,
+                                 const float *rstd, int64_t N, int64_t C, void *stream);
 void cuda_gelu_forward(void *out, const void *inp, int64_t N, int gelu, void *stream);
 void cuda_gelu_backward(void *dinp, const void *inp, const void *dout, int64_t N, int gelu,
                         void *stream);
 /* dbias[c] += sum over rows of dout[:, c] (f16 in, f32 sums, f16 accumulate). */
 void cuda_bias_backward(__half *dbias, const __half *dout, int64_t N, int64_t OC,
                         cudaStream_t stream);
+/* The same into f32 gradients (grad_dtype=float32). */
+void cuda_bias_backward_f32(float *dbias, const __half *dout, int64_t N, int64_t OC,
+                            cudaStream_t stream);
 /* out[r, c] += bias[c] (used when cuBLASLt's bias epilogue is not available). */
 void cuda_bias_add(__half *out, const __half *bias, int64_t N, int64_t OC, cudaStream_t stream);
 
@@ -141,6 +152,9 @@ void cuda_matmul_forward(void *out, const void *inp, const void *weight, const v
                          const void *residual, int64_t N, int64_t IC, int64_t OC, void *stream);
 void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout, const void *inp,
                           const void *weight, int64_t N, int64_t IC, int64_t OC, void *stream);
+void cuda_matmul_backward_g32(void *dinp, void *dweight, void *dbias, const void *dout,
+                              const void *inp, const void *weight, int64_t N, int64_t IC,
+                              int64_t OC, void *stream);
 /* Column-major D (m x n, ldd) = alpha * op(A) op(B) + beta * C, all f16, f32 compute,
  * `batch` matrices at the given element strides (0 for one). C may equal D. */
 void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha,
@@ -166,5 +180,19 @@ void cuda_adamw_update(void *param, float *master, const void *grad, float *m, f
                        float lr, float beta1, float beta2, float eps, float weight_decay,
                        float grad_mul, float bias_correction1, float bias_correction2,
                        void *stream);
+void cuda_norm_squared_accumulate_g32(float *acc, const void *grad, int64_t n, void *stream);
+void cuda_adamw_update_g32(void *param, float *master, const void *grad, float *m, float *v,
+                           int64_t n, float lr, float beta1, float beta2, float eps,
+                           float weight_decay, float grad_mul, float bias_correction1,
+                           float bias_correction2, void *stream);
+
+/* Accumulating weight-gradient stores: dst += v, rounded once to dst's type. */
+__device__ __forceinline__ void cuda_grad_add(__half *dst, float v) {
+    *dst = __float2half_rn(__half2float(*dst) + v);
+}
+__device__ __forceinline__ void cuda_grad_add(float *dst, float v) { *dst += v; }
+/* A weight gradient as f32. */
+__device__ __forceinline__ float cuda_grad_load(const __half *g) { return __half2float(*g); }
+__device__ __forceinline__ float cuda_grad_load(const float *g) { return *g; }
 
 #endif

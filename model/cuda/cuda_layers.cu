@@ -8,7 +8,9 @@
  * token by the block of the token's first occurrence, in position order. So the same inputs
  * give the same bits, whatever the recompute mode.
  *
- * Accumulating outputs (+=) read the f16 value, add the f32 contribution and round once.
+ * Accumulating outputs (+=) read the f16 value, add the f32 contribution and round once. The
+ * weight gradients (dwte, dwpe, LayerNorm and bias gradients) are f16 or, with
+ * grad_dtype=float32, f32 (the kernels are templates on their type; the _g32 entry points).
  * Signatures are backend.h's (outputs, saved, inputs, weights, sizes, stream). */
 #include "cuda_common.cuh"
 
@@ -41,7 +43,8 @@ void cuda_encoder_forward(void *out, const int32_t *inp, const void *wte, const 
 }
 
 /* dwpe[t,c] += sum_b dout[b,t,c] */
-__global__ void encoder_backward_wpe_kernel(__half *dwpe, const __half *dout, int64_t B, int64_t T,
+template <typename Tg>
+__global__ void encoder_backward_wpe_kernel(Tg *dwpe, const __half *dout, int64_t B, int64_t T,
                                             int64_t C) {
     int64_t n = T * C;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
@@ -49,7 +52,7 @@ __global__ void encoder_backward_wpe_kernel(__half *dwpe, const __half *dout, in
         float acc = 0.0f;
         for (int64_t b = 0; b < B; b++)
             acc += __half2float(dout[b * n + i]);
-        dwpe[i] = __float2half_rn(__half2float(dwpe[i]) + acc);
+        cuda_grad_add(&dwpe[i], acc);
     }
 }
 
@@ -57,7 +60,8 @@ __global__ void encoder_backward_wpe_kernel(__half *dwpe, const __half *dout, in
 /* One block per position i. If token inp[i] occurs earlier, the block does nothing; else it
  * sums dout over every position j >= i holding the same token (in order) and adds the sum to
  * dwte[token] once. */
-__global__ void encoder_backward_wte_kernel(__half *dwte, const __half *dout, const int32_t *inp,
+template <typename Tg>
+__global__ void encoder_backward_wte_kernel(Tg *dwte, const __half *dout, const int32_t *inp,
                                             int64_t BT, int64_t C) {
     __shared__ int32_t toks[WTE_BLOCK];
     int64_t i = blockIdx.x;
@@ -84,23 +88,32 @@ __global__ void encoder_backward_wte_kernel(__half *dwte, const __half *dout, co
                     if (toks[q] == tok)
                         acc += __half2float(dout[(j0 + q) * C + c]);
         }
-        if (c < C) {
-            __half *dst = dwte + (int64_t)tok * C + c;
-            *dst = __float2half_rn(__half2float(*dst) + acc);
-        }
+        if (c < C)
+            cuda_grad_add(dwte + (int64_t)tok * C + c, acc);
     }
+}
+
+template <typename Tg>
+static void encoder_backward(Tg *dwte, Tg *dwpe, const void *dout, const int32_t *inp, int64_t B,
+                             int64_t T, int64_t C, void *stream) {
+    cudaStream_t s = cuda_stream(stream);
+    CUDA_LAUNCH(encoder_backward_wpe_kernel<Tg>, cuda_blocks_for(T * C, 256), 256, 0, s, dwpe,
+                H(dout), B, T, C);
+    CUDA_LAUNCH_CHECK();
+    ASSERT(B * T <= 0x7fffffffLL);
+    CUDA_LAUNCH(encoder_backward_wte_kernel<Tg>, (unsigned)(B * T), WTE_BLOCK, 0, s, dwte, H(dout),
+                inp, B * T, C);
+    CUDA_LAUNCH_CHECK();
 }
 
 void cuda_encoder_backward(void *dwte, void *dwpe, const void *dout, const int32_t *inp, int64_t B,
                            int64_t T, int64_t C, void *stream) {
-    cudaStream_t s = cuda_stream(stream);
-    CUDA_LAUNCH(encoder_backward_wpe_kernel, cuda_blocks_for(T * C, 256), 256, 0, s, Hm(dwpe),
-                H(dout), B, T, C);
-    CUDA_LAUNCH_CHECK();
-    ASSERT(B * T <= 0x7fffffffLL);
-    CUDA_LAUNCH(encoder_backward_wte_kernel, (unsigned)(B * T), WTE_BLOCK, 0, s, Hm(dwte), H(dout),
-                inp, B * T, C);
-    CUDA_LAUNCH_CHECK();
+    encoder_backward(Hm(dwte), Hm(dwpe), dout, inp, B, T, C, stream);
+}
+
+void cuda_encoder_backward_g32(void *dwte, void *dwpe, const void *dout, const int32_t *inp,
+                               int64_t B, int64_t T, int64_t C, void *stream) {
+    encoder_backward((float *)dwte, (float *)dwpe, dout, inp, B, T, C, stream);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -182,9 +195,10 @@ __global__ void layernorm_backward_dinp_kernel(__half *dinp, const __half *dout,
  * with_norm = 0: dst0[c] += sum_r dout[r,c].
  * with_norm = 1: dst0[c] += sum_r dout[r,c] * (inp[r,c] - mean[r]) * rstd[r]  (LayerNorm
  *                weight), dst1[c] += sum_r dout[r,c] (bias; dst1 may be NULL). */
-__global__ void column_sums_kernel(__half *dst0, __half *dst1, const __half *dout,
-                                   const __half *inp, const float *mean, const float *rstd,
-                                   int64_t N, int64_t C, int with_norm) {
+template <typename Tg>
+__global__ void column_sums_kernel(Tg *dst0, Tg *dst1, const __half *dout, const __half *inp,
+                                   const float *mean, const float *rstd, int64_t N, int64_t C,
+                                   int with_norm) {
     __shared__ float s0[COL_Y][COL_X + 1];
     __shared__ float s1[COL_Y][COL_X + 1];
     int64_t c = blockIdx.x * (int64_t)COL_X + threadIdx.x;
@@ -210,31 +224,53 @@ __global__ void column_sums_kernel(__half *dst0, __half *dst1, const __half *dou
             t0 += s0[y][threadIdx.x];
             t1 += s1[y][threadIdx.x];
         }
-        dst0[c] = __float2half_rn(__half2float(dst0[c]) + t0);
+        cuda_grad_add(&dst0[c], t0);
         if (with_norm && dst1)
-            dst1[c] = __float2half_rn(__half2float(dst1[c]) + t1);
+            cuda_grad_add(&dst1[c], t1);
     }
 }
 
-void cuda_layernorm_backward(void *dinp, void *dweight, void *dbias, const void *dout,
-                             const void *inp, const void *weight, const float *mean,
-                             const float *rstd, int64_t N, int64_t C, void *stream) {
+template <typename Tg>
+static void layernorm_backward(void *dinp, Tg *dweight, Tg *dbias, const void *dout,
+                               const void *inp, const void *weight, const float *mean,
+                               const float *rstd, int64_t N, int64_t C, void *stream) {
     cudaStream_t s = cuda_stream(stream);
     unsigned blocks = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
     CUDA_LAUNCH(layernorm_backward_dinp_kernel, blocks, 32 * ROWS_PER_BLOCK, 0, s, Hm(dinp),
                 H(dout), H(inp), H(weight), mean, rstd, N, C);
     CUDA_LAUNCH_CHECK();
     dim3 cb(COL_X, COL_Y);
-    CUDA_LAUNCH(column_sums_kernel, (unsigned)((C + COL_X - 1) / COL_X), cb, 0, s, Hm(dweight),
-                Hm(dbias), H(dout), H(inp), mean, rstd, N, C, 1);
+    CUDA_LAUNCH(column_sums_kernel<Tg>, (unsigned)((C + COL_X - 1) / COL_X), cb, 0, s, dweight,
+                dbias, H(dout), H(inp), mean, rstd, N, C, 1);
     CUDA_LAUNCH_CHECK();
+}
+
+void cuda_layernorm_backward(void *dinp, void *dweight, void *dbias, const void *dout,
+                             const void *inp, const void *weight, const float *mean,
+                             const float *rstd, int64_t N, int64_t C, void *stream) {
+    layernorm_backward(dinp, Hm(dweight), Hm(dbias), dout, inp, weight, mean, rstd, N, C, stream);
+}
+
+void cuda_layernorm_backward_g32(void *dinp, void *dweight, void *dbias, const void *dout,
+                                 const void *inp, const void *weight, const float *mean,
+                                 const float *rstd, int64_t N, int64_t C, void *stream) {
+    layernorm_backward(dinp, (float *)dweight, (float *)dbias, dout, inp, weight, mean, rstd, N, C,
+                       stream);
 }
 
 void cuda_bias_backward(__half *dbias, const __half *dout, int64_t N, int64_t OC,
                         cudaStream_t stream) {
     dim3 cb(COL_X, COL_Y);
-    CUDA_LAUNCH(column_sums_kernel, (unsigned)((OC + COL_X - 1) / COL_X), cb, 0, stream, dbias,
-                NULL, dout, NULL, NULL, NULL, N, OC, 0);
+    CUDA_LAUNCH(column_sums_kernel<__half>, (unsigned)((OC + COL_X - 1) / COL_X), cb, 0, stream,
+                dbias, (__half *)NULL, dout, NULL, NULL, NULL, N, OC, 0);
+    CUDA_LAUNCH_CHECK();
+}
+
+void cuda_bias_backward_f32(float *dbias, const __half *dout, int64_t N, int64_t OC,
+                            cudaStream_t stream) {
+    dim3 cb(COL_X, COL_Y);
+    CUDA_LAUNCH(column_sums_kernel<float>, (unsigned)((OC + COL_X - 1) / COL_X), cb, 0, stream,
+                dbias, (float *)NULL, dout, NULL, NULL, NULL, N, OC, 0);
     CUDA_LAUNCH_CHECK();
 }
 

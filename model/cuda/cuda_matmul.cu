@@ -1,12 +1,14 @@
 /* cuda_matmul.cu: every GEMM of the CUDA backend, through cuBLASLt: f16 A, B, C, D, f32
- * compute and scaling, optional bias epilogue, optional strided batch (attention).
+ * compute and scaling, optional bias epilogue, optional strided batch (attention). With
+ * grad_dtype=float32 the weight-gradient GEMM accumulates into f32 C = D (f16 A, B).
  *
  * Row-major tensors are read as column-major transposes: out (N,OC) = inp (N,IC) @ W^T is the
  * column-major out^T (OC x N) = W^T (OC x IC) inp^T (IC x N), i.e. opA = T on W (IC x OC,
  * ld IC), opB = N on inp (IC x N, ld IC).
  *
  * Plans (descriptors, layouts and the heuristic's algorithm) are cached per shape, transposes,
- * batch, strides, epilogue, beta != 0 and operand alignment; pointers are not part of the key.
+ * batch, strides, epilogue, beta != 0, C/D type and operand alignment; pointers are not part
+ * of the key.
  * The workspace is the arena's `ws.backend` handed over with gpt_cuda_workspace_set (none
  * until then). When cuBLASLt offers no algorithm for a shape (or refuses its choice at launch),
  * cuBLAS's GemmStridedBatchedEx runs it (bias then added by a kernel), with the same workspace.
@@ -26,12 +28,12 @@ static uint32_t ptr_alignment(const void *p) {
     return al;
 }
 
-/* alignment of an f16 operand and of every batch member stride_elems further on */
-static uint32_t operand_alignment(const void *p, int64_t stride_elems) {
+/* alignment of an operand (elements of elem_bytes) and of every batch member stride_elems
+ * further on */
+static uint32_t operand_alignment(const void *p, int64_t stride_elems, size_t elem_bytes) {
     uint32_t a = ptr_alignment(p);
     if (stride_elems != 0) {
-        uint32_t s =
-            ptr_alignment((const void *)(uintptr_t)(stride_elems * (int64_t)sizeof(__half)));
+        uint32_t s = ptr_alignment((const void *)(uintptr_t)(stride_elems * (int64_t)elem_bytes));
         if (s < a)
             a = s;
     }
@@ -40,6 +42,7 @@ static uint32_t operand_alignment(const void *p, int64_t stride_elems) {
 
 typedef struct GemmKey {
     int transa, transb, batch, has_bias, has_beta;
+    int d_f32; /* C and D f32 (else f16) */
     int64_t m, n, k, lda, ldb, ldc, ldd, sa, sb, sc, sd;
     uint32_t align_a, align_b, align_c, align_d, align_bias;
     size_t ws_bytes;
@@ -71,10 +74,10 @@ static void plan_destroy(GemmPlan *p) {
     memset(p, 0, sizeof(*p));
 }
 
-static cublasLtMatrixLayout_t layout_make(int64_t rows, int64_t cols, int64_t ld, int batch,
-                                          int64_t stride) {
+static cublasLtMatrixLayout_t layout_make(cudaDataType_t type, int64_t rows, int64_t cols,
+                                          int64_t ld, int batch, int64_t stride) {
     cublasLtMatrixLayout_t l = NULL;
-    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, CUDA_R_16F, (uint64_t)rows, (uint64_t)cols, ld));
+    CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, (uint64_t)rows, (uint64_t)cols, ld));
     if (l && batch > 1) {
         int32_t bc = batch;
         CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc,
@@ -106,10 +109,13 @@ static void plan_build(GemmPlan *p, const GemmKey *k) {
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt,
                                                     sizeof(bt)));
     }
-    p->a = layout_make(k->transa ? k->k : k->m, k->transa ? k->m : k->k, k->lda, k->batch, k->sa);
-    p->b = layout_make(k->transb ? k->n : k->k, k->transb ? k->k : k->n, k->ldb, k->batch, k->sb);
-    p->c = layout_make(k->m, k->n, k->ldc, k->batch, k->sc);
-    p->d = layout_make(k->m, k->n, k->ldd, k->batch, k->sd);
+    cudaDataType_t cd = k->d_f32 ? CUDA_R_32F : CUDA_R_16F;
+    p->a = layout_make(CUDA_R_16F, k->transa ? k->k : k->m, k->transa ? k->m : k->k, k->lda,
+                       k->batch, k->sa);
+    p->b = layout_make(CUDA_R_16F, k->transb ? k->n : k->k, k->transb ? k->k : k->n, k->ldb,
+                       k->batch, k->sb);
+    p->c = layout_make(cd, k->m, k->n, k->ldc, k->batch, k->sc);
+    p->d = layout_make(cd, k->m, k->n, k->ldd, k->batch, k->sd);
     if (!p->a || !p->b || !p->c || !p->d)
         return;
 
@@ -166,35 +172,39 @@ static GemmPlan *plan_get(const GemmKey *k) {
 
 /* the cuBLAS path for shapes cuBLASLt declines */
 static void gemm_fallback(const GemmKey *k, float alpha, const __half *A, const __half *B,
-                          float beta, const __half *Cm, __half *D, const __half *bias,
+                          float beta, const void *Cm, void *D, const __half *bias,
                           cudaStream_t stream) {
+    size_t es = k->d_f32 ? sizeof(float) : sizeof(__half);
     cublasHandle_t h = cuda_cublas();
     CUBLAS_CHECK(cublasSetStream(h, stream));
     /* cublasSetStream resets the workspace to cuBLAS's own pool: give it ours (or none) */
     cuda_cublas_workspace_apply();
     if (beta != 0.0f && Cm != D) {
         ASSERT_MSG(k->batch == 1, "gemm fallback: separate C and D need batch 1");
-        CUDA_CHECK(cudaMemcpy2DAsync(D, (size_t)k->ldd * sizeof(__half), Cm,
-                                     (size_t)k->ldc * sizeof(__half), (size_t)k->m * sizeof(__half),
-                                     (size_t)k->n, cudaMemcpyDeviceToDevice, stream));
+        CUDA_CHECK(cudaMemcpy2DAsync(D, (size_t)k->ldd * es, Cm, (size_t)k->ldc * es,
+                                     (size_t)k->m * es, (size_t)k->n, cudaMemcpyDeviceToDevice,
+                                     stream));
     }
     CUBLAS_CHECK(cublasGemmStridedBatchedEx(
         h, k->transa ? CUBLAS_OP_T : CUBLAS_OP_N, k->transb ? CUBLAS_OP_T : CUBLAS_OP_N, (int)k->m,
         (int)k->n, (int)k->k, &alpha, A, CUDA_R_16F, (int)k->lda, k->sa, B, CUDA_R_16F, (int)k->ldb,
-        k->sb, &beta, D, CUDA_R_16F, (int)k->ldd, k->sd, k->batch, CUBLAS_COMPUTE_32F,
-        CUBLAS_GEMM_DEFAULT));
+        k->sb, &beta, D, k->d_f32 ? CUDA_R_32F : CUDA_R_16F, (int)k->ldd, k->sd, k->batch,
+        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     if (bias) {
-        ASSERT_MSG(k->batch == 1 && k->ldd == k->m, "gemm fallback: bias needs a dense D");
-        cuda_bias_add(D, bias, k->n, k->m, stream);
+        ASSERT_MSG(k->batch == 1 && k->ldd == k->m && !k->d_f32,
+                   "gemm fallback: bias needs a dense f16 D");
+        cuda_bias_add((__half *)D, bias, k->n, k->m, stream);
     }
 }
 
-void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha,
-                   const __half *A, int64_t lda, int64_t strideA, const __half *B, int64_t ldb,
-                   int64_t strideB, float beta, const __half *Cm, int64_t ldc, int64_t strideC,
-                   __half *D, int64_t ldd, int64_t strideD, int batch, const __half *bias,
-                   cudaStream_t stream) {
+/* cuda_gemm_f16 with C and D of either type (d_f32: f32, else f16); bias only with f16 D. */
+static void gemm(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha,
+                 const __half *A, int64_t lda, int64_t strideA, const __half *B, int64_t ldb,
+                 int64_t strideB, float beta, const void *Cm, int64_t ldc, int64_t strideC, void *D,
+                 int64_t ldd, int64_t strideD, int batch, const __half *bias, int d_f32,
+                 cudaStream_t stream) {
     ASSERT(m > 0 && n > 0 && k > 0 && batch >= 1);
+    ASSERT(!(bias && d_f32));
     ASSERT(m <= INT32_MAX && n <= INT32_MAX && k <= INT32_MAX);
     if (beta == 0.0f || !Cm) {
         beta = 0.0f;
@@ -211,6 +221,7 @@ void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, floa
     key.batch = batch;
     key.has_bias = bias != NULL;
     key.has_beta = beta != 0.0f;
+    key.d_f32 = d_f32;
     key.m = m;
     key.n = n;
     key.k = k;
@@ -223,10 +234,11 @@ void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, floa
     key.sc = batch > 1 ? strideC : 0;
     key.sd = batch > 1 ? strideD : 0;
     /* every matrix of a batch must meet the alignment asked for, not just the first */
-    key.align_a = operand_alignment(A, key.sa);
-    key.align_b = operand_alignment(B, key.sb);
-    key.align_c = operand_alignment(Cm, key.sc);
-    key.align_d = operand_alignment(D, key.sd);
+    size_t es = d_f32 ? sizeof(float) : sizeof(__half);
+    key.align_a = operand_alignment(A, key.sa, sizeof(__half));
+    key.align_b = operand_alignment(B, key.sb, sizeof(__half));
+    key.align_c = operand_alignment(Cm, key.sc, es);
+    key.align_d = operand_alignment(D, key.sd, es);
     key.align_bias = bias ? ptr_alignment(bias) : 0;
     key.ws_bytes = ws_bytes;
     GemmPlan *p = plan_get(&key);
@@ -248,6 +260,15 @@ void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, floa
     CUBLAS_CHECK(st);
 }
 
+void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha,
+                   const __half *A, int64_t lda, int64_t strideA, const __half *B, int64_t ldb,
+                   int64_t strideB, float beta, const __half *Cm, int64_t ldc, int64_t strideC,
+                   __half *D, int64_t ldd, int64_t strideD, int batch, const __half *bias,
+                   cudaStream_t stream) {
+    gemm(transa, transb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta, Cm, ldc, strideC,
+         D, ldd, strideD, batch, bias, 0, stream);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* the table's matmuls                                                                       */
 
@@ -259,17 +280,32 @@ void cuda_matmul_forward(void *out, const void *inp, const void *weight, const v
                   (const __half *)bias, cuda_stream(stream));
 }
 
-void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout, const void *inp,
-                          const void *weight, int64_t N, int64_t IC, int64_t OC, void *stream) {
+/* dweight and dbias f16, or f32 when grad_f32 (grad_dtype=float32) */
+static void matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout,
+                            const void *inp, const void *weight, int64_t N, int64_t IC, int64_t OC,
+                            int grad_f32, void *stream) {
     cudaStream_t s = cuda_stream(stream);
     /* dweight^T (IC x OC) += inp^T (IC x N) @ dout (N x OC): opA = N on inp^T, opB = T on
      * dout^T (OC x N, ld OC). Done first: dinp may alias inp. */
-    cuda_gemm_f16(0, 1, IC, OC, N, 1.0f, (const __half *)inp, IC, 0, (const __half *)dout, OC, 0,
-                  1.0f, (const __half *)dweight, IC, 0, (__half *)dweight, IC, 0, 1, NULL, s);
-    if (dbias)
+    gemm(0, 1, IC, OC, N, 1.0f, (const __half *)inp, IC, 0, (const __half *)dout, OC, 0, 1.0f,
+         dweight, IC, 0, dweight, IC, 0, 1, NULL, grad_f32, s);
+    if (dbias && grad_f32)
+        cuda_bias_backward_f32((float *)dbias, (const __half *)dout, N, OC, s);
+    else if (dbias)
         cuda_bias_backward((__half *)dbias, (const __half *)dout, N, OC, s);
     /* dinp^T (IC x N) = W^T... as column-major: W (IC x OC, ld IC) @ dout^T (OC x N, ld OC) */
     if (dinp)
         cuda_gemm_f16(0, 0, IC, N, OC, 1.0f, (const __half *)weight, IC, 0, (const __half *)dout,
                       OC, 0, 0.0f, NULL, IC, 0, (__half *)dinp, IC, 0, 1, NULL, s);
+}
+
+void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout, const void *inp,
+                          const void *weight, int64_t N, int64_t IC, int64_t OC, void *stream) {
+    matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, IC, OC, 0, stream);
+}
+
+void cuda_matmul_backward_g32(void *dinp, void *dweight, void *dbias, const void *dout,
+                              const void *inp, const void *weight, int64_t N, int64_t IC,
+                              int64_t OC, void *stream) {
+    matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, IC, OC, 1, stream);
 }

@@ -9,17 +9,20 @@
  *
  * AdamW is the CPU reference's formula (cpu_adamw_update) term for term: g = grad * grad_mul;
  * m, v updated; p -= lr * (m/bc1 / (sqrt(v/bc2) + eps) + wd * p) on the f32 master, then the
- * f16 param is the master rounded to nearest. Without a master, param is f32 and updated. */
+ * f16 param is the master rounded to nearest. Without a master, param is f32 and updated.
+ *
+ * Gradients are f16, or f32 with grad_dtype=float32: the norm and AdamW kernels are templates
+ * on the gradient type (the _g32 entry points read f32). */
 #include "cuda_common.cuh"
 
 #define REDUCE_THREADS 1024
 #define ADAMW_THREADS 256
 
-__global__ void norm_squared_kernel(float *acc, const __half *g, int64_t n) {
+template <typename Tg> __global__ void norm_squared_kernel(float *acc, const Tg *g, int64_t n) {
     __shared__ float red[32];
     float s = 0.0f;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-        float x = __half2float(g[i]);
+        float x = cuda_grad_load(&g[i]);
         s += x * x;
     }
     s = cuda_block_sum(s, red);
@@ -30,8 +33,16 @@ __global__ void norm_squared_kernel(float *acc, const __half *g, int64_t n) {
 void cuda_norm_squared_accumulate(float *acc, const void *grad, int64_t n, void *stream) {
     if (n <= 0)
         return;
-    CUDA_LAUNCH(norm_squared_kernel, 1, REDUCE_THREADS, 0, cuda_stream(stream), acc,
+    CUDA_LAUNCH(norm_squared_kernel<__half>, 1, REDUCE_THREADS, 0, cuda_stream(stream), acc,
                 (const __half *)grad, n);
+    CUDA_LAUNCH_CHECK();
+}
+
+void cuda_norm_squared_accumulate_g32(float *acc, const void *grad, int64_t n, void *stream) {
+    if (n <= 0)
+        return;
+    CUDA_LAUNCH(norm_squared_kernel<float>, 1, REDUCE_THREADS, 0, cuda_stream(stream), acc,
+                (const float *)grad, n);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -50,12 +61,13 @@ void cuda_reduce_sum(float *out, const float *in, int64_t n, void *stream) {
     CUDA_LAUNCH_CHECK();
 }
 
-__global__ void adamw_kernel(void *param, float *master, const __half *grad, float *m, float *v,
+template <typename Tg>
+__global__ void adamw_kernel(void *param, float *master, const Tg *grad, float *m, float *v,
                              int64_t n, float lr, float beta1, float beta2, float eps, float wd,
                              float grad_mul, float bc1, float bc2) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
-        float g = __half2float(grad[i]) * grad_mul;
+        float g = cuda_grad_load(&grad[i]) * grad_mul;
         float mi = beta1 * m[i] + (1.0f - beta1) * g;
         float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
         m[i] = mi;
@@ -74,14 +86,31 @@ __global__ void adamw_kernel(void *param, float *master, const __half *grad, flo
     }
 }
 
+template <typename Tg>
+static void adamw_update(void *param, float *master, const Tg *grad, float *m, float *v, int64_t n,
+                         float lr, float beta1, float beta2, float eps, float weight_decay,
+                         float grad_mul, float bias_correction1, float bias_correction2,
+                         void *stream) {
+    if (n <= 0)
+        return;
+    CUDA_LAUNCH(adamw_kernel<Tg>, cuda_blocks_for(n, ADAMW_THREADS), ADAMW_THREADS, 0,
+                cuda_stream(stream), param, master, grad, m, v, n, lr, beta1, beta2, eps,
+                weight_decay, grad_mul, bias_correction1, bias_correction2);
+    CUDA_LAUNCH_CHECK();
+}
+
 void cuda_adamw_update(void *param, float *master, const void *grad, float *m, float *v, int64_t n,
                        float lr, float beta1, float beta2, float eps, float weight_decay,
                        float grad_mul, float bias_correction1, float bias_correction2,
                        void *stream) {
-    if (n <= 0)
-        return;
-    CUDA_LAUNCH(adamw_kernel, cuda_blocks_for(n, ADAMW_THREADS), ADAMW_THREADS, 0,
-                cuda_stream(stream), param, master, (const __half *)grad, m, v, n, lr, beta1, beta2,
-                eps, weight_decay, grad_mul, bias_correction1, bias_correction2);
-    CUDA_LAUNCH_CHECK();
+    adamw_update(param, master, (const __half *)grad, m, v, n, lr, beta1, beta2, eps, weight_decay,
+                 grad_mul, bias_correction1, bias_correction2, stream);
+}
+
+void cuda_adamw_update_g32(void *param, float *master, const void *grad, float *m, float *v,
+                           int64_t n, float lr, float beta1, float beta2, float eps,
+                           float weight_decay, float grad_mul, float bias_correction1,
+                           float bias_correction2, void *stream) {
+    adamw_update(param, master, (const float *)grad, m, v, n, lr, beta1, beta2, eps, weight_decay,
+                 grad_mul, bias_correction1, bias_correction2, stream);
 }

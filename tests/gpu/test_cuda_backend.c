@@ -464,7 +464,8 @@ static double max_abs(const float *x, int64_t n) {
     return m;
 }
 
-static void model_case(int bias, int gelu, int64_t V, int64_t Vp) {
+/* grad_f32: f32 weight gradients on the GPU (grad_dtype=float32) */
+static void model_case(int bias, int gelu, int64_t V, int64_t Vp, int grad_f32) {
     const int64_t L = 2, NH = 5, C = 40, maxT = 16, B = 3, T = 13;
     const float loss_scale = 256.0f;
     GptConfig c = {0};
@@ -477,6 +478,7 @@ static void model_case(int bias, int gelu, int64_t V, int64_t Vp) {
     c.bias = bias;
     c.gelu = gelu;
     c.loss_chunk = 7; /* does not divide B*T = 39: a short last chunk */
+    c.grad_f32 = grad_f32;
     int32_t inp[39], tgt[39];
     Rng r;
     rng_init(&r, 99);
@@ -564,9 +566,11 @@ static void model_case(int bias, int gelu, int64_t V, int64_t Vp) {
     arena_free(host);
 }
 
-static void test_cuda_model_bias_tanh_odd_vocab(void **state) { model_case(1, 0, 61, 67); }
+static void test_cuda_model_bias_tanh_odd_vocab(void **state) { model_case(1, 0, 61, 67, 0); }
 
-static void test_cuda_model_nobias_erf(void **state) { model_case(0, 1, 50, 64); }
+static void test_cuda_model_nobias_erf(void **state) { model_case(0, 1, 50, 64, 0); }
+
+static void test_cuda_model_grad_f32(void **state) { model_case(1, 0, 61, 67, 1); }
 
 /* ------------------------------------------------------------------------------------- */
 /* device memory measurements                                                            */
@@ -650,6 +654,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_cuda_adamw_master, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_bias_tanh_odd_vocab, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_nobias_erf, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_model_grad_f32, teardown_each),
         cmocka_unit_test(test_cuda_device_mem_peak_table),
         cmocka_unit_test(test_cuda_device_mem_reconciles_reservation),
     };
