@@ -175,6 +175,24 @@ uint32_t alignment_of(uint64_t v, uint32_t cap) {
 
 uint32_t u32min(uint32_t a, uint32_t b) { return a < b ? a : b; }
 
+/* Whether two of `batch` column-major rows x cols matrices (leading dimension ld, ld >= rows)
+ * placed stride elements apart share an element: member b's (i, j) is at b*stride + i + j*ld,
+ * so members a distance d = delta*stride apart collide when d = di + dj*ld with |di| < rows
+ * and |dj| < cols. Exact, in O(batch * cols). */
+bool members_overlap(int64_t rows, int64_t cols, int64_t ld, int64_t stride, int64_t batch) {
+    if (batch <= 1 || rows <= 0 || cols <= 0)
+        return false;
+    for (int64_t delta = 1; delta < batch; delta++) {
+        int64_t d = delta * stride;
+        for (int64_t dj = -(cols - 1); dj <= cols - 1; dj++) {
+            int64_t di = d - dj * ld;
+            if (di > -rows && di < rows)
+                return true;
+        }
+    }
+    return false;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* one GEMM, resolved from either API                                                        */
 
@@ -377,14 +395,16 @@ cublasStatus_t lt_check(const char *fn, const SimDesc *op, const SimLayout *a, c
                                  "%c: negative batch stride %lld "
                                  "(cublasLtMatrixLayoutAttribute_t, STRIDED_BATCH_OFFSET)",
                                  names[i], (long long)ls[i]->stride);
-        /* simulator: batch members of D that overlap are written by concurrent kernels on a
-         * GPU (a race); the documentation gives no status, the simulator refuses it */
-        int64_t span = d->ld * (int64_t)(d->cols - 1) + (int64_t)d->rows;
-        if (d->stride < span)
+        /* simulator: batch members of D that share an element are written by concurrent
+         * kernels on a GPU (a race); the documentation gives no status, the simulator refuses
+         * it. Interleaved members (attention's heads: stride HS within a row of C) are fine. */
+        if (members_overlap((int64_t)d->rows, (int64_t)d->cols, d->ld, d->stride, d->batch))
             return refuse_at(lvl, CUBLAS_STATUS_INVALID_VALUE, fn,
-                             "D's batch stride %lld < its matrix span %lld: batch members "
-                             "overlap (simulator check; STRIDED_BATCH_OFFSET)",
-                             (long long)d->stride, (long long)span);
+                             "D's batch members share elements (rows %llu, cols %llu, ld %lld, "
+                             "stride %lld): they overlap (simulator check; "
+                             "STRIDED_BATCH_OFFSET)",
+                             (unsigned long long)d->rows, (unsigned long long)d->cols,
+                             (long long)d->ld, (long long)d->stride);
     }
     return CUBLAS_STATUS_SUCCESS;
 }
@@ -1046,12 +1066,12 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
     if (!C || (k > 0 && (!A || !B)))
         return REFUSE(CUBLAS_STATUS_INVALID_VALUE, fn, "NULL A %p, B %p or C %p (simulator check)",
                       A, B, (const void *)C);
-    /* simulator: overlapping members of C are written concurrently on a GPU (a race) */
-    if (batchCount > 1 && strideC < (long long)ldc * (n - 1) + m)
+    /* simulator: members of C sharing an element are written concurrently on a GPU (a race) */
+    if (members_overlap(m, n, ldc, strideC, batchCount))
         return REFUSE(CUBLAS_STATUS_INVALID_VALUE, fn,
-                      "strideC %lld < the matrix span %lld: batch members overlap "
-                      "(simulator check)",
-                      strideC, (long long)ldc * (n - 1) + m);
+                      "C's batch members share elements (m %d, n %d, ldc %d, strideC %lld): "
+                      "they overlap (simulator check)",
+                      m, n, ldc, strideC);
     Gemm g;
     memset(&g, 0, sizeof(g));
     g.ta = ta;

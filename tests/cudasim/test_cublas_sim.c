@@ -118,7 +118,9 @@ static void check_gemm(const Ref *r, const void *D, const void *c_before) {
                                     b, i, j, got, ref, tol, r->m, r->n, r->k, r->ta, r->tb);
                 }
             }
-            for (int64_t i = r->m; i < r->ldd; i++) {
+            /* (interleaved members own each other's "padding") */
+            int64_t pad_end = r->batch > 1 && r->sd < r->ldd * r->n ? r->m : r->ldd;
+            for (int64_t i = r->m; i < pad_end; i++) {
                 int64_t at = b * r->sd + i + (int64_t)j * r->ldd;
                 int untouched = r->d_f32 ? ((const uint32_t *)D)[at] == 0xffffffffu
                                          : ((const uint16_t *)D)[at] == 0xffffu;
@@ -359,6 +361,18 @@ static void test_cublas_sim_lt_strided_batch(void **state) {
         lt_gemm_case(r, 1, 0);
         lt_gemm_case(r, 0, 1);
     }
+    /* interleaved members, as attention's heads: member b owns rows [4b, 4b + 4) of a
+     * 12-row C = D */
+    for (int t = 0; t < 4; t++) {
+        Ref r = ref_dense(t & 1, t >> 1, 4, 5, 6, 0);
+        r.batch = 3;
+        r.sa = r.lda * (r.ta ? r.m : r.k);
+        r.sb = r.ldb * (r.tb ? r.k : r.n);
+        r.ldc = r.ldd = 12;
+        r.sc = r.sd = 4;
+        r.beta = 0.5f;
+        lt_gemm_case(r, 1, 0);
+    }
     /* stride 0: every member multiplies the same A */
     Ref r = ref_dense(0, 1, 6, 4, 3, 0);
     r.batch = 4;
@@ -427,11 +441,15 @@ static void test_cublas_sim_gemm_strided_batched_ex(void **state) {
             r.sa = r.lda * (r.ta ? r.m : r.k);
             r.sb = r.ldb * (r.tb ? r.k : r.n);
             r.sc = r.sd = r.ldc * r.n;
+            if (t == 3) { /* members interleaved in one C, as attention's heads */
+                r.ldc = r.ldd = 2 * r.m;
+                r.sc = r.sd = r.m;
+            }
             r.d_f32 = f32;
             r.beta = 0.25f;
             r.alpha = 2.0f;
             size_t es = f32 ? 4 : 2;
-            int64_t ae = r.sa * 2, be = r.sb * 2, ce = r.sc * 2;
+            int64_t ae = r.sa * 2, be = r.sb * 2, ce = r.ldc * r.n + r.sc;
             uint16_t *A = h16((size_t)ae), *B = h16((size_t)be);
             fill16(A, (size_t)ae);
             fill16(B, (size_t)be);
@@ -800,7 +818,7 @@ static void test_cublas_sim_refuses_inconsistent_batches_and_shapes(void **state
     assert_refusal_mentions("BATCH_COUNT");
     assert_no_algo(&f);
     fx_free(&f);
-    /* D's members overlap (stride 4 < span 24) */
+    /* D's members overlap (8 x 3, ld 8, stride 4: member 1's row 0 is member 0's row 4) */
     fx_init(&f);
     cublasLtMatrixLayout_t ls[4] = {f.s.a, f.s.b, f.s.c, f.s.d};
     for (int i = 0; i < 4; i++) {
@@ -838,7 +856,7 @@ static void test_cublas_sim_refuses_inconsistent_batches_and_shapes(void **state
     assert_int_equal(lt_run(&f.s, &f.r, f.D, f.D, NULL, NULL, 0), CUBLAS_STATUS_INVALID_VALUE);
     assert_refusal_mentions("in place");
     fx_free(&f);
-    /* cuBLAS: negative batch count, overlapping members of C */
+    /* cuBLAS: negative batch count, overlapping members of C (stride 4 < m 8) */
     cublasHandle_t h = NULL;
     assert_int_equal(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
     fx_init(&f);
