@@ -171,6 +171,26 @@ test-cublas-sim:
 	@echo "test-cublas-sim: skipped: needs the CUDA toolkit's cuda_fp16.h (CUDA_HOME=$(CUDA_HOME))"
 endif
 
+# `make grad-accum-sim`: the error of f16 against f32 weight-gradient accumulation over 4 and 40
+# micro-steps, measured on the simulator (docs/results/grad_accumulation.md). Needs the
+# simulator's build/sim/ objects; GRAD_ACCUM_TEXT is the text whose bytes are the tokens.
+GRAD_ACCUM_TEXT ?= .cache/tinyshakespeare.txt
+.PHONY: grad-accum-sim
+ifdef SIM_BACKEND_OBJ
+build/sim/tests/cudasim/grad_accum_error: build/sim/tests/cudasim/grad_accum_error.o \
+                                          $(SIM_BACKEND_OBJ)
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS)
+
+grad-accum-sim: build/sim/tests/cudasim/grad_accum_error
+	@test -f "$(GRAD_ACCUM_TEXT)" || { echo "grad-accum-sim: text file '$(GRAD_ACCUM_TEXT)' not \
+	  found: pass GRAD_ACCUM_TEXT=FILE (make run fetches tinyshakespeare into .cache/)"; exit 2; }
+	$(SIM_ENV) ./$< $(GRAD_ACCUM_TEXT) 4 40
+else
+grad-accum-sim:
+	@echo "grad-accum-sim: needs the CUDA simulator's build (its Makefile section, make sim)"; \
+	  exit 2
+endif
+
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cu' '*.cuh' '*.cc' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_SRC)

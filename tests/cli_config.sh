@@ -51,6 +51,10 @@ expect_exit 0 "30,135,168 total, 29.94M non-embedding" mem "$ROOT/configs/small_
 expect_exit 0 "weight decay: 26 tensors, 30,130,176 parameters; no decay: 13 tensors, 4,992" \
     mem "$ROOT/configs/small_4070.conf" --device=cuda
 expect_exit 0 "full" mem "$ROOT/configs/small_4070.conf" --device=cuda --compare
+# grad_dtype=float32: f32 weight gradients on CUDA, twice the grads category (120540672 bytes)
+expect_exit 0 "params f16, grads f32" mem "$ROOT/configs/small_4070.conf" --device=cuda --grad_dtype=float32
+expect_exit 0 "  grads             120540672" mem "$ROOT/configs/small_4070.conf" --device=cuda --grad_dtype=float32
+expect_exit 2 "grad_dtype = 'bf16'" mem --grad_dtype=bf16
 expect_exit 0 "largest batch_size" mem "$ROOT/configs/small_4070.conf" --device=cuda --fit=12GiB
 expect_exit 0 '"total": 30135168' mem "$ROOT/configs/small_4070.conf" --device=cuda --format=json
 expect_exit 0 "kind,name,category" mem "$ROOT/configs/small_4070.conf" --format=csv
