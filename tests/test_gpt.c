@@ -532,6 +532,95 @@ static void test_gpt_learns_repeating_pattern(void **state) {
     free(text);
 }
 
+/* A small CPU model on a host arena sized by its plan (B=2, T=8). */
+static Arena *host_model(Gpt *g, const GptConfig *c) {
+    Err err = {{0}};
+    Arena *plan = NULL;
+    assert_int_equal(gpt_plan(c, GPT_DEVICE_CPU, 2, 8, 0, &plan, &err), 0);
+    Arena *a = arena_init(ARENA_BACKING_HOST, arena_stats(plan).high_water_bytes, 0, &err);
+    assert_non_null(a);
+    arena_free(plan);
+    assert_int_equal(gpt_build(g, c, GPT_DEVICE_CPU, a, 2, 8, &err), 0);
+    gpt_init_weights(g, 3);
+    return a;
+}
+
+/* attention=cudnn is planned (its f32 log-sum-exp), never run: no backend has its kernels,
+ * and the naive kernel in its place would write (B,NH,T,T) into a (B,NH,T) buffer. */
+static void test_gpt_attention_without_kernels_is_refused(void **state) {
+    GptConfig c = config_make(2, 2, 16, 8, 32, 32, 0, 0, 0);
+    Err err = {{0}};
+    c.attention = GPT_ATTENTION_CUDNN;
+    Arena *plan = NULL;
+    assert_int_equal(gpt_plan(&c, GPT_DEVICE_CUDA, 2, 8, 0, &plan, &err), 0);
+    arena_free(plan);
+    assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, 2, 8, 0, &plan, &err), -1);
+    assert_non_null(strstr(err.msg, "attention=cudnn needs --device=cuda"));
+    arena_free(plan);
+
+    /* a running model whose config asks for kernels its backend lacks refuses every phase */
+    c.attention = GPT_ATTENTION_NAIVE;
+    Gpt g;
+    Arena *a = host_model(&g, &c);
+    size_t used = arena_stats(a).used_bytes;
+    g.config.attention = GPT_ATTENTION_CUDNN;
+    int32_t x[16] = {0}, y[16] = {0};
+    float loss = -1.0f, logits[2 * 32];
+    err.msg[0] = 0;
+    assert_int_equal(gpt_forward(&g, x, y, 2, 8, 0, &loss, &err), -1);
+    assert_non_null(strstr(err.msg, "attention=cudnn has no kernels in the cpu backend"));
+    assert_true(loss == -1.0f);
+    assert_int_equal(gpt_forward(&g, x, y, 2, 8, 1, &loss, &err), -1);
+    assert_int_equal(gpt_forward_last_logits(&g, x, 2, 8, logits, &err), -1);
+    assert_non_null(strstr(err.msg, "gpt_forward_last_logits: attention=cudnn"));
+    assert_int_equal(arena_stats(a).used_bytes, used);
+    g.config.attention = GPT_ATTENTION_NAIVE;
+    gpt_free(&g);
+    arena_free(a);
+}
+
+static const char INJECTED_FAULT[] = "illegal memory access (injected)";
+static int faulted_last_error(char *msg, size_t len) {
+    snprintf(msg, len, "%s", INJECTED_FAULT);
+    return 1;
+}
+
+/* After a device fault the values copied back are not results: the eval loss, the sampling
+ * logits and the update's gradient norm report the device error instead, and free what they
+ * allocated. */
+static void test_gpt_device_error_is_reported(void **state) {
+    GptConfig c = config_make(2, 2, 16, 8, 32, 32, 0, 0, 0);
+    Gpt g;
+    Arena *a = host_model(&g, &c);
+    size_t used = arena_stats(a).used_bytes;
+    GptBackend faulty = *gpt_backend_cpu();
+    faulty.last_error = faulted_last_error;
+    g.backend = &faulty;
+    int32_t x[16] = {0}, y[16] = {0};
+    float loss = -1.0f, logits[2 * 32], norm = -1.0f;
+    Err err = {{0}};
+    assert_int_equal(gpt_forward(&g, x, y, 2, 8, 0, &loss, &err), -1);
+    assert_non_null(strstr(err.msg, "gpt_forward: device error: illegal memory access"));
+    assert_true(loss == -1.0f);
+    assert_int_equal(arena_stats(a).used_bytes, used);
+    assert_int_equal(gpt_forward(&g, x, y, 2, 8, 1, &loss, &err), -1);
+    assert_int_equal(arena_stats(a).used_bytes, used);
+    err.msg[0] = 0;
+    assert_int_equal(gpt_forward_last_logits(&g, x, 2, 8, logits, &err), -1);
+    assert_non_null(strstr(err.msg, "gpt_forward_last_logits: device error"));
+    assert_int_equal(arena_stats(a).used_bytes, used);
+    err.msg[0] = 0;
+    assert_int_equal(gpt_update(&g, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 1, 1.0f, &norm, &err),
+                     -1);
+    assert_non_null(strstr(err.msg, "gpt_update: device error"));
+    assert_true(norm == -1.0f);
+    assert_int_equal(arena_stats(a).used_bytes, used);
+    g.backend = gpt_backend_cpu();
+    gpt_free(&g);
+    assert_int_equal(arena_stats(a).used_bytes, 0);
+    arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gpt_param_counts_small_4070),
@@ -547,6 +636,8 @@ int main(void) {
         cmocka_unit_test(test_gpt_padded_vocab_takes_no_part),
         cmocka_unit_test(test_gpt_eval_forward_frees_everything),
         cmocka_unit_test(test_gpt_learns_repeating_pattern),
+        cmocka_unit_test(test_gpt_attention_without_kernels_is_refused),
+        cmocka_unit_test(test_gpt_device_error_is_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
