@@ -35,7 +35,8 @@
  * (+=) across gpt_backward calls until gpt_zero_grad; gpt_update divides them by grad_scale.
  * On the CPU every recompute mode gives bit-identical gradients (same kernels, same order).
  *
- * Not here: model files (model_file.*), data, the training loop, CUDA kernels. */
+ * Not here: model files (model_io.*), data, the training loop, CUDA kernels.
+ * Conventions (tensor names, shapes, the stack, errors): docs/ARCHITECTURE.md. */
 #ifndef ARENAGPT_GPT_H
 #define ARENAGPT_GPT_H
 

@@ -320,7 +320,7 @@ static void fill_small_arena(Arena *a) {
     arena_alloc(a, ARENA_CAT_GRADS, ARENA_DTYPE_F32, 3, shape, "grad.h.0.attn.c_attn.weight");
     arena_alloc(a, ARENA_CAT_OPTIMIZER, ARENA_DTYPE_F32, 3, shape, "adam.m.x");
     Tensor *x = arena_alloc(a, ARENA_CAT_ACTIVATIONS, ARENA_DTYPE_F16, 3, shape, "act.\"q\"");
-    Tensor *w = arena_alloc(a, ARENA_CAT_WORKSPACE, ARENA_DTYPE_U8, 1, shp1(3000), "ws.cublaslt");
+    Tensor *w = arena_alloc(a, ARENA_CAT_WORKSPACE, ARENA_DTYPE_U8, 1, shp1(3000), "ws.backend");
     arena_release(a, w);
     arena_release(a, x);
 }

@@ -49,7 +49,7 @@ static void tokens_random(int32_t *x, int64_t n, int64_t V, uint64_t seed) {
 /* ------------------------------------------------------------------------------------- */
 
 static void test_gpt_param_counts_small_4070(void **state) {
-    /* configs/small_4070.conf: the numbers DESIGN.md and nanoGPT give for this model */
+    /* configs/small_4070.conf: the numbers nanoGPT gives for this model (README) */
     GptConfig c = config_make(6, 6, 384, 512, 50304, 50304, 0, 0, 0);
     GptParamCounts pc;
     gpt_param_counts(&c, &pc);
