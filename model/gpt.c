@@ -829,6 +829,69 @@ static int build_fail(Gpt *g, Err *err) {
     return -1;
 }
 
+/* g->params: one entry per parameter tensor in llm.c order (kind-major, then layer). */
+static void params_index(Gpt *g) {
+    const GptConfig *c = &g->config;
+    int n = 0;
+    int64_t shape[2];
+    for (int k = 0; k < GPT_PARAM_KIND_COUNT; k++)
+        if (gpt_param_shape(c, (GptParamKind)k, shape))
+            n += gpt_param_is_per_layer((GptParamKind)k) ? (int)c->n_layer : 1;
+    g->params = calloc((size_t)n, sizeof(GptParam));
+    ASSERT(g->params != NULL);
+    int i = 0;
+    for (int k = 0; k < GPT_PARAM_KIND_COUNT; k++) {
+        int nd = gpt_param_shape(c, (GptParamKind)k, shape);
+        if (!nd)
+            continue;
+        int per_layer = gpt_param_is_per_layer((GptParamKind)k);
+        g->by_kind[k] = &g->params[i];
+        for (int64_t l = 0; l < (per_layer ? c->n_layer : 1); l++) {
+            GptParam *p = &g->params[i++];
+            p->kind = (GptParamKind)k;
+            p->layer = per_layer ? (int)l : -1;
+            p->decay = nd == 2;
+            p->numel = nd == 2 ? shape[0] * shape[1] : shape[0];
+        }
+    }
+    g->n_params = n;
+}
+
+/* One tensor of parameter p's shape named `<prefix><h.l.>kind` (NULL when refused). */
+static Tensor *param_alloc(Gpt *g, const GptParam *p, ArenaCategory cat, ArenaDtype dt,
+                           const char *prefix) {
+    int64_t shape[2];
+    int nd = gpt_param_shape(&g->config, p->kind, shape);
+    if (p->layer >= 0)
+        return arena_try_alloc(g->arena, cat, dt, nd, shape, "%sh.%d.%s", prefix, p->layer,
+                               PARAM_NAMES[p->kind]);
+    return arena_try_alloc(g->arena, cat, dt, nd, shape, "%s%s", prefix, PARAM_NAMES[p->kind]);
+}
+
+/* Category by category: every param, every grad, then each one's optimizer state (master,
+ * m, v). -1 when the arena refuses. */
+static int params_alloc(Gpt *g) {
+    const GptLayout *lay = g->layout;
+    for (int i = 0; i < g->n_params; i++)
+        if (!(g->params[i].param =
+                  param_alloc(g, &g->params[i], ARENA_CAT_PARAMS, lay->param_dtype, "")))
+            return -1;
+    for (int i = 0; i < g->n_params; i++)
+        if (!(g->params[i].grad =
+                  param_alloc(g, &g->params[i], ARENA_CAT_GRADS, lay->grad_dtype, "grad.")))
+            return -1;
+    for (int i = 0; i < g->n_params; i++) {
+        GptParam *p = &g->params[i];
+        if (lay->has_master &&
+            !(p->master = param_alloc(g, p, ARENA_CAT_OPTIMIZER, ARENA_DTYPE_F32, "master.")))
+            return -1;
+        if (!(p->m = param_alloc(g, p, ARENA_CAT_OPTIMIZER, ARENA_DTYPE_F32, "adam.m.")) ||
+            !(p->v = param_alloc(g, p, ARENA_CAT_OPTIMIZER, ARENA_DTYPE_F32, "adam.v.")))
+            return -1;
+    }
+    return 0;
+}
+
 int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B, int64_t T,
               Err *err) {
     memset(g, 0, sizeof(*g));
@@ -855,97 +918,29 @@ int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B
     if (check_kernels(g, "gpt", err))
         return -1;
 
-    int64_t L = c->n_layer;
-    g->saved = calloc((size_t)L, sizeof(GptSaved));
+    g->saved = calloc((size_t)c->n_layer, sizeof(GptSaved));
     g->top = calloc(1, sizeof(GptTop));
-    ASSERT(g->top != NULL);
-    int n = 0;
-    for (int k = 0; k < GPT_PARAM_KIND_COUNT; k++) {
-        int64_t shape[2];
-        if (gpt_param_shape(c, (GptParamKind)k, shape))
-            n += gpt_param_is_per_layer((GptParamKind)k) ? (int)L : 1;
-    }
-    g->params = calloc((size_t)n, sizeof(GptParam));
-    ASSERT(g->saved && g->params);
-
-    /* entries in llm.c order; allocation category by category: params, grads, optimizer */
-    int i = 0;
-    for (int k = 0; k < GPT_PARAM_KIND_COUNT; k++) {
-        int64_t shape[2];
-        int nd = gpt_param_shape(c, (GptParamKind)k, shape);
-        if (!nd)
-            continue;
-        int per_layer = gpt_param_is_per_layer((GptParamKind)k);
-        g->by_kind[k] = &g->params[i];
-        for (int64_t l = 0; l < (per_layer ? L : 1); l++) {
-            GptParam *p = &g->params[i++];
-            p->kind = (GptParamKind)k;
-            p->layer = per_layer ? (int)l : -1;
-            p->decay = nd == 2;
-            p->numel = nd == 2 ? shape[0] * shape[1] : shape[0];
-        }
-    }
-    g->n_params = n;
-
+    ASSERT(g->saved && g->top);
+    params_index(g);
+    if (params_alloc(g))
+        return build_fail(g, err);
     const GptLayout *lay = g->layout;
-    for (int cat = 0; cat < 3; cat++) {
-        for (i = 0; i < n; i++) {
-            GptParam *p = &g->params[i];
-            int64_t shape[2];
-            int nd = gpt_param_shape(c, p->kind, shape);
-            char name[ARENA_NAME_LEN];
-            if (p->layer >= 0)
-                snprintf(name, sizeof(name), "h.%d.%s", p->layer, PARAM_NAMES[p->kind]);
-            else
-                snprintf(name, sizeof(name), "%s", PARAM_NAMES[p->kind]);
-            if (cat == 0) {
-                p->param = arena_try_alloc(arena, ARENA_CAT_PARAMS, lay->param_dtype, nd, shape,
-                                           "%s", name);
-                if (!p->param)
-                    return build_fail(g, err);
-            } else if (cat == 1) {
-                p->grad = arena_try_alloc(arena, ARENA_CAT_GRADS, lay->grad_dtype, nd, shape,
-                                          "grad.%s", name);
-                if (!p->grad)
-                    return build_fail(g, err);
-            } else {
-                if (lay->has_master) {
-                    p->master = arena_try_alloc(arena, ARENA_CAT_OPTIMIZER, ARENA_DTYPE_F32, nd,
-                                                shape, "master.%s", name);
-                    if (!p->master)
-                        return build_fail(g, err);
-                }
-                p->m = arena_try_alloc(arena, ARENA_CAT_OPTIMIZER, ARENA_DTYPE_F32, nd, shape,
-                                       "adam.m.%s", name);
-                if (!p->m)
-                    return build_fail(g, err);
-                p->v = arena_try_alloc(arena, ARENA_CAT_OPTIMIZER, ARENA_DTYPE_F32, nd, shape,
-                                       "adam.v.%s", name);
-                if (!p->v)
-                    return build_fail(g, err);
-            }
-        }
-    }
     if (lay->backend_workspace_bytes > 0) {
-        int64_t shape[1] = {(int64_t)lay->backend_workspace_bytes};
-        g->ws_backend =
-            arena_try_alloc(arena, ARENA_CAT_WORKSPACE, ARENA_DTYPE_U8, 1, shape, "ws.backend");
+        g->ws_backend = arena_try_alloc(arena, ARENA_CAT_WORKSPACE, ARENA_DTYPE_U8,
+                                        DIMS((int64_t)lay->backend_workspace_bytes), "ws.backend");
         if (!g->ws_backend)
             return build_fail(g, err);
         if (gpt_runs(g) && g->backend->workspace_set)
             g->backend->workspace_set(g->ws_backend->data, g->ws_backend->nbytes);
     }
-    if (gpt_runs(g)) {
-        for (i = 0; i < n; i++) {
+    if (gpt_runs(g))
+        for (int i = 0; i < g->n_params; i++) {
             GptParam *p = &g->params[i];
-            g->backend->memset_zero(p->param->data, p->param->nbytes, g->stream);
-            g->backend->memset_zero(p->grad->data, p->grad->nbytes, g->stream);
-            g->backend->memset_zero(p->m->data, p->m->nbytes, g->stream);
-            g->backend->memset_zero(p->v->data, p->v->nbytes, g->stream);
-            if (p->master)
-                g->backend->memset_zero(p->master->data, p->master->nbytes, g->stream);
+            Tensor *ts[] = {p->param, p->grad, p->m, p->v, p->master};
+            for (int j = 0; j < 5; j++)
+                if (ts[j])
+                    g->backend->memset_zero(ts[j]->data, ts[j]->nbytes, g->stream);
         }
-    }
     return 0;
 }
 
