@@ -122,55 +122,67 @@ static const BlockTensorDesc BLOCK_TENSORS[BT_COUNT] = {
     [BT_IN] = {NULL, ROLE_ACT, {DIM_B, DIM_T, DIM_C}, ALWAYS_SAVED, BT_NONE, GRAD_RESIDUAL},
 };
 
-/* Attention kernels of one kind on one backend (NULL: that backend cannot run it). */
-typedef struct AttentionKernels {
-    void (*forward)(void *out /* (B,T,C) */, void *att /* BT_ATT */, const void *qkv /* (B,T,3C) */,
-                    int64_t B, int64_t T, int64_t C, int64_t NH, void *stream);
-    void (*backward)(void *dqkv /* (B,T,3C) */, void *att /* BT_ATT */,
-                     const void *dout /* (B,T,C) */, const void *qkv /* (B,T,3C) */, int64_t B,
-                     int64_t T, int64_t C, int64_t NH, void *stream);
-} AttentionKernels;
-
-static AttentionKernels naive_kernels(const GptBackend *be) {
-    return (AttentionKernels){be->attention_forward, be->attention_backward};
-}
-static AttentionKernels no_kernels(const GptBackend *be) {
-    (void)be;
-    return (AttentionKernels){NULL, NULL};
-}
-
-/* One attention kind: what its forward saves for backward (the BT_ATT row), on which devices
- * it can be planned, and where its kernels are. */
+/* One attention kind. `saved` is what its forward keeps for its backward (the BT_ATT row);
+ * backward_reads_out: its backward also reads the forward's output y (attn.y then stays on
+ * the stack until the attention backward has run). runs(be): backend be has its kernels;
+ * forward and backward call them (out: y, att: the BT_ATT tensor, the shape arguments as in
+ * backend.h's attention entries). */
 typedef struct AttentionKind {
-    const char *name;
+    const char *name; /* the config value */
     BlockTensorDesc saved;
-    unsigned devices; /* bit per GptDevice */
-    AttentionKernels (*kernels)(const GptBackend *be);
+    unsigned devices; /* where it can be planned: bit per GptDevice */
+    int backward_reads_out;
+    int (*runs)(const GptBackend *be);
+    void (*forward)(const GptBackend *be, void *out /* (B,T,C) */, void *att,
+                    const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C, int64_t NH,
+                    void *stream);
+    void (*backward)(const GptBackend *be, void *dqkv /* (B,T,3C) */, void *att,
+                     const void *dout /* (B,T,C) */, const void *qkv /* (B,T,3C) */,
+                     const void *out /* (B,T,C), or NULL unless backward_reads_out */, int64_t B,
+                     int64_t T, int64_t C, int64_t NH, void *stream);
 } AttentionKind;
 
 #define ON_DEVICE(dev) (1u << (dev))
 
+static int naive_runs(const GptBackend *be) {
+    return be->attention_forward && be->attention_backward;
+}
+static void naive_forward(const GptBackend *be, void *out, void *att, const void *qkv, int64_t B,
+                          int64_t T, int64_t C, int64_t NH, void *stream) {
+    be->attention_forward(out, att, qkv, B, T, C, NH, stream);
+}
+static void naive_backward(const GptBackend *be, void *dqkv, void *att, const void *dout,
+                           const void *qkv, const void *out, int64_t B, int64_t T, int64_t C,
+                           int64_t NH, void *stream) {
+    be->attention_backward(dqkv, att, dout, qkv, B, T, C, NH, stream);
+}
+static int never_runs(const GptBackend *be) { return 0; }
+
 static const AttentionKind ATTENTION_KINDS[GPT_ATTENTION_COUNT] = {
     /* the softmax probabilities, zero above the diagonal */
-    [GPT_ATTENTION_NAIVE] = {"naive",
-                             {"attn.att",
-                              ROLE_ACT,
-                              {DIM_B, DIM_NH, DIM_T, DIM_T},
-                              RECOMPUTED_BY_SELECTIVE,
-                              BT_ATTY,
-                              GRAD_NONE},
-                             ON_DEVICE(GPT_DEVICE_CPU) | ON_DEVICE(GPT_DEVICE_CUDA),
-                             naive_kernels},
-    /* fused SDPA: the f32 log-sum-exp of each row's scores; plan only until its kernels exist */
-    [GPT_ATTENTION_CUDNN] = {"cudnn",
-                             {"attn.lse",
-                              ROLE_F32,
-                              {DIM_B, DIM_NH, DIM_T},
-                              RECOMPUTED_BY_SELECTIVE,
-                              BT_ATTY,
-                              GRAD_NONE},
-                             ON_DEVICE(GPT_DEVICE_CUDA),
-                             no_kernels},
+    [GPT_ATTENTION_NAIVE] = {.name = "naive",
+                             .saved = {"attn.att",
+                                       ROLE_ACT,
+                                       {DIM_B, DIM_NH, DIM_T, DIM_T},
+                                       RECOMPUTED_BY_SELECTIVE,
+                                       BT_ATTY,
+                                       GRAD_NONE},
+                             .devices = ON_DEVICE(GPT_DEVICE_CPU) | ON_DEVICE(GPT_DEVICE_CUDA),
+                             .backward_reads_out = 0,
+                             .runs = naive_runs,
+                             .forward = naive_forward,
+                             .backward = naive_backward},
+    /* fused SDPA: the f32 log-sum-exp of each row's scores; planned only, no backend runs it */
+    [GPT_ATTENTION_CUDNN] = {.name = "cudnn",
+                             .saved = {"attn.lse",
+                                       ROLE_F32,
+                                       {DIM_B, DIM_NH, DIM_T},
+                                       RECOMPUTED_BY_SELECTIVE,
+                                       BT_ATTY,
+                                       GRAD_NONE},
+                             .devices = ON_DEVICE(GPT_DEVICE_CUDA),
+                             .backward_reads_out = 0,
+                             .runs = never_runs},
 };
 
 typedef enum StepKind { STEP_LAYERNORM = 0, STEP_LINEAR, STEP_ATTENTION, STEP_GELU } StepKind;
@@ -243,11 +255,26 @@ static int step_outputs(const BlockStep *st, BlockTensor outs[3]) {
     return n;
 }
 
-/* the tensors a step's backward reads: in, and the side outputs it saved */
-static int step_backward_reads(const BlockStep *st, BlockTensor reads[3]) {
+/* the tensors a step's backward reads: in, the side outputs it saved, and out where the
+ * attention kind says so */
+static int step_backward_reads(const GptConfig *c, const BlockStep *st, BlockTensor reads[4]) {
     int n = step_outputs(st, reads) - 1; /* every output but out */
     reads[n++] = st->in;
+    if (st->kind == STEP_ATTENTION && ATTENTION_KINDS[c->attention].backward_reads_out)
+        reads[n++] = st->out;
     return n;
+}
+
+/* whether a backward step still to run (steps 0..before-1) reads tensor t */
+static int read_by_earlier_step(const GptConfig *c, BlockTensor t, int before) {
+    for (int i = 0; i < before; i++) {
+        BlockTensor reads[4];
+        int n = step_backward_reads(c, &BLOCK_STEPS[i], reads);
+        for (int j = 0; j < n; j++)
+            if (reads[j] == t)
+                return 1;
+    }
+    return 0;
 }
 
 static const BlockStep *step_writing(BlockTensor t) {
@@ -640,6 +667,7 @@ static void step_forward(Block *k, const BlockStep *st) {
     Gpt *g = k->g;
     const GptBackend *be = g->backend;
     const GptConfig *c = &g->config;
+    const AttentionKind *att = &ATTENTION_KINDS[c->attention];
     int64_t C = c->channels, N = k->B * k->T;
     void *scratch[BT_COUNT] = {0};
     BlockTensor outs[3];
@@ -668,8 +696,8 @@ static void step_forward(Block *k, const BlockStep *st) {
                            st->out_c * C, g->stream);
         break;
     case STEP_ATTENTION:
-        ATTENTION_KINDS[c->attention].kernels(be).forward(
-            OUT(st->out), OUT(st->side), bdata(k, st->in), k->B, k->T, C, c->n_head, g->stream);
+        att->forward(be, OUT(st->out), OUT(st->side), bdata(k, st->in), k->B, k->T, C, c->n_head,
+                     g->stream);
         break;
     case STEP_GELU:
         be->gelu_forward(OUT(st->out), bdata(k, st->in), tnumel(*k->slot[st->in]), c->gelu,
@@ -715,16 +743,22 @@ static void block_need(Block *k, BlockTensor t) {
     step_forward(k, st);
 }
 
-/* Pops the tensors a backward step has read, from the top of the activation stack down. */
-static void block_pop(Block *k, const BlockTensor *reads, int n) {
+/* After backward step i: pops the tensors it read that no later backward step reads, from
+ * the top of the activation stack down. */
+static void block_pop(Block *k, int i, const BlockTensor *reads, int n) {
     Gpt *g = k->g;
-    for (int left = n; left > 0; left--) {
+    BlockTensor last[4];
+    int n_last = 0;
+    for (int j = 0; j < n; j++)
+        if (!read_by_earlier_step(&g->config, reads[j], i))
+            last[n_last++] = reads[j];
+    for (int left = n_last; left > 0; left--) {
         int found = 0;
-        for (int j = 0; j < n && !found; j++) {
-            Tensor **slot = k->slot[reads[j]];
+        for (int j = 0; j < n_last && !found; j++) {
+            Tensor **slot = k->slot[last[j]];
             if (*slot && g->n_stack > 0 && g->stack[g->n_stack - 1] == *slot) {
                 act_pop(g, slot);
-                k->popped |= 1u << reads[j];
+                k->popped |= 1u << last[j];
                 found = 1;
             }
         }
@@ -735,14 +769,16 @@ static void block_pop(Block *k, const BlockTensor *reads, int n) {
 /* The backward of one step: recomputes what it reads if needed, accumulates the weight
  * gradients, writes the gradient of `in` (+= into the residual stream for LayerNorm, = for
  * the others), then pops what it read. */
-static void step_backward(Block *k, const BlockStep *st) {
+static void step_backward(Block *k, int i) {
+    const BlockStep *st = &BLOCK_STEPS[i];
     Gpt *g = k->g;
     const GptBackend *be = g->backend;
     const GptConfig *c = &g->config;
+    const AttentionKind *att = &ATTENTION_KINDS[c->attention];
     int64_t C = c->channels, N = k->B * k->T;
     int l = k->l;
-    BlockTensor reads[3];
-    int n = step_backward_reads(st, reads);
+    BlockTensor reads[4];
+    int n = step_backward_reads(c, st, reads);
     for (int j = 0; j < n; j++)
         block_need(k, reads[j]);
     if (k->s->failed)
@@ -760,9 +796,9 @@ static void step_backward(Block *k, const BlockStep *st) {
                                 st->in_c * C, st->out_c * C, g->stream);
             break;
         case STEP_ATTENTION:
-            ATTENTION_KINDS[c->attention].kernels(be).backward(bgrad(k, st->in), bdata(k, st->side),
-                                                               bgrad(k, st->out), bdata(k, st->in),
-                                                               k->B, k->T, C, c->n_head, g->stream);
+            att->backward(be, bgrad(k, st->in), bdata(k, st->side), bgrad(k, st->out),
+                          bdata(k, st->in), att->backward_reads_out ? bdata(k, st->out) : NULL,
+                          k->B, k->T, C, c->n_head, g->stream);
             break;
         case STEP_GELU:
             be->gelu_backward(bgrad(k, st->in), bdata(k, st->in), bgrad(k, st->out),
@@ -770,14 +806,14 @@ static void step_backward(Block *k, const BlockStep *st) {
             break;
         }
     }
-    block_pop(k, reads, n);
+    block_pop(k, i, reads, n);
 }
 
 /* The backward of block l: the steps in reverse. On entry the residual-stream buffer holds
  * dL/d(out); on return dL/d(in). Pops every tensor of the block, and then the input. */
 static void block_backward(Block *k) {
     for (int i = BLOCK_N_STEPS - 1; i >= 0 && !k->s->failed; i--)
-        step_backward(k, &BLOCK_STEPS[i]);
+        step_backward(k, i);
 }
 
 /* Points k's slots at layer l's saved tensors (in: the previous output or the encoder's). */
@@ -802,8 +838,7 @@ static int check_kernels(Gpt *g, const char *what, Err *err) {
     if (!gpt_runs(g))
         return 0;
     const AttentionKind *a = &ATTENTION_KINDS[g->config.attention];
-    AttentionKernels k = a->kernels(g->backend);
-    if (!k.forward || !k.backward)
+    if (!a->runs(g->backend))
         return err_set(err,
                        "%s: attention=%s has no kernels in the %s backend of this build: it can "
                        "be planned (arenagpt mem) but not run; use attention=naive",
