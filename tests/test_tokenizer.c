@@ -100,17 +100,13 @@ static const int32_t shakespeare_first[16] = {5962, 22307, 25,   198, 8421, 356,
                                               2252, 11,    3285, 502, 2740, 13,  198,  198};
 static const int32_t shakespeare_last[8] = {198, 1199, 2915, 14210, 1242, 23137, 13, 198};
 
-static char vocab_dir[4096];
-
 static Tokenizer *gpt2_or_skip(void) {
-    snprintf(vocab_dir, sizeof vocab_dir, "%s/.cache/gpt2", test_root());
+    const char *vocab_dir = test_vocab_dir();
     char p[4200];
     snprintf(p, sizeof p, "%s/encoder.json", vocab_dir);
     FILE *f = fopen(p, "rb");
-    if (!f) {
-        print_message("SKIP: no GPT-2 vocabulary at %s (run scripts/fetch_vocab.sh)\n", vocab_dir);
-        skip();
-    }
+    if (!f)
+        test_data_missing("the GPT-2 vocabulary", vocab_dir);
     fclose(f);
     Err err = {{0}};
     Tokenizer *t = tokenizer_gpt2_from_vocab(vocab_dir, &err);
@@ -120,13 +116,9 @@ static Tokenizer *gpt2_or_skip(void) {
 }
 
 static char *shakespeare_or_skip(size_t *len) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s/../shared/data/tinyshakespeare.txt", test_root());
-    char *b = test_read_file(p, len);
-    if (!b) {
-        print_message("SKIP: %s not found\n", p);
-        skip();
-    }
+    char *b = test_read_file(test_shakespeare_path(), len);
+    if (!b)
+        test_data_missing("tinyshakespeare", test_shakespeare_path());
     return b;
 }
 

@@ -176,3 +176,37 @@ int test_slow(void) {
     const char *s = getenv("ARENAGPT_SLOW_TESTS");
     return !(s && strcmp(s, "0") == 0);
 }
+
+static const char *env_or_root(const char *var, const char *rel, char *buf, size_t len) {
+    const char *v = getenv(var);
+    if (v && *v)
+        return v;
+    snprintf(buf, len, "%s/%s", test_root(), rel);
+    return buf;
+}
+
+const char *test_vocab_dir(void) {
+    static char buf[4096];
+    return env_or_root("ARENAGPT_VOCAB_DIR", ".cache/gpt2", buf, sizeof buf);
+}
+
+const char *test_shakespeare_path(void) {
+    static char buf[4096];
+    return env_or_root("ARENAGPT_SHAKESPEARE", ".cache/tinyshakespeare.txt", buf, sizeof buf);
+}
+
+int test_data_required(void) {
+    const char *req = getenv("ARENAGPT_REQUIRE_DATA");
+    return req && strcmp(req, "1") == 0;
+}
+
+void test_data_missing(const char *what, const char *path) {
+    if (test_data_required()) {
+        print_error("%s missing at %s, although make test's set-up has run (scripts/setup.sh "
+                    "fetches it; VOCAB_DIR / SHAKESPEARE in the Makefile say where)\n",
+                    what, path);
+        fail();
+    }
+    print_message("SKIP: %s missing at %s (run scripts/setup.sh)\n", what, path);
+    skip();
+}

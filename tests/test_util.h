@@ -36,6 +36,16 @@ void test_write_file(const char *path, const void *p, size_t n);
 /* A whole file, NUL-terminated (not counted in *len); NULL when it cannot be opened. Fails the
  * test on a short read. The caller frees. */
 char *test_read_file(const char *path, size_t *len);
+/* The test data make test's set-up fetches (scripts/setup.sh), where the Makefile says
+ * (VOCAB_DIR, SHAKESPEARE): $ARENAGPT_VOCAB_DIR, else <root>/.cache/gpt2 (encoder.json,
+ * vocab.bpe), and $ARENAGPT_SHAKESPEARE, else <root>/.cache/tinyshakespeare.txt. */
+const char *test_vocab_dir(void);
+const char *test_shakespeare_path(void);
+/* Data a test needs is missing at path: fails the test when ARENAGPT_REQUIRE_DATA=1 (make
+ * test after its set-up: the data must be there), else skips it with the reason. */
+void test_data_missing(const char *what, const char *path);
+/* Whether ARENAGPT_REQUIRE_DATA=1 (missing data fails instead of skipping). */
+int test_data_required(void);
 /* The repository root (ARENAGPT_ROOT, else "."). */
 const char *test_root(void);
 /* Runs a shell command, returns its exit status (or -1 if it did not exit normally). */
