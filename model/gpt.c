@@ -187,16 +187,17 @@ static const AttentionKind ATTENTION_KINDS[GPT_ATTENTION_COUNT] = {
 
 typedef enum StepKind { STEP_LAYERNORM = 0, STEP_LINEAR, STEP_ATTENTION, STEP_GELU } StepKind;
 
-/* One step of the block. Its backward reads `in` and the side outputs (never `out`) and
- * writes the gradient of `in` from the gradient of `out`. */
+/* One step of the block. Its backward reads `in` and the side outputs (and `out` only for an
+ * attention kind with backward_reads_out) and writes the gradient of `in` from the gradient
+ * of `out`. */
 typedef struct BlockStep {
     StepKind kind;
     BlockTensor out;  /* what it computes */
     BlockTensor in;   /* what it reads */
     BlockTensor side; /* LayerNorm: mean (rstd is side + 1); attention: att; linear: the residual
                          added to out (read, not written); else BT_NONE */
-    GptParamKind weight, bias;
-    int in_c, out_c; /* linear: in and out features as multiples of C */
+    GptParamKind weight, bias; /* LayerNorm and linear only */
+    int in_c, out_c;           /* linear: in and out features as multiples of C */
 } BlockStep;
 
 /* a LayerNorm step names its mean; its rstd is the next tensor */
