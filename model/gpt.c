@@ -630,9 +630,9 @@ static void *bgrad(Block *k, BlockTensor t) {
     return k->grad[block_desc(&k->g->config, t)->grad]->data;
 }
 
-/* Allocates tensor t of block l: an activation pushed on the stack when `saved`, workspace
- * otherwise. */
-static void block_alloc(Block *k, BlockTensor t, int saved) {
+/* The shape (returns ndim), dtype and byte size of tensor t in pass k. */
+static int block_shape(const Block *k, BlockTensor t, int64_t shape[4], ArenaDtype *dt,
+                       size_t *nbytes) {
     const GptConfig *c = &k->g->config;
     const BlockTensorDesc *d = block_desc(c, t);
     int64_t dims[] = {[DIM_B] = k->B,
@@ -641,15 +641,38 @@ static void block_alloc(Block *k, BlockTensor t, int saved) {
                       [DIM_3C] = 3 * c->channels,
                       [DIM_4C] = 4 * c->channels,
                       [DIM_NH] = c->n_head};
-    int64_t shape[4];
     int ndim = 0;
+    int64_t numel = 1;
     while (ndim < 4 && d->shape[ndim] != DIM_END) {
         shape[ndim] = dims[d->shape[ndim]];
-        ndim++;
+        numel *= shape[ndim++];
     }
-    ArenaDtype dt = d->dtype == ROLE_F32 ? ARENA_DTYPE_F32 : k->g->layout->act_dtype;
-    *k->slot[t] =
-        step_alloc(k->s, saved, dt, ndim, shape, "%s.h.%d.%s", saved ? "act" : "ws", k->l, d->name);
+    *dt = d->dtype == ROLE_F32 ? ARENA_DTYPE_F32 : k->g->layout->act_dtype;
+    *nbytes = (size_t)numel * arena_dtype_size(*dt);
+    return ndim;
+}
+
+/* Allocates tensor t of block l: an activation pushed on the stack when `saved`, workspace
+ * otherwise. */
+static void block_alloc(Block *k, BlockTensor t, int saved) {
+    int64_t shape[4];
+    ArenaDtype dt;
+    size_t nbytes;
+    int ndim = block_shape(k, t, shape, &dt, &nbytes);
+    *k->slot[t] = step_alloc(k->s, saved, dt, ndim, shape, "%s.h.%d.%s", saved ? "act" : "ws", k->l,
+                             block_desc(&k->g->config, t)->name);
+}
+
+/* Where a recompute writes an output the backward has already consumed: the gradient
+ * buffer of the step's input, which that step's backward is about to overwrite. */
+static void *block_scratch(Block *k, const BlockStep *st, BlockTensor t) {
+    int64_t shape[4];
+    ArenaDtype dt;
+    size_t nbytes;
+    block_shape(k, t, shape, &dt, &nbytes);
+    Tensor *buf = k->grad[block_desc(&k->g->config, st->in)->grad];
+    ASSERT_MSG(buf->nbytes >= nbytes, "recompute scratch smaller than the output it takes");
+    return buf->data;
 }
 
 /* Whether pass k saves tensor t (an activation) or keeps it as forward workspace. */
@@ -662,8 +685,8 @@ static int block_saves(const Block *k, BlockTensor t) {
 }
 
 /* Runs the forward of one step: allocates its outputs that are not live, then the kernel.
- * In backward (a recompute) an output whose backward reader has already run goes to the
- * gradient buffer of the step's input, which that reader's step is about to overwrite. */
+ * In backward (a recompute) an output whose backward reader has already run goes to
+ * block_scratch. */
 static void step_forward(Block *k, const BlockStep *st) {
     Gpt *g = k->g;
     const GptBackend *be = g->backend;
@@ -677,7 +700,7 @@ static void step_forward(Block *k, const BlockStep *st) {
         if (*k->slot[outs[j]])
             continue;
         if (k->phase == BLOCK_BACKWARD && (k->popped & (1u << outs[j])))
-            scratch[outs[j]] = bgrad(k, st->in);
+            scratch[outs[j]] = block_scratch(k, st, outs[j]);
         else
             block_alloc(k, outs[j], block_saves(k, outs[j]));
     }
