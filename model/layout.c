@@ -41,18 +41,17 @@ const GptLayout *gpt_layout_grad_f32(GptDevice dev) {
     return dev == GPT_DEVICE_CUDA ? &LAYOUT_CUDA_GRAD_F32 : &LAYOUT_CPU;
 }
 
-/* Weak: a build whose CUDA objects do not (yet) define it still links, with no CUDA backend. */
-extern const GptBackend *gpt_backend_cuda(void) __attribute__((weak));
-extern const GptBackend *gpt_backend_cuda_grad_f32(void) __attribute__((weak));
-
+/* gpt_backend_cuda() and gpt_backend_cuda_grad_f32() are model/cuda/'s, or
+ * model/backend_cuda_nocuda.c's NULL in a build without CUDA (the Makefile links one or the
+ * other). */
 const GptBackend *gpt_backend(GptDevice dev) {
     if (dev == GPT_DEVICE_CUDA)
-        return gpt_backend_cuda ? gpt_backend_cuda() : NULL;
+        return gpt_backend_cuda();
     return gpt_backend_cpu();
 }
 
 const GptBackend *gpt_backend_for(const GptLayout *lay) {
     if (lay->device == GPT_DEVICE_CUDA && lay->grad_dtype == ARENA_DTYPE_F32)
-        return gpt_backend_cuda_grad_f32 ? gpt_backend_cuda_grad_f32() : NULL;
+        return gpt_backend_cuda_grad_f32();
     return gpt_backend(lay->device);
 }

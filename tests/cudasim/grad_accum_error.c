@@ -12,7 +12,8 @@
  * overflows). Printed per N: relative L2 errors ||a - b|| / ||b|| over all weight gradients,
  * grad.wte's alone, and the worst tensor.
  *
- * Usage: grad_accum_error TEXT_FILE [N ...]   (default N: 4 40). Only in simulated builds
+ * Usage: grad_accum_error TEXT_FILE [chunk=K] [N ...]   (default: loss_chunk 32 tokens, 4
+ * chunks per micro-step; N 4 40). Only in simulated builds
  * (make grad-accum-sim); its figures are simulator figures. Exits 1 on a failure. */
 #include <math.h>
 #include <stdio.h>
@@ -29,7 +30,8 @@
 #define T 32
 #define B 4
 #define V 256
-#define LOSS_CHUNK 32 /* B*T / LOSS_CHUNK = 4 loss-head chunks add into grad.wte per micro-step */
+/* default tokens per loss-head chunk: B*T / 32 = 4 chunks add into grad.wte per micro-step */
+#define LOSS_CHUNK 32
 #define SCALE_INIT 65536.0f
 #define F16_MAX 65504.0
 #define DEV_BYTES ((size_t)256 << 20)
@@ -41,6 +43,8 @@ typedef struct {
     int finite;
 } Grads;
 
+static int64_t g_loss_chunk = LOSS_CHUNK;
+
 static GptConfig model_config(int grad_f32) {
     GptConfig c;
     memset(&c, 0, sizeof(c));
@@ -51,7 +55,7 @@ static GptConfig model_config(int grad_f32) {
     c.vocab_size = V;
     c.padded_vocab_size = V;
     c.bias = 1;
-    c.loss_chunk = LOSS_CHUNK;
+    c.loss_chunk = g_loss_chunk;
     c.grad_f32 = grad_f32;
     return c;
 }
@@ -131,13 +135,21 @@ static double rel_l2(const Grads *a, const Grads *b, const int64_t *numel, int l
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: grad_accum_error TEXT_FILE [N ...]\n");
+        fprintf(stderr, "usage: grad_accum_error TEXT_FILE [chunk=K] [N ...]\n");
         return 2;
     }
-    int steps[16] = {4, 40}, n_steps = 2;
-    if (argc > 2) {
+    int steps[16] = {4, 40}, n_steps = 2, first = 2;
+    if (argc > 2 && strncmp(argv[2], "chunk=", 6) == 0) {
+        g_loss_chunk = atoi(argv[2] + 6);
+        if (g_loss_chunk < 1 || g_loss_chunk > B * T) {
+            fprintf(stderr, "grad_accum_error: '%s': expected chunk=1..%d\n", argv[2], B * T);
+            return 2;
+        }
+        first = 3;
+    }
+    if (argc > first) {
         n_steps = 0;
-        for (int a = 2; a < argc && n_steps < 16; a++) {
+        for (int a = first; a < argc && n_steps < 16; a++) {
             steps[n_steps] = atoi(argv[a]);
             if (steps[n_steps] < 1 || steps[n_steps] > 1000) {
                 fprintf(stderr, "grad_accum_error: N = '%s': expected 1..1000\n", argv[a]);
@@ -210,7 +222,8 @@ int main(int argc, char **argv) {
 
     printf("model: n_layer %d, n_head %d, n_embd %d, block_size %d, vocab %d (bytes of %s), "
            "batch %d, loss_chunk %d (%d chunks per micro-step)\n",
-           L, NH, CH, T, V, argv[1], B, LOSS_CHUNK, B * T / LOSS_CHUNK);
+           L, NH, CH, T, V, argv[1], B, (int)g_loss_chunk,
+           (int)((B * T + g_loss_chunk - 1) / g_loss_chunk));
     printf("| micro-steps N | loss scale | f16-accumulated vs f32-accumulated (all grads) | "
            "same, grad.wte | worst tensor | CUDA f16 grads vs CPU f32 | CUDA f32 grads vs CPU "
            "f32 |\n|---|---|---|---|---|---|---|\n");
