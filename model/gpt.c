@@ -310,6 +310,51 @@ static int step_recomputed(const GptConfig *c, const BlockStep *st, GptRecompute
     return 0;
 }
 
+/* The tables' own consistency, checked once per process by gpt_build (ASSERT: a wrong table is
+ * a bug): every block tensor is written by exactly one step, after what that step reads
+ * (the steps run in allocation order); a workspace copy lives at least until its last forward
+ * reader; a residual input shares its gradient buffer with the step's output (the identity
+ * path); only GELU's backward works in place. */
+static void block_tables_check_kind(const GptConfig *c) {
+    int writer[BT_COUNT];
+    for (int t = 0; t < BT_COUNT; t++)
+        writer[t] = -1;
+    for (int i = 0; i < BLOCK_N_STEPS; i++) {
+        const BlockStep *st = &BLOCK_STEPS[i];
+        BlockTensor outs[3];
+        int n = step_outputs(st, outs);
+        for (int j = 0; j < n; j++) {
+            ASSERT_MSG(writer[outs[j]] < 0, "a block tensor is written by two steps");
+            ASSERT_MSG(j == 0 || outs[j] > outs[j - 1], "a step's outputs out of allocation order");
+            ASSERT_MSG(st->in == BT_IN || st->in < outs[j], "a step reads a later tensor");
+            writer[outs[j]] = i;
+        }
+        if (st->kind == STEP_LINEAR && st->side != BT_NONE)
+            ASSERT_MSG(block_desc(c, st->side)->grad == block_desc(c, st->out)->grad,
+                       "a residual and the output it adds to need one gradient buffer");
+        ASSERT_MSG(st->kind == STEP_GELU ||
+                       block_desc(c, st->in)->grad != block_desc(c, st->out)->grad,
+                   "a backward would overwrite the gradient it reads");
+    }
+    for (int t = 0; t < BT_OUT; t++) {
+        ASSERT_MSG(writer[t] >= 0, "a block tensor no step writes");
+        int until = writer[block_desc(c, (BlockTensor)t)->until];
+        ASSERT_MSG(until >= writer[t], "a workspace tensor released before it is written");
+        for (int i = 0; i < BLOCK_N_STEPS; i++) {
+            const BlockStep *st = &BLOCK_STEPS[i];
+            if (st->in == t || (st->kind == STEP_LINEAR && st->side == t))
+                ASSERT_MSG(until >= i, "a workspace tensor released before its last reader");
+        }
+    }
+}
+
+static void block_tables_check(void) {
+    for (int a = 0; a < GPT_ATTENTION_COUNT; a++) {
+        GptConfig c = {.attention = (GptAttention)a};
+        block_tables_check_kind(&c);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* configuration                                                                             */
 
@@ -976,6 +1021,11 @@ int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B
                        dev == GPT_DEVICE_CUDA ? "cuda" : "cpu");
     if (check_kernels(g, "gpt", err))
         return -1;
+    static int tables_checked;
+    if (!tables_checked) {
+        block_tables_check();
+        tables_checked = 1;
+    }
 
     g->saved = calloc((size_t)c->n_layer, sizeof(GptSaved));
     g->top = calloc(1, sizeof(GptTop));
