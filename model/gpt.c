@@ -1278,6 +1278,23 @@ static float loss_head(StepCtx *s, Tensor *lnf, const int32_t *targets, int64_t 
     return mean;
 }
 
+/* ln_f over the last block's output x (B,T,C): its mean, rstd and output, saved (act.*) for
+ * a training forward, workspace otherwise. Returns the output (NULL when refused). */
+static Tensor *final_layernorm(StepCtx *s, Tensor *x, int saved, Tensor **mean, Tensor **rstd) {
+    Gpt *g = s->g;
+    int64_t B = x->shape[0], T = x->shape[1], C = x->shape[2];
+    const char *pre = saved ? "act" : "ws";
+    *mean = step_alloc(s, saved, ARENA_DTYPE_F32, DIMS(B, T), "%s.ln_f.mean", pre);
+    *rstd = step_alloc(s, saved, ARENA_DTYPE_F32, DIMS(B, T), "%s.ln_f.rstd", pre);
+    Tensor *lnf = step_alloc(s, saved, g->layout->act_dtype, DIMS(B, T, C), "%s.ln_f", pre);
+    if (s->failed || !gpt_runs(g))
+        return lnf;
+    g->backend->layernorm_forward(lnf->data, (*mean)->data, (*rstd)->data, x->data,
+                                  pdata(g, GPT_PARAM_LNFW, -1), pdata(g, GPT_PARAM_LNFB, -1), B * T,
+                                  C, g->stream);
+    return lnf;
+}
+
 static int check_shape(Gpt *g, int64_t B, int64_t T, Err *err) {
     if (B <= 0 || T <= 0 || B > g->B || T > g->T)
         return err_set(err, "gpt: batch shape B=%lld T=%lld outside the built B=%lld T=%lld",
@@ -1303,28 +1320,17 @@ int gpt_forward(Gpt *g, const int32_t *inputs, const int32_t *targets, int64_t B
     if (check_kernels(g, "gpt_forward", err))
         return -1;
     StepCtx s = {.g = g, .err = err};
-    const GptBackend *be = g->backend;
     int run = gpt_runs(g);
-    int64_t C = g->config.channels, N = B * T;
-    ArenaDtype adt = g->layout->act_dtype;
+    int64_t N = B * T;
     GptTop *top = gpt_top(g);
     arena_trace_mark(g->arena, "%s", for_backward ? "forward" : "forward (eval)");
 
     Tensor *x = forward_blocks(&s, inputs, B, T, for_backward);
     if (s.failed)
         return step_fail(&s);
-    Tensor *mean = step_alloc(&s, for_backward, ARENA_DTYPE_F32, DIMS(B, T), "%s.ln_f.mean",
-                              for_backward ? "act" : "ws");
-    Tensor *rstd = step_alloc(&s, for_backward, ARENA_DTYPE_F32, DIMS(B, T), "%s.ln_f.rstd",
-                              for_backward ? "act" : "ws");
-    Tensor *lnf =
-        step_alloc(&s, for_backward, adt, DIMS(B, T, C), "%s.ln_f", for_backward ? "act" : "ws");
+    Tensor *mean, *rstd, *lnf = final_layernorm(&s, x, for_backward, &mean, &rstd);
     if (s.failed)
         return step_fail(&s);
-    if (run)
-        be->layernorm_forward(lnf->data, mean->data, rstd->data, x->data,
-                              pdata(g, GPT_PARAM_LNFW, -1), pdata(g, GPT_PARAM_LNFB, -1), N, C,
-                              g->stream);
     float loss = 0.0f;
     if (targets || (for_backward && !run)) {
         float dscale = for_backward ? g->loss_scale / (float)N : 0.0f;
@@ -1358,21 +1364,16 @@ int gpt_forward_last_logits(Gpt *g, const int32_t *inputs, int64_t B, int64_t T,
     StepCtx s = {.g = g, .err = err};
     const GptBackend *be = g->backend;
     int run = gpt_runs(g);
-    int64_t C = g->config.channels, Vp = g->config.padded_vocab_size, N = B * T;
+    int64_t C = g->config.channels, Vp = g->config.padded_vocab_size;
     ArenaDtype adt = g->layout->act_dtype;
     Tensor *x = forward_blocks(&s, inputs, B, T, 0);
     if (s.failed)
         return step_fail(&s);
-    Tensor *mean = step_alloc(&s, 0, ARENA_DTYPE_F32, DIMS(B, T), "ws.ln_f.mean");
-    Tensor *rstd = step_alloc(&s, 0, ARENA_DTYPE_F32, DIMS(B, T), "ws.ln_f.rstd");
-    Tensor *lnf = step_alloc(&s, 0, adt, DIMS(B, T, C), "ws.ln_f");
+    Tensor *mean, *rstd, *lnf = final_layernorm(&s, x, 0, &mean, &rstd);
     Tensor *lg = step_alloc(&s, 0, adt, DIMS(B, Vp), "ws.logits");
     if (s.failed)
         return step_fail(&s);
     if (run) {
-        be->layernorm_forward(lnf->data, mean->data, rstd->data, x->data,
-                              pdata(g, GPT_PARAM_LNFW, -1), pdata(g, GPT_PARAM_LNFB, -1), N, C,
-                              g->stream);
         /* gather the last row of each sequence: a matmul over the rows b*T+T-1 only */
         for (int64_t b = 0; b < B; b++)
             be->matmul_forward(trow(lg, b, Vp), trow(lnf, b * T + T - 1, C),
