@@ -326,3 +326,31 @@ out:
     free(data);
     return rc;
 }
+
+int checkpoint_read_config(const char *path, char **text_out, Err *err) {
+    *text_out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set(err, "cannot open checkpoint '%s': %s", path, strerror(errno));
+    CheckpointHeader h;
+    int rc = -1;
+    if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, "AGPTSTAT", 8) != 0 ||
+        h.version != CHECKPOINT_VERSION || h.header_bytes != sizeof h ||
+        h.config_bytes > (1u << 20)) {
+        err_set(err, "'%s' is not a checkpoint of this build (bad header)", path);
+    } else {
+        char *text = malloc((size_t)h.config_bytes + 1);
+        if (!text) {
+            err_set(err, "out of host memory reading '%s'", path);
+        } else if (fread(text, 1, (size_t)h.config_bytes, f) != (size_t)h.config_bytes) {
+            free(text);
+            err_set(err, "checkpoint '%s' is truncated (in its stored config)", path);
+        } else {
+            text[h.config_bytes] = 0;
+            *text_out = text;
+            rc = 0;
+        }
+    }
+    fclose(f);
+    return rc;
+}
