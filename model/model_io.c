@@ -267,7 +267,10 @@ int model_file_write(Gpt *g, const char *path, Err *err) {
             GptParam *p = gpt_param(g, kind, l);
             if (p) {
                 ASSERT((size_t)p->numel == n);
-                gpt_param_read_f32(g, p, buf);
+                if (p->master) /* the f32 weights the optimizer updates, not their f16 copy */
+                    g->backend->copy_to_host(buf, p->master->data, n * sizeof(float), g->stream);
+                else
+                    gpt_param_read_f32(g, p, buf);
             } else {
                 ASSERT(model_file_kind_is_bias(kind) && !c->bias);
                 memset(buf, 0, n * sizeof(float));
