@@ -6,15 +6,17 @@
  * tokens, so the mean of the batch means is the mean over all tokens. Printed on stdout as
  * `loss <value>` with 6 decimals (a short description goes to stderr). No randomness.
  *
- * The model's shape comes from the file's header (maxT, V, L, NH, C, Vp); bias and gelu come
- * from the config, as for llm.c files. block_size may be shorter than the file's maxT.
+ * The run's shape comes from run_setup (run_common.h): the file's header (maxT, V, L, NH, C,
+ * Vp); bias, gelu, block_size and the data from the config, or, for a run directory, from its
+ * stored config; block_size defaults to the file's maxT and may be shorter; the shard
+ * defaults to <data_dir>/val.bin.
  * The shard (one file or a glob, llm.c format or nanoGPT's with data_format) is read by the
  * data loader's sequential windows. Memory: one arena, sized by planning the same build +
  * forward on a plan arena first.
  *
  * Exit codes: 0 ok; 1 a model or data error (unreadable or malformed file, shard too short,
- * token >= V, arena refusal); 2 a usage error (no model file or shard given, block_size
- * above the model's maxT). */
+ * token >= V, arena refusal); 2 a usage error (no model given, a path that is not a model
+ * file, block_size above the model's maxT). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,45 +51,19 @@ static int eval_plan_bytes(const GptConfig *c, GptDevice dev, int64_t B, int64_t
     return rc;
 }
 
-int cmd_eval(const TrainConfig *cfg) {
+int cmd_eval(const TrainConfig *user_cfg) {
     Err err = {{0}};
-    const char *model_path = cfg->init_from;
-    if (model_path[0] == '\0' || strcmp(model_path, "scratch") == 0 ||
-        strcmp(model_path, "resume") == 0) {
-        fprintf(stderr,
-                "arenagpt eval: init_from = '%s': eval needs a model file "
-                "(--init_from=MODEL.bin, llm.c format)\n",
-                model_path);
-        return CONFIG_EXIT_USAGE;
-    }
-    if (cfg->data[0] == '\0') {
-        fprintf(stderr, "arenagpt eval: no shard given (--data=SHARD.bin)\n");
-        return CONFIG_EXIT_USAGE;
-    }
-    GptConfig c;
-    memset(&c, 0, sizeof(c));
-    c.bias = cfg->bias;
-    c.gelu = cfg->gelu == CONFIG_GELU_ERF;
-    c.attention = cfg->attention == CONFIG_ATTENTION_CUDNN;
-    c.recompute = GPT_RECOMPUTE_NONE; /* no backward */
-    c.loss_chunk = cfg->loss_chunk;
-    if (gpt_config_from_model_file(model_path, &c, &err)) {
+    static RunSetup rs; /* large (paths); one per process */
+    int setup_rc = run_setup(user_cfg, CONFIG_CMD_EVAL, &rs, &err);
+    if (setup_rc != 0) {
         fprintf(stderr, "arenagpt eval: %s\n", err.msg);
-        return EVAL_EXIT_DATA;
+        return setup_rc;
     }
+    const TrainConfig *cfg = &rs.cfg;
+    const GptConfig c = rs.model;
+    const char *model_path = rs.model_path;
+    const GptDevice dev = rs.dev;
     const int64_t B = cfg->batch_size, T = cfg->block_size, N = cfg->eval_batches;
-    if (T > c.max_seq_len) {
-        fprintf(stderr,
-                "arenagpt eval: block_size %" PRId64 " exceeds the model's maxT %" PRId64
-                " (%s); use --block_size=%" PRId64 " or less\n",
-                T, c.max_seq_len, model_path, c.max_seq_len);
-        return CONFIG_EXIT_USAGE;
-    }
-    GptDevice dev = GPT_DEVICE_CPU;
-    if (run_device(cfg, 0, &dev, &err) || gpt_config_check(&c, dev, &err)) {
-        fprintf(stderr, "arenagpt eval: %s\n", err.msg);
-        return CONFIG_EXIT_USAGE;
-    }
     int64_t n_windows;
     if (B > INT64_MAX / N) {
         fprintf(stderr, "arenagpt eval: eval_batches * batch_size overflows\n");

@@ -1,14 +1,15 @@
 /* cmd_sample.c: `arenagpt sample`: text generation from a model file (llm.c format) or a
- * directory holding model.bin. The prompt is encoded with the tokenizer saved beside the
- * shards; each new token comes from the logits of the last position, cropped to block_size
- * tokens of context, with temperature (0 = argmax) and top_k, from a seeded Rng.
+ * run directory holding model.bin (run_setup, run_common.h: its stored config gives bias,
+ * gelu and the data, so no config file is needed). The prompt is encoded with the tokenizer
+ * saved beside the shards (or tokenizer_file), refused when larger than the model's
+ * vocabulary; each new token comes from the logits of the last position, cropped to the
+ * model's maxT tokens of context, with temperature (0 = argmax) and top_k, from a seeded Rng.
  * Like nanoGPT's generate(), there is no KV cache: every new token runs the whole (cropped)
  * window through the model, so a sample of n tokens costs O(n * T) forward work. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "../data/rng.h"
 #include "../data/tokenizer.h"
@@ -60,48 +61,20 @@ int64_t sample_pick(float *logits, int64_t V, double temperature, int64_t top_k,
     return best;
 }
 
-static void model_path(const char *init_from, char *buf, size_t len) {
-    struct stat st;
-    if (stat(init_from, &st) == 0 && S_ISDIR(st.st_mode))
-        snprintf(buf, len, "%s/model.bin", init_from);
-    else
-        snprintf(buf, len, "%s", init_from);
-}
-
-int cmd_sample(const TrainConfig *cfg) {
+int cmd_sample(const TrainConfig *user_cfg) {
     Err err;
-    GptDevice dev;
-    run_threads(cfg);
-    if (strcmp(cfg->init_from, "scratch") == 0 || strcmp(cfg->init_from, "resume") == 0) {
-        fprintf(stderr, "arenagpt sample: --init_from=FILE_OR_DIR is required (a model file, or "
-                        "a directory with model.bin such as a train out_dir)\n");
-        return CONFIG_EXIT_USAGE;
-    }
-    if (run_device(cfg, 0, &dev, &err) != 0) {
+    run_threads(user_cfg);
+    static RunSetup rs; /* large (paths); one per process */
+    int rc = run_setup(user_cfg, CONFIG_CMD_SAMPLE, &rs, &err);
+    if (rc != 0) {
         fprintf(stderr, "arenagpt sample: %s\n", err.msg);
-        return CONFIG_EXIT_USAGE;
+        return rc;
     }
-    char mpath[2 * CONFIG_STR_LEN];
-    model_path(cfg->init_from, mpath, sizeof mpath);
-    GptConfig c;
-    memset(&c, 0, sizeof c); /* the file gives only the shape */
-    if (gpt_config_from_model_file(mpath, &c, &err) != 0) {
-        fprintf(stderr, "arenagpt sample: %s\n", err.msg);
-        return 1;
-    }
-    c.bias = cfg->bias;
-    c.gelu = cfg->gelu == CONFIG_GELU_ERF;
-    c.recompute = 0;
-    c.loss_chunk = cfg->loss_chunk;
-    c.attention = cfg->attention == CONFIG_ATTENTION_CUDNN;
-
-    char tpath[2 * CONFIG_STR_LEN], dir[CONFIG_STR_LEN];
-    if (cfg->tokenizer_file[0]) {
-        snprintf(tpath, sizeof tpath, "%s", cfg->tokenizer_file);
-    } else {
-        run_data_dir(cfg, dir, sizeof dir);
-        snprintf(tpath, sizeof tpath, "%s/tokenizer.bin", dir);
-    }
+    const TrainConfig *cfg = &rs.cfg;
+    const GptConfig c = rs.model;
+    const GptDevice dev = rs.dev;
+    const char *mpath = rs.model_path;
+    const char *tpath = rs.tokenizer_path;
     Tokenizer *tok = tokenizer_load(tpath, &err);
     if (!tok) {
         fprintf(stderr,
@@ -116,8 +89,8 @@ int cmd_sample(const TrainConfig *cfg) {
     Arena *plan = arena_init(ARENA_BACKING_PLAN, 0, 0, &err);
     Gpt pg;
     float *plan_logits = calloc((size_t)Vp, sizeof *plan_logits);
-    int rc = plan_logits ? gpt_build(&pg, &c, dev, plan, 1, T, &err)
-                         : err_set(&err, "out of host memory");
+    rc = plan_logits ? gpt_build(&pg, &c, dev, plan, 1, T, &err)
+                     : err_set(&err, "out of host memory");
     if (rc == 0)
         rc = gpt_forward_last_logits(&pg, NULL, 1, T, plan_logits, &err);
     free(plan_logits);

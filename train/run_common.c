@@ -98,9 +98,9 @@ static int resolve_init_from(RunSetup *rs, unsigned cmd, Err *err) {
     if (strcmp(from, "scratch") == 0 || strcmp(from, "resume") == 0 || !from[0]) {
         if (needs_model) {
             err_set(err,
-                    "init_from = '%s': a model is needed: --init_from=DIR (a train out_dir) "
-                    "or --init_from=MODEL.bin (llm.c format)",
-                    from);
+                    "init_from = '%s': %s needs a model file: --init_from=DIR (a train "
+                    "out_dir) or --init_from=MODEL.bin (llm.c format)",
+                    from, (cmd & CONFIG_CMD_EVAL) ? "eval" : "sample");
             return CONFIG_EXIT_USAGE;
         }
         return 0;
@@ -118,7 +118,7 @@ static int resolve_init_from(RunSetup *rs, unsigned cmd, Err *err) {
                     from);
             return CONFIG_EXIT_USAGE;
         }
-        err_set(err, "init_from = '%s': %s", from, strerror(errno));
+        err_set(err, "init_from = '%s': cannot open model file: %s", from, strerror(errno));
         return 1;
     }
     if (S_ISDIR(st.st_mode)) {
@@ -199,6 +199,11 @@ int run_setup(const TrainConfig *cfg, unsigned cmd, RunSetup *rs, Err *err) {
         return rc;
     run_data_dir(c, rs->data_dir, sizeof rs->data_dir);
     if ((cmd & CONFIG_CMD_EVAL) && !c->data[0]) {
+        if (!config_is_set(c, "data_dir") && !config_is_set(c, "dataset")) {
+            err_set(err, "no shard given: --data=SHARD.bin, or the data_dir (or dataset) whose "
+                         "val.bin to use, or a run directory as init_from");
+            return CONFIG_EXIT_USAGE;
+        }
         size_t n = strlen(rs->data_dir);
         if (n + sizeof "/val.bin" > sizeof c->data) {
             err_set(err, "data_dir '%s' is too long", rs->data_dir);
@@ -218,7 +223,7 @@ int run_setup(const TrainConfig *cfg, unsigned cmd, RunSetup *rs, Err *err) {
             c->block_size = m.max_seq_len;
         if (c->block_size > m.max_seq_len) {
             err_set(err,
-                    "block_size = %lld is longer than the model's maxT = %lld (%s): use "
+                    "block_size %lld exceeds the model's maxT %lld (%s): use "
                     "--block_size=%lld or less",
                     (long long)c->block_size, (long long)m.max_seq_len, rs->model_path,
                     (long long)m.max_seq_len);
