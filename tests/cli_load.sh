@@ -52,6 +52,10 @@ explicit=$(cd "$TMP/elsewhere" && "$BIN" eval --init_from="$TMP/run/model.bin" -
     --block_size=16 --bias=True --gelu=erf --device=cpu --eval_batches=2 --batch_size=2 2>/dev/null)
 [ -n "$explicit" ] && [ "$explicit" = "$(grep '^loss' "$TMP/out")" ] && ok || bad "eval from the run directory ($(grep '^loss' "$TMP/out")) differs from the explicit form ($explicit)"
 
+# nanoGPT's sample.py way: init_from = resume is the run in out_dir
+expect 0 "to be" sample --init_from=resume --out_dir="$TMP/run" --device=cpu --prompt="to be" --max_new_tokens=5 --num_samples=1
+expect 2 "exceeds the model's maxT 16" sample --init_from="$TMP/run" --device=cpu --block_size=32
+
 # paths that are not model files
 state=$(ls "$TMP/run"/state_*.bin | tail -1)
 expect 2 "a training state" sample --init_from="$state" --device=cpu

@@ -2,8 +2,8 @@
  * run directory holding model.bin (run_setup, run_common.h: its stored config gives bias,
  * gelu and the data, so no config file is needed). The prompt is encoded with the tokenizer
  * saved beside the shards (or tokenizer_file), refused when larger than the model's
- * vocabulary; each new token comes from the logits of the last position, cropped to the
- * model's maxT tokens of context, with temperature (0 = argmax) and top_k, from a seeded Rng.
+ * vocabulary; each new token comes from the logits of the last position, cropped to
+ * block_size tokens of context (default: the model's maxT), with temperature (0 = argmax) and top_k, from a seeded Rng.
  * Like nanoGPT's generate(), there is no KV cache: every new token runs the whole (cropped)
  * window through the model, so a sample of n tokens costs O(n * T) forward work. */
 #include <math.h>
@@ -84,7 +84,8 @@ int cmd_sample(const TrainConfig *user_cfg) {
         return 1;
     }
 
-    const int64_t T = c.max_seq_len, V = c.vocab_size, Vp = c.padded_vocab_size;
+    /* context: block_size (run_setup: at most the model's maxT, its default) */
+    const int64_t T = cfg->block_size, V = c.vocab_size, Vp = c.padded_vocab_size;
     /* size the arena from a plan of exactly what sampling allocates */
     Arena *plan = arena_init(ARENA_BACKING_PLAN, 0, 0, &err);
     Gpt pg;

@@ -60,7 +60,8 @@ static const Key keys[] = {
     {"n_layer", K_INT, OFF(n_layer), MODEL_CMDS, 1, 1024, NULL, "transformer blocks"},
     {"n_head", K_INT, OFF(n_head), MODEL_CMDS, 1, 1024, NULL, "attention heads (divides n_embd)"},
     {"n_embd", K_INT, OFF(n_embd), MODEL_CMDS, 1, 65536, NULL, "channels"},
-    {"block_size", K_INT, OFF(block_size), RUN_CMDS, 1, MAX_BLOCK_SIZE, NULL, "context length T"},
+    {"block_size", K_INT, OFF(block_size), RUN_CMDS, 1, MAX_BLOCK_SIZE, NULL,
+     "context length T (eval, sample: at most the model's maxT, which it defaults to)"},
     {"vocab_size", K_INT, OFF(vocab_size), MODEL_CMDS, 1, MAX_VOCAB, NULL,
      "padded vocabulary Vp, at least the data's; unset: the size of the dataset's tokenizer.bin "
      "(as nanoGPT reads meta.pkl), 50304 without a dataset; at most 65536 (uint16 tokens)"},
@@ -78,7 +79,8 @@ static const Key keys[] = {
     {"loss_chunk", K_INT, OFF(loss_chunk), MODEL_CMDS, 0, I64MAX, NULL,
      "tokens per chunk of the loss head; 0 = automatic"},
     /* optimisation */
-    {"batch_size", K_INT, OFF(batch_size), RUN_CMDS, 1, 1 << 24, NULL, "micro-batch size B"},
+    {"batch_size", K_INT, OFF(batch_size), MODEL_CMDS | CONFIG_CMD_EVAL, 1, 1 << 24, NULL,
+     "micro-batch size B"},
     {"gradient_accumulation_steps", K_INT, OFF(gradient_accumulation_steps), MODEL_CMDS, 1, 1 << 24,
      NULL, "micro-steps per optimizer step"},
     {"learning_rate", K_FLOAT, OFF(learning_rate), CONFIG_CMD_TRAIN, 0, 0, NULL,
@@ -112,14 +114,18 @@ static const Key keys[] = {
      "steps between checkpoints; 0 = at each evaluation"},
     {"keep_checkpoints", K_INT, OFF(keep_checkpoints), CONFIG_CMD_TRAIN, 1, 1000, NULL,
      "checkpoints kept in out_dir"},
-    {"out_dir", K_STR, OFF(out_dir), CONFIG_CMD_TRAIN | CONFIG_CMD_SAMPLE, 0, 0, NULL,
-     "checkpoints, metrics and reports"},
-    {"init_from", K_STR, OFF(init_from), RUN_CMDS, 0, 0, NULL,
-     "scratch, resume (from out_dir), or a model file / checkpoint directory"},
+    {"out_dir", K_STR, OFF(out_dir), CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE, 0, 0,
+     NULL,
+     "train: checkpoints, metrics and reports; eval, sample: the run init_from = resume loads"},
+    {"init_from", K_STR, OFF(init_from), CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE, 0,
+     0, NULL,
+     "scratch, resume (the run in out_dir), a run directory (its model.bin and stored config) "
+     "or an llm.c model file"},
     {"trace_file", K_STR, OFF(trace_file), CONFIG_CMD_TRAIN | CONFIG_CMD_MEM, 0, 0, NULL,
      "write a Chrome trace-event timeline of the arena here (opens in Perfetto)"},
     /* run */
-    {"seed", K_INT, OFF(seed), RUN_CMDS, 0, I64MAX, NULL, "random seed"},
+    {"seed", K_INT, OFF(seed), CONFIG_CMD_TRAIN | CONFIG_CMD_SAMPLE, 0, I64MAX, NULL,
+     "random seed"},
     {"dtype", K_ENUM, OFF(dtype), RUN_CMDS, 0, 0, dtype_names,
      "float16: the CUDA layout (f16 params, grads, activations; f32 master, AdamW; loss "
      "scaling); float32: the CPU's (refused on cuda); the CPU always computes in float32"},

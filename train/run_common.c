@@ -95,7 +95,9 @@ static int resolve_init_from(RunSetup *rs, unsigned cmd, Err *err) {
     TrainConfig *c = &rs->cfg;
     const char *from = c->init_from;
     int needs_model = (cmd & (CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE)) != 0;
-    if (strcmp(from, "scratch") == 0 || strcmp(from, "resume") == 0 || !from[0]) {
+    if (needs_model && strcmp(from, "resume") == 0)
+        from = c->out_dir; /* nanoGPT's sample.py: the run in out_dir */
+    else if (strcmp(from, "scratch") == 0 || strcmp(from, "resume") == 0 || !from[0]) {
         if (needs_model) {
             err_set(err,
                     "init_from = '%s': %s needs a model file: --init_from=DIR (a train "

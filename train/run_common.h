@@ -3,7 +3,8 @@
  * the plan of a training step, and small helpers (time, directories, thousands separators).
  *
  * The run's shape, resolved by run_setup in this order:
- *   - init_from: "scratch" and "resume" load no model file; a directory stands for its
+ *   - init_from: "scratch" and "resume" load no model file (for eval and sample, "resume"
+ *     is the run directory out_dir, as in nanoGPT's sample.py); a directory stands for its
  *     model.bin, and its newest state_*.bin's stored config supplies bias, gelu, block_size
  *     and the data (data_dir, dataset, data_format) that the user did not set; our training
  *     states, PyTorch zip checkpoints and pretrained model names are refused with what to do.
