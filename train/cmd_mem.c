@@ -29,7 +29,7 @@ static const MemMode MODES[] = {
 };
 #define N_MODES ((int)(sizeof MODES / sizeof MODES[0]))
 
-static void mode_apply(const MemMode *m, GptConfig *c) { c->recompute = (int)m->recompute; }
+static void mode_apply(const MemMode *m, GptConfig *c) { c->recompute = m->recompute; }
 
 /* The JSON members that name a mode (after the opening brace). */
 static void mode_json(const MemMode *m, FILE *f) {

@@ -388,9 +388,8 @@ static void print_run_header(const TrainState *s, const RunSetup *rs) {
            "bias %s, gelu %s, recompute %s, attention %s\n",
            (long long)c->n_layer, (long long)c->n_head, (long long)c->channels,
            (long long)c->max_seq_len, (long long)c->padded_vocab_size, vnote,
-           c->bias ? "True" : "False", c->gelu ? "erf" : "tanh",
-           config_recompute_name((ConfigRecompute)c->recompute),
-           config_attention_name(c->attention ? CONFIG_ATTENTION_CUDNN : CONFIG_ATTENTION_NAIVE));
+           c->bias ? "True" : "False", config_gelu_name(cfg->gelu),
+           config_recompute_name(cfg->recompute), config_attention_name(cfg->attention));
     run_print_params(c);
     printf("tokens per iteration: %lld (batch_size %lld x block_size %lld x "
            "gradient_accumulation_steps %lld)\n",
