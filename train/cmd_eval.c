@@ -51,6 +51,51 @@ static int eval_plan_bytes(const GptConfig *c, GptDevice dev, int64_t B, int64_t
     return rc;
 }
 
+/* The model on an arena sized by eval_plan_bytes, built and loaded from the model file.
+ * inputs/targets: a zeroed (B,T) batch for the plan. *arena_out is NULL on failure. */
+static int eval_load(const RunSetup *rs, const int32_t *inputs, const int32_t *targets, Gpt *g,
+                     Arena **arena_out, Err *err) {
+    const TrainConfig *cfg = &rs->cfg;
+    const int64_t B = cfg->batch_size, T = cfg->block_size;
+    size_t arena_bytes;
+    *arena_out = NULL;
+    if (eval_plan_bytes(&rs->model, rs->dev, B, T, inputs, targets, cfg->memory_limit, &arena_bytes,
+                        err))
+        return -1;
+    Arena *arena = rs->dev == GPT_DEVICE_CUDA
+                       ? arena_init_with(arena_device_ops(), arena_bytes, cfg->memory_limit, err)
+                       : arena_init(ARENA_BACKING_HOST, arena_bytes, cfg->memory_limit, err);
+    if (!arena)
+        return -1;
+    if (gpt_build(g, &rs->model, rs->dev, arena, B, T, err)) {
+        arena_free(arena);
+        return -1;
+    }
+    if (model_file_read(g, rs->model_path, err)) {
+        gpt_free(g);
+        arena_free(arena);
+        return -1;
+    }
+    *arena_out = arena;
+    return 0;
+}
+
+/* What is evaluated, on stderr (stdout carries only the loss). */
+static void eval_describe(const RunSetup *rs, int64_t N) {
+    const GptConfig c = rs->model;
+    const char *model_path = rs->model_path;
+    const TrainConfig *cfg = &rs->cfg;
+    const int64_t B = cfg->batch_size, T = cfg->block_size;
+    const GptDevice dev = rs->dev;
+    fprintf(stderr,
+            "eval: %s (L %" PRId64 ", NH %" PRId64 ", C %" PRId64 ", V %" PRId64 ", Vp %" PRId64
+            ", maxT %" PRId64 ", bias %s, gelu %s) on %s: %" PRId64 " batches of %" PRId64
+            " x %" PRId64 ", %s\n",
+            model_path, c.n_layer, c.n_head, c.channels, c.vocab_size, c.padded_vocab_size,
+            c.max_seq_len, c.bias ? "True" : "False", c.gelu ? "erf" : "tanh", cfg->data, N, B, T,
+            dev == GPT_DEVICE_CUDA ? "cuda" : "cpu");
+}
+
 int cmd_eval(const TrainConfig *user_cfg) {
     Err err = {{0}};
     static RunSetup rs; /* large (paths); one per process */
@@ -61,8 +106,6 @@ int cmd_eval(const TrainConfig *user_cfg) {
     }
     const TrainConfig *cfg = &rs.cfg;
     const GptConfig c = rs.model;
-    const char *model_path = rs.model_path;
-    const GptDevice dev = rs.dev;
     const int64_t B = cfg->batch_size, T = cfg->block_size, N = cfg->eval_batches;
     int64_t n_windows;
     if (B > INT64_MAX / N) {
@@ -101,27 +144,10 @@ int cmd_eval(const TrainConfig *user_cfg) {
     }
     memset(inputs, 0, (size_t)(B * T) * sizeof(int32_t));
     memset(targets, 0, (size_t)(B * T) * sizeof(int32_t));
-    size_t arena_bytes;
-    if (eval_plan_bytes(&c, dev, B, T, inputs, targets, cfg->memory_limit, &arena_bytes, &err))
-        goto done;
-    if (dev == GPT_DEVICE_CUDA)
-        arena = arena_init_with(arena_device_ops(), arena_bytes, cfg->memory_limit, &err);
-    else
-        arena = arena_init(ARENA_BACKING_HOST, arena_bytes, cfg->memory_limit, &err);
-    if (!arena)
-        goto done;
-    if (gpt_build(&g, &c, dev, arena, B, T, &err))
+    if (eval_load(&rs, inputs, targets, &g, &arena, &err))
         goto done;
     built = 1;
-    if (model_file_read(&g, model_path, &err))
-        goto done;
-    fprintf(stderr,
-            "eval: %s (L %" PRId64 ", NH %" PRId64 ", C %" PRId64 ", V %" PRId64 ", Vp %" PRId64
-            ", maxT %" PRId64 ", bias %s, gelu %s) on %s: %" PRId64 " batches of %" PRId64
-            " x %" PRId64 ", %s\n",
-            model_path, c.n_layer, c.n_head, c.channels, c.vocab_size, c.padded_vocab_size,
-            c.max_seq_len, c.bias ? "True" : "False", c.gelu ? "erf" : "tanh", cfg->data, N, B, T,
-            dev == GPT_DEVICE_CUDA ? "cuda" : "cpu");
+    eval_describe(&rs, N);
     double sum = 0.0;
     for (int64_t j = 0; j < N; j++) {
         float loss;

@@ -185,6 +185,7 @@ done:
     return rc;
 }
 
+/* long: prepare's steps in order (tokenizer, character scan, split point, the two shards, the tokenizer file, the summary), each with its error path */
 static int prepare_run(const TrainConfig *cfg, Err *err) {
     const char *in = cfg->input;
     int nanogpt = cfg->data_format == CONFIG_DATA_NANOGPT;

@@ -506,6 +506,48 @@ static void free_state(TrainState *s) {
     data_loader_free(s->train_eval);
 }
 
+/* The real arena (exactly the plan's high-water mark), the device memory samples, the model
+ * built and initialised, out_dir, metrics and the batch buffers. */
+static int build_run(TrainState *s, const RunSetup *rs, const Arena *plan, DeviceMem *dm,
+                     int *have_dm, Err *err) {
+    const TrainConfig *cfg = s->cfg;
+    const GptConfig *c = &rs->model;
+    const int64_t B = cfg->batch_size, T = cfg->block_size;
+    Err dm_err;
+    ArenaStats ps = arena_stats(plan);
+    if (s->dev == GPT_DEVICE_CUDA) /* the context and library handles exist now */
+        *have_dm = device_mem_sample(dm, DEVICE_MEM_AFTER_CONTEXT, &dm_err) == 0 || *have_dm;
+    s->arena = arena_init(s->dev == GPT_DEVICE_CUDA ? ARENA_BACKING_DEVICE : ARENA_BACKING_HOST,
+                          ps.high_water_bytes, cfg->memory_limit, err);
+    if (!s->arena)
+        return -1;
+    if (s->dev == GPT_DEVICE_CUDA && *have_dm) {
+        device_mem_set_reservation(dm, ps.high_water_bytes);
+        device_mem_sample(dm, DEVICE_MEM_AFTER_RESERVATION, &dm_err);
+        s->peak_flops = dm->peak_tflops_f16 * 1e12;
+        printf("GPU: %s (driver %s), peak f16 tensor %.0f TFLOP/s%s\n", dm->name, dm->driver,
+               dm->peak_tflops_f16, dm->peak_tflops_f16 > 0 ? "" : " (unknown: MFU n/a)");
+    }
+    s->flops_per_iter = (3.0 * gpt_flops_forward_per_token(c, T) +
+                         gpt_flops_recompute_per_token(c, T, c->recompute)) *
+                        (double)(B * T * cfg->gradient_accumulation_steps);
+    if (cfg->trace_file[0])
+        arena_trace_enable(s->arena, 1);
+    if (gpt_build(&s->g, c, s->dev, s->arena, B, T, err) != 0) {
+        arena_free(s->arena); /* nothing built: gpt_free must not run */
+        s->arena = NULL;
+        return -1;
+    }
+    if (init_weights(s, rs, err) != 0 || run_mkdir_p(cfg->out_dir, err) != 0 ||
+        !(s->metrics = metrics_open(cfg->out_dir, err)))
+        return -1;
+    s->inputs = malloc((size_t)(B * T) * sizeof(int32_t));
+    s->targets = malloc((size_t)(B * T) * sizeof(int32_t));
+    if (!s->inputs || !s->targets)
+        return err_set(err, "out of host memory for the batch buffers");
+    return 0;
+}
+
 int cmd_train(const TrainConfig *user_cfg) {
     Err err;
     run_threads(user_cfg);
@@ -552,40 +594,9 @@ int cmd_train(const TrainConfig *user_cfg) {
         goto done;
     }
 
-    /* 2. the real arena, exactly as large as the plan's high-water mark */
-    ArenaStats ps = arena_stats(plan);
-    if (s.dev == GPT_DEVICE_CUDA) /* the context and library handles exist now */
-        have_dm = device_mem_sample(&dm, DEVICE_MEM_AFTER_CONTEXT, &dm_err) == 0 || have_dm;
-    s.arena = arena_init(s.dev == GPT_DEVICE_CUDA ? ARENA_BACKING_DEVICE : ARENA_BACKING_HOST,
-                         ps.high_water_bytes, cfg->memory_limit, &err);
-    if (!s.arena)
+    /* 2. the real arena, exactly as large as the plan's high-water mark; the model in it */
+    if (build_run(&s, &rs, plan, &dm, &have_dm, &err) != 0)
         goto fail;
-    if (s.dev == GPT_DEVICE_CUDA && have_dm) {
-        device_mem_set_reservation(&dm, ps.high_water_bytes);
-        device_mem_sample(&dm, DEVICE_MEM_AFTER_RESERVATION, &dm_err);
-        s.peak_flops = dm.peak_tflops_f16 * 1e12;
-        printf("GPU: %s (driver %s), peak f16 tensor %.0f TFLOP/s%s\n", dm.name, dm.driver,
-               dm.peak_tflops_f16, dm.peak_tflops_f16 > 0 ? "" : " (unknown: MFU n/a)");
-    }
-    s.flops_per_iter = (3.0 * gpt_flops_forward_per_token(c, T) +
-                        gpt_flops_recompute_per_token(c, T, c->recompute)) *
-                       (double)(B * T * cfg->gradient_accumulation_steps);
-    if (cfg->trace_file[0])
-        arena_trace_enable(s.arena, 1);
-    if (gpt_build(&s.g, c, s.dev, s.arena, B, T, &err) != 0) {
-        arena_free(s.arena); /* nothing built: gpt_free must not run */
-        s.arena = NULL;
-        goto fail;
-    }
-    if (init_weights(&s, &rs, &err) != 0 || run_mkdir_p(cfg->out_dir, &err) != 0 ||
-        !(s.metrics = metrics_open(cfg->out_dir, &err)))
-        goto fail;
-    s.inputs = malloc((size_t)(B * T) * sizeof(int32_t));
-    s.targets = malloc((size_t)(B * T) * sizeof(int32_t));
-    if (!s.inputs || !s.targets) {
-        err_set(&err, "out of host memory for the batch buffers");
-        goto fail;
-    }
 
     printf("\n");
     signal(SIGINT, on_stop_signal);

@@ -379,6 +379,7 @@ static int unquote(const char *in, char *out, size_t out_len) {
     return 0;
 }
 
+/* long: one case per key type (int, float, bool, string, enum, size), each with its own parse and message */
 int config_set(TrainConfig *c, const char *key, const char *value, const char *origin, unsigned cmd,
                Err *err) {
     const Key *k = key_find(key);

@@ -193,56 +193,55 @@ static void tokenizer_for(const RunSetup *rs, unsigned cmd, char *buf, size_t le
         buf[0] = 0;
 }
 
-int run_setup(const TrainConfig *cfg, unsigned cmd, RunSetup *rs, Err *err) {
-    memset(rs, 0, sizeof *rs);
-    rs->cfg = *cfg;
+/* eval without --data: the val.bin of the data_dir (or dataset) the user or the run names. */
+static int default_eval_shard(RunSetup *rs, Err *err) {
     TrainConfig *c = &rs->cfg;
-    int rc = resolve_init_from(rs, cmd, err);
-    if (rc != 0)
-        return rc;
-    run_data_dir(c, rs->data_dir, sizeof rs->data_dir);
-    if ((cmd & CONFIG_CMD_EVAL) && !c->data[0]) {
-        if (!config_is_set(c, "data_dir") && !config_is_set(c, "dataset")) {
-            err_set(err, "no shard given: --data=SHARD.bin, or the data_dir (or dataset) whose "
-                         "val.bin to use, or a run directory as init_from");
-            return CONFIG_EXIT_USAGE;
-        }
-        size_t n = strlen(rs->data_dir);
-        if (n + sizeof "/val.bin" > sizeof c->data) {
-            err_set(err, "data_dir '%s' is too long", rs->data_dir);
-            return CONFIG_EXIT_USAGE;
-        }
-        memcpy(c->data, rs->data_dir, n);
-        memcpy(c->data + n, "/val.bin", sizeof "/val.bin");
+    if (!config_is_set(c, "data_dir") && !config_is_set(c, "dataset")) {
+        err_set(err, "no shard given: --data=SHARD.bin, or the data_dir (or dataset) whose "
+                     "val.bin to use, or a run directory as init_from");
+        return CONFIG_EXIT_USAGE;
     }
-
-    /* the shape */
-    if (rs->model_path[0]) {
-        GptConfig m;
-        memset(&m, 0, sizeof m);
-        if (gpt_config_from_model_file(rs->model_path, &m, err) != 0)
-            return 1;
-        if (!config_is_set(c, "block_size"))
-            c->block_size = m.max_seq_len;
-        if (c->block_size > m.max_seq_len) {
-            err_set(err,
-                    "block_size %lld exceeds the model's maxT %lld (%s): use "
-                    "--block_size=%lld or less",
-                    (long long)c->block_size, (long long)m.max_seq_len, rs->model_path,
-                    (long long)m.max_seq_len);
-            return CONFIG_EXIT_USAGE;
-        }
-        c->n_layer = m.n_layer;
-        c->n_head = m.n_head;
-        c->n_embd = m.channels;
-        c->vocab_size = m.padded_vocab_size;
-        run_gpt_config(c, &rs->model);
-        rs->model.max_seq_len = m.max_seq_len;
-        rs->model.vocab_size = m.vocab_size;
-        rs->model.padded_vocab_size = m.padded_vocab_size;
+    size_t n = strlen(rs->data_dir);
+    if (n + sizeof "/val.bin" > sizeof c->data) {
+        err_set(err, "data_dir '%s' is too long", rs->data_dir);
+        return CONFIG_EXIT_USAGE;
     }
+    memcpy(c->data, rs->data_dir, n);
+    memcpy(c->data + n, "/val.bin", sizeof "/val.bin");
+    return 0;
+}
 
-    /* the vocabulary: the data's tokenizer bounds it (and sets it when unset) */
+/* The shape from the model file's header; block_size defaults to its maxT. */
+static int shape_from_model_file(RunSetup *rs, Err *err) {
+    TrainConfig *c = &rs->cfg;
+    GptConfig m;
+    memset(&m, 0, sizeof m);
+    if (gpt_config_from_model_file(rs->model_path, &m, err) != 0)
+        return 1;
+    if (!config_is_set(c, "block_size"))
+        c->block_size = m.max_seq_len;
+    if (c->block_size > m.max_seq_len) {
+        err_set(err,
+                "block_size %lld exceeds the model's maxT %lld (%s): use --block_size=%lld or less",
+                (long long)c->block_size, (long long)m.max_seq_len, rs->model_path,
+                (long long)m.max_seq_len);
+        return CONFIG_EXIT_USAGE;
+    }
+    c->n_layer = m.n_layer;
+    c->n_head = m.n_head;
+    c->n_embd = m.channels;
+    c->vocab_size = m.padded_vocab_size;
+    run_gpt_config(c, &rs->model);
+    rs->model.max_seq_len = m.max_seq_len;
+    rs->model.vocab_size = m.vocab_size;
+    rs->model.padded_vocab_size = m.padded_vocab_size;
+    return 0;
+}
+
+/* The vocabulary: the data's tokenizer bounds it, and sets it when vocab_size is unset and no
+ * model file gives it. */
+static int resolve_vocab(RunSetup *rs, unsigned cmd, Err *err) {
+    TrainConfig *c = &rs->cfg;
     tokenizer_for(rs, cmd, rs->tokenizer_path, sizeof rs->tokenizer_path);
     int64_t n_tok = -1;
     if (rs->tokenizer_path[0] && is_file(rs->tokenizer_path)) {
@@ -262,31 +261,48 @@ int run_setup(const TrainConfig *cfg, unsigned cmd, RunSetup *rs, Err *err) {
                     rs->model_path);
             return CONFIG_EXIT_USAGE;
         }
-    } else if (!(cmd & (CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE))) {
-        if (config_is_set(c, "vocab_size")) {
-            if (n_tok > c->vocab_size) {
-                err_set(err,
-                        "%s: vocab_size = %lld is smaller than the data's vocabulary: %s has "
-                        "%lld tokens (leave vocab_size unset to use the data's, or set it to "
-                        "%lld or more)",
-                        origin_of(c), (long long)c->vocab_size, rs->tokenizer_path,
-                        (long long)n_tok, (long long)n_tok);
-                return CONFIG_EXIT_USAGE;
-            }
-        } else if (n_tok > 0) {
-            c->vocab_size = n_tok;
-            snprintf(rs->vocab_note, sizeof rs->vocab_note, "the data's: %s", rs->tokenizer_path);
-        } else {
-            c->vocab_size = RUN_DEFAULT_VOCAB;
-            snprintf(rs->vocab_note, sizeof rs->vocab_note, "default: no tokenizer.bin in %s",
-                     rs->data_dir);
-        }
-        run_gpt_config(c, &rs->model);
+        return 0;
     }
     if (cmd & (CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE))
-        rs->model.recompute = GPT_RECOMPUTE_NONE; /* no backward */
+        return 0; /* they always have a model file */
+    if (config_is_set(c, "vocab_size")) {
+        if (n_tok > c->vocab_size) {
+            err_set(err,
+                    "%s: vocab_size = %lld is smaller than the data's vocabulary: %s has %lld "
+                    "tokens (leave vocab_size unset to use the data's, or set it to %lld or "
+                    "more)",
+                    origin_of(c), (long long)c->vocab_size, rs->tokenizer_path, (long long)n_tok,
+                    (long long)n_tok);
+            return CONFIG_EXIT_USAGE;
+        }
+    } else if (n_tok > 0) {
+        c->vocab_size = n_tok;
+        snprintf(rs->vocab_note, sizeof rs->vocab_note, "the data's: %s", rs->tokenizer_path);
+    } else {
+        c->vocab_size = RUN_DEFAULT_VOCAB;
+        snprintf(rs->vocab_note, sizeof rs->vocab_note, "default: no tokenizer.bin in %s",
+                 rs->data_dir);
+    }
+    run_gpt_config(c, &rs->model);
+    return 0;
+}
 
-    /* the device */
+int run_setup(const TrainConfig *cfg, unsigned cmd, RunSetup *rs, Err *err) {
+    memset(rs, 0, sizeof *rs);
+    rs->cfg = *cfg;
+    TrainConfig *c = &rs->cfg;
+    int rc = resolve_init_from(rs, cmd, err);
+    if (rc != 0)
+        return rc;
+    run_data_dir(c, rs->data_dir, sizeof rs->data_dir);
+    if ((cmd & CONFIG_CMD_EVAL) && !c->data[0] && (rc = default_eval_shard(rs, err)) != 0)
+        return rc;
+    if (rs->model_path[0] && (rc = shape_from_model_file(rs, err)) != 0)
+        return rc;
+    if ((rc = resolve_vocab(rs, cmd, err)) != 0)
+        return rc;
+    if (cmd & (CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE))
+        rs->model.recompute = GPT_RECOMPUTE_NONE; /* no backward */
     if (run_device(c, (cmd & CONFIG_CMD_MEM) != 0, &rs->dev, err) != 0)
         return CONFIG_EXIT_USAGE;
     rs->auto_cpu = c->device == CONFIG_DEVICE_AUTO && !(cmd & CONFIG_CMD_MEM) &&
