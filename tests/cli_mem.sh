@@ -45,6 +45,17 @@ fi
 st=$?
 [ "$st" = 2 ] && grep -q -- "--compare" "$TMP/cf.txt" && ok || bad "--compare --fit: status $st: $(head -2 "$TMP/cf.txt")"
 
+# keys that would otherwise do nothing: gpu names the card the plan is held against;
+# memory_limit bounds --compare and --fit; CSV and trace_file are one plan's, refused with them
+"$BIN" mem "$C4070" --gpu=h100-sxm >"$TMP/g.txt" 2>&1 && grep -q "on h100-sxm (80.00 GiB): arena .*: fits" "$TMP/g.txt" && ok || bad "gpu=h100-sxm: $(tail -1 "$TMP/g.txt")"
+"$BIN" mem "$C4070" --compare --memory_limit=200MiB >"$TMP/cl.txt" 2>&1
+[ $? = 1 ] && grep -q "recompute none" "$TMP/cl.txt" && ok || bad "--compare ignores memory_limit: $(tail -1 "$TMP/cl.txt")"
+"$BIN" mem "$C4070" --fit=12GiB --memory_limit=2GiB >"$TMP/fl.txt" 2>&1 && grep -q "2147483648 bytes (2.00 GiB: memory_limit)" "$TMP/fl.txt" && ok || bad "--fit ignores memory_limit"
+"$BIN" mem "$C4070" --compare --format=csv >"$TMP/cc.txt" 2>&1
+[ $? = 2 ] && ok || bad "--compare --format=csv not refused"
+"$BIN" mem "$C4070" --fit=12GiB --trace_file="$TMP/t.json" >"$TMP/ct.txt" 2>&1
+[ $? = 2 ] && ok || bad "--fit --trace_file not refused"
+
 # 4. --fit reserves the context + libraries: the default from the gpu table (rtx4070: 1 GiB)
 "$BIN" mem "$C4070" --fit=12GiB >"$TMP/fit.txt" 2>&1 || bad "mem --fit"
 grep -q "reserved $GIB bytes" "$TMP/fit.txt" && grep -q "rtx4070" "$TMP/fit.txt" && ok || bad "--fit does not say what it reserved and why: $(grep -i reserv "$TMP/fit.txt")"

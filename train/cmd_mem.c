@@ -118,6 +118,36 @@ static int mem_trace(const RunSetup *rs) {
     return rc == 0 ? 0 : 1;
 }
 
+/* What --fit (and the gpu line) sets aside outside the arena, and why (for the report). */
+static size_t fit_reserve(const RunSetup *rs, const char **why) {
+    const TrainConfig *cfg = &rs->cfg;
+    const GpuSpec *gpu = gpu_table_find(cfg->gpu); /* checked by config_validate */
+    if (config_is_set(cfg, "reserve")) {
+        *why = "--reserve";
+        return cfg->reserve;
+    }
+    if (rs->dev != GPT_DEVICE_CUDA) {
+        *why = "the cpu layout: no CUDA context";
+        return 0;
+    }
+    *why = gpu->context_source;
+    return gpu->context_bytes;
+}
+
+/* The arena plus what the CUDA context and libraries take, against the `gpu`'s memory. */
+static void print_on_gpu(const RunSetup *rs, size_t high_water) {
+    const GpuSpec *gpu = gpu_table_find(rs->cfg.gpu); /* checked by config_validate */
+    const char *why = "";
+    size_t reserve = fit_reserve(rs, &why);
+    size_t total = high_water + reserve;
+    char a[32], b[32], t[32], m[32];
+    printf("  on %s (%s): arena %s + CUDA context and libraries %s (%s) = %s: %s\n", gpu->key,
+           size_format(gpu->memory_bytes, m, sizeof m), size_format(high_water, a, sizeof a),
+           size_format(reserve, b, sizeof b),
+           gpu->context_measured || config_is_set(&rs->cfg, "reserve") ? why : "an estimate",
+           size_format(total, t, sizeof t), total <= gpu->memory_bytes ? "fits" : "does NOT fit");
+}
+
 static int mem_single(const RunSetup *rs) {
     const TrainConfig *cfg = &rs->cfg;
     const GptConfig *c = &rs->model;
@@ -151,8 +181,7 @@ static int mem_single(const RunSetup *rs) {
                    "message below)\n",
                    cfg->memory_limit);
         else if (rs->dev == GPT_DEVICE_CUDA)
-            printf("  outside the arena (not planned, measured by train on the GPU): the CUDA "
-                   "context and library handles\n");
+            print_on_gpu(rs, arena_stats(a).high_water_bytes);
     }
     if (rc != 0)
         fprintf(stderr, "arenagpt mem: does not fit: %s\n", err.msg);
@@ -171,7 +200,7 @@ static int mem_compare(const RunSetup *rs) {
     for (int m = 0; m < N_MODES && rc == 0; m++) {
         mc[m] = rs->model;
         mode_apply(&MODES[m], &mc[m]);
-        if (plan(rs, cfg->batch_size, &MODES[m], 0, &arenas[m], &err) != 0) {
+        if (plan(rs, cfg->batch_size, &MODES[m], cfg->memory_limit, &arenas[m], &err) != 0) {
             fprintf(stderr, "arenagpt mem --compare: recompute %s: %s\n",
                     mode_names[MODES[m].recompute], err.msg);
             rc = 1;
@@ -266,22 +295,6 @@ static int64_t fit_batch(const RunSetup *rs, const MemMode *mode, size_t limit, 
     return lo;
 }
 
-/* What --fit sets aside outside the arena, and why (for the report). */
-static size_t fit_reserve(const RunSetup *rs, const char **why) {
-    const TrainConfig *cfg = &rs->cfg;
-    const GpuSpec *gpu = gpu_table_find(cfg->gpu); /* checked by config_validate */
-    if (config_is_set(cfg, "reserve")) {
-        *why = "--reserve";
-        return cfg->reserve;
-    }
-    if (rs->dev != GPT_DEVICE_CUDA) {
-        *why = "the cpu layout: no CUDA context";
-        return 0;
-    }
-    *why = gpu->context_source;
-    return gpu->context_bytes;
-}
-
 static int mem_fit(const RunSetup *rs) {
     const TrainConfig *cfg = &rs->cfg;
     const char *why = "";
@@ -296,11 +309,13 @@ static int mem_fit(const RunSetup *rs) {
         return CONFIG_EXIT_USAGE;
     }
     size_t arena_limit = cfg->fit - reserve;
+    if (cfg->memory_limit && cfg->memory_limit < arena_limit)
+        arena_limit = cfg->memory_limit; /* the arena's own budget is the tighter one */
     int64_t best[N_MODES];
     size_t hw[N_MODES];
     for (int m = 0; m < N_MODES; m++)
         best[m] = fit_batch(rs, &MODES[m], arena_limit, &hw[m]);
-    char sz[32], sz2[32], sz3[32];
+    char sz[32];
     if (cfg->format == CONFIG_FORMAT_JSON) {
         printf("{\n  \"fit_bytes\": %zu,\n  \"reserve_bytes\": %zu,\n  \"reserve_source\": "
                "\"%s\",\n  \"gpu\": \"%s\",\n  \"device\": \"%s\",\n  \"block_size\": %lld,\n"
@@ -320,11 +335,11 @@ static int mem_fit(const RunSetup *rs) {
     printf("\n%s: reserved %zu bytes (%s) for the CUDA context and libraries (gpu %s: %s)\n",
            config_is_set(cfg, "reserve") ? "--reserve" : "--fit", reserve,
            size_format(reserve, sz, sizeof sz), cfg->gpu, why);
-    printf("largest batch_size whose arena fits in %zu bytes (%s = --fit %s - reserve %s), "
-           "block_size %lld:\n",
+    printf("largest batch_size whose arena fits in %zu bytes (%s: %s), block_size %lld:\n",
            arena_limit, size_format(arena_limit, sz, sizeof sz),
-           size_format(cfg->fit, sz2, sizeof sz2), size_format(reserve, sz3, sizeof sz3),
+           arena_limit < cfg->fit - reserve ? "memory_limit" : "--fit less the reserve",
            (long long)cfg->block_size);
+
     for (int m = 0; m < N_MODES; m++) {
         const char *name = mode_names[MODES[m].recompute];
         if (best[m] == 0)

@@ -14,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ALL_CMDS                                                                                   \
-    (CONFIG_CMD_TRAIN | CONFIG_CMD_MEM | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE | CONFIG_CMD_PREPARE)
 #define MODEL_CMDS (CONFIG_CMD_TRAIN | CONFIG_CMD_MEM)
 #define RUN_CMDS (CONFIG_CMD_TRAIN | CONFIG_CMD_MEM | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE)
 #define MAX_VOCAB 65536          /* tokens are stored as uint16 */
@@ -134,7 +132,8 @@ static const Key keys[] = {
      "layout, cuda for float16), cpu or cuda"},
     {"memory_limit", K_SIZE, OFF(memory_limit), RUN_CMDS, 0, 0, NULL,
      "arena budget, e.g. 12GiB; 0 = none"},
-    {"threads", K_INT, OFF(threads), ALL_CMDS, 0, 4096, NULL, "CPU threads; 0 = all cores"},
+    {"threads", K_INT, OFF(threads), CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE, 0,
+     4096, NULL, "CPU threads; 0 = all cores"},
     {"compile", K_BOOL, OFF(compile), CONFIG_CMD_TRAIN, 0, 0, NULL, NANOGPT_NOOP},
     {"wandb_log", K_BOOL, OFF(wandb_log), CONFIG_CMD_TRAIN, 0, 0, NULL,
      NANOGPT_NOOP " (metrics go to out_dir/metrics.jsonl)"},
@@ -651,6 +650,12 @@ int config_validate(const TrainConfig *c, unsigned cmd, Err *err) {
                            "%s: --compare and --fit do not combine: --fit already lists the "
                            "largest batch of each recompute mode; run them one at a time",
                            src);
+        if ((c->compare || c->fit) && (c->format == CONFIG_FORMAT_CSV || c->trace_file[0]))
+            return err_set(err,
+                           "%s: --%s describes several plans: it has no %s (that is one plan's; "
+                           "use --format=table or json)",
+                           src, c->compare ? "compare" : "fit",
+                           c->trace_file[0] ? "trace_file" : "CSV form");
     }
     if ((cmd & CONFIG_CMD_MEM) && !gpu_table_find(c->gpu)) {
         char list[256];
