@@ -1009,7 +1009,8 @@ int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B
     g->config = *c;
     g->device = dev;
     g->layout = gpt_layout(dev);
-    g->backend = gpt_backend(dev);
+    /* a plan runs no kernel: planning the CUDA layout never starts CUDA */
+    g->backend = dev == GPT_DEVICE_CUDA && arena_is_plan(arena) ? NULL : gpt_backend(dev);
     g->arena = arena;
     g->B = B;
     g->T = T;
