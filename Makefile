@@ -42,8 +42,7 @@ GENCODE := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_
            -gencode arch=compute_90,code=compute_90
 NVCC_FLAGS := -O3 -std=c++17 $(GENCODE) -I. -MMD -MP -lineinfo -Xcompiler -Wall,-Wno-unused-parameter
 CUDA_CFLAGS := -I$(CUDA_HOME)/include
-# cuDNN and NVML are loaded with dlopen at run time, never linked
-CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -ldl -lstdc++
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudnn -lcudart -ldl -lstdc++
 
 ALL_C := $(wildcard alloc/*.c data/*.c model/*.c model/cpu/*.c train/*.c)
 NOCUDA_C := $(filter %_nocuda.c,$(ALL_C))
@@ -154,7 +153,8 @@ test-gpu: $(GPU_TEST_BIN)
 # each), cmocka's shared library in lib/, an $ORIGIN rpath to lib/, the prepared
 # tinyshakespeare shards (GPT-2 BPE) and tokenizer files, the configs, gpu_check.sh,
 # gpu_probe (device, driver and runtime versions; compute-sanitizer's acceptance test) and
-# torch_baseline.py. docs/GPU.md says what to carry and what to run.
+# torch_baseline.py. cuDNN and NVML are never linked (only loaded with dlopen at run time).
+# docs/GPU.md says what to carry and what to run.
 GB := build/gpu-bundle
 GBO := build/bundle
 BUNDLE_CFLAGS := -O3 -march=x86-64-v3 -mtune=generic
