@@ -162,7 +162,6 @@ OPENBLAS_A := $(firstword $(wildcard $(shell pkg-config --variable=libdir openbl
                 $(wildcard /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a /usr/lib/x86_64-linux-gnu/libopenblas.a))
 PCRE2_A := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libpcre2-8.a /usr/lib/libpcre2-8.a))
 CMOCKA_SO := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libcmocka.so.0 /usr/lib/libcmocka.so.0))
-BUNDLE_TEXT ?= $(firstword $(wildcard ../shared/data/tinyshakespeare.txt .cache/tinyshakespeare.txt))
 BUNDLE_LIBS := -L$(GB)/lib -l:libarenagpt_openblas.so $(PCRE2_A) -lm -fopenmp \
                -Wl,-rpath,'$$ORIGIN/lib' -Wl,-rpath,'$$ORIGIN/../lib' \
                -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -ldl -lstdc++
@@ -214,11 +213,10 @@ $(GB)/configs/%.conf: configs/%.conf
 	@mkdir -p $(dir $@)
 	install -m 644 $< $@
 
-# tinyshakespeare with the GPT-2 tokenizer, prepared by the bundle's own arenagpt
-$(GB)/data/shakespeare_gpt2/train.bin: $(GB)/arenagpt
-	@test -n "$(BUNDLE_TEXT)" || { echo "gpu-bundle: tinyshakespeare.txt not found (../shared/data/ or .cache/): run scripts/prepare_shakespeare.sh once, or make gpu-bundle BUNDLE_TEXT=path" >&2; exit 1; }
-	@test -f .cache/gpt2/encoder.json || bash scripts/fetch_vocab.sh
-	$(GB)/arenagpt prepare --input=$(BUNDLE_TEXT) --out=$(GB)/data/shakespeare_gpt2 --tokenizer=gpt2
+# tinyshakespeare with the GPT-2 tokenizer (scripts/prepare_shakespeare.sh: the shared copy of
+# the text, else the one it downloads once into .cache/, sha256-checked)
+$(GB)/data/shakespeare_gpt2/train.bin: arenagpt scripts/prepare_shakespeare.sh
+	bash scripts/prepare_shakespeare.sh $(GB)/data/shakespeare_gpt2 --tokenizer=gpt2
 
 gpu-bundle: $(GB_FILES)
 ifneq ($(CUDA),1)

@@ -525,40 +525,48 @@ group_check() {
     fi
 }
 
+san_train() { # TOOL RECOMPUTE [sanitizer flags]: a short training run under the sanitizer
+    local tool="$1" mode="$2"
+    shift 2
+    run_stage "$tool-train-$mode" $T_SAN "$SAN" --tool "$tool" "$@" --error-exitcode 99 \
+        "$B/arenagpt" train "$CONF" --device=cuda --data_dir="$DATA" \
+        --out_dir="$WORK/out/san-$tool-$mode" --recompute="$mode" "${SAN_SMALL[@]}"
+}
+
 group_sanitize() {
-    local tools=(memcheck racecheck initcheck synccheck) t
+    local t
     if [ "$SAN_OK" -ne 1 ]; then
         skip_stage sanitize "compute-sanitizer: $SAN_WHY"
         return
     fi
-    local small=(--batch_size=2 --block_size=64 --gradient_accumulation_steps=2 --max_iters=2
+    SAN_SMALL=(--batch_size=2 --block_size=64 --gradient_accumulation_steps=2 --max_iters=2
         --eval_interval=2 --eval_iters=1 --log_interval=1)
     for t in "$B"/tests/*; do
         [ -x "$t" ] || continue
         run_stage "memcheck-test-$(basename "$t")" $T_SAN "$SAN" --tool memcheck --leak-check full \
             --error-exitcode 99 "$t"
     done
-    local mode
-    for mode in none full; do
-        run_stage "memcheck-train-$mode" $T_SAN "$SAN" --tool memcheck --leak-check full --error-exitcode 99 \
-            "$B/arenagpt" train "$CONF" --device=cuda --data_dir="$DATA" --out_dir="$WORK/out/san-$mode" \
-            --recompute=$mode "${small[@]}"
-    done
-    for t in racecheck initcheck synccheck; do
-        run_stage "$t-train" $T_SAN "$SAN" --tool $t --error-exitcode 99 "$B/arenagpt" train "$CONF" \
-            --device=cuda --data_dir="$DATA" --out_dir="$WORK/out/san-$t" --recompute=full "${small[@]}"
-        if grep -qiE 'not supported|unsupported|unrecognized' "$LOGS/$t-train.log"; then
-            amend_last "skipped (this compute-sanitizer does not support $t here: $(grep -m1 -iE 'not supported|unsupported|unrecognized' "$LOGS/$t-train.log" | cut -c1-120))"
+    # by priority, in case the time budget runs out: memcheck of a run that recomputes, the
+    # other sanitizers, then memcheck of recompute none
+    san_train memcheck full --leak-check full
+    local tool
+    for tool in racecheck initcheck synccheck; do
+        san_train $tool full && continue
+        if grep -qiE 'not supported|unsupported|unrecognized' "$LOGS/$tool-train-full.log"; then
+            amend_last "skipped (this compute-sanitizer does not support $tool here: $(grep -m1 -iE 'not supported|unsupported|unrecognized' "$LOGS/$tool-train-full.log" | cut -c1-120))"
         fi
     done
+    san_train memcheck none --leak-check full
     rm -rf "$WORK"/out/san-*
 }
 
 # the attention kinds this binary offers, from its own help (words before "(" on that line)
 attention_kinds() {
-    "$B/arenagpt" train --help 2>&1 | grep -m1 -E '^ +--attention ' | sed -E 's/^ +--attention +//; s/\(default [^)]*\)//' |
-        grep -oE '(^|or |, )[a-z_]+ \(' | sed -E 's/^(or |, )//; s/ \($//' | awk '!seen[$0]++' | paste -sd ' ' - |
-        grep . || echo naive
+    local help kinds
+    help=$("$B/arenagpt" train --help 2>&1)
+    kinds=$(grep -m1 -E '^ +--attention ' <<<"$help" | sed -E 's/^ +--attention +//; s/\(default [^)]*\)//' |
+        grep -oE '(^|or |, )[a-z_]+ \(' | sed -E 's/^(or |, )//; s/ \($//' | awk '!seen[$0]++' | paste -sd ' ' -)
+    echo "${kinds:-naive}"
 }
 
 group_table() {
