@@ -218,16 +218,18 @@ $(GB)/configs/%.conf: configs/%.conf
 $(GB)/data/shakespeare_gpt2/train.bin: arenagpt scripts/prepare_shakespeare.sh
 	bash scripts/prepare_shakespeare.sh $(GB)/data/shakespeare_gpt2 --tokenizer=gpt2
 
+ifeq ($(CUDA),1)
 gpu-bundle: $(GB_FILES)
-ifneq ($(CUDA),1)
-	@echo "gpu-bundle: needs nvcc (the CUDA toolkit): it builds the CUDA binaries" >&2; exit 1
-endif
 	@{ echo "arenagpt GPU bundle"; \
 	   echo "commit: $$(git rev-parse HEAD 2>/dev/null || echo unknown)$$(git diff --quiet HEAD -- 2>/dev/null || echo ' (with uncommitted changes)')"; \
 	   echo "built: $$(date -u +%Y-%m-%dT%H:%M:%SZ) on $$(uname -srm), nvcc $$($(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')"; \
 	   echo "size: $$(du -sk $(GB) | cut -f1) KiB"; } >$(GB)/MANIFEST.txt
 	bash tests/gpu_bundle.sh --check-libs $(GB) >>$(GB)/MANIFEST.txt
 	@cat $(GB)/MANIFEST.txt
+else
+gpu-bundle:
+	@echo "gpu-bundle: needs nvcc (the CUDA toolkit, /usr/local/cuda): it builds the CUDA binaries" >&2; exit 1
+endif
 
 # the bundle's libraries (ldd) and the check script end to end on the CPU, from a copy of the
 # bundle outside the repository (what CI can run of it)

@@ -92,9 +92,11 @@ static void cuda_version_text(int v, char *buf, size_t len) {
         snprintf(buf, len, "%d.%d", v / 1000, (v % 1000) / 10);
 }
 
-/* Why there is no usable GPU, kept as the sticky error (gpt_cuda_last_error) and printed once:
- * the runtime's reason, and when the driver is older than this build's runtime, both
- * versions. The record is only read by callers that asked for the CUDA backend. */
+/* Why there is no usable GPU, kept as the sticky error (gpt_cuda_last_error): the runtime's
+ * reason, and when the driver is older than this build's runtime, both versions. Printed once
+ * to stderr when a driver is there (a driver too old, a device it cannot use): a machine
+ * without a driver or a GPU is an ordinary CPU machine, where device=auto falls back quietly.
+ * The record is only read by callers that asked for the CUDA backend. */
 static void cuda_init_failed(cudaError_t e) {
     int drv = 0, rt = 0;
     if (cudaDriverGetVersion(&drv) != cudaSuccess)
@@ -121,7 +123,8 @@ static void cuda_init_failed(cudaError_t e) {
         return;
     g_error_set = 1;
     snprintf(g_error_msg, sizeof(g_error_msg), "no usable CUDA device: %s", why);
-    fprintf(stderr, "arenagpt cuda: %s\n", g_error_msg);
+    if (drv > 0 && e != cudaSuccess && e != cudaErrorNoDevice)
+        fprintf(stderr, "arenagpt cuda: %s\n", g_error_msg);
 }
 
 static int cuda_backend_init(void) {
