@@ -121,6 +121,7 @@ if [ "$DEVICE" = cuda ]; then
     EVAL_INTERVAL="${EVAL_INTERVAL:-100}"
     EVAL_ITERS="${EVAL_ITERS:-20}"
     LOG_INTERVAL=10
+    SHORT_LOG_INTERVAL=5 # the table's 20-step runs: 4 log lines, the first one left out
     TABLE_STEPS="${TABLE_STEPS:-20}"
     TORCH_STEPS="${TORCH_STEPS:-50}"
     TORCH_WARMUP="${TORCH_WARMUP:-10}"
@@ -136,12 +137,16 @@ else
     EVAL_INTERVAL="${EVAL_INTERVAL:-2}"
     EVAL_ITERS="${EVAL_ITERS:-1}"
     LOG_INTERVAL=1
+    SHORT_LOG_INTERVAL=1
     TABLE_STEPS="${TABLE_STEPS:-2}"
     TORCH_STEPS="${TORCH_STEPS:-2}"
     TORCH_WARMUP="${TORCH_WARMUP:-1}"
     T_TEST=60 T_TRAIN=60 T_SAN=60 T_TABLE=60 T_BIG=60 T_TORCH=90
 fi
 MODES="${MODES:-none full}"
+# the short runs (table, ours next to PyTorch): one evaluation of one batch, no checkpoint but
+# the final one
+SHORT=(--eval_interval=100000 --eval_iters=1 --checkpoint_interval=100000)
 read -r -a EXTRA <<<"${EXTRA_ARGS:-}"
 
 # --- stage bookkeeping ---------------------------------------------------------------------------
@@ -520,7 +525,8 @@ group_check() {
     local mode
     for mode in $MODES; do
         train "train-$mode" $T_TRAIN "$CONF" --recompute="$mode" --max_iters="$STEPS" \
-            --eval_interval="$EVAL_INTERVAL" --eval_iters="$EVAL_ITERS" --log_interval=$LOG_INTERVAL
+            --eval_interval="$EVAL_INTERVAL" --eval_iters="$EVAL_ITERS" --log_interval=$LOG_INTERVAL \
+            --checkpoint_interval=100000 # checkpoint writes stay out of the timed steps
     done
     if [ "$DEVICE" = cuda ]; then
         CUDA_MODULE_LOADING=EAGER train train-none-eager 90 "$CONF" --recompute=none --max_iters=5 \
@@ -578,7 +584,7 @@ group_table() {
     for mode in none selective full; do
         for att in $kinds; do
             train "table-4070-$mode-$att" $T_TABLE "$CONF" --recompute=$mode --attention=$att \
-                --max_iters="$TABLE_STEPS" --eval_interval=100000 --eval_iters=1 --log_interval=$LOG_INTERVAL
+                --max_iters="$TABLE_STEPS" "${SHORT[@]}" --log_interval=$SHORT_LOG_INTERVAL
             # a kind the binary names but refuses to run (exit 2, the reason names it): not a failure
             if [ $? -eq 2 ] && grep -q "attention = $att" "$LOGS/table-4070-$mode-$att.log"; then
                 amend_last "skipped (refused: $(grep -m1 "attention = $att" "$LOGS/table-4070-$mode-$att.log" | sed 's/^arenagpt train: //' | cut -c1-120))"
@@ -602,7 +608,7 @@ group_table() {
         [ "$DEVICE" = cpu ] && [ "$bs" -gt 4 ] && bs=4
         NO_SIZE_ARGS=1 train "table-124m-$mode-naive-$bs" $T_BIG "$BIG_CONF" "${BIG_ARGS[@]}" --recompute=$mode \
             --batch_size="$bs" --gradient_accumulation_steps=1 --memory_limit=$FIT \
-            --max_iters="$TABLE_STEPS" --eval_interval=100000 --eval_iters=1 --log_interval=$LOG_INTERVAL
+            --max_iters="$TABLE_STEPS" "${SHORT[@]}" --log_interval=$SHORT_LOG_INTERVAL
     done
 }
 
@@ -640,8 +646,8 @@ group_torch() {
     # ours, right after, on the same config: as many steps as PyTorch's warm-up + timed ones
     local n=$((TORCH_STEPS + TORCH_WARMUP))
     for m in $MODES; do
-        train "ours-$m" $T_TRAIN "$CONF" --recompute=$m --max_iters=$n --eval_interval=100000 \
-            --eval_iters=1 --log_interval=$LOG_INTERVAL
+        train "ours-$m" $T_TRAIN "$CONF" --recompute=$m --max_iters=$n "${SHORT[@]}" \
+            --log_interval=$LOG_INTERVAL
     done
 }
 
