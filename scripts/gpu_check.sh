@@ -267,6 +267,9 @@ cat_cols() { # log: "plan/measured" MiB per category and the peak, from the plan
              printf "%s%.1f/%.1f", sep, p / 1048576, m / 1048576; sep = " | " }
          on && /plan == measured/ { exit }' "$1" 2>/dev/null
 }
+dev_now() { # log: cudaMemGetInfo's device-wide use at the end of the run (the reconciliation's "now")
+    sed -nE 's/^  now +([0-9.]+) MiB.*/\1/p' "$1" 2>/dev/null | tail -1 | grep . || echo n/a
+}
 plan_equal() { grep -m1 -E '^  plan == measured:' "$1" 2>/dev/null | sed -E 's/^  plan == measured: //' | grep . || echo n/a; }
 eval_points() { # log: "step: train/val" for every eval point
     grep -E '^step [0-9]+: train loss' "$1" 2>/dev/null |
@@ -405,18 +408,18 @@ summary_torch() {
     echo
     echo "## torch: PyTorch baseline and ours, same config ($(basename "$CONF")), same machine"
     echo
-    echo "| run | tokens/s | ms/iter | torch peak allocated MiB | torch peak reserved MiB | process MiB (nvidia-smi peak) | status |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| run | tokens/s | ms/iter | torch peak allocated MiB | torch peak reserved MiB | device used at the end MiB (cudaMemGetInfo) | process MiB (nvidia-smi peak) | status |"
+    echo "|---|---|---|---|---|---|---|---|"
     local m f
     for m in eager compile; do
         f="$LOGS/torch-$m.log"
         [ -f "$f" ] || continue
-        echo "| PyTorch $m | $(kv "$f" tokens_per_s) | $(kv "$f" ms_per_iter) | $(kv "$f" peak_allocated_mib) | $(kv "$f" peak_reserved_mib) | $(smi_peak "$LOGS/torch-$m.smi") | $(status_of "torch-$m") |"
+        echo "| PyTorch $m | $(kv "$f" tokens_per_s) | $(kv "$f" ms_per_iter) | $(kv "$f" peak_allocated_mib) | $(kv "$f" peak_reserved_mib) | $(kv "$f" device_used_mib) | $(smi_peak "$LOGS/torch-$m.smi") | $(status_of "torch-$m") |"
     done
     for m in $MODES; do
         f="$LOGS/ours-$m.log"
         [ -f "$f" ] || continue
-        echo "| arenagpt recompute $m | $(tok_s "$f") | $(ms_iter "$f") | arena peak $(grep -E '^iter ' "$f" | tail -1 | sed -nE 's/.*arena peak ([0-9.]+) MiB.*/\1/p') | - | $(smi_peak "$LOGS/ours-$m.smi") | $(status_of "ours-$m") |"
+        echo "| arenagpt recompute $m | $(tok_s "$f") | $(ms_iter "$f") | arena peak $(grep -E '^iter ' "$f" | tail -1 | sed -nE 's/.*arena peak ([0-9.]+) MiB.*/\1/p') | - | $(dev_now "$f") | $(smi_peak "$LOGS/ours-$m.smi") | $(status_of "ours-$m") |"
     done
     echo
     echo "Ratios, ours / PyTorch (tokens/s: higher is better for us; process memory: lower is better for us):"

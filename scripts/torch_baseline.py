@@ -12,11 +12,14 @@ It times `steps` iterations after `warmup` iterations (compilation happens in wa
 prints one line that gpu_check.sh reads:
 
   torch_baseline: RESULT mode=eager device=cuda tokens_per_iter=... ms_per_iter=...
-    tokens_per_s=... peak_allocated_mib=... peak_reserved_mib=... loss_first=... loss_last=...
+    tokens_per_s=... peak_allocated_mib=... peak_reserved_mib=... device_used_mib=...
+    loss_first=... loss_last=... fallbacks=...
 
 peak_*_mib are torch.cuda's own peaks (max_memory_allocated / max_memory_reserved over the
-whole run, warm-up included; n/a on the CPU); the process's memory as the driver sees it
-(context, kernels, cuBLAS) is sampled from outside by gpu_check.sh. Where this PyTorch lacks
+whole run, warm-up included; n/a on the CPU); device_used_mib is cudaMemGetInfo's total - free
+at the end (the whole device: context, kernels, cuBLAS and the caching allocator's pool, plus
+any other process). The process's memory as the driver lists it is sampled from outside by
+gpu_check.sh. Where this PyTorch lacks
 a feature (Debian's 1.13 on the CPU: no scaled_dot_product_attention, no fused AdamW, no
 torch.compile, no fp16 autocast on the CPU), it falls back and says so on a `FALLBACK` line:
 the numbers are then not the baseline's.
@@ -269,7 +272,10 @@ def main():
         fallbacks.append("no fused AdamW (PyTorch %s on %s): the default AdamW"
                          % (torch.__version__, dev))
     optimizer = torch.optim.AdamW(groups, **adamw_args)
-    scaler = torch.cuda.amp.GradScaler(enabled=use_amp)
+    if hasattr(torch, "amp") and hasattr(torch.amp, "GradScaler"):  # PyTorch 2.3 and later
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    else:
+        scaler = torch.cuda.amp.GradScaler(enabled=use_amp)
 
     step_model = model
     if cfg["mode"] == "compile":
@@ -348,14 +354,16 @@ def main():
     if dev == "cuda":
         alloc = "%.1f" % (torch.cuda.max_memory_allocated() / 2**20)
         reserved = "%.1f" % (torch.cuda.max_memory_reserved() / 2**20)
+        free, total = torch.cuda.mem_get_info()
+        device_used = "%.1f" % ((total - free) / 2**20)
     else:
-        alloc = reserved = "n/a"
+        alloc = reserved = device_used = "n/a"
     print("torch_baseline: RESULT mode=%s device=%s tokens_per_iter=%d ms_per_iter=%.2f "
-          "tokens_per_s=%.0f peak_allocated_mib=%s peak_reserved_mib=%s loss_first=%.4f "
-          "loss_last=%.4f fallbacks=%d" % (cfg["mode"], dev, tokens_per_iter,
-                                           1000 * dt / cfg["steps"],
-                                           tokens_per_iter * cfg["steps"] / dt, alloc, reserved,
-                                           first, losses[-1], len(fallbacks)), flush=True)
+          "tokens_per_s=%.0f peak_allocated_mib=%s peak_reserved_mib=%s device_used_mib=%s "
+          "loss_first=%.4f loss_last=%.4f fallbacks=%d"
+          % (cfg["mode"], dev, tokens_per_iter, 1000 * dt / cfg["steps"],
+             tokens_per_iter * cfg["steps"] / dt, alloc, reserved, device_used, first, losses[-1],
+             len(fallbacks)), flush=True)
     if not all(math.isfinite(v) for v in losses):
         print("torch_baseline: error: non-finite loss", file=sys.stderr)
         return 1
