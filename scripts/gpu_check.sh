@@ -47,7 +47,7 @@
 #   the GPU-only stages are then skipped with that reason, and no number is GPU evidence.
 #   STEPS, TABLE_STEPS, TORCH_STEPS, TORCH_WARMUP, EVAL_INTERVAL, EVAL_ITERS, MODES: sizes;
 #   PYTHON: the python3 with PyTorch (default: the first of python3, /usr/bin/python3 that has
-#   it); COMPUTE_SANITIZER: its path; EXTRA_ARGS: more --key=value for every training run.
+#   it, and CUDA when the device is cuda); COMPUTE_SANITIZER: its path; EXTRA_ARGS: more --key=value for every training run.
 # Exit status: 0 when no stage failed (skipped stages are not failures), 1 otherwise, 2 usage.
 set -uo pipefail
 
@@ -247,6 +247,11 @@ train() { # NAME LIMIT_S CONFIG ARGS...: arenagpt train with its out_dir under t
 }
 
 # --- reading the logs ----------------------------------------------------------------------------
+any_file() { # paths (globs, expanded or not): 0 when one of them exists
+    local f
+    for f in "$@"; do [ -e "$f" ] && return 0; done
+    return 1
+}
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)]; else print "n/a" }'; }
 iter_lines() { # log: the iteration lines, the first one (warm-up) left out when there are more
     local it
@@ -334,7 +339,7 @@ on_signal() {
 trap on_signal INT TERM
 
 summary_check() {
-    ls "$LOGS"/train-*.log "$LOGS"/test-*.log >/dev/null 2>&1 || return 0
+    any_file "$LOGS"/train-*.log "$LOGS"/test-*.log || return 0
     echo
     echo "## check: GPU tests and the 4070 config ($(basename "$CONF"), $STEPS steps)"
     echo
@@ -373,7 +378,7 @@ summary_check() {
 }
 
 summary_table() {
-    ls "$LOGS"/table-*.log >/dev/null 2>&1 || return 0
+    any_file "$LOGS"/table-*.log || return 0
     echo
     echo "## table: memory per recompute mode and attention kind ($TABLE_STEPS steps each)"
     echo
@@ -404,7 +409,7 @@ summary_table() {
 }
 
 summary_torch() {
-    ls "$LOGS"/torch-*.log >/dev/null 2>&1 || return 0
+    any_file "$LOGS"/torch-*.log "$LOGS"/ours-*.log || return 0
     echo
     echo "## torch: PyTorch baseline and ours, same config ($(basename "$CONF")), same machine"
     echo
@@ -617,7 +622,7 @@ group_table() {
 
 find_python() {
     local p
-    for p in ${PYTHON:-} python3 /usr/bin/python3; do
+    for p in ${PYTHON:-python3 /usr/bin/python3}; do
         command -v "$p" >/dev/null 2>&1 || continue
         if [ "$DEVICE" = cuda ]; then
             "$p" -c 'import torch, numpy, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && {
