@@ -577,12 +577,17 @@ group_sanitize() {
     rm -rf "$WORK"/out/san-*
 }
 
-# the attention kinds this binary offers, from its own help (words before "(" on that line)
+# the attention kinds this binary offers: the list its own refusal of an unknown kind gives
+# ("expected one of naive, flash, cudnn"), else the words before "(" on the --attention help line
 attention_kinds() {
-    local help kinds
-    help=$("$B/arenagpt" train --help 2>&1)
-    kinds=$(grep -m1 -E '^ +--attention ' <<<"$help" | sed -E 's/^ +--attention +//; s/\(default [^)]*\)//' |
-        grep -oE '(^|or |, )[a-z_]+ \(' | sed -E 's/^(or |, )//; s/ \($//' | awk '!seen[$0]++' | paste -sd ' ' -)
+    local text kinds
+    text=$("$B/arenagpt" mem "$CONF" --attention=gpu_check_asks 2>&1)
+    kinds=$(sed -nE 's/.*attention.*expected one of ([a-z_, ]+).*/\1/p' <<<"$text" | head -1 | tr -d ',')
+    if [ -z "$kinds" ]; then
+        text=$("$B/arenagpt" train --help 2>&1)
+        kinds=$(grep -m1 -E '^ +--attention ' <<<"$text" | sed -E 's/^ +--attention +//; s/\(default [^)]*\)//' |
+            grep -oE '(^|or |, )[a-z_]+ \(' | sed -E 's/^(or |, )//; s/ \($//' | awk '!seen[$0]++' | paste -sd ' ' -)
+    fi
     echo "${kinds:-naive}"
 }
 
