@@ -19,9 +19,9 @@
 #             train prints them (MFU names its peak: the project's GPU table), the memory plan
 #             vs measured per category and the reconciliation with cudaMemGetInfo/NVML; then
 #             5 steps with CUDA_MODULE_LOADING=EAGER (where the unaccounted remainder goes).
-#   sanitize  compute-sanitizer memcheck (leak check) on the GPU tests and on short training
-#             runs (recompute none and full); racecheck, initcheck and synccheck on a short
-#             run, each where the sanitizer supports it.
+#   sanitize  compute-sanitizer memcheck (leak check) on the GPU tests, then short training
+#             runs: memcheck (recompute full), racecheck, initcheck, synccheck (each where the
+#             sanitizer supports it), memcheck (recompute none), in that order of priority.
 #   table     the memory table: the 4070 config, every recompute mode x every attention kind
 #             the binary offers, TABLE_STEPS steps each; then GPT-2 124M at T=1024 with the
 #             largest batch that fits memory_limit=12GiB (arenagpt mem --fit), recompute none
@@ -47,7 +47,8 @@
 #   the GPU-only stages are then skipped with that reason, and no number is GPU evidence.
 #   STEPS, TABLE_STEPS, TORCH_STEPS, TORCH_WARMUP, EVAL_INTERVAL, EVAL_ITERS, MODES: sizes;
 #   PYTHON: the python3 with PyTorch (default: the first of python3, /usr/bin/python3 that has
-#   it, and CUDA when the device is cuda); COMPUTE_SANITIZER: its path; EXTRA_ARGS: more --key=value for every training run.
+#   it, and CUDA when the device is cuda); COMPUTE_SANITIZER: its path; EXTRA_ARGS: more
+#   --key=value for every training run.
 # Exit status: 0 when no stage failed (skipped stages are not failures), 1 otherwise, 2 usage.
 set -uo pipefail
 
