@@ -613,7 +613,11 @@ group_table() {
     record fit "$([ $rc -eq 0 ] && echo pass || echo "FAIL (exit $rc)")" $(($(date +%s) - t0))
     for mode in none full; do
         local bs
-        bs=$(grep -E "\"recompute\": \"$mode\"" "$LOGS/fit.log" | sed -nE 's/.*"max_batch_size": ([0-9]+).*/\1/p')
+        # one line per mode (per mode and attention kind where the JSON names kinds: naive's)
+        local lines
+        lines=$(grep -E "\"recompute\": \"$mode\"" "$LOGS/fit.log")
+        grep -q '"attention"' <<<"$lines" && lines=$(grep '"attention": "naive"' <<<"$lines")
+        bs=$(sed -nE 's/.*"max_batch_size": ([0-9]+).*/\1/p' <<<"$lines" | head -1)
         if [ -z "$bs" ] || [ "$bs" -lt 1 ]; then
             skip_stage "table-124m-$mode" "no batch fits $FIT (see fit.log)"
             continue
