@@ -389,7 +389,7 @@ static void use_workspace(size_t bytes) {
 /* n large enough for the two-pass reductions (many blocks into partials in the workspace):
  * the same bits on a second call, and the CPU's double sums within f32 rounding */
 static void test_cuda_reductions_multiblock(void **state) {
-    const int64_t n = 3000017, m = 1000003;
+    const int64_t n = 600001, m = 200003;
     float *g = hmalloc(n), *l = hmalloc(m);
     fill_uniform(g, n, -3, 3, 62);
     fill_uniform(l, m, 0, 10, 63);
@@ -430,7 +430,7 @@ static void test_cuda_reductions_multiblock(void **state) {
  * (with a workspace) sums each token's rows in position order, as the scan path does, so both
  * give the same bits; and both match the CPU */
 static void test_cuda_encoder_backward_sorted(void **state) {
-    const int64_t B = 5, T = 1000, C = 37, Vp = 51, maxT = 1000, BT = B * T;
+    const int64_t B = 3, T = 1000, C = 37, Vp = 51, maxT = 1000, BT = B * T;
     int32_t *inp = malloc((size_t)BT * sizeof(int32_t));
     assert_non_null(inp);
     for (int64_t i = 0; i < BT; i++) /* token 0 every third position, the rest spread */
@@ -452,7 +452,7 @@ static void test_cuda_encoder_backward_sorted(void **state) {
     float *ga = down(d_a, Vp * C), *gb = down(d_b, Vp * C);
     assert_memory_equal(ga, gb, (size_t)(Vp * C) * sizeof(float));
     cpu->encoder_backward(dwte, dwpe, dout, inp, B, T, C, NULL);
-    /* token 0's row sums ~1700 terms in f32 before one f16 rounding: one f16 rounding of the
+    /* token 0's row sums 1000 terms in f32 before one f16 rounding: one f16 rounding of the
      * sum's magnitude (up to ~|sum| 2^-11) dominates */
     assert_allclose(ga, dwte, (size_t)(Vp * C), TOL_ACC_ATOL, TOL_F16_RTOL);
     free(inp), free(dout), free(dwte), free(dwpe), free(start), free(ga), free(gb);
