@@ -342,7 +342,7 @@ trap on_signal INT TERM
 summary_check() {
     any_file "$LOGS"/train-*.log "$LOGS"/test-*.log || return 0
     echo
-    echo "## check: GPU tests and the 4070 config ($(basename "$CONF"), $STEPS steps)"
+    echo "## check: GPU tests and training ($(basename "$CONF"), $STEPS steps)"
     echo
     local t
     for t in "$LOGS"/test-*.log; do
