@@ -3,6 +3,7 @@
 #   make test       set-up check, CPU unit tests (cmocka), CLI tests; also compiles the CUDA sources
 #   make test-gpu   CUDA backend against the CPU reference (needs a GPU)
 #   make asan       ASan+UBSan build and run of the CPU tests
+#   make test-browser  the memory page in headless Chromium (part of make test; BROWSER=0 skips)
 #   make format-check, make bench, make run, make clean
 # Sources are found by wildcard: a new alloc/ data/ model/ train/ .c file or tests/test_*.c
 # needs no Makefile change. Files named *_nocuda.c stand in for the CUDA backend when it is
@@ -72,7 +73,7 @@ BACKEND_OBJ := $(NOCUDA_OBJ)
 BACKEND_LIBS :=
 endif
 
-.PHONY: all test test-unit test-cli test-gpu asan format format-check bench run setup clean cuda
+.PHONY: all test test-unit test-cli test-browser test-gpu asan format format-check bench run setup clean cuda
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -100,6 +101,9 @@ build/cuda/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
+# the memory page's template is built into mem_html.o (.incbin)
+build/release/train/mem_html.o build/asan/train/mem_html.o: train/mem_page.html
+
 $(R)/tests/%: $(R)/tests/%.o $(LIB_OBJ) $(NOCUDA_OBJ) $(TEST_HELPER_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
 
@@ -117,12 +121,23 @@ ifeq ($(CUDA),1)
 	@echo "CUDA sources compiled ($(words $(CU_OBJ) $(CUDA_C_OBJ)) objects, sm_80/86/89/90)"
 endif
 	bash scripts/check_no_malloc.sh
+ifneq ($(BROWSER),0)
+	$(MAKE) test-browser
+endif
 
 test-unit: $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ./$$t || fail=1; done; exit $$fail
 
 test-cli: arenagpt
 	@fail=0; for t in tests/cli_*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; bash $$t ./arenagpt || fail=1; done; exit $$fail
+
+# the memory page in Debian's chromium, driven by playwright-core (scripts/setup.sh --browser)
+build/.setup-browser-ok: scripts/setup.sh tests/browser/package-lock.json
+	bash scripts/setup.sh --browser
+	@mkdir -p build && touch $@
+
+test-browser: build/.setup-browser-ok arenagpt
+	node tests/browser/memory_page.mjs ./arenagpt build/browser/memory_page.png
 
 A := build/asan
 ASAN_BIN := $(patsubst tests/%.c,$(A)/tests/%,$(TEST_C))

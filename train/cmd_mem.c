@@ -2,12 +2,14 @@
  * allocation code as training, on a plan arena (gpt_plan). Prints the parameter counts, the
  * per-category plan and the top tensors (table, JSON or CSV); --compare plans every recompute
  * mode side by side with the extra forward FLOPs each costs; --fit=SIZE finds the largest
- * batch_size per recompute mode whose arena high-water mark fits in SIZE.
+ * batch_size per recompute mode whose arena high-water mark fits in SIZE; --html=FILE also
+ * writes the memory page (mem_html.h).
  * JSON schema: see README.md ("arenagpt mem --format=json"). */
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
+#include "mem_html.h"
 #include "run_common.h"
 
 #define FIT_MAX_BATCH (1 << 20) /* search bound for --fit; far beyond any card */
@@ -271,6 +273,13 @@ int cmd_mem(const TrainConfig *cfg) {
     if (gpt_config_check(&c, dev, &err) != 0) {
         fprintf(stderr, "arenagpt mem: %s\n", err.msg);
         return CONFIG_EXIT_USAGE;
+    }
+    if (cfg->html[0]) { /* the memory page (mem_html.h), then the report asked for */
+        if (mem_html_write(cfg->html, cfg, dev, NULL, &err) != 0) {
+            fprintf(stderr, "arenagpt mem: %s\n", err.msg);
+            return 1;
+        }
+        fprintf(stderr, "memory page written to %s\n", cfg->html);
     }
     if (cfg->fit)
         return mem_fit(cfg, dev);

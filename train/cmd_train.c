@@ -24,6 +24,7 @@
 #include "../model/model_io.h"
 #include "checkpoint.h"
 #include "commands.h"
+#include "mem_html.h"
 #include "run_common.h"
 
 #define ADAMW_EPS 1e-8f
@@ -457,6 +458,15 @@ int cmd_train(const TrainConfig *cfg) {
         device_mem_sample(&dm, DEVICE_MEM_NOW, &dm_err);
         printf("device memory (reconciliation with cudaMemGetInfo and NVML):\n");
         device_mem_report(&dm, s.arena, stdout);
+    }
+    /* the memory page: the plan's step, plan vs measured, the card as measured (mem_html.h) */
+    MemHtmlMeasured hm = {plan, s.arena, dev == GPT_DEVICE_CUDA && have_dm ? &dm : NULL};
+    snprintf(path, sizeof path, "%s/memory.html", cfg->out_dir);
+    if (mem_html_write(path, cfg, dev, &hm, &err) != 0) {
+        fprintf(stderr, "arenagpt train: %s\n", err.msg);
+        rc = 1;
+    } else {
+        printf("memory page: %s (open it in a browser)\n", path);
     }
     if (cfg->trace_file[0]) {
         FILE *tf = fopen(cfg->trace_file, "w");

@@ -121,8 +121,10 @@ typedef struct TrainConfig {
     /* mem */
     ConfigFormat format;
     int compare;
-    size_t fit;  /* bytes; 0 = not asked */
-    int64_t top; /* tensors listed in the table report */
+    size_t fit;                        /* bytes; 0 = not asked */
+    int64_t top;                       /* tensors listed in the table report */
+    char html[CONFIG_STR_LEN];         /* memory page to write; "" = none (train: out_dir's) */
+    char nanogpt_json[CONFIG_STR_LEN]; /* nanoGPT's memory for the page; "" = the committed one */
 
     /* where each key was last set from, for messages: "defaults", "file.conf:12", "--key" */
     char config_file[CONFIG_STR_LEN];
