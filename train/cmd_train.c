@@ -21,6 +21,7 @@
 
 #include "../data/loader.h"
 #include "../model/cuda/device_mem.h"
+#include "../model/gpu_table.h"
 #include "../model/model_io.h"
 #include "checkpoint.h"
 #include "commands.h"
@@ -63,6 +64,7 @@ typedef struct TrainState {
     CheckpointProgress progress;
     double flops_per_iter; /* model FLOPs of one optimizer step (forward, backward, recompute) */
     double peak_flops;     /* the GPU's dense f16 peak, 0 = unknown (MFU n/a) */
+    const GpuSpec *gpu;    /* the GPU table's entry the peak comes from; NULL unknown */
 } TrainState;
 
 static volatile sig_atomic_t g_stop_signal = 0;
@@ -250,8 +252,9 @@ static int train_loop(TrainState *s, GptDevice dev, Err *err) {
             double mfu = s->peak_flops > 0 ? s->flops_per_iter / dt / s->peak_flops : -1;
             if (dev == GPT_DEVICE_CUDA) {
                 printf(", scale %.0f, skipped %lld", loss_scale, (long long)pr->skipped);
-                if (mfu >= 0)
-                    printf(", mfu %.1f%%", 100 * mfu);
+                if (mfu >= 0) /* names the peak it divides by */
+                    printf(", mfu %.1f%% (peak %.1f TFLOP/s %s)", 100 * mfu, s->peak_flops / 1e12,
+                           s->gpu ? s->gpu->key : "?");
                 else
                     printf(", mfu n/a");
             }
@@ -387,9 +390,14 @@ int cmd_train(const TrainConfig *cfg) {
     if (dev == GPT_DEVICE_CUDA && have_dm) {
         device_mem_set_reservation(&dm, ps.high_water_bytes);
         device_mem_sample(&dm, DEVICE_MEM_AFTER_RESERVATION, &dm_err);
-        s.peak_flops = dm.peak_tflops_f16 * 1e12;
-        printf("GPU: %s (driver %s), peak f16 tensor %.0f TFLOP/s%s\n", dm.name, dm.driver,
-               dm.peak_tflops_f16, dm.peak_tflops_f16 > 0 ? "" : " (unknown: MFU n/a)");
+        s.gpu = gpu_table_match(dm.name);
+        s.peak_flops = s.gpu ? s.gpu->peak_tflops_f16 * 1e12 : 0.0;
+        printf("GPU: %s (driver %s)\n", dm.name, dm.driver);
+        if (s.gpu)
+            printf("MFU: peak %.1f TFLOP/s dense f16 with f32 accumulate (gpu table: %s; %s)\n",
+                   s.gpu->peak_tflops_f16, s.gpu->key, s.gpu->peak_source);
+        else
+            printf("MFU: unknown peak for %s\n", dm.name[0] ? dm.name : "this GPU");
     }
     s.flops_per_iter = (3.0 * gpt_flops_forward_per_token(&c, T) +
                         gpt_flops_recompute_per_token(&c, T, c.recompute)) *
