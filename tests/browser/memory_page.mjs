@@ -9,10 +9,11 @@
 //   - the toggles table has a row per attention kind x recompute mode, and the card bar is
 //     there with the estimate labelled as one;
 //   - the nanoGPT line is shown when the committed file for the config exists;
+//   - the page `train` writes (a tiny CPU run) loads without errors and shows plan == measured;
 // and takes a screenshot (argument 2, default build/browser/memory_page.png).
 // Usage: node tests/browser/memory_page.mjs ./arenagpt [screenshot.png]
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -95,6 +96,26 @@ try {
   await page.screenshot({ path: SHOT });
   const shot = statSync(SHOT).size;
   check(shot > MIN_SCREENSHOT_BYTES, `screenshot ${SHOT} (${shot} bytes)`);
+
+  // a train run's page (CPU, a tiny model on char data): plan vs measured, no errors
+  const text = Array.from({ length: 300 }, (_, i) => `To be, or not to be ${i % 7}`).join("\n");
+  writeFileSync(join(tmp, "text.txt"), text);
+  run(["prepare", "--input=" + join(tmp, "text.txt"), "--out=" + join(tmp, "data"), "--tokenizer=char"]);
+  run(["train", "--data_dir=" + join(tmp, "data"), "--device=cpu", "--n_layer=1", "--n_head=2",
+    "--n_embd=16", "--block_size=16", "--vocab_size=65", "--batch_size=2",
+    "--gradient_accumulation_steps=1", "--max_iters=2", "--eval_interval=2", "--eval_iters=1",
+    "--out_dir=" + join(tmp, "run")]);
+  const trainPage = await ctx.newPage();
+  const trainErrors = [];
+  trainPage.on("console", (m) => { if (m.type() === "error") trainErrors.push(m.text()); });
+  trainPage.on("pageerror", (e) => trainErrors.push(String(e)));
+  await trainPage.goto(pathToFileURL(join(tmp, "run", "memory.html")).href, { waitUntil: "load" });
+  await trainPage.waitForFunction(() => window.arenagptPage !== undefined, null, { timeout: 10000 });
+  check(trainErrors.length === 0, "train page: no console or page errors" + (trainErrors.length ? ": " + trainErrors.join(" | ") : ""));
+  check(await trainPage.locator("#measured-section").isVisible(), "train page: the plan vs measured section is shown");
+  const verdicts = await trainPage.locator("#measured-table td.eq, #measured-table td.ne").allInnerTexts();
+  check(verdicts.length === 7 && verdicts.every((v) => v === "equal"),
+    `train page: plan == measured on every row (${verdicts.join(", ")})`);
 } finally {
   await browser.close();
   rmSync(tmp, { recursive: true, force: true });
