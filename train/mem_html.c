@@ -66,39 +66,36 @@ typedef struct Block {
     size_t offset, bytes;
 } Block;
 
-static int write_timeline(FILE *f, const Arena *a, Err *err) {
-    int truncated = 0;
-    int64_t n = arena_trace_count(a, &truncated);
-    Block *blocks = calloc((size_t)n + 1, sizeof *blocks);
-    int64_t *live = calloc((size_t)n + 1, sizeof *live);
-    if (!blocks || !live) {
-        free(blocks);
-        free(live);
-        return err_set(err, "out of host memory for the memory page's timeline");
-    }
+/* One trace event: its kind ('A', 'F', 'M'), and the rest through the pointers. */
+typedef struct Event {
+    char kind;
+    ArenaCategory cat;
+    size_t bytes, offset, used[ARENA_CAT_COUNT];
+    const char *name;
+} Event;
+
+static Event event_at(const Arena *a, int64_t i) {
+    Event e;
+    double ts;
+    arena_trace_get(a, i, &ts, &e.kind, &e.cat, &e.bytes, &e.offset, e.used, &e.name);
+    return e;
+}
+
+/* Pairs every free with its alloc (the live block at the same offset): block_of_event[i] is
+ * the block an alloc event starts, -1 for the other events. Returns the number of blocks. */
+static int64_t pair_blocks(const Arena *a, int64_t n, Block *blocks, int64_t *block_of_event,
+                           int64_t *live) {
     int64_t n_blocks = 0, n_live = 0;
-    /* pass 1: pair every free with its alloc (the live block at the same offset) */
-    int64_t *block_of_event = calloc((size_t)n + 1, sizeof *block_of_event);
-    if (!block_of_event) {
-        free(blocks);
-        free(live);
-        return err_set(err, "out of host memory for the memory page's timeline");
-    }
     for (int64_t i = 0; i < n; i++) {
-        double ts;
-        char kind;
-        ArenaCategory cat;
-        size_t bytes, offset, used[ARENA_CAT_COUNT];
-        const char *name;
-        arena_trace_get(a, i, &ts, &kind, &cat, &bytes, &offset, used, &name);
+        Event e = event_at(a, i);
         block_of_event[i] = -1;
-        if (kind == 'A') {
-            blocks[n_blocks] = (Block){i, -1, offset, bytes};
+        if (e.kind == 'A') {
+            blocks[n_blocks] = (Block){i, -1, e.offset, e.bytes};
             block_of_event[i] = n_blocks;
             live[n_live++] = n_blocks++;
-        } else if (kind == 'F') {
+        } else if (e.kind == 'F') {
             for (int64_t k = n_live - 1; k >= 0; k--) {
-                if (blocks[live[k]].offset == offset) {
+                if (blocks[live[k]].offset == e.offset) {
                     blocks[live[k]].free_ev = i;
                     live[k] = live[--n_live];
                     break;
@@ -106,63 +103,79 @@ static int write_timeline(FILE *f, const Arena *a, Err *err) {
             }
         }
     }
-    /* pass 2: write markers, per-event category bytes and the blocks */
-    fprintf(f, "{\"n_events\": %lld, \"truncated\": %s, \"markers\": [", (long long)n,
-            truncated ? "true" : "false");
+    return n_blocks;
+}
+
+/* "markers": [[event, name], ...], "used": [[bytes per category after event i], ...] */
+static void write_markers_used(FILE *f, const Arena *a, int64_t n) {
+    fprintf(f, "\"markers\": [");
     int first = 1;
     for (int64_t i = 0; i < n; i++) {
-        double ts;
-        char kind;
-        ArenaCategory cat;
-        size_t bytes, offset, used[ARENA_CAT_COUNT];
-        const char *name;
-        arena_trace_get(a, i, &ts, &kind, &cat, &bytes, &offset, used, &name);
-        if (kind != 'M')
+        Event e = event_at(a, i);
+        if (e.kind != 'M')
             continue;
         fprintf(f, "%s[%lld, ", first ? "" : ", ", (long long)i);
-        jstr(f, name);
+        jstr(f, e.name);
         fputc(']', f);
         first = 0;
     }
     fprintf(f, "],\n  \"used\": [");
     for (int64_t i = 0; i < n; i++) {
-        double ts;
-        char kind;
-        ArenaCategory cat;
-        size_t bytes, offset, used[ARENA_CAT_COUNT];
-        const char *name;
-        arena_trace_get(a, i, &ts, &kind, &cat, &bytes, &offset, used, &name);
+        Event e = event_at(a, i);
         fprintf(f, "%s[", i ? "," : "");
         for (int c = 0; c < ARENA_CAT_COUNT; c++)
-            fprintf(f, "%s%zu", c ? "," : "", used[c]);
+            fprintf(f, "%s%zu", c ? "," : "", e.used[c]);
         fputc(']', f);
     }
-    fprintf(f, "],\n  \"blocks\": [");
-    first = 1;
+    fprintf(f, "]");
+}
+
+/* "blocks": [[name, category index, dtype, [shape], offset, bytes, alloc event, free event]] */
+static void write_blocks(FILE *f, const Arena *a, int64_t n, const Block *blocks,
+                         const int64_t *block_of_event) {
+    fprintf(f, "\"blocks\": [");
+    int first = 1;
     for (int64_t i = 0; i < n; i++) {
         if (block_of_event[i] < 0)
             continue;
         const Block *b = &blocks[block_of_event[i]];
-        double ts;
-        char kind;
-        ArenaCategory cat;
-        size_t bytes, offset, used[ARENA_CAT_COUNT];
-        const char *name;
-        arena_trace_get(a, i, &ts, &kind, &cat, &bytes, &offset, used, &name);
+        Event e = event_at(a, i);
         ArenaDtype dt;
         int ndim;
         int64_t shape[ARENA_MAX_DIMS];
         arena_trace_tensor(a, i, &dt, &ndim, shape);
         fprintf(f, "%s\n   [", first ? "" : ",");
-        jstr(f, name);
-        fprintf(f, ", %d, \"%s\", [", (int)cat, arena_dtype_name(dt));
+        jstr(f, e.name);
+        fprintf(f, ", %d, \"%s\", [", (int)e.cat, arena_dtype_name(dt));
         for (int d = 0; d < ndim; d++)
             fprintf(f, "%s%lld", d ? "," : "", (long long)shape[d]);
         fprintf(f, "], %zu, %zu, %lld, %lld]", b->offset, b->bytes, (long long)b->alloc_ev,
                 (long long)b->free_ev);
         first = 0;
     }
-    fprintf(f, "]}");
+    fprintf(f, "]");
+}
+
+/* The timeline: every tensor's block (its lifetime) from the arena's event trace. */
+static int write_timeline(FILE *f, const Arena *a, Err *err) {
+    int truncated = 0;
+    int64_t n = arena_trace_count(a, &truncated);
+    Block *blocks = calloc((size_t)n + 1, sizeof *blocks);
+    int64_t *live = calloc((size_t)n + 1, sizeof *live);
+    int64_t *block_of_event = calloc((size_t)n + 1, sizeof *block_of_event);
+    if (!blocks || !live || !block_of_event) {
+        free(blocks);
+        free(live);
+        free(block_of_event);
+        return err_set(err, "out of host memory for the memory page's timeline");
+    }
+    pair_blocks(a, n, blocks, block_of_event, live);
+    fprintf(f, "{\"n_events\": %lld, \"truncated\": %s, ", (long long)n,
+            truncated ? "true" : "false");
+    write_markers_used(f, a, n);
+    fprintf(f, ",\n  ");
+    write_blocks(f, a, n, blocks, block_of_event);
+    fprintf(f, "}");
     free(blocks);
     free(live);
     free(block_of_event);
