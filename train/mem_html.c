@@ -33,6 +33,9 @@ extern const char arenagpt_mem_page_html[];
 #define NANOGPT_FORMAT "arenagpt-nanogpt-memory/1"
 #define NANOGPT_MAX_BYTES (4 << 20) /* the script writes a few hundred KiB */
 #define DEFAULT_GPU "rtx4070"
+/* The other modes' timelines show this many micro-steps at most (the pattern repeats; a
+ * gpt2_124m step has 40, and 40 for every mode would make a page of megabytes). */
+#define TIMELINE_MAX_MICRO_STEPS 2
 
 static const char *const recompute_names[3] = {"none", "selective", "full"};
 
@@ -229,8 +232,11 @@ static int64_t fit_batch(const TrainConfig *cfg, const GptConfig *c, GptDevice d
     return lo;
 }
 
-static void write_mode(FILE *f, const TrainConfig *cfg, const GptConfig *c, GptDevice dev,
-                       const Arena *a, size_t card_arena_bytes) {
+/* One mode: its plan's figures, its largest batches, and its timeline unless it is the
+ * config's own (that one is the page's "timeline"), planned with at most
+ * TIMELINE_MAX_MICRO_STEPS micro-steps. */
+static int write_mode(FILE *f, const TrainConfig *cfg, const GptConfig *c, GptDevice dev,
+                      const Arena *a, size_t card_arena_bytes, int with_timeline, Err *err) {
     ArenaStats s = arena_stats(a);
     double fwd = gpt_flops_forward_per_token(c, cfg->block_size);
     double extra = gpt_flops_recompute_per_token(c, cfg->block_size, c->recompute);
@@ -249,8 +255,24 @@ static void write_mode(FILE *f, const TrainConfig *cfg, const GptConfig *c, GptD
     fprintf(f,
             ", \"fit_12gib\": {\"limit_bytes\": %zu, \"max_batch_size\": %lld, "
             "\"high_water_bytes\": %zu}, \"fit_card\": {\"limit_bytes\": %zu, "
-            "\"max_batch_size\": %lld, \"high_water_bytes\": %zu}}",
+            "\"max_batch_size\": %lld, \"high_water_bytes\": %zu}",
             FIT_CARD_BYTES, (long long)b12, hw12, card_arena_bytes, (long long)bcard, hwcard);
+    if (with_timeline) {
+        TrainConfig short_cfg = *cfg;
+        if (short_cfg.gradient_accumulation_steps > TIMELINE_MAX_MICRO_STEPS)
+            short_cfg.gradient_accumulation_steps = TIMELINE_MAX_MICRO_STEPS;
+        Arena *t = NULL;
+        int rc = plan_mode(&short_cfg, c, dev, cfg->batch_size, 0, 1, &t, err);
+        fprintf(f, ",\n   \"timeline_micro_steps\": %lld, \"timeline\": ",
+                (long long)short_cfg.gradient_accumulation_steps);
+        if (rc == 0)
+            rc = write_timeline(f, t, err);
+        arena_free(t);
+        if (rc != 0)
+            return -1;
+    }
+    fprintf(f, "}");
+    return 0;
 }
 
 static int write_modes(FILE *f, const TrainConfig *cfg, GptDevice dev, size_t card_arena_bytes,
@@ -276,13 +298,16 @@ static int write_modes(FILE *f, const TrainConfig *cfg, GptDevice dev, size_t ca
         for (int m = 0; m < 3; m++) {
             c.recompute = m;
             Arena *a = NULL;
+            int own = tc.attention == cfg->attention && m == (int)cfg->recompute;
             if (plan_mode(&tc, &c, dev, cfg->batch_size, 0, 0, &a, err) != 0) {
                 arena_free(a);
                 return -1;
             }
             fprintf(f, "%s\n  ", first ? "" : ",");
-            write_mode(f, &tc, &c, dev, a, card_arena_bytes);
+            int rc = write_mode(f, &tc, &c, dev, a, card_arena_bytes, !own, err);
             arena_free(a);
+            if (rc != 0)
+                return -1;
             first = 0;
         }
     }

@@ -6,6 +6,7 @@
 //   - the per-category bytes at the peak that the page shows equal `arenagpt mem
 //     --format=json`'s at_peak bytes, and its total equals peak_bytes;
 //   - hovering the largest tensor at the peak shows that tensor's name;
+//   - the timeline's mode selector draws another mode's plan (recompute full: its high-water);
 //   - the toggles table has a row per attention kind x recompute mode, and the card bar is
 //     there with the estimate labelled as one;
 //   - the nanoGPT line is shown when the committed file for the config exists;
@@ -75,6 +76,16 @@ try {
     check(text.includes(biggest), `hovering the largest tensor shows its name (${biggest})`);
     check(/category|bytes|offset|allocated at event/.test(text), "the hover names category, bytes, offset and events");
   }
+
+  // the timeline's mode selector: recompute full draws that plan (its high-water is the report's)
+  const full = JSON.parse(run(["mem", CONFIG, "--device=cuda", "--recompute=full", "--format=json"]));
+  const fullOption = await page.locator("#tl-mode option", { hasText: "attention naive, recompute full" }).getAttribute("value");
+  await page.selectOption("#tl-mode", fullOption);
+  const sub = await page.locator("#tl-sub").innerText();
+  const fullHw = (full.high_water_bytes / 1048576).toFixed(1);
+  check(sub.includes(`high-water ${fullHw} MiB`), `recompute full selected: "${sub}" names high-water ${fullHw} MiB`);
+  await page.selectOption("#tl-mode", { label: "attention naive, recompute none (this config)" });
+  check(errors.length === 0, "no errors after switching the timeline's mode" + (errors.length ? ": " + errors.join(" | ") : ""));
 
   const modes = await page.locator("#modes-table tr").count();
   check(modes >= 1 + 3, `the toggles table lists the modes (${modes - 1} rows)`);
