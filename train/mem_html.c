@@ -317,10 +317,8 @@ static int write_modes(FILE *f, const TrainConfig *cfg, GptDevice dev, size_t ca
 
 /* ---- the card ---- */
 
-static const char *gpu_key(const TrainConfig *cfg) {
-    (void)cfg;
-    return DEFAULT_GPU;
-}
+/* The card a plan is held against: the `gpu` key (checked by config_validate). */
+static const char *gpu_key(const TrainConfig *cfg) { return cfg->gpu[0] ? cfg->gpu : DEFAULT_GPU; }
 
 static size_t sub0(size_t a, size_t b) { return a > b ? a - b : 0; }
 
@@ -747,8 +745,10 @@ static int write_data(FILE *f, const TrainConfig *cfg, GptDevice dev,
         return -1;
 
     const GpuSpec *g = gpu_table_find(gpu_key(cfg));
-    size_t card_arena =
-        g && g->memory_bytes > g->context_bytes ? g->memory_bytes - g->context_bytes : 0;
+    /* what the arena may use on the card: its memory less --reserve, by default the table's
+     * context + libraries figure (as mem --fit sets aside) */
+    size_t reserve = config_is_set(cfg, "reserve") ? cfg->reserve : g ? g->context_bytes : 0;
+    size_t card_arena = g && g->memory_bytes > reserve ? g->memory_bytes - reserve : 0;
     fprintf(f, ",\n \"modes\": ");
     if (write_modes(f, cfg, dev, dev == GPT_DEVICE_CUDA ? card_arena : 0, err) != 0)
         return -1;
