@@ -156,9 +156,22 @@ static void test_mem_html_card_estimate_and_measured(void **state) {
     snprintf(dm.name, sizeof dm.name, "NVIDIA GeForce RTX 4070");
     dm.total_bytes = 12282 * MIB;
     dm.reservation_bytes = 100 * MIB;
-    dm.s[DEVICE_MEM_BEFORE_CONTEXT] = (DeviceMemSample){1, 0, 1, 0, 0, 300 * MIB, 0};
-    dm.s[DEVICE_MEM_AFTER_CONTEXT] = (DeviceMemSample){1, 1, 1, 1, 700 * MIB, 700 * MIB, 400 * MIB};
-    dm.s[DEVICE_MEM_NOW] = (DeviceMemSample){1, 1, 1, 1, 860 * MIB, 860 * MIB, 540 * MIB};
+    dm.s[DEVICE_MEM_BEFORE_CONTEXT] =
+        (DeviceMemSample){.taken = 1, .have_nvml = 1, .nvml_used_bytes = 300 * MIB};
+    dm.s[DEVICE_MEM_AFTER_CONTEXT] = (DeviceMemSample){.taken = 1,
+                                                       .have_cuda = 1,
+                                                       .have_nvml = 1,
+                                                       .have_proc = 1,
+                                                       .cuda_used_bytes = 700 * MIB,
+                                                       .nvml_used_bytes = 700 * MIB,
+                                                       .proc_bytes = 400 * MIB};
+    dm.s[DEVICE_MEM_NOW] = (DeviceMemSample){.taken = 1,
+                                             .have_cuda = 1,
+                                             .have_nvml = 1,
+                                             .have_proc = 1,
+                                             .cuda_used_bytes = 860 * MIB,
+                                             .nvml_used_bytes = 860 * MIB,
+                                             .proc_bytes = 540 * MIB};
     MemHtmlMeasured m = {plan, run, &dm};
     j = page_data(path, &cfg, GPT_DEVICE_CUDA, &m);
     assert_string_equal(json_get(j, "source")->string, "train");
