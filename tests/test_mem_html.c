@@ -231,6 +231,47 @@ static void test_mem_html_nanogpt_file(void **state) {
     }
 }
 
+/* The page plans at most a few micro-steps (mem_html.c): the memory of a step must not
+ * depend on gradient_accumulation_steps, in any recompute mode. */
+static void test_mem_html_micro_steps_repeat(void **state) {
+    (void)state;
+    TrainConfig cfg;
+    small_config(&cfg);
+    for (int m = 0; m < 3; m++) {
+        GptConfig c;
+        run_gpt_config(&cfg, &c);
+        c.recompute = m;
+        ArenaStats st[3];
+        const int64_t accum[3] = {2, 4, 7};
+        for (int k = 0; k < 3; k++) {
+            Arena *a = NULL;
+            Err err;
+            assert_int_equal(run_plan(&c, GPT_DEVICE_CUDA, cfg.batch_size, cfg.block_size, accum[k],
+                                      0, 0, &a, &err),
+                             0);
+            st[k] = arena_stats(a);
+            arena_free(a);
+        }
+        for (int k = 1; k < 3; k++) {
+            assert_int_equal(st[k].peak_used_bytes, st[0].peak_used_bytes);
+            assert_int_equal(st[k].high_water_bytes, st[0].high_water_bytes);
+            assert_memory_equal(st[k].at_peak_bytes, st[0].at_peak_bytes,
+                                sizeof st[0].at_peak_bytes);
+            assert_memory_equal(st[k].cat_peak_bytes, st[0].cat_peak_bytes,
+                                sizeof st[0].cat_peak_bytes);
+        }
+    }
+    /* and the page says how many it drew */
+    char path[1024];
+    cfg.gradient_accumulation_steps = 9;
+    snprintf(path, sizeof path, "%s/m.html", test_dir());
+    Json *j = page_data(path, &cfg, GPT_DEVICE_CPU, NULL);
+    assert_true(num(j, "gradient_accumulation_steps") == 9);
+    assert_true(num(j, "timeline_micro_steps") == 4);
+    assert_true(num(j, "modes.1.timeline_micro_steps") == 2);
+    json_free(j);
+}
+
 static void test_mem_html_nanogpt_default_path(void **state) {
     (void)state;
     char buf[256];
@@ -251,6 +292,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_mem_html_card_estimate_and_measured, test_dir_setup,
                                         test_dir_teardown),
         cmocka_unit_test_setup_teardown(test_mem_html_nanogpt_file, test_dir_setup,
+                                        test_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_mem_html_micro_steps_repeat, test_dir_setup,
                                         test_dir_teardown),
         cmocka_unit_test(test_mem_html_nanogpt_default_path),
     };

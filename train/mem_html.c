@@ -33,9 +33,14 @@ extern const char arenagpt_mem_page_html[];
 #define NANOGPT_FORMAT "arenagpt-nanogpt-memory/1"
 #define NANOGPT_MAX_BYTES (4 << 20) /* the script writes a few hundred KiB */
 #define DEFAULT_GPU "rtx4070"
-/* The other modes' timelines show this many micro-steps at most (the pattern repeats; a
- * gpt2_124m step has 40, and 40 for every mode would make a page of megabytes). */
-#define TIMELINE_MAX_MICRO_STEPS 2
+/* The page plans a step with at most this many micro-steps: the config's timeline, and
+ * (MODES_MAX_MICRO_STEPS) every mode's figures, timeline and largest batch. A micro-step
+ * allocates and frees exactly what the one before did (gradients are persistent), so the peaks
+ * and the high-water mark do not depend on gradient_accumulation_steps (tested in
+ * test_mem_html.c); planning all of gpt2_124m's 40 per mode would make a page of megabytes,
+ * and a run with 100000 of them would plan for minutes. */
+#define TIMELINE_MAX_MICRO_STEPS 4
+#define MODES_MAX_MICRO_STEPS 2
 
 static const char *const recompute_names[3] = {"none", "selective", "full"};
 
@@ -187,6 +192,14 @@ static int write_timeline(FILE *f, const Arena *a, Err *err) {
 
 /* ---- the modes side by side ---- */
 
+/* cfg with at most max micro-steps per step (see TIMELINE_MAX_MICRO_STEPS). */
+static TrainConfig few_micro_steps(const TrainConfig *cfg, int64_t max) {
+    TrainConfig c = *cfg;
+    if (c.gradient_accumulation_steps > max)
+        c.gradient_accumulation_steps = max;
+    return c;
+}
+
 static int plan_mode(const TrainConfig *cfg, const GptConfig *c, GptDevice dev, int64_t B,
                      size_t limit, int trace, Arena **out, Err *err) {
     return run_plan(c, dev, B, cfg->block_size, cfg->gradient_accumulation_steps, limit, trace, out,
@@ -233,8 +246,8 @@ static int64_t fit_batch(const TrainConfig *cfg, const GptConfig *c, GptDevice d
 }
 
 /* One mode: its plan's figures, its largest batches, and its timeline unless it is the
- * config's own (that one is the page's "timeline"), planned with at most
- * TIMELINE_MAX_MICRO_STEPS micro-steps. */
+ * config's own (that one is the page's "timeline"); cfg and a have MODES_MAX_MICRO_STEPS
+ * micro-steps at most, a is traced when the timeline is written. */
 static int write_mode(FILE *f, const TrainConfig *cfg, const GptConfig *c, GptDevice dev,
                       const Arena *a, size_t card_arena_bytes, int with_timeline, Err *err) {
     ArenaStats s = arena_stats(a);
@@ -258,17 +271,9 @@ static int write_mode(FILE *f, const TrainConfig *cfg, const GptConfig *c, GptDe
             "\"max_batch_size\": %lld, \"high_water_bytes\": %zu}",
             FIT_CARD_BYTES, (long long)b12, hw12, card_arena_bytes, (long long)bcard, hwcard);
     if (with_timeline) {
-        TrainConfig short_cfg = *cfg;
-        if (short_cfg.gradient_accumulation_steps > TIMELINE_MAX_MICRO_STEPS)
-            short_cfg.gradient_accumulation_steps = TIMELINE_MAX_MICRO_STEPS;
-        Arena *t = NULL;
-        int rc = plan_mode(&short_cfg, c, dev, cfg->batch_size, 0, 1, &t, err);
         fprintf(f, ",\n   \"timeline_micro_steps\": %lld, \"timeline\": ",
-                (long long)short_cfg.gradient_accumulation_steps);
-        if (rc == 0)
-            rc = write_timeline(f, t, err);
-        arena_free(t);
-        if (rc != 0)
+                (long long)cfg->gradient_accumulation_steps);
+        if (write_timeline(f, a, err) != 0)
             return -1;
     }
     fprintf(f, "}");
@@ -280,7 +285,7 @@ static int write_modes(FILE *f, const TrainConfig *cfg, GptDevice dev, size_t ca
     fprintf(f, "[");
     int first = 1;
     for (int at = 0; config_attention_name((ConfigAttention)at); at++) {
-        TrainConfig tc = *cfg;
+        TrainConfig tc = few_micro_steps(cfg, MODES_MAX_MICRO_STEPS);
         tc.attention = (ConfigAttention)at;
         GptConfig c;
         run_gpt_config(&tc, &c);
@@ -299,7 +304,7 @@ static int write_modes(FILE *f, const TrainConfig *cfg, GptDevice dev, size_t ca
             c.recompute = m;
             Arena *a = NULL;
             int own = tc.attention == cfg->attention && m == (int)cfg->recompute;
-            if (plan_mode(&tc, &c, dev, cfg->batch_size, 0, 0, &a, err) != 0) {
+            if (plan_mode(&tc, &c, dev, cfg->batch_size, 0, !own, &a, err) != 0) {
                 arena_free(a);
                 return -1;
             }
@@ -729,12 +734,14 @@ static int write_data(FILE *f, const TrainConfig *cfg, GptDevice dev,
     GptConfig c;
     run_gpt_config(cfg, &c);
     Arena *a = NULL;
-    if (plan_mode(cfg, &c, dev, cfg->batch_size, 0, 1, &a, err) != 0) {
+    TrainConfig shown = few_micro_steps(cfg, TIMELINE_MAX_MICRO_STEPS);
+    if (plan_mode(&shown, &c, dev, cfg->batch_size, 0, 1, &a, err) != 0) {
         arena_free(a);
         return -1;
     }
     fprintf(f, "{");
     write_meta(f, cfg, &c, dev, measured != NULL);
+    fprintf(f, " \"timeline_micro_steps\": %lld,\n", (long long)shown.gradient_accumulation_steps);
     fprintf(f, " \"report\": {\n");
     arena_report_json_fields(a, f, "  ");
     fprintf(f, " },\n \"timeline\": ");
