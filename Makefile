@@ -3,6 +3,7 @@
 #   make test       set-up check, CPU unit tests (cmocka), CLI tests; also compiles the CUDA sources
 #   make test-gpu   CUDA backend against the CPU reference (needs a GPU)
 #   make asan       ASan+UBSan build and run of the CPU tests
+#   make test-browser  the memory page in headless Chromium (part of make test; BROWSER=0 skips)
 #   make gpu-bundle  build/gpu-bundle/: what a GPU machine without Debian's -dev packages needs
 #                   (binaries, prepared data, configs, the check script); make gpu-check runs it
 #   make format-check, make bench, make run, make clean
@@ -85,8 +86,8 @@ BACKEND_OBJ := $(NOCUDA_OBJ)
 BACKEND_LIBS :=
 endif
 
-.PHONY: all test test-unit test-cli test-gpu asan format format-check bench run setup clean cuda \
-        gpu-bundle gpu-bundle-test gpu-check
+.PHONY: all test test-unit test-cli test-browser test-gpu asan format format-check bench run setup \
+        clean cuda gpu-bundle gpu-bundle-test gpu-check
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -114,6 +115,9 @@ build/cuda/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
+# the memory page's template is built into mem_html.o (.incbin)
+build/release/train/mem_html.o build/asan/train/mem_html.o: train/mem_page.html
+
 $(R)/tests/%: $(R)/tests/%.o $(LIB_OBJ) $(NOCUDA_OBJ) $(TEST_HELPER_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
 
@@ -132,12 +136,23 @@ ifeq ($(CUDA),1)
 	$(MAKE) gpu-bundle-test
 endif
 	bash scripts/check_no_malloc.sh
+ifneq ($(BROWSER),0)
+	$(MAKE) test-browser
+endif
 
 test-unit: $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) $(TEST_DATA_ENV) ./$$t || fail=1; done; exit $$fail
 
 test-cli: arenagpt
 	@fail=0; for t in tests/cli_*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; $(TEST_DATA_ENV) bash $$t ./arenagpt || fail=1; done; exit $$fail
+
+# the memory page in Debian's chromium, driven by playwright-core (scripts/setup.sh --browser)
+build/.setup-browser-ok: scripts/setup.sh tests/browser/package-lock.json
+	bash scripts/setup.sh --browser
+	@mkdir -p build && touch $@
+
+test-browser: build/.setup-browser-ok arenagpt
+	node tests/browser/memory_page.mjs ./arenagpt build/browser/memory_page.png
 
 A := build/asan
 ASAN_BIN := $(patsubst tests/%.c,$(A)/tests/%,$(TEST_C))

@@ -25,6 +25,9 @@ typedef struct ArenaEvent {
     size_t offset;
     size_t cat_used[ARENA_CAT_COUNT];
     char name[ARENA_NAME_LEN];
+    ArenaDtype dtype; /* alloc/free: the tensor's dtype and shape; markers: ndim 0 */
+    int ndim;
+    int64_t shape[ARENA_MAX_DIMS];
 } ArenaEvent;
 
 struct Arena {
@@ -235,7 +238,7 @@ static double now_us(const Arena *a) {
 }
 
 static void trace_event(Arena *a, char kind, ArenaCategory cat, size_t bytes, size_t offset,
-                        const char *name) {
+                        const char *name, const Tensor *t) {
     if (!a->tracing)
         return;
     if (a->n_events >= ARENA_TRACE_MAX_EVENTS) {
@@ -252,6 +255,10 @@ static void trace_event(Arena *a, char kind, ArenaCategory cat, size_t bytes, si
     e->offset = offset;
     memcpy(e->cat_used, a->cat_used, sizeof e->cat_used);
     snprintf(e->name, sizeof e->name, "%s", name);
+    e->dtype = t ? t->dtype : ARENA_DTYPE_U8;
+    e->ndim = t ? t->ndim : 0;
+    for (int d = 0; d < ARENA_MAX_DIMS; d++)
+        e->shape[d] = t && d < t->ndim ? t->shape[d] : 0;
 }
 
 void arena_trace_enable(Arena *a, int on) { a->tracing = on; }
@@ -264,7 +271,7 @@ void arena_trace_mark(Arena *a, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    trace_event(a, 'M', ARENA_CAT_WORKSPACE, 0, 0, name);
+    trace_event(a, 'M', ARENA_CAT_WORKSPACE, 0, 0, name, NULL);
 }
 
 int64_t arena_trace_count(const Arena *a, int *truncated) {
@@ -286,6 +293,17 @@ int arena_trace_get(const Arena *a, int64_t i, double *ts_us, char *kind, ArenaC
     *offset = e->offset;
     memcpy(cat_used, e->cat_used, sizeof e->cat_used);
     *name = e->name;
+    return 0;
+}
+
+int arena_trace_tensor(const Arena *a, int64_t i, ArenaDtype *dtype, int *ndim,
+                       int64_t shape[ARENA_MAX_DIMS]) {
+    if (i < 0 || i >= a->n_events)
+        return -1;
+    const ArenaEvent *e = &a->events[i];
+    *dtype = e->dtype;
+    *ndim = e->ndim;
+    memcpy(shape, e->shape, sizeof e->shape);
     return 0;
 }
 
@@ -426,7 +444,7 @@ static Tensor *arena_vtry_alloc(Arena *a, ArenaCategory cat, ArenaDtype dtype, i
         a->high_water = end;
     if (a->used > a->peak_used)
         peak_snapshot(a);
-    trace_event(a, 'A', cat, bytes, offset, name);
+    trace_event(a, 'A', cat, bytes, offset, name, t);
     return t;
 }
 
@@ -488,7 +506,7 @@ void arena_release(Arena *a, Tensor *t) {
     a->n_live--;
     a->used -= t->bytes;
     a->cat_used[t->category] -= t->bytes;
-    trace_event(a, 'F', t->category, t->bytes, t->offset, t->name);
+    trace_event(a, 'F', t->category, t->bytes, t->offset, t->name, t);
     t->live = 0;
     t->data = NULL;
     slot_put(a, t);

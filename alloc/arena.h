@@ -187,6 +187,9 @@ int64_t arena_trace_count(const Arena *a, int *truncated);
 int arena_trace_get(const Arena *a, int64_t i, double *ts_us, char *kind, ArenaCategory *cat,
                     size_t *bytes, size_t *offset, size_t cat_used[ARENA_CAT_COUNT],
                     const char **name);
+/* The tensor of event i: its dtype and shape (ndim 0 for a marker). -1 out of range. */
+int arena_trace_tensor(const Arena *a, int64_t i, ArenaDtype *dtype, int *ndim,
+                       int64_t shape[ARENA_MAX_DIMS]);
 
 /* Names and sizes. */
 const char *arena_category_name(ArenaCategory cat); /* "params", "grads", ... */
