@@ -3,6 +3,8 @@
 #   make test       set-up check, CPU unit tests (cmocka), CLI tests; also compiles the CUDA sources
 #   make test-gpu   CUDA backend against the CPU reference (needs a GPU)
 #   make asan       ASan+UBSan build and run of the CPU tests
+#   make fuzz       libFuzzer targets (tests/fuzz/, clang) for FUZZ_SECONDS each (default 60)
+#   make reliability  the fault injection runs (scripts/reliability.sh) and valgrind
 #   make format-check, make bench, make run, make clean
 # Sources are found by wildcard: a new alloc/ data/ model/ train/ .c file or tests/test_*.c
 # needs no Makefile change. Files named *_nocuda.c stand in for the CUDA backend when it is
@@ -72,7 +74,7 @@ BACKEND_OBJ := $(NOCUDA_OBJ)
 BACKEND_LIBS :=
 endif
 
-.PHONY: all test test-unit test-cli test-gpu asan format format-check bench run setup clean cuda
+.PHONY: all test test-unit test-cli test-gpu asan fuzz fuzz-build reliability format format-check bench run setup clean cuda
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -139,6 +141,32 @@ build/cuda/tests/gpu/%: build/cuda/tests/gpu/%.o $(LIB_OBJ) $(CUDA_C_OBJ) $(CU_O
 
 test-gpu: $(GPU_TEST_BIN)
 	@fail=0; for t in $(GPU_TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ./$$t || fail=1; done; exit $$fail
+
+# libFuzzer targets: every library object rebuilt by clang with ASan+UBSan and fuzzer
+# instrumentation in build/fuzz/; one binary per tests/fuzz/fuzz_*.c (the other .c files
+# there are shared helpers). scripts/fuzz.sh runs each on its committed seed corpus.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+fuzz_CFLAGS := -std=gnu11 $(WARN) -Wno-format-nonliteral -Wno-pass-failed -fopenmp -g -O1 -MMD -MP -I. $(BLAS_CFLAGS) -fno-omit-frame-pointer \
+               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+FUZZ_TARGET_C := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_MAIN_C := $(filter-out tests/fuzz/fuzz_common.c tests/fuzz/fuzz_model.c,$(FUZZ_TARGET_C))
+FUZZ_HELPER_OBJ := $(call obj,fuzz,tests/fuzz/fuzz_common.c tests/fuzz/fuzz_model.c)
+FUZZ_LIB_OBJ := $(call obj,fuzz,$(LIB_C) $(NOCUDA_C))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_MAIN_C))
+
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(fuzz_CFLAGS) -c $< -o $@
+
+build/fuzz/bin/%: build/fuzz/tests/fuzz/%.o $(FUZZ_HELPER_OBJ) $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -fopenmp -o $@ $^ $(LDLIBS)
+
+fuzz-build: build/.setup-ok $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	bash scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null)
 format:
