@@ -135,6 +135,28 @@ asan: build/.setup-ok $(ASAN_BIN)
 	@fail=0; for t in $(ASAN_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ARENAGPT_SLOW_TESTS=0 \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ./$$t || fail=1; done; exit $$fail
 
+# the CLI under ASan+UBSan (the out-of-memory fault runs: LeakSanitizer checks that a refused
+# allocation frees everything)
+$(A)/arenagpt: $(call obj,asan,$(LIB_C) $(MAIN_C) $(NOCUDA_C))
+	$(CC) $(asan_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# the CLI for valgrind: -O1, no -march=native (valgrind does not decode every extension)
+V := build/valgrind
+valgrind_CFLAGS := -O1
+build/valgrind/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(valgrind_CFLAGS) -c $< -o $@
+$(V)/arenagpt: $(call obj,valgrind,$(LIB_C) $(MAIN_C) $(NOCUDA_C))
+	$(CC) -o $@ $^ $(LDLIBS)
+
+# fault injection (scripts/reliability.sh): the LD_PRELOAD shim that fails file I/O
+build/faults/fail_io.so: tests/faults/fail_io.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O1 -g -shared -fPIC -o $@ $< -ldl
+
+reliability: build/.setup-ok arenagpt $(A)/arenagpt $(V)/arenagpt build/faults/fail_io.so
+	bash scripts/reliability.sh
+
 GPU_TEST_BIN := $(patsubst tests/gpu/%.c,build/cuda/tests/gpu/%,$(GPU_TEST_C))
 build/cuda/tests/gpu/%: build/cuda/tests/gpu/%.o $(LIB_OBJ) $(CUDA_C_OBJ) $(CU_OBJ) $(TEST_HELPER_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS) $(CUDA_LIBS)

@@ -25,6 +25,8 @@
 #include "checkpoint.h"
 #include "commands.h"
 #include "run_common.h"
+#include "step_guard.h"
+#include "test_hooks.h"
 
 #define ADAMW_EPS 1e-8f
 #define SCALER_INIT 65536.0f
@@ -62,6 +64,8 @@ typedef struct TrainState {
     CheckpointProgress progress;
     double flops_per_iter; /* model FLOPs of one optimizer step (forward, backward, recompute) */
     double peak_flops;     /* the GPU's dense f16 peak, 0 = unknown (MFU n/a) */
+    StepGuard guard;       /* CPU: non-finite steps skipped, counted, "diverged" stop */
+    TestHooks hooks;       /* fault injection, tests only (test_hooks.h) */
 } TrainState;
 
 static volatile sig_atomic_t g_stop_signal = 0;
@@ -167,7 +171,8 @@ static int train_loop(TrainState *s, GptDevice dev, Err *err) {
         int due = it == cfg->max_iters ||
                   (cfg->checkpoint_interval > 0 ? it % cfg->checkpoint_interval == 0
                                                 : it % cfg->eval_interval == 0);
-        if (g_stop_signal || (it > start && due && !cfg->eval_only)) {
+        /* no checkpoint while steps are being skipped (step_guard.h) */
+        if (g_stop_signal || (it > start && due && !cfg->eval_only && s->guard.in_a_row == 0)) {
             if (save_checkpoint(s, err) != 0)
                 return -1;
             if (g_stop_signal) {
@@ -211,8 +216,12 @@ static int train_loop(TrainState *s, GptDevice dev, Err *err) {
                 return -1;
             loss_sum += loss;
         }
-        float norm = 0;
-        if (gpt_update(&s->g, lr, (float)cfg->beta1, (float)cfg->beta2, ADAMW_EPS,
+        float loss = (float)(loss_sum / (double)accum);
+        if (test_hooks_inject(&s->hooks, it, &s->g, &loss, err) != 0)
+            return -1;
+        float norm = NAN;
+        if ((dev != GPT_DEVICE_CPU || isfinite(loss)) &&
+            gpt_update(&s->g, lr, (float)cfg->beta1, (float)cfg->beta2, ADAMW_EPS,
                        (float)cfg->weight_decay, (float)cfg->grad_clip, it + 1 - pr->skipped,
                        (float)accum * loss_scale, &norm, err) != 0)
             return -1;
@@ -226,13 +235,8 @@ static int train_loop(TrainState *s, GptDevice dev, Err *err) {
                 pr->loss_scale *= 2.0f;
                 pr->clean_steps = 0;
             }
-        }
-        float loss = (float)(loss_sum / (double)accum);
-        if (!isfinite(loss) && dev == GPT_DEVICE_CPU) {
-            err_set(err,
-                    "iteration %lld: the loss is %f (diverged): lower learning_rate (now "
-                    "%g) or check the data",
-                    (long long)it, loss, cfg->learning_rate);
+        } else if (step_guard_after_step(&s->guard, &s->g, it, loss, norm, cfg->learning_rate,
+                                         &pr->skipped, err) < 0) {
             return -1;
         }
         if ((it + 1) % cfg->log_interval == 0 || it + 1 == cfg->max_iters) {
@@ -327,6 +331,12 @@ int cmd_train(const TrainConfig *cfg) {
     TrainState s;
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
+    if (test_hooks_from_env(&s.hooks, &err) != 0 ||
+        (s.hooks.n_inject > 0 && dev != GPT_DEVICE_CPU &&
+         err_set(&err, "ARENAGPT_TEST_NONFINITE: injection is for the CPU backend only") != 0)) {
+        fprintf(stderr, "arenagpt train: %s\n", err.msg);
+        return CONFIG_EXIT_USAGE;
+    }
     char dir[CONFIG_STR_LEN];
     run_data_dir(cfg, dir, sizeof dir);
     s.train = open_split(cfg, dir, "train", (uint64_t)cfg->seed, &err);
@@ -393,6 +403,7 @@ int cmd_train(const TrainConfig *cfg) {
     s.flops_per_iter = (3.0 * gpt_flops_forward_per_token(&c, T) +
                         gpt_flops_recompute_per_token(&c, T, c.recompute)) *
                        (double)(B * T * cfg->gradient_accumulation_steps);
+    test_hooks_arm_arena(&s.hooks, s.arena);
     if (cfg->trace_file[0])
         arena_trace_enable(s.arena, 1);
     if (gpt_build(&s.g, &c, dev, s.arena, B, T, &err) != 0) {
