@@ -170,14 +170,15 @@ test-gpu: $(GPU_TEST_BIN)
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
 fuzz_CFLAGS := -std=gnu11 $(WARN) -Wno-format-nonliteral -Wno-pass-failed -fopenmp -g -O1 -MMD -MP -I. $(BLAS_CFLAGS) -fno-omit-frame-pointer \
-               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+               -fsanitize-coverage-ignorelist=tests/fuzz/coverage_ignore.txt
 FUZZ_TARGET_C := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_MAIN_C := $(filter-out tests/fuzz/fuzz_common.c tests/fuzz/fuzz_model.c,$(FUZZ_TARGET_C))
 FUZZ_HELPER_OBJ := $(call obj,fuzz,tests/fuzz/fuzz_common.c tests/fuzz/fuzz_model.c)
 FUZZ_LIB_OBJ := $(call obj,fuzz,$(LIB_C) $(NOCUDA_C))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_MAIN_C))
 
-build/fuzz/%.o: %.c
+build/fuzz/%.o: %.c tests/fuzz/coverage_ignore.txt
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(fuzz_CFLAGS) -c $< -o $@
 

