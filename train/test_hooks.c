@@ -19,9 +19,12 @@ static int parse_i64(const char *s, int64_t *out) {
 static int parse_one(TestInjection *in, char *item) {
     char *fields[4] = {0};
     int n = 0;
-    for (char *tok = strtok(item, ":"); tok && n < 4; tok = strtok(NULL, ":"))
+    for (char *tok = strtok(item, ":"); tok; tok = strtok(NULL, ":")) {
+        if (n == 4)
+            return -1; /* more than 4 fields */
         fields[n++] = tok;
-    if (n < 2 || strtok(NULL, ":"))
+    }
+    if (n < 2)
         return -1;
     memset(in, 0, sizeof *in);
     if (strcmp(fields[0], "loss") == 0)
