@@ -187,13 +187,17 @@ run_ref "$W/kill/ref" $KILL_ITERS || fail kill "the uninterrupted run failed"
 ref_ms=$((($(date +%s%N) - t0) / 1000000))
 RANDOM=14 # the kill times are reproducible
 resume_check() { # dir label
-    local d=$1 label=$2 last from
+    local d=$1 label=$2 last newest from
+    # the last save the run reported complete, and the newest state file (a save can complete
+    # between its rename and its report)
     last=$(sed -n 's/^checkpoint: .* and \(.*state_[0-9]*\.bin\) (iteration \([0-9]*\))$/\2/p' "$d.log" | tail -1)
-    if ls "$d"/state_*.bin >/dev/null 2>&1; then
+    newest=$(find "$d" -name 'state_*.bin' -printf '%f\n' 2>/dev/null | sort | tail -1 | sed 's/state_0*\([0-9][0-9]*\)\.bin/\1/')
+    if [ -n "$newest" ]; then
+        [ "$newest" -ge "${last:-0}" ] || fail kill "$label: checkpoint $last was reported but the newest state file is $newest"
         "$BIN" train "$CONF" --max_iters=$KILL_ITERS --checkpoint_interval=2 --out_dir="$d" --init_from=resume >"$d.resume.log" 2>&1 ||
             { fail kill "$label: resume failed: $(tail -1 "$d.resume.log")"; return; }
         from=$(sed -n 's/^resumed from .* at iteration \([0-9]*\)$/\1/p' "$d.resume.log")
-        [ "$from" = "${last:-none}" ] || fail kill "$label: resumed at iteration $from, the last complete checkpoint was ${last:-none}"
+        [ "$from" = "$newest" ] || fail kill "$label: resumed at iteration $from, the last complete checkpoint is $newest"
     else
         [ -z "$last" ] || fail kill "$label: checkpoint $last was reported complete but no state file exists"
         from=0
@@ -201,6 +205,7 @@ resume_check() { # dir label
             { fail kill "$label: the scratch rerun failed"; return; }
     fi
     cmp -s "$d/model.bin" "$W/kill/ref/model.bin" || fail kill "$label: final model.bin differs from the uninterrupted run's"
+    [ -z "$(tmp_files "$d")" ] || fail kill "$label: temporary files of the interrupted save are left: $(tmp_files "$d")"
     diff <(losses_after "$W/kill/ref.log" "$from") <(losses_after "$d.resume.log") >/dev/null ||
         fail kill "$label: losses after iteration $from differ from the uninterrupted run's"
     [ -n "$(losses_after "$d.resume.log")" ] || [ "$from" = $KILL_ITERS ] || fail kill "$label: no losses logged"

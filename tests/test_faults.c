@@ -2,7 +2,8 @@
  * arena's allocation budget (refusal with the report, the arena usable after it), the parsing
  * of the test hooks' environment variables (malformed values refused), and the CPU step guard
  * (first non-finite gradient named in parameter order, skips counted, the "diverged" stop at
- * STEP_GUARD_MAX_SKIPS in a row, reset by a good step). */
+ * STEP_GUARD_MAX_SKIPS in a row, reset by a good step), and the removal of the temporary
+ * files a save killed midway leaves (they used to stay in out_dir forever). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,11 +12,13 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../alloc/arena.h"
 #include "../model/gpt.h"
+#include "../train/checkpoint.h"
 #include "../train/step_guard.h"
 #include "../train/test_hooks.h"
 #include "test_util.h"
@@ -164,11 +167,50 @@ static void test_faults_step_guard(void **state) {
     arena_free(m.arena);
 }
 
+static void touch(const char *dir, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fputs("x", f);
+    fclose(f);
+}
+
+static int exists(const char *dir, const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+
+static void test_faults_stale_temps_removed(void **state) {
+    (void)state;
+    char dir[256];
+    assert_non_null(test_tmpdir(dir, sizeof dir));
+    const char *stale[] = {"state_00000004.bin.tmp", "model.bin.tmp.Q8WFcV"};
+    const char *kept[] = {"state_00000002.bin", "model.bin",      "metrics.jsonl",
+                          "notes.tmp",          "state_.bin.tmp", "mymodel.bin.tmp.1"};
+    for (size_t i = 0; i < 2; i++)
+        touch(dir, stale[i]);
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+        touch(dir, kept[i]);
+    assert_int_equal(checkpoint_remove_stale_temps(dir, NULL), 2);
+    for (size_t i = 0; i < 2; i++)
+        assert_false(exists(dir, stale[i]));
+    for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+        assert_true(exists(dir, kept[i]));
+    assert_int_equal(checkpoint_remove_stale_temps(dir, NULL), 0);
+    test_rmtree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_faults_arena_budget),
         cmocka_unit_test(test_faults_hooks_parse),
         cmocka_unit_test(test_faults_step_guard),
+        cmocka_unit_test(test_faults_stale_temps_removed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

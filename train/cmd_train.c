@@ -437,6 +437,7 @@ int cmd_train(const TrainConfig *cfg) {
         rc = 1;
         goto done;
     }
+    checkpoint_remove_stale_temps(cfg->out_dir, stdout);
     char path[2 * CONFIG_STR_LEN];
     snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out_dir);
     s.metrics = fopen(path, "a");
