@@ -11,7 +11,8 @@
 #      second save (model.bin, then state_*.bin) for every n, ENOSPC and EIO alternately. The
 #      run must exit 1 naming the file (or, where the failed call cannot lose data, finish
 #      with the uninterrupted run's result); the previous checkpoint must be byte-identical
-#      and resume to the uninterrupted run's final model, bit for bit.
+#      and resume to the uninterrupted run's final model, bit for bit. Then the same save in
+#      an out_dir that became unwritable (every file creation fails with EACCES).
 #   3. SIGKILL: at random times of a run, and inside a checkpoint save (the shim's kill mode at
 #      call n of a save); init_from=resume (scratch when no checkpoint was complete) must
 #      continue from the newest complete checkpoint and end with the uninterrupted run's
@@ -175,7 +176,19 @@ for n in $(seq 1 "$n_calls"); do
     cmp -s "$d/model.bin" "$W/disk/ref/model.bin" || fail disk "n=$n: resumed model.bin differs from the uninterrupted run's"
     rm -rf "$d" "$d.log" "$d.resume.log"
 done
-rm -rf "$d" "$d.log"
+# an out_dir that became unwritable: every file creation of the save fails with EACCES
+FAIL_IO_ARM=model.bin.tmp FAIL_IO_ARM_NTH=2 FAIL_IO_DENY_CREATE=1 LD_PRELOAD=$SHIM \
+    "$BIN" train "$CONF" --max_iters=4 --checkpoint_interval=2 --out_dir="$d" >"$d.log" 2>&1
+rc=$?
+INPUTS[disk]=$((INPUTS[disk] + 1))
+FAULTS[disk]=$((FAULTS[disk] + 1))
+msg=$(grep 'arenagpt train:' "$d.log" | tail -1)
+[ $rc = 1 ] && grep -q "$d/model.bin" <<<"$msg" && grep -q "Permission denied" <<<"$msg" ||
+    fail disk "unwritable out_dir: status $rc, message: $msg"
+cmp -s "$d/state_00000002.bin" "$W/disk/ref/state_00000002.bin" || fail disk "unwritable out_dir: the previous checkpoint changed"
+"$BIN" train "$CONF" --max_iters=4 --checkpoint_interval=2 --out_dir="$d" --init_from=resume >"$d.resume.log" 2>&1 &&
+    cmp -s "$d/model.bin" "$W/disk/ref/model.bin" || fail disk "unwritable out_dir: the resumed run differs"
+rm -rf "$d" "$d.log" "$d.resume.log"
 echo "   $n_calls output calls in one save, each failed once: ${FAULTS[disk]} faults ($tolerated harmless), ${FAILS[disk]} failures"
 
 # ---------------------------------------------------------------------------------------------

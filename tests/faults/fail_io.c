@@ -12,7 +12,9 @@
  *   FAIL_IO_MODE=eio     the same with EIO
  *   FAIL_IO_MODE=kill    the process sends itself SIGKILL instead of making the call
  * FAIL_IO_AT=0 only counts. FAIL_IO_COUNT_FILE names a file that receives, at exit, the
- * number of calls the window saw (for "every n of one save"). */
+ * number of calls the window saw (for "every n of one save").
+ * FAIL_IO_DENY_CREATE=1: from the arming creation on, every file creation (fopen for writing,
+ * open with O_CREAT, mkstemp) fails with EACCES, as in an out_dir that became unwritable. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -26,7 +28,7 @@
 
 static const char *arm, *disarm;
 static long arm_nth = 1, fail_at, n_armed_opens, n_calls;
-static int armed, done, mode_errno = ENOSPC, mode_kill;
+static int armed, done, mode_errno = ENOSPC, mode_kill, deny_create;
 
 __attribute__((constructor)) static void fail_io_init(void) {
     arm = getenv("FAIL_IO_ARM");
@@ -37,6 +39,8 @@ __attribute__((constructor)) static void fail_io_init(void) {
     v = getenv("FAIL_IO_AT");
     if (v)
         fail_at = atol(v);
+    v = getenv("FAIL_IO_DENY_CREATE");
+    deny_create = v && strcmp(v, "1") == 0;
     v = getenv("FAIL_IO_MODE");
     if (v && strcmp(v, "eio") == 0)
         mode_errno = EIO;
@@ -60,11 +64,16 @@ __attribute__((destructor)) static void fail_io_fini(void) {
 
 #define REAL(name) ((__typeof__(&name))dlsym(RTLD_NEXT, #name))
 
-static void saw_create(const char *path) {
-    if (!arm || done || armed || !path || !strstr(path, arm))
-        return;
-    if (++n_armed_opens == arm_nth)
+/* 1: this creation must fail (FAIL_IO_DENY_CREATE; errno set). */
+static int saw_create(const char *path) {
+    if (arm && !done && !armed && path && strstr(path, arm) && ++n_armed_opens == arm_nth)
         armed = 1;
+    if (armed && deny_create) {
+        n_calls++;
+        errno = EACCES;
+        return 1;
+    }
+    return 0;
 }
 
 /* 1: fail this call (errno set). Kills the process in kill mode. */
@@ -109,13 +118,13 @@ static int watched(FILE *f) {
 }
 
 FILE *fopen(const char *path, const char *m) {
-    if (strchr(m, 'w') || strchr(m, 'a'))
-        saw_create(path);
+    if ((strchr(m, 'w') || strchr(m, 'a')) && saw_create(path))
+        return NULL;
     return REAL(fopen)(path, m);
 }
 FILE *fopen64(const char *path, const char *m) {
-    if (strchr(m, 'w') || strchr(m, 'a'))
-        saw_create(path);
+    if ((strchr(m, 'w') || strchr(m, 'a')) && saw_create(path))
+        return NULL;
     return REAL(fopen64)(path, m);
 }
 int open(const char *path, int flags, ...) {
@@ -123,8 +132,8 @@ int open(const char *path, int flags, ...) {
     va_start(ap, flags);
     mode_t md = (mode_t)va_arg(ap, int);
     va_end(ap);
-    if (flags & O_CREAT)
-        saw_create(path);
+    if ((flags & O_CREAT) && saw_create(path))
+        return -1;
     return REAL(open)(path, flags, md);
 }
 int open64(const char *path, int flags, ...) {
@@ -132,21 +141,19 @@ int open64(const char *path, int flags, ...) {
     va_start(ap, flags);
     mode_t md = (mode_t)va_arg(ap, int);
     va_end(ap);
-    if (flags & O_CREAT)
-        saw_create(path);
+    if ((flags & O_CREAT) && saw_create(path))
+        return -1;
     return REAL(open64)(path, flags, md);
 }
 int mkstemp(char *tmpl) {
-    int fd = REAL(mkstemp)(tmpl);
-    if (fd >= 0)
-        saw_create(tmpl);
-    return fd;
+    if (saw_create(tmpl))
+        return -1;
+    return REAL(mkstemp)(tmpl);
 }
 int mkstemp64(char *tmpl) {
-    int fd = REAL(mkstemp64)(tmpl);
-    if (fd >= 0)
-        saw_create(tmpl);
-    return fd;
+    if (saw_create(tmpl))
+        return -1;
+    return REAL(mkstemp64)(tmpl);
 }
 
 size_t fwrite(const void *p, size_t size, size_t n, FILE *f) {
