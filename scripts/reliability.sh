@@ -272,9 +272,9 @@ nf_run a "grad:3:nan:5,loss:5:inf" 6
 rc=$?
 FAULTS[nonfinite]=$((FAULTS[nonfinite] + 2))
 [ $rc = 0 ] || fail nonfinite "a: exit status $rc (expected 0): $(tail -1 "$W/nf/a.log")"
-grep -q "^iter 3: step skipped: loss [0-9.]*, gradient norm nan, first non-finite tensor 'grad.h.0.ln_2.weight' (element 0) (1 in a row, 1 skipped in all" "$W/nf/a.log" ||
+grep -q "^iter 3: step skipped: gradient norm nan, first non-finite tensor 'grad.h.0.ln_2.weight' (element 0) (1 in a row, 1 skipped in all" "$W/nf/a.log" ||
     fail nonfinite "a: no skip line naming step 3 and the tensor grad.h.0.ln_2.weight"
-grep -q "^iter 5: step skipped: loss inf, .*(1 in a row, 2 skipped in all" "$W/nf/a.log" ||
+grep -q "^iter 5: step skipped: the loss is inf, no non-finite gradient (1 in a row, 2 skipped in all" "$W/nf/a.log" ||
     fail nonfinite "a: no skip line for the inf loss of step 5"
 grep -q '"iter": 6, .*"skipped": 2' "$W/nf/a/metrics.jsonl" || fail nonfinite "a: metrics do not count 2 skipped steps"
 [ ! -e "$W/nf/a/state_00000003.bin" ] || fail nonfinite "a: a checkpoint was written right after a skipped step"

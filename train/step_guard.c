@@ -32,22 +32,23 @@ int step_guard_after_step(StepGuard *sg, const Gpt *g, int64_t it, float loss, f
     char name[ARENA_NAME_LEN];
     int64_t index;
     step_guard_first_nonfinite_grad(g, name, sizeof name, &index);
-    char what[ARENA_NAME_LEN + 96];
+    char what[ARENA_NAME_LEN + 160];
+    int off = isfinite(loss) ? snprintf(what, sizeof what, "gradient norm %g", (double)norm)
+                             : snprintf(what, sizeof what, "the loss is %g", (double)loss);
     if (name[0])
-        snprintf(what, sizeof what, "first non-finite tensor '%s' (element %lld)", name,
-                 (long long)index);
+        snprintf(what + off, sizeof what - (size_t)off,
+                 ", first non-finite tensor '%s' (element %lld)", name, (long long)index);
     else
-        snprintf(what, sizeof what, "gradients finite");
-    printf("iter %lld: step skipped: loss %g, gradient norm %g, %s (%lld in a row, %lld "
-           "skipped in all; AdamW's step count not advanced)\n",
-           (long long)(it + 1), (double)loss, (double)norm, what, (long long)sg->in_a_row,
-           (long long)*skipped);
+        snprintf(what + off, sizeof what - (size_t)off, ", no non-finite gradient");
+    printf("iter %lld: step skipped: %s (%lld in a row, %lld skipped in all; AdamW's step "
+           "count not advanced)\n",
+           (long long)(it + 1), what, (long long)sg->in_a_row, (long long)*skipped);
     fflush(stdout);
     if (sg->in_a_row < STEP_GUARD_MAX_SKIPS)
         return 1;
     return err_set(err,
                    "iter %lld: diverged: %d steps in a row had a non-finite loss or "
-                   "gradient (last: loss %g, %s); stopped without saving anything new; "
-                   "lower learning_rate (now %g) or check the data",
-                   (long long)(it + 1), STEP_GUARD_MAX_SKIPS, (double)loss, what, learning_rate);
+                   "gradient (last: %s); stopped without saving anything new; lower "
+                   "learning_rate (now %g) or check the data",
+                   (long long)(it + 1), STEP_GUARD_MAX_SKIPS, what, learning_rate);
 }
