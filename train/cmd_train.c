@@ -9,7 +9,10 @@
  * init_from=resume continues from the newest state in out_dir and, on the CPU, reproduces the
  * uninterrupted run's losses bit for bit (the loaders' RNG states are in the checkpoint).
  * Mixed precision on the GPU uses dynamic loss scaling with GradScaler's rules (start 65536,
- * x2 after 2000 clean steps, x0.5 and skip the step on inf/NaN); the CPU is fp32, scale 1. */
+ * x2 after 2000 clean steps, x0.5 and skip the step on inf/NaN); the CPU is fp32, scale 1,
+ * and a step with a non-finite loss or gradient is skipped and counted, STEP_GUARD_MAX_SKIPS
+ * in a row stopping the run as diverged (step_guard.h). The fault-injection hooks of the
+ * reliability tests (test_hooks.h) act only when their environment variables are set. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
