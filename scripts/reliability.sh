@@ -3,10 +3,10 @@
 # a summary: inputs tried, faults injected, failures. Exits 1 on any failure. On the CPU,
 # with a small model (1 layer, n_embd 16, char tokens) on the first 60 kB of tinyshakespeare.
 #   1. out of memory at every allocation: ARENAGPT_TEST_ALLOC_FAIL_AT=k for k = 1, 2, ... until
-#      a run no longer reaches k (the ASan+UBSan build: LeakSanitizer proves everything was
-#      freed). Each run must exit 1 with the arena's report and no sanitizer report, and leave
-#      no file a loader of ours accepts other than complete checkpoints equal to the
-#      uninterrupted run's (no temporary files at all).
+#      a run no longer reaches k, for train, eval and sample (the ASan+UBSan build:
+#      LeakSanitizer proves everything was freed). Each run must exit 1 with the arena's
+#      report and no sanitizer report; train must leave no file a loader of ours accepts other
+#      than complete checkpoints equal to the uninterrupted run's (no temporary files at all).
 #   2. disk full / I/O error in a checkpoint save: tests/faults/fail_io.c fails call n of the
 #      second save (model.bin, then state_*.bin) for every n, ENOSPC and EIO alternately. The
 #      run must exit 1 naming the file (or, where the failed call cannot lose data, finish
@@ -20,7 +20,10 @@
 #   4. NaN/inf in gradients and the loss (ARENAGPT_TEST_NONFINITE): skipped and counted, the
 #      log names the step and the first non-finite tensor, weights and AdamW m, v unchanged,
 #      STEP_GUARD_MAX_SKIPS in a row stop the run ("diverged") with no new checkpoint.
-#   5. valgrind memcheck on a short training run (2 OpenMP threads, 3 steps, 2 saves): zero
+#   5. bad files (models of another bias setting, corrupted and truncated checkpoints, short
+#      shards, model and tokenizer files, a missing file, an unknown key) given to train, eval
+#      and sample under ASan+UBSan: refused with the expected status and message, no leak.
+#   6. valgrind memcheck on a short training run (2 OpenMP threads, 3 steps, 2 saves): zero
 #      errors and no definite, indirect or possible leaks (tests/valgrind.supp: OpenMP/OpenBLAS
 #      runtime only).
 # Usage: scripts/reliability.sh [SUMMARY_FILE]   (RELIABILITY_KILLS: random-time kills, 16)
@@ -42,7 +45,7 @@ mkdir -p "$W"
 t_start=$(date +%s)
 
 declare -A INPUTS FAULTS FAILS
-PARTS=(oom disk kill nonfinite valgrind)
+PARTS=(oom disk kill nonfinite refusals valgrind)
 for p in "${PARTS[@]}"; do INPUTS[$p]=0; FAULTS[$p]=0; FAILS[$p]=0; done
 fail() { # part message
     FAILS[$1]=$((FAILS[$1] + 1))
@@ -85,40 +88,55 @@ losses_after() { sed -n 's/^iter \([0-9]*\)\/[0-9]*: \(loss [^,]*\),.*/\1 \2/p' 
 tmp_files() { find "$1" -name '*.tmp*' 2>/dev/null; }
 
 # ---------------------------------------------------------------------------------------------
-echo "== 1. out of memory at every allocation (ASan build)"
-# every run writes to the same out_dir path (the state file holds the config, out_dir included)
-out=$W/oom/run
-"$ASAN_BIN" train "$CONF" --max_iters=2 --checkpoint_interval=2 --out_dir="$out" >"$W/oom_ref.log" 2>&1 ||
-    fail oom "the uninterrupted run failed: $(tail -2 "$W/oom_ref.log")"
-mv "$out" "$W/oom_ref"
-k=1
-while :; do
-    ARENAGPT_TEST_ALLOC_FAIL_AT=$k ASAN_OPTIONS=detect_leaks=1 "$ASAN_BIN" train "$CONF" --max_iters=2 \
-        --checkpoint_interval=2 --out_dir="$out" >"$W/oom.log" 2>&1
-    rc=$?
-    INPUTS[oom]=$((INPUTS[oom] + 1))
-    if [ $rc = 0 ] && ! grep -q "allocation budget" "$W/oom.log"; then
-        n_allocs=$((k - 1))
-        break # the run made fewer than k allocations: every site has been failed once
-    fi
-    FAULTS[oom]=$((FAULTS[oom] + 1))
-    if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error' "$W/oom.log"; then
-        fail oom "k=$k: sanitizer report: $(grep -m1 -E 'ERROR|runtime error' "$W/oom.log")"
-    elif [ $rc != 1 ]; then
-        fail oom "k=$k: exit status $rc (expected 1)"
-    elif ! grep -q "arena: cannot allocate .* past the allocation budget of $((k - 1)) allocations; held now:" "$W/oom.log"; then
-        fail oom "k=$k: no arena report: $(tail -1 "$W/oom.log")"
-    fi
-    [ -z "$(tmp_files "$out")" ] || fail oom "k=$k: temporary files left: $(tmp_files "$out")"
-    for f in "$out"/model.bin "$out"/state_*.bin; do
-        [ -e "$f" ] || continue
-        cmp -s "$f" "$W/oom_ref/$(basename "$f")" || fail oom "k=$k: $f differs from the complete checkpoint"
+echo "== 1. out of memory at every allocation (ASan build): train, then eval and sample"
+# oom_sweep NAME ARGS...: runs the ASan binary with ARENAGPT_TEST_ALLOC_FAIL_AT=k for k = 1, 2,
+# ... until a run makes fewer than k allocations; every refused run must exit 1 with the
+# arena's report and no sanitizer report. Sets n_allocs. (train's out_dir checks follow.)
+oom_sweep() {
+    local name=$1 k=1 rc
+    shift
+    while :; do
+        rm -rf "$W/oom/run"
+        ARENAGPT_TEST_ALLOC_FAIL_AT=$k ASAN_OPTIONS=detect_leaks=1 "$ASAN_BIN" "$@" >"$W/oom.log" 2>&1
+        rc=$?
+        INPUTS[oom]=$((INPUTS[oom] + 1))
+        if [ $rc = 0 ] && ! grep -q "allocation budget" "$W/oom.log"; then
+            n_allocs=$((k - 1))
+            return # the run made fewer than k allocations: every one has been refused once
+        fi
+        FAULTS[oom]=$((FAULTS[oom] + 1))
+        if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error' "$W/oom.log"; then
+            fail oom "$name k=$k: sanitizer report: $(grep -m1 -E 'ERROR|runtime error' "$W/oom.log")"
+        elif [ $rc != 1 ]; then
+            fail oom "$name k=$k: exit status $rc (expected 1)"
+        elif ! grep -q "arena: cannot allocate .* past the allocation budget of $((k - 1)) allocations; held now:" "$W/oom.log"; then
+            fail oom "$name k=$k: no arena report: $(tail -1 "$W/oom.log")"
+        fi
+        if [ "$name" = train ]; then
+            [ -z "$(tmp_files "$W/oom/run")" ] || fail oom "train k=$k: temporary files left: $(tmp_files "$W/oom/run")"
+            for f in "$W/oom/run"/model.bin "$W/oom/run"/state_*.bin; do
+                [ -e "$f" ] || continue
+                cmp -s "$f" "$W/oom_ref/$(basename "$f")" || fail oom "train k=$k: $f differs from the complete checkpoint"
+            done
+        fi
+        k=$((k + 1))
+        [ $k -le 5000 ] || { fail oom "$name: more than 5000 allocations?"; return; }
     done
-    rm -rf "$out"
-    k=$((k + 1))
-    [ $k -le 5000 ] || { fail oom "more than 5000 allocations?"; break; }
-done
-echo "   $n_allocs allocations in the run, each refused once: ${FAULTS[oom]} faults, ${FAILS[oom]} failures"
+}
+# every train run writes to the same out_dir path (the state file holds the config, out_dir included)
+mkdir -p "$W/oom"
+"$ASAN_BIN" train "$CONF" --max_iters=2 --checkpoint_interval=2 --out_dir="$W/oom/run" >"$W/oom_ref.log" 2>&1 ||
+    fail oom "the uninterrupted run failed: $(tail -2 "$W/oom_ref.log")"
+mv "$W/oom/run" "$W/oom_ref"
+oom_sweep train train "$CONF" --max_iters=2 --checkpoint_interval=2 --out_dir="$W/oom/run"
+oom_train=$n_allocs
+oom_sweep eval eval --init_from="$W/oom_ref/model.bin" --data="$W/data/val.bin" --block_size=16 \
+    --batch_size=4 --eval_batches=2 --device=cpu --threads=1
+oom_eval=$n_allocs
+oom_sweep sample sample --init_from="$W/oom_ref/model.bin" --tokenizer_file="$W/data/tokenizer.bin" \
+    --block_size=16 --device=cpu --threads=1 --max_new_tokens=3 --num_samples=1 --prompt=To
+oom_sample=$n_allocs
+echo "   allocations refused one at a time: train $oom_train, eval $oom_eval, sample $oom_sample: ${FAULTS[oom]} faults, ${FAILS[oom]} failures"
 
 # ---------------------------------------------------------------------------------------------
 echo "== 2. disk full / I/O error at every output call of a checkpoint save"
@@ -323,7 +341,65 @@ ARENAGPT_TEST_NONFINITE=grad:x "$BIN" train "$CONF" --max_iters=2 --out_dir="$W/
 echo "   ${FAULTS[nonfinite]} non-finite values injected in ${INPUTS[nonfinite]} runs, ${FAILS[nonfinite]} failures"
 
 # ---------------------------------------------------------------------------------------------
-echo "== 5. valgrind memcheck on a short training run"
+echo "== 5. bad files refused cleanly under ASan+UBSan (no crash, no leak)"
+mkdir -p "$W/bad"
+B=$W/bad
+FIX=$ROOT/tests/fixtures/bias_tanh_model.bin # a bias model: refused with bias=False
+cp -r "$W/disk/ref" "$B/ckpt_flip"
+python3 - "$B/ckpt_flip/state_00000004.bin" <<'PY' || fail refusals "cannot corrupt a checkpoint"
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+b[len(b) // 2] ^= 0x40
+open(p, 'wb').write(b)
+PY
+cp -r "$W/disk/ref" "$B/ckpt_trunc"
+truncate -s -100 "$B/ckpt_trunc/state_00000004.bin"
+head -c 3000 "$W/data/val.bin" >"$B/short_shard.bin"
+head -c 2000 "$W/oom_ref/model.bin" >"$B/short_model.bin"
+head -c 700 "$W/data/tokenizer.bin" >"$B/short_tokenizer.bin"
+# refused CASE STATUS MESSAGE ARGS...: the ASan binary must exit STATUS with MESSAGE in its output
+refused() {
+    local name=$1 want=$2 msg=$3 rc
+    shift 3
+    INPUTS[refusals]=$((INPUTS[refusals] + 1))
+    FAULTS[refusals]=$((FAULTS[refusals] + 1))
+    ASAN_OPTIONS=detect_leaks=1 "$ASAN_BIN" "$@" >"$B/$name.log" 2>&1
+    rc=$?
+    if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error' "$B/$name.log"; then
+        fail refusals "$name: sanitizer report: $(grep -m1 -E 'ERROR|runtime error' "$B/$name.log")"
+    elif [ $rc != "$want" ] || ! grep -q -- "$msg" "$B/$name.log"; then
+        fail refusals "$name: status $rc (expected $want), $(grep arenagpt "$B/$name.log" | tail -1)"
+    fi
+}
+S="--device=cpu --threads=1"
+refused sample_bias_model 1 "but the model has bias=False" sample $S --init_from="$FIX" --bias=False \
+    --tokenizer_file="$W/data/tokenizer.bin" --max_new_tokens=2
+refused eval_bias_model 1 "but the model has bias=False" eval $S --init_from="$FIX" --bias=False \
+    --data="$W/const/val.bin" --block_size=16 --batch_size=2 --eval_batches=1
+refused train_bias_model 1 "but the model has bias=False" train "$CONF" --init_from="$FIX" --bias=False \
+    --max_iters=1 --out_dir="$B/t1"
+refused resume_corrupted 1 "fails its checksum" train "$CONF" --max_iters=6 --checkpoint_interval=2 \
+    --out_dir="$B/ckpt_flip" --init_from=resume
+refused resume_truncated 1 "truncated or corrupted" train "$CONF" --max_iters=6 --checkpoint_interval=2 \
+    --out_dir="$B/ckpt_trunc" --init_from=resume
+refused eval_short_shard 1 "short_shard.bin" eval $S --init_from="$W/oom_ref/model.bin" --data="$B/short_shard.bin" \
+    --block_size=16 --batch_size=2 --eval_batches=1
+refused eval_short_model 1 "short_model.bin" eval $S --init_from="$B/short_model.bin" --data="$W/data/val.bin" \
+    --block_size=16 --batch_size=2 --eval_batches=1
+refused sample_short_tokenizer 1 "short_tokenizer.bin" sample $S --init_from="$W/oom_ref/model.bin" \
+    --tokenizer_file="$B/short_tokenizer.bin" --block_size=16 --max_new_tokens=2
+refused sample_no_tokenizer 1 "missing_tokenizer.bin" sample $S --init_from="$W/oom_ref/model.bin" \
+    --tokenizer_file="$B/missing_tokenizer.bin" --block_size=16 --max_new_tokens=2
+refused train_unknown_key 2 "did you mean 'n_layer'" train "$CONF" --n_layers=2 --out_dir="$B/t2"
+mkdir -p "$B/short_data"
+cp "$B/short_shard.bin" "$B/short_data/train.bin"
+cp "$B/short_shard.bin" "$B/short_data/val.bin"
+refused train_short_shards 1 "short_data/train.bin" train "$CONF" --data_dir="$B/short_data" --max_iters=1 --out_dir="$B/t3"
+echo "   ${INPUTS[refusals]} bad files and values refused, ${FAILS[refusals]} failures"
+
+# ---------------------------------------------------------------------------------------------
+echo "== 6. valgrind memcheck on a short training run"
 INPUTS[valgrind]=1
 if command -v valgrind >/dev/null; then
     # two OpenMP threads, three steps and two checkpoint saves
@@ -350,6 +426,7 @@ for p in "${PARTS[@]}"; do ti=$((ti + INPUTS[$p])); tf=$((tf + FAULTS[$p])); tx=
     printf '%-34s %8s %8s %9s\n' "disk full / EIO in a save" "${INPUTS[disk]}" "${FAULTS[disk]}" "${FAILS[disk]}"
     printf '%-34s %8s %8s %9s\n' "SIGKILL + resume" "${INPUTS[kill]}" "${FAULTS[kill]}" "${FAILS[kill]}"
     printf '%-34s %8s %8s %9s\n' "NaN/inf in gradients and loss" "${INPUTS[nonfinite]}" "${FAULTS[nonfinite]}" "${FAILS[nonfinite]}"
+    printf '%-34s %8s %8s %9s\n' "bad files refused (ASan)" "${INPUTS[refusals]}" "${FAULTS[refusals]}" "${FAILS[refusals]}"
     printf '%-34s %8s %8s %9s\n' "valgrind memcheck (training run)" "${INPUTS[valgrind]}" - "${FAILS[valgrind]}"
     printf '%-34s %8s %8s %9s\n' "total" "$ti" "$tf" "$tx"
     echo "reliability: $ti inputs tried, $tf faults injected, $tx failures ($secs s)"

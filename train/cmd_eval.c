@@ -27,6 +27,7 @@
 #include "commands.h"
 #include "config.h"
 #include "run_common.h"
+#include "test_hooks.h"
 
 #define EVAL_EXIT_OK 0
 #define EVAL_EXIT_DATA 1
@@ -132,7 +133,7 @@ int cmd_eval(const TrainConfig *cfg) {
         arena = arena_init_with(arena_device_ops(), arena_bytes, cfg->memory_limit, &err);
     else
         arena = arena_init(ARENA_BACKING_HOST, arena_bytes, cfg->memory_limit, &err);
-    if (!arena)
+    if (!arena || test_hooks_arm_arena_from_env(arena, &err) != 0)
         goto done;
     if (gpt_build(&g, &c, dev, arena, B, T, &err))
         goto done;

@@ -15,6 +15,7 @@
 #include "../model/model_io.h"
 #include "commands.h"
 #include "run_common.h"
+#include "test_hooks.h"
 
 /* Picks the next token from logits (Vp, only the first V count). Returns the token id. */
 int64_t sample_pick(float *logits, int64_t V, double temperature, int64_t top_k, Rng *rng) {
@@ -133,9 +134,12 @@ int cmd_sample(const TrainConfig *cfg) {
     Arena *arena = arena_init(dev == GPT_DEVICE_CUDA ? ARENA_BACKING_DEVICE : ARENA_BACKING_HOST,
                               capacity, cfg->memory_limit, &err);
     Gpt g;
-    if (!arena || gpt_build(&g, &c, dev, arena, 1, T, &err) != 0 ||
-        model_file_read(&g, mpath, &err) != 0) {
+    int built = arena && test_hooks_arm_arena_from_env(arena, &err) == 0 &&
+                gpt_build(&g, &c, dev, arena, 1, T, &err) == 0;
+    if (!built || model_file_read(&g, mpath, &err) != 0) {
         fprintf(stderr, "arenagpt sample: %s\n", err.msg);
+        if (built)
+            gpt_free(&g); /* a refused model file: the built model's tensors and tables */
         if (arena)
             arena_free(arena);
         tokenizer_free(tok);

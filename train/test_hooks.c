@@ -84,6 +84,14 @@ void test_hooks_arm_arena(const TestHooks *h, Arena *a) {
         arena_set_alloc_budget(a, h->alloc_fail_at - 1);
 }
 
+int test_hooks_arm_arena_from_env(Arena *a, Err *err) {
+    TestHooks h;
+    if (test_hooks_from_env(&h, err) != 0)
+        return -1;
+    test_hooks_arm_arena(&h, a);
+    return 0;
+}
+
 int test_hooks_inject(const TestHooks *h, int64_t it, Gpt *g, float *loss, Err *err) {
     for (int i = 0; i < h->n_inject; i++) {
         const TestInjection *in = &h->inject[i];

@@ -1,8 +1,9 @@
 /* test_hooks.h: fault injection for the reliability tests (scripts/reliability.sh), switched
  * on only by environment variables that exist for testing; a normal run sets none of them and
  * nothing here changes it. Documented in the README ("Reliability"):
- *   ARENAGPT_TEST_ALLOC_FAIL_AT=K  train's arena refuses its K-th allocation (1-based) with
- *                                 the arena's report (arena_set_alloc_budget(K - 1)).
+ *   ARENAGPT_TEST_ALLOC_FAIL_AT=K  the arena of train, eval or sample refuses its K-th
+ *                                 allocation (1-based) with the arena's report
+ *                                 (arena_set_alloc_budget(K - 1)).
  *   ARENAGPT_TEST_NONFINITE=SPEC   SPEC is a comma-separated list of
  *                                 grad:ITER[:nan|inf[:INDEX]]  after the backward pass of
  *                                     step ITER (numbered as the log's "iter ITER", from 1),
@@ -38,6 +39,9 @@ typedef struct TestHooks {
 int test_hooks_from_env(TestHooks *h, Err *err);
 /* Applies ARENAGPT_TEST_ALLOC_FAIL_AT to the arena (no-op when unset). */
 void test_hooks_arm_arena(const TestHooks *h, Arena *a);
+/* Both in one call, for eval and sample (which use no other hook); -1 with err when a
+ * variable is malformed. */
+int test_hooks_arm_arena_from_env(Arena *a, Err *err);
 /* Applies the injections due at iteration it (step it + 1) to g's gradients (CPU) and to
  * *loss; -1 with err for a parameter index the model does not have. */
 int test_hooks_inject(const TestHooks *h, int64_t it, Gpt *g, float *loss, Err *err);
