@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # reliability.sh: the fault-injection runs (`make reliability` builds what they need first) and
 # a summary: inputs tried, faults injected, failures. Exits 1 on any failure. On the CPU,
-# with a small model (1 layer, n_embd 16, char tokens) on the first 60 kB of tinyshakespeare.
+# with a small model (1 layer, n_embd 16, char tokens) on the first 60 kB of tinyshakespeare
+# ($ARENAGPT_SHAKESPEARE; `make reliability` passes the Makefile's SHAKESPEARE).
 #   1. out of memory at every allocation: ARENAGPT_TEST_ALLOC_FAIL_AT=k for k = 1, 2, ... until
 #      a run no longer reaches k, for train, eval and sample (the ASan+UBSan build:
 #      LeakSanitizer proves everything was freed). Each run must exit 1 with the arena's
@@ -52,10 +53,16 @@ fail() { # part message
     echo "reliability: FAILED ($1): $2" | tee -a "$W/failures.txt" >&2
 }
 
-TEXT=$ROOT/../shared/data/tinyshakespeare.txt
+# the text: $ARENAGPT_SHAKESPEARE (the Makefile's SHAKESPEARE), else a stand-in, unless the
+# set-up has run (ARENAGPT_REQUIRE_DATA=1): then a missing file is an error
+TEXT=${ARENAGPT_SHAKESPEARE:-$ROOT/.cache/tinyshakespeare.txt}
 if [ -f "$TEXT" ]; then
     head -c 60000 "$TEXT" >"$W/text.txt"
+elif [ "${ARENAGPT_REQUIRE_DATA:-0}" = 1 ]; then
+    echo "reliability: $TEXT is missing (run scripts/setup.sh)" >&2
+    exit 1
 else
+    echo "reliability: $TEXT is missing: a stand-in text is used"
     for i in $(seq 1 1500); do echo "To be, or not to be, that is the question $((i % 7)):"; done >"$W/text.txt"
 fi
 "$BIN" prepare --input="$W/text.txt" --out="$W/data" --tokenizer=char >"$W/prepare.log" 2>&1 ||
