@@ -121,10 +121,13 @@ oom_sweep() {
         fi
         if [ "$name" = train ]; then
             [ -z "$(tmp_files "$W/oom/run")" ] || fail oom "train k=$k: temporary files left: $(tmp_files "$W/oom/run")"
+            local left=0
             for f in "$W/oom/run"/model.bin "$W/oom/run"/state_*.bin; do
                 [ -e "$f" ] || continue
+                left=1
                 cmp -s "$f" "$W/oom_ref/$(basename "$f")" || fail oom "train k=$k: $f differs from the complete checkpoint"
             done
+            oom_left=$((oom_left + left))
         fi
         k=$((k + 1))
         [ $k -le 5000 ] || { fail oom "$name: more than 5000 allocations?"; return; }
@@ -135,6 +138,7 @@ mkdir -p "$W/oom"
 "$ASAN_BIN" train "$CONF" --max_iters=2 --checkpoint_interval=2 --out_dir="$W/oom/run" >"$W/oom_ref.log" 2>&1 ||
     fail oom "the uninterrupted run failed: $(tail -2 "$W/oom_ref.log")"
 mv "$W/oom/run" "$W/oom_ref"
+oom_left=0 # refused train runs that left (complete) checkpoint files
 oom_sweep train train "$CONF" --max_iters=2 --checkpoint_interval=2 --out_dir="$W/oom/run"
 oom_train=$n_allocs
 oom_sweep eval eval --init_from="$W/oom_ref/model.bin" --data="$W/data/val.bin" --block_size=16 \
@@ -144,6 +148,7 @@ oom_sweep sample sample --init_from="$W/oom_ref/model.bin" --tokenizer_file="$W/
     --block_size=16 --device=cpu --threads=1 --max_new_tokens=3 --num_samples=1 --prompt=To
 oom_sample=$n_allocs
 echo "   allocations refused one at a time: train $oom_train, eval $oom_eval, sample $oom_sample: ${FAULTS[oom]} faults, ${FAILS[oom]} failures"
+echo "   refused train runs that left checkpoint files (each equal to the complete run's): $oom_left"
 
 # ---------------------------------------------------------------------------------------------
 echo "== 2. disk full / I/O error at every output call of a checkpoint save"
