@@ -54,6 +54,7 @@ struct Arena {
     size_t high_water;
     int64_t n_allocs;
     int64_t n_refused;
+    int64_t alloc_budget; /* allocations allowed in all (arena_set_alloc_budget); -1 = no cap */
 
     ArenaPeakTensor *peak;
     int64_t n_peak, cap_peak;
@@ -169,6 +170,7 @@ Arena *arena_init_with(const ArenaBackingOps *ops, size_t capacity_bytes, size_t
         a->capacity = SIZE_MAX;
     }
     a->limit = limit_bytes;
+    a->alloc_budget = -1;
     clock_gettime(CLOCK_MONOTONIC, &a->t0);
     return a;
 }
@@ -398,7 +400,11 @@ static Tensor *arena_vtry_alloc(Arena *a, ArenaCategory cat, ArenaDtype dtype, i
         end = SIZE_MAX;
     const char *why = NULL;
     char whybuf[128];
-    if (a->limit && end > a->limit) {
+    if (a->alloc_budget >= 0 && a->n_allocs >= a->alloc_budget) {
+        snprintf(whybuf, sizeof whybuf, "the allocation budget of %lld allocations",
+                 (long long)a->alloc_budget);
+        why = whybuf;
+    } else if (a->limit && end > a->limit) {
         snprintf(whybuf, sizeof whybuf, "the memory limit of %zu bytes", a->limit);
         why = whybuf;
     } else if (end > a->capacity) {
@@ -562,6 +568,8 @@ ArenaBacking arena_backing(const Arena *a) { return a->ops.backing; }
 int arena_is_plan(const Arena *a) { return a->ops.backing == ARENA_BACKING_PLAN; }
 void *arena_base(const Arena *a) { return a->base; }
 const char *arena_last_error(const Arena *a) { return a->last_error; }
+
+void arena_set_alloc_budget(Arena *a, int64_t n_allocs) { a->alloc_budget = n_allocs; }
 
 void arena_peaks_reset(Arena *a) {
     memcpy(a->cat_peak, a->cat_used, sizeof a->cat_peak);

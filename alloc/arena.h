@@ -163,6 +163,9 @@ ArenaBacking arena_backing(const Arena *a);
 int arena_is_plan(const Arena *a);
 void *arena_base(const Arena *a);             /* NULL for plan */
 const char *arena_last_error(const Arena *a); /* "" when nothing was refused */
+/* Fault injection (tests): at most n_allocs allocations in all (counted from arena_init); the
+ * next one is refused like one past the limit, with the same report. n_allocs < 0: no cap. */
+void arena_set_alloc_budget(Arena *a, int64_t n_allocs);
 /* Resets the peaks and the peak snapshot to the current state (e.g. after setup, to measure
  * one step). Live tensors and the high-water mark are kept. */
 void arena_peaks_reset(Arena *a);
