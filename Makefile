@@ -2,6 +2,7 @@
 #   make            the arenagpt binary (CUDA backend compiled in when nvcc is found; CUDA=0 leaves it out)
 #   make test       set-up check, CPU unit tests (cmocka), CLI tests; also compiles the CUDA sources
 #   make test-gpu   CUDA backend against the CPU reference (needs a GPU)
+#   make test-sim   the same CUDA sources on the CPU simulator of CUDA (tests/cudasim/), ASan on
 #   make asan       ASan+UBSan build and run of the CPU tests
 #   make format-check, make bench, make run, make clean
 # Sources are found by wildcard: a new alloc/ data/ model/ train/ .c file or tests/test_*.c
@@ -72,7 +73,7 @@ BACKEND_OBJ := $(NOCUDA_OBJ)
 BACKEND_LIBS :=
 endif
 
-.PHONY: all test test-unit test-cli test-gpu asan format format-check bench run setup clean cuda
+.PHONY: all test test-unit test-cli test-gpu test-sim sim asan format format-check bench run setup clean cuda
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -115,6 +116,7 @@ test: build/.setup-ok
 ifeq ($(CUDA),1)
 	$(MAKE) cuda
 	@echo "CUDA sources compiled ($(words $(CU_OBJ) $(CUDA_C_OBJ)) objects, sm_80/86/89/90)"
+	$(MAKE) test-sim
 endif
 	bash scripts/check_no_malloc.sh
 
@@ -140,7 +142,56 @@ build/cuda/tests/gpu/%: build/cuda/tests/gpu/%.o $(LIB_OBJ) $(CUDA_C_OBJ) $(CU_O
 test-gpu: $(GPU_TEST_BIN)
 	@fail=0; for t in $(GPU_TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ./$$t || fail=1; done; exit $$fail
 
-FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null)
+# --- the CUDA simulator (tests/cudasim/): build/sim/ -----------------------------------------
+# The same .cu sources compiled by the host C++ compiler against the simulator's headers
+# (tests/cudasim/include first, then the toolkit's for its types and cuda_fp16.h), linked with
+# the simulator's runtime and host cuBLASLt/cuBLAS, ASan+UBSan on. Never part of ./arenagpt.
+SIM := build/sim
+SIM_CXX ?= g++
+SIM_INC := -Itests/cudasim/include -I$(CUDA_HOME)/include
+SIM_CFLAGS := $(BASE_CFLAGS) $(asan_CFLAGS) $(SIM_INC)
+SIM_CXXFLAGS := -std=c++17 $(WARN) -g -MMD -MP -I. $(asan_CFLAGS) $(SIM_INC)
+SIM_RT_CC := $(filter-out tests/cudasim/test_%.cc,$(wildcard tests/cudasim/*.cc))
+SIM_RT_OBJ := $(patsubst %.cc,$(SIM)/%.o,$(SIM_RT_CC))
+SIM_CU_OBJ := $(patsubst %.cu,$(SIM)/%.o,$(CU))
+SIM_LIB_OBJ := $(call obj,sim,$(LIB_C) $(CUDA_C))
+SIM_BACKEND_OBJ := $(SIM_LIB_OBJ) $(SIM_CU_OBJ) $(SIM_RT_OBJ)
+SIM_LDLIBS := $(asan_LDFLAGS) $(LDLIBS) -ldl -lstdc++
+SIM_GPU_TEST_BIN := $(patsubst tests/gpu/%.c,$(SIM)/tests/gpu/%,$(GPU_TEST_C))
+SIM_SELF_TEST_BIN := $(SIM)/tests/cudasim/test_cudasim
+SIM_ENV := ARENAGPT_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+           UBSAN_OPTIONS=print_stacktrace=1
+
+$(SIM)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SIM_CFLAGS) -c $< -o $@
+
+$(SIM)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(SIM_CXX) -x c++ $(SIM_CXXFLAGS) -c $< -o $@
+
+$(SIM)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(SIM_CXX) $(SIM_CXXFLAGS) -c $< -o $@
+
+$(SIM)/arenagpt: $(SIM_BACKEND_OBJ) $(call obj,sim,$(MAIN_C))
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS)
+
+$(SIM)/tests/gpu/%: $(SIM)/tests/gpu/%.o $(SIM_BACKEND_OBJ) $(call obj,sim,$(TEST_HELPER_C))
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS) $(TEST_LDLIBS)
+
+$(SIM_SELF_TEST_BIN): $(SIM)/tests/cudasim/test_cudasim.o $(SIM_RT_OBJ)
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS) $(TEST_LDLIBS)
+
+sim: $(SIM)/arenagpt $(SIM_GPU_TEST_BIN) $(SIM_SELF_TEST_BIN)
+
+test-sim: build/.setup-ok sim
+	@fail=0; for t in $(SIM_SELF_TEST_BIN) $(SIM_GPU_TEST_BIN); do echo "== $$t"; \
+	  $(SIM_ENV) ./$$t || fail=1; done; \
+	for t in tests/sim_*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; \
+	  $(SIM_ENV) bash $$t ./$(SIM)/arenagpt || fail=1; done; exit $$fail
+
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cc' '*.cu' '*.cuh' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:
