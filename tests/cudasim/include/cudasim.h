@@ -16,6 +16,7 @@
 #ifndef CUDASIM_H
 #define CUDASIM_H
 
+#include <math.h> /* the real cuda_runtime.h brings the math functions too */
 #include <stdint.h>
 #include <string.h>
 
