@@ -16,7 +16,7 @@
  * returns, and cudaGetErrorString of it names the kernel. A kernel's static shared memory is
  * the size of its __shared__ arrays, read from this program's symbol table (the simulator's
  * __shared__ puts them in the section cudasim_shared). The blocks then run one after another,
- * each block's threads as ucontext fibers on reused stacks, scheduled between barriers in an
+ * each block's threads as fibers on reused stacks, scheduled between barriers in an
  * order chosen per launch from the seed (CUDASIM_SEED, else the time; printed once on the
  * first launch and in every error): forward, reverse, or shuffled anew at every pass.
  * Dynamic shared memory is a fresh heap buffer per launch (so ASan bounds it), filled with
@@ -40,7 +40,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include <map>
@@ -606,7 +605,7 @@ dim3 cur_grid_dim;
 enum FiberState { F_READY, F_BLOCK_WAIT, F_WARP_WAIT, F_DONE };
 
 struct Fiber {
-    ucontext_t ctx;
+    void *sp; /* saved stack pointer while switched out */
     char *stack;
     FiberState state;
     uint3 tid;
@@ -623,7 +622,30 @@ struct Fiber {
     void *fake_stack;
 };
 
-static ucontext_t g_sched;
+static void *g_sched_sp; /* the scheduler's stack pointer while a fiber runs */
+
+/* Switches stacks: saves the callee-saved registers on the current stack and its pointer in
+ * *save_sp, then continues on to_sp. A fiber is a stack prepared to "return" into fiber_main.
+ * (glibc's swapcontext also saves the signal mask with a system call at every switch, and the
+ * simulator switches at every barrier and shuffle of every thread: this is ~50x faster.) */
+extern "C" void cudasim_switch(void **save_sp, void *to_sp);
+#if defined(__x86_64__)
+asm(".text\n"
+    ".globl cudasim_switch\n"
+    ".type cudasim_switch,@function\n"
+    "cudasim_switch:\n"
+    "    pushq %rbp\n    pushq %rbx\n    pushq %r12\n    pushq %r13\n    pushq %r14\n"
+    "    pushq %r15\n"
+    "    movq %rsp, (%rdi)\n"
+    "    movq %rsi, %rsp\n"
+    "    popq %r15\n    popq %r14\n    popq %r13\n    popq %r12\n    popq %rbx\n"
+    "    popq %rbp\n"
+    "    ret\n"
+    ".size cudasim_switch, .-cudasim_switch\n");
+#define CUDASIM_SAVED_REGS 6
+#else
+#error "the CUDA simulator's fiber switch is written for x86-64"
+#endif
 static std::vector<Fiber> g_fibers;
 static std::vector<char *> g_stacks;
 static Fiber *g_cur;
@@ -657,7 +679,7 @@ static void fiber_yield(void) {
 #ifdef CUDASIM_ASAN
     __sanitizer_start_switch_fiber(&f->fake_stack, g_main_bottom, g_main_size);
 #endif
-    swapcontext(&f->ctx, &g_sched);
+    cudasim_switch(&f->sp, g_sched_sp);
 #ifdef CUDASIM_ASAN
     __sanitizer_finish_switch_fiber(f->fake_stack, &g_main_bottom, &g_main_size);
 #endif
@@ -672,7 +694,7 @@ static void fiber_main(void) {
 #ifdef CUDASIM_ASAN
     __sanitizer_start_switch_fiber(NULL, g_main_bottom, g_main_size); /* this fiber ends */
 #endif
-    setcontext(&g_sched);
+    cudasim_switch(&g_cur->sp, g_sched_sp); /* never resumed: the stack is reused */
 }
 
 /* scheduler -> fiber */
@@ -682,7 +704,7 @@ static void fiber_resume(Fiber *f) {
 #ifdef CUDASIM_ASAN
     __sanitizer_start_switch_fiber(&g_sched_fake, f->stack, FIBER_STACK_BYTES);
 #endif
-    swapcontext(&g_sched, &f->ctx);
+    cudasim_switch(&g_sched_sp, f->sp);
 #ifdef CUDASIM_ASAN
     __sanitizer_finish_switch_fiber(g_sched_fake, NULL, NULL);
 #endif
@@ -936,11 +958,14 @@ static bool block_run(int nthreads, dim3 block, Order mode, uint64_t *rng) {
         f.lane = i % 32;
         f.warp = i / 32;
         f.state = F_READY;
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = f.stack;
-        f.ctx.uc_stack.ss_size = FIBER_STACK_BYTES;
-        f.ctx.uc_link = &g_sched;
-        makecontext(&f.ctx, fiber_main, 0);
+        /* the first switch to the fiber pops zeroed registers and "returns" into fiber_main,
+         * with the stack aligned as at a call (rsp + 8 a multiple of 16) */
+        void **sp = (void **)(((uintptr_t)f.stack + FIBER_STACK_BYTES) & ~(uintptr_t)15);
+        *--sp = NULL; /* fiber_main's return address: it never returns */
+        *--sp = (void *)fiber_main;
+        for (int r = 0; r < CUDASIM_SAVED_REGS; r++)
+            *--sp = NULL;
+        f.sp = sp;
     }
     std::vector<int> order;
     g_failed_block = false;
