@@ -2,7 +2,8 @@
 #   make            the arenagpt binary (CUDA backend compiled in when nvcc is found; CUDA=0 leaves it out)
 #   make test       set-up check, CPU unit tests (cmocka), CLI tests; also compiles the CUDA sources
 #   make test-gpu   CUDA backend against the CPU reference (needs a GPU)
-#   make test-sim   the same CUDA sources on the CPU simulator of CUDA (tests/cudasim/), ASan on
+#   make test-sim   the same CUDA sources on the CPU simulator of CUDA (tests/cudasim/), ASan on,
+#                   with the fault-injection check (make sim-faults)
 #   make asan       ASan+UBSan build and run of the CPU tests
 #   make format-check, make bench, make run, make clean
 # Sources are found by wildcard: a new alloc/ data/ model/ train/ .c file or tests/test_*.c
@@ -73,7 +74,7 @@ BACKEND_OBJ := $(NOCUDA_OBJ)
 BACKEND_LIBS :=
 endif
 
-.PHONY: all test test-unit test-cli test-gpu test-sim sim asan format format-check bench run setup clean cuda
+.PHONY: all test test-unit test-cli test-gpu test-sim sim sim-faults asan format format-check bench run setup clean cuda
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -189,7 +190,12 @@ test-sim: build/.setup-ok sim
 	@fail=0; for t in $(SIM_SELF_TEST_BIN) $(SIM_GPU_TEST_BIN); do echo "== $$t"; \
 	  $(SIM_ENV) ./$$t || fail=1; done; \
 	for t in tests/sim_*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; \
-	  $(SIM_ENV) bash $$t ./$(SIM)/arenagpt || fail=1; done; exit $$fail
+	  $(SIM_ENV) bash $$t ./$(SIM)/arenagpt || fail=1; done; \
+	echo "== scripts/sim_faults.sh"; bash scripts/sim_faults.sh || fail=1; exit $$fail
+
+# deliberate faults in copies of the kernel sources must each fail the simulated tests
+sim-faults: build/.setup-ok sim
+	bash scripts/sim_faults.sh
 
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cc' '*.cu' '*.cuh' 2>/dev/null)
 format:
