@@ -67,8 +67,9 @@ int cmd_eval(const TrainConfig *cfg) {
     GptConfig c;
     memset(&c, 0, sizeof(c));
     c.bias = cfg->bias;
-    c.gelu = cfg->gelu == CONFIG_GELU_ERF;
-    c.attention = cfg->attention == CONFIG_ATTENTION_CUDNN;
+    c.gelu = cfg->gelu == CONFIG_GELU_ERF ? GPT_GELU_ERF : GPT_GELU_TANH;
+    c.attention =
+        cfg->attention == CONFIG_ATTENTION_CUDNN ? GPT_ATTENTION_CUDNN : GPT_ATTENTION_NAIVE;
     c.recompute = GPT_RECOMPUTE_NONE; /* no backward */
     c.loss_chunk = cfg->loss_chunk;
     if (gpt_config_from_model_file(model_path, &c, &err)) {

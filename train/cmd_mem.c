@@ -14,8 +14,8 @@
 
 static const char *const mode_names[3] = {"none", "selective", "full"};
 
-static int plan(const TrainConfig *cfg, GptDevice dev, int64_t B, int recompute, size_t limit,
-                Arena **out, Err *err) {
+static int plan(const TrainConfig *cfg, GptDevice dev, int64_t B, GptRecompute recompute,
+                size_t limit, Arena **out, Err *err) {
     GptConfig c;
     run_gpt_config(cfg, &c);
     c.recompute = recompute;

@@ -90,10 +90,11 @@ int cmd_sample(const TrainConfig *cfg) {
         return 1;
     }
     c.bias = cfg->bias;
-    c.gelu = cfg->gelu == CONFIG_GELU_ERF;
-    c.recompute = 0;
+    c.gelu = cfg->gelu == CONFIG_GELU_ERF ? GPT_GELU_ERF : GPT_GELU_TANH;
+    c.recompute = GPT_RECOMPUTE_NONE;
     c.loss_chunk = cfg->loss_chunk;
-    c.attention = cfg->attention == CONFIG_ATTENTION_CUDNN;
+    c.attention =
+        cfg->attention == CONFIG_ATTENTION_CUDNN ? GPT_ATTENTION_CUDNN : GPT_ATTENTION_NAIVE;
 
     char tpath[2 * CONFIG_STR_LEN], dir[CONFIG_STR_LEN];
     if (cfg->tokenizer_file[0]) {

@@ -14,9 +14,10 @@ void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     out->n_head = cfg->n_head;
     out->channels = cfg->n_embd;
     out->bias = cfg->bias;
-    out->gelu = cfg->gelu == CONFIG_GELU_ERF;
-    out->recompute = (int)cfg->recompute;
-    out->attention = cfg->attention == CONFIG_ATTENTION_CUDNN;
+    out->gelu = cfg->gelu == CONFIG_GELU_ERF ? GPT_GELU_ERF : GPT_GELU_TANH;
+    out->recompute = (GptRecompute)cfg->recompute; /* same order (config.h) */
+    out->attention =
+        cfg->attention == CONFIG_ATTENTION_CUDNN ? GPT_ATTENTION_CUDNN : GPT_ATTENTION_NAIVE;
     out->loss_chunk = cfg->loss_chunk;
 }
 
