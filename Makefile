@@ -171,8 +171,8 @@ SIM_BACKEND_OBJ := $(SIM_LIB_OBJ) $(SIM_CU_OBJ) $(SIM_RT_OBJ)
 SIM_LDLIBS := $(asan_LDFLAGS) $(LDLIBS) -ldl -lstdc++
 SIM_GPU_TEST_BIN := $(patsubst tests/gpu/%.c,$(SIM)/tests/gpu/%,$(GPU_TEST_C))
 SIM_SELF_TEST_BIN := $(SIM)/tests/cudasim/test_cudasim
-SIM_ENV := ARENAGPT_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-           UBSAN_OPTIONS=print_stacktrace=1
+SIM_ENV = ARENAGPT_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+          UBSAN_OPTIONS=print_stacktrace=1 $(TEST_DATA_ENV)
 
 $(SIM)/%.o: %.c
 	@mkdir -p $(dir $@)
