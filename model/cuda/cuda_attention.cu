@@ -77,16 +77,25 @@ __global__ void attention_dscores_kernel(__half *att, const __half *dout, const 
             t2 <= t1 ? __float2half_rn(__half2float(a[t2]) * (dp[t2] - D)) : __float2half_rn(0.0f);
 }
 
-/* The per-block limit of the device, less the kernel's static shared memory (what the
- * compiler gave `red`, as cudaFuncGetAttributes reports it), in f32 values, less the HS of dy. */
-extern "C" int64_t gpt_cuda_attention_max_seq_len(int64_t HS) {
-    int dev = 0, limit = 0;
+/* The device's per-block shared memory limit and the static shared memory the compiler gave
+ * attention_dscores_kernel (`red`), as cudaFuncGetAttributes reports it. */
+static void dscores_shared(int *limit, size_t *static_bytes) {
+    int dev = 0;
     cudaFuncAttributes fa;
     memset(&fa, 0, sizeof(fa));
+    *limit = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlock, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(limit, cudaDevAttrMaxSharedMemoryPerBlock, dev));
     CUDA_CHECK(cudaFuncGetAttributes(&fa, (const void *)attention_dscores_kernel));
-    return ((int64_t)limit - (int64_t)fa.sharedSizeBytes) / (int64_t)sizeof(float) - HS;
+    *static_bytes = fa.sharedSizeBytes;
+}
+
+/* The limit less the static part, in f32 values, less the HS values of dy. */
+extern "C" int64_t gpt_cuda_attention_max_seq_len(int64_t HS) {
+    int limit;
+    size_t static_bytes;
+    dscores_shared(&limit, &static_bytes);
+    return ((int64_t)limit - (int64_t)static_bytes) / (int64_t)sizeof(float) - HS;
 }
 
 void cuda_attention_forward(void *out, void *att, const void *qkv, int64_t B, int64_t T, int64_t C,
@@ -126,11 +135,15 @@ void cuda_attention_backward(void *dqkv, void *att, const void *dout, const void
     size_t smem = (size_t)(T + HS) * sizeof(float);
     int64_t max_T = gpt_cuda_attention_max_seq_len(HS);
     if (T > max_T) {
-        char msg[160];
+        int limit;
+        size_t static_bytes;
+        dscores_shared(&limit, &static_bytes);
+        char msg[200];
         snprintf(msg, sizeof(msg),
-                 "sequence length %lld needs %zu bytes of shared memory per row; at most %lld "
-                 "fit (head size %lld)",
-                 (long long)T, smem, (long long)max_T, (long long)HS);
+                 "sequence length %lld needs %zu bytes of shared memory per row (%zu dynamic + "
+                 "%zu static), over the %d per block: at most %lld fit (head size %lld)",
+                 (long long)T, smem + static_bytes, smem, static_bytes, limit, (long long)max_T,
+                 (long long)HS);
         cuda_error_record("cuda_attention_backward", msg, __FILE__, __LINE__);
         return;
     }
