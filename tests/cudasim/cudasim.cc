@@ -27,9 +27,11 @@
  * "faulted": a sticky cudaErrorLaunchFailure, as a device fault is on a GPU.
  *
  * Not simulated: concurrency between streams (every call completes before it returns), the
- * GPU's speed, its floating-point contraction (the host compiler's applies), NVML (absent). */
+ * GPU's speed, its floating-point contraction (the host compiler's applies), NVML (absent:
+ * dlopen of libnvidia-ml fails in the simulated binaries). */
 #include <cuda_runtime.h>
 
+#include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
@@ -496,6 +498,19 @@ extern "C" cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr at
                          "simulated",
                          (int)attr);
     }
+}
+
+/* NVML is absent on the simulated card: a real libnvidia-ml.so on the machine describes a
+ * real GPU, not this one, so the simulated binaries never load it (device_mem.c's dlopen
+ * resolves to this definition in them) and the report's no-NVML path runs everywhere. */
+extern "C" void *dlopen(const char *file, int mode) {
+    typedef void *(*DlopenFn)(const char *, int);
+    static DlopenFn next = NULL;
+    if (file && strstr(file, "libnvidia-ml"))
+        return NULL;
+    if (!next)
+        next = (DlopenFn)dlsym(RTLD_NEXT, "dlopen");
+    return next ? next(file, mode) : NULL;
 }
 
 /* --- kernels' names and static shared memory, from the symbol table -------------------- */

@@ -2,7 +2,7 @@
  * what CUDA defines, the sm_89 launch limits, barrier divergence and warp-mask errors named
  * with their kernel, the adversarial schedule (a kernel missing its barrier gives a wrong
  * result, the same kernel with the barrier the right one), and the simulated device memory
- * (copy kinds checked, memory info, properties, the static shared size of a kernel).
+ * (copy kinds checked, memory info, properties, the static shared size of a kernel, no NVML).
  *
  * C++ because the kernels are written here, compiled like the backend's .cu files against the
  * simulator's cuda_runtime.h. */
@@ -17,6 +17,7 @@ extern "C" { /* Debian's cmocka 1.1.5 header has no C++ linkage of its own */
 #include <cmocka.h>
 }
 
+#include <dlfcn.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,6 +364,14 @@ static void test_cudasim_memory(void **state) {
     assert_true(free1 == free0);
 }
 
+/* NVML is absent on the simulated card, whatever the machine has; other libraries load */
+static void test_cudasim_no_nvml(void **state) {
+    assert_null(dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL));
+    void *m = dlopen("libm.so.6", RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(m);
+    dlclose(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cudasim_missing_barrier_changes_result),
@@ -372,6 +381,7 @@ int main(void) {
         cmocka_unit_test(test_cudasim_launch_limits),
         cmocka_unit_test(test_cudasim_divergence_is_reported),
         cmocka_unit_test(test_cudasim_memory),
+        cmocka_unit_test(test_cudasim_no_nvml),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
