@@ -3,7 +3,8 @@
 # build/sim/arenagpt binary: the CUDA backend compiled for the CPU, ASan on): a tiny model,
 # a few steps on a small shard; the memory plan equals the measured arena to the byte; the
 # device memory report with its reconciliation lines on the simulated card (no NVML); the loss
-# scaler's state in the log; a checkpoint and a resume that gives the same losses as an
+# scaler's state in the log; an fp16 overflow (a large learning rate) skips its step and
+# halves the loss scale; a checkpoint and a resume that gives the same losses as an
 # uninterrupted run; memory_limit below the plan gives the arena's report and a clean exit; a
 # card too small for the reservation gives the cudaMalloc report and a clean exit.
 # Usage: tests/sim_train.sh path/to/build/sim/arenagpt   (make test-sim runs it)
@@ -69,14 +70,23 @@ else
     cat "$TMP/diff"
 fi
 
-# 3. memory_limit below the plan: the arena's refusal report, exit 1, no crash. (Leak checking
+# 3. loss scaling: at learning_rate 0.5 an fp16 gradient overflows within a few steps (the run
+# is deterministic: the same kernels, data and seed); that step is skipped (norm inf, skipped
+# +1) and the next step runs at half the scale
+"$BIN" train "$TMP/tiny.conf" --max_iters=4 --learning_rate=0.5 --warmup_iters=0 --out_dir="$TMP/s" >"$TMP/s.log" 2>&1 || bad "train (lr 0.5): $(tail -5 "$TMP/s.log")"
+inf_then_half=$(grep '^iter ' "$TMP/s.log" | sed -E 's/.*norm ([^,]+),.*scale ([0-9]+), skipped ([0-9]+).*/\1 \2 \3/' |
+    awk 'p_inf && $2 == p_scale / 2 { ok = 1 } { p_inf = ($1 == "inf" || $1 == "nan"); p_scale = $2 } END { print ok + 0 }')
+[ "$inf_then_half" = 1 ] && ok || bad "loss scaling: no overflowed step followed by a halved scale: $(grep '^iter ' "$TMP/s.log")"
+grep -qE '^iter [0-9]+/4: .*norm (inf|nan), .*skipped [1-9]' "$TMP/s.log" && ok || bad "loss scaling: the overflowed step is not counted as skipped"
+
+# 4. memory_limit below the plan: the arena's refusal report, exit 1, no crash. (Leak checking
 # is off here: train's early exit on this path leaves its data loaders to the process exit.)
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 "$BIN" train "$TMP/tiny.conf" --max_iters=2 --out_dir="$TMP/c" --memory_limit=1MiB >"$TMP/c.log" 2>&1
 rc=$?
 [ "$rc" = 1 ] && ok || bad "memory_limit: exit $rc, expected 1"
 grep -q "past the memory limit of 1048576 bytes" "$TMP/c.log" && ok || bad "memory_limit: no arena report"
 
-# 4. a card with too little free memory for the reservation (CUDASIM_MEMORY_BYTES: 270 MiB,
+# 5. a card with too little free memory for the reservation (CUDASIM_MEMORY_BYTES: 270 MiB,
 # of which the simulated context takes 256): the cudaMalloc report, exit 1, no crash
 CUDASIM_MEMORY_BYTES=$((270 << 20)) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 "$BIN" train "$TMP/tiny.conf" --max_iters=2 --out_dir="$TMP/d" >"$TMP/d.log" 2>&1
 rc=$?
