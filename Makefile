@@ -195,6 +195,20 @@ $(SIM)/tests/gpu/%: $(SIM)/tests/gpu/%.o $(SIM_BACKEND_OBJ) $(call obj,sim,$(TES
 $(SIM_SELF_TEST_BIN): $(SIM)/tests/cudasim/test_cudasim.o $(SIM_RT_OBJ)
 	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS) $(TEST_LDLIBS)
 
+# the backend's GEMMs need the simulator's host cuBLASLt/cuBLAS (tests/cudasim/cublas_sim.cc);
+# without it only the simulator's own tests build and run (said, not hidden)
+SIM_HAVE_BLAS := $(wildcard tests/cudasim/cublas_sim.cc)
+ifeq ($(SIM_HAVE_BLAS),)
+sim: $(SIM_SELF_TEST_BIN)
+
+test-sim: build/.setup-ok sim
+	@echo "== $(SIM_SELF_TEST_BIN)"; $(SIM_ENV) ./$(SIM_SELF_TEST_BIN) || exit 1; \
+	echo "test-sim: tests/cudasim/cublas_sim.cc (the host cuBLAS) is absent: the simulated" \
+	  "backend test, tests/sim_*.sh and scripts/sim_faults.sh did not run"
+
+sim-faults:
+	@echo "sim-faults: needs tests/cudasim/cublas_sim.cc (the host cuBLAS)"; exit 2
+else
 sim: $(SIM)/arenagpt $(SIM_GPU_TEST_BIN) $(SIM_SELF_TEST_BIN)
 
 test-sim: build/.setup-ok sim
@@ -207,6 +221,7 @@ test-sim: build/.setup-ok sim
 # deliberate faults in copies of the kernel sources must each fail the simulated tests
 sim-faults: build/.setup-ok sim
 	bash scripts/sim_faults.sh
+endif
 
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cc' '*.cu' '*.cuh' 2>/dev/null)
 format:
