@@ -8,7 +8,9 @@
 #      tensor's end): AddressSanitizer stops at the poisoned byte after the tensor;
 #   2. a missing barrier: cuda_block_sum loses the __syncthreads() between writing the warps'
 #      partial sums and reading them: the adversarial schedule makes some reductions wrong;
-#   3. a swapped transpose: the matmul forward GEMM reads the weight untransposed.
+#   3. a swapped transpose: the matmul forward GEMM reads the weight untransposed;
+#   4. an output never written: layernorm_forward_kernel does not store mean and rstd, so
+#      they keep the NaN bytes a fresh tensor is filled with.
 # Usage: scripts/sim_faults.sh   (make sim-faults, part of make test-sim; a run's output is
 # kept in docs/results/sim_faults.txt)
 set -u
@@ -63,6 +65,9 @@ fault missing_barrier model/cuda/cuda_common.cuh \
     's.replace("        shared[warp] = v;\n    __syncthreads();\n    float r = lane < nwarps ? shared[lane] : 0.0f;", "        shared[warp] = v;\n    float r = lane < nwarps ? shared[lane] : 0.0f;")'
 fault swapped_transpose model/cuda/cuda_matmul.cu \
     's.replace("cuda_gemm_f16(1, 0, OC, N, IC,", "cuda_gemm_f16(0, 0, OC, N, IC,")'
+
+fault unwritten_output model/cuda/cuda_layers.cu \
+    's.replace("    if (lane == 0) {\n        mean[row] = m;\n        rstd[row] = r;\n    }\n", "")'
 
 echo "sim_faults: $caught caught, $missed missed"
 [ "$missed" = 0 ]
