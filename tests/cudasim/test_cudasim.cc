@@ -2,10 +2,12 @@
  * what CUDA defines, the sm_89 launch limits, barrier divergence and warp-mask errors named
  * with their kernel, the adversarial schedule (a kernel missing its barrier gives a wrong
  * result, the same kernel with the barrier the right one), and the simulated device memory
- * (copy kinds checked, memory info, properties, the static shared size of a kernel, no NVML).
+ * (copy kinds checked, memory info, properties, the static shared size of a kernel, no NVML),
+ * and the toolkit's half type on the host (rounding to nearest even, its operators).
  *
  * C++ because the kernels are written here, compiled like the backend's .cu files against the
  * simulator's cuda_runtime.h. */
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <setjmp.h>
@@ -364,6 +366,38 @@ static void test_cudasim_memory(void **state) {
     assert_true(free1 == free0);
 }
 
+/* The toolkit's cuda_fp16.h on the host: conversions round to nearest even, as on the GPU,
+ * and its operators are the f32 operation rounded once (exact for these operands' products
+ * and sums, which f32 holds exactly). */
+static uint16_t half_bits(__half h) {
+    uint16_t b;
+    memcpy(&b, &h, sizeof b);
+    return b;
+}
+
+static void test_cudasim_half_on_host(void **state) {
+    assert_int_equal(half_bits(__float2half_rn(1.0f)), 0x3c00);
+    assert_int_equal(half_bits(__float2half_rn(1.0f + 1.0f / 2048)), 0x3c00); /* tie: even */
+    assert_int_equal(half_bits(__float2half_rn(1.0f + 3.0f / 2048)), 0x3c02); /* tie: even */
+    assert_int_equal(half_bits(__float2half_rn(1.0f + 3.0f / 4096)), 0x3c01); /* nearest */
+    assert_int_equal(half_bits(__float2half_rn(65504.0f)), 0x7bff);           /* largest */
+    assert_int_equal(half_bits(__float2half_rn(65520.0f)), 0x7c00);           /* tie: inf */
+    assert_int_equal(half_bits(__float2half_rn(-65520.0f)), 0xfc00);
+    assert_int_equal(half_bits(__float2half_rn(5.9604645e-8f)), 0x0001); /* 2^-24 subnormal */
+    assert_int_equal(half_bits(__float2half_rn(2.9802322e-8f)), 0x0000); /* 2^-25: tie to 0 */
+    assert_int_equal(half_bits(__float2half_rn(-0.0f)), 0x8000);
+    assert_true(isnan(__half2float(__float2half_rn(NAN))));
+    assert_true(__half2float(__ushort_as_half(0x3555)) == 0.333251953125f);
+    __half a = __float2half_rn(1.5f), b = __float2half_rn(2.25f);
+    assert_true(__half2float(a * b) == 3.375f);
+    assert_true(__half2float(a + b) == 3.75f);
+    assert_true(__half2float(b - a) == 0.75f);
+    assert_true(__half2float(b / a) == 1.5f);
+    assert_true(a < b && !(b < a));
+    /* an f16 sum that must round: 2048 + 1 is a tie between 2048 and 2050, to even 2048 */
+    assert_true(__half2float(__float2half_rn(2048.0f) + __float2half_rn(1.0f)) == 2048.0f);
+}
+
 /* NVML is absent on the simulated card, whatever the machine has; other libraries load */
 static void test_cudasim_no_nvml(void **state) {
     assert_null(dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL));
@@ -382,6 +416,7 @@ int main(void) {
         cmocka_unit_test(test_cudasim_divergence_is_reported),
         cmocka_unit_test(test_cudasim_memory),
         cmocka_unit_test(test_cudasim_no_nvml),
+        cmocka_unit_test(test_cudasim_half_on_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
