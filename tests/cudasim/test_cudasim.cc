@@ -100,10 +100,16 @@ __global__ void block_votes_kernel(int *out, int k) {
     out[2 * blockDim.x + t] = __syncthreads_count(t % 4 == 0);
 }
 
-__global__ void atomic_kernel(int *count, float *fsum, unsigned *hi) {
+__global__ void atomic_kernel(int *count, float *fsum, unsigned *hi, int *lo, int *owner,
+                              int *last) {
+    int t = (int)(blockIdx.x * blockDim.x + threadIdx.x);
     atomicAdd(count, 1);
     atomicAdd(fsum, 0.5f);
-    atomicMax((int *)hi, (int)(blockIdx.x * blockDim.x + threadIdx.x));
+    atomicMax((int *)hi, t);
+    atomicMin(lo, t + 5);
+    atomicCAS(owner, -1, t); /* only the first thread to come sees -1 */
+    atomicExch(last, 1);
+    __syncwarp(); /* a warp barrier over the full mask */
 }
 
 /* dynamic shared memory: row = blockIdx.y; each thread writes its slot, reads the mirror */
@@ -242,24 +248,36 @@ static void test_cudasim_block_reductions_and_atomics(void **state) {
             assert_int_equal(h[2 * n + t], n / 4);
         }
     }
-    int *cnt = dev_alloc<int>(1);
+    int *cnt = dev_alloc<int>(1), *lo = dev_alloc<int>(1), *own = dev_alloc<int>(1),
+        *last = dev_alloc<int>(1);
     float *fs = dev_alloc<float>(1);
     unsigned *hi = dev_alloc<unsigned>(1);
     cudaMemset(cnt, 0, sizeof(int));
     cudaMemset(fs, 0, sizeof(float));
     cudaMemset(hi, 0, sizeof(unsigned));
-    CUDA_LAUNCH(atomic_kernel, 7, 33, 0, NULL, cnt, fs, hi);
+    cudaMemset(lo, 0x7f, sizeof(int));
+    cudaMemset(own, 0xff, sizeof(int)); /* -1 */
+    cudaMemset(last, 0, sizeof(int));
+    CUDA_LAUNCH(atomic_kernel, 7, 64, 0, NULL, cnt, fs, hi, lo, own, last);
     assert_int_equal(cudaGetLastError(), cudaSuccess);
+    int hlo, hown, hlast;
+    cudaMemcpy(&hlo, lo, sizeof(int), cudaMemcpyDeviceToHost);
+    cudaMemcpy(&hown, own, sizeof(int), cudaMemcpyDeviceToHost);
+    cudaMemcpy(&hlast, last, sizeof(int), cudaMemcpyDeviceToHost);
+    assert_int_equal(hlo, 5);
+    assert_true(hown >= 0 && hown < 64); /* some thread of the first block won */
+    assert_int_equal(hlast, 1);
     int hc;
     float hf;
     unsigned hh;
     cudaMemcpy(&hc, cnt, sizeof(hc), cudaMemcpyDeviceToHost);
     cudaMemcpy(&hf, fs, sizeof(hf), cudaMemcpyDeviceToHost);
     cudaMemcpy(&hh, hi, sizeof(hh), cudaMemcpyDeviceToHost);
-    assert_int_equal(hc, 7 * 33);
-    assert_true(hf == 0.5f * 7 * 33);
-    assert_int_equal(hh, 7 * 33 - 1);
-    cudaFree(d), cudaFree(cnt), cudaFree(fs), cudaFree(hi);
+    assert_int_equal(hc, 7 * 64);
+    assert_true(hf == 0.5f * 7 * 64);
+    assert_int_equal(hh, 7 * 64 - 1);
+    cudaFree(d), cudaFree(cnt), cudaFree(fs), cudaFree(hi), cudaFree(lo), cudaFree(own),
+        cudaFree(last);
 }
 
 static void test_cudasim_dynamic_shared_and_indexing(void **state) {
