@@ -5,6 +5,8 @@
 #   make test-sim   the same CUDA sources on the CPU simulator of CUDA (tests/cudasim/), ASan on,
 #                   with the fault-injection check (make sim-faults)
 #   make asan       ASan+UBSan build and run of the CPU tests
+#   make gpu-bundle  build/gpu-bundle/: what a GPU machine without Debian's -dev packages needs
+#                   (binaries, prepared data, configs, the check script); make gpu-check runs it
 #   make format-check, make bench, make run, make clean
 # Sources are found by wildcard: a new alloc/ data/ model/ train/ .c file or tests/test_*.c
 # needs no Makefile change. Built without CUDA, files named *_nocuda.c stand in for the CUDA
@@ -85,7 +87,8 @@ BACKEND_OBJ := $(NOCUDA_OBJ)
 BACKEND_LIBS :=
 endif
 
-.PHONY: all test test-unit test-cli test-gpu test-sim sim sim-faults asan format format-check bench run setup clean cuda
+.PHONY: all test test-unit test-cli test-gpu test-sim sim sim-faults asan format format-check bench run \
+        setup clean cuda gpu-bundle gpu-bundle-test gpu-check
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -129,6 +132,7 @@ ifeq ($(CUDA),1)
 	$(MAKE) cuda
 	@echo "CUDA sources compiled ($(words $(CU_OBJ) $(CUDA_C_OBJ)) objects, sm_80/86/89/90)"
 	$(MAKE) test-sim
+	$(MAKE) gpu-bundle-test
 endif
 	bash scripts/check_no_malloc.sh
 
@@ -222,6 +226,103 @@ test-sim: build/.setup-ok sim
 sim-faults: build/.setup-ok sim
 	bash scripts/sim_faults.sh
 endif
+
+# --- GPU bundle ------------------------------------------------------------------------------
+# build/gpu-bundle/ is what a GPU machine needs besides its driver and the CUDA runtime
+# libraries (libcudart, libcublas, libcublasLt): it may lack Debian's -dev packages. It holds
+# arenagpt and the GPU tests built for any x86-64-v3 CPU (AVX2; -march=native would tie them
+# to this machine), PCRE2 linked statically, OpenBLAS linked statically into one bundle-private
+# library (lib/libarenagpt_openblas.so, shared by every binary instead of ~25 MB copied into
+# each), cmocka's shared library in lib/, an $ORIGIN rpath to lib/, the prepared
+# tinyshakespeare shards (GPT-2 BPE) and tokenizer files, the configs, gpu_check.sh,
+# gpu_probe (device, driver and runtime versions; compute-sanitizer's acceptance test) and
+# torch_baseline.py. cuDNN and NVML are never linked (only loaded with dlopen at run time).
+# docs/GPU.md says what to carry and what to run.
+GB := build/gpu-bundle
+GBO := build/bundle
+BUNDLE_CFLAGS := -O3 -march=x86-64-v3 -mtune=generic
+OPENBLAS_A := $(firstword $(wildcard $(shell pkg-config --variable=libdir openblas 2>/dev/null)/libopenblas.a) \
+                $(wildcard /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a /usr/lib/x86_64-linux-gnu/libopenblas.a))
+PCRE2_A := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libpcre2-8.a /usr/lib/libpcre2-8.a))
+CMOCKA_SO := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libcmocka.so.0 /usr/lib/libcmocka.so.0))
+BUNDLE_LIBS := -L$(GB)/lib -l:libarenagpt_openblas.so $(PCRE2_A) -lm -fopenmp \
+               -Wl,-rpath,'$$ORIGIN/lib' -Wl,-rpath,'$$ORIGIN/../lib' \
+               -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -ldl -lstdc++
+GB_LIB_OBJ := $(call obj,bundle,$(LIB_C) $(MAIN_C))
+GB_CUDA_C_OBJ := $(call obj,bundle,$(CUDA_C))
+GB_TEST_HELPER_OBJ := $(call obj,bundle,$(TEST_HELPER_C))
+GB_GPU_TESTS := $(patsubst tests/gpu/%.c,$(GB)/tests/%,$(GPU_TEST_C))
+GB_FILES := $(GB)/arenagpt $(GB_GPU_TESTS) $(GB)/gpu_probe $(GB)/gpu_check.sh $(GB)/torch_baseline.py \
+            $(GB)/lib/libcmocka.so.0 $(GB)/data/shakespeare_gpt2/train.bin \
+            $(patsubst configs/%,$(GB)/configs/%,$(wildcard configs/*.conf))
+
+$(GBO)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(BUNDLE_CFLAGS) $(CUDA_CFLAGS) -c $< -o $@
+
+# only cblas_sgemm and the thread setters are asked for: the archive's other routines stay out
+$(GB)/lib/libarenagpt_openblas.so: $(OPENBLAS_A)
+	@test -n "$(OPENBLAS_A)" || { echo "gpu-bundle: no static OpenBLAS (libopenblas.a): apt-get install libopenblas-pthread-dev" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ -Wl,-soname,libarenagpt_openblas.so -Wl,-u,cblas_sgemm \
+	  -Wl,-u,openblas_set_num_threads -Wl,-u,openblas_get_num_threads $(OPENBLAS_A) -lm -lpthread
+	strip --strip-unneeded $@
+
+$(GB)/lib/libcmocka.so.0: $(CMOCKA_SO)
+	@test -n "$(CMOCKA_SO)" || { echo "gpu-bundle: libcmocka.so.0 not found: apt-get install libcmocka-dev" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	cp $(CMOCKA_SO) $@
+
+$(GB)/arenagpt: $(GB_LIB_OBJ) $(GB_CUDA_C_OBJ) $(CU_OBJ) $(GB)/lib/libarenagpt_openblas.so
+	@test -n "$(PCRE2_A)" || { echo "gpu-bundle: no static PCRE2 (libpcre2-8.a): apt-get install libpcre2-dev" >&2; exit 1; }
+	$(CC) -o $@ $(filter %.o,$^) $(BUNDLE_LIBS)
+
+$(GB)/tests/%: $(GBO)/tests/gpu/%.o $(filter-out $(GBO)/train/main.o,$(GB_LIB_OBJ)) $(GB_CUDA_C_OBJ) $(CU_OBJ) \
+               $(GB_TEST_HELPER_OBJ) $(GB)/lib/libarenagpt_openblas.so $(GB)/lib/libcmocka.so.0
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $(filter %.o,$^) $(BUNDLE_LIBS) $(GB)/lib/libcmocka.so.0
+
+$(GB)/gpu_probe: scripts/gpu_probe.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 -std=c++17 $(GENCODE) -o $@ $< -Xlinker -rpath -Xlinker $(CUDA_HOME)/lib64 -cudart shared
+
+$(GB)/gpu_check.sh: scripts/gpu_check.sh
+	@mkdir -p $(dir $@)
+	install -m 755 $< $@
+$(GB)/torch_baseline.py: scripts/torch_baseline.py
+	@mkdir -p $(dir $@)
+	install -m 644 $< $@
+$(GB)/configs/%.conf: configs/%.conf
+	@mkdir -p $(dir $@)
+	install -m 644 $< $@
+
+# tinyshakespeare ($(SHAKESPEARE), fetched by the set-up) with the GPT-2 tokenizer
+$(GB)/data/shakespeare_gpt2/train.bin: arenagpt scripts/prepare_shakespeare.sh
+	SHAKESPEARE=$(SHAKESPEARE) bash scripts/prepare_shakespeare.sh $(GB)/data/shakespeare_gpt2 \
+	  --tokenizer=gpt2 --vocab_dir=$(VOCAB_DIR)
+
+ifeq ($(CUDA),1)
+gpu-bundle: $(GB_FILES)
+	@{ echo "arenagpt GPU bundle"; \
+	   echo "commit: $$(git rev-parse HEAD 2>/dev/null || echo unknown)$$(git diff --quiet HEAD -- 2>/dev/null || echo ' (with uncommitted changes)')"; \
+	   echo "built: $$(date -u +%Y-%m-%dT%H:%M:%SZ) on $$(uname -srm), nvcc $$($(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')"; \
+	   echo "size: $$(du -sk $(GB) | cut -f1) KiB"; } >$(GB)/MANIFEST.txt
+	bash tests/gpu_bundle.sh --check-libs $(GB) >>$(GB)/MANIFEST.txt
+	@cat $(GB)/MANIFEST.txt
+else
+gpu-bundle:
+	@echo "gpu-bundle: needs nvcc (the CUDA toolkit, /usr/local/cuda): it builds the CUDA binaries" >&2; exit 1
+endif
+
+# the bundle's libraries (ldd) and the check script end to end on the CPU, from a copy of the
+# bundle outside the repository (what CI can run of it)
+gpu-bundle-test: gpu-bundle
+	bash tests/gpu_bundle.sh $(GB)
+
+# the same check on this machine's GPU (results in out/gpu-check/: send summary.md)
+GPU_CHECK_OUT ?= out/gpu-check
+gpu-check: gpu-bundle
+	$(GB)/gpu_check.sh $(GPU_CHECK_OUT) $(GPU_CHECK_GROUP)
 
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cc' '*.cu' '*.cuh' 2>/dev/null)
 format:

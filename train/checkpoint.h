@@ -44,5 +44,8 @@ int checkpoint_find_latest(const char *out_dir, char *path, size_t len, Err *err
  * (extra_bytes must equal what was saved). */
 int checkpoint_load(const char *path, const TrainConfig *cfg, Gpt *g, CheckpointProgress *p,
                     void *extra, size_t extra_bytes, Err *err);
+/* The config text a checkpoint was made with (config_write's format; malloc'd, the caller
+ * frees it). Checks the header only, not the checksum: it describes the run, loads nothing. */
+int checkpoint_read_config(const char *path, char **text_out, Err *err);
 
 #endif

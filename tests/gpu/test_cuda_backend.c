@@ -379,6 +379,118 @@ static void test_cuda_reductions(void **state) {
     free(g), free(l);
 }
 
+/* The backend workspace the kernels use as scratch in a run (the arena's ws.backend, here a
+ * workspace tensor of the test arena); NULL takes it back. */
+static void use_workspace(size_t bytes) {
+    if (bytes == 0) {
+        gpt_cuda_workspace_set(NULL, 0);
+        return;
+    }
+    Tensor *ws = dalloc(ARENA_DTYPE_U8, (int64_t)bytes, "ws.backend");
+    gpt_cuda_workspace_set(ws->data, bytes);
+}
+
+/* n large enough for the two-pass reductions (many blocks into partials in the workspace):
+ * the same bits on a second call, and the CPU's double sums within f32 rounding */
+static void test_cuda_reductions_multiblock(void **state) {
+    const int64_t n = 600001, m = 200003;
+    float *g = hmalloc(n), *l = hmalloc(m);
+    fill_uniform(g, n, -3, 3, 62);
+    fill_uniform(l, m, 0, 10, 63);
+    Tensor *dg = dup_f16(g, n, "g"), *dl = dup_f32(l, m, "l");
+    float zero = 0.0f;
+    Tensor *acc = dup_f32(&zero, 1, "acc"), *sum = dalloc(ARENA_DTYPE_F32, 1, "sum");
+    float gacc[3], gsum[3];
+    use_workspace((size_t)1 << 20);
+    for (int rep = 0; rep < 2; rep++) {
+        cu->copy_from_host(acc->data, &zero, sizeof(float), NULL);
+        cu->norm_squared_accumulate(acc->data, dg->data, n, NULL);
+        cu->reduce_sum(sum->data, dl->data, m, NULL);
+        cu->copy_to_host(&gacc[rep], acc->data, sizeof(float), NULL);
+        cu->copy_to_host(&gsum[rep], sum->data, sizeof(float), NULL);
+    }
+    use_workspace(0); /* the one-block pass */
+    cu->copy_from_host(acc->data, &zero, sizeof(float), NULL);
+    cu->norm_squared_accumulate(acc->data, dg->data, n, NULL);
+    cu->reduce_sum(sum->data, dl->data, m, NULL);
+    cu->copy_to_host(&gacc[2], acc->data, sizeof(float), NULL);
+    cu->copy_to_host(&gsum[2], sum->data, sizeof(float), NULL);
+    cuda_ok();
+    assert_memory_equal(&gacc[0], &gacc[1], sizeof(float)); /* deterministic */
+    assert_memory_equal(&gsum[0], &gsum[1], sizeof(float));
+    float racc = 0.0f, rsum;
+    cpu->norm_squared_accumulate(&racc, g, n, NULL);
+    cpu->reduce_sum(&rsum, l, m, NULL);
+    /* positive terms summed in f32: a few elements per thread, then a tree of depth ~20; the
+     * relative error stays within ~40 roundings (2^-24 each): 1e-5 with margin */
+    for (int k = 0; k < 3; k++) {
+        assert_allclose(&gacc[k], &racc, 1, 0.0, 1e-5);
+        assert_allclose(&gsum[k], &rsum, 1, 0.0, 1e-5);
+    }
+    free(g), free(l);
+}
+
+/* B*T past one sorting block (2048 keys), few distinct tokens (long runs): the sorted path
+ * (with a workspace) sums each token's rows in position order, as the scan path does, so both
+ * give the same bits; and both match the CPU */
+static void test_cuda_encoder_backward_sorted(void **state) {
+    const int64_t B = 3, T = 1000, C = 37, Vp = 51, maxT = 1000, BT = B * T;
+    int32_t *inp = malloc((size_t)BT * sizeof(int32_t));
+    assert_non_null(inp);
+    for (int64_t i = 0; i < BT; i++) /* token 0 every third position, the rest spread */
+        inp[i] = i % 3 == 0 ? 0 : (int32_t)((i * 7919) % (Vp - 1)) + 1;
+    float *dout = hmalloc(BT * C), *dwte = hmalloc(Vp * C), *dwpe = hmalloc(maxT * C);
+    fill_uniform(dout, BT * C, -1, 1, 70);
+    fill_uniform(dwte, Vp * C, -1, 1, 71);
+    fill_uniform(dwpe, maxT * C, -1, 1, 72);
+    Tensor *d_dout = dup_f16(dout, BT * C, "dout"), *d_inp = dup_i32(inp, BT, "inp");
+    float *start = hmalloc(Vp * C);
+    memcpy(start, dwte, (size_t)(Vp * C) * sizeof(float));
+    Tensor *d_a = dup_f16(dwte, Vp * C, "dwte_sorted"), *d_b = dup_f16(start, Vp * C, "dwte_scan");
+    Tensor *d_pe = dup_f16(dwpe, maxT * C, "dwpe");
+    use_workspace((size_t)1 << 20);
+    cu->encoder_backward(d_a->data, d_pe->data, d_dout->data, d_inp->data, B, T, C, NULL);
+    use_workspace(0);
+    cu->encoder_backward(d_b->data, d_pe->data, d_dout->data, d_inp->data, B, T, C, NULL);
+    cuda_ok();
+    float *ga = down(d_a, Vp * C), *gb = down(d_b, Vp * C);
+    assert_memory_equal(ga, gb, (size_t)(Vp * C) * sizeof(float));
+    cpu->encoder_backward(dwte, dwpe, dout, inp, B, T, C, NULL);
+    /* token 0's row sums 1000 terms in f32 before one f16 rounding: one f16 rounding of the
+     * sum's magnitude (up to ~|sum| 2^-11) dominates */
+    assert_allclose(ga, dwte, (size_t)(Vp * C), TOL_ACC_ATOL, TOL_F16_RTOL);
+    free(inp), free(dout), free(dwte), free(dwpe), free(start), free(ga), free(gb);
+}
+
+/* NVML's "not available" per-process memory (WDDM, WSL2) is reported as unknown, never as a
+ * number; the unaccounted line falls back to cudaMemGetInfo */
+static void test_cuda_device_mem_proc_unknown(void **state) {
+    DeviceMem m;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.driver, sizeof(m.driver), "n/a");
+    for (int i = DEVICE_MEM_AFTER_CONTEXT; i < DEVICE_MEM_STAGE_COUNT; i++) {
+        m.s[i].taken = 1;
+        m.s[i].have_cuda = 1;
+        m.s[i].cuda_used_bytes = (size_t)(100 + 50 * i) << 20;
+        m.s[i].proc_unknown = 1;
+    }
+    char path[] = "/tmp/arenagpt_devmem_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w+");
+    assert_non_null(f);
+    assert_int_equal(device_mem_report(&m, NULL, f), 0);
+    rewind(f);
+    char text[8192];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(path);
+    assert_non_null(strstr(text, "unknown  (NVML lists this process"));
+    assert_non_null(strstr(text, "unaccounted (device now"));
+    assert_null(strstr(text, "unaccounted (this pid"));
+}
+
 static void test_cuda_adamw_master(void **state) {
     const int64_t n = 1003;
     float *p = hmalloc(n), *g = hmalloc(n), *m = hmalloc(n), *v = hmalloc(n);
@@ -823,6 +935,9 @@ int main(void) {
         cmocka_unit_test_teardown(test_cuda_gelu_forward_backward, teardown_each),
         cmocka_unit_test_teardown(test_cuda_crossentropy_padded, teardown_each),
         cmocka_unit_test_teardown(test_cuda_reductions, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_reductions_multiblock, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_encoder_backward_sorted, teardown_each),
+        cmocka_unit_test(test_cuda_device_mem_proc_unknown),
         cmocka_unit_test_teardown(test_cuda_adamw_master, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_bias_tanh_odd_vocab, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_nobias_erf, teardown_each),
