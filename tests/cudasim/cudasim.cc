@@ -419,6 +419,21 @@ extern "C" cudaError_t cudaGetDeviceCount(int *count) {
     return cudaSuccess;
 }
 
+/* the simulated driver is as new as the toolkit the simulator is built against */
+extern "C" cudaError_t cudaDriverGetVersion(int *version) {
+    if (!version)
+        return set_error(cudaErrorInvalidValue, "cudaDriverGetVersion: NULL");
+    *version = CUDART_VERSION;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaRuntimeGetVersion(int *version) {
+    if (!version)
+        return set_error(cudaErrorInvalidValue, "cudaRuntimeGetVersion: NULL");
+    *version = CUDART_VERSION;
+    return cudaSuccess;
+}
+
 extern "C" cudaError_t cudaGetDevice(int *dev) {
     *dev = 0;
     return cudaSuccess;
