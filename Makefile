@@ -2,7 +2,10 @@
 #   make            the arenagpt binary (CUDA backend compiled in when nvcc is found; CUDA=0 leaves it out)
 #   make test       set-up check, CPU unit tests (cmocka), CLI tests; also compiles the CUDA sources
 #   make test-gpu   CUDA backend against the CPU reference (needs a GPU)
+#   make test-sim   the same CUDA sources on the CPU simulator of CUDA (tests/cudasim/), ASan on,
+#                   with the fault-injection check (make sim-faults)
 #   make asan       ASan+UBSan build and run of the CPU tests
+#   make test-browser  the memory page in headless Chromium (part of make test; BROWSER=0 skips)
 #   make fuzz       libFuzzer targets (tests/fuzz/, clang) for FUZZ_SECONDS each (default 60)
 #   make reliability  the fault injection runs (scripts/reliability.sh) and valgrind
 #   make gpu-bundle  build/gpu-bundle/: what a GPU machine without Debian's -dev packages needs
@@ -87,8 +90,9 @@ BACKEND_OBJ := $(NOCUDA_OBJ)
 BACKEND_LIBS :=
 endif
 
-.PHONY: all test test-unit test-cli test-gpu asan fuzz fuzz-build reliability format format-check bench \
-        run setup clean cuda gpu-bundle gpu-bundle-test gpu-check
+.PHONY: all test test-unit test-cli test-browser test-gpu test-sim sim sim-faults asan fuzz \
+        fuzz-build reliability format format-check bench run setup clean cuda gpu-bundle \
+        gpu-bundle-test gpu-check
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -116,6 +120,9 @@ build/cuda/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
+# the memory page's template is built into mem_html.o (.incbin)
+build/release/train/mem_html.o build/asan/train/mem_html.o: train/mem_page.html
+
 $(R)/tests/%: $(R)/tests/%.o $(LIB_OBJ) $(NOCUDA_OBJ) $(TEST_HELPER_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
 
@@ -131,15 +138,27 @@ test: build/.setup-ok
 ifeq ($(CUDA),1)
 	$(MAKE) cuda
 	@echo "CUDA sources compiled ($(words $(CU_OBJ) $(CUDA_C_OBJ)) objects, sm_80/86/89/90)"
+	$(MAKE) test-sim
 	$(MAKE) gpu-bundle-test
 endif
 	bash scripts/check_no_malloc.sh
+ifneq ($(BROWSER),0)
+	$(MAKE) test-browser
+endif
 
 test-unit: $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) $(TEST_DATA_ENV) ./$$t || fail=1; done; exit $$fail
 
 test-cli: arenagpt
 	@fail=0; for t in tests/cli_*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; $(TEST_DATA_ENV) bash $$t ./arenagpt || fail=1; done; exit $$fail
+
+# the memory page in Debian's chromium, driven by playwright-core (scripts/setup.sh --browser)
+build/.setup-browser-ok: scripts/setup.sh tests/browser/package-lock.json
+	bash scripts/setup.sh --browser
+	@mkdir -p build && touch $@
+
+test-browser: build/.setup-browser-ok arenagpt
+	node tests/browser/memory_page.mjs ./arenagpt build/browser/memory_page.png
 
 A := build/asan
 ASAN_BIN := $(patsubst tests/%.c,$(A)/tests/%,$(TEST_C))
@@ -205,6 +224,75 @@ fuzz-build: build/.setup-ok $(FUZZ_BIN)
 
 fuzz: fuzz-build
 	$(TEST_DATA_ENV) bash scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+# --- the CUDA simulator (tests/cudasim/): build/sim/ -----------------------------------------
+# The same .cu sources compiled by the host C++ compiler against the simulator's headers
+# (tests/cudasim/include first, then the toolkit's for its types and cuda_fp16.h), linked with
+# the simulator's runtime and host cuBLASLt/cuBLAS, ASan+UBSan on. Never part of ./arenagpt.
+SIM := build/sim
+SIM_CXX ?= g++
+SIM_INC := -Itests/cudasim/include -I$(CUDA_HOME)/include
+SIM_CFLAGS := $(BASE_CFLAGS) $(asan_CFLAGS) $(SIM_INC)
+SIM_CXXFLAGS := -std=c++17 $(WARN) -g -MMD -MP -I. $(asan_CFLAGS) $(SIM_INC)
+SIM_RT_CC := $(filter-out tests/cudasim/test_%.cc,$(wildcard tests/cudasim/*.cc))
+SIM_RT_OBJ := $(patsubst %.cc,$(SIM)/%.o,$(SIM_RT_CC))
+SIM_CU_OBJ := $(patsubst %.cu,$(SIM)/%.o,$(CU))
+SIM_LIB_OBJ := $(call obj,sim,$(LIB_C) $(CUDA_C))
+SIM_BACKEND_OBJ := $(SIM_LIB_OBJ) $(SIM_CU_OBJ) $(SIM_RT_OBJ)
+SIM_LDLIBS := $(asan_LDFLAGS) $(LDLIBS) -ldl -lstdc++
+SIM_GPU_TEST_BIN := $(patsubst tests/gpu/%.c,$(SIM)/tests/gpu/%,$(GPU_TEST_C))
+SIM_SELF_TEST_BIN := $(SIM)/tests/cudasim/test_cudasim
+SIM_ENV = ARENAGPT_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+          UBSAN_OPTIONS=print_stacktrace=1 $(TEST_DATA_ENV)
+
+$(SIM)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SIM_CFLAGS) -c $< -o $@
+
+$(SIM)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(SIM_CXX) -x c++ $(SIM_CXXFLAGS) -c $< -o $@
+
+$(SIM)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(SIM_CXX) $(SIM_CXXFLAGS) -c $< -o $@
+
+$(SIM)/arenagpt: $(SIM_BACKEND_OBJ) $(call obj,sim,$(MAIN_C))
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS)
+
+$(SIM)/tests/gpu/%: $(SIM)/tests/gpu/%.o $(SIM_BACKEND_OBJ) $(call obj,sim,$(TEST_HELPER_C))
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS) $(TEST_LDLIBS)
+
+$(SIM_SELF_TEST_BIN): $(SIM)/tests/cudasim/test_cudasim.o $(SIM_RT_OBJ)
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS) $(TEST_LDLIBS)
+
+# the backend's GEMMs need the simulator's host cuBLASLt/cuBLAS (tests/cudasim/cublas_sim.cc);
+# without it only the simulator's own tests build and run (said, not hidden)
+SIM_HAVE_BLAS := $(wildcard tests/cudasim/cublas_sim.cc)
+ifeq ($(SIM_HAVE_BLAS),)
+sim: $(SIM_SELF_TEST_BIN)
+
+test-sim: build/.setup-ok sim
+	@echo "== $(SIM_SELF_TEST_BIN)"; $(SIM_ENV) ./$(SIM_SELF_TEST_BIN) || exit 1; \
+	echo "test-sim: tests/cudasim/cublas_sim.cc (the host cuBLAS) is absent: the simulated" \
+	  "backend test, tests/sim_*.sh and scripts/sim_faults.sh did not run"
+
+sim-faults:
+	@echo "sim-faults: needs tests/cudasim/cublas_sim.cc (the host cuBLAS)"; exit 2
+else
+sim: $(SIM)/arenagpt $(SIM_GPU_TEST_BIN) $(SIM_SELF_TEST_BIN)
+
+test-sim: build/.setup-ok sim
+	@fail=0; for t in $(SIM_SELF_TEST_BIN) $(SIM_GPU_TEST_BIN); do echo "== $$t"; \
+	  $(SIM_ENV) ./$$t || fail=1; done; \
+	for t in tests/sim_*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; \
+	  $(SIM_ENV) bash $$t ./$(SIM)/arenagpt || fail=1; done; \
+	echo "== scripts/sim_faults.sh"; bash scripts/sim_faults.sh || fail=1; exit $$fail
+
+# deliberate faults in copies of the kernel sources must each fail the simulated tests
+sim-faults: build/.setup-ok sim
+	bash scripts/sim_faults.sh
+endif
 
 # --- GPU bundle ------------------------------------------------------------------------------
 # build/gpu-bundle/ is what a GPU machine needs besides its driver and the CUDA runtime
@@ -303,7 +391,7 @@ GPU_CHECK_OUT ?= out/gpu-check
 gpu-check: gpu-bundle
 	$(GB)/gpu_check.sh $(GPU_CHECK_OUT) $(GPU_CHECK_GROUP)
 
-FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null)
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cc' '*.cu' '*.cuh' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:

@@ -122,11 +122,18 @@ typedef struct ArenaPeakTensor {
     size_t bytes;
 } ArenaPeakTensor;
 
-/* A reservation provider (host and device backings). reserve returns NULL and fills err. */
+/* A reservation provider (host and device backings). reserve returns NULL and fills err.
+ * fill (may be NULL: memset) writes `byte` over n bytes of the reservation; it is used only in
+ * AddressSanitizer builds, where the arena keeps every byte outside live tensors poisoned
+ * (ASan's manual poisoning: holes, alignment padding, the free top) and fills each new tensor
+ * with 0xff bytes (NaN as f32 and f16), so an out-of-bounds access fails at once and a read of
+ * memory never written shows as NaN. The reservation must then be host-addressable (the host
+ * backing, or the device backing of the CUDA simulator). Accounting is not affected. */
 typedef struct ArenaBackingOps {
     ArenaBacking backing;
     void *(*reserve)(size_t bytes, Err *err);
     void (*release)(void *base);
+    void (*fill)(void *p, int byte, size_t n);
 } ArenaBackingOps;
 
 typedef struct Arena Arena;
@@ -190,6 +197,9 @@ int64_t arena_trace_count(const Arena *a, int *truncated);
 int arena_trace_get(const Arena *a, int64_t i, double *ts_us, char *kind, ArenaCategory *cat,
                     size_t *bytes, size_t *offset, size_t cat_used[ARENA_CAT_COUNT],
                     const char **name);
+/* The tensor of event i: its dtype and shape (ndim 0 for a marker). -1 out of range. */
+int arena_trace_tensor(const Arena *a, int64_t i, ArenaDtype *dtype, int *ndim,
+                       int64_t shape[ARENA_MAX_DIMS]);
 
 /* Names and sizes. */
 const char *arena_category_name(ArenaCategory cat); /* "params", "grads", ... */

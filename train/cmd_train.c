@@ -36,9 +36,11 @@
 
 #include "../data/loader.h"
 #include "../model/cuda/device_mem.h"
+#include "../model/gpu_table.h"
 #include "../model/model_io.h"
 #include "checkpoint.h"
 #include "commands.h"
+#include "mem_html.h"
 #include "metrics.h"
 #include "run_common.h"
 #include "step_guard.h"
@@ -64,6 +66,7 @@ typedef struct TrainState {
     CheckpointProgress progress;
     double flops_per_iter; /* model FLOPs of one optimizer step (forward, backward, recompute) */
     double peak_flops;     /* the GPU's dense f16 peak, 0 = unknown (MFU n/a) */
+    const GpuSpec *gpu;    /* the GPU table's entry the peak comes from; NULL unknown */
     double dt_avg;         /* smoothed seconds per iteration, for the ETA; < 0 = none yet */
     StepGuard guard;       /* CPU: non-finite steps skipped, counted, "diverged" stop */
     TestHooks hooks;       /* fault injection, tests only (test_hooks.h) */
@@ -256,8 +259,9 @@ static void log_step(TrainState *s, int64_t it, float loss, float lr, float norm
     double mfu = s->peak_flops > 0 ? s->flops_per_iter / dt / s->peak_flops : -1;
     if (s->dev == GPT_DEVICE_CUDA) {
         printf(", scale %.0f, skipped %lld", loss_scale, (long long)pr->skipped);
-        if (mfu >= 0)
-            printf(", mfu %.1f%%", 100 * mfu);
+        if (mfu >= 0) /* names the peak it divides by */
+            printf(", mfu %.1f%% (peak %.1f TFLOP/s %s)", 100 * mfu, s->peak_flops / 1e12,
+                   s->gpu ? s->gpu->key : "?");
         else
             printf(", mfu n/a");
     }
@@ -453,7 +457,8 @@ static int draw_plots(const TrainConfig *cfg, Err *err) {
     return 0;
 }
 
-/* The end of a run: what was measured against the plan, the device, the trace, the plots. */
+/* The end of a run: what was measured against the plan, the device, the memory page, the
+ * trace, the plots. */
 static int report_end(TrainState *s, const Arena *plan, DeviceMem *dm, int have_dm) {
     const TrainConfig *cfg = s->cfg;
     int rc = 0;
@@ -482,6 +487,17 @@ static int report_end(TrainState *s, const Arena *plan, DeviceMem *dm, int have_
         device_mem_sample(dm, DEVICE_MEM_NOW, &dm_err);
         printf("device memory (reconciliation with cudaMemGetInfo and NVML):\n");
         device_mem_report(dm, s->arena, stdout);
+    }
+    /* the memory page: the plan's step, plan vs measured, the card as measured (mem_html.h) */
+    MemHtmlMeasured hm = {plan, s->arena, s->dev == GPT_DEVICE_CUDA && have_dm ? dm : NULL};
+    char page[2 * CONFIG_STR_LEN];
+    snprintf(page, sizeof page, "%s/memory.html", cfg->out_dir);
+    Err page_err;
+    if (mem_html_write(page, cfg, s->dev, &hm, &page_err) != 0) {
+        fprintf(stderr, "arenagpt train: %s\n", page_err.msg);
+        rc = 1;
+    } else {
+        printf("memory page: %s (open it in a browser)\n", page);
     }
     if (cfg->trace_file[0]) {
         FILE *tf = fopen(cfg->trace_file, "w");
@@ -535,9 +551,14 @@ static int build_run(TrainState *s, const RunSetup *rs, const Arena *plan, Devic
     if (s->dev == GPT_DEVICE_CUDA && *have_dm) {
         device_mem_set_reservation(dm, ps.high_water_bytes);
         device_mem_sample(dm, DEVICE_MEM_AFTER_RESERVATION, &dm_err);
-        s->peak_flops = dm->peak_tflops_f16 * 1e12;
-        printf("GPU: %s (driver %s), peak f16 tensor %.0f TFLOP/s%s\n", dm->name, dm->driver,
-               dm->peak_tflops_f16, dm->peak_tflops_f16 > 0 ? "" : " (unknown: MFU n/a)");
+        s->gpu = gpu_table_match(dm->name);
+        s->peak_flops = s->gpu ? s->gpu->peak_tflops_f16 * 1e12 : 0.0;
+        printf("GPU: %s (driver %s)\n", dm->name, dm->driver);
+        if (s->gpu)
+            printf("MFU: peak %.1f TFLOP/s dense f16 with f32 accumulate (gpu table: %s; %s)\n",
+                   s->gpu->peak_tflops_f16, s->gpu->key, s->gpu->peak_source);
+        else
+            printf("MFU: unknown peak for %s\n", dm->name[0] ? dm->name : "this GPU");
     }
     s->flops_per_iter = (3.0 * gpt_flops_forward_per_token(c, T) +
                          gpt_flops_recompute_per_token(c, T, c->recompute)) *
