@@ -2,8 +2,12 @@
 #   make            the arenagpt binary (CUDA backend compiled in when nvcc is found; CUDA=0 leaves it out)
 #   make test       set-up check, CPU unit tests (cmocka), CLI tests; also compiles the CUDA sources
 #   make test-gpu   CUDA backend against the CPU reference (needs a GPU)
+#   make test-sim   the same CUDA sources on the CPU simulator of CUDA (tests/cudasim/), ASan on,
+#                   with the fault-injection check (make sim-faults)
 #   make asan       ASan+UBSan build and run of the CPU tests
 #   make test-browser  the memory page in headless Chromium (part of make test; BROWSER=0 skips)
+#   make fuzz       libFuzzer targets (tests/fuzz/, clang) for FUZZ_SECONDS each (default 60)
+#   make reliability  the fault injection runs (scripts/reliability.sh) and valgrind
 #   make gpu-bundle  build/gpu-bundle/: what a GPU machine without Debian's -dev packages needs
 #                   (binaries, prepared data, configs, the check script); make gpu-check runs it
 #   make format-check, make bench, make run, make clean
@@ -86,8 +90,9 @@ BACKEND_OBJ := $(NOCUDA_OBJ)
 BACKEND_LIBS :=
 endif
 
-.PHONY: all test test-unit test-cli test-browser test-gpu asan format format-check bench run setup \
-        clean cuda gpu-bundle gpu-bundle-test gpu-check
+.PHONY: all test test-unit test-cli test-browser test-gpu test-sim sim sim-faults asan fuzz \
+        fuzz-build reliability format format-check bench run setup clean cuda gpu-bundle \
+        gpu-bundle-test gpu-check
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -133,6 +138,7 @@ test: build/.setup-ok
 ifeq ($(CUDA),1)
 	$(MAKE) cuda
 	@echo "CUDA sources compiled ($(words $(CU_OBJ) $(CUDA_C_OBJ)) objects, sm_80/86/89/90)"
+	$(MAKE) test-sim
 	$(MAKE) gpu-bundle-test
 endif
 	bash scripts/check_no_malloc.sh
@@ -163,12 +169,130 @@ asan: build/.setup-ok $(ASAN_BIN)
 	@fail=0; for t in $(ASAN_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ARENAGPT_SLOW_TESTS=0 $(TEST_DATA_ENV) \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ./$$t || fail=1; done; exit $$fail
 
+# the CLI under ASan+UBSan (the out-of-memory fault runs: LeakSanitizer checks that a refused
+# allocation frees everything)
+$(A)/arenagpt: $(call obj,asan,$(LIB_C) $(MAIN_C) $(NOCUDA_C))
+	$(CC) $(asan_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# the CLI for valgrind: -O1, no -march=native (valgrind does not decode every extension)
+V := build/valgrind
+valgrind_CFLAGS := -O1
+build/valgrind/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(valgrind_CFLAGS) -c $< -o $@
+$(V)/arenagpt: $(call obj,valgrind,$(LIB_C) $(MAIN_C) $(NOCUDA_C))
+	$(CC) -o $@ $^ $(LDLIBS)
+
+# fault injection (scripts/reliability.sh): the LD_PRELOAD shim that fails file I/O
+build/faults/fail_io.so: tests/faults/fail_io.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O1 -g -shared -fPIC -o $@ $< -ldl
+
+reliability: build/.setup-ok arenagpt $(A)/arenagpt $(V)/arenagpt build/faults/fail_io.so
+	$(TEST_DATA_ENV) bash scripts/reliability.sh
+
 GPU_TEST_BIN := $(patsubst tests/gpu/%.c,build/cuda/tests/gpu/%,$(GPU_TEST_C))
 build/cuda/tests/gpu/%: build/cuda/tests/gpu/%.o $(LIB_OBJ) $(CUDA_C_OBJ) $(CU_OBJ) $(TEST_HELPER_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS) $(CUDA_LIBS)
 
 test-gpu: $(GPU_TEST_BIN)
 	@fail=0; for t in $(GPU_TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ./$$t || fail=1; done; exit $$fail
+
+# libFuzzer targets: every library object rebuilt by clang with ASan+UBSan and fuzzer
+# instrumentation in build/fuzz/; one binary per tests/fuzz/fuzz_*.c (the other .c files
+# there are shared helpers). scripts/fuzz.sh runs each on its committed seed corpus.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+fuzz_CFLAGS := -std=gnu11 $(WARN) -Wno-format-nonliteral -Wno-pass-failed -fopenmp -g -O1 -MMD -MP -I. $(BLAS_CFLAGS) -fno-omit-frame-pointer \
+               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+               -fsanitize-coverage-ignorelist=tests/fuzz/coverage_ignore.txt
+FUZZ_TARGET_C := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_MAIN_C := $(filter-out tests/fuzz/fuzz_common.c tests/fuzz/fuzz_model.c,$(FUZZ_TARGET_C))
+FUZZ_HELPER_OBJ := $(call obj,fuzz,tests/fuzz/fuzz_common.c tests/fuzz/fuzz_model.c)
+FUZZ_LIB_OBJ := $(call obj,fuzz,$(LIB_C) $(NOCUDA_C))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_MAIN_C))
+
+build/fuzz/%.o: %.c tests/fuzz/coverage_ignore.txt
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(fuzz_CFLAGS) -c $< -o $@
+
+build/fuzz/bin/%: build/fuzz/tests/fuzz/%.o $(FUZZ_HELPER_OBJ) $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -fopenmp -o $@ $^ $(LDLIBS)
+
+fuzz-build: build/.setup-ok $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	$(TEST_DATA_ENV) bash scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+# --- the CUDA simulator (tests/cudasim/): build/sim/ -----------------------------------------
+# The same .cu sources compiled by the host C++ compiler against the simulator's headers
+# (tests/cudasim/include first, then the toolkit's for its types and cuda_fp16.h), linked with
+# the simulator's runtime and host cuBLASLt/cuBLAS, ASan+UBSan on. Never part of ./arenagpt.
+SIM := build/sim
+SIM_CXX ?= g++
+SIM_INC := -Itests/cudasim/include -I$(CUDA_HOME)/include
+SIM_CFLAGS := $(BASE_CFLAGS) $(asan_CFLAGS) $(SIM_INC)
+SIM_CXXFLAGS := -std=c++17 $(WARN) -g -MMD -MP -I. $(asan_CFLAGS) $(SIM_INC)
+SIM_RT_CC := $(filter-out tests/cudasim/test_%.cc,$(wildcard tests/cudasim/*.cc))
+SIM_RT_OBJ := $(patsubst %.cc,$(SIM)/%.o,$(SIM_RT_CC))
+SIM_CU_OBJ := $(patsubst %.cu,$(SIM)/%.o,$(CU))
+SIM_LIB_OBJ := $(call obj,sim,$(LIB_C) $(CUDA_C))
+SIM_BACKEND_OBJ := $(SIM_LIB_OBJ) $(SIM_CU_OBJ) $(SIM_RT_OBJ)
+SIM_LDLIBS := $(asan_LDFLAGS) $(LDLIBS) -ldl -lstdc++
+SIM_GPU_TEST_BIN := $(patsubst tests/gpu/%.c,$(SIM)/tests/gpu/%,$(GPU_TEST_C))
+SIM_SELF_TEST_BIN := $(SIM)/tests/cudasim/test_cudasim
+SIM_ENV = ARENAGPT_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+          UBSAN_OPTIONS=print_stacktrace=1 $(TEST_DATA_ENV)
+
+$(SIM)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SIM_CFLAGS) -c $< -o $@
+
+$(SIM)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(SIM_CXX) -x c++ $(SIM_CXXFLAGS) -c $< -o $@
+
+$(SIM)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(SIM_CXX) $(SIM_CXXFLAGS) -c $< -o $@
+
+$(SIM)/arenagpt: $(SIM_BACKEND_OBJ) $(call obj,sim,$(MAIN_C))
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS)
+
+$(SIM)/tests/gpu/%: $(SIM)/tests/gpu/%.o $(SIM_BACKEND_OBJ) $(call obj,sim,$(TEST_HELPER_C))
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS) $(TEST_LDLIBS)
+
+$(SIM_SELF_TEST_BIN): $(SIM)/tests/cudasim/test_cudasim.o $(SIM_RT_OBJ)
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS) $(TEST_LDLIBS)
+
+# the backend's GEMMs need the simulator's host cuBLASLt/cuBLAS (tests/cudasim/cublas_sim.cc);
+# without it only the simulator's own tests build and run (said, not hidden)
+SIM_HAVE_BLAS := $(wildcard tests/cudasim/cublas_sim.cc)
+ifeq ($(SIM_HAVE_BLAS),)
+sim: $(SIM_SELF_TEST_BIN)
+
+test-sim: build/.setup-ok sim
+	@echo "== $(SIM_SELF_TEST_BIN)"; $(SIM_ENV) ./$(SIM_SELF_TEST_BIN) || exit 1; \
+	echo "test-sim: tests/cudasim/cublas_sim.cc (the host cuBLAS) is absent: the simulated" \
+	  "backend test, tests/sim_*.sh and scripts/sim_faults.sh did not run"
+
+sim-faults:
+	@echo "sim-faults: needs tests/cudasim/cublas_sim.cc (the host cuBLAS)"; exit 2
+else
+sim: $(SIM)/arenagpt $(SIM_GPU_TEST_BIN) $(SIM_SELF_TEST_BIN)
+
+test-sim: build/.setup-ok sim
+	@fail=0; for t in $(SIM_SELF_TEST_BIN) $(SIM_GPU_TEST_BIN); do echo "== $$t"; \
+	  $(SIM_ENV) ./$$t || fail=1; done; \
+	for t in tests/sim_*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; \
+	  $(SIM_ENV) bash $$t ./$(SIM)/arenagpt || fail=1; done; \
+	echo "== scripts/sim_faults.sh"; bash scripts/sim_faults.sh || fail=1; exit $$fail
+
+# deliberate faults in copies of the kernel sources must each fail the simulated tests
+sim-faults: build/.setup-ok sim
+	bash scripts/sim_faults.sh
+endif
 
 # --- GPU bundle ------------------------------------------------------------------------------
 # build/gpu-bundle/ is what a GPU machine needs besides its driver and the CUDA runtime
@@ -267,7 +391,7 @@ GPU_CHECK_OUT ?= out/gpu-check
 gpu-check: gpu-bundle
 	$(GB)/gpu_check.sh $(GPU_CHECK_OUT) $(GPU_CHECK_GROUP)
 
-FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null)
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cc' '*.cu' '*.cuh' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:

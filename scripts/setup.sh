@@ -6,7 +6,8 @@
 # checksummed) into .cache/ (the Makefile's VOCAB_DIR and SHAKESPEARE defaults).
 # Usage: scripts/setup.sh [--plots] [--dev] [--browser]
 #   --plots    also python3-matplotlib for scripts/plot.py
-#   --dev      also clang-format (make format-check) for CI and contributors
+#   --dev      also clang-format (make format-check), clang with libFuzzer and its OpenMP runtime
+#              (make fuzz) and valgrind (make reliability), for CI and contributors
 #   --browser  also Debian's chromium and nodejs, and playwright-core (pinned in
 #              tests/browser/package-lock.json, installed with npm ci) for the memory page's
 #              browser test (make test-browser); no browser is downloaded by npm
@@ -18,7 +19,7 @@ pkgs=(build-essential pkg-config libcmocka-dev libopenblas-dev libpcre2-dev curl
 for arg in "$@"; do
     case "$arg" in
     --plots) pkgs+=(python3 python3-matplotlib python3-numpy) ;;
-    --dev) pkgs+=(clang-format) ;;
+    --dev) pkgs+=(clang-format clang libclang-rt-14-dev libomp-14-dev valgrind) ;;
     --browser) pkgs+=(chromium nodejs npm) browser=1 ;;
     *) echo "setup: unknown option '$arg' (expected --plots, --dev or --browser)" >&2; exit 2 ;;
     esac

@@ -18,7 +18,11 @@
  * bit.
  *
  * Mixed precision on the GPU uses dynamic loss scaling with GradScaler's rules (start 65536,
- * x2 after 2000 clean steps, x0.5 and skip the step on inf/NaN); the CPU is fp32, scale 1. */
+ * x2 after 2000 clean steps, x0.5 and skip the step on inf/NaN); the CPU is fp32, scale 1,
+ * and a step with a non-finite loss or gradient is skipped and counted, STEP_GUARD_MAX_SKIPS
+ * in a row stopping the run as diverged; no checkpoint is taken while steps are being skipped
+ * (step_guard.h). The fault-injection hooks of the reliability tests (test_hooks.h) act only
+ * when their environment variables are set. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -39,6 +43,8 @@
 #include "mem_html.h"
 #include "metrics.h"
 #include "run_common.h"
+#include "step_guard.h"
+#include "test_hooks.h"
 
 #define ADAMW_EPS 1e-8f
 #define SCALER_INIT 65536.0f
@@ -62,6 +68,8 @@ typedef struct TrainState {
     double peak_flops;     /* the GPU's dense f16 peak, 0 = unknown (MFU n/a) */
     const GpuSpec *gpu;    /* the GPU table's entry the peak comes from; NULL unknown */
     double dt_avg;         /* smoothed seconds per iteration, for the ETA; < 0 = none yet */
+    StepGuard guard;       /* CPU: non-finite steps skipped, counted, "diverged" stop */
+    TestHooks hooks;       /* fault injection, tests only (test_hooks.h) */
     int tty;               /* stdout is a terminal: live progress lines */
 } TrainState;
 
@@ -206,8 +214,12 @@ static int train_step(TrainState *s, int64_t it, float lr, float *loss_out, floa
             return -1;
         loss_sum += loss;
     }
-    float norm = 0;
-    if (gpt_update(&s->g, lr, (float)cfg->beta1, (float)cfg->beta2, ADAMW_EPS,
+    float loss = (float)(loss_sum / (double)accum);
+    if (test_hooks_inject(&s->hooks, it, &s->g, &loss, err) != 0)
+        return -1;
+    float norm = NAN; /* stays NaN when a non-finite loss skips the update (CPU) */
+    if ((s->dev != GPT_DEVICE_CPU || isfinite(loss)) &&
+        gpt_update(&s->g, lr, (float)cfg->beta1, (float)cfg->beta2, ADAMW_EPS,
                    (float)cfg->weight_decay, (float)cfg->grad_clip, it + 1 - pr->skipped,
                    (float)accum * loss_scale, &norm, err) != 0)
         return -1;
@@ -221,14 +233,12 @@ static int train_step(TrainState *s, int64_t it, float lr, float *loss_out, floa
             pr->loss_scale *= 2.0f;
             pr->clean_steps = 0;
         }
+    } else if (step_guard_after_step(&s->guard, &s->g, it, loss, norm, cfg->learning_rate,
+                                     &pr->skipped, err) < 0) {
+        return -1;
     }
-    *loss_out = (float)(loss_sum / (double)accum);
+    *loss_out = loss;
     *norm_out = norm;
-    if (!isfinite(*loss_out) && s->dev == GPT_DEVICE_CPU)
-        return err_set(err,
-                       "iteration %lld: the loss is %f (diverged): lower learning_rate (now "
-                       "%g) or check the data",
-                       (long long)it, *loss_out, cfg->learning_rate);
     return 0;
 }
 
@@ -305,7 +315,7 @@ static int train_loop(TrainState *s, Err *err) {
             if (cfg->eval_only)
                 return 0;
         }
-        if (checkpoint_due(cfg, it, start)) {
+        if (checkpoint_due(cfg, it, start) && s->guard.in_a_row == 0) {
             if (cfg->always_save_checkpoint || improved) {
                 if (save_checkpoint(s, &top, &top_pr, err) != 0)
                     return -1;
@@ -537,6 +547,7 @@ static int build_run(TrainState *s, const RunSetup *rs, const Arena *plan, Devic
                           ps.high_water_bytes, cfg->memory_limit, err);
     if (!s->arena)
         return -1;
+    test_hooks_arm_arena(&s->hooks, s->arena);
     if (s->dev == GPT_DEVICE_CUDA && *have_dm) {
         device_mem_set_reservation(dm, ps.high_water_bytes);
         device_mem_sample(dm, DEVICE_MEM_AFTER_RESERVATION, &dm_err);
@@ -562,6 +573,7 @@ static int build_run(TrainState *s, const RunSetup *rs, const Arena *plan, Devic
     if (init_weights(s, rs, err) != 0 || run_mkdir_p(cfg->out_dir, err) != 0 ||
         !(s->metrics = metrics_open(cfg->out_dir, err)))
         return -1;
+    checkpoint_remove_stale_temps(cfg->out_dir, stdout);
     s->inputs = malloc((size_t)(B * T) * sizeof(int32_t));
     s->targets = malloc((size_t)(B * T) * sizeof(int32_t));
     if (!s->inputs || !s->targets)
@@ -596,6 +608,14 @@ int cmd_train(const TrainConfig *user_cfg) {
     s.dev = rs.dev;
     s.dt_avg = -1;
     s.tty = isatty(fileno(stdout));
+    if (test_hooks_from_env(&s.hooks, &err) != 0 ||
+        (s.hooks.n_inject > 0 && s.dev != GPT_DEVICE_CPU &&
+         err_set(&err, "ARENAGPT_TEST_NONFINITE: injection is for the CPU backend only") != 0)) {
+        fprintf(stderr, "arenagpt train: %s\n", err.msg);
+        if (have_dm)
+            device_mem_close();
+        return CONFIG_EXIT_USAGE;
+    }
     Arena *plan = NULL;
     if (open_data(&s, &rs) != 0) {
         rc = 1;

@@ -18,6 +18,7 @@
 #define ARENAGPT_CUDA_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* 0 when no CUDA/cuBLAS error happened since start (msg gets ""), else -1 with the first
  * error ("cudaMemcpyAsync(...) failed: an illegal memory access ... at file.cu:12") in msg.
@@ -28,6 +29,11 @@ int gpt_cuda_last_error(char *msg, size_t len);
  * bytes, 256-aligned) for cuBLASLt and cuBLAS; NULL / 0 takes it back (call before the tensor
  * is freed). Synchronises the device first so no GEMM in flight still uses the old one. */
 void gpt_cuda_workspace_set(void *ws, size_t bytes);
+
+/* The longest sequence the naive attention backward takes with head size HS on this device:
+ * its per-row shared memory (T + HS floats, plus the kernel's static shared memory) must fit
+ * the per-block limit. A longer T makes the backward record an error and do nothing. */
+int64_t gpt_cuda_attention_max_seq_len(int64_t HS);
 
 /* The device in use (valid after gpt_backend_cuda() returned non-NULL), or -1. */
 int gpt_cuda_device(void);

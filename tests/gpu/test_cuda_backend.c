@@ -1,11 +1,15 @@
 /* test_cuda_backend.c: the CUDA backend (fp16 storage, f32 arithmetic) against the CPU f32
  * reference backend, kernel by kernel on random inputs at odd sizes, then the whole model
- * (loss, last-position logits, every gradient, one AdamW step) for each recompute mode.
+ * (loss, last-position logits, every gradient, one AdamW step) for each recompute mode; plan ==
+ * measured on the device (3 configs x 3 recompute modes); an inf gradient skipping the update
+ * (loss scaling); the attention backward's shared-memory limit.
  *
  * Inputs are rounded to f16 on the way to the GPU and the CPU reference is fed the rounded
  * values, so differences come only from f16 outputs/intermediates and summation order.
  * Device memory comes from a device-backed arena, like a real run (no other allocation).
- * Needs a GPU: without one it fails with a message (make test-gpu is not run in CI).
+ * Needs a GPU (make test-gpu), or the CUDA simulator (make test-sim builds it as
+ * build/sim/tests/gpu/test_cuda_backend and runs it in CI); without either it fails with a
+ * message.
  *
  * Tolerances (|gpu - cpu| <= atol + rtol * |cpu|), with their reasons:
  *   f16 has a unit roundoff of 2^-11 = 4.9e-4; an f16 output of an f32 computation is within
@@ -728,6 +732,186 @@ static void test_cuda_device_mem_reconciles_reservation(void **state) {
 }
 
 /* ------------------------------------------------------------------------------------- */
+/* plan == measured on the device                                                        */
+
+static GptConfig small_config(int64_t L, int64_t NH, int64_t C, int64_t maxT, int64_t V, int64_t Vp,
+                              int bias, int gelu, int recompute, int64_t chunk) {
+    GptConfig c = {0};
+    c.n_layer = L;
+    c.n_head = NH;
+    c.channels = C;
+    c.max_seq_len = maxT;
+    c.vocab_size = V;
+    c.padded_vocab_size = Vp;
+    c.bias = bias;
+    c.gelu = gelu;
+    c.recompute = recompute;
+    c.loss_chunk = chunk;
+    return c;
+}
+
+/* The plan of one training step (a plan arena, no memory) against the same step run on a
+ * device arena sized to the plan's high-water mark: every category's peak, the at-peak
+ * breakdown and the peak's tensors, to the byte. */
+static void device_plan_vs_measured(const GptConfig *c, int64_t B, int64_t T, int64_t accum) {
+    Err err = {{0}};
+    Arena *plan = NULL;
+    assert_int_equal(gpt_plan_accum(c, GPT_DEVICE_CUDA, B, T, accum, 0, &plan, &err), 0);
+    ArenaStats ps = arena_stats(plan);
+    Arena *a = arena_init_with(arena_device_ops(), ps.high_water_bytes, 0, &err);
+    assert_non_null(a);
+    Gpt g;
+    assert_int_equal(gpt_build(&g, c, GPT_DEVICE_CUDA, a, B, T, &err), 0);
+    if (g.ws_backend)
+        gpt_cuda_workspace_set(g.ws_backend->data, g.ws_backend->nbytes);
+    gpt_init_weights(&g, 5);
+    int32_t *x = malloc((size_t)(B * T) * sizeof(int32_t));
+    int32_t *y = malloc((size_t)(B * T) * sizeof(int32_t));
+    assert_non_null(x);
+    assert_non_null(y);
+    Rng r;
+    rng_init(&r, 6);
+    for (int64_t i = 0; i < B * T; i++) {
+        x[i] = (int32_t)rng_below(&r, (uint64_t)c->vocab_size);
+        y[i] = (int32_t)rng_below(&r, (uint64_t)c->vocab_size);
+    }
+    assert_int_equal(gpt_step_sequence(&g, x, y, B, T, accum, &err), 0);
+    cuda_ok();
+    ArenaStats ms = arena_stats(a);
+    for (int k = 0; k < ARENA_CAT_COUNT; k++) {
+        assert_int_equal(ps.cat_peak_bytes[k], ms.cat_peak_bytes[k]);
+        assert_int_equal(ps.at_peak_bytes[k], ms.at_peak_bytes[k]);
+        assert_int_equal(ps.cat_used_bytes[k], ms.cat_used_bytes[k]);
+    }
+    assert_int_equal(ps.peak_used_bytes, ms.peak_used_bytes);
+    assert_int_equal(ps.high_water_bytes, ms.high_water_bytes);
+    assert_int_equal(ps.n_allocs, ms.n_allocs);
+    int64_t np = 0, nm = 0;
+    const ArenaPeakTensor *pp = arena_peak_tensors(plan, &np);
+    const ArenaPeakTensor *mp = arena_peak_tensors(a, &nm);
+    assert_int_equal(np, nm);
+    for (int64_t i = 0; i < np; i++) {
+        assert_string_equal(pp[i].name, mp[i].name);
+        assert_int_equal(pp[i].offset, mp[i].offset);
+        assert_int_equal(pp[i].bytes, mp[i].bytes);
+    }
+    gpt_cuda_workspace_set(NULL, 0);
+    gpt_free(&g);
+    assert_int_equal(arena_stats(a).used_bytes, 0);
+    arena_free(a);
+    arena_free(plan);
+    free(x);
+    free(y);
+}
+
+static void test_cuda_plan_equals_measured(void **state) {
+    struct {
+        int64_t L, NH, C, maxT, V, Vp, B, T, chunk, accum;
+        int bias;
+    } cases[] = {
+        {2, 2, 16, 8, 32, 32, 2, 8, 0, 1, 1},
+        {3, 3, 24, 11, 37, 48, 3, 7, 5, 2, 0}, /* odd sizes, T < block, V < Vp, ragged chunks */
+        {1, 1, 8, 5, 11, 11, 1, 5, 1, 1, 1},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
+        for (int mode = GPT_RECOMPUTE_NONE; mode <= GPT_RECOMPUTE_FULL; mode++) {
+            GptConfig c =
+                small_config(cases[k].L, cases[k].NH, cases[k].C, cases[k].maxT, cases[k].V,
+                             cases[k].Vp, cases[k].bias, (int)k % 2, mode, cases[k].chunk);
+            device_plan_vs_measured(&c, cases[k].B, cases[k].T, cases[k].accum);
+        }
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* loss scaling                                                                          */
+
+/* An f16 gradient that overflowed (inf) makes the update's norm non-finite and the update a
+ * no-op: params, master weights and both moments keep their bytes (the caller then halves
+ * the scale, train/cmd_train.c). The next clean step updates. */
+static void test_cuda_loss_scaling_skips_inf_step(void **state) {
+    const int64_t B = 2, T = 8;
+    GptConfig c = small_config(2, 2, 16, 8, 32, 32, 1, 0, GPT_RECOMPUTE_NONE, 0);
+    Err err = {{0}};
+    Gpt g;
+    assert_int_equal(gpt_build(&g, &c, GPT_DEVICE_CUDA, dev, B, T, &err), 0);
+    if (g.ws_backend)
+        gpt_cuda_workspace_set(g.ws_backend->data, g.ws_backend->nbytes);
+    gpt_init_weights(&g, 11);
+    int32_t x[16], y[16];
+    for (int i = 0; i < B * T; i++)
+        x[i] = (int32_t)((i * 5) % 32), y[i] = (int32_t)((i * 7 + 1) % 32);
+    const float scale = 1024.0f;
+    /* snapshot of every optimizer-visible tensor, as raw bytes */
+    GptParam *p = &g.params[3];
+    Tensor *watch[4] = {p->param, p->master, p->m, p->v};
+    unsigned char *before[4], *after[4];
+    for (int step = 0; step < 2; step++) {
+        gpt_set_loss_scale(&g, scale);
+        assert_int_equal(gpt_zero_grad(&g), 0);
+        float loss = 0.0f;
+        assert_int_equal(gpt_forward(&g, x, y, B, T, 1, &loss, &err), 0);
+        assert_int_equal(gpt_backward(&g, scale, &err), 0);
+        if (step == 0) { /* the overflow: one element of one f16 gradient is +inf */
+            const uint16_t inf16 = 0x7c00;
+            g.backend->copy_from_host((char *)p->grad->data + 2 * sizeof(uint16_t), &inf16,
+                                      sizeof inf16, g.stream);
+        }
+        for (int k = 0; k < 4; k++) {
+            assert_non_null(watch[k]);
+            before[k] = malloc(watch[k]->nbytes);
+            assert_non_null(before[k]);
+            g.backend->copy_to_host(before[k], watch[k]->data, watch[k]->nbytes, g.stream);
+        }
+        float norm = 0.0f;
+        assert_int_equal(
+            gpt_update(&g, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, step + 1, scale, &norm, &err), 0);
+        cuda_ok();
+        int changed = 0;
+        for (int k = 0; k < 4; k++) {
+            after[k] = malloc(watch[k]->nbytes);
+            assert_non_null(after[k]);
+            g.backend->copy_to_host(after[k], watch[k]->data, watch[k]->nbytes, g.stream);
+            changed += memcmp(before[k], after[k], watch[k]->nbytes) != 0;
+            free(before[k]);
+            free(after[k]);
+        }
+        if (step == 0) {
+            assert_false(isfinite(norm)); /* the caller's signal to skip and halve */
+            assert_int_equal(changed, 0);
+        } else {
+            assert_true(isfinite(norm));
+            assert_int_equal(changed, 4);
+        }
+    }
+    gpt_cuda_workspace_set(NULL, 0);
+    gpt_free(&g);
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* attention backward's shared memory (run last: the refusal is a sticky backend error)   */
+
+/* attention_dscores_kernel keeps T + HS floats of dynamic shared memory per row next to its
+ * static `red` (32 floats); the launcher's limit once ignored the static part, so a sequence
+ * that fits by itself overflowed the 48 KiB and the launch failed on the device. The longest
+ * sequence is now the limit less both, and a longer one is refused before any work. */
+static void test_cuda_attention_shared_memory_limit(void **state) {
+    const int64_t HS = 64;
+    /* 48 KiB per block (every card of the GPU table, without opt-in), less 128 bytes of
+     * static shared memory, in floats, less HS */
+    const int64_t expect = (49152 - 32 * 4) / 4 - HS;
+    assert_int_equal(gpt_cuda_attention_max_seq_len(HS), expect);
+    cuda_ok();
+    /* one past the limit: refused with an error naming it; the buffers are never touched */
+    Tensor *buf = dalloc(ARENA_DTYPE_F16, 64, "tiny");
+    const int64_t T = expect + 1;
+    cu->attention_backward(buf->data, buf->data, buf->data, buf->data, 1, T, HS, 1, NULL);
+    char msg[1200];
+    assert_int_equal(gpt_cuda_last_error(msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "shared memory"));
+    assert_non_null(strstr(msg, "cuda_attention_backward"));
+}
+
+/* ------------------------------------------------------------------------------------- */
 
 int main(void) {
     cu = gpt_backend_cuda();
@@ -759,6 +943,9 @@ int main(void) {
         cmocka_unit_test_teardown(test_cuda_model_nobias_erf, teardown_each),
         cmocka_unit_test(test_cuda_device_mem_peak_table),
         cmocka_unit_test(test_cuda_device_mem_reconciles_reservation),
+        cmocka_unit_test_teardown(test_cuda_plan_equals_measured, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_loss_scaling_skips_inf_step, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_attention_shared_memory_limit, teardown_each),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     arena_free(dev);
