@@ -5,6 +5,9 @@
 #   make test-sim   the same CUDA sources on the CPU simulator of CUDA (tests/cudasim/), ASan on,
 #                   with the fault-injection check (make sim-faults)
 #   make asan       ASan+UBSan build and run of the CPU tests
+#   make test-browser  the memory page in headless Chromium (part of make test; BROWSER=0 skips)
+#   make fuzz       libFuzzer targets (tests/fuzz/, clang) for FUZZ_SECONDS each (default 60)
+#   make reliability  the fault injection runs (scripts/reliability.sh) and valgrind
 #   make gpu-bundle  build/gpu-bundle/: what a GPU machine without Debian's -dev packages needs
 #                   (binaries, prepared data, configs, the check script); make gpu-check runs it
 #   make format-check, make bench, make run, make clean
@@ -87,8 +90,9 @@ BACKEND_OBJ := $(NOCUDA_OBJ)
 BACKEND_LIBS :=
 endif
 
-.PHONY: all test test-unit test-cli test-gpu test-sim sim sim-faults asan format format-check bench run \
-        setup clean cuda gpu-bundle gpu-bundle-test gpu-check
+.PHONY: all test test-unit test-cli test-browser test-gpu test-sim sim sim-faults asan fuzz \
+        fuzz-build reliability format format-check bench run setup clean cuda gpu-bundle \
+        gpu-bundle-test gpu-check
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -116,6 +120,9 @@ build/cuda/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
+# the memory page's template is built into mem_html.o (.incbin)
+build/release/train/mem_html.o build/asan/train/mem_html.o: train/mem_page.html
+
 $(R)/tests/%: $(R)/tests/%.o $(LIB_OBJ) $(NOCUDA_OBJ) $(TEST_HELPER_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
 
@@ -135,12 +142,23 @@ ifeq ($(CUDA),1)
 	$(MAKE) gpu-bundle-test
 endif
 	bash scripts/check_no_malloc.sh
+ifneq ($(BROWSER),0)
+	$(MAKE) test-browser
+endif
 
 test-unit: $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) $(TEST_DATA_ENV) ./$$t || fail=1; done; exit $$fail
 
 test-cli: arenagpt
 	@fail=0; for t in tests/cli_*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; $(TEST_DATA_ENV) bash $$t ./arenagpt || fail=1; done; exit $$fail
+
+# the memory page in Debian's chromium, driven by playwright-core (scripts/setup.sh --browser)
+build/.setup-browser-ok: scripts/setup.sh tests/browser/package-lock.json
+	bash scripts/setup.sh --browser
+	@mkdir -p build && touch $@
+
+test-browser: build/.setup-browser-ok arenagpt
+	node tests/browser/memory_page.mjs ./arenagpt build/browser/memory_page.png
 
 A := build/asan
 ASAN_BIN := $(patsubst tests/%.c,$(A)/tests/%,$(TEST_C))
@@ -151,12 +169,61 @@ asan: build/.setup-ok $(ASAN_BIN)
 	@fail=0; for t in $(ASAN_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ARENAGPT_SLOW_TESTS=0 $(TEST_DATA_ENV) \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ./$$t || fail=1; done; exit $$fail
 
+# the CLI under ASan+UBSan (the out-of-memory fault runs: LeakSanitizer checks that a refused
+# allocation frees everything)
+$(A)/arenagpt: $(call obj,asan,$(LIB_C) $(MAIN_C) $(NOCUDA_C))
+	$(CC) $(asan_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# the CLI for valgrind: -O1, no -march=native (valgrind does not decode every extension)
+V := build/valgrind
+valgrind_CFLAGS := -O1
+build/valgrind/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(valgrind_CFLAGS) -c $< -o $@
+$(V)/arenagpt: $(call obj,valgrind,$(LIB_C) $(MAIN_C) $(NOCUDA_C))
+	$(CC) -o $@ $^ $(LDLIBS)
+
+# fault injection (scripts/reliability.sh): the LD_PRELOAD shim that fails file I/O
+build/faults/fail_io.so: tests/faults/fail_io.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O1 -g -shared -fPIC -o $@ $< -ldl
+
+reliability: build/.setup-ok arenagpt $(A)/arenagpt $(V)/arenagpt build/faults/fail_io.so
+	$(TEST_DATA_ENV) bash scripts/reliability.sh
+
 GPU_TEST_BIN := $(patsubst tests/gpu/%.c,build/cuda/tests/gpu/%,$(GPU_TEST_C))
 build/cuda/tests/gpu/%: build/cuda/tests/gpu/%.o $(LIB_OBJ) $(CUDA_C_OBJ) $(CU_OBJ) $(TEST_HELPER_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS) $(CUDA_LIBS)
 
 test-gpu: $(GPU_TEST_BIN)
 	@fail=0; for t in $(GPU_TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ./$$t || fail=1; done; exit $$fail
+
+# libFuzzer targets: every library object rebuilt by clang with ASan+UBSan and fuzzer
+# instrumentation in build/fuzz/; one binary per tests/fuzz/fuzz_*.c (the other .c files
+# there are shared helpers). scripts/fuzz.sh runs each on its committed seed corpus.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+fuzz_CFLAGS := -std=gnu11 $(WARN) -Wno-format-nonliteral -Wno-pass-failed -fopenmp -g -O1 -MMD -MP -I. $(BLAS_CFLAGS) -fno-omit-frame-pointer \
+               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+               -fsanitize-coverage-ignorelist=tests/fuzz/coverage_ignore.txt
+FUZZ_TARGET_C := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_MAIN_C := $(filter-out tests/fuzz/fuzz_common.c tests/fuzz/fuzz_model.c,$(FUZZ_TARGET_C))
+FUZZ_HELPER_OBJ := $(call obj,fuzz,tests/fuzz/fuzz_common.c tests/fuzz/fuzz_model.c)
+FUZZ_LIB_OBJ := $(call obj,fuzz,$(LIB_C) $(NOCUDA_C))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_MAIN_C))
+
+build/fuzz/%.o: %.c tests/fuzz/coverage_ignore.txt
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(fuzz_CFLAGS) -c $< -o $@
+
+build/fuzz/bin/%: build/fuzz/tests/fuzz/%.o $(FUZZ_HELPER_OBJ) $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -fopenmp -o $@ $^ $(LDLIBS)
+
+fuzz-build: build/.setup-ok $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	$(TEST_DATA_ENV) bash scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 # --- the CUDA simulator (tests/cudasim/): build/sim/ -----------------------------------------
 # The same .cu sources compiled by the host C++ compiler against the simulator's headers

@@ -34,6 +34,9 @@ typedef struct ArenaEvent {
     size_t offset;
     size_t cat_used[ARENA_CAT_COUNT];
     char name[ARENA_NAME_LEN];
+    ArenaDtype dtype; /* alloc/free: the tensor's dtype and shape; markers: ndim 0 */
+    int ndim;
+    int64_t shape[ARENA_MAX_DIMS];
 } ArenaEvent;
 
 struct Arena {
@@ -60,6 +63,7 @@ struct Arena {
     size_t high_water;
     int64_t n_allocs;
     int64_t n_refused;
+    int64_t alloc_budget; /* allocations allowed in all (arena_set_alloc_budget); -1 = no cap */
 
     ArenaPeakTensor *peak;
     int64_t n_peak, cap_peak;
@@ -176,6 +180,7 @@ Arena *arena_init_with(const ArenaBackingOps *ops, size_t capacity_bytes, size_t
         a->capacity = SIZE_MAX;
     }
     a->limit = limit_bytes;
+    a->alloc_budget = -1;
     clock_gettime(CLOCK_MONOTONIC, &a->t0);
     return a;
 }
@@ -247,7 +252,7 @@ static double now_us(const Arena *a) {
 }
 
 static void trace_event(Arena *a, char kind, ArenaCategory cat, size_t bytes, size_t offset,
-                        const char *name) {
+                        const char *name, const Tensor *t) {
     if (!a->tracing)
         return;
     if (a->n_events >= ARENA_TRACE_MAX_EVENTS) {
@@ -264,6 +269,10 @@ static void trace_event(Arena *a, char kind, ArenaCategory cat, size_t bytes, si
     e->offset = offset;
     memcpy(e->cat_used, a->cat_used, sizeof e->cat_used);
     snprintf(e->name, sizeof e->name, "%s", name);
+    e->dtype = t ? t->dtype : ARENA_DTYPE_U8;
+    e->ndim = t ? t->ndim : 0;
+    for (int d = 0; d < ARENA_MAX_DIMS; d++)
+        e->shape[d] = t && d < t->ndim ? t->shape[d] : 0;
 }
 
 void arena_trace_enable(Arena *a, int on) { a->tracing = on; }
@@ -276,7 +285,7 @@ void arena_trace_mark(Arena *a, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    trace_event(a, 'M', ARENA_CAT_WORKSPACE, 0, 0, name);
+    trace_event(a, 'M', ARENA_CAT_WORKSPACE, 0, 0, name, NULL);
 }
 
 int64_t arena_trace_count(const Arena *a, int *truncated) {
@@ -298,6 +307,17 @@ int arena_trace_get(const Arena *a, int64_t i, double *ts_us, char *kind, ArenaC
     *offset = e->offset;
     memcpy(cat_used, e->cat_used, sizeof e->cat_used);
     *name = e->name;
+    return 0;
+}
+
+int arena_trace_tensor(const Arena *a, int64_t i, ArenaDtype *dtype, int *ndim,
+                       int64_t shape[ARENA_MAX_DIMS]) {
+    if (i < 0 || i >= a->n_events)
+        return -1;
+    const ArenaEvent *e = &a->events[i];
+    *dtype = e->dtype;
+    *ndim = e->ndim;
+    memcpy(shape, e->shape, sizeof e->shape);
     return 0;
 }
 
@@ -392,7 +412,11 @@ static Tensor *arena_vtry_alloc(Arena *a, ArenaCategory cat, ArenaDtype dtype, i
         end = SIZE_MAX;
     const char *why = NULL;
     char whybuf[128];
-    if (a->limit && end > a->limit) {
+    if (a->alloc_budget >= 0 && a->n_allocs >= a->alloc_budget) {
+        snprintf(whybuf, sizeof whybuf, "the allocation budget of %lld allocations",
+                 (long long)a->alloc_budget);
+        why = whybuf;
+    } else if (a->limit && end > a->limit) {
         snprintf(whybuf, sizeof whybuf, "the memory limit of %zu bytes", a->limit);
         why = whybuf;
     } else if (end > a->capacity) {
@@ -447,7 +471,7 @@ static Tensor *arena_vtry_alloc(Arena *a, ArenaCategory cat, ArenaDtype dtype, i
         a->high_water = end;
     if (a->used > a->peak_used)
         peak_snapshot(a);
-    trace_event(a, 'A', cat, bytes, offset, name);
+    trace_event(a, 'A', cat, bytes, offset, name, t);
     return t;
 }
 
@@ -509,7 +533,7 @@ void arena_release(Arena *a, Tensor *t) {
     a->n_live--;
     a->used -= t->bytes;
     a->cat_used[t->category] -= t->bytes;
-    trace_event(a, 'F', t->category, t->bytes, t->offset, t->name);
+    trace_event(a, 'F', t->category, t->bytes, t->offset, t->name, t);
     if (t->data)
         ASAN_POISON_MEMORY_REGION(t->data, t->bytes);
     t->live = 0;
@@ -567,6 +591,8 @@ ArenaBacking arena_backing(const Arena *a) { return a->ops.backing; }
 int arena_is_plan(const Arena *a) { return a->ops.backing == ARENA_BACKING_PLAN; }
 void *arena_base(const Arena *a) { return a->base; }
 const char *arena_last_error(const Arena *a) { return a->last_error; }
+
+void arena_set_alloc_budget(Arena *a, int64_t n_allocs) { a->alloc_budget = n_allocs; }
 
 void arena_peaks_reset(Arena *a) {
     memcpy(a->cat_peak, a->cat_used, sizeof a->cat_peak);

@@ -170,6 +170,9 @@ ArenaBacking arena_backing(const Arena *a);
 int arena_is_plan(const Arena *a);
 void *arena_base(const Arena *a);             /* NULL for plan */
 const char *arena_last_error(const Arena *a); /* "" when nothing was refused */
+/* Fault injection (tests): at most n_allocs allocations in all (counted from arena_init); the
+ * next one is refused like one past the limit, with the same report. n_allocs < 0: no cap. */
+void arena_set_alloc_budget(Arena *a, int64_t n_allocs);
 /* Resets the peaks and the peak snapshot to the current state (e.g. after setup, to measure
  * one step). Live tensors and the high-water mark are kept. */
 void arena_peaks_reset(Arena *a);
@@ -194,6 +197,9 @@ int64_t arena_trace_count(const Arena *a, int *truncated);
 int arena_trace_get(const Arena *a, int64_t i, double *ts_us, char *kind, ArenaCategory *cat,
                     size_t *bytes, size_t *offset, size_t cat_used[ARENA_CAT_COUNT],
                     const char **name);
+/* The tensor of event i: its dtype and shape (ndim 0 for a marker). -1 out of range. */
+int arena_trace_tensor(const Arena *a, int64_t i, ArenaDtype *dtype, int *ndim,
+                       int64_t shape[ARENA_MAX_DIMS]);
 
 /* Names and sizes. */
 const char *arena_category_name(ArenaCategory cat); /* "params", "grads", ... */

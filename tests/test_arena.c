@@ -480,6 +480,37 @@ static void test_arena_report_table(void **state) {
     teardown_check(a);
 }
 
+/* The trace keeps each alloc/free event's dtype and shape (the memory page shows them). */
+static void test_arena_trace_tensor_shapes(void **state) {
+    (void)state;
+    Arena *a = arena_init(ARENA_BACKING_PLAN, 0, 0, NULL);
+    arena_trace_enable(a, 1);
+    arena_trace_mark(a, "step 0");
+    fill_small_arena(a);
+    int truncated = 1;
+    int64_t n = arena_trace_count(a, &truncated);
+    assert_int_equal(truncated, 0);
+    assert_int_equal(n, 1 + 5 + 2);
+    ArenaDtype dt;
+    int ndim = -1;
+    int64_t shape[ARENA_MAX_DIMS];
+    assert_int_equal(arena_trace_tensor(a, 0, &dt, &ndim, shape), 0);
+    assert_int_equal(ndim, 0);                                        /* the marker */
+    assert_int_equal(arena_trace_tensor(a, 4, &dt, &ndim, shape), 0); /* act."q" alloc */
+    assert_int_equal(dt, ARENA_DTYPE_F16);
+    assert_int_equal(ndim, 3);
+    assert_int_equal(shape[0], 2);
+    assert_int_equal(shape[1], 8);
+    assert_int_equal(shape[2], 24);
+    assert_int_equal(arena_trace_tensor(a, 6, &dt, &ndim, shape), 0); /* ws.cublaslt free */
+    assert_int_equal(dt, ARENA_DTYPE_U8);
+    assert_int_equal(ndim, 1);
+    assert_int_equal(shape[0], 3000);
+    assert_int_equal(arena_trace_tensor(a, n, &dt, &ndim, shape), -1);
+    assert_int_equal(arena_trace_tensor(a, -1, &dt, &ndim, shape), -1);
+    teardown_check(a);
+}
+
 static void test_arena_size_parse(void **state) {
     (void)state;
     size_t v = 0;
@@ -547,6 +578,7 @@ int main(void) {
         cmocka_unit_test(test_arena_report_csv),
         cmocka_unit_test(test_arena_report_trace),
         cmocka_unit_test(test_arena_report_table),
+        cmocka_unit_test(test_arena_trace_tensor_shapes),
         cmocka_unit_test(test_arena_size_parse),
         cmocka_unit_test(test_arena_poisons_outside_live_tensors),
     };

@@ -195,6 +195,32 @@ int checkpoint_save(const char *out_dir, const TrainConfig *cfg, Gpt *g,
     return 0;
 }
 
+int checkpoint_remove_stale_temps(const char *out_dir, FILE *f) {
+    DIR *d = opendir(out_dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *s = e->d_name;
+        size_t len = strlen(s);
+        int state_tmp =
+            strncmp(s, "state_", 6) == 0 && len > 14 && strcmp(s + len - 8, ".bin.tmp") == 0;
+        int model_tmp = strncmp(s, "model.bin.tmp.", 14) == 0;
+        if (!state_tmp && !model_tmp)
+            continue;
+        char path[2 * CONFIG_STR_LEN + 300];
+        snprintf(path, sizeof path, "%s/%s", out_dir, s);
+        if (unlink(path) == 0) {
+            n++;
+            if (f)
+                fprintf(f, "removed %s (left by an interrupted save)\n", path);
+        }
+    }
+    closedir(d);
+    return n;
+}
+
 int checkpoint_find_latest(const char *out_dir, char *path, size_t len, Err *err) {
     char *names[CHECKPOINT_MAX_FILES];
     int n = list_states(out_dir, names, CHECKPOINT_MAX_FILES);

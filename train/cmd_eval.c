@@ -29,6 +29,7 @@
 #include "commands.h"
 #include "config.h"
 #include "run_common.h"
+#include "test_hooks.h"
 
 #define EVAL_EXIT_OK 0
 #define EVAL_EXIT_DATA 1
@@ -67,7 +68,8 @@ static int eval_load(const RunSetup *rs, const int32_t *inputs, const int32_t *t
                        : arena_init(ARENA_BACKING_HOST, arena_bytes, cfg->memory_limit, err);
     if (!arena)
         return -1;
-    if (gpt_build(g, &rs->model, rs->dev, arena, B, T, err)) {
+    if (test_hooks_arm_arena_from_env(arena, err) != 0 ||
+        gpt_build(g, &rs->model, rs->dev, arena, B, T, err)) {
         arena_free(arena);
         return -1;
     }

@@ -4,13 +4,15 @@
  * (table, JSON or CSV); --compare plans every mode of MODES side by side with the extra forward
  * FLOPs each costs; --fit=SIZE finds the largest batch_size per mode whose arena high-water
  * mark fits in SIZE less --reserve (the CUDA context and libraries: by default the `gpu`
- * table entry's estimate, model/gpu_table.h).
+ * table entry's estimate, model/gpu_table.h); --html=FILE also writes the memory page
+ * (mem_html.h).
  * JSON schema: see README.md ("arenagpt mem --format=json"). */
 #include <stdio.h>
 #include <string.h>
 
 #include "../model/gpu_table.h"
 #include "commands.h"
+#include "mem_html.h"
 #include "run_common.h"
 
 #define FIT_MAX_BATCH (1 << 20) /* search bound for --fit; far beyond any card */
@@ -359,6 +361,13 @@ int cmd_mem(const TrainConfig *cfg) {
     if (rc != 0) {
         fprintf(stderr, "arenagpt mem: %s\n", err.msg);
         return rc;
+    }
+    if (rs.cfg.html[0]) { /* the memory page (mem_html.h), then the report asked for */
+        if (mem_html_write(rs.cfg.html, &rs.cfg, rs.dev, NULL, &err) != 0) {
+            fprintf(stderr, "arenagpt mem: %s\n", err.msg);
+            return 1;
+        }
+        fprintf(stderr, "memory page written to %s\n", rs.cfg.html);
     }
     if (rs.cfg.fit)
         return mem_fit(&rs);

@@ -16,6 +16,7 @@
 #include "../model/model_io.h"
 #include "commands.h"
 #include "run_common.h"
+#include "test_hooks.h"
 
 /* Picks the next token from logits (Vp, only the first V count). Returns the token id. */
 int64_t sample_pick(float *logits, int64_t V, double temperature, int64_t top_k, Rng *rng) {
@@ -88,7 +89,8 @@ static int sample_load(const RunSetup *rs, Gpt *g, Arena **arena_out, Err *err) 
                    rs->cfg.memory_limit, err);
     if (!arena)
         return -1;
-    if (gpt_build(g, c, rs->dev, arena, 1, T, err) != 0) {
+    if (test_hooks_arm_arena_from_env(arena, err) != 0 ||
+        gpt_build(g, c, rs->dev, arena, 1, T, err) != 0) {
         arena_free(arena);
         return -1;
     }

@@ -18,7 +18,11 @@
  * bit.
  *
  * Mixed precision on the GPU uses dynamic loss scaling with GradScaler's rules (start 65536,
- * x2 after 2000 clean steps, x0.5 and skip the step on inf/NaN); the CPU is fp32, scale 1. */
+ * x2 after 2000 clean steps, x0.5 and skip the step on inf/NaN); the CPU is fp32, scale 1,
+ * and a step with a non-finite loss or gradient is skipped and counted, STEP_GUARD_MAX_SKIPS
+ * in a row stopping the run as diverged; no checkpoint is taken while steps are being skipped
+ * (step_guard.h). The fault-injection hooks of the reliability tests (test_hooks.h) act only
+ * when their environment variables are set. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -32,11 +36,15 @@
 
 #include "../data/loader.h"
 #include "../model/cuda/device_mem.h"
+#include "../model/gpu_table.h"
 #include "../model/model_io.h"
 #include "checkpoint.h"
 #include "commands.h"
+#include "mem_html.h"
 #include "metrics.h"
 #include "run_common.h"
+#include "step_guard.h"
+#include "test_hooks.h"
 
 #define ADAMW_EPS 1e-8f
 #define SCALER_INIT 65536.0f
@@ -58,7 +66,10 @@ typedef struct TrainState {
     CheckpointProgress progress;
     double flops_per_iter; /* model FLOPs of one optimizer step (forward, backward, recompute) */
     double peak_flops;     /* the GPU's dense f16 peak, 0 = unknown (MFU n/a) */
+    const GpuSpec *gpu;    /* the GPU table's entry the peak comes from; NULL unknown */
     double dt_avg;         /* smoothed seconds per iteration, for the ETA; < 0 = none yet */
+    StepGuard guard;       /* CPU: non-finite steps skipped, counted, "diverged" stop */
+    TestHooks hooks;       /* fault injection, tests only (test_hooks.h) */
     int tty;               /* stdout is a terminal: live progress lines */
 } TrainState;
 
@@ -203,8 +214,12 @@ static int train_step(TrainState *s, int64_t it, float lr, float *loss_out, floa
             return -1;
         loss_sum += loss;
     }
-    float norm = 0;
-    if (gpt_update(&s->g, lr, (float)cfg->beta1, (float)cfg->beta2, ADAMW_EPS,
+    float loss = (float)(loss_sum / (double)accum);
+    if (test_hooks_inject(&s->hooks, it, &s->g, &loss, err) != 0)
+        return -1;
+    float norm = NAN; /* stays NaN when a non-finite loss skips the update (CPU) */
+    if ((s->dev != GPT_DEVICE_CPU || isfinite(loss)) &&
+        gpt_update(&s->g, lr, (float)cfg->beta1, (float)cfg->beta2, ADAMW_EPS,
                    (float)cfg->weight_decay, (float)cfg->grad_clip, it + 1 - pr->skipped,
                    (float)accum * loss_scale, &norm, err) != 0)
         return -1;
@@ -218,14 +233,12 @@ static int train_step(TrainState *s, int64_t it, float lr, float *loss_out, floa
             pr->loss_scale *= 2.0f;
             pr->clean_steps = 0;
         }
+    } else if (step_guard_after_step(&s->guard, &s->g, it, loss, norm, cfg->learning_rate,
+                                     &pr->skipped, err) < 0) {
+        return -1;
     }
-    *loss_out = (float)(loss_sum / (double)accum);
+    *loss_out = loss;
     *norm_out = norm;
-    if (!isfinite(*loss_out) && s->dev == GPT_DEVICE_CPU)
-        return err_set(err,
-                       "iteration %lld: the loss is %f (diverged): lower learning_rate (now "
-                       "%g) or check the data",
-                       (long long)it, *loss_out, cfg->learning_rate);
     return 0;
 }
 
@@ -246,8 +259,9 @@ static void log_step(TrainState *s, int64_t it, float loss, float lr, float norm
     double mfu = s->peak_flops > 0 ? s->flops_per_iter / dt / s->peak_flops : -1;
     if (s->dev == GPT_DEVICE_CUDA) {
         printf(", scale %.0f, skipped %lld", loss_scale, (long long)pr->skipped);
-        if (mfu >= 0)
-            printf(", mfu %.1f%%", 100 * mfu);
+        if (mfu >= 0) /* names the peak it divides by */
+            printf(", mfu %.1f%% (peak %.1f TFLOP/s %s)", 100 * mfu, s->peak_flops / 1e12,
+                   s->gpu ? s->gpu->key : "?");
         else
             printf(", mfu n/a");
     }
@@ -301,7 +315,7 @@ static int train_loop(TrainState *s, Err *err) {
             if (cfg->eval_only)
                 return 0;
         }
-        if (checkpoint_due(cfg, it, start)) {
+        if (checkpoint_due(cfg, it, start) && s->guard.in_a_row == 0) {
             if (cfg->always_save_checkpoint || improved) {
                 if (save_checkpoint(s, &top, &top_pr, err) != 0)
                     return -1;
@@ -443,7 +457,8 @@ static int draw_plots(const TrainConfig *cfg, Err *err) {
     return 0;
 }
 
-/* The end of a run: what was measured against the plan, the device, the trace, the plots. */
+/* The end of a run: what was measured against the plan, the device, the memory page, the
+ * trace, the plots. */
 static int report_end(TrainState *s, const Arena *plan, DeviceMem *dm, int have_dm) {
     const TrainConfig *cfg = s->cfg;
     int rc = 0;
@@ -472,6 +487,17 @@ static int report_end(TrainState *s, const Arena *plan, DeviceMem *dm, int have_
         device_mem_sample(dm, DEVICE_MEM_NOW, &dm_err);
         printf("device memory (reconciliation with cudaMemGetInfo and NVML):\n");
         device_mem_report(dm, s->arena, stdout);
+    }
+    /* the memory page: the plan's step, plan vs measured, the card as measured (mem_html.h) */
+    MemHtmlMeasured hm = {plan, s->arena, s->dev == GPT_DEVICE_CUDA && have_dm ? dm : NULL};
+    char page[2 * CONFIG_STR_LEN];
+    snprintf(page, sizeof page, "%s/memory.html", cfg->out_dir);
+    Err page_err;
+    if (mem_html_write(page, cfg, s->dev, &hm, &page_err) != 0) {
+        fprintf(stderr, "arenagpt train: %s\n", page_err.msg);
+        rc = 1;
+    } else {
+        printf("memory page: %s (open it in a browser)\n", page);
     }
     if (cfg->trace_file[0]) {
         FILE *tf = fopen(cfg->trace_file, "w");
@@ -521,12 +547,18 @@ static int build_run(TrainState *s, const RunSetup *rs, const Arena *plan, Devic
                           ps.high_water_bytes, cfg->memory_limit, err);
     if (!s->arena)
         return -1;
+    test_hooks_arm_arena(&s->hooks, s->arena);
     if (s->dev == GPT_DEVICE_CUDA && *have_dm) {
         device_mem_set_reservation(dm, ps.high_water_bytes);
         device_mem_sample(dm, DEVICE_MEM_AFTER_RESERVATION, &dm_err);
-        s->peak_flops = dm->peak_tflops_f16 * 1e12;
-        printf("GPU: %s (driver %s), peak f16 tensor %.0f TFLOP/s%s\n", dm->name, dm->driver,
-               dm->peak_tflops_f16, dm->peak_tflops_f16 > 0 ? "" : " (unknown: MFU n/a)");
+        s->gpu = gpu_table_match(dm->name);
+        s->peak_flops = s->gpu ? s->gpu->peak_tflops_f16 * 1e12 : 0.0;
+        printf("GPU: %s (driver %s)\n", dm->name, dm->driver);
+        if (s->gpu)
+            printf("MFU: peak %.1f TFLOP/s dense f16 with f32 accumulate (gpu table: %s; %s)\n",
+                   s->gpu->peak_tflops_f16, s->gpu->key, s->gpu->peak_source);
+        else
+            printf("MFU: unknown peak for %s\n", dm->name[0] ? dm->name : "this GPU");
     }
     s->flops_per_iter = (3.0 * gpt_flops_forward_per_token(c, T) +
                          gpt_flops_recompute_per_token(c, T, c->recompute)) *
@@ -541,6 +573,7 @@ static int build_run(TrainState *s, const RunSetup *rs, const Arena *plan, Devic
     if (init_weights(s, rs, err) != 0 || run_mkdir_p(cfg->out_dir, err) != 0 ||
         !(s->metrics = metrics_open(cfg->out_dir, err)))
         return -1;
+    checkpoint_remove_stale_temps(cfg->out_dir, stdout);
     s->inputs = malloc((size_t)(B * T) * sizeof(int32_t));
     s->targets = malloc((size_t)(B * T) * sizeof(int32_t));
     if (!s->inputs || !s->targets)
@@ -575,6 +608,14 @@ int cmd_train(const TrainConfig *user_cfg) {
     s.dev = rs.dev;
     s.dt_avg = -1;
     s.tty = isatty(fileno(stdout));
+    if (test_hooks_from_env(&s.hooks, &err) != 0 ||
+        (s.hooks.n_inject > 0 && s.dev != GPT_DEVICE_CPU &&
+         err_set(&err, "ARENAGPT_TEST_NONFINITE: injection is for the CPU backend only") != 0)) {
+        fprintf(stderr, "arenagpt train: %s\n", err.msg);
+        if (have_dm)
+            device_mem_close();
+        return CONFIG_EXIT_USAGE;
+    }
     Arena *plan = NULL;
     if (open_data(&s, &rs) != 0) {
         rc = 1;

@@ -187,6 +187,11 @@ static const Key keys[] = {
      "the card planned for (the GPU table: memory, context estimate)"},
     {"top", K_INT, OFF(top), CONFIG_CMD_MEM | CONFIG_CMD_TRAIN, 0, 100000, NULL,
      "tensors listed in the table report"},
+    {"html", K_STR, OFF(html), CONFIG_CMD_MEM, 0, 0, NULL,
+     "write the memory page here (one offline HTML file; train writes out_dir/memory.html)"},
+    {"nanogpt_json", K_STR, OFF(nanogpt_json), CONFIG_CMD_MEM | CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "nanoGPT's memory for the page (scripts/nanogpt_memory.py); default "
+     "<config dir>/nanogpt/<config name>.json"},
 };
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 

@@ -125,8 +125,10 @@ typedef struct TrainConfig {
     int compare;
     size_t fit;     /* bytes; 0 = not asked */
     size_t reserve; /* bytes --fit sets aside (context + libraries); unset: the gpu's estimate */
-    char gpu[CONFIG_STR_LEN]; /* a key of the GPU table (model/gpu_table.h) */
-    int64_t top;              /* tensors listed in the table report */
+    char gpu[CONFIG_STR_LEN];          /* a key of the GPU table (model/gpu_table.h) */
+    int64_t top;                       /* tensors listed in the table report */
+    char html[CONFIG_STR_LEN];         /* memory page to write; "" = none (train: out_dir's) */
+    char nanogpt_json[CONFIG_STR_LEN]; /* nanoGPT's memory for the page; "" = the committed one */
 
     /* where each key was last set from, for messages: "defaults", "file.conf:12", "--key" */
     char config_file[CONFIG_STR_LEN];
