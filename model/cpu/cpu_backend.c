@@ -60,6 +60,15 @@ static void w_attention_backward(void *dqkv, void *att, const void *dout, const 
                                  int64_t B, int64_t T, int64_t C, int64_t NH, void *stream) {
     cpu_attention_backward(dqkv, att, dout, qkv, B, T, C, NH);
 }
+static void w_flash_attention_forward(void *out, float *lse, const void *qkv, int64_t B, int64_t T,
+                                      int64_t C, int64_t NH, void *stream) {
+    cpu_flash_attention_forward(out, lse, qkv, B, T, C, NH);
+}
+static void w_flash_attention_backward(void *dqkv, float *workspace, const void *dout,
+                                       const void *out, const float *lse, const void *qkv,
+                                       int64_t B, int64_t T, int64_t C, int64_t NH, void *stream) {
+    cpu_flash_attention_backward(dqkv, workspace, dout, out, lse, qkv, B, T, C, NH);
+}
 static void w_gelu_forward(void *out, const void *inp, int64_t N, int gelu, void *stream) {
     cpu_gelu_forward(out, inp, N, gelu);
 }
@@ -103,6 +112,8 @@ static const GptBackend CPU_BACKEND = {
     .matmul_backward = w_matmul_backward,
     .attention_forward = w_attention_forward,
     .attention_backward = w_attention_backward,
+    .flash_attention_forward = w_flash_attention_forward,
+    .flash_attention_backward = w_flash_attention_backward,
     .gelu_forward = w_gelu_forward,
     .gelu_backward = w_gelu_backward,
     .crossentropy_forward = w_crossentropy_forward,

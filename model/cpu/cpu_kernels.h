@@ -59,6 +59,19 @@ void cpu_attention_backward(float *dqkv /* (B,T,3C) */, float *att /* (B,NH,T,T)
                             const float *dout /* (B,T,C) */, const float *qkv /* (B,T,3C) */,
                             int64_t B, int64_t T, int64_t C, int64_t NH);
 
+/* Fused causal attention (attention=flash, cpu_flash.c): out = softmax(scale q k^T) v per
+ * head (overwrites), lse[b,h,t] = log sum_j exp(scale q_t . k_j) over j <= t (f32, overwrites;
+ * saved for backward). The probabilities are never stored. */
+void cpu_flash_attention_forward(float *out /* (B,T,C) */, float *lse /* (B,NH,T) */,
+                                 const float *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C,
+                                 int64_t NH);
+/* dqkv = (overwrites). workspace: scratch, f32 (B,NH,T) (gets rowsum(dout * out)). out and lse
+ * are the forward's. */
+void cpu_flash_attention_backward(float *dqkv /* (B,T,3C) */, float *workspace /* (B,NH,T) */,
+                                  const float *dout /* (B,T,C) */, const float *out /* (B,T,C) */,
+                                  const float *lse /* (B,NH,T) */, const float *qkv /* (B,T,3C) */,
+                                  int64_t B, int64_t T, int64_t C, int64_t NH);
+
 /* gelu 0: tanh approximation, 1: erf. out overwritten. */
 void cpu_gelu_forward(float *out /* (N) */, const float *inp /* (N) */, int64_t N, int gelu);
 /* dinp = gelu'(inp) * dout (overwrites; dinp may equal dout). */
