@@ -8,8 +8,8 @@
  * f32 <-> f16 parameter conversion is done on the host in fixed-size chunks of a stack buffer,
  * so no device scratch is needed.
  *
- * Not here: kernels (cuda_layers.cu, cuda_matmul.cu, cuda_attention.cu, cuda_loss.cu,
- * cuda_optim.cu); device allocation (the arena). */
+ * Not here: kernels (cuda_layers.cu, cuda_matmul.cu, cuda_attention.cu, cuda_flash.cu,
+ * cuda_loss.cu, cuda_optim.cu); device allocation (the arena). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -203,6 +203,8 @@ extern "C" const GptBackend *gpt_backend_cuda(void) {
         t.matmul_backward = cuda_matmul_backward;
         t.attention_forward = cuda_attention_forward;
         t.attention_backward = cuda_attention_backward;
+        t.flash_attention_forward = cuda_flash_attention_forward;
+        t.flash_attention_backward = cuda_flash_attention_backward;
         t.gelu_forward = cuda_gelu_forward;
         t.gelu_backward = cuda_gelu_backward;
         t.crossentropy_forward = cuda_crossentropy_forward;

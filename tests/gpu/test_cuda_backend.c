@@ -40,6 +40,10 @@
  * next GEMM, so three roundings chain (about 3 x 2^-11 relative, x2 margin) */
 #define TOL_ATT_RTOL 1e-2
 #define TOL_ATT_ATOL 3e-3
+/* flash backward: D = rowsum(dO * O) reads the f16 O, and dS feeds the f16 dqkv: two roundings
+ * chain into values that are differences of O(1) terms (about 2 x 2^-11 absolute, x3 margin) */
+#define TOL_FLASH_BWD_ATOL 3e-3
+#define TOL_FLASH_BWD_RTOL 1e-2
 /* accumulating (+=) outputs: the f16 value read, plus the f32 sum, rounded once more */
 #define TOL_ACC_ATOL 4e-3
 /* f32 statistics (mean, rstd, losses) computed from identical f16 inputs: only f32
@@ -293,6 +297,50 @@ static void attention_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
     cuda_ok();
     free(qkv), free(out), free(att), free(got), free(gatt), free(dy), free(dqkv), free(g);
     arena_release_category(dev, ARENA_CAT_WORKSPACE);
+}
+
+/* attention=flash on the GPU against the CPU flash kernels and the CPU naive attention:
+ * out within one f16 rounding, the f32 lse within f32 summation order, dqkv as above. */
+static void flash_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
+    int64_t nq = B * T * 3 * C, ny = B * T * C, nl = B * NH * T;
+    float *qkv = hmalloc(nq), *dy = hmalloc(ny);
+    fill_uniform(qkv, nq, -1.5f, 1.5f, 40 + (uint64_t)T);
+    fill_uniform(dy, ny, -1, 1, 41);
+    Tensor *dqkv_in = dup_f16(qkv, nq, "qkv"), *ddy = dup_f16(dy, ny, "dy");
+    Tensor *dout = dalloc(ARENA_DTYPE_F16, ny, "out"), *dlse = dalloc(ARENA_DTYPE_F32, nl, "lse");
+    Tensor *dws = dalloc(ARENA_DTYPE_F32, nl, "ws.flash");
+    assert_int_equal(dws->nbytes >= gpt_flash_workspace_bytes(B, T, NH), 1);
+    Tensor *ddqkv = dalloc(ARENA_DTYPE_F16, nq, "dqkv");
+    cu->flash_attention_forward(dout->data, dlse->data, dqkv_in->data, B, T, C, NH, NULL);
+    cu->flash_attention_backward(ddqkv->data, dws->data, ddy->data, dout->data, dlse->data,
+                                 dqkv_in->data, B, T, C, NH, NULL);
+    cuda_ok();
+    float *got = down(dout, ny), *glse = down(dlse, nl), *gd = down(ddqkv, nq);
+
+    float *out = hmalloc(ny), *lse = hmalloc(nl), *ws = hmalloc(nl), *dqkv = hmalloc(nq);
+    cpu->flash_attention_forward(out, lse, qkv, B, T, C, NH, NULL);
+    cpu->flash_attention_backward(dqkv, ws, dy, out, lse, qkv, B, T, C, NH, NULL);
+    assert_allclose(got, out, (size_t)ny, TOL_F16_ATOL, TOL_F16_RTOL);
+    assert_allclose(glse, lse, (size_t)nl, TOL_F32_ATOL, TOL_F32_RTOL);
+    assert_allclose(gd, dqkv, (size_t)nq, TOL_FLASH_BWD_ATOL, TOL_FLASH_BWD_RTOL);
+
+    float *nout = hmalloc(ny), *att = hmalloc(B * NH * T * T), *ndqkv = hmalloc(nq);
+    cpu->attention_forward(nout, att, qkv, B, T, C, NH, NULL);
+    cpu->attention_backward(ndqkv, att, dy, qkv, B, T, C, NH, NULL);
+    assert_allclose(got, nout, (size_t)ny, TOL_F16_ATOL, TOL_F16_RTOL);
+    assert_allclose(gd, ndqkv, (size_t)nq, TOL_FLASH_BWD_ATOL, TOL_FLASH_BWD_RTOL);
+    free(qkv), free(dy), free(got), free(glse), free(gd), free(out), free(lse), free(ws);
+    free(dqkv), free(nout), free(att), free(ndqkv);
+    arena_release_category(dev, ARENA_CAT_WORKSPACE);
+}
+
+/* every compiled head width (16, 32, 64) with a head size below it, odd T across tiles of 32 */
+static void test_cuda_flash_attention_odd_sizes(void **state) {
+    flash_case(2, 13, 15, 3);  /* HS 5 (width 16) */
+    flash_case(3, 1, 10, 2);   /* T = 1 */
+    flash_case(2, 67, 160, 5); /* HS 32, three tiles, the last partial */
+    flash_case(1, 33, 66, 2);  /* HS 33 (width 64) */
+    flash_case(2, 70, 128, 2); /* HS 64, the largest */
 }
 
 static void test_cuda_attention_odd_sizes(void **state) {
@@ -644,6 +692,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_cuda_matmul_odd_sizes, teardown_each),
         cmocka_unit_test_teardown(test_cuda_matmul_tensor_core_sizes, teardown_each),
         cmocka_unit_test_teardown(test_cuda_attention_odd_sizes, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_flash_attention_odd_sizes, teardown_each),
         cmocka_unit_test_teardown(test_cuda_gelu_forward_backward, teardown_each),
         cmocka_unit_test_teardown(test_cuda_crossentropy_padded, teardown_each),
         cmocka_unit_test_teardown(test_cuda_reductions, teardown_each),
