@@ -16,6 +16,8 @@
  *                ln_2.mean, ln_2.rstd, ln_2, mlp.fc, mlp.gelu, act.h.<l>.out (next input),
  *   act.ln_f.mean, act.ln_f.rstd, act.ln_f (holds dL/d ln_f after the fused head).
  * selective: ln_1, attn.att, ln_2, mlp.gelu are forward workspace, pushed again in backward.
+ * attention=flash|cudnn: attn.lse (B,NH,T) f32 in place of attn.att, saved like attn.y (also
+ * by selective: the fused backward recomputes the probabilities itself and reads y).
  * full: per layer only act.h.<l>.out (allocated before the block's temporaries, which are
  * workspace); backward re-runs the block (up to mlp.gelu) pushing the none-mode set. */
 #include "gpt.h"
@@ -32,7 +34,7 @@
 typedef struct GptSaved {
     Tensor *ln1_mean, *ln1_rstd, *ln1; /* (B,T), (B,T), (B,T,C) */
     Tensor *qkv;                       /* (B,T,3C) */
-    Tensor *att;                       /* (B,NH,T,T) naive, (B,NH,T) f32 lse for cudnn */
+    Tensor *att;                       /* (B,NH,T,T) naive, (B,NH,T) f32 lse for flash, cudnn */
     Tensor *atty;                      /* (B,T,C) */
     Tensor *res2;                      /* (B,T,C) */
     Tensor *ln2_mean, *ln2_rstd, *ln2; /* (B,T), (B,T), (B,T,C) */
@@ -159,10 +161,19 @@ int gpt_config_check(const GptConfig *c, GptDevice dev, Err *err) {
     if (c->recompute < GPT_RECOMPUTE_NONE || c->recompute > GPT_RECOMPUTE_FULL)
         return err_set(err, "gpt: recompute %d is not 0 (none), 1 (selective) or 2 (full)",
                        c->recompute);
-    if (c->attention != 0 && c->attention != 1)
-        return err_set(err, "gpt: attention %d is not 0 (naive) or 1 (cudnn)", c->attention);
-    if (c->attention == 1 && dev != GPT_DEVICE_CUDA)
-        return err_set(err, "gpt: attention=cudnn needs --device=cuda (the CPU has naive only)");
+    if (c->attention < 0 || c->attention >= GPT_ATTENTION_COUNT)
+        return err_set(err, "gpt: attention %d is not 0 (naive), 1 (cudnn) or 2 (flash)",
+                       c->attention);
+    if (c->attention == GPT_ATTENTION_CUDNN && dev != GPT_DEVICE_CUDA)
+        return err_set(err, "gpt: attention=cudnn needs --device=cuda (the CPU has naive and "
+                            "flash)");
+    if (c->attention == GPT_ATTENTION_FLASH && dev == GPT_DEVICE_CUDA &&
+        c->channels / c->n_head > GPT_FLASH_CUDA_MAX_HS)
+        return err_set(err,
+                       "gpt: attention=flash on cuda takes head sizes up to %d, but n_embd %lld / "
+                       "n_head %lld = %lld: use more heads or attention=naive",
+                       GPT_FLASH_CUDA_MAX_HS, (long long)c->channels, (long long)c->n_head,
+                       (long long)(c->channels / c->n_head));
     if (c->loss_chunk < 0)
         return err_set(err, "gpt: loss_chunk %lld is negative", (long long)c->loss_chunk);
     return 0;
@@ -629,18 +640,23 @@ static void block_forward(StepCtx *s, int l, BlockPhase phase, Tensor *in, Tenso
                            N, C, 3 * C, g->stream);
     if (!save_cheap)
         ws_release(g, &s->ws, &ln1);
+    /* naive: the probabilities (recomputed by selective); fused: the f32 log-sum-exp, saved with
+     * y whenever y is (nothing of the fused attention is recomputed by selective) */
+    int fused = c->attention != GPT_ATTENTION_NAIVE;
+    int save_att = fused ? save_core : save_cheap;
     Tensor *att;
-    if (c->attention == 0)
-        att = step_alloc(s, save_cheap, adt, 4, B, NH, T, T, "%s.h.%d.attn.att", prec, l);
+    if (!fused)
+        att = step_alloc(s, save_att, adt, 4, B, NH, T, T, "%s.h.%d.attn.att", prec, l);
     else
-        att =
-            step_alloc(s, save_cheap, ARENA_DTYPE_F32, 3, B, NH, T, 0, "%s.h.%d.attn.lse", prec, l);
+        att = step_alloc(s, save_att, ARENA_DTYPE_F32, 3, B, NH, T, 0, "%s.h.%d.attn.lse", pre, l);
     Tensor *atty = step_alloc(s, save_core, adt, 3, B, T, C, 0, "%s.h.%d.attn.y", pre, l);
     if (s->failed)
         return;
-    if (run)
+    if (run && fused)
+        be->flash_attention_forward(atty->data, att->data, qkv->data, B, T, C, NH, g->stream);
+    else if (run)
         be->attention_forward(atty->data, att->data, qkv->data, B, T, C, NH, g->stream);
-    if (!save_cheap)
+    if (!save_att)
         ws_release(g, &s->ws, &att);
     Tensor *res2 = step_alloc(s, save_core, adt, 3, B, T, C, 0, "%s.h.%d.res_2", pre, l);
     if (s->failed)
@@ -707,9 +723,10 @@ static void block_forward(StepCtx *s, int l, BlockPhase phase, Tensor *in, Tenso
         sv->ln2_rstd = ln2_rstd;
         sv->fch = fch;
     }
+    if (save_att)
+        sv->att = att;
     if (save_cheap) {
         sv->ln1 = ln1;
-        sv->att = att;
         sv->ln2 = ln2;
         sv->fch_gelu = gelu;
     }
@@ -966,21 +983,33 @@ static void block_backward(StepCtx *s, int l, Tensor **in_slot, Tensor *dx, Tens
     if (run)
         be->matmul_backward(d1->data, G(GPT_PARAM_ATTPROJW), G(GPT_PARAM_ATTPROJB), dx->data,
                             sv->atty->data, P(GPT_PARAM_ATTPROJW, l), N, C, C, st);
-    act_pop(g, &sv->atty);
     /* attention */
-    if (mode == GPT_RECOMPUTE_SELECTIVE) {
-        if (c->attention == 0)
-            sv->att = step_alloc(s, 1, adt, 4, B, NH, T, T, "act.h.%d.attn.att", l);
-        else
-            sv->att = step_alloc(s, 1, ARENA_DTYPE_F32, 3, B, NH, T, 0, "act.h.%d.attn.lse", l);
+    if (c->attention != GPT_ATTENTION_NAIVE) {
+        /* fused: reads y (the forward's output) and the log-sum-exp, recomputes the
+         * probabilities itself; D = rowsum(dy * y) is its workspace */
+        Tensor *wsd = step_alloc(s, 0, ARENA_DTYPE_F32, 3, B, NH, T, 0, "ws.h.%d.attn.flash_d", l);
         if (s->failed)
             return;
-        /* the recomputed y lands in d4 (free now); only the probabilities are used */
+        ASSERT(wsd->nbytes >= gpt_flash_workspace_bytes(B, T, NH));
         if (run)
-            be->attention_forward(d4->data, sv->att->data, sv->qkv->data, B, T, C, NH, st);
+            be->flash_attention_backward(d4->data, wsd->data, d1->data, sv->atty->data,
+                                         sv->att->data, sv->qkv->data, B, T, C, NH, st);
+        ws_release(g, &s->ws, &wsd);
+        act_pop(g, &sv->atty);
+    } else {
+        act_pop(g, &sv->atty);
+        if (mode == GPT_RECOMPUTE_SELECTIVE) {
+            sv->att = step_alloc(s, 1, adt, 4, B, NH, T, T, "act.h.%d.attn.att", l);
+            if (s->failed)
+                return;
+            /* the recomputed y lands in d4 (free now); only the probabilities are used */
+            if (run)
+                be->attention_forward(d4->data, sv->att->data, sv->qkv->data, B, T, C, NH, st);
+        }
+        if (run)
+            be->attention_backward(d4->data, sv->att->data, d1->data, sv->qkv->data, B, T, C, NH,
+                                   st);
     }
-    if (run)
-        be->attention_backward(d4->data, sv->att->data, d1->data, sv->qkv->data, B, T, C, NH, st);
     act_pop(g, &sv->att);
     act_pop(g, &sv->qkv);
     /* attn.c_attn */
@@ -1205,7 +1234,18 @@ double gpt_flops_recompute_per_token(const GptConfig *c, int64_t T, int recomput
     double C = (double)c->channels, L = (double)c->n_layer;
     if (recompute == GPT_RECOMPUTE_FULL) /* the block up to the GELU: all but mlp.c_proj */
         return L * (2.0 * (3 * C * C + C * C + 4 * C * C) + 2.0 * 2.0 * (double)T * C);
-    if (recompute == GPT_RECOMPUTE_SELECTIVE) /* attention probabilities (and y) again */
+    /* naive: attention probabilities (and y) again; the fused kinds keep their log-sum-exp */
+    if (recompute == GPT_RECOMPUTE_SELECTIVE && c->attention == GPT_ATTENTION_NAIVE)
         return L * 2.0 * 2.0 * (double)T * C;
+    return 0.0;
+}
+
+double gpt_flops_attention_recompute_per_token(const GptConfig *c, int64_t T, GptDevice dev) {
+    double C = (double)c->channels, L = (double)c->n_layer;
+    double scores = 2.0 * (double)T * C; /* QK^T, counted on the full T x T like the forward */
+    if (c->attention == GPT_ATTENTION_FLASH)
+        return L * scores * (dev == GPT_DEVICE_CUDA ? 3.0 : 1.0);
+    if (c->attention == GPT_ATTENTION_CUDNN)
+        return L * scores;
     return 0.0;
 }

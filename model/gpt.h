@@ -52,6 +52,15 @@ typedef enum GptRecompute {
     GPT_RECOMPUTE_FULL
 } GptRecompute;
 
+/* Attention kinds. The values are stable (configs and checkpoints map to them). */
+typedef enum GptAttention {
+    GPT_ATTENTION_NAIVE = 0, /* materialised probabilities (B,NH,T,T); CPU and CUDA */
+    GPT_ATTENTION_CUDNN,     /* cuDNN's fused SDPA, O and an f32 log-sum-exp (B,NH,T); CUDA */
+    GPT_ATTENTION_FLASH,     /* our fused kernels (FlashAttention-2), O and the f32 log-sum-exp
+                                (B,NH,T); CPU and CUDA (HS <= GPT_FLASH_CUDA_MAX_HS) */
+    GPT_ATTENTION_COUNT
+} GptAttention;
+
 typedef struct GptConfig {
     int64_t max_seq_len;       /* block_size: rows of wpe */
     int64_t vocab_size;        /* V: real vocabulary (targets and inputs are < V) */
@@ -62,7 +71,7 @@ typedef struct GptConfig {
     int bias;           /* 1: Linear and LayerNorm biases */
     int gelu;           /* 0 tanh approximation, 1 erf */
     int recompute;      /* GptRecompute */
-    int attention;      /* 0 naive (materialised probabilities), 1 cudnn (CUDA only) */
+    int attention;      /* GptAttention */
     int64_t loss_chunk; /* tokens per loss-head chunk; 0 = auto (gpt_loss_chunk) */
 } GptConfig;
 
@@ -219,5 +228,10 @@ int gpt_step_sequence(Gpt *g, const int32_t *inputs, const int32_t *targets, int
 double gpt_flops_forward_per_token(const GptConfig *c, int64_t T);
 /* Extra forward FLOPs per token that recompute mode `recompute` adds in backward. */
 double gpt_flops_recompute_per_token(const GptConfig *c, int64_t T, int recompute);
+/* Extra FLOPs per token that the fused attention's backward spends recomputing what naive
+ * attention keeps (0 for naive): flash recomputes the scores QK^T (CPU: once; CUDA: in both
+ * of its passes, and dout V^T once more in the dQ pass); cudnn at least the scores (its
+ * kernels are cuDNN's: the figure is FlashAttention-2's minimum, not measured). */
+double gpt_flops_attention_recompute_per_token(const GptConfig *c, int64_t T, GptDevice dev);
 
 #endif

@@ -68,7 +68,7 @@ int cmd_eval(const TrainConfig *cfg) {
     memset(&c, 0, sizeof(c));
     c.bias = cfg->bias;
     c.gelu = cfg->gelu == CONFIG_GELU_ERF;
-    c.attention = cfg->attention == CONFIG_ATTENTION_CUDNN;
+    c.attention = run_gpt_attention(cfg->attention);
     c.recompute = GPT_RECOMPUTE_NONE; /* no backward */
     c.loss_chunk = cfg->loss_chunk;
     if (gpt_config_from_model_file(model_path, &c, &err)) {

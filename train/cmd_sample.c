@@ -93,7 +93,7 @@ int cmd_sample(const TrainConfig *cfg) {
     c.gelu = cfg->gelu == CONFIG_GELU_ERF;
     c.recompute = 0;
     c.loss_chunk = cfg->loss_chunk;
-    c.attention = cfg->attention == CONFIG_ATTENTION_CUDNN;
+    c.attention = run_gpt_attention(cfg->attention);
 
     char tpath[2 * CONFIG_STR_LEN], dir[CONFIG_STR_LEN];
     if (cfg->tokenizer_file[0]) {

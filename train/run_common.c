@@ -5,6 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+int run_gpt_attention(ConfigAttention a) {
+    switch (a) {
+    case CONFIG_ATTENTION_FLASH:
+        return GPT_ATTENTION_FLASH;
+    case CONFIG_ATTENTION_CUDNN:
+        return GPT_ATTENTION_CUDNN;
+    default:
+        return GPT_ATTENTION_NAIVE;
+    }
+}
+
 void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     memset(out, 0, sizeof *out);
     out->max_seq_len = cfg->block_size;
@@ -16,7 +27,7 @@ void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     out->bias = cfg->bias;
     out->gelu = cfg->gelu == CONFIG_GELU_ERF;
     out->recompute = (int)cfg->recompute;
-    out->attention = cfg->attention == CONFIG_ATTENTION_CUDNN;
+    out->attention = run_gpt_attention(cfg->attention);
     out->loss_chunk = cfg->loss_chunk;
 }
 

@@ -3,7 +3,7 @@
  * accumulators. The (T,T) probabilities never exist; forward saves O and the f32 log-sum-exp
  * per row (lse, (B,NH,T)), backward recomputes the probabilities from them tile by tile.
  *
- * Kernels (grid: (ceil(T / FLASH_TILE), B*NH), one thread per row of a FLASH_TILE-row tile):
+ * Kernels (grid: (B*NH, ceil(T / FLASH_TILE)), one thread per row of a FLASH_TILE-row tile):
  *   flash_forward_kernel   thread = query row t: q in registers; key/value tiles staged in
  *                          shared memory (f32); online softmax (running max m, sum l, the
  *                          output accumulator rescaled by exp(m_old - m_new) once per tile);
@@ -49,8 +49,8 @@ __global__ void flash_forward_kernel(__half *out, float *lse, const __half *qkv,
                                      int NH, float scale) {
     __shared__ float ks[FLASH_TILE][HSP];
     __shared__ float vs[FLASH_TILE][HSP];
-    int HS = C / NH, bh = blockIdx.y, b = bh / NH, h = bh % NH;
-    int r = threadIdx.x, i0 = blockIdx.x * FLASH_TILE, t = i0 + r;
+    int HS = C / NH, bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    int r = threadIdx.x, i0 = blockIdx.y * FLASH_TILE, t = i0 + r;
     int last = i0 + FLASH_TILE - 1 < T - 1 ? i0 + FLASH_TILE - 1 : T - 1; /* tile's last row */
     const __half *base = qkv + (int64_t)b * T * 3 * C + h * HS;
     float q[HSP], acc[HSP];
@@ -132,8 +132,8 @@ __global__ void flash_dkdv_kernel(__half *dqkv, const __half *dout, const float 
     __shared__ float ls[FLASH_TILE], Ds[FLASH_TILE];
     __shared__ float dks[FLASH_TILE][HSP + 1]; /* each thread's own row: +1 spreads the banks */
     __shared__ float dvs[FLASH_TILE][HSP + 1];
-    int HS = C / NH, bh = blockIdx.y, b = bh / NH, h = bh % NH;
-    int c = threadIdx.x, j0 = blockIdx.x * FLASH_TILE, j = j0 + c;
+    int HS = C / NH, bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    int c = threadIdx.x, j0 = blockIdx.y * FLASH_TILE, j = j0 + c;
     const __half *base = qkv + (int64_t)b * T * 3 * C + h * HS;
     const __half *dybase = dout + (int64_t)b * T * C + h * HS;
     float k[HSP], v[HSP];
@@ -188,8 +188,8 @@ __global__ void flash_dq_kernel(__half *dqkv, const __half *dout, const float *l
     __shared__ float ks[FLASH_TILE][HSP];
     __shared__ float vs[FLASH_TILE][HSP];
     __shared__ float dys[FLASH_TILE][HSP + 1]; /* each thread's own dout row */
-    int HS = C / NH, bh = blockIdx.y, b = bh / NH, h = bh % NH;
-    int r = threadIdx.x, i0 = blockIdx.x * FLASH_TILE, t = i0 + r;
+    int HS = C / NH, bh = blockIdx.x, b = bh / NH, h = bh % NH;
+    int r = threadIdx.x, i0 = blockIdx.y * FLASH_TILE, t = i0 + r;
     int last = i0 + FLASH_TILE - 1 < T - 1 ? i0 + FLASH_TILE - 1 : T - 1;
     const __half *base = qkv + (int64_t)b * T * 3 * C + h * HS;
     float q[HSP], dq[HSP];
@@ -239,14 +239,15 @@ __global__ void flash_dq_kernel(__half *dqkv, const __half *dout, const float *l
 /* launchers (backend.h signatures)                                                          */
 
 static dim3 flash_grid(int64_t B, int64_t T, int64_t NH) {
-    ASSERT_MSG(B * NH <= 65535, "flash attention: B * NH > 65535 (grid y)");
-    return dim3((unsigned)((T + FLASH_TILE - 1) / FLASH_TILE), (unsigned)(B * NH), 1);
+    return dim3((unsigned)(B * NH), (unsigned)((T + FLASH_TILE - 1) / FLASH_TILE), 1);
 }
 
 static void flash_check_sizes(int64_t B, int64_t T, int64_t C, int64_t NH) {
     ASSERT_MSG(C % NH == 0 && C / NH <= GPT_FLASH_CUDA_MAX_HS,
                "flash attention on CUDA: head size must be <= 64");
-    ASSERT_MSG(3 * C * T <= INT32_MAX && T <= INT32_MAX, "flash attention: T * 3C overflows int");
+    ASSERT_MSG(3 * C * T <= INT32_MAX, "flash attention: T * 3C overflows int");
+    ASSERT_MSG(B * NH <= INT32_MAX && (T + FLASH_TILE - 1) / FLASH_TILE <= 65535,
+               "flash attention: grid (B*NH, T/32) too large");
 }
 
 void cuda_flash_attention_forward(void *out, float *lse, const void *qkv, int64_t B, int64_t T,
