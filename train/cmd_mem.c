@@ -1,8 +1,9 @@
 /* cmd_mem.c: `arenagpt mem`: plans a run's memory without running it, through the same
  * allocation code as training, on a plan arena (gpt_plan). Prints the parameter counts, the
  * per-category plan and the top tensors (table, JSON or CSV); --compare plans every recompute
- * mode side by side with the extra forward FLOPs each costs; --fit=SIZE finds the largest
- * batch_size per recompute mode whose arena high-water mark fits in SIZE.
+ * mode x attention kind the device has, side by side, with the extra FLOPs each costs;
+ * --fit=SIZE finds the largest batch_size per combination whose arena high-water mark fits
+ * in SIZE.
  * JSON schema: see README.md ("arenagpt mem --format=json"). */
 #include <stdio.h>
 #include <string.h>
@@ -13,12 +14,42 @@
 #define FIT_MAX_BATCH (1 << 20) /* search bound for --fit; far beyond any card */
 
 static const char *const mode_names[3] = {"none", "selective", "full"};
+static const char *const attention_names[GPT_ATTENTION_COUNT] = {[GPT_ATTENTION_NAIVE] = "naive",
+                                                                 [GPT_ATTENTION_CUDNN] = "cudnn",
+                                                                 [GPT_ATTENTION_FLASH] = "flash"};
 
-static int plan(const TrainConfig *cfg, GptDevice dev, int64_t B, int recompute, size_t limit,
+/* One column of --compare / --fit: a recompute mode and an attention kind. */
+typedef struct MemMode {
+    int recompute; /* GptRecompute */
+    int attention; /* GptAttention */
+} MemMode;
+#define MEM_MAX_MODES (3 * GPT_ATTENTION_COUNT)
+
+/* Every recompute mode x every attention kind the device can plan (naive, flash, cudnn), the
+ * attention kind varying fastest. */
+static int mem_modes(const TrainConfig *cfg, GptDevice dev, MemMode *out) {
+    static const int order[GPT_ATTENTION_COUNT] = {GPT_ATTENTION_NAIVE, GPT_ATTENTION_FLASH,
+                                                   GPT_ATTENTION_CUDNN};
+    int n = 0;
+    for (int m = 0; m < 3; m++)
+        for (int k = 0; k < GPT_ATTENTION_COUNT; k++) {
+            GptConfig c;
+            Err err;
+            run_gpt_config(cfg, &c);
+            c.recompute = m;
+            c.attention = order[k];
+            if (gpt_config_check(&c, dev, &err) == 0)
+                out[n++] = (MemMode){m, order[k]};
+        }
+    return n;
+}
+
+static int plan(const TrainConfig *cfg, GptDevice dev, int64_t B, MemMode mode, size_t limit,
                 Arena **out, Err *err) {
     GptConfig c;
     run_gpt_config(cfg, &c);
-    c.recompute = recompute;
+    c.recompute = mode.recompute;
+    c.attention = mode.attention;
     return run_plan(&c, dev, B, cfg->block_size, cfg->gradient_accumulation_steps, limit, 0, out,
                     err);
 }
@@ -88,7 +119,8 @@ static int mem_single(const TrainConfig *cfg, GptDevice dev) {
     run_gpt_config(cfg, &c);
     Arena *a = NULL;
     Err err;
-    int rc = plan(cfg, dev, cfg->batch_size, c.recompute, cfg->memory_limit, &a, &err);
+    int rc = plan(cfg, dev, cfg->batch_size, (MemMode){c.recompute, c.attention}, cfg->memory_limit,
+                  &a, &err);
     if (rc != 0 && !a) {
         fprintf(stderr, "arenagpt mem: %s\n", err.msg);
         return 1;
@@ -97,9 +129,11 @@ static int mem_single(const TrainConfig *cfg, GptDevice dev) {
         json_header(cfg, &c, dev);
         printf("  \"recompute\": \"%s\",\n  \"fits\": %s,\n", mode_names[c.recompute],
                rc == 0 ? "true" : "false");
-        printf("  \"flops\": {\"forward_per_token\": %.0f, \"recompute_extra_per_token\": %.0f},\n",
+        printf("  \"flops\": {\"forward_per_token\": %.0f, \"recompute_extra_per_token\": %.0f, "
+               "\"attention_backward_extra_per_token\": %.0f},\n",
                gpt_flops_forward_per_token(&c, cfg->block_size),
-               gpt_flops_recompute_per_token(&c, cfg->block_size, c.recompute));
+               gpt_flops_recompute_per_token(&c, cfg->block_size, c.recompute),
+               gpt_flops_attention_recompute_per_token(&c, cfg->block_size, dev));
         arena_report_json_fields(a, stdout, "  ");
         printf("}\n");
     } else if (cfg->format == CONFIG_FORMAT_CSV) {
@@ -123,69 +157,78 @@ static int mem_single(const TrainConfig *cfg, GptDevice dev) {
 static int mem_compare(const TrainConfig *cfg, GptDevice dev) {
     GptConfig c;
     run_gpt_config(cfg, &c);
-    Arena *arenas[3] = {NULL, NULL, NULL};
+    MemMode modes[MEM_MAX_MODES];
+    int n = mem_modes(cfg, dev, modes);
+    Arena *arenas[MEM_MAX_MODES] = {NULL};
+    double extra[MEM_MAX_MODES], attn_extra[MEM_MAX_MODES];
     Err err;
-    for (int m = 0; m < 3; m++) {
-        if (plan(cfg, dev, cfg->batch_size, m, 0, &arenas[m], &err) != 0) {
-            fprintf(stderr, "arenagpt mem --compare: recompute %s: %s\n", mode_names[m], err.msg);
+    for (int m = 0; m < n; m++) {
+        if (plan(cfg, dev, cfg->batch_size, modes[m], 0, &arenas[m], &err) != 0) {
+            fprintf(stderr, "arenagpt mem --compare: recompute %s, attention %s: %s\n",
+                    mode_names[modes[m].recompute], attention_names[modes[m].attention], err.msg);
             for (int k = 0; k <= m; k++)
                 arena_free(arenas[k]);
             return 1;
         }
+        GptConfig cm = c;
+        cm.recompute = modes[m].recompute;
+        cm.attention = modes[m].attention;
+        extra[m] = gpt_flops_recompute_per_token(&cm, cfg->block_size, cm.recompute);
+        attn_extra[m] = gpt_flops_attention_recompute_per_token(&cm, cfg->block_size, dev);
     }
     double fwd = gpt_flops_forward_per_token(&c, cfg->block_size);
     if (cfg->format == CONFIG_FORMAT_JSON) {
         json_header(cfg, &c, dev);
         printf("  \"flops\": {\"forward_per_token\": %.0f},\n  \"modes\": [\n", fwd);
-        for (int m = 0; m < 3; m++) {
-            double extra = gpt_flops_recompute_per_token(&c, cfg->block_size, m);
-            printf("   {\"recompute\": \"%s\", \"recompute_extra_per_token\": %.0f, "
-                   "\"extra_forward_flops_fraction\": %.6f,\n",
-                   mode_names[m], extra, fwd > 0 ? extra / fwd : 0.0);
+        for (int m = 0; m < n; m++) {
+            printf("   {\"recompute\": \"%s\", \"attention\": \"%s\", "
+                   "\"recompute_extra_per_token\": %.0f, \"extra_forward_flops_fraction\": %.6f, "
+                   "\"attention_backward_extra_per_token\": %.0f,\n",
+                   mode_names[modes[m].recompute], attention_names[modes[m].attention], extra[m],
+                   fwd > 0 ? extra[m] / fwd : 0.0, attn_extra[m]);
             arena_report_json_fields(arenas[m], stdout, "    ");
-            printf("   }%s\n", m < 2 ? "," : "");
+            printf("   }%s\n", m < n - 1 ? "," : "");
         }
         printf("  ]\n}\n");
     } else {
+        const double mib = 1024.0 * 1024.0;
         print_plan_header(cfg, &c, dev);
-        printf("\n%-10s %12s %12s %12s %12s %12s %12s %12s %10s\n", "recompute", "params MiB",
-               "grads MiB", "optim MiB", "activ MiB", "work MiB", "peak MiB", "high-water",
-               "+fwd FLOPs");
-        for (int m = 0; m < 3; m++) {
+        printf("\n%-10s %-9s %11s %11s %11s %11s %11s %11s %11s %10s %10s\n", "recompute",
+               "attention", "params MiB", "grads MiB", "optim MiB", "activ MiB", "work MiB",
+               "peak MiB", "high-water", "+fwd FLOPs", "+attn bwd");
+        for (int m = 0; m < n; m++) {
             ArenaStats s = arena_stats(arenas[m]);
-            const double mib = 1024.0 * 1024.0;
-            double extra = gpt_flops_recompute_per_token(&c, cfg->block_size, m);
-            printf("%-10s %12.2f %12.2f %12.2f %12.2f %12.2f %12.2f %12.2f %9.1f%%\n",
-                   mode_names[m], s.at_peak_bytes[ARENA_CAT_PARAMS] / mib,
-                   s.at_peak_bytes[ARENA_CAT_GRADS] / mib,
+            printf("%-10s %-9s %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %9.1f%% %9.1f%%\n",
+                   mode_names[modes[m].recompute], attention_names[modes[m].attention],
+                   s.at_peak_bytes[ARENA_CAT_PARAMS] / mib, s.at_peak_bytes[ARENA_CAT_GRADS] / mib,
                    s.at_peak_bytes[ARENA_CAT_OPTIMIZER] / mib,
                    s.at_peak_bytes[ARENA_CAT_ACTIVATIONS] / mib,
                    s.at_peak_bytes[ARENA_CAT_WORKSPACE] / mib, s.peak_used_bytes / mib,
-                   s.high_water_bytes / mib, fwd > 0 ? 100.0 * extra / fwd : 0.0);
+                   s.high_water_bytes / mib, fwd > 0 ? 100.0 * extra[m] / fwd : 0.0,
+                   fwd > 0 ? 100.0 * attn_extra[m] / fwd : 0.0);
         }
         printf("(category columns: bytes at the step's peak; high-water: the reservation the run "
-               "needs; +fwd FLOPs: forward work recomputed in backward)\n");
-        ArenaStats s0 = arena_stats(arenas[0]);
-        for (int m = 1; m < 3; m++) {
+               "needs; +fwd FLOPs: forward work recomputed in backward; +attn bwd: what the fused "
+               "attention's backward recomputes (the scores), both as a share of the forward)\n");
+        ArenaStats s0 = arena_stats(arenas[0]); /* none, naive */
+        for (int m = 1; m < n; m++) {
             ArenaStats s = arena_stats(arenas[m]);
-            printf("recompute %-9s saves %zu bytes of activations at the peak (%.2f MiB) and %lld "
-                   "bytes of high-water (%.2f MiB)\n",
-                   mode_names[m],
-                   s0.at_peak_bytes[ARENA_CAT_ACTIVATIONS] - s.at_peak_bytes[ARENA_CAT_ACTIVATIONS],
-                   (double)(s0.at_peak_bytes[ARENA_CAT_ACTIVATIONS] -
-                            s.at_peak_bytes[ARENA_CAT_ACTIVATIONS]) /
-                       (1024.0 * 1024.0),
-                   (long long)s0.high_water_bytes - (long long)s.high_water_bytes,
-                   ((double)s0.high_water_bytes - (double)s.high_water_bytes) / (1024.0 * 1024.0));
+            double act = (double)s0.at_peak_bytes[ARENA_CAT_ACTIVATIONS] -
+                         (double)s.at_peak_bytes[ARENA_CAT_ACTIVATIONS];
+            double hw = (double)s0.high_water_bytes - (double)s.high_water_bytes;
+            printf("recompute %-9s attention %-5s saves %.0f bytes of activations at the peak "
+                   "(%.2f MiB) and %.0f bytes of high-water (%.2f MiB)\n",
+                   mode_names[modes[m].recompute], attention_names[modes[m].attention], act,
+                   act / mib, hw, hw / mib);
         }
     }
-    for (int m = 0; m < 3; m++)
+    for (int m = 0; m < n; m++)
         arena_free(arenas[m]);
     return 0;
 }
 
 /* Largest B in [1, FIT_MAX_BATCH] whose plan fits in `limit`; 0 when even B = 1 does not. */
-static int64_t fit_batch(const TrainConfig *cfg, GptDevice dev, int mode, size_t limit,
+static int64_t fit_batch(const TrainConfig *cfg, GptDevice dev, MemMode mode, size_t limit,
                          size_t *hw_out) {
     Err err;
     int64_t lo = 0, hi = 1;
@@ -224,19 +267,22 @@ static int64_t fit_batch(const TrainConfig *cfg, GptDevice dev, int mode, size_t
 }
 
 static int mem_fit(const TrainConfig *cfg, GptDevice dev) {
-    int64_t best[3];
-    size_t hw[3];
-    for (int m = 0; m < 3; m++)
-        best[m] = fit_batch(cfg, dev, m, cfg->fit, &hw[m]);
+    MemMode modes[MEM_MAX_MODES];
+    int n = mem_modes(cfg, dev, modes);
+    int64_t best[MEM_MAX_MODES];
+    size_t hw[MEM_MAX_MODES];
+    for (int m = 0; m < n; m++)
+        best[m] = fit_batch(cfg, dev, modes[m], cfg->fit, &hw[m]);
     char sz[32];
     if (cfg->format == CONFIG_FORMAT_JSON) {
         printf("{\n  \"fit_bytes\": %zu,\n  \"device\": \"%s\",\n  \"block_size\": %lld,\n"
                "  \"modes\": [\n",
                cfg->fit, dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", (long long)cfg->block_size);
-        for (int m = 0; m < 3; m++)
-            printf("    {\"recompute\": \"%s\", \"max_batch_size\": %lld, \"high_water_bytes\": "
-                   "%zu}%s\n",
-                   mode_names[m], (long long)best[m], hw[m], m < 2 ? "," : "");
+        for (int m = 0; m < n; m++)
+            printf("    {\"recompute\": \"%s\", \"attention\": \"%s\", \"max_batch_size\": %lld, "
+                   "\"high_water_bytes\": %zu}%s\n",
+                   mode_names[modes[m].recompute], attention_names[modes[m].attention],
+                   (long long)best[m], hw[m], m < n - 1 ? "," : "");
         printf("  ]\n}\n");
         return 0;
     }
@@ -245,12 +291,15 @@ static int mem_fit(const TrainConfig *cfg, GptDevice dev) {
     print_plan_header(cfg, &c, dev);
     printf("\nlargest batch_size whose arena fits in %zu bytes (%s), block_size %lld:\n", cfg->fit,
            size_format(cfg->fit, sz, sizeof sz), (long long)cfg->block_size);
-    for (int m = 0; m < 3; m++) {
+    for (int m = 0; m < n; m++) {
         if (best[m] == 0)
-            printf("  recompute %-9s  none: even batch_size 1 does not fit\n", mode_names[m]);
+            printf("  recompute %-9s attention %-5s  none: even batch_size 1 does not fit\n",
+                   mode_names[modes[m].recompute], attention_names[modes[m].attention]);
         else
-            printf("  recompute %-9s  batch_size %6lld  (high-water %zu bytes, %s)\n",
-                   mode_names[m], (long long)best[m], hw[m], size_format(hw[m], sz, sizeof sz));
+            printf(
+                "  recompute %-9s attention %-5s  batch_size %6lld  (high-water %zu bytes, %s)\n",
+                mode_names[modes[m].recompute], attention_names[modes[m].attention],
+                (long long)best[m], hw[m], size_format(hw[m], sz, sizeof sz));
     }
     if (dev == GPT_DEVICE_CUDA)
         printf("the CUDA context and library handles come on top of the arena (train measures "
