@@ -40,7 +40,7 @@ GENCODE := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_
            -gencode arch=compute_90,code=compute_90
 NVCC_FLAGS := -O3 -std=c++17 $(GENCODE) -I. -MMD -MP -lineinfo -Xcompiler -Wall,-Wno-unused-parameter
 CUDA_CFLAGS := -I$(CUDA_HOME)/include
-CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudnn -lcudart -ldl -lstdc++
+CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -ldl -lstdc++
 
 ALL_C := $(wildcard alloc/*.c data/*.c model/*.c model/cpu/*.c train/*.c)
 NOCUDA_C := $(filter %_nocuda.c,$(ALL_C))

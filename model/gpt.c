@@ -652,10 +652,21 @@ static void block_forward(StepCtx *s, int l, BlockPhase phase, Tensor *in, Tenso
     Tensor *atty = step_alloc(s, save_core, adt, 3, B, T, C, 0, "%s.h.%d.attn.y", pre, l);
     if (s->failed)
         return;
-    if (run && fused)
+    if (c->attention == GPT_ATTENTION_CUDNN) {
+        Tensor *wsc = step_alloc(s, 0, ARENA_DTYPE_U8, 1,
+                                 (int64_t)gpt_cudnn_workspace_bytes(B, T, C, NH), 0, 0, 0,
+                                 "ws.h.%d.attn.cudnn", l);
+        if (s->failed)
+            return;
+        if (run)
+            be->cudnn_attention_forward(atty->data, att->data, wsc->data, qkv->data, B, T, C, NH,
+                                        g->stream);
+        ws_release(g, &s->ws, &wsc);
+    } else if (run && fused) {
         be->flash_attention_forward(atty->data, att->data, qkv->data, B, T, C, NH, g->stream);
-    else if (run)
+    } else if (run) {
         be->attention_forward(atty->data, att->data, qkv->data, B, T, C, NH, g->stream);
+    }
     if (!save_att)
         ws_release(g, &s->ws, &att);
     Tensor *res2 = step_alloc(s, save_core, adt, 3, B, T, C, 0, "%s.h.%d.res_2", pre, l);
@@ -986,12 +997,20 @@ static void block_backward(StepCtx *s, int l, Tensor **in_slot, Tensor *dx, Tens
     /* attention */
     if (c->attention != GPT_ATTENTION_NAIVE) {
         /* fused: reads y (the forward's output) and the log-sum-exp, recomputes the
-         * probabilities itself; D = rowsum(dy * y) is its workspace */
-        Tensor *wsd = step_alloc(s, 0, ARENA_DTYPE_F32, 3, B, NH, T, 0, "ws.h.%d.attn.flash_d", l);
+         * probabilities itself; D = rowsum(dy * y) is in its workspace */
+        Tensor *wsd;
+        if (c->attention == GPT_ATTENTION_CUDNN)
+            wsd = step_alloc(s, 0, ARENA_DTYPE_U8, 1,
+                             (int64_t)gpt_cudnn_workspace_bytes(B, T, C, NH), 0, 0, 0,
+                             "ws.h.%d.attn.cudnn", l);
+        else
+            wsd = step_alloc(s, 0, ARENA_DTYPE_F32, 3, B, NH, T, 0, "ws.h.%d.attn.flash_d", l);
         if (s->failed)
             return;
-        ASSERT(wsd->nbytes >= gpt_flash_workspace_bytes(B, T, NH));
-        if (run)
+        if (run && c->attention == GPT_ATTENTION_CUDNN)
+            be->cudnn_attention_backward(d4->data, wsd->data, d1->data, sv->atty->data,
+                                         sv->att->data, sv->qkv->data, B, T, C, NH, st);
+        else if (run)
             be->flash_attention_backward(d4->data, wsd->data, d1->data, sv->atty->data,
                                          sv->att->data, sv->qkv->data, B, T, C, NH, st);
         ws_release(g, &s->ws, &wsd);
@@ -1238,6 +1257,28 @@ double gpt_flops_recompute_per_token(const GptConfig *c, int64_t T, int recomput
     if (recompute == GPT_RECOMPUTE_SELECTIVE && c->attention == GPT_ATTENTION_NAIVE)
         return L * 2.0 * 2.0 * (double)T * C;
     return 0.0;
+}
+
+int gpt_attention_resolve(GptConfig *c, GptDevice dev, int64_t B, int64_t T, char *notice,
+                          size_t len) {
+    if (notice && len)
+        notice[0] = '\0';
+    if (c->attention != GPT_ATTENTION_CUDNN || dev != GPT_DEVICE_CUDA)
+        return 0;
+    const GptBackend *be = gpt_backend(dev);
+    if (!be)
+        return 0; /* nothing runs: a plan */
+    char reason[512] = "this build's CUDA backend has no cuDNN attention";
+    int64_t C = c->channels, NH = c->n_head;
+    if (be->cudnn_attention_prepare &&
+        be->cudnn_attention_prepare(B, T, C, NH, gpt_cudnn_workspace_bytes(B, T, C, NH), reason,
+                                    sizeof reason) == 0)
+        return 0;
+    int flash = C / NH <= GPT_FLASH_CUDA_MAX_HS;
+    c->attention = flash ? GPT_ATTENTION_FLASH : GPT_ATTENTION_NAIVE;
+    snprintf(notice, len, "attention=cudnn is not available (%s): using attention=%s", reason,
+             flash ? "flash" : "naive");
+    return 1;
 }
 
 double gpt_flops_attention_recompute_per_token(const GptConfig *c, int64_t T, GptDevice dev) {

@@ -223,6 +223,14 @@ void gpt_forget(Gpt *g);
 int gpt_step_sequence(Gpt *g, const int32_t *inputs, const int32_t *targets, int64_t B, int64_t T,
                       int64_t grad_accum, Err *err);
 
+/* attention=cudnn on CUDA: loads cuDNN and builds its plans for batches of (B, T). When that
+ * fails (no cuDNN, no device, a graph refused, a plan wanting more workspace than planned),
+ * switches c->attention to flash (naive when the head size is over the CUDA flash limit),
+ * writes a one-line notice naming the reason and returns 1; else 0 (also for every other kind
+ * and device, and when no CUDA backend runs: a plan). Call before planning and building. */
+int gpt_attention_resolve(GptConfig *c, GptDevice dev, int64_t B, int64_t T, char *notice,
+                          size_t len);
+
 /* --- FLOPs (matmul FLOPs, 2 per multiply-add; attention counted on the full T x T) ----- */
 /* Forward FLOPs per token at sequence length T (layers + attention + LM head). */
 double gpt_flops_forward_per_token(const GptConfig *c, int64_t T);

@@ -27,6 +27,11 @@ size_t gpt_flash_workspace_bytes(int64_t B, int64_t T, int64_t NH) {
     return (size_t)B * (size_t)NH * (size_t)T * sizeof(float);
 }
 
+size_t gpt_cudnn_workspace_bytes(int64_t B, int64_t T, int64_t C, int64_t NH) {
+    size_t d = ((size_t)B * (size_t)NH * (size_t)T * sizeof(float) + 255) & ~(size_t)255;
+    return d + (size_t)B * (size_t)T * (size_t)C * sizeof(float); /* B*NH*T*HS f32 */
+}
+
 const GptLayout *gpt_layout(GptDevice dev) {
     return dev == GPT_DEVICE_CUDA ? &LAYOUT_CUDA : &LAYOUT_CPU;
 }

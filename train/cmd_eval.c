@@ -88,6 +88,7 @@ int cmd_eval(const TrainConfig *cfg) {
         fprintf(stderr, "arenagpt eval: %s\n", err.msg);
         return CONFIG_EXIT_USAGE;
     }
+    run_attention_fallback("eval", &c, dev, B, T);
     int64_t n_windows;
     if (B > INT64_MAX / N) {
         fprintf(stderr, "arenagpt eval: eval_batches * batch_size overflows\n");

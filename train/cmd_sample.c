@@ -112,6 +112,7 @@ int cmd_sample(const TrainConfig *cfg) {
     }
 
     const int64_t T = c.max_seq_len, V = c.vocab_size, Vp = c.padded_vocab_size;
+    run_attention_fallback("sample", &c, dev, 1, T);
     /* size the arena from a plan of exactly what sampling allocates */
     Arena *plan = arena_init(ARENA_BACKING_PLAN, 0, 0, &err);
     Gpt pg;

@@ -323,6 +323,7 @@ int cmd_train(const TrainConfig *cfg) {
         return CONFIG_EXIT_USAGE;
     }
     const int64_t B = cfg->batch_size, T = cfg->block_size;
+    run_attention_fallback("train", &c, dev, B, T);
 
     TrainState s;
     memset(&s, 0, sizeof s);

@@ -31,10 +31,13 @@ void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     out->loss_chunk = cfg->loss_chunk;
 }
 
+void run_attention_fallback(const char *cmd, GptConfig *c, GptDevice dev, int64_t B, int64_t T) {
+    char notice[768];
+    if (gpt_attention_resolve(c, dev, B, T, notice, sizeof notice))
+        fprintf(stderr, "arenagpt %s: %s\n", cmd, notice);
+}
+
 int run_device(const TrainConfig *cfg, int plan_only, GptDevice *out, Err *err) {
-    if (!plan_only && cfg->attention == CONFIG_ATTENTION_CUDNN)
-        return err_set(err, "attention = cudnn can be planned (arenagpt mem) but its fused SDPA "
-                            "kernels are not in this build yet: use attention = naive to run");
     const GptBackend *cuda = gpt_backend(GPT_DEVICE_CUDA);
     switch (cfg->device) {
     case CONFIG_DEVICE_CPU:

@@ -17,6 +17,10 @@ void run_gpt_config(const TrainConfig *cfg, GptConfig *out);
  * device=cuda without either: -1 with err (for train/eval/sample; mem plans it anyway when
  * plan_only is set, since the layout needs no GPU). */
 int run_device(const TrainConfig *cfg, int plan_only, GptDevice *out, Err *err);
+/* attention=cudnn on a CUDA run: when cuDNN cannot run it, switches c to flash and prints the
+ * one-line notice naming the reason on stderr ("arenagpt CMD: attention=cudnn is not
+ * available (...): using attention=flash"). Call after gpt_config_check, before planning. */
+void run_attention_fallback(const char *cmd, GptConfig *c, GptDevice dev, int64_t B, int64_t T);
 /* data_dir, or datasets/<dataset> when empty. */
 void run_data_dir(const TrainConfig *cfg, char *buf, size_t len);
 /* 30135168 -> "30,135,168" */

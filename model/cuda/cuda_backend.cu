@@ -15,6 +15,9 @@
 #include <string.h>
 
 #include "cuda_common.cuh"
+extern "C" {
+#include "cudnn_sdpa.h"
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* sticky error                                                                              */
@@ -30,6 +33,11 @@ void cuda_error_record(const char *call, const char *msg, const char *file, int 
     g_error_set = 1;
     snprintf(g_error_msg, sizeof(g_error_msg), "%s failed: %s at %s:%d", call, msg, file, line);
     fprintf(stderr, "arenagpt cuda: %s\n", g_error_msg);
+}
+
+extern "C" void gpt_cuda_error_record(const char *call, const char *msg, const char *file,
+                                      int line) {
+    cuda_error_record(call, msg, file, line);
 }
 
 extern "C" int gpt_cuda_last_error(char *msg, size_t len) {
@@ -211,6 +219,9 @@ extern "C" const GptBackend *gpt_backend_cuda(void) {
         t.norm_squared_accumulate = cuda_norm_squared_accumulate;
         t.reduce_sum = cuda_reduce_sum;
         t.adamw_update = cuda_adamw_update;
+        t.cudnn_attention_prepare = cudnn_sdpa_prepare;
+        t.cudnn_attention_forward = cudnn_sdpa_forward;
+        t.cudnn_attention_backward = cudnn_sdpa_backward;
         t.workspace_set = gpt_cuda_workspace_set;
         t.last_error = gpt_cuda_last_error;
         g_table = t;

@@ -29,6 +29,9 @@ int gpt_cuda_last_error(char *msg, size_t len);
  * is freed). Synchronises the device first so no GEMM in flight still uses the old one. */
 void gpt_cuda_workspace_set(void *ws, size_t bytes);
 
+/* Records a failure of a library call made from C code (cuDNN SDPA) in the sticky error. */
+void gpt_cuda_error_record(const char *call, const char *msg, const char *file, int line);
+
 /* The device in use (valid after gpt_backend_cuda() returned non-NULL), or -1. */
 int gpt_cuda_device(void);
 
