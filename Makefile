@@ -5,8 +5,10 @@
 #   make asan       ASan+UBSan build and run of the CPU tests
 #   make format-check, make bench, make run, make clean
 # Sources are found by wildcard: a new alloc/ data/ model/ train/ .c file or tests/test_*.c
-# needs no Makefile change. Files named *_nocuda.c stand in for the CUDA backend when it is
-# left out (and in the CPU tests); model/cuda/*.c and *.cu are compiled only with CUDA.
+# needs no Makefile change. Built without CUDA, files named *_nocuda.c stand in for the CUDA
+# units (the one mechanism: no weak symbols); the CPU tests always link them. model/cuda/*.c
+# and *.cu are compiled only with CUDA. cuDNN is not linked: code that uses it loads it with
+# dlopen, so a machine with CUDA but without cuDNN builds and runs.
 
 SHELL := /bin/bash
 CC ?= cc
@@ -24,6 +26,15 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+
+# Test data, fetched by make test's set-up (scripts/setup.sh) when missing. After the set-up
+# has run, a test whose data is missing fails (it skips, with the reason, only before).
+#   VOCAB_DIR    the GPT-2 vocabulary (encoder.json, vocab.bpe)
+#   SHAKESPEARE  the tinyshakespeare text (1,115,394 bytes)
+VOCAB_DIR ?= .cache/gpt2
+SHAKESPEARE ?= .cache/tinyshakespeare.txt
+TEST_DATA_ENV = ARENAGPT_VOCAB_DIR=$(abspath $(VOCAB_DIR)) ARENAGPT_SHAKESPEARE=$(abspath $(SHAKESPEARE)) \
+  ARENAGPT_REQUIRE_DATA=$$(test -e build/.setup-ok && echo 1 || echo 0)
 
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2
 BASE_CFLAGS := -std=gnu11 $(WARN) -fopenmp -g -MMD -MP -I. $(BLAS_CFLAGS)
@@ -103,8 +114,8 @@ build/cuda/%.o: %.cu
 $(R)/tests/%: $(R)/tests/%.o $(LIB_OBJ) $(NOCUDA_OBJ) $(TEST_HELPER_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
 
-build/.setup-ok: scripts/setup.sh
-	bash scripts/setup.sh
+build/.setup-ok: scripts/setup.sh scripts/fetch_vocab.sh scripts/fetch_shakespeare.sh
+	VOCAB_DIR=$(VOCAB_DIR) SHAKESPEARE=$(SHAKESPEARE) bash scripts/setup.sh
 	@mkdir -p build && touch $@
 
 setup: build/.setup-ok
@@ -119,10 +130,10 @@ endif
 	bash scripts/check_no_malloc.sh
 
 test-unit: $(TEST_BIN)
-	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ./$$t || fail=1; done; exit $$fail
+	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) $(TEST_DATA_ENV) ./$$t || fail=1; done; exit $$fail
 
 test-cli: arenagpt
-	@fail=0; for t in tests/cli_*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; bash $$t ./arenagpt || fail=1; done; exit $$fail
+	@fail=0; for t in tests/cli_*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; $(TEST_DATA_ENV) bash $$t ./arenagpt || fail=1; done; exit $$fail
 
 A := build/asan
 ASAN_BIN := $(patsubst tests/%.c,$(A)/tests/%,$(TEST_C))
@@ -130,7 +141,7 @@ $(A)/tests/%: $(A)/tests/%.o $(call obj,asan,$(LIB_C)) $(call obj,asan,$(NOCUDA_
 	$(CC) $(asan_LDFLAGS) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
 
 asan: build/.setup-ok $(ASAN_BIN)
-	@fail=0; for t in $(ASAN_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ARENAGPT_SLOW_TESTS=0 \
+	@fail=0; for t in $(ASAN_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ARENAGPT_SLOW_TESTS=0 $(TEST_DATA_ENV) \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ./$$t || fail=1; done; exit $$fail
 
 GPU_TEST_BIN := $(patsubst tests/gpu/%.c,build/cuda/tests/gpu/%,$(GPU_TEST_C))

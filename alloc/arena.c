@@ -1,7 +1,8 @@
 /* arena.c: placement, lifetimes, statistics, the peak snapshot and the event trace of the
  * Arena (arena.h). Reports live in report.c; the device reservation in arena_cuda.cu.
  *
- * Invariants (checked by arena_check in debug paths and by the tests):
+ * Invariants (the tests check them through arena_live_tensors and arena_stats; arena_release
+ * ASSERTs the last one):
  *   - live[] is sorted by offset and no two live tensors overlap;
  *   - used_bytes == sum of live bytes == sum of cat_used_bytes;
  *   - act_stack[] holds the live activations in allocation order (LIFO). */

@@ -2,7 +2,7 @@
  *
  * An Arena hands out offsets inside one contiguous address range and attributes every
  * allocation to a category (params, grads, optimizer, activations, workspace), a name
- * ("h.3.attn.c_attn.weight", "act.h.3.mlp.gelu", "ws.cublaslt"), a dtype and a shape.
+ * ("h.3.attn.c_attn.weight", "act.h.3.mlp.gelu", "ws.backend"), a dtype and a shape.
  *
  * Three backings behind one interface:
  *   ARENA_BACKING_PLAN    no memory at all: offsets, peaks and the tensor list only
@@ -30,14 +30,15 @@
  * far. The arena stays usable after a refusal. arena_alloc() is the loud variant: it
  * ASSERTs that the allocation succeeded (tests and code that has already planned).
  *
- * Invariant checked by arena_free_all/arena_destroy callers in every test: after every
- * tensor is freed, used bytes are 0.
+ * Invariant checked by every arena test before arena_free: after every tensor is released,
+ * used bytes are 0 (in every category).
  *
  * What it does not do: no thread safety (one arena per thread), no resizing of a
  * reservation, no defragmentation.
  *
- * Shape legend (used by every header of the project): B batch, T time (sequence),
- * C channels, NH heads, HS head size (C/NH), V vocab, Vp padded vocab, L layers. */
+ * Shape legend (used by every header of the project; docs/ARCHITECTURE.md): B batch,
+ * T time (sequence), C channels, NH heads, HS head size (C/NH), V vocab, Vp padded vocab,
+ * L layers. */
 #ifndef ARENAGPT_ARENA_H
 #define ARENAGPT_ARENA_H
 

@@ -16,8 +16,8 @@
  * Every pointer is device memory of the backend (host memory on the CPU) unless its name
  * says host. Kernels allocate nothing: scratch comes from the caller (the arena).
  *
- * Conventions (STYLE.md): outputs, saved-for-backward, inputs, weights, sizes, stream.
- * Every backward says which outputs it overwrites (=) and which it accumulates (+=).
+ * Conventions (docs/ARCHITECTURE.md): outputs, saved-for-backward, inputs, weights, sizes,
+ * stream. Every backward says which outputs it overwrites (=) and which it accumulates (+=).
  *
  * Shape legend: B batch, T time, C channels, NH heads, HS head size (C/NH), V vocab,
  * Vp padded vocab, L layers, N rows (B*T or a chunk of them), OC output channels,

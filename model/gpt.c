@@ -1,12 +1,14 @@
-/* gpt.c: GPT-2 orchestration over the backend table: parameter bookkeeping, the activation
- * stack and its recompute policies, the chunked loss head, AdamW, and the memory plan.
+/* gpt.c: GPT-2 orchestration over the backend table: parameter bookkeeping, the transformer
+ * block as data (BLOCK_TENSORS, ATTENTION_KINDS, BLOCK_STEPS) and the passes that follow from
+ * it, the activation stack and its recompute modes, the chunked loss head, AdamW, the memory
+ * plan. docs/ARCHITECTURE.md explains the tables and how to add a tensor or an attention kind.
  *
  * Invariants:
  *   - every tensor comes from g->arena; the sequence of arena calls depends only on the
  *     config, the shapes and which phase functions are called (never on data), so a plan
  *     arena (no kernels run) reproduces a host run byte for byte;
  *   - activations are pushed in forward and popped in backward in exactly reverse order
- *     (arena ASSERTs LIFO);
+ *     (arena ASSERTs LIFO): each backward step pops what it read;
  *   - recompute never changes what a kernel computes: the recomputed tensors are produced by
  *     the same kernels from the same inputs, so gradients are bit-identical.
  *
@@ -15,11 +17,11 @@
  *   per layer l: ln_1.mean, ln_1.rstd, ln_1, attn.qkv, attn.att, attn.y, res_2,
  *                ln_2.mean, ln_2.rstd, ln_2, mlp.fc, mlp.gelu, act.h.<l>.out (next input),
  *   act.ln_f.mean, act.ln_f.rstd, act.ln_f (holds dL/d ln_f after the fused head).
- * selective: ln_1, attn.att, ln_2, mlp.gelu are forward workspace, pushed again in backward.
- * attention=flash|cudnn: attn.lse (B,NH,T) f32 in place of attn.att, saved like attn.y (also
- * by selective: the fused backward recomputes the probabilities itself and reads y).
+ * selective: ln_1, attn.att, ln_2, mlp.gelu are forward workspace, pushed again in backward
+ * just before the step that reads them.
  * full: per layer only act.h.<l>.out (allocated before the block's temporaries, which are
- * workspace); backward re-runs the block (up to mlp.gelu) pushing the none-mode set. */
+ * workspace); backward's first step recomputes the block (up to mlp.gelu) pushing the
+ * none-mode set. */
 #include "gpt.h"
 
 #include <math.h>
@@ -29,18 +31,6 @@
 #include <string.h>
 
 #include "../data/rng.h"
-
-/* per-layer activations (NULL when not live) */
-typedef struct GptSaved {
-    Tensor *ln1_mean, *ln1_rstd, *ln1; /* (B,T), (B,T), (B,T,C) */
-    Tensor *qkv;                       /* (B,T,3C) */
-    Tensor *att;                       /* (B,NH,T,T) naive, (B,NH,T) f32 lse for flash, cudnn */
-    Tensor *atty;                      /* (B,T,C) */
-    Tensor *res2;                      /* (B,T,C) */
-    Tensor *ln2_mean, *ln2_rstd, *ln2; /* (B,T), (B,T), (B,T,C) */
-    Tensor *fch, *fch_gelu;            /* (B,T,4C) */
-    Tensor *out;                       /* (B,T,C) the block output = next block's input */
-} GptSaved;
 
 /* top-level activations live between forward and backward */
 typedef struct GptTop {
@@ -52,6 +42,333 @@ typedef struct GptTop {
 } GptTop;
 
 static GptTop *gpt_top(Gpt *g) { return g->top; }
+
+/* ---------------------------------------------------------------------------------------- */
+/* the block as data                                                                         */
+/*                                                                                           */
+/* BLOCK_TENSORS says what a block stores (name, shape, dtype, recompute class, lifetime);   */
+/* BLOCK_STEPS says what it computes, in forward order. block_forward runs the steps top to  */
+/* bottom and block_backward bottom to top; every allocation, save, release, pop and         */
+/* recompute follows from these two tables and the recompute mode (docs/ARCHITECTURE.md).    */
+
+/* The tensors of one block, in allocation order (a step allocates its outputs by id). */
+typedef enum BlockTensor {
+    BT_LN1_MEAN = 0, /* (B,T) f32 */
+    BT_LN1_RSTD,     /* (B,T) f32 */
+    BT_LN1,          /* (B,T,C) */
+    BT_QKV,          /* (B,T,3C) */
+    BT_ATT,          /* what attention's backward reads: per attention kind (ATTENTION_KINDS) */
+    BT_ATTY,         /* (B,T,C) */
+    BT_RES2,         /* (B,T,C) the residual stream after attention */
+    BT_LN2_MEAN,     /* (B,T) f32 */
+    BT_LN2_RSTD,     /* (B,T) f32 */
+    BT_LN2,          /* (B,T,C) */
+    BT_FC,           /* (B,T,4C) */
+    BT_GELU,         /* (B,T,4C) */
+    BT_OUT,          /* (B,T,C) the block output: the next block's input */
+    BT_IN,           /* (B,T,C) the block input: the previous block's output (not allocated here) */
+    BT_COUNT,
+    BT_NONE = -1
+} BlockTensor;
+
+/* Dimensions a shape is written in (0 ends a shape). */
+typedef enum BlockDim { DIM_END = 0, DIM_B, DIM_T, DIM_C, DIM_3C, DIM_4C, DIM_NH } BlockDim;
+
+/* dtype roles: the layout's activation dtype, or always f32 (statistics) */
+typedef enum DtypeRole { ROLE_ACT = 0, ROLE_F32 } DtypeRole;
+
+/* The backward buffer that holds a tensor's gradient: the residual stream (dL/dx, ws.dresidual),
+ * a C-wide branch (ws.dbuf_c), a wide one (ws.dbuf_4c); none for statistics/probabilities. */
+typedef enum GradBuf { GRAD_NONE = 0, GRAD_RESIDUAL, GRAD_C, GRAD_WIDE, GRAD_BUF_COUNT } GradBuf;
+
+/* Recompute classes: the recompute modes whose training forward saves a tensor (pushes it on
+ * the activation stack). Every other mode keeps it as forward workspace and recomputes it in
+ * backward, just before the first backward step that reads it. */
+#define SAVED_BY(mode) (1u << (mode))
+#define RECOMPUTED_BY_FULL (SAVED_BY(GPT_RECOMPUTE_NONE) | SAVED_BY(GPT_RECOMPUTE_SELECTIVE))
+#define RECOMPUTED_BY_SELECTIVE SAVED_BY(GPT_RECOMPUTE_NONE)
+#define ALWAYS_SAVED                                                                               \
+    (SAVED_BY(GPT_RECOMPUTE_NONE) | SAVED_BY(GPT_RECOMPUTE_SELECTIVE) |                            \
+     SAVED_BY(GPT_RECOMPUTE_FULL))
+
+typedef struct BlockTensorDesc {
+    const char *name; /* `act.h.<l>.<name>` when saved, `ws.h.<l>.<name>` as workspace */
+    DtypeRole dtype;
+    BlockDim shape[4];
+    unsigned saved_by; /* recompute class */
+    /* a copy that is not saved lives in the forward until the step that writes `until` ends */
+    BlockTensor until;
+    GradBuf grad;
+} BlockTensorDesc;
+
+static const BlockTensorDesc BLOCK_TENSORS[BT_COUNT] = {
+    [BT_LN1_MEAN] = {"ln_1.mean", ROLE_F32, {DIM_B, DIM_T}, RECOMPUTED_BY_FULL, BT_OUT, GRAD_NONE},
+    [BT_LN1_RSTD] = {"ln_1.rstd", ROLE_F32, {DIM_B, DIM_T}, RECOMPUTED_BY_FULL, BT_OUT, GRAD_NONE},
+    [BT_LN1] = {"ln_1", ROLE_ACT, {DIM_B, DIM_T, DIM_C}, RECOMPUTED_BY_SELECTIVE, BT_QKV, GRAD_C},
+    [BT_QKV] =
+        {"attn.qkv", ROLE_ACT, {DIM_B, DIM_T, DIM_3C}, RECOMPUTED_BY_FULL, BT_RES2, GRAD_WIDE},
+    [BT_ATT] = {0}, /* ATTENTION_KINDS[attention].saved */
+    [BT_ATTY] = {"attn.y", ROLE_ACT, {DIM_B, DIM_T, DIM_C}, RECOMPUTED_BY_FULL, BT_RES2, GRAD_C},
+    [BT_RES2] =
+        {"res_2", ROLE_ACT, {DIM_B, DIM_T, DIM_C}, RECOMPUTED_BY_FULL, BT_OUT, GRAD_RESIDUAL},
+    [BT_LN2_MEAN] = {"ln_2.mean", ROLE_F32, {DIM_B, DIM_T}, RECOMPUTED_BY_FULL, BT_OUT, GRAD_NONE},
+    [BT_LN2_RSTD] = {"ln_2.rstd", ROLE_F32, {DIM_B, DIM_T}, RECOMPUTED_BY_FULL, BT_OUT, GRAD_NONE},
+    [BT_LN2] = {"ln_2", ROLE_ACT, {DIM_B, DIM_T, DIM_C}, RECOMPUTED_BY_SELECTIVE, BT_FC, GRAD_C},
+    [BT_FC] = {"mlp.fc", ROLE_ACT, {DIM_B, DIM_T, DIM_4C}, RECOMPUTED_BY_FULL, BT_GELU, GRAD_WIDE},
+    [BT_GELU] =
+        {"mlp.gelu", ROLE_ACT, {DIM_B, DIM_T, DIM_4C}, RECOMPUTED_BY_SELECTIVE, BT_OUT, GRAD_WIDE},
+    /* saved in every training forward (workspace in eval) */
+    [BT_OUT] = {"out", ROLE_ACT, {DIM_B, DIM_T, DIM_C}, ALWAYS_SAVED, BT_NONE, GRAD_RESIDUAL},
+    [BT_IN] = {NULL, ROLE_ACT, {DIM_B, DIM_T, DIM_C}, ALWAYS_SAVED, BT_NONE, GRAD_RESIDUAL},
+};
+
+/* One attention kind. `saved` is what its forward keeps for its backward (the BT_ATT row);
+ * backward_reads_out: its backward also reads the forward's output y (attn.y then stays on
+ * the stack until the attention backward has run). runs(be): backend be has its kernels;
+ * forward and backward call them (out: y, att: the BT_ATT tensor, the shape arguments as in
+ * backend.h's attention entries). forward_workspace/backward_workspace (NULL: none): the
+ * bytes of scratch each pass takes, a `ws.h.<l>.attn.<ws_name>` tensor allocated just before
+ * the kernel and released right after it (workspace: plain arithmetic, so plans have it). */
+typedef struct AttentionKind {
+    const char *name; /* the config value */
+    BlockTensorDesc saved;
+    unsigned devices; /* where it can be planned: bit per GptDevice */
+    int backward_reads_out;
+    int (*runs)(const GptBackend *be);
+    void (*forward)(const GptBackend *be, void *out /* (B,T,C) */, void *att, void *workspace,
+                    const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C, int64_t NH,
+                    void *stream);
+    void (*backward)(const GptBackend *be, void *dqkv /* (B,T,3C) */, void *att, void *workspace,
+                     const void *dout /* (B,T,C) */, const void *qkv /* (B,T,3C) */,
+                     const void *out /* (B,T,C), or NULL unless backward_reads_out */, int64_t B,
+                     int64_t T, int64_t C, int64_t NH, void *stream);
+    const char *ws_name;
+    size_t (*forward_workspace)(int64_t B, int64_t T, int64_t C, int64_t NH);
+    size_t (*backward_workspace)(int64_t B, int64_t T, int64_t C, int64_t NH);
+} AttentionKind;
+
+#define ON_DEVICE(dev) (1u << (dev))
+
+static int naive_runs(const GptBackend *be) {
+    return be->attention_forward && be->attention_backward;
+}
+static void naive_forward(const GptBackend *be, void *out, void *att, void *workspace,
+                          const void *qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
+                          void *stream) {
+    be->attention_forward(out, att, qkv, B, T, C, NH, stream);
+}
+static void naive_backward(const GptBackend *be, void *dqkv, void *att, void *workspace,
+                           const void *dout, const void *qkv, const void *out, int64_t B, int64_t T,
+                           int64_t C, int64_t NH, void *stream) {
+    be->attention_backward(dqkv, att, dout, qkv, B, T, C, NH, stream);
+}
+
+static int flash_runs(const GptBackend *be) {
+    return be->flash_attention_forward && be->flash_attention_backward;
+}
+static void flash_forward(const GptBackend *be, void *out, void *att, void *workspace,
+                          const void *qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
+                          void *stream) {
+    be->flash_attention_forward(out, att, qkv, B, T, C, NH, stream);
+}
+static void flash_backward(const GptBackend *be, void *dqkv, void *att, void *workspace,
+                           const void *dout, const void *qkv, const void *out, int64_t B, int64_t T,
+                           int64_t C, int64_t NH, void *stream) {
+    be->flash_attention_backward(dqkv, workspace, dout, out, att, qkv, B, T, C, NH, stream);
+}
+static size_t flash_backward_workspace(int64_t B, int64_t T, int64_t C, int64_t NH) {
+    return gpt_flash_workspace_bytes(B, T, NH);
+}
+
+static int cudnn_runs(const GptBackend *be) {
+    return be->cudnn_attention_forward && be->cudnn_attention_backward;
+}
+static void cudnn_forward(const GptBackend *be, void *out, void *att, void *workspace,
+                          const void *qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
+                          void *stream) {
+    be->cudnn_attention_forward(out, att, workspace, qkv, B, T, C, NH, stream);
+}
+static void cudnn_backward(const GptBackend *be, void *dqkv, void *att, void *workspace,
+                           const void *dout, const void *qkv, const void *out, int64_t B, int64_t T,
+                           int64_t C, int64_t NH, void *stream) {
+    be->cudnn_attention_backward(dqkv, workspace, dout, out, att, qkv, B, T, C, NH, stream);
+}
+
+static const AttentionKind ATTENTION_KINDS[GPT_ATTENTION_COUNT] = {
+    /* the softmax probabilities, zero above the diagonal */
+    [GPT_ATTENTION_NAIVE] = {.name = "naive",
+                             .saved = {"attn.att",
+                                       ROLE_ACT,
+                                       {DIM_B, DIM_NH, DIM_T, DIM_T},
+                                       RECOMPUTED_BY_SELECTIVE,
+                                       BT_ATTY,
+                                       GRAD_NONE},
+                             .devices = ON_DEVICE(GPT_DEVICE_CPU) | ON_DEVICE(GPT_DEVICE_CUDA),
+                             .backward_reads_out = 0,
+                             .runs = naive_runs,
+                             .forward = naive_forward,
+                             .backward = naive_backward},
+    /* cuDNN's fused SDPA (not yet verified on a GPU): the f32 log-sum-exp of each row's
+     * scores, kept like y (selective recomputes nothing of it: the fused backward recomputes
+     * the probabilities itself); its workspace holds D and the plans' own (a derived
+     * figure, see gpt_cudnn_workspace_bytes) */
+    [GPT_ATTENTION_CUDNN] = {.name = "cudnn",
+                             .saved = {"attn.lse",
+                                       ROLE_F32,
+                                       {DIM_B, DIM_NH, DIM_T},
+                                       RECOMPUTED_BY_FULL,
+                                       BT_ATTY,
+                                       GRAD_NONE},
+                             .devices = ON_DEVICE(GPT_DEVICE_CUDA),
+                             .backward_reads_out = 1,
+                             .runs = cudnn_runs,
+                             .forward = cudnn_forward,
+                             .backward = cudnn_backward,
+                             .ws_name = "cudnn",
+                             .forward_workspace = gpt_cudnn_workspace_bytes,
+                             .backward_workspace = gpt_cudnn_workspace_bytes},
+    /* our FlashAttention-2 kernels: the same saved set as cudnn; the backward's scratch is
+     * D = rowsum(dy * y), f32 (B,NH,T) */
+    [GPT_ATTENTION_FLASH] = {.name = "flash",
+                             .saved = {"attn.lse",
+                                       ROLE_F32,
+                                       {DIM_B, DIM_NH, DIM_T},
+                                       RECOMPUTED_BY_FULL,
+                                       BT_ATTY,
+                                       GRAD_NONE},
+                             .devices = ON_DEVICE(GPT_DEVICE_CPU) | ON_DEVICE(GPT_DEVICE_CUDA),
+                             .backward_reads_out = 1,
+                             .runs = flash_runs,
+                             .forward = flash_forward,
+                             .backward = flash_backward,
+                             .ws_name = "flash_d",
+                             .backward_workspace = flash_backward_workspace},
+};
+
+typedef enum StepKind { STEP_LAYERNORM = 0, STEP_LINEAR, STEP_ATTENTION, STEP_GELU } StepKind;
+
+/* One step of the block. Its backward reads `in` and the side outputs (and `out` only for an
+ * attention kind with backward_reads_out) and writes the gradient of `in` from the gradient
+ * of `out`. */
+typedef struct BlockStep {
+    StepKind kind;
+    BlockTensor out;  /* what it computes */
+    BlockTensor in;   /* what it reads */
+    BlockTensor side; /* LayerNorm: mean (rstd is side + 1); attention: att; linear: the residual
+                         added to out (read, not written); else BT_NONE */
+    GptParamKind weight, bias; /* LayerNorm and linear only */
+    int in_c, out_c;           /* linear: in and out features as multiples of C */
+} BlockStep;
+
+/* a LayerNorm step names its mean; its rstd is the next tensor */
+_Static_assert(BT_LN1_RSTD == BT_LN1_MEAN + 1 && BT_LN2_RSTD == BT_LN2_MEAN + 1,
+               "rstd follows mean in BlockTensor");
+#define LAYERNORM(y, x, mean, w, b)                                                                \
+    { STEP_LAYERNORM, y, x, mean, w, b, 1, 1 }
+#define LINEAR(y, x, residual, w, b, in_c, out_c)                                                  \
+    { STEP_LINEAR, y, x, residual, w, b, in_c, out_c }
+#define ATTENTION(y, qkv, att)                                                                     \
+    { STEP_ATTENTION, y, qkv, att, 0, 0, 0, 0 }
+#define GELU(y, x)                                                                                 \
+    { STEP_GELU, y, x, BT_NONE, 0, 0, 0, 0 }
+
+/* The pre-LN GPT-2 block: x -> out. */
+static const BlockStep BLOCK_STEPS[] = {
+    /* ln_1 = LayerNorm(x) (saving mean, rstd) */
+    LAYERNORM(BT_LN1, BT_IN, BT_LN1_MEAN, GPT_PARAM_LN1W, GPT_PARAM_LN1B),
+    /* qkv = ln_1 c_attn.weight^T + c_attn.bias */
+    LINEAR(BT_QKV, BT_LN1, BT_NONE, GPT_PARAM_QKVW, GPT_PARAM_QKVB, 1, 3),
+    /* y = softmax(q k^T / sqrt(HS), causal) v per head (saving att) */
+    ATTENTION(BT_ATTY, BT_QKV, BT_ATT),
+    /* res_2 = x + y c_proj.weight^T + c_proj.bias */
+    LINEAR(BT_RES2, BT_ATTY, BT_IN, GPT_PARAM_ATTPROJW, GPT_PARAM_ATTPROJB, 1, 1),
+    /* ln_2 = LayerNorm(res_2) (saving mean, rstd) */
+    LAYERNORM(BT_LN2, BT_RES2, BT_LN2_MEAN, GPT_PARAM_LN2W, GPT_PARAM_LN2B),
+    /* fc = ln_2 c_fc.weight^T + c_fc.bias */
+    LINEAR(BT_FC, BT_LN2, BT_NONE, GPT_PARAM_FCW, GPT_PARAM_FCB, 1, 4),
+    /* gelu = GELU(fc) */
+    GELU(BT_GELU, BT_FC),
+    /* out = res_2 + gelu c_proj.weight^T + c_proj.bias */
+    LINEAR(BT_OUT, BT_GELU, BT_RES2, GPT_PARAM_FCPROJW, GPT_PARAM_FCPROJB, 4, 1),
+};
+#define BLOCK_N_STEPS ((int)(sizeof BLOCK_STEPS / sizeof BLOCK_STEPS[0]))
+
+/* per-layer activations: a slot per BlockTensor (NULL when not live) */
+typedef struct GptSaved {
+    Tensor *t[BT_COUNT];
+} GptSaved;
+
+static const BlockTensorDesc *block_desc(const GptConfig *c, BlockTensor t) {
+    return t == BT_ATT ? &ATTENTION_KINDS[c->attention].saved : &BLOCK_TENSORS[t];
+}
+
+/* the tensors a step writes (out and, for LayerNorm and attention, its side outputs), in
+ * allocation order; returns how many */
+static int step_outputs(const BlockStep *st, BlockTensor outs[3]) {
+    int n = 0;
+    if (st->kind == STEP_LAYERNORM) {
+        outs[n++] = st->side;
+        outs[n++] = st->side + 1;
+    } else if (st->kind == STEP_ATTENTION) {
+        outs[n++] = st->side;
+    }
+    outs[n++] = st->out;
+    return n;
+}
+
+/* the tensors a step's backward reads: in, the side outputs it saved, and out where the
+ * attention kind says so */
+static int step_backward_reads(const GptConfig *c, const BlockStep *st, BlockTensor reads[4]) {
+    int n = step_outputs(st, reads) - 1; /* every output but out */
+    reads[n++] = st->in;
+    if (st->kind == STEP_ATTENTION && ATTENTION_KINDS[c->attention].backward_reads_out)
+        reads[n++] = st->out;
+    return n;
+}
+
+/* whether a backward step still to run (steps 0..before-1) reads tensor t */
+static int read_by_earlier_step(const GptConfig *c, BlockTensor t, int before) {
+    for (int i = 0; i < before; i++) {
+        BlockTensor reads[4];
+        int n = step_backward_reads(c, &BLOCK_STEPS[i], reads);
+        for (int j = 0; j < n; j++)
+            if (reads[j] == t)
+                return 1;
+    }
+    return 0;
+}
+
+static const BlockStep *step_writing(BlockTensor t) {
+    for (int i = 0; i < BLOCK_N_STEPS; i++) {
+        BlockTensor outs[3];
+        int n = step_outputs(&BLOCK_STEPS[i], outs);
+        for (int j = 0; j < n; j++)
+            if (outs[j] == t)
+                return &BLOCK_STEPS[i];
+    }
+    ASSERT_MSG(0, "no block step writes this tensor");
+    return NULL;
+}
+
+/* Matmul FLOPs of one step per token (2 per multiply-add; attention on the full T x T). */
+static double step_flops_per_token(const GptConfig *c, const BlockStep *st, int64_t T) {
+    double C = (double)c->channels;
+    if (st->kind == STEP_LINEAR)
+        return 2.0 * st->in_c * C * st->out_c * C;
+    if (st->kind == STEP_ATTENTION)
+        return 2.0 * 2.0 * (double)T * C; /* QK^T and att@V */
+    return 0.0;
+}
+
+/* A step is recomputed in backward when the mode saves one of its outputs not. */
+static int step_recomputed(const GptConfig *c, const BlockStep *st, GptRecompute mode) {
+    BlockTensor outs[3];
+    int n = step_outputs(st, outs);
+    for (int j = 0; j < n; j++)
+        if (!(block_desc(c, outs[j])->saved_by & SAVED_BY(mode)))
+            return 1;
+    return 0;
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* configuration                                                                             */
@@ -139,6 +456,17 @@ int gpt_param_shape(const GptConfig *c, GptParamKind kind, int64_t shape[2]) {
     }
 }
 
+/* the attention kinds the CPU can plan and run, "naive" or "naive, flash", ... */
+static const char *cpu_attention_kinds(void) {
+    static char buf[128];
+    buf[0] = 0;
+    for (int a = 0; a < GPT_ATTENTION_COUNT; a++)
+        if (ATTENTION_KINDS[a].devices & ON_DEVICE(GPT_DEVICE_CPU))
+            snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", buf[0] ? ", " : "",
+                     ATTENTION_KINDS[a].name);
+    return buf;
+}
+
 int gpt_config_check(const GptConfig *c, GptDevice dev, Err *err) {
     if (c->max_seq_len <= 0 || c->vocab_size <= 0 || c->n_layer <= 0 || c->n_head <= 0 ||
         c->channels <= 0)
@@ -156,17 +484,17 @@ int gpt_config_check(const GptConfig *c, GptDevice dev, Err *err) {
     if (c->vocab_size > INT32_MAX)
         return err_set(err, "gpt: vocab_size %lld does not fit int32 token ids",
                        (long long)c->vocab_size);
-    if (c->gelu != 0 && c->gelu != 1)
-        return err_set(err, "gpt: gelu %d is not 0 (tanh) or 1 (erf)", c->gelu);
-    if (c->recompute < GPT_RECOMPUTE_NONE || c->recompute > GPT_RECOMPUTE_FULL)
+    if ((unsigned)c->gelu >= GPT_GELU_COUNT)
+        return err_set(err, "gpt: gelu %d is not 0 (tanh) or 1 (erf)", (int)c->gelu);
+    if ((unsigned)c->recompute >= GPT_RECOMPUTE_COUNT)
         return err_set(err, "gpt: recompute %d is not 0 (none), 1 (selective) or 2 (full)",
-                       c->recompute);
-    if (c->attention < 0 || c->attention >= GPT_ATTENTION_COUNT)
-        return err_set(err, "gpt: attention %d is not 0 (naive), 1 (cudnn) or 2 (flash)",
-                       c->attention);
-    if (c->attention == GPT_ATTENTION_CUDNN && dev != GPT_DEVICE_CUDA)
-        return err_set(err, "gpt: attention=cudnn needs --device=cuda (the CPU has naive and "
-                            "flash)");
+                       (int)c->recompute);
+    if ((unsigned)c->attention >= GPT_ATTENTION_COUNT)
+        return err_set(err, "gpt: attention %d is not a known kind (0 naive .. %d)",
+                       (int)c->attention, GPT_ATTENTION_COUNT - 1);
+    if (!(ATTENTION_KINDS[c->attention].devices & ON_DEVICE(dev)))
+        return err_set(err, "gpt: attention=%s needs --device=cuda (the CPU has %s)",
+                       ATTENTION_KINDS[c->attention].name, cpu_attention_kinds());
     if (c->attention == GPT_ATTENTION_FLASH && dev == GPT_DEVICE_CUDA &&
         c->channels / c->n_head > GPT_FLASH_CUDA_MAX_HS)
         return err_set(err,
@@ -233,11 +561,21 @@ static void *trow(Tensor *t, int64_t row, int64_t cols) {
     return (char *)t->data + (size_t)row * (size_t)cols * tensor_elem_bytes(t);
 }
 
-static Tensor *alloc_nd(Gpt *g, ArenaCategory cat, ArenaDtype dt, int ndim, int64_t d0, int64_t d1,
-                        int64_t d2, int64_t d3, const char *name) {
-    int64_t shape[4] = {d0, d1, d2, d3};
-    Tensor *t = arena_try_alloc(g->arena, cat, dt, ndim, shape, "%s", name);
-    return t;
+static int64_t tnumel(const Tensor *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
+    return n;
+}
+
+/* a parameter's data and its gradient (NULL when the model has no such tensor: no bias) */
+static void *pdata(Gpt *g, GptParamKind kind, int l) {
+    GptParam *p = gpt_param(g, kind, l);
+    return p ? p->param->data : NULL;
+}
+static void *gdata(Gpt *g, GptParamKind kind, int l) {
+    GptParam *p = gpt_param(g, kind, l);
+    return p ? p->grad->data : NULL;
 }
 
 /* the stack of activations (for gpt_free after a failure, and for LIFO bookkeeping) */
@@ -296,13 +634,16 @@ typedef struct StepCtx {
     int failed;
 } StepCtx;
 
-/* saved = 1: an activation pushed on the stack; 0: workspace in ctx's scope */
-static Tensor *step_alloc(StepCtx *s, int saved, ArenaDtype dt, int ndim, int64_t d0, int64_t d1,
-                          int64_t d2, int64_t d3, const char *fmt, ...)
-    __attribute__((format(printf, 9, 10)));
+/* ndim and shape of a tensor: step_alloc(s, saved, dtype, DIMS(B, T, C), name...) */
+#define DIMS(...)                                                                                  \
+    (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), (const int64_t[]) { __VA_ARGS__ }
 
-static Tensor *step_alloc(StepCtx *s, int saved, ArenaDtype dt, int ndim, int64_t d0, int64_t d1,
-                          int64_t d2, int64_t d3, const char *fmt, ...) {
+/* saved = 1: an activation pushed on the stack; 0: workspace in ctx's scope */
+static Tensor *step_alloc(StepCtx *s, int saved, ArenaDtype dt, int ndim, const int64_t *shape,
+                          const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static Tensor *step_alloc(StepCtx *s, int saved, ArenaDtype dt, int ndim, const int64_t *shape,
+                          const char *fmt, ...) {
     if (s->failed)
         return NULL;
     char name[ARENA_NAME_LEN];
@@ -310,8 +651,8 @@ static Tensor *step_alloc(StepCtx *s, int saved, ArenaDtype dt, int ndim, int64_
     va_start(ap, fmt);
     vsnprintf(name, sizeof(name), fmt, ap);
     va_end(ap);
-    Tensor *t = alloc_nd(s->g, saved ? ARENA_CAT_ACTIVATIONS : ARENA_CAT_WORKSPACE, dt, ndim, d0,
-                         d1, d2, d3, name);
+    Tensor *t = arena_try_alloc(s->g->arena, saved ? ARENA_CAT_ACTIVATIONS : ARENA_CAT_WORKSPACE,
+                                dt, ndim, shape, "%s", name);
     if (!t) {
         s->failed = 1;
         err_set(s->err, "%s", arena_last_error(s->g->arena));
@@ -326,6 +667,304 @@ static Tensor *step_alloc(StepCtx *s, int saved, ArenaDtype dt, int ndim, int64_
     return t;
 }
 
+/* What a block pass does with its tensors. */
+typedef enum BlockPhase {
+    BLOCK_TRAIN,    /* training forward: saves what the recompute mode saves */
+    BLOCK_EVAL,     /* no backward: everything is workspace */
+    BLOCK_BACKWARD, /* backward: pops what it has read, recomputes what was not saved */
+} BlockPhase;
+
+/* One pass over block l. slot[t] is where tensor t lives (g->saved[l] while training, local
+ * in eval; BT_IN points to the previous block's output). */
+typedef struct Block {
+    StepCtx *s;
+    Gpt *g;
+    int l;
+    BlockPhase phase;
+    int64_t B, T;
+    Tensor **slot[BT_COUNT];
+    Tensor *grad[GRAD_BUF_COUNT]; /* backward: dx, d1, d4 by GradBuf */
+    unsigned popped;              /* backward: bit per BlockTensor already popped */
+} Block;
+
+static void *bdata(Block *k, BlockTensor t) {
+    Tensor *x = *k->slot[t];
+    ASSERT_MSG(x != NULL, "a block step reads a tensor that is not live");
+    return x->data;
+}
+
+static void *bgrad(Block *k, BlockTensor t) {
+    return k->grad[block_desc(&k->g->config, t)->grad]->data;
+}
+
+/* The shape (returns ndim), dtype and byte size of tensor t in pass k. */
+static int block_shape(const Block *k, BlockTensor t, int64_t shape[4], ArenaDtype *dt,
+                       size_t *nbytes) {
+    const GptConfig *c = &k->g->config;
+    const BlockTensorDesc *d = block_desc(c, t);
+    int64_t dims[] = {[DIM_B] = k->B,
+                      [DIM_T] = k->T,
+                      [DIM_C] = c->channels,
+                      [DIM_3C] = 3 * c->channels,
+                      [DIM_4C] = 4 * c->channels,
+                      [DIM_NH] = c->n_head};
+    int ndim = 0;
+    int64_t numel = 1;
+    while (ndim < 4 && d->shape[ndim] != DIM_END) {
+        shape[ndim] = dims[d->shape[ndim]];
+        numel *= shape[ndim++];
+    }
+    *dt = d->dtype == ROLE_F32 ? ARENA_DTYPE_F32 : k->g->layout->act_dtype;
+    *nbytes = (size_t)numel * arena_dtype_size(*dt);
+    return ndim;
+}
+
+/* Allocates tensor t of block l: an activation pushed on the stack when `saved`, workspace
+ * otherwise. */
+static void block_alloc(Block *k, BlockTensor t, int saved) {
+    int64_t shape[4];
+    ArenaDtype dt;
+    size_t nbytes;
+    int ndim = block_shape(k, t, shape, &dt, &nbytes);
+    *k->slot[t] = step_alloc(k->s, saved, dt, ndim, shape, "%s.h.%d.%s", saved ? "act" : "ws", k->l,
+                             block_desc(&k->g->config, t)->name);
+}
+
+/* Where a recompute writes an output the backward has already consumed: the gradient
+ * buffer of the step's input, which that step's backward is about to overwrite. */
+static void *block_scratch(Block *k, const BlockStep *st, BlockTensor t) {
+    int64_t shape[4];
+    ArenaDtype dt;
+    size_t nbytes;
+    block_shape(k, t, shape, &dt, &nbytes);
+    Tensor *buf = k->grad[block_desc(&k->g->config, st->in)->grad];
+    ASSERT_MSG(buf->nbytes >= nbytes, "recompute scratch smaller than the output it takes");
+    return buf->data;
+}
+
+/* Whether pass k saves tensor t (an activation) or keeps it as forward workspace. */
+static int block_saves(const Block *k, BlockTensor t) {
+    if (k->phase == BLOCK_EVAL)
+        return 0;
+    if (k->phase == BLOCK_BACKWARD) /* recomputed for the backward that follows */
+        return 1;
+    return (block_desc(&k->g->config, t)->saved_by & SAVED_BY(k->g->config.recompute)) != 0;
+}
+
+/* The scratch of an attention pass: `ws.h.<l>.attn.<ws_name>`, bytes(B, T, C, NH) bytes. */
+static Tensor *attention_workspace(Block *k, size_t (*bytes)(int64_t, int64_t, int64_t, int64_t)) {
+    const GptConfig *c = &k->g->config;
+    size_t n = bytes(k->B, k->T, c->channels, c->n_head);
+    return step_alloc(k->s, 0, ARENA_DTYPE_U8, DIMS((int64_t)n), "ws.h.%d.attn.%s", k->l,
+                      ATTENTION_KINDS[c->attention].ws_name);
+}
+
+/* Runs the forward of one step: allocates its outputs that are not live, then the kernel.
+ * In backward (a recompute) an output whose backward reader has already run goes to
+ * block_scratch. */
+static void step_forward(Block *k, const BlockStep *st) {
+    Gpt *g = k->g;
+    const GptBackend *be = g->backend;
+    const GptConfig *c = &g->config;
+    const AttentionKind *att = &ATTENTION_KINDS[c->attention];
+    int64_t C = c->channels, N = k->B * k->T;
+    void *scratch[BT_COUNT] = {0};
+    BlockTensor outs[3];
+    int n = step_outputs(st, outs);
+    for (int j = 0; j < n; j++) {
+        if (*k->slot[outs[j]])
+            continue;
+        if (k->phase == BLOCK_BACKWARD && (k->popped & (1u << outs[j])))
+            scratch[outs[j]] = block_scratch(k, st, outs[j]);
+        else
+            block_alloc(k, outs[j], block_saves(k, outs[j]));
+    }
+    Tensor *aws = NULL;
+    if (st->kind == STEP_ATTENTION && att->forward_workspace)
+        aws = attention_workspace(k, att->forward_workspace);
+    if (k->s->failed || !gpt_runs(g)) {
+        ws_release(g, &k->s->ws, &aws);
+        return;
+    }
+#define OUT(t) (scratch[t] ? scratch[t] : bdata(k, t))
+    switch (st->kind) {
+    case STEP_LAYERNORM:
+        be->layernorm_forward(OUT(st->out), OUT(st->side), OUT(st->side + 1), bdata(k, st->in),
+                              pdata(g, st->weight, k->l), pdata(g, st->bias, k->l), N, C,
+                              g->stream);
+        break;
+    case STEP_LINEAR:
+        be->matmul_forward(OUT(st->out), bdata(k, st->in), pdata(g, st->weight, k->l),
+                           pdata(g, st->bias, k->l),
+                           st->side == BT_NONE ? NULL : bdata(k, st->side), N, st->in_c * C,
+                           st->out_c * C, g->stream);
+        break;
+    case STEP_ATTENTION:
+        att->forward(be, OUT(st->out), OUT(st->side), aws ? aws->data : NULL, bdata(k, st->in),
+                     k->B, k->T, C, c->n_head, g->stream);
+        break;
+    case STEP_GELU:
+        be->gelu_forward(OUT(st->out), bdata(k, st->in), tnumel(*k->slot[st->in]), c->gelu,
+                         g->stream);
+        break;
+    }
+#undef OUT
+    ws_release(g, &k->s->ws, &aws);
+}
+
+/* Forward: after the step writing `done`, releases (newest first) the workspace tensors whose
+ * lifetime ends there. */
+static void block_release_until(Block *k, BlockTensor done) {
+    for (int t = BT_OUT - 1; t >= 0; t--)
+        if (*k->slot[t] && !block_saves(k, (BlockTensor)t) &&
+            block_desc(&k->g->config, (BlockTensor)t)->until == done)
+            ws_release(k->g, &k->s->ws, k->slot[t]);
+}
+
+/* The forward of block l (TRAIN or EVAL): the steps in order. The output is allocated first
+ * when the pass keeps none of the block's tensors (recompute=full, eval), so that the
+ * workspace above it is freed without leaving a hole; otherwise on top of the saved set. */
+static void block_forward(Block *k) {
+    int keeps_some = 0;
+    for (int t = 0; t < BT_OUT; t++)
+        keeps_some |= block_saves(k, (BlockTensor)t);
+    if (!keeps_some)
+        block_alloc(k, BT_OUT, block_saves(k, BT_OUT));
+    for (int i = 0; i < BLOCK_N_STEPS && !k->s->failed; i++) {
+        step_forward(k, &BLOCK_STEPS[i]);
+        block_release_until(k, BLOCK_STEPS[i].out);
+    }
+}
+
+/* Backward: makes tensor t live, recomputing it (and first what its step reads) when the
+ * recompute mode did not save it. */
+static void block_need(Block *k, BlockTensor t) {
+    if (*k->slot[t] || k->s->failed)
+        return;
+    const BlockStep *st = step_writing(t);
+    block_need(k, st->in);
+    if (st->kind == STEP_LINEAR && st->side != BT_NONE)
+        block_need(k, st->side);
+    step_forward(k, st);
+}
+
+/* After backward step i: pops the tensors it read that no later backward step reads, from
+ * the top of the activation stack down. */
+static void block_pop(Block *k, int i, const BlockTensor *reads, int n) {
+    Gpt *g = k->g;
+    BlockTensor last[4];
+    int n_last = 0;
+    for (int j = 0; j < n; j++)
+        if (!read_by_earlier_step(&g->config, reads[j], i))
+            last[n_last++] = reads[j];
+    for (int left = n_last; left > 0; left--) {
+        int found = 0;
+        for (int j = 0; j < n_last && !found; j++) {
+            Tensor **slot = k->slot[last[j]];
+            if (*slot && g->n_stack > 0 && g->stack[g->n_stack - 1] == *slot) {
+                act_pop(g, slot);
+                k->popped |= 1u << last[j];
+                found = 1;
+            }
+        }
+        ASSERT_MSG(found, "a block tensor read by backward is not on top of the activation stack");
+    }
+}
+
+/* The backward of one step: recomputes what it reads if needed, accumulates the weight
+ * gradients, writes the gradient of `in` (+= into the residual stream for LayerNorm, = for
+ * the others), then pops what it read. */
+static void step_backward(Block *k, int i) {
+    const BlockStep *st = &BLOCK_STEPS[i];
+    Gpt *g = k->g;
+    const GptBackend *be = g->backend;
+    const GptConfig *c = &g->config;
+    const AttentionKind *att = &ATTENTION_KINDS[c->attention];
+    int64_t C = c->channels, N = k->B * k->T;
+    int l = k->l;
+    BlockTensor reads[4];
+    int n = step_backward_reads(c, st, reads);
+    for (int j = 0; j < n; j++)
+        block_need(k, reads[j]);
+    Tensor *aws = NULL;
+    if (st->kind == STEP_ATTENTION && att->backward_workspace)
+        aws = attention_workspace(k, att->backward_workspace);
+    if (k->s->failed)
+        return;
+    if (gpt_runs(g)) {
+        switch (st->kind) {
+        case STEP_LAYERNORM:
+            be->layernorm_backward(bgrad(k, st->in), gdata(g, st->weight, l), gdata(g, st->bias, l),
+                                   bgrad(k, st->out), bdata(k, st->in), pdata(g, st->weight, l),
+                                   bdata(k, st->side), bdata(k, st->side + 1), N, C, g->stream);
+            break;
+        case STEP_LINEAR:
+            be->matmul_backward(bgrad(k, st->in), gdata(g, st->weight, l), gdata(g, st->bias, l),
+                                bgrad(k, st->out), bdata(k, st->in), pdata(g, st->weight, l), N,
+                                st->in_c * C, st->out_c * C, g->stream);
+            break;
+        case STEP_ATTENTION:
+            att->backward(be, bgrad(k, st->in), bdata(k, st->side), aws ? aws->data : NULL,
+                          bgrad(k, st->out), bdata(k, st->in),
+                          att->backward_reads_out ? bdata(k, st->out) : NULL, k->B, k->T, C,
+                          c->n_head, g->stream);
+            break;
+        case STEP_GELU:
+            be->gelu_backward(bgrad(k, st->in), bdata(k, st->in), bgrad(k, st->out),
+                              tnumel(*k->slot[st->in]), c->gelu, g->stream);
+            break;
+        }
+    }
+    ws_release(g, &k->s->ws, &aws);
+    block_pop(k, i, reads, n);
+}
+
+/* The backward of block l: the steps in reverse. On entry the residual-stream buffer holds
+ * dL/d(out); on return dL/d(in). Pops every tensor of the block, and then the input. */
+static void block_backward(Block *k) {
+    for (int i = BLOCK_N_STEPS - 1; i >= 0 && !k->s->failed; i--)
+        step_backward(k, i);
+}
+
+/* Points k's slots at layer l's saved tensors (in: the previous output or the encoder's). */
+static void block_init(Block *k, StepCtx *s, int l, BlockPhase phase, Tensor **in_slot,
+                       Tensor **slots, int64_t B, int64_t T) {
+    memset(k, 0, sizeof *k);
+    k->s = s;
+    k->g = s->g;
+    k->l = l;
+    k->phase = phase;
+    k->B = B;
+    k->T = T;
+    for (int t = 0; t < BT_COUNT; t++)
+        k->slot[t] = &slots[t];
+    k->slot[BT_IN] = in_slot;
+}
+
+/* Refuses to run what the backend has no kernels for (attention=cudnn on the CPU is refused
+ * by gpt_config_check; a backend table without an attention kind's entries is refused here).
+ * A plan arena runs nothing: always 0. */
+static int check_kernels(Gpt *g, const char *what, Err *err) {
+    if (!gpt_runs(g))
+        return 0;
+    const AttentionKind *a = &ATTENTION_KINDS[g->config.attention];
+    if (!a->runs(g->backend))
+        return err_set(err,
+                       "%s: attention=%s has no kernels in the %s backend of this build: it can "
+                       "be planned (arenagpt mem) but not run; use attention=naive",
+                       what, a->name, g->backend->name);
+    return 0;
+}
+
+/* The device's first error since start-up (sticky on CUDA) as this call's error; 0 if none.
+ * Checked before a value copied back from the device is used. */
+static int check_device(Gpt *g, const char *what, Err *err) {
+    char msg[256];
+    if (gpt_runs(g) && g->backend->last_error && g->backend->last_error(msg, sizeof msg))
+        return err_set(err, "%s: device error: %s", what, msg);
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* lifecycle                                                                                 */
 
@@ -333,6 +972,69 @@ static int build_fail(Gpt *g, Err *err) {
     err_set(err, "%s", arena_last_error(g->arena));
     gpt_free(g);
     return -1;
+}
+
+/* g->params: one entry per parameter tensor in llm.c order (kind-major, then layer). */
+static void params_index(Gpt *g) {
+    const GptConfig *c = &g->config;
+    int n = 0;
+    int64_t shape[2];
+    for (int k = 0; k < GPT_PARAM_KIND_COUNT; k++)
+        if (gpt_param_shape(c, (GptParamKind)k, shape))
+            n += gpt_param_is_per_layer((GptParamKind)k) ? (int)c->n_layer : 1;
+    g->params = calloc((size_t)n, sizeof(GptParam));
+    ASSERT(g->params != NULL);
+    int i = 0;
+    for (int k = 0; k < GPT_PARAM_KIND_COUNT; k++) {
+        int nd = gpt_param_shape(c, (GptParamKind)k, shape);
+        if (!nd)
+            continue;
+        int per_layer = gpt_param_is_per_layer((GptParamKind)k);
+        g->by_kind[k] = &g->params[i];
+        for (int64_t l = 0; l < (per_layer ? c->n_layer : 1); l++) {
+            GptParam *p = &g->params[i++];
+            p->kind = (GptParamKind)k;
+            p->layer = per_layer ? (int)l : -1;
+            p->decay = nd == 2;
+            p->numel = nd == 2 ? shape[0] * shape[1] : shape[0];
+        }
+    }
+    g->n_params = n;
+}
+
+/* One tensor of parameter p's shape named `<prefix><h.l.>kind` (NULL when refused). */
+static Tensor *param_alloc(Gpt *g, const GptParam *p, ArenaCategory cat, ArenaDtype dt,
+                           const char *prefix) {
+    int64_t shape[2];
+    int nd = gpt_param_shape(&g->config, p->kind, shape);
+    if (p->layer >= 0)
+        return arena_try_alloc(g->arena, cat, dt, nd, shape, "%sh.%d.%s", prefix, p->layer,
+                               PARAM_NAMES[p->kind]);
+    return arena_try_alloc(g->arena, cat, dt, nd, shape, "%s%s", prefix, PARAM_NAMES[p->kind]);
+}
+
+/* Category by category: every param, every grad, then each one's optimizer state (master,
+ * m, v). -1 when the arena refuses. */
+static int params_alloc(Gpt *g) {
+    const GptLayout *lay = g->layout;
+    for (int i = 0; i < g->n_params; i++)
+        if (!(g->params[i].param =
+                  param_alloc(g, &g->params[i], ARENA_CAT_PARAMS, lay->param_dtype, "")))
+            return -1;
+    for (int i = 0; i < g->n_params; i++)
+        if (!(g->params[i].grad =
+                  param_alloc(g, &g->params[i], ARENA_CAT_GRADS, lay->grad_dtype, "grad.")))
+            return -1;
+    for (int i = 0; i < g->n_params; i++) {
+        GptParam *p = &g->params[i];
+        if (lay->has_master &&
+            !(p->master = param_alloc(g, p, ARENA_CAT_OPTIMIZER, ARENA_DTYPE_F32, "master.")))
+            return -1;
+        if (!(p->m = param_alloc(g, p, ARENA_CAT_OPTIMIZER, ARENA_DTYPE_F32, "adam.m.")) ||
+            !(p->v = param_alloc(g, p, ARENA_CAT_OPTIMIZER, ARENA_DTYPE_F32, "adam.v.")))
+            return -1;
+    }
+    return 0;
 }
 
 int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B, int64_t T,
@@ -358,98 +1060,32 @@ int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B
     if (!g->backend && !arena_is_plan(arena))
         return err_set(err, "gpt: no %s backend in this build or on this machine",
                        dev == GPT_DEVICE_CUDA ? "cuda" : "cpu");
+    if (check_kernels(g, "gpt", err))
+        return -1;
 
-    int64_t L = c->n_layer;
-    g->saved = calloc((size_t)L, sizeof(GptSaved));
+    g->saved = calloc((size_t)c->n_layer, sizeof(GptSaved));
     g->top = calloc(1, sizeof(GptTop));
-    ASSERT(g->top != NULL);
-    int n = 0;
-    for (int k = 0; k < GPT_PARAM_KIND_COUNT; k++) {
-        int64_t shape[2];
-        if (gpt_param_shape(c, (GptParamKind)k, shape))
-            n += gpt_param_is_per_layer((GptParamKind)k) ? (int)L : 1;
-    }
-    g->params = calloc((size_t)n, sizeof(GptParam));
-    ASSERT(g->saved && g->params);
-
-    /* entries in llm.c order; allocation category by category: params, grads, optimizer */
-    int i = 0;
-    for (int k = 0; k < GPT_PARAM_KIND_COUNT; k++) {
-        int64_t shape[2];
-        int nd = gpt_param_shape(c, (GptParamKind)k, shape);
-        if (!nd)
-            continue;
-        int per_layer = gpt_param_is_per_layer((GptParamKind)k);
-        g->by_kind[k] = &g->params[i];
-        for (int64_t l = 0; l < (per_layer ? L : 1); l++) {
-            GptParam *p = &g->params[i++];
-            p->kind = (GptParamKind)k;
-            p->layer = per_layer ? (int)l : -1;
-            p->decay = nd == 2;
-            p->numel = nd == 2 ? shape[0] * shape[1] : shape[0];
-        }
-    }
-    g->n_params = n;
-
+    ASSERT(g->saved && g->top);
+    params_index(g);
+    if (params_alloc(g))
+        return build_fail(g, err);
     const GptLayout *lay = g->layout;
-    for (int cat = 0; cat < 3; cat++) {
-        for (i = 0; i < n; i++) {
-            GptParam *p = &g->params[i];
-            int64_t shape[2];
-            int nd = gpt_param_shape(c, p->kind, shape);
-            char name[ARENA_NAME_LEN];
-            if (p->layer >= 0)
-                snprintf(name, sizeof(name), "h.%d.%s", p->layer, PARAM_NAMES[p->kind]);
-            else
-                snprintf(name, sizeof(name), "%s", PARAM_NAMES[p->kind]);
-            if (cat == 0) {
-                p->param = arena_try_alloc(arena, ARENA_CAT_PARAMS, lay->param_dtype, nd, shape,
-                                           "%s", name);
-                if (!p->param)
-                    return build_fail(g, err);
-            } else if (cat == 1) {
-                p->grad = arena_try_alloc(arena, ARENA_CAT_GRADS, lay->grad_dtype, nd, shape,
-                                          "grad.%s", name);
-                if (!p->grad)
-                    return build_fail(g, err);
-            } else {
-                if (lay->has_master) {
-                    p->master = arena_try_alloc(arena, ARENA_CAT_OPTIMIZER, ARENA_DTYPE_F32, nd,
-                                                shape, "master.%s", name);
-                    if (!p->master)
-                        return build_fail(g, err);
-                }
-                p->m = arena_try_alloc(arena, ARENA_CAT_OPTIMIZER, ARENA_DTYPE_F32, nd, shape,
-                                       "adam.m.%s", name);
-                if (!p->m)
-                    return build_fail(g, err);
-                p->v = arena_try_alloc(arena, ARENA_CAT_OPTIMIZER, ARENA_DTYPE_F32, nd, shape,
-                                       "adam.v.%s", name);
-                if (!p->v)
-                    return build_fail(g, err);
-            }
-        }
-    }
     if (lay->backend_workspace_bytes > 0) {
-        int64_t shape[1] = {(int64_t)lay->backend_workspace_bytes};
-        g->ws_backend =
-            arena_try_alloc(arena, ARENA_CAT_WORKSPACE, ARENA_DTYPE_U8, 1, shape, "ws.backend");
+        g->ws_backend = arena_try_alloc(arena, ARENA_CAT_WORKSPACE, ARENA_DTYPE_U8,
+                                        DIMS((int64_t)lay->backend_workspace_bytes), "ws.backend");
         if (!g->ws_backend)
             return build_fail(g, err);
         if (gpt_runs(g) && g->backend->workspace_set)
             g->backend->workspace_set(g->ws_backend->data, g->ws_backend->nbytes);
     }
-    if (gpt_runs(g)) {
-        for (i = 0; i < n; i++) {
+    if (gpt_runs(g))
+        for (int i = 0; i < g->n_params; i++) {
             GptParam *p = &g->params[i];
-            g->backend->memset_zero(p->param->data, p->param->nbytes, g->stream);
-            g->backend->memset_zero(p->grad->data, p->grad->nbytes, g->stream);
-            g->backend->memset_zero(p->m->data, p->m->nbytes, g->stream);
-            g->backend->memset_zero(p->v->data, p->v->nbytes, g->stream);
-            if (p->master)
-                g->backend->memset_zero(p->master->data, p->master->nbytes, g->stream);
+            Tensor *ts[] = {p->param, p->grad, p->m, p->v, p->master};
+            for (int j = 0; j < 5; j++)
+                if (ts[j])
+                    g->backend->memset_zero(ts[j]->data, ts[j]->nbytes, g->stream);
         }
-    }
     return 0;
 }
 
@@ -586,167 +1222,6 @@ int gpt_zero_grad(Gpt *g) {
 /* ---------------------------------------------------------------------------------------- */
 /* forward                                                                                   */
 
-/* What a block does with its tensors. */
-typedef enum BlockPhase {
-    BLOCK_TRAIN,     /* training forward: saves per recompute mode, writes the output */
-    BLOCK_EVAL,      /* no backward: everything workspace, writes the output */
-    BLOCK_RECOMPUTE, /* full recompute in backward: saves the none-mode set, stops at gelu */
-} BlockPhase;
-
-#define P(kind, l) tdata(gpt_param(g, (kind), (l)) ? gpt_param(g, (kind), (l))->param : NULL)
-
-/* Runs block l on `in` (B,T,C). Saved tensors go to g->saved[l] and the stack. In TRAIN and
- * EVAL, *out gets the block output (allocated here: an activation when training, workspace
- * in eval, kept in s->ws for the caller to release). */
-static void block_forward(StepCtx *s, int l, BlockPhase phase, Tensor *in, Tensor **out_ws,
-                          int64_t B, int64_t T) {
-    Gpt *g = s->g;
-    const GptBackend *be = g->backend;
-    int run = gpt_runs(g);
-    const GptConfig *c = &g->config;
-    int64_t C = c->channels, NH = c->n_head, N = B * T;
-    ArenaDtype adt = g->layout->act_dtype;
-    GptSaved *sv = &g->saved[l];
-    int mode = c->recompute;
-
-    /* which tensors are saved (activations) vs forward workspace */
-    int save_all = phase == BLOCK_RECOMPUTE || (phase == BLOCK_TRAIN && mode == GPT_RECOMPUTE_NONE);
-    int save_core = save_all || (phase == BLOCK_TRAIN && mode == GPT_RECOMPUTE_SELECTIVE);
-    int save_cheap = save_all; /* ln_1, att, ln_2, gelu */
-
-    Tensor *out = NULL;
-    if (phase == BLOCK_TRAIN && mode == GPT_RECOMPUTE_FULL)
-        out = step_alloc(s, 1, adt, 3, B, T, C, 0, "act.h.%d.out", l);
-    else if (phase == BLOCK_EVAL)
-        out = step_alloc(s, 0, adt, 3, B, T, C, 0, "ws.h.%d.out", l);
-
-    const char *pre = save_core ? "act" : "ws";
-    const char *prec = save_cheap ? "act" : "ws";
-    Tensor *ln1_mean =
-        step_alloc(s, save_core, ARENA_DTYPE_F32, 2, B, T, 0, 0, "%s.h.%d.ln_1.mean", pre, l);
-    Tensor *ln1_rstd =
-        step_alloc(s, save_core, ARENA_DTYPE_F32, 2, B, T, 0, 0, "%s.h.%d.ln_1.rstd", pre, l);
-    Tensor *ln1 = step_alloc(s, save_cheap, adt, 3, B, T, C, 0, "%s.h.%d.ln_1", prec, l);
-    if (s->failed)
-        return;
-    if (run)
-        be->layernorm_forward(ln1->data, ln1_mean->data, ln1_rstd->data, in->data,
-                              P(GPT_PARAM_LN1W, l), P(GPT_PARAM_LN1B, l), N, C, g->stream);
-    Tensor *qkv = step_alloc(s, save_core, adt, 3, B, T, 3 * C, 0, "%s.h.%d.attn.qkv", pre, l);
-    if (s->failed)
-        return;
-    if (run)
-        be->matmul_forward(qkv->data, ln1->data, P(GPT_PARAM_QKVW, l), P(GPT_PARAM_QKVB, l), NULL,
-                           N, C, 3 * C, g->stream);
-    if (!save_cheap)
-        ws_release(g, &s->ws, &ln1);
-    /* naive: the probabilities (recomputed by selective); fused: the f32 log-sum-exp, saved with
-     * y whenever y is (nothing of the fused attention is recomputed by selective) */
-    int fused = c->attention != GPT_ATTENTION_NAIVE;
-    int save_att = fused ? save_core : save_cheap;
-    Tensor *att;
-    if (!fused)
-        att = step_alloc(s, save_att, adt, 4, B, NH, T, T, "%s.h.%d.attn.att", prec, l);
-    else
-        att = step_alloc(s, save_att, ARENA_DTYPE_F32, 3, B, NH, T, 0, "%s.h.%d.attn.lse", pre, l);
-    Tensor *atty = step_alloc(s, save_core, adt, 3, B, T, C, 0, "%s.h.%d.attn.y", pre, l);
-    if (s->failed)
-        return;
-    if (c->attention == GPT_ATTENTION_CUDNN) {
-        Tensor *wsc = step_alloc(s, 0, ARENA_DTYPE_U8, 1,
-                                 (int64_t)gpt_cudnn_workspace_bytes(B, T, C, NH), 0, 0, 0,
-                                 "ws.h.%d.attn.cudnn", l);
-        if (s->failed)
-            return;
-        if (run)
-            be->cudnn_attention_forward(atty->data, att->data, wsc->data, qkv->data, B, T, C, NH,
-                                        g->stream);
-        ws_release(g, &s->ws, &wsc);
-    } else if (run && fused) {
-        be->flash_attention_forward(atty->data, att->data, qkv->data, B, T, C, NH, g->stream);
-    } else if (run) {
-        be->attention_forward(atty->data, att->data, qkv->data, B, T, C, NH, g->stream);
-    }
-    if (!save_att)
-        ws_release(g, &s->ws, &att);
-    Tensor *res2 = step_alloc(s, save_core, adt, 3, B, T, C, 0, "%s.h.%d.res_2", pre, l);
-    if (s->failed)
-        return;
-    if (run)
-        be->matmul_forward(res2->data, atty->data, P(GPT_PARAM_ATTPROJW, l),
-                           P(GPT_PARAM_ATTPROJB, l), in->data, N, C, C, g->stream);
-    if (!save_core) {
-        ws_release(g, &s->ws, &atty);
-        ws_release(g, &s->ws, &qkv);
-    }
-    Tensor *ln2_mean =
-        step_alloc(s, save_core, ARENA_DTYPE_F32, 2, B, T, 0, 0, "%s.h.%d.ln_2.mean", pre, l);
-    Tensor *ln2_rstd =
-        step_alloc(s, save_core, ARENA_DTYPE_F32, 2, B, T, 0, 0, "%s.h.%d.ln_2.rstd", pre, l);
-    Tensor *ln2 = step_alloc(s, save_cheap, adt, 3, B, T, C, 0, "%s.h.%d.ln_2", prec, l);
-    if (s->failed)
-        return;
-    if (run)
-        be->layernorm_forward(ln2->data, ln2_mean->data, ln2_rstd->data, res2->data,
-                              P(GPT_PARAM_LN2W, l), P(GPT_PARAM_LN2B, l), N, C, g->stream);
-    Tensor *fch = step_alloc(s, save_core, adt, 3, B, T, 4 * C, 0, "%s.h.%d.mlp.fc", pre, l);
-    if (s->failed)
-        return;
-    if (run)
-        be->matmul_forward(fch->data, ln2->data, P(GPT_PARAM_FCW, l), P(GPT_PARAM_FCB, l), NULL, N,
-                           C, 4 * C, g->stream);
-    if (!save_cheap)
-        ws_release(g, &s->ws, &ln2);
-    Tensor *gelu = step_alloc(s, save_cheap, adt, 3, B, T, 4 * C, 0, "%s.h.%d.mlp.gelu", prec, l);
-    if (s->failed)
-        return;
-    if (run)
-        be->gelu_forward(gelu->data, fch->data, N * 4 * C, c->gelu, g->stream);
-    if (!save_core)
-        ws_release(g, &s->ws, &fch);
-
-    if (phase != BLOCK_RECOMPUTE) {
-        if (!out) /* TRAIN with none/selective: the output goes on top of the block's set */
-            out = step_alloc(s, 1, adt, 3, B, T, C, 0, "act.h.%d.out", l);
-        if (s->failed)
-            return;
-        if (run)
-            be->matmul_forward(out->data, gelu->data, P(GPT_PARAM_FCPROJW, l),
-                               P(GPT_PARAM_FCPROJB, l), res2->data, N, 4 * C, C, g->stream);
-    }
-    if (!save_cheap)
-        ws_release(g, &s->ws, &gelu);
-    if (!save_core) {
-        ws_release(g, &s->ws, &fch);
-        ws_release(g, &s->ws, &ln2_rstd);
-        ws_release(g, &s->ws, &ln2_mean);
-        ws_release(g, &s->ws, &res2);
-        ws_release(g, &s->ws, &ln1_rstd);
-        ws_release(g, &s->ws, &ln1_mean);
-    }
-    if (save_core) {
-        sv->ln1_mean = ln1_mean;
-        sv->ln1_rstd = ln1_rstd;
-        sv->qkv = qkv;
-        sv->atty = atty;
-        sv->res2 = res2;
-        sv->ln2_mean = ln2_mean;
-        sv->ln2_rstd = ln2_rstd;
-        sv->fch = fch;
-    }
-    if (save_att)
-        sv->att = att;
-    if (save_cheap) {
-        sv->ln1 = ln1;
-        sv->ln2 = ln2;
-        sv->fch_gelu = gelu;
-    }
-    if (phase == BLOCK_TRAIN)
-        sv->out = out;
-    if (out_ws)
-        *out_ws = out;
-}
-
 /* Forward through the encoder and all blocks; in TRAIN leaves the stack as documented, in
  * EVAL returns the last block output as workspace (in s->ws). */
 static Tensor *forward_blocks(StepCtx *s, const int32_t *inputs, int64_t B, int64_t T, int train) {
@@ -758,14 +1233,14 @@ static Tensor *forward_blocks(StepCtx *s, const int32_t *inputs, int64_t B, int6
     GptTop *top = gpt_top(g);
 
     Tensor *inp =
-        step_alloc(s, train, ARENA_DTYPE_I32, 2, B, T, 0, 0, "%s.inputs", train ? "act" : "ws");
-    Tensor *x = step_alloc(s, train, adt, 3, B, T, C, 0, "%s.encoder.out", train ? "act" : "ws");
+        step_alloc(s, train, ARENA_DTYPE_I32, DIMS(B, T), "%s.inputs", train ? "act" : "ws");
+    Tensor *x = step_alloc(s, train, adt, DIMS(B, T, C), "%s.encoder.out", train ? "act" : "ws");
     if (s->failed)
         return NULL;
     if (run) {
         be->copy_from_host(inp->data, inputs, (size_t)(B * T) * sizeof(int32_t), g->stream);
-        be->encoder_forward(x->data, inp->data, P(GPT_PARAM_WTE, -1), P(GPT_PARAM_WPE, -1), B, T, C,
-                            g->stream);
+        be->encoder_forward(x->data, inp->data, pdata(g, GPT_PARAM_WTE, -1),
+                            pdata(g, GPT_PARAM_WPE, -1), B, T, C, g->stream);
     }
     if (train) {
         top->inputs = inp;
@@ -774,13 +1249,21 @@ static Tensor *forward_blocks(StepCtx *s, const int32_t *inputs, int64_t B, int6
         ws_release(g, &s->ws, &inp);
     }
     for (int l = 0; l < g->config.n_layer; l++) {
-        Tensor *out = NULL;
-        block_forward(s, l, train ? BLOCK_TRAIN : BLOCK_EVAL, x, &out, B, T);
+        Block k;
+        Tensor *local[BT_COUNT] = {0}; /* eval: the block's tensors live only in this pass */
+        Tensor **in_slot = l > 0 ? &g->saved[l - 1].t[BT_OUT] : &top->enc_out;
+        if (!train) {
+            local[BT_IN] = x;
+            in_slot = &local[BT_IN];
+        }
+        block_init(&k, s, l, train ? BLOCK_TRAIN : BLOCK_EVAL, in_slot,
+                   train ? g->saved[l].t : local, B, T);
+        block_forward(&k);
         if (s->failed)
             return NULL;
         if (!train)
-            ws_release(g, &s->ws, &x);
-        x = out;
+            ws_release(g, &s->ws, &local[BT_IN]);
+        x = *k.slot[BT_OUT];
     }
     return x;
 }
@@ -796,10 +1279,10 @@ static float loss_head(StepCtx *s, Tensor *lnf, const int32_t *targets, int64_t 
     int64_t chunk = g->loss_chunk < N ? g->loss_chunk : N;
     ArenaDtype adt = g->layout->act_dtype;
 
-    Tensor *tg = step_alloc(s, 0, ARENA_DTYPE_I32, 1, N, 0, 0, 0, "ws.targets");
-    Tensor *losses = step_alloc(s, 0, ARENA_DTYPE_F32, 1, N, 0, 0, 0, "ws.losses");
-    Tensor *logits = step_alloc(s, 0, adt, 2, chunk, Vp, 0, 0, "ws.logits");
-    Tensor *sum = step_alloc(s, 0, ARENA_DTYPE_F32, 1, 1, 0, 0, 0, "ws.loss_sum");
+    Tensor *tg = step_alloc(s, 0, ARENA_DTYPE_I32, DIMS(N), "ws.targets");
+    Tensor *losses = step_alloc(s, 0, ARENA_DTYPE_F32, DIMS(N), "ws.losses");
+    Tensor *logits = step_alloc(s, 0, adt, DIMS(chunk, Vp), "ws.logits");
+    Tensor *sum = step_alloc(s, 0, ARENA_DTYPE_F32, DIMS(1), "ws.loss_sum");
     if (s->failed)
         return 0.0f;
     float mean = 0.0f;
@@ -817,9 +1300,12 @@ static float loss_head(StepCtx *s, Tensor *lnf, const int32_t *targets, int64_t 
                                     C, Vp, g->stream);
         }
         be->reduce_sum(sum->data, losses->data, N, g->stream);
-        float h;
+        float h = 0.0f;
         be->copy_to_host(&h, sum->data, sizeof(float), g->stream);
-        mean = h / (float)N;
+        if (check_device(g, "gpt_forward", s->err)) /* after a fault h is not the sum */
+            s->failed = 1;
+        else
+            mean = h / (float)N;
     }
     ws_release(g, &s->ws, &sum);
     ws_release(g, &s->ws, &logits);
@@ -850,6 +1336,8 @@ int gpt_forward(Gpt *g, const int32_t *inputs, const int32_t *targets, int64_t B
     if (g->have_forward)
         return err_set(err, "gpt_forward: the previous training forward has not been "
                             "followed by gpt_backward");
+    if (check_kernels(g, "gpt_forward", err))
+        return -1;
     StepCtx s = {.g = g, .err = err};
     const GptBackend *be = g->backend;
     int run = gpt_runs(g);
@@ -861,17 +1349,18 @@ int gpt_forward(Gpt *g, const int32_t *inputs, const int32_t *targets, int64_t B
     Tensor *x = forward_blocks(&s, inputs, B, T, for_backward);
     if (s.failed)
         return step_fail(&s);
-    Tensor *mean = step_alloc(&s, for_backward, ARENA_DTYPE_F32, 2, B, T, 0, 0, "%s.ln_f.mean",
+    Tensor *mean = step_alloc(&s, for_backward, ARENA_DTYPE_F32, DIMS(B, T), "%s.ln_f.mean",
                               for_backward ? "act" : "ws");
-    Tensor *rstd = step_alloc(&s, for_backward, ARENA_DTYPE_F32, 2, B, T, 0, 0, "%s.ln_f.rstd",
+    Tensor *rstd = step_alloc(&s, for_backward, ARENA_DTYPE_F32, DIMS(B, T), "%s.ln_f.rstd",
                               for_backward ? "act" : "ws");
     Tensor *lnf =
-        step_alloc(&s, for_backward, adt, 3, B, T, C, 0, "%s.ln_f", for_backward ? "act" : "ws");
+        step_alloc(&s, for_backward, adt, DIMS(B, T, C), "%s.ln_f", for_backward ? "act" : "ws");
     if (s.failed)
         return step_fail(&s);
     if (run)
-        be->layernorm_forward(lnf->data, mean->data, rstd->data, x->data, P(GPT_PARAM_LNFW, -1),
-                              P(GPT_PARAM_LNFB, -1), N, C, g->stream);
+        be->layernorm_forward(lnf->data, mean->data, rstd->data, x->data,
+                              pdata(g, GPT_PARAM_LNFW, -1), pdata(g, GPT_PARAM_LNFB, -1), N, C,
+                              g->stream);
     float loss = 0.0f;
     if (targets || (for_backward && !run)) {
         float dscale = for_backward ? g->loss_scale / (float)N : 0.0f;
@@ -900,6 +1389,8 @@ int gpt_forward_last_logits(Gpt *g, const int32_t *inputs, int64_t B, int64_t T,
         return -1;
     if (g->have_forward)
         return err_set(err, "gpt_forward_last_logits: a training forward is waiting for backward");
+    if (check_kernels(g, "gpt_forward_last_logits", err))
+        return -1;
     StepCtx s = {.g = g, .err = err};
     const GptBackend *be = g->backend;
     int run = gpt_runs(g);
@@ -908,20 +1399,23 @@ int gpt_forward_last_logits(Gpt *g, const int32_t *inputs, int64_t B, int64_t T,
     Tensor *x = forward_blocks(&s, inputs, B, T, 0);
     if (s.failed)
         return step_fail(&s);
-    Tensor *mean = step_alloc(&s, 0, ARENA_DTYPE_F32, 2, B, T, 0, 0, "ws.ln_f.mean");
-    Tensor *rstd = step_alloc(&s, 0, ARENA_DTYPE_F32, 2, B, T, 0, 0, "ws.ln_f.rstd");
-    Tensor *lnf = step_alloc(&s, 0, adt, 3, B, T, C, 0, "ws.ln_f");
-    Tensor *lg = step_alloc(&s, 0, adt, 2, B, Vp, 0, 0, "ws.logits");
+    Tensor *mean = step_alloc(&s, 0, ARENA_DTYPE_F32, DIMS(B, T), "ws.ln_f.mean");
+    Tensor *rstd = step_alloc(&s, 0, ARENA_DTYPE_F32, DIMS(B, T), "ws.ln_f.rstd");
+    Tensor *lnf = step_alloc(&s, 0, adt, DIMS(B, T, C), "ws.ln_f");
+    Tensor *lg = step_alloc(&s, 0, adt, DIMS(B, Vp), "ws.logits");
     if (s.failed)
         return step_fail(&s);
     if (run) {
-        be->layernorm_forward(lnf->data, mean->data, rstd->data, x->data, P(GPT_PARAM_LNFW, -1),
-                              P(GPT_PARAM_LNFB, -1), N, C, g->stream);
+        be->layernorm_forward(lnf->data, mean->data, rstd->data, x->data,
+                              pdata(g, GPT_PARAM_LNFW, -1), pdata(g, GPT_PARAM_LNFB, -1), N, C,
+                              g->stream);
         /* gather the last row of each sequence: a matmul over the rows b*T+T-1 only */
         for (int64_t b = 0; b < B; b++)
-            be->matmul_forward(trow(lg, b, Vp), trow(lnf, b * T + T - 1, C), P(GPT_PARAM_WTE, -1),
-                               NULL, NULL, 1, C, Vp, g->stream);
+            be->matmul_forward(trow(lg, b, Vp), trow(lnf, b * T + T - 1, C),
+                               pdata(g, GPT_PARAM_WTE, -1), NULL, NULL, 1, C, Vp, g->stream);
         be->params_to_host_f32(logits, lg->data, adt, B * Vp, g->stream);
+        if (check_device(g, "gpt_forward_last_logits", err))
+            return step_fail(&s);
     } else {
         memset(logits, 0, (size_t)(B * Vp) * sizeof(float));
     }
@@ -932,134 +1426,14 @@ int gpt_forward_last_logits(Gpt *g, const int32_t *inputs, int64_t B, int64_t T,
 /* ---------------------------------------------------------------------------------------- */
 /* backward                                                                                  */
 
-/* Backward of block l. dx (B,T,C): in: dL/d(block output); out: dL/d(block input).
- * d1 (B,T,C), d4 (B,T,4C): scratch. Pops the block's activations and then `in`. */
-static void block_backward(StepCtx *s, int l, Tensor **in_slot, Tensor *dx, Tensor *d1, Tensor *d4,
-                           int64_t B, int64_t T) {
-    Gpt *g = s->g;
-    const GptBackend *be = g->backend;
-    int run = gpt_runs(g);
-    const GptConfig *c = &g->config;
-    int64_t C = c->channels, NH = c->n_head, N = B * T;
-    ArenaDtype adt = g->layout->act_dtype;
-    GptSaved *sv = &g->saved[l];
-    Tensor *in = *in_slot;
-    int mode = c->recompute;
-    void *st = g->stream;
-#define G(kind) tdata(gpt_param(g, (kind), l) ? gpt_param(g, (kind), l)->grad : NULL)
-
-    if (mode == GPT_RECOMPUTE_FULL) {
-        block_forward(s, l, BLOCK_RECOMPUTE, in, NULL, B, T);
-        if (s->failed)
-            return;
-    }
-    /* mlp.c_proj */
-    if (mode == GPT_RECOMPUTE_SELECTIVE) {
-        sv->fch_gelu = step_alloc(s, 1, adt, 3, B, T, 4 * C, 0, "act.h.%d.mlp.gelu", l);
-        if (s->failed)
-            return;
-        if (run)
-            be->gelu_forward(sv->fch_gelu->data, sv->fch->data, N * 4 * C, c->gelu, st);
-    }
-    if (run)
-        be->matmul_backward(d4->data, G(GPT_PARAM_FCPROJW), G(GPT_PARAM_FCPROJB), dx->data,
-                            sv->fch_gelu->data, P(GPT_PARAM_FCPROJW, l), N, 4 * C, C, st);
-    act_pop(g, &sv->fch_gelu);
-    if (run)
-        be->gelu_backward(d4->data, sv->fch->data, d4->data, N * 4 * C, c->gelu, st);
-    act_pop(g, &sv->fch);
-    /* mlp.c_fc */
-    if (mode == GPT_RECOMPUTE_SELECTIVE) {
-        sv->ln2 = step_alloc(s, 1, adt, 3, B, T, C, 0, "act.h.%d.ln_2", l);
-        if (s->failed)
-            return;
-        if (run)
-            be->layernorm_forward(sv->ln2->data, sv->ln2_mean->data, sv->ln2_rstd->data,
-                                  sv->res2->data, P(GPT_PARAM_LN2W, l), P(GPT_PARAM_LN2B, l), N, C,
-                                  st);
-    }
-    if (run)
-        be->matmul_backward(d1->data, G(GPT_PARAM_FCW), G(GPT_PARAM_FCB), d4->data, sv->ln2->data,
-                            P(GPT_PARAM_FCW, l), N, C, 4 * C, st);
-    act_pop(g, &sv->ln2);
-    /* ln_2 (+ the residual: dx already holds dL/d res_2's direct path) */
-    if (run)
-        be->layernorm_backward(dx->data, G(GPT_PARAM_LN2W), G(GPT_PARAM_LN2B), d1->data,
-                               sv->res2->data, P(GPT_PARAM_LN2W, l), sv->ln2_mean->data,
-                               sv->ln2_rstd->data, N, C, st);
-    act_pop(g, &sv->ln2_rstd);
-    act_pop(g, &sv->ln2_mean);
-    act_pop(g, &sv->res2);
-    /* attn.c_proj */
-    if (run)
-        be->matmul_backward(d1->data, G(GPT_PARAM_ATTPROJW), G(GPT_PARAM_ATTPROJB), dx->data,
-                            sv->atty->data, P(GPT_PARAM_ATTPROJW, l), N, C, C, st);
-    /* attention */
-    if (c->attention != GPT_ATTENTION_NAIVE) {
-        /* fused: reads y (the forward's output) and the log-sum-exp, recomputes the
-         * probabilities itself; D = rowsum(dy * y) is in its workspace */
-        Tensor *wsd;
-        if (c->attention == GPT_ATTENTION_CUDNN)
-            wsd = step_alloc(s, 0, ARENA_DTYPE_U8, 1,
-                             (int64_t)gpt_cudnn_workspace_bytes(B, T, C, NH), 0, 0, 0,
-                             "ws.h.%d.attn.cudnn", l);
-        else
-            wsd = step_alloc(s, 0, ARENA_DTYPE_F32, 3, B, NH, T, 0, "ws.h.%d.attn.flash_d", l);
-        if (s->failed)
-            return;
-        if (run && c->attention == GPT_ATTENTION_CUDNN)
-            be->cudnn_attention_backward(d4->data, wsd->data, d1->data, sv->atty->data,
-                                         sv->att->data, sv->qkv->data, B, T, C, NH, st);
-        else if (run)
-            be->flash_attention_backward(d4->data, wsd->data, d1->data, sv->atty->data,
-                                         sv->att->data, sv->qkv->data, B, T, C, NH, st);
-        ws_release(g, &s->ws, &wsd);
-        act_pop(g, &sv->atty);
-    } else {
-        act_pop(g, &sv->atty);
-        if (mode == GPT_RECOMPUTE_SELECTIVE) {
-            sv->att = step_alloc(s, 1, adt, 4, B, NH, T, T, "act.h.%d.attn.att", l);
-            if (s->failed)
-                return;
-            /* the recomputed y lands in d4 (free now); only the probabilities are used */
-            if (run)
-                be->attention_forward(d4->data, sv->att->data, sv->qkv->data, B, T, C, NH, st);
-        }
-        if (run)
-            be->attention_backward(d4->data, sv->att->data, d1->data, sv->qkv->data, B, T, C, NH,
-                                   st);
-    }
-    act_pop(g, &sv->att);
-    act_pop(g, &sv->qkv);
-    /* attn.c_attn */
-    if (mode == GPT_RECOMPUTE_SELECTIVE) {
-        sv->ln1 = step_alloc(s, 1, adt, 3, B, T, C, 0, "act.h.%d.ln_1", l);
-        if (s->failed)
-            return;
-        if (run)
-            be->layernorm_forward(sv->ln1->data, sv->ln1_mean->data, sv->ln1_rstd->data, in->data,
-                                  P(GPT_PARAM_LN1W, l), P(GPT_PARAM_LN1B, l), N, C, st);
-    }
-    if (run)
-        be->matmul_backward(d1->data, G(GPT_PARAM_QKVW), G(GPT_PARAM_QKVB), d4->data, sv->ln1->data,
-                            P(GPT_PARAM_QKVW, l), N, C, 3 * C, st);
-    act_pop(g, &sv->ln1);
-    if (run)
-        be->layernorm_backward(dx->data, G(GPT_PARAM_LN1W), G(GPT_PARAM_LN1B), d1->data, in->data,
-                               P(GPT_PARAM_LN1W, l), sv->ln1_mean->data, sv->ln1_rstd->data, N, C,
-                               st);
-    act_pop(g, &sv->ln1_rstd);
-    act_pop(g, &sv->ln1_mean);
-    act_pop(g, in_slot);
-#undef G
-}
-
 int gpt_backward(Gpt *g, float loss_scale, Err *err) {
     if (!g->have_forward)
         return err_set(err,
                        "gpt_backward: no training forward (for_backward=1) to go back through");
     ASSERT_MSG(loss_scale == g->loss_scale,
                "gpt_backward: loss_scale differs from the one the fused loss head used");
+    if (check_kernels(g, "gpt_backward", err))
+        return -1;
     StepCtx s = {.g = g, .err = err};
     const GptBackend *be = g->backend;
     int run = gpt_runs(g);
@@ -1070,33 +1444,36 @@ int gpt_backward(Gpt *g, float loss_scale, Err *err) {
     void *st = g->stream;
     arena_trace_mark(g->arena, "backward");
 
-    Tensor *dx = step_alloc(&s, 0, adt, 3, B, T, C, 0, "ws.dresidual");
-    Tensor *d1 = step_alloc(&s, 0, adt, 3, B, T, C, 0, "ws.dbuf_c");
-    Tensor *d4 = step_alloc(&s, 0, adt, 3, B, T, 4 * C, 0, "ws.dbuf_4c");
+    Tensor *dx = step_alloc(&s, 0, adt, DIMS(B, T, C), "ws.dresidual");
+    Tensor *d1 = step_alloc(&s, 0, adt, DIMS(B, T, C), "ws.dbuf_c");
+    Tensor *d4 = step_alloc(&s, 0, adt, DIMS(B, T, 4 * C), "ws.dbuf_4c");
     if (s.failed)
         return step_fail(&s);
 
     /* ln_f: act.ln_f holds dL/d(ln_f output) from the fused head */
-    Tensor **xl_slot = L > 0 ? &g->saved[L - 1].out : &top->enc_out;
+    Tensor **xl_slot = L > 0 ? &g->saved[L - 1].t[BT_OUT] : &top->enc_out;
     if (run) {
         be->memset_zero(dx->data, dx->nbytes, st);
-        be->layernorm_backward(
-            dx->data, tdata(gpt_param(g, GPT_PARAM_LNFW, -1)->grad),
-            gpt_param(g, GPT_PARAM_LNFB, -1) ? gpt_param(g, GPT_PARAM_LNFB, -1)->grad->data : NULL,
-            top->lnf->data, (*xl_slot)->data, P(GPT_PARAM_LNFW, -1), top->lnf_mean->data,
-            top->lnf_rstd->data, N, C, st);
+        be->layernorm_backward(dx->data, gdata(g, GPT_PARAM_LNFW, -1), gdata(g, GPT_PARAM_LNFB, -1),
+                               top->lnf->data, (*xl_slot)->data, pdata(g, GPT_PARAM_LNFW, -1),
+                               top->lnf_mean->data, top->lnf_rstd->data, N, C, st);
     }
     act_pop(g, &top->lnf);
     act_pop(g, &top->lnf_rstd);
     act_pop(g, &top->lnf_mean);
     /* the last block's output: read by ln_f's backward only */
     act_pop(g, xl_slot);
-    for (int64_t l = L - 1; l >= 0; l--) {
-        Tensor **in_slot = l > 0 ? &g->saved[l - 1].out : &top->enc_out;
-        block_backward(&s, (int)l, in_slot, dx, d1, d4, B, T);
+    for (int l = (int)L - 1; l >= 0; l--) {
+        Block k;
+        Tensor **in_slot = l > 0 ? &g->saved[l - 1].t[BT_OUT] : &top->enc_out;
+        block_init(&k, &s, l, BLOCK_BACKWARD, in_slot, g->saved[l].t, B, T);
+        k.grad[GRAD_RESIDUAL] = dx;
+        k.grad[GRAD_C] = d1;
+        k.grad[GRAD_WIDE] = d4;
+        /* pops the block's tensors and its input, the output of block l-1 */
+        block_backward(&k);
         if (s.failed)
             return step_fail(&s);
-        /* the input of block l is the output of block l-1: popped by block_backward */
     }
     if (run)
         be->encoder_backward(gpt_param(g, GPT_PARAM_WTE, -1)->grad->data,
@@ -1122,7 +1499,7 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
     const GptBackend *be = g->backend;
     int run = gpt_runs(g);
     arena_trace_mark(g->arena, "update");
-    Tensor *acc = step_alloc(&s, 0, ARENA_DTYPE_F32, 1, 1, 0, 0, 0, "ws.grad_norm");
+    Tensor *acc = step_alloc(&s, 0, ARENA_DTYPE_F32, DIMS(1), "ws.grad_norm");
     if (s.failed)
         return step_fail(&s);
     float norm = 0.0f;
@@ -1131,14 +1508,13 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
         for (int i = 0; i < g->n_params; i++)
             be->norm_squared_accumulate(acc->data, g->params[i].grad->data, g->params[i].numel,
                                         g->stream);
-        float sumsq;
+        float sumsq = 0.0f;
         be->copy_to_host(&sumsq, acc->data, sizeof(float), g->stream);
-        norm = sqrtf(sumsq) / grad_scale;
-        char dev_msg[256];
-        if (be->last_error && be->last_error(dev_msg, sizeof dev_msg)) {
+        if (check_device(g, "gpt_update", err)) {
             ws_release_all(g, &s.ws);
-            return err_set(err, "gpt_update: device error: %s", dev_msg);
+            return -1;
         }
+        norm = sqrtf(sumsq) / grad_scale;
         if (!isfinite(norm)) {
             /* an overflow in the (loss-scaled) gradients: GradScaler skips the step and the
              * caller halves the scale; no parameter or optimizer state changes */
@@ -1243,22 +1619,15 @@ int gpt_plan(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, size_t lim
 /* FLOPs                                                                                     */
 
 double gpt_flops_forward_per_token(const GptConfig *c, int64_t T) {
-    double C = (double)c->channels, L = (double)c->n_layer, Vp = (double)c->padded_vocab_size;
-    double per_layer = 2.0 * (3 * C * C + C * C + 4 * C * C + 4 * C * C) /* qkv, proj, fc, fcproj */
-                       + 2.0 * 2.0 * (double)T * C;                      /* QK^T and att@V */
-    return L * per_layer + 2.0 * C * Vp;
+    double per_layer = 0.0;
+    for (int i = 0; i < BLOCK_N_STEPS; i++)
+        per_layer += step_flops_per_token(c, &BLOCK_STEPS[i], T);
+    return (double)c->n_layer * per_layer +
+           2.0 * (double)c->channels * (double)c->padded_vocab_size;
 }
 
-double gpt_flops_recompute_per_token(const GptConfig *c, int64_t T, int recompute) {
-    double C = (double)c->channels, L = (double)c->n_layer;
-    if (recompute == GPT_RECOMPUTE_FULL) /* the block up to the GELU: all but mlp.c_proj */
-        return L * (2.0 * (3 * C * C + C * C + 4 * C * C) + 2.0 * 2.0 * (double)T * C);
-    /* naive: attention probabilities (and y) again; the fused kinds keep their log-sum-exp */
-    if (recompute == GPT_RECOMPUTE_SELECTIVE && c->attention == GPT_ATTENTION_NAIVE)
-        return L * 2.0 * 2.0 * (double)T * C;
-    return 0.0;
-}
-
+/* the block steps backward re-runs: those with an output the mode does not save (full: all
+ * but the last; selective: attention's probabilities and (free of matmuls) LayerNorm, GELU) */
 int gpt_attention_resolve(GptConfig *c, GptDevice dev, int64_t B, int64_t T, char *notice,
                           size_t len) {
     if (notice && len)
@@ -1289,4 +1658,12 @@ double gpt_flops_attention_recompute_per_token(const GptConfig *c, int64_t T, Gp
     if (c->attention == GPT_ATTENTION_CUDNN)
         return L * scores;
     return 0.0;
+}
+
+double gpt_flops_recompute_per_token(const GptConfig *c, int64_t T, GptRecompute recompute) {
+    double per_layer = 0.0;
+    for (int i = 0; i < BLOCK_N_STEPS; i++)
+        if (step_recomputed(c, &BLOCK_STEPS[i], recompute))
+            per_layer += step_flops_per_token(c, &BLOCK_STEPS[i], T);
+    return (double)c->n_layer * per_layer;
 }

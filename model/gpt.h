@@ -35,7 +35,8 @@
  * (+=) across gpt_backward calls until gpt_zero_grad; gpt_update divides them by grad_scale.
  * On the CPU every recompute mode gives bit-identical gradients (same kernels, same order).
  *
- * Not here: model files (model_file.*), data, the training loop, CUDA kernels. */
+ * Not here: model files (model_io.*), data, the training loop, CUDA kernels.
+ * Conventions (tensor names, shapes, the stack, errors): docs/ARCHITECTURE.md. */
 #ifndef ARENAGPT_GPT_H
 #define ARENAGPT_GPT_H
 
@@ -46,20 +47,27 @@
 #include "../alloc/base.h"
 #include "backend.h"
 
+/* What the training forward saves for backward; the rest is recomputed (model/gpt.c's
+ * BLOCK_TENSORS gives each tensor's class). */
 typedef enum GptRecompute {
-    GPT_RECOMPUTE_NONE = 0,
-    GPT_RECOMPUTE_SELECTIVE,
-    GPT_RECOMPUTE_FULL
+    GPT_RECOMPUTE_NONE = 0,  /* saves every activation backward reads */
+    GPT_RECOMPUTE_SELECTIVE, /* drops the LayerNorm outputs, attention's saved tensor, GELU */
+    GPT_RECOMPUTE_FULL,      /* keeps each block's input only; backward re-runs the block */
+    GPT_RECOMPUTE_COUNT
 } GptRecompute;
 
-/* Attention kinds. The values are stable (configs and checkpoints map to them). */
+/* Attention kinds (model/gpt.c's ATTENTION_KINDS: what each saves, where it runs). The values
+ * are stable (configs map to them). */
 typedef enum GptAttention {
     GPT_ATTENTION_NAIVE = 0, /* materialised probabilities (B,NH,T,T); CPU and CUDA */
-    GPT_ATTENTION_CUDNN,     /* cuDNN's fused SDPA, O and an f32 log-sum-exp (B,NH,T); CUDA */
+    GPT_ATTENTION_CUDNN,     /* cuDNN's fused SDPA, O and an f32 log-sum-exp (B,NH,T); CUDA;
+                                not yet verified on a GPU */
     GPT_ATTENTION_FLASH,     /* our fused kernels (FlashAttention-2), O and the f32 log-sum-exp
                                 (B,NH,T); CPU and CUDA (HS <= GPT_FLASH_CUDA_MAX_HS) */
     GPT_ATTENTION_COUNT
 } GptAttention;
+
+typedef enum GptGelu { GPT_GELU_TANH = 0, GPT_GELU_ERF, GPT_GELU_COUNT } GptGelu;
 
 typedef struct GptConfig {
     int64_t max_seq_len;       /* block_size: rows of wpe */
@@ -67,12 +75,12 @@ typedef struct GptConfig {
     int64_t padded_vocab_size; /* Vp >= V: rows of wte */
     int64_t n_layer;
     int64_t n_head;
-    int64_t channels;   /* C = n_embd */
-    int bias;           /* 1: Linear and LayerNorm biases */
-    int gelu;           /* 0 tanh approximation, 1 erf */
-    int recompute;      /* GptRecompute */
-    int attention;      /* GptAttention */
-    int64_t loss_chunk; /* tokens per loss-head chunk; 0 = auto (gpt_loss_chunk) */
+    int64_t channels;       /* C = n_embd */
+    int bias;               /* 1: Linear and LayerNorm biases */
+    GptGelu gelu;           /* tanh approximation or erf */
+    GptRecompute recompute; /* what backward recomputes */
+    GptAttention attention; /* which attention kernels (and what they save) */
+    int64_t loss_chunk;     /* tokens per loss-head chunk; 0 = auto (gpt_loss_chunk) */
 } GptConfig;
 
 /* Parameter tensors in llm.c's file order. Per-layer kinds exist once per layer. */
@@ -235,7 +243,7 @@ int gpt_attention_resolve(GptConfig *c, GptDevice dev, int64_t B, int64_t T, cha
 /* Forward FLOPs per token at sequence length T (layers + attention + LM head). */
 double gpt_flops_forward_per_token(const GptConfig *c, int64_t T);
 /* Extra forward FLOPs per token that recompute mode `recompute` adds in backward. */
-double gpt_flops_recompute_per_token(const GptConfig *c, int64_t T, int recompute);
+double gpt_flops_recompute_per_token(const GptConfig *c, int64_t T, GptRecompute recompute);
 /* Extra FLOPs per token that the fused attention's backward spends recomputing what naive
  * attention keeps (0 for naive): flash recomputes the scores QK^T (CPU: once; CUDA: in both
  * of its passes, and dout V^T once more in the dQ pass); cudnn at least the scores (its

@@ -36,11 +36,10 @@ const GptLayout *gpt_layout(GptDevice dev) {
     return dev == GPT_DEVICE_CUDA ? &LAYOUT_CUDA : &LAYOUT_CPU;
 }
 
-/* Weak: a build whose CUDA objects do not (yet) define it still links, with no CUDA backend. */
-extern const GptBackend *gpt_backend_cuda(void) __attribute__((weak));
-
+/* gpt_backend_cuda() is model/cuda/'s, or model/backend_cuda_nocuda.c's NULL in a build
+ * without CUDA (the Makefile links one or the other). */
 const GptBackend *gpt_backend(GptDevice dev) {
     if (dev == GPT_DEVICE_CUDA)
-        return gpt_backend_cuda ? gpt_backend_cuda() : NULL;
+        return gpt_backend_cuda();
     return gpt_backend_cpu();
 }

@@ -217,6 +217,40 @@ static int model_file_write_all(FILE *f, const void *p, size_t n) {
     return fwrite(p, 1, n, f) == n ? 0 : -1;
 }
 
+/* Every tensor in llm.c order as f32 (zeros for the biases of a bias-free model), staged
+ * through buf (the largest tensor). */
+static int model_file_write_tensors(Gpt *g, FILE *f, const ModelFileHeader *h, float *buf) {
+    for (int k = 0; k < GPT_PARAM_KIND_COUNT; k++) {
+        GptParamKind kind = (GptParamKind)k;
+        size_t n = model_file_kind_numel(h, kind);
+        for (int l = 0; l < model_file_n_layers_of(h, kind); l++) {
+            GptParam *p = gpt_param(g, kind, l);
+            if (p) {
+                ASSERT((size_t)p->numel == n);
+                gpt_param_read_f32(g, p, buf);
+            } else {
+                ASSERT(model_file_kind_is_bias(kind) && !g->config.bias);
+                memset(buf, 0, n * sizeof(float));
+            }
+            if (model_file_write_all(f, buf, n * sizeof(float)))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* Makes a rename into path's directory durable (best effort). */
+static void fsync_dir_of(const char *path) {
+    char *dir_copy = strdup(path);
+    ASSERT(dir_copy);
+    int dfd = open(dirname(dir_copy), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    free(dir_copy);
+}
+
 int model_file_write(Gpt *g, const char *path, Err *err) {
     const GptConfig *c = &g->config;
     if (c->max_seq_len > INT32_MAX || c->vocab_size > INT32_MAX || c->n_layer > INT32_MAX ||
@@ -258,24 +292,8 @@ int model_file_write(Gpt *g, const char *path, Err *err) {
         rc = err_set(err, "%s: cannot allocate a %zu-float staging buffer", path, max_n);
         goto fail;
     }
-    if (model_file_write_all(f, hdr, sizeof(hdr)))
+    if (model_file_write_all(f, hdr, sizeof(hdr)) || model_file_write_tensors(g, f, &h, buf))
         goto io_fail;
-    for (int k = 0; k < GPT_PARAM_KIND_COUNT; k++) {
-        GptParamKind kind = (GptParamKind)k;
-        size_t n = model_file_kind_numel(&h, kind);
-        for (int l = 0; l < model_file_n_layers_of(&h, kind); l++) {
-            GptParam *p = gpt_param(g, kind, l);
-            if (p) {
-                ASSERT((size_t)p->numel == n);
-                gpt_param_read_f32(g, p, buf);
-            } else {
-                ASSERT(model_file_kind_is_bias(kind) && !c->bias);
-                memset(buf, 0, n * sizeof(float));
-            }
-            if (model_file_write_all(f, buf, n * sizeof(float)))
-                goto io_fail;
-        }
-    }
     if (fflush(f) || fsync(fileno(f)))
         goto io_fail;
     if (fclose(f)) {
@@ -287,15 +305,7 @@ int model_file_write(Gpt *g, const char *path, Err *err) {
         rc = err_set(err, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
         goto fail;
     }
-    /* make the rename itself durable */
-    char *dir_copy = strdup(path);
-    ASSERT(dir_copy);
-    int dfd = open(dirname(dir_copy), O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    free(dir_copy);
+    fsync_dir_of(path);
     free(buf);
     free(tmp);
     return 0;

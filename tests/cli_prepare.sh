@@ -39,11 +39,15 @@ if [ $((ntok + nval)) != "$(wc -m <"$tmp/in.txt")" ]; then
     echo "FAIL: char tokens $ntok + $nval != characters"
     fail=1
 fi
-if [ -f .cache/gpt2/encoder.json ]; then
-    expect 0 "gpt2 prepare" "$bin" prepare --input="$tmp/in.txt" --out="$tmp/gpt2"
+vocab=${ARENAGPT_VOCAB_DIR:-.cache/gpt2} # the Makefile's VOCAB_DIR
+if [ -f "$vocab/encoder.json" ]; then
+    expect 0 "gpt2 prepare" "$bin" prepare --input="$tmp/in.txt" --out="$tmp/gpt2" --vocab_dir="$vocab"
     [ -s "$tmp/gpt2/tokenizer_llmc.bin" ] || { echo "FAIL: gpt2: tokenizer_llmc.bin missing"; fail=1; }
+elif [ "${ARENAGPT_REQUIRE_DATA:-0}" = 1 ]; then
+    echo "FAIL: gpt2 prepare: no GPT-2 vocabulary at $vocab, although make test's set-up has run"
+    fail=1
 else
-    echo "skip: gpt2 prepare (no .cache/gpt2; run scripts/fetch_vocab.sh)"
+    echo "skip: gpt2 prepare (no GPT-2 vocabulary at $vocab; run scripts/setup.sh)"
 fi
 expect 2 "no --out" "$bin" prepare --input="$tmp/in.txt"
 expect 2 "unknown tokenizer" "$bin" prepare --input="$tmp/in.txt" --out="$tmp/x" --tokenizer=bpe

@@ -320,7 +320,7 @@ static void fill_small_arena(Arena *a) {
     arena_alloc(a, ARENA_CAT_GRADS, ARENA_DTYPE_F32, 3, shape, "grad.h.0.attn.c_attn.weight");
     arena_alloc(a, ARENA_CAT_OPTIMIZER, ARENA_DTYPE_F32, 3, shape, "adam.m.x");
     Tensor *x = arena_alloc(a, ARENA_CAT_ACTIVATIONS, ARENA_DTYPE_F16, 3, shape, "act.\"q\"");
-    Tensor *w = arena_alloc(a, ARENA_CAT_WORKSPACE, ARENA_DTYPE_U8, 1, shp1(3000), "ws.cublaslt");
+    Tensor *w = arena_alloc(a, ARENA_CAT_WORKSPACE, ARENA_DTYPE_U8, 1, shp1(3000), "ws.backend");
     arena_release(a, w);
     arena_release(a, x);
 }
@@ -334,19 +334,39 @@ static char *slurp(FILE *f) {
     return buf;
 }
 
-static void test_arena_reports_parse_back(void **state) {
-    (void)state;
+/* The small arena the report tests read back: traced, a marker, five allocations (two
+ * freed), one name that needs JSON escaping. */
+static Arena *report_arena(void) {
     Arena *a = arena_init(ARENA_BACKING_PLAN, 0, 0, NULL);
+    assert_non_null(a);
     arena_trace_enable(a, 1);
     arena_trace_mark(a, "step 0");
     fill_small_arena(a);
-    ArenaStats s = arena_stats(a);
+    return a;
+}
 
-    /* JSON */
+typedef enum ReportKind { REPORT_JSON, REPORT_CSV, REPORT_TRACE, REPORT_TABLE } ReportKind;
+
+/* One report of a, as text (the caller frees). */
+static char *report_text(const Arena *a, ReportKind kind) {
     FILE *f = tmpfile();
-    assert_int_equal(arena_report_json(a, f), 0);
+    assert_non_null(f);
+    int rc = kind == REPORT_JSON    ? arena_report_json(a, f)
+             : kind == REPORT_CSV   ? arena_report_csv(a, f)
+             : kind == REPORT_TRACE ? arena_report_trace(a, f)
+                                    : arena_report_table(a, f, 3);
+    assert_int_equal(rc, 0);
     char *text = slurp(f);
     fclose(f);
+    return text;
+}
+
+/* JSON: the peaks, per-category peaks and the breakdown at the peak match arena_stats; the
+ * tensors live at the peak add up to it; names are escaped. */
+static void test_arena_report_json(void **state) {
+    Arena *a = report_arena();
+    ArenaStats s = arena_stats(a);
+    char *text = report_text(a, REPORT_JSON);
     char jerr[256];
     Json *j = json_parse(text, jerr, sizeof jerr);
     if (!j)
@@ -372,12 +392,14 @@ static void test_arena_reports_parse_back(void **state) {
     assert_true(json_get(j, "tensors.0.shape.2")->number == 24);
     json_free(j);
     free(text);
+    teardown_check(a);
+}
 
-    /* CSV: same columns on every row; tensor rows add up to the peak */
-    f = tmpfile();
-    assert_int_equal(arena_report_csv(a, f), 0);
-    text = slurp(f);
-    fclose(f);
+/* CSV: the same columns on every row; tensor rows add up to the peak. */
+static void test_arena_report_csv(void **state) {
+    Arena *a = report_arena();
+    ArenaStats s = arena_stats(a);
+    char *text = report_text(a, REPORT_CSV);
     int rows = 0, n_tensor = 0;
     size_t tensor_sum = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"), rows++) {
@@ -405,13 +427,15 @@ static void test_arena_reports_parse_back(void **state) {
     assert_int_equal(rows, 1 + n_tensor + ARENA_CAT_COUNT + 1);
     assert_int_equal(tensor_sum, s.peak_used_bytes);
     free(text);
+    teardown_check(a);
+}
 
-    /* trace: valid JSON, one alloc/free event per call, counters, the marker */
-    f = tmpfile();
-    assert_int_equal(arena_report_trace(a, f), 0);
-    text = slurp(f);
-    fclose(f);
-    j = json_parse(text, jerr, sizeof jerr);
+/* Trace: valid JSON, one alloc/free event per call, the counters, the marker. */
+static void test_arena_report_trace(void **state) {
+    Arena *a = report_arena();
+    char *text = report_text(a, REPORT_TRACE);
+    char jerr[256];
+    Json *j = json_parse(text, jerr, sizeof jerr);
     if (!j)
         print_error("%s\n", jerr);
     assert_non_null(j);
@@ -436,12 +460,13 @@ static void test_arena_reports_parse_back(void **state) {
     assert_int_equal(n_mark, 1);
     json_free(j);
     free(text);
+    teardown_check(a);
+}
 
-    /* table: names the categories and the top tensor */
-    f = tmpfile();
-    assert_int_equal(arena_report_table(a, f, 3), 0);
-    text = slurp(f);
-    fclose(f);
+/* Table: names every category, the high-water mark and the top tensor. */
+static void test_arena_report_table(void **state) {
+    Arena *a = report_arena();
+    char *text = report_text(a, REPORT_TABLE);
     for (int c = 0; c < ARENA_CAT_COUNT; c++)
         assert_non_null(strstr(text, arena_category_name((ArenaCategory)c)));
     assert_non_null(strstr(text, "high-water"));
@@ -481,7 +506,10 @@ int main(void) {
         cmocka_unit_test(test_arena_holes_and_first_fit),
         cmocka_unit_test(test_arena_budget_refusal_report),
         cmocka_unit_test(test_arena_plan_equals_host),
-        cmocka_unit_test(test_arena_reports_parse_back),
+        cmocka_unit_test(test_arena_report_json),
+        cmocka_unit_test(test_arena_report_csv),
+        cmocka_unit_test(test_arena_report_trace),
+        cmocka_unit_test(test_arena_report_table),
         cmocka_unit_test(test_arena_size_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

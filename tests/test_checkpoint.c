@@ -21,19 +21,6 @@
 #define TB 2
 #define TT 8
 
-static char g_dir[512];
-
-static void tiny_config(GptConfig *c) {
-    memset(c, 0, sizeof *c);
-    c->max_seq_len = TT;
-    c->vocab_size = 37;
-    c->padded_vocab_size = 40;
-    c->n_layer = 2;
-    c->n_head = 2;
-    c->channels = 12;
-    c->bias = 1;
-}
-
 typedef struct Model {
     Arena *arena;
     Gpt g;
@@ -41,14 +28,7 @@ typedef struct Model {
 
 static void model_make(Model *m, const GptConfig *c, uint64_t seed, int train_steps) {
     Err err;
-    Arena *plan = NULL;
-    assert_int_equal(gpt_plan(c, GPT_DEVICE_CPU, TB, TT, 0, &plan, &err), 0);
-    size_t cap = arena_stats(plan).high_water_bytes;
-    arena_free(plan);
-    m->arena = arena_init(ARENA_BACKING_HOST, cap, 0, &err);
-    assert_non_null(m->arena);
-    assert_int_equal(gpt_build(&m->g, c, GPT_DEVICE_CPU, m->arena, TB, TT, &err), 0);
-    gpt_init_weights(&m->g, seed);
+    m->arena = test_model_build(&m->g, c, TB, TT, seed);
     int32_t in[TB * TT], tg[TB * TT];
     for (int i = 0; i < TB * TT; i++) {
         in[i] = (int32_t)((i * 7 + (int)seed) % c->vocab_size);
@@ -64,33 +44,15 @@ static void model_make(Model *m, const GptConfig *c, uint64_t seed, int train_st
     }
 }
 
-static void model_free(Model *m) {
-    gpt_free(&m->g);
-    assert_int_equal(arena_stats(m->arena).used_bytes, 0);
-    arena_free(m->arena);
-}
-
 static int file_size(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 ? (int)st.st_size : -1;
 }
 
-static int setup(void **state) {
-    (void)state;
-    test_tmpdir(g_dir, sizeof g_dir);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    test_rmtree(g_dir);
-    return 0;
-}
-
 static void test_checkpoint_round_trip(void **state) {
     (void)state;
     GptConfig c;
-    tiny_config(&c);
+    c = test_gpt_config(2, 2, 12, TT, 37, 40, 1, GPT_GELU_TANH, GPT_RECOMPUTE_NONE);
     TrainConfig cfg;
     config_defaults(&cfg);
     Model a, b;
@@ -104,7 +66,8 @@ static void test_checkpoint_round_trip(void **state) {
     Err err;
     char path[1024];
     assert_int_equal(
-        checkpoint_save(g_dir, &cfg, &a.g, &p, blob, sizeof blob, 2, path, sizeof path, &err), 0);
+        checkpoint_save(test_dir(), &cfg, &a.g, &p, blob, sizeof blob, 2, path, sizeof path, &err),
+        0);
     CheckpointProgress q;
     if (checkpoint_load(path, &cfg, &b.g, &q, blob2, sizeof blob2, &err) != 0)
         print_error("%s\n", err.msg);
@@ -116,14 +79,14 @@ static void test_checkpoint_round_trip(void **state) {
         assert_memory_equal(x->m->data, y->m->data, x->m->nbytes);
         assert_memory_equal(x->v->data, y->v->data, x->v->nbytes);
     }
-    model_free(&a);
-    model_free(&b);
+    test_model_free(&a.g, a.arena);
+    test_model_free(&b.g, b.arena);
 }
 
 static void test_checkpoint_keep_last_and_interrupted_save(void **state) {
     (void)state;
     GptConfig c;
-    tiny_config(&c);
+    c = test_gpt_config(2, 2, 12, TT, 37, 40, 1, GPT_GELU_TANH, GPT_RECOMPUTE_NONE);
     TrainConfig cfg;
     config_defaults(&cfg);
     Model a;
@@ -133,27 +96,27 @@ static void test_checkpoint_keep_last_and_interrupted_save(void **state) {
     for (int it = 10; it <= 40; it += 10) {
         CheckpointProgress p = {.iter = it, .loss_scale = 1.0f};
         assert_int_equal(
-            checkpoint_save(g_dir, &cfg, &a.g, &p, NULL, 0, 2, path, sizeof path, &err), 0);
+            checkpoint_save(test_dir(), &cfg, &a.g, &p, NULL, 0, 2, path, sizeof path, &err), 0);
     }
     char old[1100];
-    snprintf(old, sizeof old, "%s/state_00000020.bin", g_dir);
+    snprintf(old, sizeof old, "%s/state_00000020.bin", test_dir());
     assert_int_equal(file_size(old), -1); /* beyond keep = 2: removed */
-    assert_int_equal(checkpoint_find_latest(g_dir, latest, sizeof latest, &err), 0);
+    assert_int_equal(checkpoint_find_latest(test_dir(), latest, sizeof latest, &err), 0);
     assert_non_null(strstr(latest, "state_00000040.bin"));
 
     /* a save killed mid-write leaves only its temp file: the newest complete one still loads */
     char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s/state_00000050.bin.tmp", g_dir);
+    snprintf(tmp, sizeof tmp, "%s/state_00000050.bin.tmp", test_dir());
     FILE *f = fopen(tmp, "wb");
     fwrite("AGPTSTAT partial", 1, 16, f);
     fclose(f);
-    assert_int_equal(checkpoint_find_latest(g_dir, latest, sizeof latest, &err), 0);
+    assert_int_equal(checkpoint_find_latest(test_dir(), latest, sizeof latest, &err), 0);
     assert_non_null(strstr(latest, "state_00000040.bin"));
     CheckpointProgress q;
     assert_int_equal(checkpoint_load(latest, &cfg, &a.g, &q, NULL, 0, &err), 0);
     assert_int_equal(q.iter, 40);
     unlink(tmp);
-    model_free(&a);
+    test_model_free(&a.g, a.arena);
 }
 
 static void expect_refusal(const char *path, Gpt *g, size_t extra, const char *frag) {
@@ -172,7 +135,7 @@ static void expect_refusal(const char *path, Gpt *g, size_t extra, const char *f
 static void test_checkpoint_refusals(void **state) {
     (void)state;
     GptConfig c;
-    tiny_config(&c);
+    c = test_gpt_config(2, 2, 12, TT, 37, 40, 1, GPT_GELU_TANH, GPT_RECOMPUTE_NONE);
     TrainConfig cfg;
     config_defaults(&cfg);
     Model a;
@@ -182,7 +145,8 @@ static void test_checkpoint_refusals(void **state) {
     CheckpointProgress p = {.iter = 7, .loss_scale = 1.0f};
     unsigned char blob[64] = {0};
     assert_int_equal(
-        checkpoint_save(g_dir, &cfg, &a.g, &p, blob, sizeof blob, 5, path, sizeof path, &err), 0);
+        checkpoint_save(test_dir(), &cfg, &a.g, &p, blob, sizeof blob, 5, path, sizeof path, &err),
+        0);
     int n = file_size(path);
     unsigned char *data = malloc((size_t)n);
     FILE *f = fopen(path, "rb");
@@ -190,7 +154,7 @@ static void test_checkpoint_refusals(void **state) {
     fclose(f);
 
     char bad[1100];
-    snprintf(bad, sizeof bad, "%s/bad.bin", g_dir);
+    snprintf(bad, sizeof bad, "%s/bad.bin", test_dir());
     /* truncated */
     f = fopen(bad, "wb");
     fwrite(data, 1, (size_t)n - 100, f);
@@ -217,11 +181,11 @@ static void test_checkpoint_refusals(void **state) {
     Model b;
     model_make(&b, &c2, 5, 0);
     expect_refusal(path, &b.g, sizeof blob, "n_embd = 12, this run has 16");
-    model_free(&b);
+    test_model_free(&b.g, b.arena);
     /* missing file */
     expect_refusal("/nonexistent/state.bin", &a.g, sizeof blob, "cannot open");
     free(data);
-    model_free(&a);
+    test_model_free(&a.g, a.arena);
 }
 
 int main(void) {
@@ -230,5 +194,5 @@ int main(void) {
         cmocka_unit_test(test_checkpoint_keep_last_and_interrupted_save),
         cmocka_unit_test(test_checkpoint_refusals),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_dir_setup, test_dir_teardown);
 }

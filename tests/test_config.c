@@ -16,28 +16,14 @@
 #include "../train/config.h"
 #include "test_util.h"
 
-static char g_dir[512];
-
 static const char *write_file(const char *name, const char *text) {
     static char path[1024];
-    snprintf(path, sizeof path, "%s/%s", g_dir, name);
+    snprintf(path, sizeof path, "%s/%s", test_dir(), name);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs(text, f);
     fclose(f);
     return path;
-}
-
-static int setup(void **state) {
-    (void)state;
-    test_tmpdir(g_dir, sizeof g_dir);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    test_rmtree(g_dir);
-    return 0;
 }
 
 /* Expects a parse failure whose message contains every given fragment. */
@@ -125,7 +111,7 @@ static void test_config_every_key_round_trips(void **state) {
     snprintf(a.prompt, sizeof a.prompt, "O Romeo, it's\n\t'quoted' \\ here");
     snprintf(a.out_dir, sizeof a.out_dir, "out dir/with # hash");
     char path[sizeof a.config_file];
-    snprintf(path, sizeof path, "%.400s/all.conf", g_dir);
+    snprintf(path, sizeof path, "%.400s/all.conf", test_dir());
     FILE *f = fopen(path, "w");
     config_write(&a, f);
     fclose(f);
@@ -275,5 +261,5 @@ int main(void) {
         cmocka_unit_test(test_config_bad_files),
         cmocka_unit_test(test_config_committed_configs),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, test_dir_setup, test_dir_teardown);
 }

@@ -285,13 +285,19 @@ static void test_data_loader_bad_files(void **state) {
 
 /* ---------- prepare ---------- */
 
-static int have_vocab(void) {
+static int vocab_present(void) {
     char p[4096];
-    snprintf(p, sizeof p, "%s/.cache/gpt2/encoder.json", test_root());
+    snprintf(p, sizeof p, "%s/encoder.json", test_vocab_dir());
     FILE *f = fopen(p, "rb");
     if (f)
         fclose(f);
     return f != NULL;
+}
+
+/* Skips (or fails, after make test's set-up) when the GPT-2 vocabulary is missing. */
+static void need_vocab(void) {
+    if (!vocab_present())
+        test_data_missing("the GPT-2 vocabulary", test_vocab_dir());
 }
 
 static void prepare_config(TrainConfig *cfg, const char *input, const char *out,
@@ -301,7 +307,7 @@ static void prepare_config(TrainConfig *cfg, const char *input, const char *out,
     memcpy(cfg->input, input, strlen(input) + 1);
     memcpy(cfg->out, out, strlen(out) + 1);
     char vocab[4096];
-    snprintf(vocab, sizeof vocab, "%s/.cache/gpt2", test_root());
+    snprintf(vocab, sizeof vocab, "%s", test_vocab_dir());
     assert_true(strlen(vocab) < sizeof cfg->vocab_dir);
     memcpy(cfg->vocab_dir, vocab, strlen(vocab) + 1);
     cfg->tokenizer = tok;
@@ -350,14 +356,11 @@ static void assert_prepare_round_trip(const char *out, const char *text, size_t 
 
 static void test_data_prepare_tinyshakespeare(void **state) {
     (void)state;
-    char input[4096];
-    snprintf(input, sizeof input, "%s/../shared/data/tinyshakespeare.txt", test_root());
+    const char *input = test_shakespeare_path();
     size_t len;
     char *text = test_read_file(input, &len);
-    if (!text) {
-        print_message("SKIP: %s not found\n", input);
-        skip();
-    }
+    if (!text)
+        test_data_missing("tinyshakespeare", input);
     char dir[256], out[512], p[600];
     test_tmpdir(dir, sizeof dir);
     TrainConfig cfg;
@@ -373,8 +376,10 @@ static void test_data_prepare_tinyshakespeare(void **state) {
     free(shard_tokens(p, &n));
     assert_int_equal(n, SHAKESPEARE_CHAR_VAL);
     assert_prepare_round_trip(out, text, len);
-    if (!have_vocab()) {
-        print_message("SKIP (gpt2 part): no vocabulary; run scripts/fetch_vocab.sh\n");
+    if (!vocab_present() && test_data_required())
+        test_data_missing("the GPT-2 vocabulary", test_vocab_dir());
+    if (!vocab_present()) {
+        print_message("SKIP (gpt2 part): the GPT-2 vocabulary missing at %s\n", test_vocab_dir());
     } else {
         snprintf(out, sizeof out, "%s/gpt2", dir);
         prepare_config(&cfg, input, out, CONFIG_TOKENIZER_GPT2);
@@ -404,10 +409,7 @@ static void test_data_prepare_tinyshakespeare(void **state) {
  * (so the character split is not the byte split) and invalid UTF-8 after it. */
 static void test_data_prepare_streams_large_input(void **state) {
     (void)state;
-    if (!have_vocab()) {
-        print_message("SKIP: no GPT-2 vocabulary; run scripts/fetch_vocab.sh\n");
-        skip();
-    }
+    need_vocab();
     char dir[256], input[512], out[512], p[600];
     test_tmpdir(dir, sizeof dir);
     snprintf(input, sizeof input, "%s/in.txt", dir);

@@ -19,38 +19,11 @@
 #include "../model/gpt.h"
 #include "test_util.h"
 
-static int slow_tests(void) {
-    const char *s = getenv("ARENAGPT_SLOW_TESTS");
-    return !(s && strcmp(s, "0") == 0);
-}
-
-static GptConfig config_make(int64_t L, int64_t NH, int64_t C, int64_t maxT, int64_t V, int64_t Vp,
-                             int bias, int gelu, int recompute) {
-    GptConfig c = {0};
-    c.n_layer = L;
-    c.n_head = NH;
-    c.channels = C;
-    c.max_seq_len = maxT;
-    c.vocab_size = V;
-    c.padded_vocab_size = Vp;
-    c.bias = bias;
-    c.gelu = gelu;
-    c.recompute = recompute;
-    return c;
-}
-
-static void tokens_random(int32_t *x, int64_t n, int64_t V, uint64_t seed) {
-    Rng r;
-    rng_init(&r, seed);
-    for (int64_t i = 0; i < n; i++)
-        x[i] = (int32_t)rng_below(&r, (uint64_t)V);
-}
-
 /* ------------------------------------------------------------------------------------- */
 
 static void test_gpt_param_counts_small_4070(void **state) {
-    /* configs/small_4070.conf: the numbers DESIGN.md and nanoGPT give for this model */
-    GptConfig c = config_make(6, 6, 384, 512, 50304, 50304, 0, 0, 0);
+    /* configs/small_4070.conf: the numbers nanoGPT gives for this model (README) */
+    GptConfig c = test_gpt_config(6, 6, 384, 512, 50304, 50304, 0, 0, 0);
     GptParamCounts pc;
     gpt_param_counts(&c, &pc);
     assert_int_equal(pc.total, 30135168);
@@ -63,7 +36,7 @@ static void test_gpt_param_counts_small_4070(void **state) {
 
 static void test_gpt_param_counts_match_built_tensors(void **state) {
     for (int bias = 0; bias <= 1; bias++) {
-        GptConfig c = config_make(3, 2, 16, 8, 50, 64, bias, 0, 0);
+        GptConfig c = test_gpt_config(3, 2, 16, 8, 50, 64, bias, 0, 0);
         Err err = {{0}};
         Arena *a = arena_init(ARENA_BACKING_PLAN, 0, 0, &err);
         assert_non_null(a);
@@ -114,7 +87,7 @@ static void test_gpt_get_lr_schedule(void **state) {
 static void test_gpt_flops_count_matmul_weights(void **state) {
     /* forward = 2 FLOPs per weight of every matmul (all 2-D params but wpe; wte once, as the
      * head) + the attention's QK^T and att@V: 4 T C per layer */
-    GptConfig c = config_make(6, 6, 384, 512, 50304, 50304, 0, 0, 0);
+    GptConfig c = test_gpt_config(6, 6, 384, 512, 50304, 50304, 0, 0, 0);
     GptParamCounts pc;
     gpt_param_counts(&c, &pc);
     double matmul_weights = (double)pc.decay_count - 512.0 * 384.0;
@@ -158,8 +131,8 @@ static void plan_vs_measured(const GptConfig *c, int64_t B, int64_t T, int64_t a
     gpt_init_weights(&g, 1);
     int32_t *x = malloc((size_t)(B * T) * sizeof(int32_t));
     int32_t *y = malloc((size_t)(B * T) * sizeof(int32_t));
-    tokens_random(x, B * T, c->vocab_size, 2);
-    tokens_random(y, B * T, c->vocab_size, 3);
+    test_tokens_random(x, B * T, c->vocab_size, 2);
+    test_tokens_random(y, B * T, c->vocab_size, 3);
     assert_int_equal(gpt_step_sequence(&g, x, y, B, T, accum, &err), 0);
     ArenaStats ms = arena_stats(host);
     stats_assert_equal(&ps, &ms);
@@ -193,15 +166,15 @@ static void test_gpt_plan_equals_measured(void **state) {
     };
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
         for (int mode = 0; mode <= 2; mode++) {
-            GptConfig c = config_make(cases[k].L, cases[k].NH, cases[k].C, cases[k].maxT,
-                                      cases[k].V, cases[k].Vp, cases[k].bias, (int)k % 2, mode);
+            GptConfig c = test_gpt_config(cases[k].L, cases[k].NH, cases[k].C, cases[k].maxT,
+                                          cases[k].V, cases[k].Vp, cases[k].bias, (int)k % 2, mode);
             c.loss_chunk = cases[k].chunk;
             plan_vs_measured(&c, cases[k].B, cases[k].T, 1 + (int64_t)k % 2);
         }
 }
 
 static void test_gpt_recompute_saves_activation_memory(void **state) {
-    GptConfig c = config_make(4, 2, 32, 16, 64, 64, 0, 0, 0);
+    GptConfig c = test_gpt_config(4, 2, 32, 16, 64, 64, 0, 0, 0);
     size_t act[3];
     for (int mode = 0; mode <= 2; mode++) {
         c.recompute = mode;
@@ -216,7 +189,7 @@ static void test_gpt_recompute_saves_activation_memory(void **state) {
 }
 
 static void test_gpt_plan_refuses_over_limit(void **state) {
-    GptConfig c = config_make(2, 2, 16, 8, 32, 32, 0, 0, 0);
+    GptConfig c = test_gpt_config(2, 2, 16, 8, 32, 32, 0, 0, 0);
     Err err = {{0}};
     Arena *plan = NULL;
     assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, 2, 8, 0, &plan, &err), 0);
@@ -232,7 +205,7 @@ static void test_gpt_plan_refuses_over_limit(void **state) {
 
 static void test_gpt_plan_cuda_layout(void **state) {
     /* the CUDA layout plans without a GPU: f16 params and grads, f32 master + m + v */
-    GptConfig c = config_make(6, 6, 384, 512, 50304, 50304, 0, 0, 0);
+    GptConfig c = test_gpt_config(6, 6, 384, 512, 50304, 50304, 0, 0, 0);
     Err err = {{0}};
     Arena *plan = NULL;
     assert_int_equal(gpt_plan(&c, GPT_DEVICE_CUDA, 1, 64, 0, &plan, &err), 0);
@@ -289,13 +262,13 @@ static void run_grads(const GptConfig *c, int64_t B, int64_t T, const int32_t *x
 
 static void test_gpt_recompute_gradients_bit_identical(void **state) {
     for (int variant = 0; variant < 2; variant++) {
-        GptConfig c = variant == 0 ? config_make(3, 2, 32, 16, 61, 64, 1, 0, 0)
-                                   : config_make(2, 3, 24, 9, 50, 50, 0, 1, 0);
+        GptConfig c = variant == 0 ? test_gpt_config(3, 2, 32, 16, 61, 64, 1, 0, 0)
+                                   : test_gpt_config(2, 3, 24, 9, 50, 50, 0, 1, 0);
         int64_t B = 3, T = variant == 0 ? 16 : 9;
         int32_t *x = malloc((size_t)(2 * B * T) * sizeof(int32_t));
         int32_t *y = malloc((size_t)(2 * B * T) * sizeof(int32_t));
-        tokens_random(x, 2 * B * T, c.vocab_size, 7);
-        tokens_random(y, 2 * B * T, c.vocab_size, 8);
+        test_tokens_random(x, 2 * B * T, c.vocab_size, 7);
+        test_tokens_random(y, 2 * B * T, c.vocab_size, 8);
         float *ref = NULL, loss_ref = 0;
         size_t n_ref = 0;
         run_grads(&c, B, T, x, y, &ref, &n_ref, &loss_ref);
@@ -328,7 +301,7 @@ static void test_gpt_recompute_gradients_bit_identical(void **state) {
 
 static void test_gpt_gradients_match_finite_differences(void **state) {
     for (int variant = 0; variant < 2; variant++) {
-        GptConfig c = config_make(2, 2, 16, 8, 29, 32, variant, variant, variant);
+        GptConfig c = test_gpt_config(2, 2, 16, 8, 29, 32, variant, variant, variant);
         int64_t B = 2, T = 8;
         Err err = {{0}};
         Arena *plan = NULL;
@@ -347,8 +320,8 @@ static void test_gpt_gradients_match_finite_differences(void **state) {
                 p[j] += (float)(rng_normal(&r) * 0.2);
         }
         int32_t x[16], y[16];
-        tokens_random(x, B * T, c.vocab_size, 5);
-        tokens_random(y, B * T, c.vocab_size, 6);
+        test_tokens_random(x, B * T, c.vocab_size, 5);
+        test_tokens_random(y, B * T, c.vocab_size, 6);
         gpt_zero_grad(&g);
         float loss = 0;
         assert_int_equal(gpt_forward(&g, x, y, B, T, 1, &loss, &err), 0);
@@ -390,7 +363,7 @@ static void test_gpt_padded_vocab_takes_no_part(void **state) {
     int n_saved = 0;
     for (int k = 0; k < 2; k++) {
         int64_t Vp = k == 0 ? V : 32;
-        GptConfig c = config_make(1, 2, 16, 8, V, Vp, 1, 0, 0);
+        GptConfig c = test_gpt_config(1, 2, 16, 8, V, Vp, 1, 0, 0);
         Err err = {{0}};
         Arena *plan = NULL;
         assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, B, T, 0, &plan, &err), 0);
@@ -417,8 +390,8 @@ static void test_gpt_padded_vocab_takes_no_part(void **state) {
                 w[i] = 3.0f;
         }
         int32_t x[16], y[16];
-        tokens_random(x, B * T, V, 1);
-        tokens_random(y, B * T, V, 2);
+        test_tokens_random(x, B * T, V, 1);
+        test_tokens_random(y, B * T, V, 2);
         gpt_zero_grad(&g);
         assert_int_equal(gpt_forward(&g, x, y, B, T, 1, &loss[k], &err), 0);
         assert_int_equal(gpt_backward(&g, 1.0f, &err), 0);
@@ -442,7 +415,7 @@ static void test_gpt_padded_vocab_takes_no_part(void **state) {
 }
 
 static void test_gpt_eval_forward_frees_everything(void **state) {
-    GptConfig c = config_make(2, 2, 16, 8, 32, 32, 0, 0, 0);
+    GptConfig c = test_gpt_config(2, 2, 16, 8, 32, 32, 0, 0, 0);
     Err err = {{0}};
     Arena *plan = NULL;
     assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, 2, 8, 0, &plan, &err), 0);
@@ -453,8 +426,8 @@ static void test_gpt_eval_forward_frees_everything(void **state) {
     gpt_init_weights(&g, 3);
     size_t used = arena_stats(a).used_bytes;
     int32_t x[16], y[16];
-    tokens_random(x, 16, 32, 1);
-    tokens_random(y, 16, 32, 2);
+    test_tokens_random(x, 16, 32, 1);
+    test_tokens_random(y, 16, 32, 2);
     float l_eval = 0, l_train = 0;
     assert_int_equal(gpt_forward(&g, x, y, 2, 8, 0, &l_eval, &err), 0);
     assert_int_equal(arena_stats(a).used_bytes, used);
@@ -479,9 +452,9 @@ static void test_gpt_eval_forward_frees_everything(void **state) {
 /* ------------------------------------------------------------------------------------- */
 
 static void test_gpt_learns_repeating_pattern(void **state) {
-    int slow = slow_tests();
+    int slow = test_slow();
     int64_t V = 64, B = 4, T = 32;
-    GptConfig c = config_make(2, 2, 32, T, V, V, 0, 0, GPT_RECOMPUTE_NONE);
+    GptConfig c = test_gpt_config(2, 2, 32, T, V, V, 0, 0, GPT_RECOMPUTE_NONE);
     Err err = {{0}};
     Arena *plan = NULL;
     assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, B, T, 0, &plan, &err), 0);
@@ -532,6 +505,82 @@ static void test_gpt_learns_repeating_pattern(void **state) {
     free(text);
 }
 
+/* attention=cudnn is planned (its f32 log-sum-exp), never run: no backend has its kernels,
+ * and the naive kernel in its place would write (B,NH,T,T) into a (B,NH,T) buffer. */
+static void test_gpt_attention_without_kernels_is_refused(void **state) {
+    GptConfig c = test_gpt_config(2, 2, 16, 8, 32, 32, 0, 0, 0);
+    Err err = {{0}};
+    c.attention = GPT_ATTENTION_CUDNN;
+    Arena *plan = NULL;
+    assert_int_equal(gpt_plan(&c, GPT_DEVICE_CUDA, 2, 8, 0, &plan, &err), 0);
+    arena_free(plan);
+    assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, 2, 8, 0, &plan, &err), -1);
+    assert_non_null(strstr(err.msg, "attention=cudnn needs --device=cuda"));
+    arena_free(plan);
+
+    /* a running model whose config asks for kernels its backend lacks refuses every phase */
+    c.attention = GPT_ATTENTION_NAIVE;
+    Gpt g;
+    Arena *a = test_model_build(&g, &c, 2, 8, 3);
+    size_t used = arena_stats(a).used_bytes;
+    g.config.attention = GPT_ATTENTION_CUDNN;
+    int32_t x[16] = {0}, y[16] = {0};
+    float loss = -1.0f, logits[2 * 32];
+    err.msg[0] = 0;
+    assert_int_equal(gpt_forward(&g, x, y, 2, 8, 0, &loss, &err), -1);
+    assert_non_null(strstr(err.msg, "attention=cudnn has no kernels in the cpu backend"));
+    assert_true(loss == -1.0f);
+    assert_int_equal(gpt_forward(&g, x, y, 2, 8, 1, &loss, &err), -1);
+    assert_int_equal(gpt_forward_last_logits(&g, x, 2, 8, logits, &err), -1);
+    assert_non_null(strstr(err.msg, "gpt_forward_last_logits: attention=cudnn"));
+    assert_int_equal(arena_stats(a).used_bytes, used);
+    g.config.attention = GPT_ATTENTION_NAIVE;
+    gpt_free(&g);
+    arena_free(a);
+}
+
+static const char INJECTED_FAULT[] = "illegal memory access (injected)";
+static int faulted_last_error(char *msg, size_t len) {
+    snprintf(msg, len, "%s", INJECTED_FAULT);
+    return 1;
+}
+
+/* After a device fault the values copied back are not results: the eval loss, the sampling
+ * logits and the update's gradient norm report the device error instead, and free what they
+ * allocated. */
+static void test_gpt_device_error_is_reported(void **state) {
+    GptConfig c = test_gpt_config(2, 2, 16, 8, 32, 32, 0, 0, 0);
+    Gpt g;
+    Arena *a = test_model_build(&g, &c, 2, 8, 3);
+    size_t used = arena_stats(a).used_bytes;
+    GptBackend faulty = *gpt_backend_cpu();
+    faulty.last_error = faulted_last_error;
+    g.backend = &faulty;
+    int32_t x[16] = {0}, y[16] = {0};
+    float loss = -1.0f, logits[2 * 32], norm = -1.0f;
+    Err err = {{0}};
+    assert_int_equal(gpt_forward(&g, x, y, 2, 8, 0, &loss, &err), -1);
+    assert_non_null(strstr(err.msg, "gpt_forward: device error: illegal memory access"));
+    assert_true(loss == -1.0f);
+    assert_int_equal(arena_stats(a).used_bytes, used);
+    assert_int_equal(gpt_forward(&g, x, y, 2, 8, 1, &loss, &err), -1);
+    assert_int_equal(arena_stats(a).used_bytes, used);
+    err.msg[0] = 0;
+    assert_int_equal(gpt_forward_last_logits(&g, x, 2, 8, logits, &err), -1);
+    assert_non_null(strstr(err.msg, "gpt_forward_last_logits: device error"));
+    assert_int_equal(arena_stats(a).used_bytes, used);
+    err.msg[0] = 0;
+    assert_int_equal(gpt_update(&g, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, 1, 1.0f, &norm, &err),
+                     -1);
+    assert_non_null(strstr(err.msg, "gpt_update: device error"));
+    assert_true(norm == -1.0f);
+    assert_int_equal(arena_stats(a).used_bytes, used);
+    g.backend = gpt_backend_cpu();
+    gpt_free(&g);
+    assert_int_equal(arena_stats(a).used_bytes, 0);
+    arena_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gpt_param_counts_small_4070),
@@ -547,6 +596,8 @@ int main(void) {
         cmocka_unit_test(test_gpt_padded_vocab_takes_no_part),
         cmocka_unit_test(test_gpt_eval_forward_frees_everything),
         cmocka_unit_test(test_gpt_learns_repeating_pattern),
+        cmocka_unit_test(test_gpt_attention_without_kernels_is_refused),
+        cmocka_unit_test(test_gpt_device_error_is_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -121,7 +121,7 @@ static void test_layers_layernorm(void **state) {
         for (int64_t i = 0; i < N * C; i++)
             x[i] += 0.5f; /* a non-zero mean */
         float *y = zerosf(N * C), *mean = zerosf(N), *rstd = zerosf(N);
-        cpu_layernorm_forward(y, mean, rstd, x, w, with_bias ? b : NULL, N, C);
+        cpu_layernorm_forward(y, mean, rstd, x, w, with_bias ? b : NULL, N, C, NULL);
         LnCtx c = {to_f64(x, N * C),
                    to_f64(w, C),
                    with_bias ? to_f64(b, C) : NULL,
@@ -135,7 +135,7 @@ static void test_layers_layernorm(void **state) {
         float *dx = zerosf(N * C), *dw = zerosf(C), *db = zerosf(C);
         for (int64_t i = 0; i < N * C; i++)
             dx[i] = 1.0f;
-        cpu_layernorm_backward(dx, dw, with_bias ? db : NULL, r, x, w, mean, rstd, N, C);
+        cpu_layernorm_backward(dx, dw, with_bias ? db : NULL, r, x, w, mean, rstd, N, C, NULL);
         for (int64_t i = 0; i < N * C; i++)
             dx[i] -= 1.0f;
         double *g = malloc((size_t)(N * C) * sizeof(double));
@@ -182,7 +182,7 @@ static void test_layers_matmul(void **state) {
         float *x = randf(N * IC, 1, 10), *w = randf(OC * IC, 1, 11), *b = randf(OC, 1, 12);
         float *res = randf(N * OC, 1, 13), *r = randf(N * OC, 1, 14);
         float *y = zerosf(N * OC);
-        cpu_matmul_forward(y, x, w, with_bias ? b : NULL, with_res ? res : NULL, N, IC, OC);
+        cpu_matmul_forward(y, x, w, with_bias ? b : NULL, with_res ? res : NULL, N, IC, OC, NULL);
         MmCtx c = {to_f64(x, N * IC),
                    to_f64(w, OC * IC),
                    with_bias ? to_f64(b, OC) : NULL,
@@ -198,7 +198,7 @@ static void test_layers_matmul(void **state) {
         float *dx = randf(N * IC, 1, 15), *dw = zerosf(OC * IC), *db = zerosf(OC);
         for (int64_t i = 0; i < OC * IC; i++)
             dw[i] = 2.0f;
-        cpu_matmul_backward(dx, dw, with_bias ? db : NULL, r, x, w, N, IC, OC);
+        cpu_matmul_backward(dx, dw, with_bias ? db : NULL, r, x, w, N, IC, OC, NULL);
         for (int64_t i = 0; i < OC * IC; i++)
             dw[i] -= 2.0f;
         double *g = malloc((size_t)(N * IC + OC * IC) * sizeof(double));
@@ -222,8 +222,8 @@ static void test_layers_matmul_backward_in_place(void **state) {
     int64_t N = 4, IC = 6, OC = 8;
     float *x = randf(N * IC, 1, 20), *w = randf(OC * IC, 1, 21), *d = randf(N * OC, 1, 22);
     float *dw1 = zerosf(OC * IC), *dw2 = zerosf(OC * IC), *dx1 = zerosf(N * IC);
-    cpu_matmul_backward(dx1, dw1, NULL, d, x, w, N, IC, OC);
-    cpu_matmul_backward(x, dw2, NULL, d, x, w, N, IC, OC);
+    cpu_matmul_backward(dx1, dw1, NULL, d, x, w, N, IC, OC, NULL);
+    cpu_matmul_backward(x, dw2, NULL, d, x, w, N, IC, OC, NULL);
     assert_memory_equal(dw1, dw2, (size_t)(OC * IC) * sizeof(float));
     assert_memory_equal(dx1, x, (size_t)(N * IC) * sizeof(float));
     free(x), free(w), free(d), free(dw1), free(dw2), free(dx1);
@@ -277,7 +277,7 @@ static void test_layers_attention(void **state) {
     int64_t B = 2, T = 5, C = 12, NH = 3;
     float *qkv = randf(B * T * 3 * C, 1.0, 30), *r = randf(B * T * C, 1.0, 31);
     float *y = zerosf(B * T * C), *att = zerosf(B * NH * T * T);
-    cpu_attention_forward(y, att, qkv, B, T, C, NH);
+    cpu_attention_forward(y, att, qkv, B, T, C, NH, NULL);
     AttCtx c = {
         to_f64(qkv, B * T * 3 * C), calloc((size_t)(B * T * C), sizeof(double)), r, B, T, C, NH};
     att_loss(&c);
@@ -294,7 +294,7 @@ static void test_layers_attention(void **state) {
         assert_true(fabs(s - 1.0) < 1e-5);
     }
     float *dqkv = randf(B * T * 3 * C, 1.0, 32); /* overwritten */
-    cpu_attention_backward(dqkv, att, r, qkv, B, T, C, NH);
+    cpu_attention_backward(dqkv, att, r, qkv, B, T, C, NH, NULL);
     double *g = malloc((size_t)(B * T * 3 * C) * sizeof(double));
     fd_grad(c.qkv, B * T * 3 * C, att_loss, &c, g);
     CHECK_GRAD(dqkv, g, B * T * 3 * C);
@@ -325,11 +325,11 @@ static void test_layers_gelu(void **state) {
     int64_t n = 101;
     for (int gelu = 0; gelu <= 1; gelu++) {
         float *x = randf(n, 2.0, 40), *r = randf(n, 1.0, 41), *y = zerosf(n), *dx = zerosf(n);
-        cpu_gelu_forward(y, x, n, gelu);
+        cpu_gelu_forward(y, x, n, gelu, NULL);
         GeluCtx c = {to_f64(x, n), calloc((size_t)n, sizeof(double)), r, n, gelu};
         gelu_loss(&c);
         CHECK_FWD(y, c.y, n);
-        cpu_gelu_backward(dx, x, r, n, gelu);
+        cpu_gelu_backward(dx, x, r, n, gelu, NULL);
         double *g = malloc((size_t)n * sizeof(double));
         fd_grad(c.x, n, gelu_loss, &c, g);
         CHECK_GRAD(dx, g, n);
@@ -344,14 +344,14 @@ static void test_layers_encoder(void **state) {
     int64_t B = 3, T = 4, C = 20, Vp = 7;
     int32_t inp[12] = {1, 2, 1, 6, 0, 0, 3, 1, 5, 5, 5, 2};
     float *wte = randf(Vp * C, 1, 50), *wpe = randf(T * C, 1, 51), *out = zerosf(B * T * C);
-    cpu_encoder_forward(out, inp, wte, wpe, B, T, C);
+    cpu_encoder_forward(out, inp, wte, wpe, B, T, C, NULL);
     for (int64_t bt = 0; bt < B * T; bt++)
         for (int64_t i = 0; i < C; i++)
             assert_true(out[bt * C + i] == wte[inp[bt] * C + i] + wpe[(bt % T) * C + i]);
     /* the encoder is linear: its gradient is the scatter, summed in double here */
     float *d = randf(B * T * C, 1, 52), *dwte = zerosf(Vp * C), *dwpe = zerosf(T * C);
-    cpu_encoder_backward(dwte, dwpe, d, inp, B, T, C);
-    cpu_encoder_backward(dwte, dwpe, d, inp, B, T, C); /* accumulates: twice */
+    cpu_encoder_backward(dwte, dwpe, d, inp, B, T, C, NULL);
+    cpu_encoder_backward(dwte, dwpe, d, inp, B, T, C, NULL); /* accumulates: twice */
     double *ewte = calloc((size_t)(Vp * C), sizeof(double)),
            *ewpe = calloc((size_t)(T * C), sizeof(double));
     for (int64_t bt = 0; bt < B * T; bt++)
@@ -400,13 +400,13 @@ static void test_layers_crossentropy_padded(void **state) {
     float losses[5];
     float *lf = malloc((size_t)(N * Vp) * sizeof(float));
     memcpy(lf, l, (size_t)(N * Vp) * sizeof(float));
-    cpu_crossentropy_forward(lf, losses, tg, N, V, Vp, 0.0f); /* loss only: logits kept */
+    cpu_crossentropy_forward(lf, losses, tg, N, V, Vp, 0.0f, NULL); /* loss only: logits kept */
     assert_memory_equal(lf, l, (size_t)(N * Vp) * sizeof(float));
     double mean = 0;
     for (int64_t n = 0; n < N; n++)
         mean += losses[n];
     assert_true(fabs(mean / N - ref) < 1e-5);
-    cpu_crossentropy_forward(l, losses, tg, N, V, Vp, 1.0f / (float)N);
+    cpu_crossentropy_forward(l, losses, tg, N, V, Vp, 1.0f / (float)N, NULL);
     double *g = malloc((size_t)(N * Vp) * sizeof(double));
     fd_grad(c.l, N * Vp, xent_loss, &c, g);
     CHECK_GRAD(l, g, N * Vp);
@@ -454,8 +454,8 @@ static void test_layers_reductions(void **state) {
         s2 += (double)x[i] * x[i];
     }
     float out = 0, acc = 1.0f;
-    cpu_reduce_sum(&out, x, n);
-    cpu_norm_squared_accumulate(&acc, x, n);
+    cpu_reduce_sum(&out, x, n, NULL);
+    cpu_norm_squared_accumulate(&acc, x, n, NULL);
     assert_true(fabs(out - s) < 1e-4);
     assert_true(fabs(acc - (1.0 + s2)) < 1e-3);
     free(x);

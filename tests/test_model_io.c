@@ -18,40 +18,21 @@
 #include "../model/model_io.h"
 #include "test_util.h"
 
-#define ARENA_BYTES ((size_t)64 << 20) /* far above what the tiny models below need */
-
 typedef struct Built {
     Arena *arena;
     Gpt g;
 } Built;
 
+/* the tiny shape these tests use (2 layers, 2 heads, C 12, maxT 8) */
 static GptConfig tiny_config(int bias, int64_t V, int64_t Vp) {
-    GptConfig c = {0};
-    c.max_seq_len = 8;
-    c.vocab_size = V;
-    c.padded_vocab_size = Vp;
-    c.n_layer = 2;
-    c.n_head = 2;
-    c.channels = 12;
-    c.bias = bias;
-    c.gelu = 0;
-    return c;
+    return test_gpt_config(2, 2, 12, 8, V, Vp, bias, GPT_GELU_TANH, GPT_RECOMPUTE_NONE);
 }
 
 static void built_init(Built *b, const GptConfig *c, uint64_t seed) {
-    Err err = {{0}};
-    b->arena = arena_init(ARENA_BACKING_HOST, ARENA_BYTES, 0, &err);
-    assert_non_null(b->arena);
-    if (gpt_build(&b->g, c, GPT_DEVICE_CPU, b->arena, 2, c->max_seq_len, &err))
-        fail_msg("gpt_build: %s", err.msg);
-    gpt_init_weights(&b->g, seed);
+    b->arena = test_model_build(&b->g, c, 2, c->max_seq_len, seed);
 }
 
-static void built_free(Built *b) {
-    gpt_free(&b->g);
-    assert_int_equal(arena_stats(b->arena).used_bytes, 0);
-    arena_free(b->arena);
-}
+static void built_free(Built *b) { test_model_free(&b->g, b->arena); }
 
 /* Gives every parameter distinct non-trivial values (biases included), so a round trip that
  * swapped, dropped or zeroed a tensor fails. */
@@ -170,13 +151,6 @@ typedef struct BadEnv {
     size_t good_bytes;
 } BadEnv;
 
-static void write_bytes(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(p, 1, n, f), n);
-    fclose(f);
-}
-
 static unsigned char *read_bytes(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
     assert_non_null(f);
@@ -248,7 +222,7 @@ static void patch_header(BadEnv *e, const char *name, int index, int32_t value) 
     size_t n;
     unsigned char *p = read_bytes(e->good, &n);
     memcpy(p + 4 * index, &value, 4);
-    write_bytes(name, p, n);
+    test_write_file(name, p, n);
     free(p);
 }
 
@@ -281,7 +255,7 @@ static void test_model_io_short_header(void **state) {
     snprintf(path, sizeof(path), "%s/short.bin", e->dir);
     size_t n;
     unsigned char *p = read_bytes(e->good, &n);
-    write_bytes(path, p, 100);
+    test_write_file(path, p, 100);
     free(p);
     expect_bad(path, "shorter than", 0);
 }
@@ -292,7 +266,7 @@ static void test_model_io_truncated(void **state) {
     snprintf(path, sizeof(path), "%s/trunc.bin", e->dir);
     size_t n;
     unsigned char *p = read_bytes(e->good, &n);
-    write_bytes(path, p, n - 4);
+    test_write_file(path, p, n - 4);
     free(p);
     snprintf(want, sizeof(want), "%zu bytes", e->good_bytes - 4);
     expect_bad(path, want, 0);
@@ -306,7 +280,7 @@ static void test_model_io_trailing_bytes(void **state) {
     size_t n;
     unsigned char *p = read_bytes(e->good, &n);
     memset(p + n, 0, 8);
-    write_bytes(path, p, n + 8);
+    test_write_file(path, p, n + 8);
     free(p);
     expect_bad(path, "trailing bytes", 0);
 }

@@ -100,17 +100,13 @@ static const int32_t shakespeare_first[16] = {5962, 22307, 25,   198, 8421, 356,
                                               2252, 11,    3285, 502, 2740, 13,  198,  198};
 static const int32_t shakespeare_last[8] = {198, 1199, 2915, 14210, 1242, 23137, 13, 198};
 
-static char vocab_dir[4096];
-
 static Tokenizer *gpt2_or_skip(void) {
-    snprintf(vocab_dir, sizeof vocab_dir, "%s/.cache/gpt2", test_root());
+    const char *vocab_dir = test_vocab_dir();
     char p[4200];
     snprintf(p, sizeof p, "%s/encoder.json", vocab_dir);
     FILE *f = fopen(p, "rb");
-    if (!f) {
-        print_message("SKIP: no GPT-2 vocabulary at %s (run scripts/fetch_vocab.sh)\n", vocab_dir);
-        skip();
-    }
+    if (!f)
+        test_data_missing("the GPT-2 vocabulary", vocab_dir);
     fclose(f);
     Err err = {{0}};
     Tokenizer *t = tokenizer_gpt2_from_vocab(vocab_dir, &err);
@@ -120,13 +116,9 @@ static Tokenizer *gpt2_or_skip(void) {
 }
 
 static char *shakespeare_or_skip(size_t *len) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s/../shared/data/tinyshakespeare.txt", test_root());
-    char *b = test_read_file(p, len);
-    if (!b) {
-        print_message("SKIP: %s not found\n", p);
-        skip();
-    }
+    char *b = test_read_file(test_shakespeare_path(), len);
+    if (!b)
+        test_data_missing("tinyshakespeare", test_shakespeare_path());
     return b;
 }
 
@@ -444,13 +436,6 @@ static void test_tokenizer_char_tinyshakespeare_vocab(void **state) {
     free(text);
 }
 
-static void write_bytes(const char *path, const void *p, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(p, 1, n, f), n);
-    fclose(f);
-}
-
 static void expect_load_error(const char *path, const char *needle) {
     Err err = {{0}};
     Tokenizer *t = tokenizer_load(path, &err);
@@ -476,28 +461,28 @@ static void test_tokenizer_bad_files(void **state) {
     int32_t *h = (int32_t *)b;
 
     expect_load_error(path, "cannot open"); /* missing */
-    write_bytes(path, b, 100);
+    test_write_file(path, b, 100);
     expect_load_error(path, "shorter than the 1024-byte header");
     h[0] = 12345;
-    write_bytes(path, b, len);
+    test_write_file(path, b, len);
     expect_load_error(path, "bad magic 12345");
     h[0] = TOKENIZER_MAGIC;
     h[1] = 9;
-    write_bytes(path, b, len);
+    test_write_file(path, b, len);
     expect_load_error(path, "version 9");
     h[1] = TOKENIZER_VERSION;
     h[2] = 7;
-    write_bytes(path, b, len);
+    test_write_file(path, b, len);
     expect_load_error(path, "unknown tokenizer kind 7");
     h[2] = TOKENIZER_KIND_CHAR;
-    write_bytes(path, b, len - 1);
+    test_write_file(path, b, len - 1);
     expect_load_error(path, "but the header implies");
     b[1024 + 3] = 'a'; /* second token now repeats the first (layout: len, byte, len, byte...) */
-    write_bytes(path, b, len);
+    test_write_file(path, b, len);
     expect_load_error(path, "repeats");
     b[1024 + 3] = 'b';
     h[4] = 3; /* eot out of range */
-    write_bytes(path, b, len);
+    test_write_file(path, b, len);
     expect_load_error(path, "end-of-text id 3");
     free(b);
 
@@ -506,14 +491,14 @@ static void test_tokenizer_bad_files(void **state) {
     assert_non_null(strstr(err.msg, "encoder.json"));
     assert_non_null(strstr(err.msg, "cannot open"));
     snprintf(path, sizeof path, "%s/encoder.json", dir);
-    write_bytes(path, "{\"a\": 0, \"b\" 1}", 15);
+    test_write_file(path, "{\"a\": 0, \"b\" 1}", 15);
     assert_null(tokenizer_gpt2_from_vocab(dir, &err));
     assert_non_null(strstr(err.msg, "expected ':'"));
-    write_bytes(path, "{\"a\": 0, \"b\": 1}", 16);
+    test_write_file(path, "{\"a\": 0, \"b\": 1}", 16);
     assert_null(tokenizer_gpt2_from_vocab(dir, &err));
     assert_non_null(strstr(err.msg, "vocab.bpe"));
     snprintf(path, sizeof path, "%s/vocab.bpe", dir);
-    write_bytes(path, "#version: 0.2\na b\n", 18);
+    test_write_file(path, "#version: 0.2\na b\n", 18);
     assert_null(tokenizer_gpt2_from_vocab(dir, &err));
     assert_non_null(strstr(err.msg, "vocab.bpe:2"));
     test_rmtree(dir);

@@ -14,6 +14,8 @@
 
 #include "test_util.h"
 
+#include "../data/rng.h"
+
 #define ALLCLOSE_BODY                                                                              \
     size_t n_bad = 0, first = 0;                                                                   \
     for (size_t i = 0; i < n; i++) {                                                               \
@@ -87,4 +89,124 @@ int test_run(const char *cmd) {
     if (st == -1 || !WIFEXITED(st))
         return -1;
     return WEXITSTATUS(st);
+}
+
+static char g_test_dir[512];
+
+int test_dir_setup(void **state) {
+    test_tmpdir(g_test_dir, sizeof g_test_dir);
+    *state = g_test_dir;
+    return 0;
+}
+
+int test_dir_teardown(void **state) {
+    test_rmtree(g_test_dir);
+    g_test_dir[0] = 0;
+    return 0;
+}
+
+const char *test_dir(void) {
+    if (!g_test_dir[0]) {
+        print_error("test_dir: no test_dir_setup ran\n");
+        fail();
+    }
+    return g_test_dir;
+}
+
+void test_write_file(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        print_error("%s: cannot create\n", path);
+        fail();
+    }
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+GptConfig test_gpt_config(int64_t L, int64_t NH, int64_t C, int64_t maxT, int64_t V, int64_t Vp,
+                          int bias, GptGelu gelu, GptRecompute recompute) {
+    GptConfig c;
+    memset(&c, 0, sizeof c);
+    c.n_layer = L;
+    c.n_head = NH;
+    c.channels = C;
+    c.max_seq_len = maxT;
+    c.vocab_size = V;
+    c.padded_vocab_size = Vp;
+    c.bias = bias;
+    c.gelu = gelu;
+    c.recompute = recompute;
+    c.attention = GPT_ATTENTION_NAIVE;
+    return c;
+}
+
+Arena *test_model_build(Gpt *g, const GptConfig *c, int64_t B, int64_t T, uint64_t seed) {
+    Err err = {{0}};
+    Arena *plan = NULL;
+    if (gpt_plan(c, GPT_DEVICE_CPU, B, T, 0, &plan, &err)) {
+        print_error("gpt_plan: %s\n", err.msg);
+        fail();
+    }
+    size_t cap = arena_stats(plan).high_water_bytes;
+    arena_free(plan);
+    Arena *a = arena_init(ARENA_BACKING_HOST, cap, 0, &err);
+    assert_non_null(a);
+    if (gpt_build(g, c, GPT_DEVICE_CPU, a, B, T, &err)) {
+        print_error("gpt_build: %s\n", err.msg);
+        fail();
+    }
+    gpt_init_weights(g, seed);
+    return a;
+}
+
+void test_model_free(Gpt *g, Arena *a) {
+    gpt_free(g);
+    assert_int_equal(arena_stats(a).used_bytes, 0);
+    arena_free(a);
+}
+
+void test_tokens_random(int32_t *x, int64_t n, int64_t V, uint64_t seed) {
+    Rng r;
+    rng_init(&r, seed);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = (int32_t)rng_below(&r, (uint64_t)V);
+}
+
+int test_slow(void) {
+    const char *s = getenv("ARENAGPT_SLOW_TESTS");
+    return !(s && strcmp(s, "0") == 0);
+}
+
+static const char *env_or_root(const char *var, const char *rel, char *buf, size_t len) {
+    const char *v = getenv(var);
+    if (v && *v)
+        return v;
+    snprintf(buf, len, "%s/%s", test_root(), rel);
+    return buf;
+}
+
+const char *test_vocab_dir(void) {
+    static char buf[4096];
+    return env_or_root("ARENAGPT_VOCAB_DIR", ".cache/gpt2", buf, sizeof buf);
+}
+
+const char *test_shakespeare_path(void) {
+    static char buf[4096];
+    return env_or_root("ARENAGPT_SHAKESPEARE", ".cache/tinyshakespeare.txt", buf, sizeof buf);
+}
+
+int test_data_required(void) {
+    const char *req = getenv("ARENAGPT_REQUIRE_DATA");
+    return req && strcmp(req, "1") == 0;
+}
+
+void test_data_missing(const char *what, const char *path) {
+    if (test_data_required()) {
+        print_error("%s missing at %s, although make test's set-up has run (scripts/setup.sh "
+                    "fetches it; VOCAB_DIR / SHAKESPEARE in the Makefile say where)\n",
+                    what, path);
+        fail();
+    }
+    print_message("SKIP: %s missing at %s (run scripts/setup.sh)\n", what, path);
+    skip();
 }

@@ -67,7 +67,7 @@ int cmd_eval(const TrainConfig *cfg) {
     GptConfig c;
     memset(&c, 0, sizeof(c));
     c.bias = cfg->bias;
-    c.gelu = cfg->gelu == CONFIG_GELU_ERF;
+    c.gelu = cfg->gelu == CONFIG_GELU_ERF ? GPT_GELU_ERF : GPT_GELU_TANH;
     c.attention = run_gpt_attention(cfg->attention);
     c.recompute = GPT_RECOMPUTE_NONE; /* no backward */
     c.loss_chunk = cfg->loss_chunk;

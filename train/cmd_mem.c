@@ -20,26 +20,26 @@ static const char *const attention_names[GPT_ATTENTION_COUNT] = {[GPT_ATTENTION_
 
 /* One column of --compare / --fit: a recompute mode and an attention kind. */
 typedef struct MemMode {
-    int recompute; /* GptRecompute */
-    int attention; /* GptAttention */
+    GptRecompute recompute;
+    GptAttention attention;
 } MemMode;
 #define MEM_MAX_MODES (3 * GPT_ATTENTION_COUNT)
 
 /* Every recompute mode x every attention kind the device can plan (naive, flash, cudnn), the
  * attention kind varying fastest. */
 static int mem_modes(const TrainConfig *cfg, GptDevice dev, MemMode *out) {
-    static const int order[GPT_ATTENTION_COUNT] = {GPT_ATTENTION_NAIVE, GPT_ATTENTION_FLASH,
-                                                   GPT_ATTENTION_CUDNN};
+    static const GptAttention order[GPT_ATTENTION_COUNT] = {
+        GPT_ATTENTION_NAIVE, GPT_ATTENTION_FLASH, GPT_ATTENTION_CUDNN};
     int n = 0;
     for (int m = 0; m < 3; m++)
         for (int k = 0; k < GPT_ATTENTION_COUNT; k++) {
             GptConfig c;
             Err err;
             run_gpt_config(cfg, &c);
-            c.recompute = m;
+            c.recompute = (GptRecompute)m;
             c.attention = order[k];
             if (gpt_config_check(&c, dev, &err) == 0)
-                out[n++] = (MemMode){m, order[k]};
+                out[n++] = (MemMode){(GptRecompute)m, order[k]};
         }
     return n;
 }

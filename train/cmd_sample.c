@@ -90,8 +90,8 @@ int cmd_sample(const TrainConfig *cfg) {
         return 1;
     }
     c.bias = cfg->bias;
-    c.gelu = cfg->gelu == CONFIG_GELU_ERF;
-    c.recompute = 0;
+    c.gelu = cfg->gelu == CONFIG_GELU_ERF ? GPT_GELU_ERF : GPT_GELU_TANH;
+    c.recompute = GPT_RECOMPUTE_NONE;
     c.loss_chunk = cfg->loss_chunk;
     c.attention = run_gpt_attention(cfg->attention);
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int run_gpt_attention(ConfigAttention a) {
+GptAttention run_gpt_attention(ConfigAttention a) {
     switch (a) {
     case CONFIG_ATTENTION_FLASH:
         return GPT_ATTENTION_FLASH;
@@ -25,8 +25,8 @@ void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     out->n_head = cfg->n_head;
     out->channels = cfg->n_embd;
     out->bias = cfg->bias;
-    out->gelu = cfg->gelu == CONFIG_GELU_ERF;
-    out->recompute = (int)cfg->recompute;
+    out->gelu = cfg->gelu == CONFIG_GELU_ERF ? GPT_GELU_ERF : GPT_GELU_TANH;
+    out->recompute = (GptRecompute)cfg->recompute; /* same order (config.h) */
     out->attention = run_gpt_attention(cfg->attention);
     out->loss_chunk = cfg->loss_chunk;
 }

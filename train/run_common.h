@@ -10,7 +10,7 @@
 #include "config.h"
 
 /* GptAttention of the config's attention key. */
-int run_gpt_attention(ConfigAttention a);
+GptAttention run_gpt_attention(ConfigAttention a);
 /* GptConfig from the run config (nanoGPT's convention: V = Vp = vocab_size). */
 void run_gpt_config(const TrainConfig *cfg, GptConfig *out);
 /* device=auto: cuda when this build has the CUDA backend and a GPU is present, else cpu.

@@ -35,8 +35,10 @@ static inline void axpyf(float *y, float a, const float *x, int64_t n) {
         y[i] += a * x[i];
 }
 
-void cpu_flash_attention_forward(float *out, float *lse, const float *qkv, int64_t B, int64_t T,
-                                 int64_t C, int64_t NH) {
+void cpu_flash_attention_forward(void *out_, float *lse, const void *qkv_, int64_t B, int64_t T,
+                                 int64_t C, int64_t NH, void *stream) {
+    float *out = out_;
+    const float *qkv = qkv_;
     int64_t HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
 #pragma omp parallel for collapse(2) schedule(static)
@@ -95,9 +97,11 @@ void cpu_flash_attention_forward(float *out, float *lse, const float *qkv, int64
         }
 }
 
-void cpu_flash_attention_backward(float *dqkv, float *workspace, const float *dout,
-                                  const float *out, const float *lse, const float *qkv, int64_t B,
-                                  int64_t T, int64_t C, int64_t NH) {
+void cpu_flash_attention_backward(void *dqkv_, float *workspace, const void *dout_,
+                                  const void *out_, const float *lse, const void *qkv_, int64_t B,
+                                  int64_t T, int64_t C, int64_t NH, void *stream) {
+    float *dqkv = dqkv_;
+    const float *dout = dout_, *out = out_, *qkv = qkv_;
     int64_t HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
 #pragma omp parallel for collapse(2) schedule(static)

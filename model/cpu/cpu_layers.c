@@ -6,8 +6,10 @@
 
 #include "cpu_kernels.h"
 
-void cpu_encoder_forward(float *out, const int32_t *inp, const float *wte, const float *wpe,
-                         int64_t B, int64_t T, int64_t C) {
+void cpu_encoder_forward(void *out_, const int32_t *inp, const void *wte_, const void *wpe_,
+                         int64_t B, int64_t T, int64_t C, void *stream) {
+    float *out = out_;
+    const float *wte = wte_, *wpe = wpe_;
 #pragma omp parallel for schedule(static)
     for (int64_t bt = 0; bt < B * T; bt++) {
         int64_t t = bt % T;
@@ -22,8 +24,10 @@ void cpu_encoder_forward(float *out, const int32_t *inp, const float *wte, const
 
 /* Columns are split among threads; each thread walks all tokens in order, so the
  * accumulation order per element is fixed. */
-void cpu_encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *inp,
-                          int64_t B, int64_t T, int64_t C) {
+void cpu_encoder_backward(void *dwte_, void *dwpe_, const void *dout_, const int32_t *inp,
+                          int64_t B, int64_t T, int64_t C, void *stream) {
+    float *dwte = dwte_, *dwpe = dwpe_;
+    const float *dout = dout_;
 #pragma omp parallel
     {
 #pragma omp for schedule(static) nowait
@@ -50,8 +54,11 @@ void cpu_encoder_backward(float *dwte, float *dwpe, const float *dout, const int
     }
 }
 
-void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-                           const float *weight, const float *bias, int64_t N, int64_t C) {
+void cpu_layernorm_forward(void *out_, float *mean, float *rstd, const void *inp_,
+                           const void *weight_, const void *bias_, int64_t N, int64_t C,
+                           void *stream) {
+    float *out = out_;
+    const float *inp = inp_, *weight = weight_, *bias = bias_;
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; n++) {
         const float *x = inp + n * C;
@@ -83,9 +90,11 @@ void cpu_layernorm_forward(float *out, float *mean, float *rstd, const float *in
     }
 }
 
-void cpu_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                            const float *inp, const float *weight, const float *mean,
-                            const float *rstd, int64_t N, int64_t C) {
+void cpu_layernorm_backward(void *dinp_, void *dweight_, void *dbias_, const void *dout_,
+                            const void *inp_, const void *weight_, const float *mean,
+                            const float *rstd, int64_t N, int64_t C, void *stream) {
+    float *dinp = dinp_, *dweight = dweight_, *dbias = dbias_;
+    const float *dout = dout_, *inp = inp_, *weight = weight_;
 #pragma omp parallel
     {
         /* dinp: rows are independent */
@@ -139,7 +148,9 @@ void cpu_layernorm_backward(float *dinp, float *dweight, float *dbias, const flo
 #define INV_SQRT2 0.7071067811865476f
 #define INV_SQRT_2PI 0.3989422804014327f
 
-void cpu_gelu_forward(float *out, const float *inp, int64_t N, int gelu) {
+void cpu_gelu_forward(void *out_, const void *inp_, int64_t N, int gelu, void *stream) {
+    float *out = out_;
+    const float *inp = inp_;
     if (gelu == 0) {
 #pragma omp parallel for simd schedule(static)
         for (int64_t i = 0; i < N; i++) {
@@ -156,7 +167,10 @@ void cpu_gelu_forward(float *out, const float *inp, int64_t N, int gelu) {
     }
 }
 
-void cpu_gelu_backward(float *dinp, const float *inp, const float *dout, int64_t N, int gelu) {
+void cpu_gelu_backward(void *dinp_, const void *inp_, const void *dout_, int64_t N, int gelu,
+                       void *stream) {
+    float *dinp = dinp_;
+    const float *inp = inp_, *dout = dout_;
     if (gelu == 0) {
 #pragma omp parallel for simd schedule(static)
         for (int64_t i = 0; i < N; i++) {

@@ -5,8 +5,9 @@
 
 #include "cpu_kernels.h"
 
-void cpu_crossentropy_forward(float *logits, float *losses, const int32_t *targets, int64_t N,
-                              int64_t V, int64_t Vp, float dscale) {
+void cpu_crossentropy_forward(void *logits_, float *losses, const int32_t *targets, int64_t N,
+                              int64_t V, int64_t Vp, float dscale, void *stream) {
+    float *logits = logits_;
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; n++) {
         float *l = logits + n * Vp;
@@ -43,7 +44,8 @@ void cpu_crossentropy_forward(float *logits, float *losses, const int32_t *targe
 /* Fixed blocks summed in order: the result does not depend on thread timing. */
 #define NORM_BLOCKS 64
 
-void cpu_norm_squared_accumulate(float *acc, const float *x, int64_t n) {
+void cpu_norm_squared_accumulate(float *acc, const void *x_, int64_t n, void *stream) {
+    const float *x = x_;
     double part[NORM_BLOCKS];
     int64_t per = (n + NORM_BLOCKS - 1) / NORM_BLOCKS;
 #pragma omp parallel for schedule(static)
@@ -60,7 +62,7 @@ void cpu_norm_squared_accumulate(float *acc, const float *x, int64_t n) {
     *acc += (float)s;
 }
 
-void cpu_reduce_sum(float *out, const float *x, int64_t n) {
+void cpu_reduce_sum(float *out, const float *x, int64_t n, void *stream) {
     double s = 0.0;
     for (int64_t i = 0; i < n; i++)
         s += (double)x[i];

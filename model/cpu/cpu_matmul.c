@@ -58,8 +58,10 @@ static void sgemm_split(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t M, int64
     }
 }
 
-void cpu_matmul_forward(float *out, const float *inp, const float *weight, const float *bias,
-                        const float *residual, int64_t N, int64_t IC, int64_t OC) {
+void cpu_matmul_forward(void *out_, const void *inp_, const void *weight_, const void *bias_,
+                        const void *residual_, int64_t N, int64_t IC, int64_t OC, void *stream) {
+    float *out = out_;
+    const float *inp = inp_, *weight = weight_, *bias = bias_, *residual = residual_;
     float beta = 0.0f;
     if (residual || bias) {
 #pragma omp parallel for schedule(static)
@@ -83,8 +85,11 @@ void cpu_matmul_forward(float *out, const float *inp, const float *weight, const
     sgemm_split(CblasNoTrans, CblasTrans, N, OC, IC, inp, IC, weight, IC, beta, out, OC);
 }
 
-void cpu_matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                         const float *inp, const float *weight, int64_t N, int64_t IC, int64_t OC) {
+void cpu_matmul_backward(void *dinp_, void *dweight_, void *dbias_, const void *dout_,
+                         const void *inp_, const void *weight_, int64_t N, int64_t IC, int64_t OC,
+                         void *stream) {
+    float *dinp = dinp_, *dweight = dweight_, *dbias = dbias_;
+    const float *dout = dout_, *inp = inp_, *weight = weight_;
     /* dweight (OC,IC) += dout^T (OC,N) @ inp (N,IC) */
     sgemm_split(CblasTrans, CblasNoTrans, OC, IC, N, dout, OC, inp, IC, 1.0f, dweight, IC);
     if (dbias) {

@@ -737,6 +737,19 @@ int cudnn_sdpa_prepare(int64_t B, int64_t T, int64_t C, int64_t NH, size_t works
     return 0;
 }
 
+/* The plans of a shape, prepared now if gpt_attention_resolve did not (another batch shape);
+ * NULL with the reason in the sticky device error when cuDNN cannot run it. */
+static SdpaPlan *sdpa_prepared(int64_t B, int64_t T, int64_t C, int64_t NH) {
+    char reason[512];
+    if (!sdpa_find(B, T, C, NH) &&
+        cudnn_sdpa_prepare(B, T, C, NH, gpt_cudnn_workspace_bytes(B, T, C, NH), reason,
+                           sizeof reason) != 0) {
+        gpt_cuda_error_record("cudnn_sdpa_prepare", reason, __FILE__, __LINE__);
+        return NULL;
+    }
+    return sdpa_find(B, T, C, NH);
+}
+
 /* Runs one cached plan with the given (uid, pointer) pairs. */
 static void sdpa_run(SdpaPlan *p, int k, int n, const int64_t *uids, void *const *ptrs,
                      void *workspace, void *stream) {
@@ -761,8 +774,9 @@ static void sdpa_run(SdpaPlan *p, int k, int n, const int64_t *uids, void *const
 
 void cudnn_sdpa_forward(void *out, float *lse, void *workspace, const void *qkv, int64_t B,
                         int64_t T, int64_t C, int64_t NH, void *stream) {
-    SdpaPlan *p = sdpa_find(B, T, C, NH);
-    ASSERT_MSG(p, "cudnn_sdpa_forward: shape not prepared (gpt_attention_resolve)");
+    SdpaPlan *p = sdpa_prepared(B, T, C, NH);
+    if (!p)
+        return;
     float scale = 1.0f / sqrtf((float)(C / NH)), ninf = -INFINITY;
     const uint16_t *x = qkv; /* f16 elements */
     int64_t uids[] = {UID_Q, UID_KT, UID_V, UID_O, UID_STATS, UID_SCALE, UID_NEG_INF};
@@ -775,8 +789,9 @@ void cudnn_sdpa_forward(void *out, float *lse, void *workspace, const void *qkv,
 void cudnn_sdpa_backward(void *dqkv, void *workspace, const void *dout, const void *out,
                          const float *lse, const void *qkv, int64_t B, int64_t T, int64_t C,
                          int64_t NH, void *stream) {
-    SdpaPlan *p = sdpa_find(B, T, C, NH);
-    ASSERT_MSG(p, "cudnn_sdpa_backward: shape not prepared (gpt_attention_resolve)");
+    SdpaPlan *p = sdpa_prepared(B, T, C, NH);
+    if (!p)
+        return;
     float scale = 1.0f / sqrtf((float)(C / NH)), ninf = -INFINITY;
     const uint16_t *x = qkv;
     uint16_t *dx = dqkv;

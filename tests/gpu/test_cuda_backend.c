@@ -564,15 +564,7 @@ static double max_abs(const float *x, int64_t n) {
 static void model_case(int bias, int gelu, int64_t V, int64_t Vp, int attention) {
     const int64_t L = 2, NH = 5, C = 40, maxT = 16, B = 3, T = 13;
     const float loss_scale = 256.0f;
-    GptConfig c = {0};
-    c.n_layer = L;
-    c.n_head = NH;
-    c.channels = C;
-    c.max_seq_len = maxT;
-    c.vocab_size = V;
-    c.padded_vocab_size = Vp;
-    c.bias = bias;
-    c.gelu = gelu;
+    GptConfig c = test_gpt_config(L, NH, C, maxT, V, Vp, bias, gelu, GPT_RECOMPUTE_NONE);
     c.loss_chunk = 7; /* does not divide B*T = 39: a short last chunk */
     int32_t inp[39], tgt[39];
     Rng r;
