@@ -5,8 +5,9 @@
  *
  * Loading: libcudnn.so.9 is opened with dlopen on first use, so the binary builds, links and
  * runs where cuDNN is absent. Only the entry points below are declared, with our own types;
- * where cudnn_graph.h is present at build time (CUDA builds: the CUDA include directory) each
- * declaration and every enum value used is checked against the header (_Static_assert).
+ * where cudnn_graph.h is present at build time (nvcc builds: the CUDA include directory; not the
+ * simulator build, whose stand-in headers it needs are partial) each declaration and every
+ * enum value used is checked against the header (_Static_assert).
  *
  * Graphs (per (B,T,C,NH), built once by cudnn_sdpa_prepare and cached with their execution
  * plans; the first engine of heuristic mode A that finalises is used). Q, K, V are strided
@@ -139,7 +140,9 @@ enum {
 };
 
 #if defined(__has_include)
-#if __has_include(<cudnn_graph.h>)
+/* not in the simulator build (tests/cudasim/include first on the path): its stand-in
+ * library_types.h has only what cuBLAS needs, not what cudnn_graph.h includes it for */
+#if __has_include(<cudnn_graph.h>) && !__has_include(<cudasim.h>)
 /* Build-time check of our declarations against cuDNN's header (not used otherwise). */
 #include <cudnn_graph.h>
 #define SDPA_SAME_TYPE(fn, ours)                                                                   \
