@@ -2,7 +2,14 @@
 #   make            the arenagpt binary (CUDA backend compiled in when nvcc is found; CUDA=0 leaves it out)
 #   make test       set-up check, CPU unit tests (cmocka), CLI tests; also compiles the CUDA sources
 #   make test-gpu   CUDA backend against the CPU reference (needs a GPU)
+#   make test-sim   the same CUDA sources on the CPU simulator of CUDA (tests/cudasim/), ASan on,
+#                   with the fault-injection check (make sim-faults)
 #   make asan       ASan+UBSan build and run of the CPU tests
+#   make test-browser  the memory page in headless Chromium (part of make test; BROWSER=0 skips)
+#   make fuzz       libFuzzer targets (tests/fuzz/, clang) for FUZZ_SECONDS each (default 60)
+#   make reliability  the fault injection runs (scripts/reliability.sh) and valgrind
+#   make gpu-bundle  build/gpu-bundle/: what a GPU machine without Debian's -dev packages needs
+#                   (binaries, prepared data, configs, the check script); make gpu-check runs it
 #   make format-check, make bench, make run, make clean
 # Sources are found by wildcard: a new alloc/ data/ model/ train/ .c file or tests/test_*.c
 # needs no Makefile change. Built without CUDA, files named *_nocuda.c stand in for the CUDA
@@ -83,7 +90,9 @@ BACKEND_OBJ := $(NOCUDA_OBJ)
 BACKEND_LIBS :=
 endif
 
-.PHONY: all test test-unit test-cli test-gpu asan format format-check bench run setup clean cuda
+.PHONY: all test test-unit test-cli test-browser test-gpu test-sim sim sim-faults asan fuzz \
+        fuzz-build reliability format format-check bench run setup clean cuda gpu-bundle \
+        gpu-bundle-test gpu-check
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -111,6 +120,9 @@ build/cuda/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
 
+# the memory page's template is built into mem_html.o (.incbin)
+build/release/train/mem_html.o build/asan/train/mem_html.o: train/mem_page.html
+
 $(R)/tests/%: $(R)/tests/%.o $(LIB_OBJ) $(NOCUDA_OBJ) $(TEST_HELPER_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
 
@@ -126,14 +138,27 @@ test: build/.setup-ok
 ifeq ($(CUDA),1)
 	$(MAKE) cuda
 	@echo "CUDA sources compiled ($(words $(CU_OBJ) $(CUDA_C_OBJ)) objects, sm_80/86/89/90)"
+	$(MAKE) test-sim
+	$(MAKE) gpu-bundle-test
 endif
 	bash scripts/check_no_malloc.sh
+ifneq ($(BROWSER),0)
+	$(MAKE) test-browser
+endif
 
 test-unit: $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) $(TEST_DATA_ENV) ./$$t || fail=1; done; exit $$fail
 
 test-cli: arenagpt
 	@fail=0; for t in tests/cli_*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; $(TEST_DATA_ENV) bash $$t ./arenagpt || fail=1; done; exit $$fail
+
+# the memory page in Debian's chromium, driven by playwright-core (scripts/setup.sh --browser)
+build/.setup-browser-ok: scripts/setup.sh tests/browser/package-lock.json
+	bash scripts/setup.sh --browser
+	@mkdir -p build && touch $@
+
+test-browser: build/.setup-browser-ok arenagpt
+	node tests/browser/memory_page.mjs ./arenagpt build/browser/memory_page.png
 
 A := build/asan
 ASAN_BIN := $(patsubst tests/%.c,$(A)/tests/%,$(TEST_C))
@@ -144,6 +169,28 @@ asan: build/.setup-ok $(ASAN_BIN)
 	@fail=0; for t in $(ASAN_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ARENAGPT_SLOW_TESTS=0 $(TEST_DATA_ENV) \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 ./$$t || fail=1; done; exit $$fail
 
+# the CLI under ASan+UBSan (the out-of-memory fault runs: LeakSanitizer checks that a refused
+# allocation frees everything)
+$(A)/arenagpt: $(call obj,asan,$(LIB_C) $(MAIN_C) $(NOCUDA_C))
+	$(CC) $(asan_LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# the CLI for valgrind: -O1, no -march=native (valgrind does not decode every extension)
+V := build/valgrind
+valgrind_CFLAGS := -O1
+build/valgrind/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(valgrind_CFLAGS) -c $< -o $@
+$(V)/arenagpt: $(call obj,valgrind,$(LIB_C) $(MAIN_C) $(NOCUDA_C))
+	$(CC) -o $@ $^ $(LDLIBS)
+
+# fault injection (scripts/reliability.sh): the LD_PRELOAD shim that fails file I/O
+build/faults/fail_io.so: tests/faults/fail_io.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O1 -g -shared -fPIC -o $@ $< -ldl
+
+reliability: build/.setup-ok arenagpt $(A)/arenagpt $(V)/arenagpt build/faults/fail_io.so
+	$(TEST_DATA_ENV) bash scripts/reliability.sh
+
 GPU_TEST_BIN := $(patsubst tests/gpu/%.c,build/cuda/tests/gpu/%,$(GPU_TEST_C))
 build/cuda/tests/gpu/%: build/cuda/tests/gpu/%.o $(LIB_OBJ) $(CUDA_C_OBJ) $(CU_OBJ) $(TEST_HELPER_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS) $(CUDA_LIBS)
@@ -151,7 +198,200 @@ build/cuda/tests/gpu/%: build/cuda/tests/gpu/%.o $(LIB_OBJ) $(CUDA_C_OBJ) $(CU_O
 test-gpu: $(GPU_TEST_BIN)
 	@fail=0; for t in $(GPU_TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) ./$$t || fail=1; done; exit $$fail
 
-FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cu' '*.cuh' 2>/dev/null)
+# libFuzzer targets: every library object rebuilt by clang with ASan+UBSan and fuzzer
+# instrumentation in build/fuzz/; one binary per tests/fuzz/fuzz_*.c (the other .c files
+# there are shared helpers). scripts/fuzz.sh runs each on its committed seed corpus.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+fuzz_CFLAGS := -std=gnu11 $(WARN) -Wno-format-nonliteral -Wno-pass-failed -fopenmp -g -O1 -MMD -MP -I. $(BLAS_CFLAGS) -fno-omit-frame-pointer \
+               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+               -fsanitize-coverage-ignorelist=tests/fuzz/coverage_ignore.txt
+FUZZ_TARGET_C := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_MAIN_C := $(filter-out tests/fuzz/fuzz_common.c tests/fuzz/fuzz_model.c,$(FUZZ_TARGET_C))
+FUZZ_HELPER_OBJ := $(call obj,fuzz,tests/fuzz/fuzz_common.c tests/fuzz/fuzz_model.c)
+FUZZ_LIB_OBJ := $(call obj,fuzz,$(LIB_C) $(NOCUDA_C))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_MAIN_C))
+
+build/fuzz/%.o: %.c tests/fuzz/coverage_ignore.txt
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(fuzz_CFLAGS) -c $< -o $@
+
+build/fuzz/bin/%: build/fuzz/tests/fuzz/%.o $(FUZZ_HELPER_OBJ) $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -fopenmp -o $@ $^ $(LDLIBS)
+
+fuzz-build: build/.setup-ok $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	$(TEST_DATA_ENV) bash scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+# --- the CUDA simulator (tests/cudasim/): build/sim/ -----------------------------------------
+# The same .cu sources compiled by the host C++ compiler against the simulator's headers
+# (tests/cudasim/include first, then the toolkit's for its types and cuda_fp16.h), linked with
+# the simulator's runtime and host cuBLASLt/cuBLAS, ASan+UBSan on. Never part of ./arenagpt.
+SIM := build/sim
+SIM_CXX ?= g++
+SIM_INC := -Itests/cudasim/include -I$(CUDA_HOME)/include
+SIM_CFLAGS := $(BASE_CFLAGS) $(asan_CFLAGS) $(SIM_INC)
+SIM_CXXFLAGS := -std=c++17 $(WARN) -g -MMD -MP -I. $(asan_CFLAGS) $(SIM_INC)
+SIM_RT_CC := $(filter-out tests/cudasim/test_%.cc,$(wildcard tests/cudasim/*.cc))
+SIM_RT_OBJ := $(patsubst %.cc,$(SIM)/%.o,$(SIM_RT_CC))
+SIM_CU_OBJ := $(patsubst %.cu,$(SIM)/%.o,$(CU))
+SIM_LIB_OBJ := $(call obj,sim,$(LIB_C) $(CUDA_C))
+SIM_BACKEND_OBJ := $(SIM_LIB_OBJ) $(SIM_CU_OBJ) $(SIM_RT_OBJ)
+SIM_LDLIBS := $(asan_LDFLAGS) $(LDLIBS) -ldl -lstdc++
+SIM_GPU_TEST_BIN := $(patsubst tests/gpu/%.c,$(SIM)/tests/gpu/%,$(GPU_TEST_C))
+SIM_SELF_TEST_BIN := $(SIM)/tests/cudasim/test_cudasim
+SIM_ENV = ARENAGPT_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+          UBSAN_OPTIONS=print_stacktrace=1 $(TEST_DATA_ENV)
+
+$(SIM)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SIM_CFLAGS) -c $< -o $@
+
+$(SIM)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(SIM_CXX) -x c++ $(SIM_CXXFLAGS) -c $< -o $@
+
+$(SIM)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(SIM_CXX) $(SIM_CXXFLAGS) -c $< -o $@
+
+$(SIM)/arenagpt: $(SIM_BACKEND_OBJ) $(call obj,sim,$(MAIN_C))
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS)
+
+$(SIM)/tests/gpu/%: $(SIM)/tests/gpu/%.o $(SIM_BACKEND_OBJ) $(call obj,sim,$(TEST_HELPER_C))
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS) $(TEST_LDLIBS)
+
+$(SIM_SELF_TEST_BIN): $(SIM)/tests/cudasim/test_cudasim.o $(SIM_RT_OBJ)
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS) $(TEST_LDLIBS)
+
+# the backend's GEMMs need the simulator's host cuBLASLt/cuBLAS (tests/cudasim/cublas_sim.cc);
+# without it only the simulator's own tests build and run (said, not hidden)
+SIM_HAVE_BLAS := $(wildcard tests/cudasim/cublas_sim.cc)
+ifeq ($(SIM_HAVE_BLAS),)
+sim: $(SIM_SELF_TEST_BIN)
+
+test-sim: build/.setup-ok sim
+	@echo "== $(SIM_SELF_TEST_BIN)"; $(SIM_ENV) ./$(SIM_SELF_TEST_BIN) || exit 1; \
+	echo "test-sim: tests/cudasim/cublas_sim.cc (the host cuBLAS) is absent: the simulated" \
+	  "backend test, tests/sim_*.sh and scripts/sim_faults.sh did not run"
+
+sim-faults:
+	@echo "sim-faults: needs tests/cudasim/cublas_sim.cc (the host cuBLAS)"; exit 2
+else
+sim: $(SIM)/arenagpt $(SIM_GPU_TEST_BIN) $(SIM_SELF_TEST_BIN)
+
+test-sim: build/.setup-ok sim
+	@fail=0; for t in $(SIM_SELF_TEST_BIN) $(SIM_GPU_TEST_BIN); do echo "== $$t"; \
+	  $(SIM_ENV) ./$$t || fail=1; done; \
+	for t in tests/sim_*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; \
+	  $(SIM_ENV) bash $$t ./$(SIM)/arenagpt || fail=1; done; \
+	echo "== scripts/sim_faults.sh"; bash scripts/sim_faults.sh || fail=1; exit $$fail
+
+# deliberate faults in copies of the kernel sources must each fail the simulated tests
+sim-faults: build/.setup-ok sim
+	bash scripts/sim_faults.sh
+endif
+
+# --- GPU bundle ------------------------------------------------------------------------------
+# build/gpu-bundle/ is what a GPU machine needs besides its driver and the CUDA runtime
+# libraries (libcudart, libcublas, libcublasLt): it may lack Debian's -dev packages. It holds
+# arenagpt and the GPU tests built for any x86-64-v3 CPU (AVX2; -march=native would tie them
+# to this machine), PCRE2 linked statically, OpenBLAS linked statically into one bundle-private
+# library (lib/libarenagpt_openblas.so, shared by every binary instead of ~25 MB copied into
+# each), cmocka's shared library in lib/, an $ORIGIN rpath to lib/, the prepared
+# tinyshakespeare shards (GPT-2 BPE) and tokenizer files, the configs, gpu_check.sh,
+# gpu_probe (device, driver and runtime versions; compute-sanitizer's acceptance test) and
+# torch_baseline.py. cuDNN and NVML are never linked (only loaded with dlopen at run time).
+# docs/GPU.md says what to carry and what to run.
+GB := build/gpu-bundle
+GBO := build/bundle
+BUNDLE_CFLAGS := -O3 -march=x86-64-v3 -mtune=generic
+OPENBLAS_A := $(firstword $(wildcard $(shell pkg-config --variable=libdir openblas 2>/dev/null)/libopenblas.a) \
+                $(wildcard /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a /usr/lib/x86_64-linux-gnu/libopenblas.a))
+PCRE2_A := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libpcre2-8.a /usr/lib/libpcre2-8.a))
+CMOCKA_SO := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libcmocka.so.0 /usr/lib/libcmocka.so.0))
+BUNDLE_LIBS := -L$(GB)/lib -l:libarenagpt_openblas.so $(PCRE2_A) -lm -fopenmp \
+               -Wl,-rpath,'$$ORIGIN/lib' -Wl,-rpath,'$$ORIGIN/../lib' \
+               -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -ldl -lstdc++
+GB_LIB_OBJ := $(call obj,bundle,$(LIB_C) $(MAIN_C))
+GB_CUDA_C_OBJ := $(call obj,bundle,$(CUDA_C))
+GB_TEST_HELPER_OBJ := $(call obj,bundle,$(TEST_HELPER_C))
+GB_GPU_TESTS := $(patsubst tests/gpu/%.c,$(GB)/tests/%,$(GPU_TEST_C))
+GB_FILES := $(GB)/arenagpt $(GB_GPU_TESTS) $(GB)/gpu_probe $(GB)/gpu_check.sh $(GB)/torch_baseline.py \
+            $(GB)/lib/libcmocka.so.0 $(GB)/data/shakespeare_gpt2/train.bin \
+            $(patsubst configs/%,$(GB)/configs/%,$(wildcard configs/*.conf))
+
+$(GBO)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(BUNDLE_CFLAGS) $(CUDA_CFLAGS) -c $< -o $@
+
+# only cblas_sgemm and the thread setters are asked for: the archive's other routines stay out
+$(GB)/lib/libarenagpt_openblas.so: $(OPENBLAS_A)
+	@test -n "$(OPENBLAS_A)" || { echo "gpu-bundle: no static OpenBLAS (libopenblas.a): apt-get install libopenblas-pthread-dev" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ -Wl,-soname,libarenagpt_openblas.so -Wl,-u,cblas_sgemm \
+	  -Wl,-u,openblas_set_num_threads -Wl,-u,openblas_get_num_threads $(OPENBLAS_A) -lm -lpthread
+	strip --strip-unneeded $@
+
+$(GB)/lib/libcmocka.so.0: $(CMOCKA_SO)
+	@test -n "$(CMOCKA_SO)" || { echo "gpu-bundle: libcmocka.so.0 not found: apt-get install libcmocka-dev" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	cp $(CMOCKA_SO) $@
+
+$(GB)/arenagpt: $(GB_LIB_OBJ) $(GB_CUDA_C_OBJ) $(CU_OBJ) $(GB)/lib/libarenagpt_openblas.so
+	@test -n "$(PCRE2_A)" || { echo "gpu-bundle: no static PCRE2 (libpcre2-8.a): apt-get install libpcre2-dev" >&2; exit 1; }
+	$(CC) -o $@ $(filter %.o,$^) $(BUNDLE_LIBS)
+
+$(GB)/tests/%: $(GBO)/tests/gpu/%.o $(filter-out $(GBO)/train/main.o,$(GB_LIB_OBJ)) $(GB_CUDA_C_OBJ) $(CU_OBJ) \
+               $(GB_TEST_HELPER_OBJ) $(GB)/lib/libarenagpt_openblas.so $(GB)/lib/libcmocka.so.0
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $(filter %.o,$^) $(BUNDLE_LIBS) $(GB)/lib/libcmocka.so.0
+
+$(GB)/gpu_probe: scripts/gpu_probe.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 -std=c++17 $(GENCODE) -o $@ $< -Xlinker -rpath -Xlinker $(CUDA_HOME)/lib64 -cudart shared
+
+$(GB)/gpu_check.sh: scripts/gpu_check.sh
+	@mkdir -p $(dir $@)
+	install -m 755 $< $@
+$(GB)/torch_baseline.py: scripts/torch_baseline.py
+	@mkdir -p $(dir $@)
+	install -m 644 $< $@
+$(GB)/configs/%.conf: configs/%.conf
+	@mkdir -p $(dir $@)
+	install -m 644 $< $@
+
+# tinyshakespeare ($(SHAKESPEARE), fetched by the set-up) with the GPT-2 tokenizer
+$(GB)/data/shakespeare_gpt2/train.bin: arenagpt scripts/prepare_shakespeare.sh
+	SHAKESPEARE=$(SHAKESPEARE) bash scripts/prepare_shakespeare.sh $(GB)/data/shakespeare_gpt2 \
+	  --tokenizer=gpt2 --vocab_dir=$(VOCAB_DIR)
+
+ifeq ($(CUDA),1)
+gpu-bundle: $(GB_FILES)
+	@{ echo "arenagpt GPU bundle"; \
+	   echo "commit: $$(git rev-parse HEAD 2>/dev/null || echo unknown)$$(git diff --quiet HEAD -- 2>/dev/null || echo ' (with uncommitted changes)')"; \
+	   echo "built: $$(date -u +%Y-%m-%dT%H:%M:%SZ) on $$(uname -srm), nvcc $$($(NVCC) --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')"; \
+	   echo "size: $$(du -sk $(GB) | cut -f1) KiB"; } >$(GB)/MANIFEST.txt
+	bash tests/gpu_bundle.sh --check-libs $(GB) >>$(GB)/MANIFEST.txt
+	@cat $(GB)/MANIFEST.txt
+else
+gpu-bundle:
+	@echo "gpu-bundle: needs nvcc (the CUDA toolkit, /usr/local/cuda): it builds the CUDA binaries" >&2; exit 1
+endif
+
+# the bundle's libraries (ldd) and the check script end to end on the CPU, from a copy of the
+# bundle outside the repository (what CI can run of it)
+gpu-bundle-test: gpu-bundle
+	bash tests/gpu_bundle.sh $(GB)
+
+# the same check on this machine's GPU (results in out/gpu-check/: send summary.md)
+GPU_CHECK_OUT ?= out/gpu-check
+gpu-check: gpu-bundle
+	$(GB)/gpu_check.sh $(GPU_CHECK_OUT) $(GPU_CHECK_GROUP)
+
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cc' '*.cu' '*.cuh' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:

@@ -13,6 +13,15 @@
 #include <string.h>
 #include <time.h>
 
+#include <sanitizer/asan_interface.h> /* ASAN_(UN)POISON_MEMORY_REGION: no-ops without ASan */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define ARENA_POISON 1 /* poison outside live tensors, NaN-fill new ones (arena.h) */
+#else
+#define ARENA_POISON 0
+#endif
+#define ARENA_FRESH_BYTE 0xff /* a fresh tensor's bytes: NaN as f32 and as f16 */
+
 #define ARENA_SLOT_CHUNK 1024          /* Tensor records are allocated in chunks: stable pointers */
 #define ARENA_TRACE_MAX_EVENTS 4000000 /* a trace is for a few steps; past this it is cut (said) */
 
@@ -25,6 +34,9 @@ typedef struct ArenaEvent {
     size_t offset;
     size_t cat_used[ARENA_CAT_COUNT];
     char name[ARENA_NAME_LEN];
+    ArenaDtype dtype; /* alloc/free: the tensor's dtype and shape; markers: ndim 0 */
+    int ndim;
+    int64_t shape[ARENA_MAX_DIMS];
 } ArenaEvent;
 
 struct Arena {
@@ -51,6 +63,7 @@ struct Arena {
     size_t high_water;
     int64_t n_allocs;
     int64_t n_refused;
+    int64_t alloc_budget; /* allocations allowed in all (arena_set_alloc_budget); -1 = no cap */
 
     ArenaPeakTensor *peak;
     int64_t n_peak, cap_peak;
@@ -136,7 +149,7 @@ static void *host_reserve(size_t bytes, Err *err) {
 
 static void host_release(void *base) { free(base); }
 
-static const ArenaBackingOps host_ops = {ARENA_BACKING_HOST, host_reserve, host_release};
+static const ArenaBackingOps host_ops = {ARENA_BACKING_HOST, host_reserve, host_release, NULL};
 
 /* ---- lifecycle ---- */
 
@@ -161,11 +174,13 @@ Arena *arena_init_with(const ArenaBackingOps *ops, size_t capacity_bytes, size_t
             return NULL;
         }
         a->capacity = capacity_bytes;
+        ASAN_POISON_MEMORY_REGION(a->base, capacity_bytes); /* nothing is live yet */
     } else {
         a->ops.backing = ARENA_BACKING_PLAN;
         a->capacity = SIZE_MAX;
     }
     a->limit = limit_bytes;
+    a->alloc_budget = -1;
     clock_gettime(CLOCK_MONOTONIC, &a->t0);
     return a;
 }
@@ -193,8 +208,10 @@ Arena *arena_init(ArenaBacking backing, size_t capacity_bytes, size_t limit_byte
 void arena_free(Arena *a) {
     if (!a)
         return;
-    if (a->base && a->ops.release)
+    if (a->base && a->ops.release) {
+        ASAN_UNPOISON_MEMORY_REGION(a->base, a->capacity);
         a->ops.release(a->base);
+    }
     for (int64_t i = 0; i < a->n_chunks; i++)
         free(a->chunks[i]);
     free(a->chunks);
@@ -235,7 +252,7 @@ static double now_us(const Arena *a) {
 }
 
 static void trace_event(Arena *a, char kind, ArenaCategory cat, size_t bytes, size_t offset,
-                        const char *name) {
+                        const char *name, const Tensor *t) {
     if (!a->tracing)
         return;
     if (a->n_events >= ARENA_TRACE_MAX_EVENTS) {
@@ -252,6 +269,10 @@ static void trace_event(Arena *a, char kind, ArenaCategory cat, size_t bytes, si
     e->offset = offset;
     memcpy(e->cat_used, a->cat_used, sizeof e->cat_used);
     snprintf(e->name, sizeof e->name, "%s", name);
+    e->dtype = t ? t->dtype : ARENA_DTYPE_U8;
+    e->ndim = t ? t->ndim : 0;
+    for (int d = 0; d < ARENA_MAX_DIMS; d++)
+        e->shape[d] = t && d < t->ndim ? t->shape[d] : 0;
 }
 
 void arena_trace_enable(Arena *a, int on) { a->tracing = on; }
@@ -264,7 +285,7 @@ void arena_trace_mark(Arena *a, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    trace_event(a, 'M', ARENA_CAT_WORKSPACE, 0, 0, name);
+    trace_event(a, 'M', ARENA_CAT_WORKSPACE, 0, 0, name, NULL);
 }
 
 int64_t arena_trace_count(const Arena *a, int *truncated) {
@@ -286,6 +307,17 @@ int arena_trace_get(const Arena *a, int64_t i, double *ts_us, char *kind, ArenaC
     *offset = e->offset;
     memcpy(cat_used, e->cat_used, sizeof e->cat_used);
     *name = e->name;
+    return 0;
+}
+
+int arena_trace_tensor(const Arena *a, int64_t i, ArenaDtype *dtype, int *ndim,
+                       int64_t shape[ARENA_MAX_DIMS]) {
+    if (i < 0 || i >= a->n_events)
+        return -1;
+    const ArenaEvent *e = &a->events[i];
+    *dtype = e->dtype;
+    *ndim = e->ndim;
+    memcpy(shape, e->shape, sizeof e->shape);
     return 0;
 }
 
@@ -380,7 +412,11 @@ static Tensor *arena_vtry_alloc(Arena *a, ArenaCategory cat, ArenaDtype dtype, i
         end = SIZE_MAX;
     const char *why = NULL;
     char whybuf[128];
-    if (a->limit && end > a->limit) {
+    if (a->alloc_budget >= 0 && a->n_allocs >= a->alloc_budget) {
+        snprintf(whybuf, sizeof whybuf, "the allocation budget of %lld allocations",
+                 (long long)a->alloc_budget);
+        why = whybuf;
+    } else if (a->limit && end > a->limit) {
         snprintf(whybuf, sizeof whybuf, "the memory limit of %zu bytes", a->limit);
         why = whybuf;
     } else if (end > a->capacity) {
@@ -408,6 +444,15 @@ static Tensor *arena_vtry_alloc(Arena *a, ArenaCategory cat, ArenaDtype dtype, i
     memcpy(t->name, name, sizeof t->name);
     t->seq = a->n_allocs++;
     t->live = 1;
+    if (t->data) {
+        ASAN_UNPOISON_MEMORY_REGION(t->data, nbytes); /* the padding up to t->bytes stays */
+        if (ARENA_POISON && nbytes) {
+            if (a->ops.fill)
+                a->ops.fill(t->data, ARENA_FRESH_BYTE, nbytes);
+            else
+                memset(t->data, ARENA_FRESH_BYTE, nbytes);
+        }
+    }
 
     grow((void **)&a->live, &a->cap_live, a->n_live + 1, sizeof(Tensor *));
     memmove(&a->live[pos + 1], &a->live[pos], (size_t)(a->n_live - pos) * sizeof(Tensor *));
@@ -426,7 +471,7 @@ static Tensor *arena_vtry_alloc(Arena *a, ArenaCategory cat, ArenaDtype dtype, i
         a->high_water = end;
     if (a->used > a->peak_used)
         peak_snapshot(a);
-    trace_event(a, 'A', cat, bytes, offset, name);
+    trace_event(a, 'A', cat, bytes, offset, name, t);
     return t;
 }
 
@@ -488,7 +533,9 @@ void arena_release(Arena *a, Tensor *t) {
     a->n_live--;
     a->used -= t->bytes;
     a->cat_used[t->category] -= t->bytes;
-    trace_event(a, 'F', t->category, t->bytes, t->offset, t->name);
+    trace_event(a, 'F', t->category, t->bytes, t->offset, t->name, t);
+    if (t->data)
+        ASAN_POISON_MEMORY_REGION(t->data, t->bytes);
     t->live = 0;
     t->data = NULL;
     slot_put(a, t);
@@ -544,6 +591,8 @@ ArenaBacking arena_backing(const Arena *a) { return a->ops.backing; }
 int arena_is_plan(const Arena *a) { return a->ops.backing == ARENA_BACKING_PLAN; }
 void *arena_base(const Arena *a) { return a->base; }
 const char *arena_last_error(const Arena *a) { return a->last_error; }
+
+void arena_set_alloc_budget(Arena *a, int64_t n_allocs) { a->alloc_budget = n_allocs; }
 
 void arena_peaks_reset(Arena *a) {
     memcpy(a->cat_peak, a->cat_used, sizeof a->cat_peak);

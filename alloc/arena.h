@@ -122,11 +122,18 @@ typedef struct ArenaPeakTensor {
     size_t bytes;
 } ArenaPeakTensor;
 
-/* A reservation provider (host and device backings). reserve returns NULL and fills err. */
+/* A reservation provider (host and device backings). reserve returns NULL and fills err.
+ * fill (may be NULL: memset) writes `byte` over n bytes of the reservation; it is used only in
+ * AddressSanitizer builds, where the arena keeps every byte outside live tensors poisoned
+ * (ASan's manual poisoning: holes, alignment padding, the free top) and fills each new tensor
+ * with 0xff bytes (NaN as f32 and f16), so an out-of-bounds access fails at once and a read of
+ * memory never written shows as NaN. The reservation must then be host-addressable (the host
+ * backing, or the device backing of the CUDA simulator). Accounting is not affected. */
 typedef struct ArenaBackingOps {
     ArenaBacking backing;
     void *(*reserve)(size_t bytes, Err *err);
     void (*release)(void *base);
+    void (*fill)(void *p, int byte, size_t n);
 } ArenaBackingOps;
 
 typedef struct Arena Arena;
@@ -163,6 +170,9 @@ ArenaBacking arena_backing(const Arena *a);
 int arena_is_plan(const Arena *a);
 void *arena_base(const Arena *a);             /* NULL for plan */
 const char *arena_last_error(const Arena *a); /* "" when nothing was refused */
+/* Fault injection (tests): at most n_allocs allocations in all (counted from arena_init); the
+ * next one is refused like one past the limit, with the same report. n_allocs < 0: no cap. */
+void arena_set_alloc_budget(Arena *a, int64_t n_allocs);
 /* Resets the peaks and the peak snapshot to the current state (e.g. after setup, to measure
  * one step). Live tensors and the high-water mark are kept. */
 void arena_peaks_reset(Arena *a);
@@ -187,6 +197,9 @@ int64_t arena_trace_count(const Arena *a, int *truncated);
 int arena_trace_get(const Arena *a, int64_t i, double *ts_us, char *kind, ArenaCategory *cat,
                     size_t *bytes, size_t *offset, size_t cat_used[ARENA_CAT_COUNT],
                     const char **name);
+/* The tensor of event i: its dtype and shape (ndim 0 for a marker). -1 out of range. */
+int arena_trace_tensor(const Arena *a, int64_t i, ArenaDtype *dtype, int *ndim,
+                       int64_t shape[ARENA_MAX_DIMS]);
 
 /* Names and sizes. */
 const char *arena_category_name(ArenaCategory cat); /* "params", "grads", ... */

@@ -29,6 +29,14 @@ static void device_release(void *base) {
         fprintf(stderr, "arena: cudaFree of the reservation failed: %s\n", cudaGetErrorString(e));
 }
 
-static const ArenaBackingOps device_ops = {ARENA_BACKING_DEVICE, device_reserve, device_release};
+/* the fresh-tensor fill of ASan builds (arena.h); a failure is reported, not fatal */
+static void device_fill(void *p, int byte, size_t n) {
+    cudaError_t e = cudaMemset(p, byte, n);
+    if (e != cudaSuccess)
+        fprintf(stderr, "arena: cudaMemset of a fresh tensor failed: %s\n", cudaGetErrorString(e));
+}
+
+static const ArenaBackingOps device_ops = {ARENA_BACKING_DEVICE, device_reserve, device_release,
+                                           device_fill};
 
 extern "C" const ArenaBackingOps *arena_device_ops(void) { return &device_ops; }

@@ -54,8 +54,14 @@ int arena_report_table(const Arena *a, FILE *f, int top_n) {
                 s.at_peak_bytes[c], s.at_peak_bytes[c] / MIB);
     fprintf(f, "  %-12s %14zu %10.2f %14s %10s %14zu %10.2f\n", "total", s.used_bytes,
             s.used_bytes / MIB, "", "", s.peak_used_bytes, s.peak_used_bytes / MIB);
-    fprintf(f, "  high-water mark %zu bytes (%.2f MiB): the reservation this run needs\n",
-            s.high_water_bytes, s.high_water_bytes / MIB);
+    if (s.n_refused)
+        fprintf(f,
+                "  high-water mark %zu bytes (%.2f MiB) when an allocation was refused: "
+                "partial, not what the run needs\n",
+                s.high_water_bytes, s.high_water_bytes / MIB);
+    else
+        fprintf(f, "  high-water mark %zu bytes (%.2f MiB): the reservation this run needs\n",
+                s.high_water_bytes, s.high_water_bytes / MIB);
     fprintf(f,
             "  fragmentation at the peak: %zu bytes (%.2f MiB) between the peak's live tensors "
             "and the high-water mark; now %lld holes, %zu bytes\n",

@@ -370,6 +370,51 @@ static int step_recomputed(const GptConfig *c, const BlockStep *st, GptRecompute
     return 0;
 }
 
+/* The tables' own consistency, checked once per process by gpt_build (ASSERT: a wrong table is
+ * a bug): every block tensor is written by exactly one step, after what that step reads
+ * (the steps run in allocation order); a workspace copy lives at least until its last forward
+ * reader; a residual input shares its gradient buffer with the step's output (the identity
+ * path); only GELU's backward works in place. */
+static void block_tables_check_kind(const GptConfig *c) {
+    int writer[BT_COUNT];
+    for (int t = 0; t < BT_COUNT; t++)
+        writer[t] = -1;
+    for (int i = 0; i < BLOCK_N_STEPS; i++) {
+        const BlockStep *st = &BLOCK_STEPS[i];
+        BlockTensor outs[3];
+        int n = step_outputs(st, outs);
+        for (int j = 0; j < n; j++) {
+            ASSERT_MSG(writer[outs[j]] < 0, "a block tensor is written by two steps");
+            ASSERT_MSG(j == 0 || outs[j] > outs[j - 1], "a step's outputs out of allocation order");
+            ASSERT_MSG(st->in == BT_IN || st->in < outs[j], "a step reads a later tensor");
+            writer[outs[j]] = i;
+        }
+        if (st->kind == STEP_LINEAR && st->side != BT_NONE)
+            ASSERT_MSG(block_desc(c, st->side)->grad == block_desc(c, st->out)->grad,
+                       "a residual and the output it adds to need one gradient buffer");
+        ASSERT_MSG(st->kind == STEP_GELU ||
+                       block_desc(c, st->in)->grad != block_desc(c, st->out)->grad,
+                   "a backward would overwrite the gradient it reads");
+    }
+    for (int t = 0; t < BT_OUT; t++) {
+        ASSERT_MSG(writer[t] >= 0, "a block tensor no step writes");
+        int until = writer[block_desc(c, (BlockTensor)t)->until];
+        ASSERT_MSG(until >= writer[t], "a workspace tensor released before it is written");
+        for (int i = 0; i < BLOCK_N_STEPS; i++) {
+            const BlockStep *st = &BLOCK_STEPS[i];
+            if (st->in == t || (st->kind == STEP_LINEAR && st->side == t))
+                ASSERT_MSG(until >= i, "a workspace tensor released before its last reader");
+        }
+    }
+}
+
+static void block_tables_check(void) {
+    for (int a = 0; a < GPT_ATTENTION_COUNT; a++) {
+        GptConfig c = {.attention = (GptAttention)a};
+        block_tables_check_kind(&c);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* configuration                                                                             */
 
@@ -1050,7 +1095,8 @@ int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B
     g->config = *c;
     g->device = dev;
     g->layout = gpt_layout(dev);
-    g->backend = gpt_backend(dev);
+    /* a plan runs no kernel: planning the CUDA layout never starts CUDA */
+    g->backend = dev == GPT_DEVICE_CUDA && arena_is_plan(arena) ? NULL : gpt_backend(dev);
     g->arena = arena;
     g->B = B;
     g->T = T;
@@ -1062,6 +1108,11 @@ int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B
                        dev == GPT_DEVICE_CUDA ? "cuda" : "cpu");
     if (check_kernels(g, "gpt", err))
         return -1;
+    static int tables_checked;
+    if (!tables_checked) {
+        block_tables_check();
+        tables_checked = 1;
+    }
 
     g->saved = calloc((size_t)c->n_layer, sizeof(GptSaved));
     g->top = calloc(1, sizeof(GptTop));
@@ -1314,6 +1365,23 @@ static float loss_head(StepCtx *s, Tensor *lnf, const int32_t *targets, int64_t 
     return mean;
 }
 
+/* ln_f over the last block's output x (B,T,C): its mean, rstd and output, saved (act.*) for
+ * a training forward, workspace otherwise. Returns the output (NULL when refused). */
+static Tensor *final_layernorm(StepCtx *s, Tensor *x, int saved, Tensor **mean, Tensor **rstd) {
+    Gpt *g = s->g;
+    int64_t B = x->shape[0], T = x->shape[1], C = x->shape[2];
+    const char *pre = saved ? "act" : "ws";
+    *mean = step_alloc(s, saved, ARENA_DTYPE_F32, DIMS(B, T), "%s.ln_f.mean", pre);
+    *rstd = step_alloc(s, saved, ARENA_DTYPE_F32, DIMS(B, T), "%s.ln_f.rstd", pre);
+    Tensor *lnf = step_alloc(s, saved, g->layout->act_dtype, DIMS(B, T, C), "%s.ln_f", pre);
+    if (s->failed || !gpt_runs(g))
+        return lnf;
+    g->backend->layernorm_forward(lnf->data, (*mean)->data, (*rstd)->data, x->data,
+                                  pdata(g, GPT_PARAM_LNFW, -1), pdata(g, GPT_PARAM_LNFB, -1), B * T,
+                                  C, g->stream);
+    return lnf;
+}
+
 static int check_shape(Gpt *g, int64_t B, int64_t T, Err *err) {
     if (B <= 0 || T <= 0 || B > g->B || T > g->T)
         return err_set(err, "gpt: batch shape B=%lld T=%lld outside the built B=%lld T=%lld",
@@ -1339,28 +1407,17 @@ int gpt_forward(Gpt *g, const int32_t *inputs, const int32_t *targets, int64_t B
     if (check_kernels(g, "gpt_forward", err))
         return -1;
     StepCtx s = {.g = g, .err = err};
-    const GptBackend *be = g->backend;
     int run = gpt_runs(g);
-    int64_t C = g->config.channels, N = B * T;
-    ArenaDtype adt = g->layout->act_dtype;
+    int64_t N = B * T;
     GptTop *top = gpt_top(g);
     arena_trace_mark(g->arena, "%s", for_backward ? "forward" : "forward (eval)");
 
     Tensor *x = forward_blocks(&s, inputs, B, T, for_backward);
     if (s.failed)
         return step_fail(&s);
-    Tensor *mean = step_alloc(&s, for_backward, ARENA_DTYPE_F32, DIMS(B, T), "%s.ln_f.mean",
-                              for_backward ? "act" : "ws");
-    Tensor *rstd = step_alloc(&s, for_backward, ARENA_DTYPE_F32, DIMS(B, T), "%s.ln_f.rstd",
-                              for_backward ? "act" : "ws");
-    Tensor *lnf =
-        step_alloc(&s, for_backward, adt, DIMS(B, T, C), "%s.ln_f", for_backward ? "act" : "ws");
+    Tensor *mean, *rstd, *lnf = final_layernorm(&s, x, for_backward, &mean, &rstd);
     if (s.failed)
         return step_fail(&s);
-    if (run)
-        be->layernorm_forward(lnf->data, mean->data, rstd->data, x->data,
-                              pdata(g, GPT_PARAM_LNFW, -1), pdata(g, GPT_PARAM_LNFB, -1), N, C,
-                              g->stream);
     float loss = 0.0f;
     if (targets || (for_backward && !run)) {
         float dscale = for_backward ? g->loss_scale / (float)N : 0.0f;
@@ -1394,21 +1451,16 @@ int gpt_forward_last_logits(Gpt *g, const int32_t *inputs, int64_t B, int64_t T,
     StepCtx s = {.g = g, .err = err};
     const GptBackend *be = g->backend;
     int run = gpt_runs(g);
-    int64_t C = g->config.channels, Vp = g->config.padded_vocab_size, N = B * T;
+    int64_t C = g->config.channels, Vp = g->config.padded_vocab_size;
     ArenaDtype adt = g->layout->act_dtype;
     Tensor *x = forward_blocks(&s, inputs, B, T, 0);
     if (s.failed)
         return step_fail(&s);
-    Tensor *mean = step_alloc(&s, 0, ARENA_DTYPE_F32, DIMS(B, T), "ws.ln_f.mean");
-    Tensor *rstd = step_alloc(&s, 0, ARENA_DTYPE_F32, DIMS(B, T), "ws.ln_f.rstd");
-    Tensor *lnf = step_alloc(&s, 0, adt, DIMS(B, T, C), "ws.ln_f");
+    Tensor *mean, *rstd, *lnf = final_layernorm(&s, x, 0, &mean, &rstd);
     Tensor *lg = step_alloc(&s, 0, adt, DIMS(B, Vp), "ws.logits");
     if (s.failed)
         return step_fail(&s);
     if (run) {
-        be->layernorm_forward(lnf->data, mean->data, rstd->data, x->data,
-                              pdata(g, GPT_PARAM_LNFW, -1), pdata(g, GPT_PARAM_LNFB, -1), N, C,
-                              g->stream);
         /* gather the last row of each sequence: a matmul over the rows b*T+T-1 only */
         for (int64_t b = 0; b < B; b++)
             be->matmul_forward(trow(lg, b, Vp), trow(lnf, b * T + T - 1, C),

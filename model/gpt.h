@@ -13,11 +13,13 @@
  *   optimizer   `adam.m.<name>`, `adam.v.<name>` (+ `master.<name>` on CUDA)
  *   activations a LIFO stack: forward pushes what backward reads, backward pops each tensor
  *               as soon as it is no longer needed. Names `act.h.<l>.ln_1`, `act.h.<l>.attn.att`,
- *               ... recompute=full keeps only each block's input (`act.h.<l>.in`, the
- *               residual stream) and recomputes the block in backward; recompute=selective
- *               drops the LayerNorm outputs, the attention probabilities and the GELU output
- *               and recomputes them in backward. Recomputed tensors are pushed again in
- *               backward (activations: backward reads them).
+ *               ... recompute=full keeps only each block's input (the residual stream:
+ *               `act.encoder.out`, then `act.h.<l>.out` of the block before) and recomputes
+ *               the block in backward; recompute=selective drops the LayerNorm outputs,
+ *               the attention probabilities and the GELU output and recomputes them in
+ *               backward. Recomputed tensors are pushed again in backward (activations:
+ *               backward reads them). model/gpt.c's BLOCK_TENSORS gives each block
+ *               tensor's name, shape and recompute class.
  *   workspace   what lives only inside one phase: `ws.logits` (one loss-head chunk), the
  *               activation gradients of backward (`ws.dresidual`, ...), forward temporaries
  *               that are not saved, reduction scalars.

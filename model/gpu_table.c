@@ -53,6 +53,44 @@ static const GpuRow ROWS[] = {
      {"a100", "NVIDIA A100-SXM4-80GB", 80 * GIB, "NVIDIA A100 data sheet: 40 or 80 GB", 312.0,
       "NVIDIA A100 data sheet: 312 TFLOP/s dense f16 tensor (f32 accumulate at full rate)",
       CONTEXT_ESTIMATE, CONTEXT_ESTIMATE_SOURCE, 0}},
+    /* Consumer Ada and Ampere: their tensor cores run f16 with f32 accumulation (what our
+     * GEMMs use) at half the f16-accumulate rate that spec sheets headline; MFU against the
+     * headline figure comes out at half the truth. Siblings without figures come first so they
+     * match nothing rather than the card whose name they contain. */
+    {"RTX 4090 D", NULL, {NULL, "NVIDIA GeForce RTX 4090 D", 0, NULL, 0.0, NULL, 0, NULL, 0}},
+    {"RTX 4090",
+     NULL,
+     {"rtx4090", "NVIDIA GeForce RTX 4090", 24 * GIB, "NVIDIA GeForce RTX 4090 spec: 24 GB GDDR6X",
+      165.2,
+      "NVIDIA Ada Lovelace architecture whitepaper (appendix table, RTX 4090): 330.3 dense f16 "
+      "TFLOP/s with f16 accumulate, 165.2 with f32 accumulate",
+      CONTEXT_ESTIMATE, CONTEXT_ESTIMATE_SOURCE, 0}},
+    {"RTX 4080 SUPER",
+     NULL,
+     {NULL, "NVIDIA GeForce RTX 4080 SUPER", 0, NULL, 0.0, NULL, 0, NULL, 0}},
+    {"RTX 4080",
+     NULL,
+     {"rtx4080", "NVIDIA GeForce RTX 4080", 16 * GIB, "NVIDIA GeForce RTX 4080 spec: 16 GB GDDR6X",
+      97.5,
+      "NVIDIA Ada Lovelace architecture whitepaper (appendix table, RTX 4080 16GB): 194.9 dense "
+      "f16 TFLOP/s with f16 accumulate, 97.5 with f32 accumulate",
+      CONTEXT_ESTIMATE, CONTEXT_ESTIMATE_SOURCE, 0}},
+    {"RTX 3090 Ti", NULL, {NULL, "NVIDIA GeForce RTX 3090 Ti", 0, NULL, 0.0, NULL, 0, NULL, 0}},
+    {"RTX 3090",
+     NULL,
+     {"rtx3090", "NVIDIA GeForce RTX 3090", 24 * GIB, "NVIDIA GeForce RTX 3090 spec: 24 GB GDDR6X",
+      71.0,
+      "NVIDIA Ampere GA102 architecture whitepaper (RTX 3090 table): 142 dense f16 TFLOP/s with "
+      "f16 accumulate, 71 with f32 accumulate",
+      CONTEXT_ESTIMATE, CONTEXT_ESTIMATE_SOURCE, 0}},
+    {"RTX 3080 Ti", NULL, {NULL, "NVIDIA GeForce RTX 3080 Ti", 0, NULL, 0.0, NULL, 0, NULL, 0}},
+    {"RTX 3080",
+     NULL,
+     {"rtx3080", "NVIDIA GeForce RTX 3080", 10 * GIB,
+      "NVIDIA GeForce RTX 3080 spec: 10 GB GDDR6X (the 10 GB card; a 12 GB card exists)", 59.5,
+      "NVIDIA Ampere GA102 architecture whitepaper (RTX 3080 table, 68 SMs): 119 dense f16 "
+      "TFLOP/s with f16 accumulate, 59.5 with f32 accumulate",
+      CONTEXT_ESTIMATE, CONTEXT_ESTIMATE_SOURCE, 0}},
     /* not in the table: keep them from matching "RTX 4070" */
     {"RTX 4070 Ti", NULL, {NULL, "NVIDIA GeForce RTX 4070 Ti", 0, NULL, 0.0, NULL, 0, NULL, 0}},
     {"RTX 4070 SUPER",

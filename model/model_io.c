@@ -227,7 +227,10 @@ static int model_file_write_tensors(Gpt *g, FILE *f, const ModelFileHeader *h, f
             GptParam *p = gpt_param(g, kind, l);
             if (p) {
                 ASSERT((size_t)p->numel == n);
-                gpt_param_read_f32(g, p, buf);
+                if (p->master) /* the f32 weights the optimizer updates, not their f16 copy */
+                    g->backend->copy_to_host(buf, p->master->data, n * sizeof(float), g->stream);
+                else
+                    gpt_param_read_f32(g, p, buf);
             } else {
                 ASSERT(model_file_kind_is_bias(kind) && !g->config.bias);
                 memset(buf, 0, n * sizeof(float));

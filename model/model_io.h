@@ -58,7 +58,8 @@ int model_file_bytes(const ModelFileHeader *h, size_t *out);
 /* Loads the weights of path into g (built, with the same shape as the file). Gradients and
  * optimizer state are not touched. */
 int model_file_read(Gpt *g, const char *path, Err *err);
-/* Writes g's weights to path atomically (temp file in the same directory, fsync, rename). */
+/* Writes g's weights to path atomically (temp file in the same directory, fsync, rename):
+ * from the f32 master copy where the layout keeps one (CUDA), else from the params. */
 int model_file_write(Gpt *g, const char *path, Err *err);
 
 #endif

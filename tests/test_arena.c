@@ -1,7 +1,8 @@
 /* test_arena.c: the arena's contract: alignment and padding accounting, categories adding up
  * to used bytes, peaks and the at-peak breakdown, the activation stack (LIFO), workspace reuse
  * and visible holes, the budget refusal report, plan == host placement, reports that parse
- * back, and "used bytes are 0 after teardown" in every test. */
+ * back, the AddressSanitizer poisoning outside live tensors (ASan builds), and "used bytes
+ * are 0 after teardown" in every test. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include <sanitizer/asan_interface.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -304,11 +306,14 @@ static void test_arena_plan_equals_host(void **state) {
     const Tensor *live[SEQ_STEPS + 100];
     int64_t n = arena_live_tensors(h, live, SEQ_STEPS + 100);
     for (int64_t i = 0; i < n; i++)
-        memset(live[i]->data, (int)(i & 0xff), live[i]->bytes);
+        if (live[i]->nbytes)
+            memset(live[i]->data, (int)(i & 0xff), live[i]->nbytes);
     for (int64_t i = 0; i < n; i++) {
         const unsigned char *d = live[i]->data;
+        if (!live[i]->nbytes)
+            continue;
         assert_int_equal(d[0], (unsigned char)(i & 0xff));
-        assert_int_equal(d[live[i]->bytes - 1], (unsigned char)(i & 0xff));
+        assert_int_equal(d[live[i]->nbytes - 1], (unsigned char)(i & 0xff));
     }
     teardown_check(p);
     teardown_check(h);
@@ -475,6 +480,37 @@ static void test_arena_report_table(void **state) {
     teardown_check(a);
 }
 
+/* The trace keeps each alloc/free event's dtype and shape (the memory page shows them). */
+static void test_arena_trace_tensor_shapes(void **state) {
+    (void)state;
+    Arena *a = arena_init(ARENA_BACKING_PLAN, 0, 0, NULL);
+    arena_trace_enable(a, 1);
+    arena_trace_mark(a, "step 0");
+    fill_small_arena(a);
+    int truncated = 1;
+    int64_t n = arena_trace_count(a, &truncated);
+    assert_int_equal(truncated, 0);
+    assert_int_equal(n, 1 + 5 + 2);
+    ArenaDtype dt;
+    int ndim = -1;
+    int64_t shape[ARENA_MAX_DIMS];
+    assert_int_equal(arena_trace_tensor(a, 0, &dt, &ndim, shape), 0);
+    assert_int_equal(ndim, 0);                                        /* the marker */
+    assert_int_equal(arena_trace_tensor(a, 4, &dt, &ndim, shape), 0); /* act."q" alloc */
+    assert_int_equal(dt, ARENA_DTYPE_F16);
+    assert_int_equal(ndim, 3);
+    assert_int_equal(shape[0], 2);
+    assert_int_equal(shape[1], 8);
+    assert_int_equal(shape[2], 24);
+    assert_int_equal(arena_trace_tensor(a, 6, &dt, &ndim, shape), 0); /* ws.cublaslt free */
+    assert_int_equal(dt, ARENA_DTYPE_U8);
+    assert_int_equal(ndim, 1);
+    assert_int_equal(shape[0], 3000);
+    assert_int_equal(arena_trace_tensor(a, n, &dt, &ndim, shape), -1);
+    assert_int_equal(arena_trace_tensor(a, -1, &dt, &ndim, shape), -1);
+    teardown_check(a);
+}
+
 static void test_arena_size_parse(void **state) {
     (void)state;
     size_t v = 0;
@@ -497,6 +533,38 @@ static void test_arena_size_parse(void **state) {
     assert_int_equal(size_parse("", &v, &err), -1);
 }
 
+/* Under ASan (make asan) every byte outside a live tensor is poisoned: the free top, the
+ * alignment padding after a tensor, a released tensor; a new tensor reads as 0xff (NaN). */
+static void test_arena_poisons_outside_live_tensors(void **state) {
+    (void)state;
+#if defined(__SANITIZE_ADDRESS__)
+    Arena *a = host_arena(MIB, 0);
+    char *base = arena_base(a);
+    assert_true(__asan_address_is_poisoned(base));
+    assert_true(__asan_address_is_poisoned(base + MIB - 1));
+    Tensor *t = arena_alloc(a, ARENA_CAT_WORKSPACE, ARENA_DTYPE_F32, 1, shp1(3), "t");
+    Tensor *u = arena_alloc(a, ARENA_CAT_WORKSPACE, ARENA_DTYPE_F16, 1, shp1(5), "u");
+    const unsigned char *d = t->data;
+    assert_false(__asan_region_is_poisoned(t->data, t->nbytes));
+    for (size_t i = 0; i < t->nbytes; i++)
+        assert_int_equal(d[i], 0xff);
+    float f;
+    memcpy(&f, t->data, sizeof f);
+    assert_true(f != f);                                    /* a fresh f32 reads as NaN */
+    assert_true(__asan_address_is_poisoned(d + t->nbytes)); /* padding: one past the end */
+    assert_true(__asan_address_is_poisoned(d + t->bytes - 1));
+    assert_true(__asan_address_is_poisoned((char *)u->data + u->nbytes));
+    assert_true(__asan_address_is_poisoned((char *)u->data + u->bytes)); /* the free top */
+    arena_release(a, t);
+    assert_true(__asan_address_is_poisoned(d));       /* a released tensor: a hole */
+    assert_int_equal(arena_stats(a).used_bytes, 256); /* poisoning does not change accounting */
+    arena_release(a, u);
+    teardown_check(a);
+#else
+    skip(); /* no poisoning without AddressSanitizer: make asan runs this test */
+#endif
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_arena_alignment_and_padding),
@@ -510,7 +578,9 @@ int main(void) {
         cmocka_unit_test(test_arena_report_csv),
         cmocka_unit_test(test_arena_report_trace),
         cmocka_unit_test(test_arena_report_table),
+        cmocka_unit_test(test_arena_trace_tensor_shapes),
         cmocka_unit_test(test_arena_size_parse),
+        cmocka_unit_test(test_arena_poisons_outside_live_tensors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

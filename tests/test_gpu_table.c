@@ -32,6 +32,16 @@ static void test_gpu_table_match_device_names(void **state) {
     assert_null(gpu_table_match("NVIDIA GeForce RTX 4070 Ti"));
     assert_null(gpu_table_match("NVIDIA GeForce RTX 4070 SUPER"));
     assert_null(gpu_table_match("Some Future GPU"));
+    /* consumer Ada and Ampere at their f32-accumulate rate: half the f16-accumulate headline */
+    assert_true(gpu_table_match("NVIDIA GeForce RTX 4090")->peak_tflops_f16 == 165.2);
+    assert_true(gpu_table_match("NVIDIA GeForce RTX 4080")->peak_tflops_f16 == 97.5);
+    assert_true(gpu_table_match("NVIDIA GeForce RTX 3090")->peak_tflops_f16 == 71.0);
+    assert_true(gpu_table_match("NVIDIA GeForce RTX 3080")->peak_tflops_f16 == 59.5);
+    assert_string_equal(gpu_table_find("rtx3080")->name, "NVIDIA GeForce RTX 3080");
+    assert_null(gpu_table_match("NVIDIA GeForce RTX 4090 D"));
+    assert_null(gpu_table_match("NVIDIA GeForce RTX 4080 SUPER"));
+    assert_null(gpu_table_match("NVIDIA GeForce RTX 3090 Ti"));
+    assert_null(gpu_table_match("NVIDIA GeForce RTX 3080 Ti"));
     assert_null(gpu_table_match(NULL));
 }
 
@@ -39,7 +49,7 @@ static void test_gpu_table_every_entry_has_sources(void **state) {
     (void)state;
     size_t n = 0;
     const GpuSpec *all = gpu_table_all(&n);
-    assert_true(n >= 6);
+    assert_true(n >= 10);
     for (size_t i = 0; i < n; i++) {
         assert_non_null(all[i].key);
         assert_true(all[i].memory_bytes > 0 && all[i].memory_source && all[i].memory_source[0]);

@@ -100,6 +100,20 @@ static int list_states(const char *dir, char **names, int max) {
     return n;
 }
 
+/* Keeps the newest `keep` state files of out_dir, removes the older ones. */
+static void prune_states(const char *out_dir, int keep) {
+    char *names[CHECKPOINT_MAX_FILES];
+    int n = list_states(out_dir, names, CHECKPOINT_MAX_FILES);
+    for (int i = 0; i < n; i++) {
+        if (i < n - keep) {
+            char old[2 * CONFIG_STR_LEN + 300];
+            snprintf(old, sizeof old, "%s/%s", out_dir, names[i]);
+            unlink(old);
+        }
+        free(names[i]);
+    }
+}
+
 int checkpoint_save(const char *out_dir, const TrainConfig *cfg, Gpt *g,
                     const CheckpointProgress *p, const void *extra, size_t extra_bytes, int keep,
                     char *path_out, size_t path_len, Err *err) {
@@ -177,18 +191,34 @@ int checkpoint_save(const char *out_dir, const TrainConfig *cfg, Gpt *g,
     if (path_out)
         snprintf(path_out, path_len, "%s", path);
 
-    /* keep the newest `keep` */
-    char *names[CHECKPOINT_MAX_FILES];
-    int n = list_states(out_dir, names, CHECKPOINT_MAX_FILES);
-    for (int i = 0; i < n; i++) {
-        if (i < n - keep) {
-            char old[2 * CONFIG_STR_LEN + 300];
-            snprintf(old, sizeof old, "%s/%s", out_dir, names[i]);
-            unlink(old);
-        }
-        free(names[i]);
-    }
+    prune_states(out_dir, keep);
     return 0;
+}
+
+int checkpoint_remove_stale_temps(const char *out_dir, FILE *f) {
+    DIR *d = opendir(out_dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *s = e->d_name;
+        size_t len = strlen(s);
+        int state_tmp =
+            strncmp(s, "state_", 6) == 0 && len > 14 && strcmp(s + len - 8, ".bin.tmp") == 0;
+        int model_tmp = strncmp(s, "model.bin.tmp.", 14) == 0;
+        if (!state_tmp && !model_tmp)
+            continue;
+        char path[2 * CONFIG_STR_LEN + 300];
+        snprintf(path, sizeof path, "%s/%s", out_dir, s);
+        if (unlink(path) == 0) {
+            n++;
+            if (f)
+                fprintf(f, "removed %s (left by an interrupted save)\n", path);
+        }
+    }
+    closedir(d);
+    return n;
 }
 
 int checkpoint_find_latest(const char *out_dir, char *path, size_t len, Err *err) {
@@ -203,6 +233,57 @@ int checkpoint_find_latest(const char *out_dir, char *path, size_t len, Err *err
     return 0;
 }
 
+/* The checkpoint's header against the run's model: the same shape and device precision,
+ * and the loader state size this build packs. */
+static int header_matches(const char *path, const CheckpointHeader *hp, Gpt *g, size_t extra_bytes,
+                          Err *err) {
+    const CheckpointHeader h = *hp;
+    CheckpointHeader ours;
+    header_fill(&ours, g);
+    Err e2;
+    int bad = 0;
+#define CHECK(field)                                                                               \
+    if (!bad && h.field != ours.field) {                                                           \
+        err_set(&e2,                                                                               \
+                "checkpoint '%s' was made with %s = %lld, this run has %lld: refusing to "         \
+                "resume a different %s",                                                           \
+                path, #field, (long long)h.field, (long long)ours.field,                           \
+                strcmp(#field, "device") == 0 || strcmp(#field, "param_dtype") == 0 ||             \
+                        strcmp(#field, "has_master") == 0                                          \
+                    ? "backend precision"                                                          \
+                    : "model");                                                                    \
+        bad = 1;                                                                                   \
+    }
+    CHECK(n_layer)
+    CHECK(n_head)
+    CHECK(n_embd)
+    CHECK(block_size)
+    CHECK(vocab_size)
+    CHECK(padded_vocab_size)
+    CHECK(bias)
+    CHECK(gelu)
+    CHECK(device)
+    CHECK(param_dtype)
+    CHECK(has_master)
+    CHECK(n_params)
+    CHECK(total_numel)
+#undef CHECK
+    if (!bad && h.extra_bytes != extra_bytes) {
+        err_set(&e2,
+                "checkpoint '%s' holds %llu bytes of loader state, this build expects "
+                "%zu",
+                path, (unsigned long long)h.extra_bytes, extra_bytes);
+        bad = 1;
+    }
+    if (bad) {
+        if (err)
+            *err = e2;
+        return -1;
+    }
+    return 0;
+}
+
+/* long: every check of the file in the order it can fail (size, magic, version, length, checksum, header), then the reads */
 int checkpoint_load(const char *path, const TrainConfig *cfg, Gpt *g, CheckpointProgress *p,
                     void *extra, size_t extra_bytes, Err *err) {
     (void)cfg;
@@ -254,50 +335,8 @@ int checkpoint_load(const char *path, const TrainConfig *cfg, Gpt *g, Checkpoint
         err_set(err, "checkpoint '%s' fails its checksum: corrupted", path);
         goto out;
     }
-    CheckpointHeader ours;
-    header_fill(&ours, g);
-    {
-        Err e2;
-        int bad = 0;
-#define CHECK(field)                                                                               \
-    if (!bad && h.field != ours.field) {                                                           \
-        err_set(&e2,                                                                               \
-                "checkpoint '%s' was made with %s = %lld, this run has %lld: refusing to "         \
-                "resume a different %s",                                                           \
-                path, #field, (long long)h.field, (long long)ours.field,                           \
-                strcmp(#field, "device") == 0 || strcmp(#field, "param_dtype") == 0 ||             \
-                        strcmp(#field, "has_master") == 0                                          \
-                    ? "backend precision"                                                          \
-                    : "model");                                                                    \
-        bad = 1;                                                                                   \
-    }
-        CHECK(n_layer)
-        CHECK(n_head)
-        CHECK(n_embd)
-        CHECK(block_size)
-        CHECK(vocab_size)
-        CHECK(padded_vocab_size)
-        CHECK(bias)
-        CHECK(gelu)
-        CHECK(device)
-        CHECK(param_dtype)
-        CHECK(has_master)
-        CHECK(n_params)
-        CHECK(total_numel)
-#undef CHECK
-        if (!bad && h.extra_bytes != extra_bytes) {
-            err_set(&e2,
-                    "checkpoint '%s' holds %llu bytes of loader state, this build expects "
-                    "%zu",
-                    path, (unsigned long long)h.extra_bytes, extra_bytes);
-            bad = 1;
-        }
-        if (bad) {
-            if (err)
-                *err = e2;
-            goto out;
-        }
-    }
+    if (header_matches(path, &h, g, extra_bytes, err) != 0)
+        goto out;
     const unsigned char *cur = data + sizeof h + h.config_bytes;
     if (extra_bytes)
         memcpy(extra, cur, extra_bytes);
@@ -324,5 +363,33 @@ int checkpoint_load(const char *path, const TrainConfig *cfg, Gpt *g, Checkpoint
     rc = 0;
 out:
     free(data);
+    return rc;
+}
+
+int checkpoint_read_config(const char *path, char **text_out, Err *err) {
+    *text_out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set(err, "cannot open checkpoint '%s': %s", path, strerror(errno));
+    CheckpointHeader h;
+    int rc = -1;
+    if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, "AGPTSTAT", 8) != 0 ||
+        h.version != CHECKPOINT_VERSION || h.header_bytes != sizeof h ||
+        h.config_bytes > (1u << 20)) {
+        err_set(err, "'%s' is not a checkpoint of this build (bad header)", path);
+    } else {
+        char *text = malloc((size_t)h.config_bytes + 1);
+        if (!text) {
+            err_set(err, "out of host memory reading '%s'", path);
+        } else if (fread(text, 1, (size_t)h.config_bytes, f) != (size_t)h.config_bytes) {
+            free(text);
+            err_set(err, "checkpoint '%s' is truncated (in its stored config)", path);
+        } else {
+            text[h.config_bytes] = 0;
+            *text_out = text;
+            rc = 0;
+        }
+    }
+    fclose(f);
     return rc;
 }

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../model/gpt.h"
 #include "config.h"
@@ -38,11 +39,19 @@ typedef struct CheckpointProgress {
 int checkpoint_save(const char *out_dir, const TrainConfig *cfg, Gpt *g,
                     const CheckpointProgress *p, const void *extra, size_t extra_bytes, int keep,
                     char *path_out, size_t path_len, Err *err);
+/* Removes the temporary files an interrupted save leaves in out_dir (a process killed between
+ * creating and renaming them): "state_*.bin.tmp" and "model.bin.tmp.*". Train calls it
+ * before its first save; nothing else writes those names. Each removal is reported on f
+ * (when not NULL); returns the number removed. */
+int checkpoint_remove_stale_temps(const char *out_dir, FILE *f);
 /* The newest state file in out_dir; -1 with err when there is none. */
 int checkpoint_find_latest(const char *out_dir, char *path, size_t len, Err *err);
 /* Loads into a built g (same shape and device layout, checked) and fills p and extra
  * (extra_bytes must equal what was saved). */
 int checkpoint_load(const char *path, const TrainConfig *cfg, Gpt *g, CheckpointProgress *p,
                     void *extra, size_t extra_bytes, Err *err);
+/* The config text a checkpoint was made with (config_write's format; malloc'd, the caller
+ * frees it). Checks the header only, not the checksum: it describes the run, loads nothing. */
+int checkpoint_read_config(const char *path, char **text_out, Err *err);
 
 #endif

@@ -6,15 +6,17 @@
  * tokens, so the mean of the batch means is the mean over all tokens. Printed on stdout as
  * `loss <value>` with 6 decimals (a short description goes to stderr). No randomness.
  *
- * The model's shape comes from the file's header (maxT, V, L, NH, C, Vp); bias and gelu come
- * from the config, as for llm.c files. block_size may be shorter than the file's maxT.
+ * The run's shape comes from run_setup (run_common.h): the file's header (maxT, V, L, NH, C,
+ * Vp); bias, gelu, block_size and the data from the config, or, for a run directory, from its
+ * stored config; block_size defaults to the file's maxT and may be shorter; the shard
+ * defaults to <data_dir>/val.bin.
  * The shard (one file or a glob, llm.c format or nanoGPT's with data_format) is read by the
  * data loader's sequential windows. Memory: one arena, sized by planning the same build +
  * forward on a plan arena first.
  *
  * Exit codes: 0 ok; 1 a model or data error (unreadable or malformed file, shard too short,
- * token >= V, arena refusal); 2 a usage error (no model file or shard given, block_size
- * above the model's maxT). */
+ * token >= V, arena refusal); 2 a usage error (no model given, a path that is not a model
+ * file, block_size above the model's maxT). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,7 @@
 #include "commands.h"
 #include "config.h"
 #include "run_common.h"
+#include "test_hooks.h"
 
 #define EVAL_EXIT_OK 0
 #define EVAL_EXIT_DATA 1
@@ -49,46 +52,63 @@ static int eval_plan_bytes(const GptConfig *c, GptDevice dev, int64_t B, int64_t
     return rc;
 }
 
-int cmd_eval(const TrainConfig *cfg) {
+/* The model on an arena sized by eval_plan_bytes, built and loaded from the model file.
+ * inputs/targets: a zeroed (B,T) batch for the plan. *arena_out is NULL on failure. */
+static int eval_load(const RunSetup *rs, const int32_t *inputs, const int32_t *targets, Gpt *g,
+                     Arena **arena_out, Err *err) {
+    const TrainConfig *cfg = &rs->cfg;
+    const int64_t B = cfg->batch_size, T = cfg->block_size;
+    size_t arena_bytes;
+    *arena_out = NULL;
+    if (eval_plan_bytes(&rs->model, rs->dev, B, T, inputs, targets, cfg->memory_limit, &arena_bytes,
+                        err))
+        return -1;
+    Arena *arena = rs->dev == GPT_DEVICE_CUDA
+                       ? arena_init_with(arena_device_ops(), arena_bytes, cfg->memory_limit, err)
+                       : arena_init(ARENA_BACKING_HOST, arena_bytes, cfg->memory_limit, err);
+    if (!arena)
+        return -1;
+    if (test_hooks_arm_arena_from_env(arena, err) != 0 ||
+        gpt_build(g, &rs->model, rs->dev, arena, B, T, err)) {
+        arena_free(arena);
+        return -1;
+    }
+    if (model_file_read(g, rs->model_path, err)) {
+        gpt_free(g);
+        arena_free(arena);
+        return -1;
+    }
+    *arena_out = arena;
+    return 0;
+}
+
+/* What is evaluated, on stderr (stdout carries only the loss). */
+static void eval_describe(const RunSetup *rs, int64_t N) {
+    const GptConfig c = rs->model;
+    const char *model_path = rs->model_path;
+    const TrainConfig *cfg = &rs->cfg;
+    const int64_t B = cfg->batch_size, T = cfg->block_size;
+    const GptDevice dev = rs->dev;
+    fprintf(stderr,
+            "eval: %s (L %" PRId64 ", NH %" PRId64 ", C %" PRId64 ", V %" PRId64 ", Vp %" PRId64
+            ", maxT %" PRId64 ", bias %s, gelu %s) on %s: %" PRId64 " batches of %" PRId64
+            " x %" PRId64 ", %s\n",
+            model_path, c.n_layer, c.n_head, c.channels, c.vocab_size, c.padded_vocab_size,
+            c.max_seq_len, c.bias ? "True" : "False", c.gelu ? "erf" : "tanh", cfg->data, N, B, T,
+            dev == GPT_DEVICE_CUDA ? "cuda" : "cpu");
+}
+
+int cmd_eval(const TrainConfig *user_cfg) {
     Err err = {{0}};
-    const char *model_path = cfg->init_from;
-    if (model_path[0] == '\0' || strcmp(model_path, "scratch") == 0 ||
-        strcmp(model_path, "resume") == 0) {
-        fprintf(stderr,
-                "arenagpt eval: init_from = '%s': eval needs a model file "
-                "(--init_from=MODEL.bin, llm.c format)\n",
-                model_path);
-        return CONFIG_EXIT_USAGE;
-    }
-    if (cfg->data[0] == '\0') {
-        fprintf(stderr, "arenagpt eval: no shard given (--data=SHARD.bin)\n");
-        return CONFIG_EXIT_USAGE;
-    }
-    GptConfig c;
-    memset(&c, 0, sizeof(c));
-    c.bias = cfg->bias;
-    c.gelu = cfg->gelu == CONFIG_GELU_ERF ? GPT_GELU_ERF : GPT_GELU_TANH;
-    c.attention = run_gpt_attention(cfg->attention);
-    c.recompute = GPT_RECOMPUTE_NONE; /* no backward */
-    c.loss_chunk = cfg->loss_chunk;
-    if (gpt_config_from_model_file(model_path, &c, &err)) {
+    static RunSetup rs; /* large (paths); one per process */
+    int setup_rc = run_setup(user_cfg, CONFIG_CMD_EVAL, &rs, &err);
+    if (setup_rc != 0) {
         fprintf(stderr, "arenagpt eval: %s\n", err.msg);
-        return EVAL_EXIT_DATA;
+        return setup_rc;
     }
+    const TrainConfig *cfg = &rs.cfg;
+    const GptConfig c = rs.model;
     const int64_t B = cfg->batch_size, T = cfg->block_size, N = cfg->eval_batches;
-    if (T > c.max_seq_len) {
-        fprintf(stderr,
-                "arenagpt eval: block_size %" PRId64 " exceeds the model's maxT %" PRId64
-                " (%s); use --block_size=%" PRId64 " or less\n",
-                T, c.max_seq_len, model_path, c.max_seq_len);
-        return CONFIG_EXIT_USAGE;
-    }
-    GptDevice dev = GPT_DEVICE_CPU;
-    if (run_device(cfg, 0, &dev, &err) || gpt_config_check(&c, dev, &err)) {
-        fprintf(stderr, "arenagpt eval: %s\n", err.msg);
-        return CONFIG_EXIT_USAGE;
-    }
-    run_attention_fallback("eval", &c, dev, B, T);
     int64_t n_windows;
     if (B > INT64_MAX / N) {
         fprintf(stderr, "arenagpt eval: eval_batches * batch_size overflows\n");
@@ -126,27 +146,10 @@ int cmd_eval(const TrainConfig *cfg) {
     }
     memset(inputs, 0, (size_t)(B * T) * sizeof(int32_t));
     memset(targets, 0, (size_t)(B * T) * sizeof(int32_t));
-    size_t arena_bytes;
-    if (eval_plan_bytes(&c, dev, B, T, inputs, targets, cfg->memory_limit, &arena_bytes, &err))
-        goto done;
-    if (dev == GPT_DEVICE_CUDA)
-        arena = arena_init_with(arena_device_ops(), arena_bytes, cfg->memory_limit, &err);
-    else
-        arena = arena_init(ARENA_BACKING_HOST, arena_bytes, cfg->memory_limit, &err);
-    if (!arena)
-        goto done;
-    if (gpt_build(&g, &c, dev, arena, B, T, &err))
+    if (eval_load(&rs, inputs, targets, &g, &arena, &err))
         goto done;
     built = 1;
-    if (model_file_read(&g, model_path, &err))
-        goto done;
-    fprintf(stderr,
-            "eval: %s (L %" PRId64 ", NH %" PRId64 ", C %" PRId64 ", V %" PRId64 ", Vp %" PRId64
-            ", maxT %" PRId64 ", bias %s, gelu %s) on %s: %" PRId64 " batches of %" PRId64
-            " x %" PRId64 ", %s\n",
-            model_path, c.n_layer, c.n_head, c.channels, c.vocab_size, c.padded_vocab_size,
-            c.max_seq_len, c.bias ? "True" : "False", c.gelu ? "erf" : "tanh", cfg->data, N, B, T,
-            dev == GPT_DEVICE_CUDA ? "cuda" : "cpu");
+    eval_describe(&rs, N);
     double sum = 0.0;
     for (int64_t j = 0; j < N; j++) {
         float loss;

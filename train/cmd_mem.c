@@ -1,60 +1,78 @@
 /* cmd_mem.c: `arenagpt mem`: plans a run's memory without running it, through the same
- * allocation code as training, on a plan arena (gpt_plan). Prints the parameter counts, the
- * per-category plan and the top tensors (table, JSON or CSV); --compare plans every recompute
- * mode x attention kind the device has, side by side, with the extra FLOPs each costs;
- * --fit=SIZE finds the largest batch_size per combination whose arena high-water mark fits
- * in SIZE.
+ * allocation code as training, on a plan arena (run_plan), never touching a GPU. Prints the
+ * layout planned (first line), the parameter counts, the per-category plan and the top tensors
+ * (table, JSON or CSV); --compare plans every mode (recompute x attention kind, mem_modes)
+ * side by side with the extra FLOPs each costs; --fit=SIZE finds the largest batch_size per
+ * mode whose arena high-water mark fits in SIZE less --reserve (the CUDA context and
+ * libraries: by default the `gpu` table entry's estimate, model/gpu_table.h); --html=FILE also
+ * writes the memory page (mem_html.h).
  * JSON schema: see README.md ("arenagpt mem --format=json"). */
 #include <stdio.h>
 #include <string.h>
 
+#include "../model/gpu_table.h"
 #include "commands.h"
+#include "mem_html.h"
 #include "run_common.h"
 
 #define FIT_MAX_BATCH (1 << 20) /* search bound for --fit; far beyond any card */
 
 static const char *const mode_names[3] = {"none", "selective", "full"};
+
 static const char *const attention_names[GPT_ATTENTION_COUNT] = {[GPT_ATTENTION_NAIVE] = "naive",
                                                                  [GPT_ATTENTION_CUDNN] = "cudnn",
                                                                  [GPT_ATTENTION_FLASH] = "flash"};
 
-/* One column of --compare / --fit: a recompute mode and an attention kind. */
+/* The modes --compare and --fit plan side by side: one row each, every recompute mode x every
+ * attention kind the device can plan (mem_modes). */
 typedef struct MemMode {
     GptRecompute recompute;
     GptAttention attention;
 } MemMode;
-#define MEM_MAX_MODES (3 * GPT_ATTENTION_COUNT)
+#define MAX_MODES (3 * GPT_ATTENTION_COUNT)
 
-/* Every recompute mode x every attention kind the device can plan (naive, flash, cudnn), the
- * attention kind varying fastest. */
-static int mem_modes(const TrainConfig *cfg, GptDevice dev, MemMode *out) {
+/* recompute none/selective/full x attention naive/flash/cudnn, the attention kind varying
+ * fastest, without the combinations gpt_config_check refuses on this device (cudnn on the
+ * CPU, flash on CUDA past its head size); returns how many */
+static int mem_modes(const RunSetup *rs, MemMode *out) {
     static const GptAttention order[GPT_ATTENTION_COUNT] = {
         GPT_ATTENTION_NAIVE, GPT_ATTENTION_FLASH, GPT_ATTENTION_CUDNN};
     int n = 0;
-    for (int m = 0; m < 3; m++)
-        for (int k = 0; k < GPT_ATTENTION_COUNT; k++) {
-            GptConfig c;
+    for (int r = 0; r < 3; r++)
+        for (int a = 0; a < GPT_ATTENTION_COUNT; a++) {
+            GptConfig c = rs->model;
             Err err;
-            run_gpt_config(cfg, &c);
-            c.recompute = (GptRecompute)m;
-            c.attention = order[k];
-            if (gpt_config_check(&c, dev, &err) == 0)
-                out[n++] = (MemMode){(GptRecompute)m, order[k]};
+            c.recompute = (GptRecompute)r;
+            c.attention = order[a];
+            if (gpt_config_check(&c, rs->dev, &err) == 0)
+                out[n++] = (MemMode){(GptRecompute)r, order[a]};
         }
     return n;
 }
 
-static int plan(const TrainConfig *cfg, GptDevice dev, int64_t B, MemMode mode, size_t limit,
-                Arena **out, Err *err) {
-    GptConfig c;
-    run_gpt_config(cfg, &c);
-    c.recompute = mode.recompute;
-    c.attention = mode.attention;
-    return run_plan(&c, dev, B, cfg->block_size, cfg->gradient_accumulation_steps, limit, 0, out,
-                    err);
+static void mode_apply(const MemMode *m, GptConfig *c) {
+    c->recompute = m->recompute;
+    c->attention = m->attention;
 }
 
-static void json_header(const TrainConfig *cfg, const GptConfig *c, GptDevice dev) {
+/* The JSON members that name a mode (after the opening brace). */
+static void mode_json(const MemMode *m, FILE *f) {
+    fprintf(f, "\"recompute\": \"%s\", \"attention\": \"%s\"", mode_names[m->recompute],
+            attention_names[m->attention]);
+}
+
+static int plan(const RunSetup *rs, int64_t B, const MemMode *m, size_t limit, Arena **out,
+                Err *err) {
+    GptConfig c = rs->model;
+    if (m)
+        mode_apply(m, &c);
+    return run_plan(&c, rs->dev, B, rs->cfg.block_size, rs->cfg.gradient_accumulation_steps, limit,
+                    0, out, err);
+}
+
+static void json_header(const RunSetup *rs) {
+    const TrainConfig *cfg = &rs->cfg;
+    const GptConfig *c = &rs->model;
     GptParamCounts pc;
     gpt_param_counts(c, &pc);
     printf("{\n  \"model\": {\"n_layer\": %lld, \"n_head\": %lld, \"n_embd\": %lld, "
@@ -64,7 +82,7 @@ static void json_header(const TrainConfig *cfg, const GptConfig *c, GptDevice de
            config_gelu_name(cfg->gelu));
     printf("  \"device\": \"%s\",\n  \"batch_size\": %lld,\n  \"gradient_accumulation_steps\": "
            "%lld,\n  \"attention\": \"%s\",\n  \"loss_chunk\": %lld,\n",
-           dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", (long long)cfg->batch_size,
+           rs->dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", (long long)cfg->batch_size,
            (long long)cfg->gradient_accumulation_steps, config_attention_name(cfg->attention),
            (long long)gpt_loss_chunk(c, cfg->batch_size, cfg->block_size));
     printf("  \"params\": {\"total\": %lld, \"non_embedding\": %lld, \"decay\": {\"tensors\": "
@@ -73,31 +91,42 @@ static void json_header(const TrainConfig *cfg, const GptConfig *c, GptDevice de
            (long long)pc.decay_count, (long long)pc.no_decay_tensors, (long long)pc.no_decay_count);
 }
 
-static void print_plan_header(const TrainConfig *cfg, const GptConfig *c, GptDevice dev) {
-    const GptLayout *lay = gpt_layout(dev);
-    printf("model: n_layer %lld, n_head %lld, n_embd %lld, block_size %lld, vocab_size %lld, "
+/* The table header: the layout planned (first line), the model, its parameters, the batch. */
+static void print_plan_header(const RunSetup *rs) {
+    const TrainConfig *cfg = &rs->cfg;
+    const GptConfig *c = &rs->model;
+    const GptLayout *lay = gpt_layout(rs->dev);
+    printf("layout: %s, %s (params %s, grads %s, activations %s, optimizer f32 %s)%s\n",
+           rs->dev == GPT_DEVICE_CUDA ? "cuda" : "cpu",
+           rs->dev == GPT_DEVICE_CUDA ? "dtype float16, mixed precision" : "float32",
+           arena_dtype_name(lay->param_dtype), arena_dtype_name(lay->grad_dtype),
+           arena_dtype_name(lay->act_dtype), lay->has_master ? "master + m + v" : "m + v",
+           cfg->device != CONFIG_DEVICE_AUTO ? ""
+           : rs->dev == GPT_DEVICE_CUDA ? "; device auto plans the GPU's, --device=cpu the CPU's"
+                                        : "; dtype float32 plans the CPU's");
+    char vnote[3 * CONFIG_STR_LEN + 8] = "";
+    if (rs->vocab_note[0])
+        snprintf(vnote, sizeof vnote, " (%s)", rs->vocab_note);
+    printf("model: n_layer %lld, n_head %lld, n_embd %lld, block_size %lld, vocab_size %lld%s, "
            "bias %s, gelu %s\n",
            (long long)cfg->n_layer, (long long)cfg->n_head, (long long)cfg->n_embd,
-           (long long)cfg->block_size, (long long)cfg->vocab_size, cfg->bias ? "True" : "False",
-           config_gelu_name(cfg->gelu));
+           (long long)cfg->block_size, (long long)cfg->vocab_size, vnote,
+           cfg->bias ? "True" : "False", config_gelu_name(cfg->gelu));
     run_print_params(c);
-    printf("plan: device %s (params %s, grads %s, activations %s, optimizer f32 %s), "
-           "batch_size %lld x block_size %lld, gradient_accumulation_steps %lld, attention %s, "
-           "loss_chunk %lld tokens\n",
-           dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", arena_dtype_name(lay->param_dtype),
-           arena_dtype_name(lay->grad_dtype), arena_dtype_name(lay->act_dtype),
-           lay->has_master ? "master + m + v" : "m + v", (long long)cfg->batch_size,
-           (long long)cfg->block_size, (long long)cfg->gradient_accumulation_steps,
-           config_attention_name(cfg->attention),
+    printf("plan: batch_size %lld x block_size %lld, gradient_accumulation_steps %lld, attention "
+           "%s, loss_chunk %lld tokens\n",
+           (long long)cfg->batch_size, (long long)cfg->block_size,
+           (long long)cfg->gradient_accumulation_steps, config_attention_name(cfg->attention),
            (long long)gpt_loss_chunk(c, cfg->batch_size, cfg->block_size));
 }
 
 /* The plan's timeline: the same planned run on a traced arena, written as a Chrome trace. */
-static int mem_trace(const TrainConfig *cfg, GptDevice dev, const GptConfig *c) {
+static int mem_trace(const RunSetup *rs) {
+    const TrainConfig *cfg = &rs->cfg;
     Err err;
     Arena *a = NULL;
-    int rc = run_plan(c, dev, cfg->batch_size, cfg->block_size, cfg->gradient_accumulation_steps, 0,
-                      1, &a, &err);
+    int rc = run_plan(&rs->model, rs->dev, cfg->batch_size, cfg->block_size,
+                      cfg->gradient_accumulation_steps, 0, 1, &a, &err);
     FILE *f = rc == 0 ? fopen(cfg->trace_file, "w") : NULL;
     if (rc == 0 && (!f || arena_report_trace(a, f) != 0)) {
         err_set(&err, "cannot write trace_file '%s'", cfg->trace_file);
@@ -114,129 +143,163 @@ static int mem_trace(const TrainConfig *cfg, GptDevice dev, const GptConfig *c) 
     return rc == 0 ? 0 : 1;
 }
 
-static int mem_single(const TrainConfig *cfg, GptDevice dev) {
-    GptConfig c;
-    run_gpt_config(cfg, &c);
+/* What --fit (and the gpu line) sets aside outside the arena, and why (for the report). */
+static size_t fit_reserve(const RunSetup *rs, const char **why) {
+    const TrainConfig *cfg = &rs->cfg;
+    const GpuSpec *gpu = gpu_table_find(cfg->gpu); /* checked by config_validate */
+    if (config_is_set(cfg, "reserve")) {
+        *why = "--reserve";
+        return cfg->reserve;
+    }
+    if (rs->dev != GPT_DEVICE_CUDA) {
+        *why = "the cpu layout: no CUDA context";
+        return 0;
+    }
+    *why = gpu->context_source;
+    return gpu->context_bytes;
+}
+
+/* The arena plus what the CUDA context and libraries take, against the `gpu`'s memory. */
+static void print_on_gpu(const RunSetup *rs, size_t high_water) {
+    const GpuSpec *gpu = gpu_table_find(rs->cfg.gpu); /* checked by config_validate */
+    const char *why = "";
+    size_t reserve = fit_reserve(rs, &why);
+    size_t total = high_water + reserve;
+    char a[32], b[32], t[32], m[32];
+    printf("  on %s (%s): arena %s + CUDA context and libraries %s (%s) = %s: %s\n", gpu->key,
+           size_format(gpu->memory_bytes, m, sizeof m), size_format(high_water, a, sizeof a),
+           size_format(reserve, b, sizeof b),
+           gpu->context_measured || config_is_set(&rs->cfg, "reserve") ? why : "an estimate",
+           size_format(total, t, sizeof t), total <= gpu->memory_bytes ? "fits" : "does NOT fit");
+}
+
+static int mem_single(const RunSetup *rs) {
+    const TrainConfig *cfg = &rs->cfg;
+    const GptConfig *c = &rs->model;
     Arena *a = NULL;
     Err err;
-    int rc = plan(cfg, dev, cfg->batch_size, (MemMode){c.recompute, c.attention}, cfg->memory_limit,
-                  &a, &err);
+    int rc = plan(rs, cfg->batch_size, NULL, cfg->memory_limit, &a, &err);
     if (rc != 0 && !a) {
         fprintf(stderr, "arenagpt mem: %s\n", err.msg);
         return 1;
     }
     if (cfg->format == CONFIG_FORMAT_JSON) {
-        json_header(cfg, &c, dev);
-        printf("  \"recompute\": \"%s\",\n  \"fits\": %s,\n", mode_names[c.recompute],
+        json_header(rs);
+        printf("  \"recompute\": \"%s\",\n  \"fits\": %s,\n", mode_names[c->recompute],
                rc == 0 ? "true" : "false");
         printf("  \"flops\": {\"forward_per_token\": %.0f, \"recompute_extra_per_token\": %.0f, "
                "\"attention_backward_extra_per_token\": %.0f},\n",
-               gpt_flops_forward_per_token(&c, cfg->block_size),
-               gpt_flops_recompute_per_token(&c, cfg->block_size, c.recompute),
-               gpt_flops_attention_recompute_per_token(&c, cfg->block_size, dev));
+               gpt_flops_forward_per_token(c, cfg->block_size),
+               gpt_flops_recompute_per_token(c, cfg->block_size, c->recompute),
+               gpt_flops_attention_recompute_per_token(c, cfg->block_size, rs->dev));
         arena_report_json_fields(a, stdout, "  ");
         printf("}\n");
     } else if (cfg->format == CONFIG_FORMAT_CSV) {
         arena_report_csv(a, stdout);
     } else {
-        print_plan_header(cfg, &c, dev);
-        printf("recompute %s\n", mode_names[c.recompute]);
+        print_plan_header(rs);
+        printf("recompute %s\n", mode_names[c->recompute]);
+        if (rc != 0)
+            printf("plan REFUSED by memory_limit: what follows is the partial plan up to the "
+                   "refused allocation, not the run's needs\n");
         arena_report_table(a, stdout, (int)cfg->top);
-        if (dev == GPT_DEVICE_CUDA)
-            printf("  outside the arena (not planned, measured by train on the GPU): the CUDA "
-                   "context and library handles\n");
+        if (rc != 0)
+            printf("plan REFUSED: the run does not fit in memory_limit %zu bytes (see the "
+                   "message below)\n",
+                   cfg->memory_limit);
+        else if (rs->dev == GPT_DEVICE_CUDA)
+            print_on_gpu(rs, arena_stats(a).high_water_bytes);
     }
     if (rc != 0)
         fprintf(stderr, "arenagpt mem: does not fit: %s\n", err.msg);
     arena_free(a);
     if (rc == 0 && cfg->trace_file[0])
-        return mem_trace(cfg, dev, &c);
+        return mem_trace(rs);
     return rc == 0 ? 0 : 1;
 }
 
-static int mem_compare(const TrainConfig *cfg, GptDevice dev) {
-    GptConfig c;
-    run_gpt_config(cfg, &c);
-    MemMode modes[MEM_MAX_MODES];
-    int n = mem_modes(cfg, dev, modes);
-    Arena *arenas[MEM_MAX_MODES] = {NULL};
-    double extra[MEM_MAX_MODES], attn_extra[MEM_MAX_MODES];
+static int mem_compare(const RunSetup *rs) {
+    const TrainConfig *cfg = &rs->cfg;
+    MemMode modes[MAX_MODES];
+    int n_modes = mem_modes(rs, modes);
+    Arena *arenas[MAX_MODES] = {NULL};
+    GptConfig mc[MAX_MODES];
     Err err;
-    for (int m = 0; m < n; m++) {
-        if (plan(cfg, dev, cfg->batch_size, modes[m], 0, &arenas[m], &err) != 0) {
+    int rc = 0;
+    for (int m = 0; m < n_modes && rc == 0; m++) {
+        mc[m] = rs->model;
+        mode_apply(&modes[m], &mc[m]);
+        if (plan(rs, cfg->batch_size, &modes[m], cfg->memory_limit, &arenas[m], &err) != 0) {
             fprintf(stderr, "arenagpt mem --compare: recompute %s, attention %s: %s\n",
                     mode_names[modes[m].recompute], attention_names[modes[m].attention], err.msg);
-            for (int k = 0; k <= m; k++)
-                arena_free(arenas[k]);
-            return 1;
+            rc = 1;
         }
-        GptConfig cm = c;
-        cm.recompute = modes[m].recompute;
-        cm.attention = modes[m].attention;
-        extra[m] = gpt_flops_recompute_per_token(&cm, cfg->block_size, cm.recompute);
-        attn_extra[m] = gpt_flops_attention_recompute_per_token(&cm, cfg->block_size, dev);
     }
-    double fwd = gpt_flops_forward_per_token(&c, cfg->block_size);
-    if (cfg->format == CONFIG_FORMAT_JSON) {
-        json_header(cfg, &c, dev);
+    double fwd = gpt_flops_forward_per_token(&rs->model, cfg->block_size);
+    if (rc == 0 && cfg->format == CONFIG_FORMAT_JSON) {
+        json_header(rs);
         printf("  \"flops\": {\"forward_per_token\": %.0f},\n  \"modes\": [\n", fwd);
-        for (int m = 0; m < n; m++) {
-            printf("   {\"recompute\": \"%s\", \"attention\": \"%s\", "
-                   "\"recompute_extra_per_token\": %.0f, \"extra_forward_flops_fraction\": %.6f, "
+        for (int m = 0; m < n_modes; m++) {
+            double extra = gpt_flops_recompute_per_token(&mc[m], cfg->block_size, mc[m].recompute);
+            double attn = gpt_flops_attention_recompute_per_token(&mc[m], cfg->block_size, rs->dev);
+            printf("   {");
+            mode_json(&modes[m], stdout);
+            printf(", \"recompute_extra_per_token\": %.0f, \"extra_forward_flops_fraction\": %.6f, "
                    "\"attention_backward_extra_per_token\": %.0f,\n",
-                   mode_names[modes[m].recompute], attention_names[modes[m].attention], extra[m],
-                   fwd > 0 ? extra[m] / fwd : 0.0, attn_extra[m]);
+                   extra, fwd > 0 ? extra / fwd : 0.0, attn);
             arena_report_json_fields(arenas[m], stdout, "    ");
-            printf("   }%s\n", m < n - 1 ? "," : "");
+            printf("   }%s\n", m + 1 < n_modes ? "," : "");
         }
         printf("  ]\n}\n");
-    } else {
+    } else if (rc == 0) {
         const double mib = 1024.0 * 1024.0;
-        print_plan_header(cfg, &c, dev);
+        print_plan_header(rs);
         printf("\n%-10s %-9s %11s %11s %11s %11s %11s %11s %11s %10s %10s\n", "recompute",
                "attention", "params MiB", "grads MiB", "optim MiB", "activ MiB", "work MiB",
                "peak MiB", "high-water", "+fwd FLOPs", "+attn bwd");
-        for (int m = 0; m < n; m++) {
+        for (int m = 0; m < n_modes; m++) {
             ArenaStats s = arena_stats(arenas[m]);
+            double extra = gpt_flops_recompute_per_token(&mc[m], cfg->block_size, mc[m].recompute);
+            double attn = gpt_flops_attention_recompute_per_token(&mc[m], cfg->block_size, rs->dev);
             printf("%-10s %-9s %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %9.1f%% %9.1f%%\n",
                    mode_names[modes[m].recompute], attention_names[modes[m].attention],
                    s.at_peak_bytes[ARENA_CAT_PARAMS] / mib, s.at_peak_bytes[ARENA_CAT_GRADS] / mib,
                    s.at_peak_bytes[ARENA_CAT_OPTIMIZER] / mib,
                    s.at_peak_bytes[ARENA_CAT_ACTIVATIONS] / mib,
                    s.at_peak_bytes[ARENA_CAT_WORKSPACE] / mib, s.peak_used_bytes / mib,
-                   s.high_water_bytes / mib, fwd > 0 ? 100.0 * extra[m] / fwd : 0.0,
-                   fwd > 0 ? 100.0 * attn_extra[m] / fwd : 0.0);
+                   s.high_water_bytes / mib, fwd > 0 ? 100.0 * extra / fwd : 0.0,
+                   fwd > 0 ? 100.0 * attn / fwd : 0.0);
         }
         printf("(category columns: bytes at the step's peak; high-water: the reservation the run "
                "needs; +fwd FLOPs: forward work recomputed in backward; +attn bwd: what the fused "
                "attention's backward recomputes (the scores), both as a share of the forward)\n");
-        ArenaStats s0 = arena_stats(arenas[0]); /* none, naive */
-        for (int m = 1; m < n; m++) {
+        ArenaStats s0 = arena_stats(arenas[0]); /* recompute none, attention naive */
+        for (int m = 1; m < n_modes; m++) {
             ArenaStats s = arena_stats(arenas[m]);
-            double act = (double)s0.at_peak_bytes[ARENA_CAT_ACTIVATIONS] -
-                         (double)s.at_peak_bytes[ARENA_CAT_ACTIVATIONS];
-            double hw = (double)s0.high_water_bytes - (double)s.high_water_bytes;
-            printf("recompute %-9s attention %-5s saves %.0f bytes of activations at the peak "
-                   "(%.2f MiB) and %.0f bytes of high-water (%.2f MiB)\n",
-                   mode_names[modes[m].recompute], attention_names[modes[m].attention], act,
-                   act / mib, hw, hw / mib);
+            long long saved = (long long)s0.at_peak_bytes[ARENA_CAT_ACTIVATIONS] -
+                              (long long)s.at_peak_bytes[ARENA_CAT_ACTIVATIONS];
+            printf("recompute %-9s attention %-5s saves %lld bytes of activations at the peak "
+                   "(%.2f MiB) and %lld bytes of high-water (%.2f MiB)\n",
+                   mode_names[modes[m].recompute], attention_names[modes[m].attention], saved,
+                   (double)saved / mib,
+                   (long long)s0.high_water_bytes - (long long)s.high_water_bytes,
+                   ((double)s0.high_water_bytes - (double)s.high_water_bytes) / mib);
         }
     }
-    for (int m = 0; m < n; m++)
+    for (int m = 0; m < n_modes; m++)
         arena_free(arenas[m]);
-    return 0;
+    return rc;
 }
 
 /* Largest B in [1, FIT_MAX_BATCH] whose plan fits in `limit`; 0 when even B = 1 does not. */
-static int64_t fit_batch(const TrainConfig *cfg, GptDevice dev, MemMode mode, size_t limit,
-                         size_t *hw_out) {
+static int64_t fit_batch(const RunSetup *rs, const MemMode *mode, size_t limit, size_t *hw_out) {
     Err err;
     int64_t lo = 0, hi = 1;
     size_t hw_lo = 0;
     /* grow until it does not fit */
     for (;;) {
         Arena *a = NULL;
-        int rc = plan(cfg, dev, hi, mode, limit, &a, &err);
+        int rc = plan(rs, hi, mode, limit, &a, &err);
         size_t hw = arena_stats(a).high_water_bytes;
         arena_free(a);
         if (rc != 0)
@@ -252,7 +315,7 @@ static int64_t fit_batch(const TrainConfig *cfg, GptDevice dev, MemMode mode, si
     while (hi - lo > 1) {
         int64_t mid = lo + (hi - lo) / 2;
         Arena *a = NULL;
-        int rc = plan(cfg, dev, mid, mode, limit, &a, &err);
+        int rc = plan(rs, mid, mode, limit, &a, &err);
         size_t hw = arena_stats(a).high_water_bytes;
         arena_free(a);
         if (rc == 0) {
@@ -266,64 +329,86 @@ static int64_t fit_batch(const TrainConfig *cfg, GptDevice dev, MemMode mode, si
     return lo;
 }
 
-static int mem_fit(const TrainConfig *cfg, GptDevice dev) {
-    MemMode modes[MEM_MAX_MODES];
-    int n = mem_modes(cfg, dev, modes);
-    int64_t best[MEM_MAX_MODES];
-    size_t hw[MEM_MAX_MODES];
-    for (int m = 0; m < n; m++)
-        best[m] = fit_batch(cfg, dev, modes[m], cfg->fit, &hw[m]);
+static int mem_fit(const RunSetup *rs) {
+    const TrainConfig *cfg = &rs->cfg;
+    const char *why = "";
+    size_t reserve = fit_reserve(rs, &why);
+    if (reserve >= cfg->fit) {
+        char a[32], b[32];
+        fprintf(stderr,
+                "arenagpt mem: --fit=%s leaves nothing for the arena after reserving %s for "
+                "the CUDA context and libraries (%s): give a larger --fit or a smaller "
+                "--reserve\n",
+                size_format(cfg->fit, a, sizeof a), size_format(reserve, b, sizeof b), why);
+        return CONFIG_EXIT_USAGE;
+    }
+    size_t arena_limit = cfg->fit - reserve;
+    if (cfg->memory_limit && cfg->memory_limit < arena_limit)
+        arena_limit = cfg->memory_limit; /* the arena's own budget is the tighter one */
+    MemMode modes[MAX_MODES];
+    int n_modes = mem_modes(rs, modes);
+    int64_t best[MAX_MODES];
+    size_t hw[MAX_MODES];
+    for (int m = 0; m < n_modes; m++)
+        best[m] = fit_batch(rs, &modes[m], arena_limit, &hw[m]);
     char sz[32];
     if (cfg->format == CONFIG_FORMAT_JSON) {
-        printf("{\n  \"fit_bytes\": %zu,\n  \"device\": \"%s\",\n  \"block_size\": %lld,\n"
+        printf("{\n  \"fit_bytes\": %zu,\n  \"reserve_bytes\": %zu,\n  \"reserve_source\": "
+               "\"%s\",\n  \"gpu\": \"%s\",\n  \"device\": \"%s\",\n  \"block_size\": %lld,\n"
                "  \"modes\": [\n",
-               cfg->fit, dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", (long long)cfg->block_size);
-        for (int m = 0; m < n; m++)
-            printf("    {\"recompute\": \"%s\", \"attention\": \"%s\", \"max_batch_size\": %lld, "
-                   "\"high_water_bytes\": %zu}%s\n",
-                   mode_names[modes[m].recompute], attention_names[modes[m].attention],
-                   (long long)best[m], hw[m], m < n - 1 ? "," : "");
+               cfg->fit, reserve, why, cfg->gpu, rs->dev == GPT_DEVICE_CUDA ? "cuda" : "cpu",
+               (long long)cfg->block_size);
+        for (int m = 0; m < n_modes; m++) {
+            printf("    {");
+            mode_json(&modes[m], stdout);
+            printf(", \"max_batch_size\": %lld, \"high_water_bytes\": %zu}%s\n", (long long)best[m],
+                   hw[m], m + 1 < n_modes ? "," : "");
+        }
         printf("  ]\n}\n");
         return 0;
     }
-    GptConfig c;
-    run_gpt_config(cfg, &c);
-    print_plan_header(cfg, &c, dev);
-    printf("\nlargest batch_size whose arena fits in %zu bytes (%s), block_size %lld:\n", cfg->fit,
-           size_format(cfg->fit, sz, sizeof sz), (long long)cfg->block_size);
-    for (int m = 0; m < n; m++) {
+    print_plan_header(rs);
+    printf("\n%s: reserved %zu bytes (%s) for the CUDA context and libraries (gpu %s: %s)\n",
+           config_is_set(cfg, "reserve") ? "--reserve" : "--fit", reserve,
+           size_format(reserve, sz, sizeof sz), cfg->gpu, why);
+    printf("largest batch_size whose arena fits in %zu bytes (%s: %s), block_size %lld:\n",
+           arena_limit, size_format(arena_limit, sz, sizeof sz),
+           arena_limit < cfg->fit - reserve ? "memory_limit" : "--fit less the reserve",
+           (long long)cfg->block_size);
+
+    for (int m = 0; m < n_modes; m++) {
+        const char *name = mode_names[modes[m].recompute];
+        const char *att = attention_names[modes[m].attention];
         if (best[m] == 0)
-            printf("  recompute %-9s attention %-5s  none: even batch_size 1 does not fit\n",
-                   mode_names[modes[m].recompute], attention_names[modes[m].attention]);
+            printf("  recompute %-9s attention %-5s  none: even batch_size 1 does not fit\n", name,
+                   att);
         else
             printf(
                 "  recompute %-9s attention %-5s  batch_size %6lld  (high-water %zu bytes, %s)\n",
-                mode_names[modes[m].recompute], attention_names[modes[m].attention],
-                (long long)best[m], hw[m], size_format(hw[m], sz, sizeof sz));
+                name, att, (long long)best[m], hw[m], size_format(hw[m], sz, sizeof sz));
     }
-    if (dev == GPT_DEVICE_CUDA)
-        printf("the CUDA context and library handles come on top of the arena (train measures "
-               "them on the GPU): leave room for them\n");
     return 0;
 }
 
 int cmd_mem(const TrainConfig *cfg) {
-    GptDevice dev;
     Err err;
     run_threads(cfg);
-    if (run_device(cfg, 1, &dev, &err) != 0) {
+    static RunSetup rs; /* large (paths); one per process */
+    int rc = run_setup(cfg, CONFIG_CMD_MEM, &rs, &err);
+    if (rc != 0) {
         fprintf(stderr, "arenagpt mem: %s\n", err.msg);
-        return CONFIG_EXIT_USAGE;
+        return rc;
     }
-    GptConfig c;
-    run_gpt_config(cfg, &c);
-    if (gpt_config_check(&c, dev, &err) != 0) {
-        fprintf(stderr, "arenagpt mem: %s\n", err.msg);
-        return CONFIG_EXIT_USAGE;
+    if (rs.cfg.html[0]) { /* the memory page (mem_html.h), then the report asked for */
+        if (mem_html_write(rs.cfg.html, &rs.cfg, rs.dev, NULL, &err) != 0) {
+            fprintf(stderr, "arenagpt mem: %s\n", err.msg);
+            return 1;
+        }
+        fprintf(stderr, "memory page written to %s\n", rs.cfg.html);
     }
-    if (cfg->fit)
-        return mem_fit(cfg, dev);
-    if (cfg->compare)
-        return mem_compare(cfg, dev);
-    return mem_single(cfg, dev);
+    if (rs.cfg.fit)
+        return mem_fit(&rs);
+    if (rs.cfg.compare)
+        return mem_compare(&rs);
+    return mem_single(&rs);
 }

@@ -28,16 +28,11 @@
 #include "../data/tokenizer.h"
 #include "../data/utf8.h"
 #include "cmd_prepare.h"
+#include "run_common.h"
 
 #define READ_CHUNK_BYTES (1u << 20)
 #define PROGRESS_MIN_BYTES (32ll << 20)
 #define PROGRESS_EVERY_BYTES (64ll << 20)
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int dir_has_vocab(const char *dir) {
     char p[PATH_MAX + 32];
@@ -66,26 +61,6 @@ int prepare_find_vocab_dir(char *buf, size_t len) {
     }
     snprintf(buf, len, ".cache/gpt2");
     return dir_has_vocab(buf) ? 0 : -1;
-}
-
-static int mkdir_p(const char *path, Err *err) {
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
-        return err_set(err, "%s: path too long", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(tmp, 0777) && errno != EEXIST)
-            return err_set(err, "%s: cannot create directory: %s", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0777) && errno != EEXIST)
-        return err_set(err, "%s: cannot create directory: %s", tmp, strerror(errno));
-    struct stat st;
-    if (stat(tmp, &st) || !S_ISDIR(st.st_mode))
-        return err_set(err, "%s: exists and is not a directory", tmp);
-    return 0;
 }
 
 /* Counts characters (code points; a lone invalid byte is one) of the whole file, or finds the
@@ -137,7 +112,7 @@ static void progress_update(Progress *p, int64_t bytes, int64_t tokens) {
     if (p->total_bytes < PROGRESS_MIN_BYTES || p->done_bytes < p->next_report)
         return;
     p->next_report += PROGRESS_EVERY_BYTES;
-    double dt = now_s() - p->t0;
+    double dt = run_now_s() - p->t0;
     fprintf(stderr, "prepare: %.0f of %.0f MiB (%.0f%%), %lld tokens, %.1f MiB/s\n",
             (double)p->done_bytes / (1 << 20), (double)p->total_bytes / (1 << 20),
             100.0 * (double)p->done_bytes / (double)p->total_bytes, (long long)p->tokens,
@@ -210,6 +185,7 @@ done:
     return rc;
 }
 
+/* long: prepare's steps in order (tokenizer, character scan, split point, the two shards, the tokenizer file, the summary), each with its error path */
 static int prepare_run(const TrainConfig *cfg, Err *err) {
     const char *in = cfg->input;
     int nanogpt = cfg->data_format == CONFIG_DATA_NANOGPT;
@@ -219,7 +195,7 @@ static int prepare_run(const TrainConfig *cfg, Err *err) {
     Tokenizer *tok = NULL;
     uint8_t *buf = malloc(READ_CHUNK_BYTES);
     int rc = -1;
-    double t_start = now_s();
+    double t_start = run_now_s();
     char vocab_dir[PATH_MAX];
     if (!buf) {
         err_set(err, "out of memory");
@@ -259,18 +235,18 @@ static int prepare_run(const TrainConfig *cfg, Err *err) {
         split_bytes = split_chars; /* one byte per character */
     else if (scan_chars(f, in, split_chars, &dummy, &split_bytes, buf, err))
         goto done;
-    if (mkdir_p(cfg->out, err))
+    if (run_mkdir_p(cfg->out, err))
         goto done;
     char train_path[PATH_MAX + 16], val_path[PATH_MAX + 16], tok_path[PATH_MAX + 16];
     snprintf(train_path, sizeof train_path, "%s/train.bin", cfg->out);
     snprintf(val_path, sizeof val_path, "%s/val.bin", cfg->out);
-    Progress pr = {.total_bytes = n_bytes, .next_report = PROGRESS_EVERY_BYTES, .t0 = now_s()};
+    Progress pr = {.total_bytes = n_bytes, .next_report = PROGRESS_EVERY_BYTES, .t0 = run_now_s()};
     int64_t n_train = 0, n_val = 0;
-    double t_enc = now_s();
+    double t_enc = run_now_s();
     if (encode_range(f, in, 0, split_bytes, tok, train_path, nanogpt, &pr, &n_train, err) ||
         encode_range(f, in, split_bytes, n_bytes, tok, val_path, nanogpt, &pr, &n_val, err))
         goto done;
-    double dt_enc = now_s() - t_enc;
+    double dt_enc = run_now_s() - t_enc;
     snprintf(tok_path, sizeof tok_path, "%s/tokenizer.bin", cfg->out);
     if (tokenizer_save(tok, tok_path, err))
         goto done;
@@ -288,7 +264,7 @@ static int prepare_run(const TrainConfig *cfg, Err *err) {
     printf("prepare: %s: %lld tokens\n", val_path, (long long)n_val);
     printf("prepare: encoded %lld tokens in %.3f s (%.0f tokens/s); total %.3f s\n",
            (long long)(n_train + n_val), dt_enc,
-           dt_enc > 0 ? (double)(n_train + n_val) / dt_enc : 0.0, now_s() - t_start);
+           dt_enc > 0 ? (double)(n_train + n_val) / dt_enc : 0.0, run_now_s() - t_start);
     if (n_val == 0)
         fprintf(stderr, "prepare: warning: val.bin is empty (val_fraction = %g)\n",
                 cfg->val_fraction);

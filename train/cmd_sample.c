@@ -1,20 +1,22 @@
 /* cmd_sample.c: `arenagpt sample`: text generation from a model file (llm.c format) or a
- * directory holding model.bin. The prompt is encoded with the tokenizer saved beside the
- * shards; each new token comes from the logits of the last position, cropped to block_size
- * tokens of context, with temperature (0 = argmax) and top_k, from a seeded Rng.
+ * run directory holding model.bin (run_setup, run_common.h: its stored config gives bias,
+ * gelu and the data, so no config file is needed). The prompt is encoded with the tokenizer
+ * saved beside the shards (or tokenizer_file), refused when larger than the model's
+ * vocabulary; each new token comes from the logits of the last position, cropped to
+ * block_size tokens of context (default: the model's maxT), with temperature (0 = argmax) and top_k, from a seeded Rng.
  * Like nanoGPT's generate(), there is no KV cache: every new token runs the whole (cropped)
  * window through the model, so a sample of n tokens costs O(n * T) forward work. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "../data/rng.h"
 #include "../data/tokenizer.h"
 #include "../model/model_io.h"
 #include "commands.h"
 #include "run_common.h"
+#include "test_hooks.h"
 
 /* Picks the next token from logits (Vp, only the first V count). Returns the token id. */
 int64_t sample_pick(float *logits, int64_t V, double temperature, int64_t top_k, Rng *rng) {
@@ -60,125 +62,66 @@ int64_t sample_pick(float *logits, int64_t V, double temperature, int64_t top_k,
     return best;
 }
 
-static void model_path(const char *init_from, char *buf, size_t len) {
-    struct stat st;
-    if (stat(init_from, &st) == 0 && S_ISDIR(st.st_mode))
-        snprintf(buf, len, "%s/model.bin", init_from);
-    else
-        snprintf(buf, len, "%s", init_from);
-}
-
-int cmd_sample(const TrainConfig *cfg) {
-    Err err;
-    GptDevice dev;
-    run_threads(cfg);
-    if (strcmp(cfg->init_from, "scratch") == 0 || strcmp(cfg->init_from, "resume") == 0) {
-        fprintf(stderr, "arenagpt sample: --init_from=FILE_OR_DIR is required (a model file, or "
-                        "a directory with model.bin such as a train out_dir)\n");
-        return CONFIG_EXIT_USAGE;
-    }
-    if (run_device(cfg, 0, &dev, &err) != 0) {
-        fprintf(stderr, "arenagpt sample: %s\n", err.msg);
-        return CONFIG_EXIT_USAGE;
-    }
-    char mpath[2 * CONFIG_STR_LEN];
-    model_path(cfg->init_from, mpath, sizeof mpath);
-    GptConfig c;
-    memset(&c, 0, sizeof c); /* the file gives only the shape */
-    if (gpt_config_from_model_file(mpath, &c, &err) != 0) {
-        fprintf(stderr, "arenagpt sample: %s\n", err.msg);
-        return 1;
-    }
-    c.bias = cfg->bias;
-    c.gelu = cfg->gelu == CONFIG_GELU_ERF ? GPT_GELU_ERF : GPT_GELU_TANH;
-    c.recompute = GPT_RECOMPUTE_NONE;
-    c.loss_chunk = cfg->loss_chunk;
-    c.attention = run_gpt_attention(cfg->attention);
-
-    char tpath[2 * CONFIG_STR_LEN], dir[CONFIG_STR_LEN];
-    if (cfg->tokenizer_file[0]) {
-        snprintf(tpath, sizeof tpath, "%s", cfg->tokenizer_file);
-    } else {
-        run_data_dir(cfg, dir, sizeof dir);
-        snprintf(tpath, sizeof tpath, "%s/tokenizer.bin", dir);
-    }
-    Tokenizer *tok = tokenizer_load(tpath, &err);
-    if (!tok) {
-        fprintf(stderr,
-                "arenagpt sample: %s\n  (give --tokenizer_file=PATH or --data_dir=DIR of "
-                "the prepared data)\n",
-                err.msg);
-        return 1;
-    }
-
-    const int64_t T = c.max_seq_len, V = c.vocab_size, Vp = c.padded_vocab_size;
-    run_attention_fallback("sample", &c, dev, 1, T);
-    /* size the arena from a plan of exactly what sampling allocates */
-    Arena *plan = arena_init(ARENA_BACKING_PLAN, 0, 0, &err);
+/* The model on its arena: sized from a plan of exactly what sampling allocates, then built
+ * and loaded from the model file. *arena_out is NULL on failure. */
+static int sample_load(const RunSetup *rs, Gpt *g, Arena **arena_out, Err *err) {
+    const GptConfig *c = &rs->model;
+    const int64_t T = rs->cfg.block_size;
+    *arena_out = NULL;
+    Arena *plan = arena_init(ARENA_BACKING_PLAN, 0, 0, err);
+    if (!plan)
+        return -1;
     Gpt pg;
-    float *plan_logits = calloc((size_t)Vp, sizeof *plan_logits);
-    int rc = plan_logits ? gpt_build(&pg, &c, dev, plan, 1, T, &err)
-                         : err_set(&err, "out of host memory");
-    if (rc == 0)
-        rc = gpt_forward_last_logits(&pg, NULL, 1, T, plan_logits, &err);
+    float *plan_logits = calloc((size_t)c->padded_vocab_size, sizeof *plan_logits);
+    int rc = plan_logits ? gpt_build(&pg, c, rs->dev, plan, 1, T, err)
+                         : err_set(err, "out of host memory");
+    if (rc == 0) {
+        rc = gpt_forward_last_logits(&pg, NULL, 1, T, plan_logits, err);
+        gpt_free(&pg);
+    }
     free(plan_logits);
     size_t capacity = arena_stats(plan).high_water_bytes;
-    if (rc == 0)
-        gpt_free(&pg);
     arena_free(plan);
-    if (rc != 0) {
-        fprintf(stderr, "arenagpt sample: %s\n", err.msg);
-        tokenizer_free(tok);
-        return 1;
+    if (rc != 0)
+        return -1;
+    Arena *arena =
+        arena_init(rs->dev == GPT_DEVICE_CUDA ? ARENA_BACKING_DEVICE : ARENA_BACKING_HOST, capacity,
+                   rs->cfg.memory_limit, err);
+    if (!arena)
+        return -1;
+    if (test_hooks_arm_arena_from_env(arena, err) != 0 ||
+        gpt_build(g, c, rs->dev, arena, 1, T, err) != 0) {
+        arena_free(arena);
+        return -1;
     }
-    Arena *arena = arena_init(dev == GPT_DEVICE_CUDA ? ARENA_BACKING_DEVICE : ARENA_BACKING_HOST,
-                              capacity, cfg->memory_limit, &err);
-    Gpt g;
-    if (!arena || gpt_build(&g, &c, dev, arena, 1, T, &err) != 0 ||
-        model_file_read(&g, mpath, &err) != 0) {
-        fprintf(stderr, "arenagpt sample: %s\n", err.msg);
-        if (arena)
-            arena_free(arena);
-        tokenizer_free(tok);
-        return 1;
+    if (model_file_read(g, rs->model_path, err) != 0) {
+        gpt_free(g);
+        arena_free(arena);
+        return -1;
     }
+    *arena_out = arena;
+    return 0;
+}
 
-    int32_t *prompt_ids = NULL;
-    size_t n_prompt = 0;
-    if (tokenizer_encode(tok, cfg->prompt, strlen(cfg->prompt), &prompt_ids, &n_prompt, &err) !=
-        0) {
-        fprintf(stderr, "arenagpt sample: prompt: %s\n", err.msg);
-        rc = 1;
-        goto done;
-    }
-    if (n_prompt == 0) {
-        fprintf(stderr, "arenagpt sample: the prompt encodes to no tokens: give --prompt=TEXT\n");
-        rc = CONFIG_EXIT_USAGE;
-        goto done;
-    }
+/* num_samples continuations of the prompt, written to stdout as they are drawn. */
+static int sample_generate(const TrainConfig *cfg, Gpt *g, const Tokenizer *tok,
+                           const int32_t *prompt_ids, size_t n_prompt, Err *err) {
+    const int64_t T = cfg->block_size, V = g->config.vocab_size;
     size_t cap = n_prompt + (size_t)cfg->max_new_tokens;
     int32_t *ids = malloc(cap * sizeof *ids);
-    float *logits = malloc((size_t)Vp * sizeof *logits);
-    if (!ids || !logits) {
-        fprintf(stderr, "arenagpt sample: out of host memory\n");
-        free(ids);
-        free(logits);
-        rc = 1;
-        goto done;
-    }
+    float *logits = malloc((size_t)g->config.padded_vocab_size * sizeof *logits);
+    int rc = ids && logits ? 0 : err_set(err, "out of host memory");
     Rng rng;
     rng_init(&rng, (uint64_t)cfg->seed);
     for (int64_t s = 0; s < cfg->num_samples && rc == 0; s++) {
         memcpy(ids, prompt_ids, n_prompt * sizeof *ids);
         size_t n = n_prompt;
         fwrite(cfg->prompt, 1, strlen(cfg->prompt), stdout);
-        for (int64_t k = 0; k < cfg->max_new_tokens; k++) {
+        for (int64_t k = 0; k < cfg->max_new_tokens && rc == 0; k++) {
             size_t ctx = n < (size_t)T ? n : (size_t)T;
-            if (gpt_forward_last_logits(&g, ids + n - ctx, 1, (int64_t)ctx, logits, &err) != 0) {
-                fprintf(stderr, "arenagpt sample: %s\n", err.msg);
-                rc = 1;
+            rc = gpt_forward_last_logits(g, ids + n - ctx, 1, (int64_t)ctx, logits, err);
+            if (rc != 0)
                 break;
-            }
             int64_t next = sample_pick(logits, V, cfg->temperature, cfg->top_k, &rng);
             ids[n++] = (int32_t)next;
             size_t len = 0;
@@ -191,10 +134,50 @@ int cmd_sample(const TrainConfig *cfg) {
     }
     free(ids);
     free(logits);
-done:
+    return rc;
+}
+
+int cmd_sample(const TrainConfig *user_cfg) {
+    Err err;
+    run_threads(user_cfg);
+    static RunSetup rs; /* large (paths); one per process */
+    int rc = run_setup(user_cfg, CONFIG_CMD_SAMPLE, &rs, &err);
+    if (rc != 0) {
+        fprintf(stderr, "arenagpt sample: %s\n", err.msg);
+        return rc;
+    }
+    const TrainConfig *cfg = &rs.cfg;
+    Tokenizer *tok = tokenizer_load(rs.tokenizer_path, &err);
+    if (!tok) {
+        fprintf(stderr,
+                "arenagpt sample: %s\n  (give --tokenizer_file=PATH or --data_dir=DIR of "
+                "the prepared data)\n",
+                err.msg);
+        return 1;
+    }
+    Gpt g;
+    Arena *arena = NULL;
+    int32_t *prompt_ids = NULL;
+    size_t n_prompt = 0;
+    rc = 1;
+    if (sample_load(&rs, &g, &arena, &err) != 0) {
+        fprintf(stderr, "arenagpt sample: %s\n", err.msg);
+    } else if (tokenizer_encode(tok, cfg->prompt, strlen(cfg->prompt), &prompt_ids, &n_prompt,
+                                &err) != 0) {
+        fprintf(stderr, "arenagpt sample: prompt: %s\n", err.msg);
+    } else if (n_prompt == 0) {
+        fprintf(stderr, "arenagpt sample: the prompt encodes to no tokens: give --prompt=TEXT\n");
+        rc = CONFIG_EXIT_USAGE;
+    } else if (sample_generate(cfg, &g, tok, prompt_ids, n_prompt, &err) != 0) {
+        fprintf(stderr, "arenagpt sample: %s\n", err.msg);
+    } else {
+        rc = 0;
+    }
     free(prompt_ids);
-    gpt_free(&g);
-    arena_free(arena);
+    if (arena) {
+        gpt_free(&g);
+        arena_free(arena);
+    }
     tokenizer_free(tok);
     return rc;
 }

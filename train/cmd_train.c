@@ -1,59 +1,63 @@
-/* cmd_train.c: `arenagpt train`: the training loop. Prints the memory plan first (gpt_plan on a
+/* cmd_train.c: `arenagpt train`: the training loop. Prints the memory plan first (run_plan on a
  * plan arena), sizes the real arena's reservation from it, trains with nanoGPT's loop (get_lr,
  * gradient accumulation, eval every eval_interval over eval_iters batches of each split, a log
- * line every log_interval), writes metrics.jsonl and the model to out_dir, and ends with the
- * measured peaks next to the plan, category by category.
- * Checkpoints (model.bin in llm.c format + state_<iter>.bin, checkpoint.h) are taken at the top
- * of an iteration, before its eval: every checkpoint_interval steps (0: at every eval point),
- * at max_iters, and after the current step on SIGINT/SIGTERM (then exit 0).
- * init_from=resume continues from the newest state in out_dir and, on the CPU, reproduces the
- * uninterrupted run's losses bit for bit (the loaders' RNG states are in the checkpoint).
+ * line every log_interval), writes metrics.jsonl (metrics.h) and the model to out_dir, and ends
+ * with the measured peaks next to the plan, category by category.
+ *
+ * An iteration `it` (it optimizer steps done) runs: the eval when due, then the checkpoint when
+ * due, then step it+1. Checkpoints (model.bin in llm.c format + state_<iter>.bin, checkpoint.h)
+ * are due every checkpoint_interval steps (0: at every eval point) and at max_iters; with
+ * always_save_checkpoint = False only where this iteration's eval improved the best val loss
+ * (nanoGPT). A checkpoint holds the state at the top of its iteration: the loaders' RNG and the
+ * progress as they were before its eval, so that a resume redoes that eval identically.
+ *
+ * SIGINT/SIGTERM are checked between eval batches, between micro-steps and between
+ * iterations: the interrupted eval or step is abandoned, the loaders are set back to the top of
+ * the iteration, and that state is saved (then exit 0). init_from=resume continues from the
+ * newest state in out_dir and, on the CPU, reproduces the uninterrupted run's losses bit for
+ * bit.
+ *
  * Mixed precision on the GPU uses dynamic loss scaling with GradScaler's rules (start 65536,
- * x2 after 2000 clean steps, x0.5 and skip the step on inf/NaN); the CPU is fp32, scale 1. */
+ * x2 after 2000 clean steps, x0.5 and skip the step on inf/NaN); the CPU is fp32, scale 1,
+ * and a step with a non-finite loss or gradient is skipped and counted, STEP_GUARD_MAX_SKIPS
+ * in a row stopping the run as diverged; no checkpoint is taken while steps are being skipped
+ * (step_guard.h). The fault-injection hooks of the reliability tests (test_hooks.h) act only
+ * when their environment variables are set. */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../data/loader.h"
 #include "../model/cuda/device_mem.h"
+#include "../model/gpu_table.h"
 #include "../model/model_io.h"
 #include "checkpoint.h"
 #include "commands.h"
+#include "mem_html.h"
+#include "metrics.h"
 #include "run_common.h"
+#include "step_guard.h"
+#include "test_hooks.h"
 
 #define ADAMW_EPS 1e-8f
 #define SCALER_INIT 65536.0f
 #define SCALER_GROWTH_INTERVAL 2000
+#define PROGRESS_EVERY_S 0.25          /* terminal progress refresh */
+#define ETA_SMOOTHING 0.2              /* weight of the newest log interval in the ETA's average */
+#define PLOT_PYTHON "/usr/bin/python3" /* Debian's, with python3-matplotlib (scripts/setup.sh) */
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int mkdir_p(const char *path) {
-    char buf[CONFIG_STR_LEN];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
+extern char **environ;
 
 typedef struct TrainState {
-    const TrainConfig *cfg;
+    const TrainConfig *cfg; /* resolved (RunSetup.cfg) */
+    GptDevice dev;
     Gpt g;
     Arena *arena;
     DataLoader *train, *val, *train_eval;
@@ -62,6 +66,11 @@ typedef struct TrainState {
     CheckpointProgress progress;
     double flops_per_iter; /* model FLOPs of one optimizer step (forward, backward, recompute) */
     double peak_flops;     /* the GPU's dense f16 peak, 0 = unknown (MFU n/a) */
+    const GpuSpec *gpu;    /* the GPU table's entry the peak comes from; NULL unknown */
+    double dt_avg;         /* smoothed seconds per iteration, for the ETA; < 0 = none yet */
+    StepGuard guard;       /* CPU: non-finite steps skipped, counted, "diverged" stop */
+    TestHooks hooks;       /* fault injection, tests only (test_hooks.h) */
+    int tty;               /* stdout is a terminal: live progress lines */
 } TrainState;
 
 static volatile sig_atomic_t g_stop_signal = 0;
@@ -73,22 +82,44 @@ typedef struct LoaderStates {
     DataLoaderState train, val, train_eval;
 } LoaderStates;
 
-static int save_checkpoint(TrainState *s, Err *err) {
+static void loaders_get(TrainState *s, LoaderStates *ls) {
+    memset(ls, 0, sizeof *ls);
+    data_loader_get_state(s->train, &ls->train);
+    data_loader_get_state(s->val, &ls->val);
+    data_loader_get_state(s->train_eval, &ls->train_eval);
+}
+
+static void loaders_set(TrainState *s, const LoaderStates *ls) {
+    data_loader_set_state(s->train, &ls->train);
+    data_loader_set_state(s->val, &ls->val);
+    data_loader_set_state(s->train_eval, &ls->train_eval);
+}
+
+/* Saves model.bin and state_<iter>.bin with the given loader states and progress. */
+static int save_checkpoint(TrainState *s, LoaderStates *ls, const CheckpointProgress *pr,
+                           Err *err) {
     const TrainConfig *cfg = s->cfg;
-    LoaderStates ls;
-    memset(&ls, 0, sizeof ls);
-    data_loader_get_state(s->train, &ls.train);
-    data_loader_get_state(s->val, &ls.val);
-    data_loader_get_state(s->train_eval, &ls.train_eval);
     char mpath[2 * CONFIG_STR_LEN], spath[2 * CONFIG_STR_LEN];
     snprintf(mpath, sizeof mpath, "%s/model.bin", cfg->out_dir);
     if (model_file_write(&s->g, mpath, err) != 0)
         return -1;
-    if (checkpoint_save(cfg->out_dir, cfg, &s->g, &s->progress, &ls, sizeof ls,
-                        (int)cfg->keep_checkpoints, spath, sizeof spath, err) != 0)
+    if (checkpoint_save(cfg->out_dir, cfg, &s->g, pr, ls, sizeof *ls, (int)cfg->keep_checkpoints,
+                        spath, sizeof spath, err) != 0)
         return -1;
-    printf("checkpoint: %s and %s (iteration %lld)\n", mpath, spath, (long long)s->progress.iter);
-    fflush(stdout);
+    printf("checkpoint: %s and %s (iteration %lld)\n", mpath, spath, (long long)pr->iter);
+    return 0;
+}
+
+/* Saves the state at the top of the iteration and reports the stop. */
+static int stop_here(TrainState *s, LoaderStates *top, const CheckpointProgress *top_pr,
+                     const char *during, Err *err) {
+    if (s->tty)
+        printf("\r\033[K");
+    loaders_set(s, top);
+    if (save_checkpoint(s, top, top_pr, err) != 0)
+        return -1;
+    printf("stopped by signal %d %s at iteration %lld; resume with --init_from=resume\n",
+           (int)g_stop_signal, during, (long long)top_pr->iter);
     return 0;
 }
 
@@ -99,18 +130,21 @@ static int resume(TrainState *s, Err *err) {
     LoaderStates ls;
     if (checkpoint_load(path, s->cfg, &s->g, &s->progress, &ls, sizeof ls, err) != 0)
         return -1;
-    data_loader_set_state(s->train, &ls.train);
-    data_loader_set_state(s->val, &ls.val);
-    data_loader_set_state(s->train_eval, &ls.train_eval);
+    loaders_set(s, &ls);
     printf("resumed from %s at iteration %lld\n", path, (long long)s->progress.iter);
     return 0;
 }
 
-/* Mean loss over eval_iters random batches of one split (nanoGPT's estimate_loss). */
-static int estimate_loss(TrainState *s, DataLoader *dl, float *out, Err *err) {
+/* Mean loss over eval_iters random batches of one split (nanoGPT's estimate_loss).
+ * done/total/t0 count the batches of the whole eval point, for the progress line.
+ * Returns 0, 1 when a stop signal came (between batches), -1 on error. */
+static int estimate_loss(TrainState *s, DataLoader *dl, int64_t it, int64_t *done, int64_t total,
+                         double t0, float *out, Err *err) {
     const TrainConfig *cfg = s->cfg;
-    double sum = 0;
+    double sum = 0, t_shown = 0;
     for (int64_t k = 0; k < cfg->eval_iters; k++) {
+        if (g_stop_signal)
+            return 1;
         float loss = 0;
         if (data_loader_next(dl, s->inputs, s->targets, err) != 0)
             return -1;
@@ -118,13 +152,319 @@ static int estimate_loss(TrainState *s, DataLoader *dl, float *out, Err *err) {
                         err) != 0)
             return -1;
         sum += loss;
+        ++*done;
+        double t = run_now_s();
+        if (s->tty && (*done == 1 || t - t_shown >= PROGRESS_EVERY_S)) {
+            /* the rate over the whole eval so far: smooth, not the last batch's */
+            double rate = (double)*done / (t - t0 > 0 ? t - t0 : 1e-9);
+            printf("\r\033[Keval at step %lld: %lld/%lld batches, %.1f batches/s, ETA %.0f s",
+                   (long long)it, (long long)*done, (long long)total, rate,
+                   (double)(total - *done) / rate);
+            fflush(stdout);
+            t_shown = t;
+        }
     }
     *out = (float)(sum / (double)cfg->eval_iters);
     return 0;
 }
 
-static void print_plan_vs_measured(const Arena *plan, const Arena *real) {
-    ArenaStats p = arena_stats(plan), m = arena_stats(real);
+/* The eval of iteration it: both splits, the summary line, metrics. *improved: the val loss
+ * is below the best so far (then the best is updated). 0, 1 (stopped) or -1. */
+static int eval_point(TrainState *s, int64_t it, int *improved, Err *err) {
+    float tl = 0, vl = 0;
+    int64_t done = 0, total = 2 * s->cfg->eval_iters;
+    double t0 = run_now_s();
+    int rc = estimate_loss(s, s->train_eval, it, &done, total, t0, &tl, err);
+    if (rc == 0)
+        rc = estimate_loss(s, s->val, it, &done, total, t0, &vl, err);
+    if (rc != 0)
+        return rc;
+    double dt = run_now_s() - t0;
+    if (s->tty)
+        printf("\r\033[K");
+    printf("step %lld: train loss %.4f, val loss %.4f (eval %.1f s, %lld batches, %.1f "
+           "batches/s)\n",
+           (long long)it, tl, vl, dt, (long long)total, dt > 0 ? (double)total / dt : 0.0);
+    metrics_eval(s->metrics, it, tl, vl);
+    *improved = vl < s->progress.best_val_loss;
+    if (*improved)
+        s->progress.best_val_loss = vl;
+    return 0;
+}
+
+/* One optimizer step (accum micro-steps). 0, 1 (stopped between micro-steps) or -1. */
+static int train_step(TrainState *s, int64_t it, float lr, float *loss_out, float *norm_out,
+                      Err *err) {
+    const TrainConfig *cfg = s->cfg;
+    const int64_t B = cfg->batch_size, T = cfg->block_size;
+    const int64_t accum = cfg->gradient_accumulation_steps;
+    CheckpointProgress *pr = &s->progress;
+    float loss_scale = pr->loss_scale;
+    gpt_zero_grad(&s->g);
+    gpt_set_loss_scale(&s->g, loss_scale);
+    double loss_sum = 0;
+    for (int64_t micro = 0; micro < accum; micro++) {
+        if (g_stop_signal)
+            return 1;
+        float loss = 0;
+        if (data_loader_next(s->train, s->inputs, s->targets, err) != 0)
+            return -1;
+        if (gpt_forward(&s->g, s->inputs, s->targets, B, T, 1, &loss, err) != 0 ||
+            gpt_backward(&s->g, loss_scale, err) != 0)
+            return -1;
+        loss_sum += loss;
+    }
+    float loss = (float)(loss_sum / (double)accum);
+    if (test_hooks_inject(&s->hooks, it, &s->g, &loss, err) != 0)
+        return -1;
+    float norm = NAN; /* stays NaN when a non-finite loss skips the update (CPU) */
+    if ((s->dev != GPT_DEVICE_CPU || isfinite(loss)) &&
+        gpt_update(&s->g, lr, (float)cfg->beta1, (float)cfg->beta2, ADAMW_EPS,
+                   (float)cfg->weight_decay, (float)cfg->grad_clip, it + 1 - pr->skipped,
+                   (float)accum * loss_scale, &norm, err) != 0)
+        return -1;
+    if (s->dev == GPT_DEVICE_CUDA) {
+        /* GradScaler: a non-finite norm means the update was skipped */
+        if (!isfinite(norm)) {
+            pr->skipped++;
+            pr->loss_scale *= 0.5f;
+            pr->clean_steps = 0;
+        } else if (++pr->clean_steps == SCALER_GROWTH_INTERVAL) {
+            pr->loss_scale *= 2.0f;
+            pr->clean_steps = 0;
+        }
+    } else if (step_guard_after_step(&s->guard, &s->g, it, loss, norm, cfg->learning_rate,
+                                     &pr->skipped, err) < 0) {
+        return -1;
+    }
+    *loss_out = loss;
+    *norm_out = norm;
+    return 0;
+}
+
+/* The log line (and metrics line) after step it+1, dt seconds per iteration since the last. */
+static void log_step(TrainState *s, int64_t it, float loss, float lr, float norm, float loss_scale,
+                     double dt) {
+    const TrainConfig *cfg = s->cfg;
+    const double tokens_per_iter =
+        (double)(cfg->batch_size * cfg->block_size * cfg->gradient_accumulation_steps);
+    CheckpointProgress *pr = &s->progress;
+    s->dt_avg = s->dt_avg < 0 ? dt : (1 - ETA_SMOOTHING) * s->dt_avg + ETA_SMOOTHING * dt;
+    ArenaStats st = arena_stats(s->arena);
+    double eta = s->dt_avg * (double)(cfg->max_iters - it - 1);
+    printf("iter %lld/%lld: loss %.4f, lr %.4e, norm %.3f, %.1f ms/iter, %.0f tok/s, "
+           "arena peak %.1f MiB",
+           (long long)(it + 1), (long long)cfg->max_iters, loss, lr, norm, dt * 1e3,
+           tokens_per_iter / dt, st.peak_used_bytes / (1024.0 * 1024.0));
+    double mfu = s->peak_flops > 0 ? s->flops_per_iter / dt / s->peak_flops : -1;
+    if (s->dev == GPT_DEVICE_CUDA) {
+        printf(", scale %.0f, skipped %lld", loss_scale, (long long)pr->skipped);
+        if (mfu >= 0) /* names the peak it divides by */
+            printf(", mfu %.1f%% (peak %.1f TFLOP/s %s)", 100 * mfu, s->peak_flops / 1e12,
+                   s->gpu ? s->gpu->key : "?");
+        else
+            printf(", mfu n/a");
+    }
+    printf(", eta %.0f s\n", eta);
+    MetricsStep m = {.iter = it + 1,
+                     .loss = loss,
+                     .lr = lr,
+                     .grad_norm = norm,
+                     .loss_scale = loss_scale,
+                     .ms_per_iter = dt * 1e3,
+                     .tokens_per_s = tokens_per_iter / dt,
+                     .skipped = pr->skipped,
+                     .mfu = mfu};
+    metrics_step(s->metrics, &m, &st);
+}
+
+/* Whether iteration it (> the first) takes a checkpoint, before the always_save rule. */
+static int checkpoint_due(const TrainConfig *cfg, int64_t it, int64_t start) {
+    if (it <= start || cfg->eval_only)
+        return 0;
+    if (it == cfg->max_iters)
+        return 1;
+    return cfg->checkpoint_interval > 0 ? it % cfg->checkpoint_interval == 0
+                                        : it % cfg->eval_interval == 0;
+}
+
+static int train_loop(TrainState *s, Err *err) {
+    const TrainConfig *cfg = s->cfg;
+    CheckpointProgress *pr = &s->progress;
+    const int64_t start = pr->iter;
+    double t_last = run_now_s();
+    int64_t it_last = start;
+
+    for (int64_t it = start; it <= cfg->max_iters; it++) {
+        pr->iter = it;
+        LoaderStates top;
+        loaders_get(s, &top);
+        CheckpointProgress top_pr = *pr;
+        if (g_stop_signal)
+            return stop_here(s, &top, &top_pr, "between steps", err);
+        int eval_due = it % cfg->eval_interval == 0 || it == cfg->max_iters;
+        int improved = 0;
+        if (eval_due) {
+            double t0 = run_now_s();
+            int rc = eval_point(s, it, &improved, err);
+            if (rc == 1)
+                return stop_here(s, &top, &top_pr, "during the eval", err);
+            if (rc != 0)
+                return -1;
+            t_last += run_now_s() - t0; /* eval time is not training time */
+            if (cfg->eval_only)
+                return 0;
+        }
+        if (checkpoint_due(cfg, it, start) && s->guard.in_a_row == 0) {
+            if (cfg->always_save_checkpoint || improved) {
+                if (save_checkpoint(s, &top, &top_pr, err) != 0)
+                    return -1;
+            } else if (eval_due) {
+                printf("checkpoint: skipped at iteration %lld: val loss did not improve on "
+                       "%.4f (always_save_checkpoint = False)\n",
+                       (long long)it, pr->best_val_loss);
+            } else {
+                printf("checkpoint: skipped at iteration %lld: no eval here "
+                       "(always_save_checkpoint = False saves where the val loss improved)\n",
+                       (long long)it);
+            }
+        }
+        if (it == cfg->max_iters)
+            break;
+
+        float loss_scale = pr->loss_scale;
+        float lr = gpt_get_lr(it, (float)cfg->learning_rate, cfg->warmup_iters, cfg->lr_decay_iters,
+                              (float)cfg->min_lr, cfg->decay_lr);
+        float loss = 0, norm = 0;
+        int rc = train_step(s, it, lr, &loss, &norm, err);
+        if (rc == 1) {
+            *pr = top_pr;
+            return stop_here(s, &top, &top_pr, "between micro-steps", err);
+        }
+        if (rc != 0)
+            return -1;
+        if ((it + 1) % cfg->log_interval == 0 || it + 1 == cfg->max_iters) {
+            double t = run_now_s();
+            double dt = (t - t_last) / (double)(it + 1 - it_last);
+            t_last = t;
+            it_last = it + 1;
+            log_step(s, it, loss, lr, norm, loss_scale, dt);
+        }
+    }
+    return 0;
+}
+
+static DataLoader *open_split(const TrainConfig *cfg, const char *dir, const char *split,
+                              uint64_t seed, Err *err) {
+    char path[2 * CONFIG_STR_LEN];
+    snprintf(path, sizeof path, "%s/%s.bin", dir, split);
+    return data_loader_open(path, cfg->data_format == CONFIG_DATA_NANOGPT, cfg->batch_size,
+                            cfg->block_size, cfg->vocab_size, seed, err);
+}
+
+/* A character-level dataset, by nanoGPT's naming (shakespeare_char) or a small vocabulary. */
+static int is_char_dataset(const TrainConfig *cfg, const char *dir) {
+    return strstr(dir, "char") != NULL ||
+           (config_is_set(cfg, "vocab_size") && cfg->vocab_size <= 256);
+}
+
+static int open_data(TrainState *s, const RunSetup *rs) {
+    const TrainConfig *cfg = s->cfg;
+    Err err;
+    const char *dir = rs->data_dir;
+    s->train = open_split(cfg, dir, "train", (uint64_t)cfg->seed, &err);
+    if (s->train)
+        s->val = open_split(cfg, dir, "val", (uint64_t)cfg->seed + 1, &err);
+    if (s->val)
+        s->train_eval = open_split(cfg, dir, "train", (uint64_t)cfg->seed + 2, &err);
+    if (s->train_eval)
+        return 0;
+    fprintf(stderr,
+            "arenagpt train: %s\n  (prepare data with: arenagpt prepare --input=TEXT --out=%s%s)\n",
+            err.msg, dir, is_char_dataset(cfg, dir) ? " --tokenizer=char" : "");
+    return -1;
+}
+
+static void print_run_header(const TrainState *s, const RunSetup *rs) {
+    const TrainConfig *cfg = s->cfg;
+    const GptConfig *c = &rs->model;
+    if (rs->auto_cpu)
+        printf("no GPU found (device = auto): training on the CPU in float32 (16 bytes per "
+               "parameter for weights, grads and AdamW, see the plan below) and far slower than "
+               "on a GPU; --device=cpu makes this explicit\n");
+    printf("arenagpt train: device %s, data %s (%lld train tokens, %lld val tokens)\n",
+           s->dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", rs->data_dir,
+           (long long)data_loader_n_tokens(s->train), (long long)data_loader_n_tokens(s->val));
+    char vnote[3 * CONFIG_STR_LEN + 8] = "";
+    if (rs->vocab_note[0])
+        snprintf(vnote, sizeof vnote, " (%s)", rs->vocab_note);
+    printf("model: n_layer %lld, n_head %lld, n_embd %lld, block_size %lld, vocab_size %lld%s, "
+           "bias %s, gelu %s, recompute %s, attention %s\n",
+           (long long)c->n_layer, (long long)c->n_head, (long long)c->channels,
+           (long long)c->max_seq_len, (long long)c->padded_vocab_size, vnote,
+           c->bias ? "True" : "False", config_gelu_name(cfg->gelu),
+           config_recompute_name(cfg->recompute), config_attention_name(cfg->attention));
+    run_print_params(c);
+    printf("tokens per iteration: %lld (batch_size %lld x block_size %lld x "
+           "gradient_accumulation_steps %lld)\n",
+           (long long)(cfg->batch_size * cfg->block_size * cfg->gradient_accumulation_steps),
+           (long long)cfg->batch_size, (long long)cfg->block_size,
+           (long long)cfg->gradient_accumulation_steps);
+}
+
+/* Weights: fresh, resumed, or read from the init_from model file. */
+static int init_weights(TrainState *s, const RunSetup *rs, Err *err) {
+    const TrainConfig *cfg = s->cfg;
+    s->progress.loss_scale = s->dev == GPT_DEVICE_CUDA ? SCALER_INIT : 1.0f;
+    s->progress.best_val_loss = INFINITY;
+    gpt_init_weights(&s->g, (uint64_t)cfg->seed); /* also zeroes the optimizer state */
+    if (strcmp(cfg->init_from, "resume") == 0)
+        return resume(s, err);
+    if (rs->model_path[0]) {
+        if (model_file_read(&s->g, rs->model_path, err) != 0)
+            return -1;
+        printf("initialised from %s\n", rs->model_path);
+    }
+    return 0;
+}
+
+/* scripts/plot.py beside the binary, run by PLOT_PYTHON whatever python3 PATH finds first. */
+static int draw_plots(const TrainConfig *cfg, Err *err) {
+    char exe[4096], script[4200], metrics[2 * CONFIG_STR_LEN], png[2 * CONFIG_STR_LEN];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return err_set(err, "plots: cannot find the binary's directory");
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = 0;
+    snprintf(script, sizeof script, "%s/scripts/plot.py", exe);
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", cfg->out_dir);
+    snprintf(png, sizeof png, "%s/loss.png", cfg->out_dir);
+    if (access(PLOT_PYTHON, X_OK) != 0 || access(script, R_OK) != 0)
+        return err_set(err,
+                       "plots = True needs %s with matplotlib (scripts/setup.sh --plots) and %s",
+                       PLOT_PYTHON, script);
+    char *argv[] = {PLOT_PYTHON, script, "loss", metrics, png, NULL};
+    pid_t pid;
+    int status = 0;
+    fflush(stdout);
+    if (posix_spawn(&pid, PLOT_PYTHON, NULL, NULL, argv, environ) != 0 ||
+        waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return err_set(err, "plots: %s %s loss %s %s failed (is python3-matplotlib installed?)",
+                       PLOT_PYTHON, script, metrics, png);
+    printf("loss curve drawn to %s\n", png);
+    return 0;
+}
+
+/* The end of a run: what was measured against the plan, the device, the memory page, the
+ * trace, the plots. */
+static int report_end(TrainState *s, const Arena *plan, DeviceMem *dm, int have_dm) {
+    const TrainConfig *cfg = s->cfg;
+    int rc = 0;
+    printf("memory measured (arena, %s backing):\n", arena_backing_name(arena_backing(s->arena)));
+    arena_report_table(s->arena, stdout, (int)cfg->top);
+    ArenaStats p = arena_stats(plan), m = arena_stats(s->arena);
     printf("memory: plan vs measured (arena, bytes)\n");
     printf("  %-12s %16s %16s %s\n", "category", "plan peak", "measured peak", "");
     int all_equal = 1;
@@ -142,326 +482,26 @@ static void print_plan_vs_measured(const Arena *plan, const Arena *real) {
     printf("  %-12s %16zu %16zu %s\n", "high-water", p.high_water_bytes, m.high_water_bytes,
            eq_hw ? "equal" : "DIFFERENT");
     printf("  plan == measured: %s\n", all_equal ? "yes, to the byte" : "NO (a bug: report it)");
-}
-
-static void metrics_eval(TrainState *s, int64_t it, float train_loss, float val_loss) {
-    if (!s->metrics)
-        return;
-    fprintf(s->metrics, "{\"iter\": %lld, \"train_loss\": %.6f, \"val_loss\": %.6f}\n",
-            (long long)it, train_loss, val_loss);
-    fflush(s->metrics);
-}
-
-static int train_loop(TrainState *s, GptDevice dev, Err *err) {
-    const TrainConfig *cfg = s->cfg;
-    const int64_t B = cfg->batch_size, T = cfg->block_size;
-    const int64_t accum = cfg->gradient_accumulation_steps;
-    const double tokens_per_iter = (double)(B * T * accum);
-    CheckpointProgress *pr = &s->progress;
-    const int64_t start = pr->iter;
-    double t_last = now_s();
-    int64_t it_last = start;
-
-    for (int64_t it = start; it <= cfg->max_iters; it++) {
-        pr->iter = it;
-        int due = it == cfg->max_iters ||
-                  (cfg->checkpoint_interval > 0 ? it % cfg->checkpoint_interval == 0
-                                                : it % cfg->eval_interval == 0);
-        if (g_stop_signal || (it > start && due && !cfg->eval_only)) {
-            if (save_checkpoint(s, err) != 0)
-                return -1;
-            if (g_stop_signal) {
-                printf("stopped by signal %d after iteration %lld; resume with "
-                       "--init_from=resume\n",
-                       (int)g_stop_signal, (long long)it);
-                return 0;
-            }
-        }
-        float loss_scale = pr->loss_scale;
-        float lr = gpt_get_lr(it, (float)cfg->learning_rate, cfg->warmup_iters, cfg->lr_decay_iters,
-                              (float)cfg->min_lr, cfg->decay_lr);
-        if (it % cfg->eval_interval == 0 || it == cfg->max_iters) {
-            float tl = 0, vl = 0;
-            double t0 = now_s();
-            if (estimate_loss(s, s->train_eval, &tl, err) != 0 ||
-                estimate_loss(s, s->val, &vl, err) != 0)
-                return -1;
-            printf("step %lld: train loss %.4f, val loss %.4f (eval %.1f s)\n", (long long)it, tl,
-                   vl, now_s() - t0);
-            fflush(stdout);
-            metrics_eval(s, it, tl, vl);
-            if (vl < pr->best_val_loss)
-                pr->best_val_loss = vl;
-            t_last += now_s() - t0; /* eval time is not training time */
-            if (cfg->eval_only)
-                return 0;
-        }
-        if (it == cfg->max_iters)
-            break;
-
-        gpt_zero_grad(&s->g);
-        gpt_set_loss_scale(&s->g, loss_scale);
-        double loss_sum = 0;
-        for (int64_t micro = 0; micro < accum; micro++) {
-            float loss = 0;
-            if (data_loader_next(s->train, s->inputs, s->targets, err) != 0)
-                return -1;
-            if (gpt_forward(&s->g, s->inputs, s->targets, B, T, 1, &loss, err) != 0 ||
-                gpt_backward(&s->g, loss_scale, err) != 0)
-                return -1;
-            loss_sum += loss;
-        }
-        float norm = 0;
-        if (gpt_update(&s->g, lr, (float)cfg->beta1, (float)cfg->beta2, ADAMW_EPS,
-                       (float)cfg->weight_decay, (float)cfg->grad_clip, it + 1 - pr->skipped,
-                       (float)accum * loss_scale, &norm, err) != 0)
-            return -1;
-        if (dev == GPT_DEVICE_CUDA) {
-            /* GradScaler: a non-finite norm means the update was skipped */
-            if (!isfinite(norm)) {
-                pr->skipped++;
-                pr->loss_scale *= 0.5f;
-                pr->clean_steps = 0;
-            } else if (++pr->clean_steps == SCALER_GROWTH_INTERVAL) {
-                pr->loss_scale *= 2.0f;
-                pr->clean_steps = 0;
-            }
-        }
-        float loss = (float)(loss_sum / (double)accum);
-        if (!isfinite(loss) && dev == GPT_DEVICE_CPU) {
-            err_set(err,
-                    "iteration %lld: the loss is %f (diverged): lower learning_rate (now "
-                    "%g) or check the data",
-                    (long long)it, loss, cfg->learning_rate);
-            return -1;
-        }
-        if ((it + 1) % cfg->log_interval == 0 || it + 1 == cfg->max_iters) {
-            double t = now_s();
-            double dt = (t - t_last) / (double)(it + 1 - it_last);
-            t_last = t;
-            it_last = it + 1;
-            ArenaStats st = arena_stats(s->arena);
-            double eta = dt * (double)(cfg->max_iters - it - 1);
-            printf("iter %lld/%lld: loss %.4f, lr %.4e, norm %.3f, %.1f ms/iter, %.0f tok/s, "
-                   "arena peak %.1f MiB",
-                   (long long)(it + 1), (long long)cfg->max_iters, loss, lr, norm, dt * 1e3,
-                   tokens_per_iter / dt, st.peak_used_bytes / (1024.0 * 1024.0));
-            double mfu = s->peak_flops > 0 ? s->flops_per_iter / dt / s->peak_flops : -1;
-            if (dev == GPT_DEVICE_CUDA) {
-                printf(", scale %.0f, skipped %lld", loss_scale, (long long)pr->skipped);
-                if (mfu >= 0)
-                    printf(", mfu %.1f%%", 100 * mfu);
-                else
-                    printf(", mfu n/a");
-            }
-            printf(", eta %.0f s\n", eta);
-            fflush(stdout);
-            if (s->metrics) {
-                char mfu_text[32];
-                if (mfu >= 0)
-                    snprintf(mfu_text, sizeof mfu_text, "%.4f", mfu);
-                else
-                    snprintf(mfu_text, sizeof mfu_text, "null");
-                fprintf(s->metrics,
-                        "{\"iter\": %lld, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, "
-                        "\"ms_per_iter\": %.3f, \"tokens_per_s\": %.1f, \"loss_scale\": %.1f, "
-                        "\"skipped\": %lld, \"mfu\": %s, \"mem_peak\": {",
-                        (long long)(it + 1), loss, lr, norm, dt * 1e3, tokens_per_iter / dt,
-                        loss_scale, (long long)pr->skipped, mfu_text);
-                for (int c = 0; c < ARENA_CAT_COUNT; c++)
-                    fprintf(s->metrics, "\"%s\": %zu%s", arena_category_name((ArenaCategory)c),
-                            st.cat_peak_bytes[c], c + 1 < ARENA_CAT_COUNT ? ", " : "");
-                fprintf(s->metrics, "}}\n");
-                fflush(s->metrics);
-            }
-        }
-    }
-    return 0;
-}
-
-static DataLoader *open_split(const TrainConfig *cfg, const char *dir, const char *split,
-                              uint64_t seed, Err *err) {
-    char path[2 * CONFIG_STR_LEN];
-    snprintf(path, sizeof path, "%s/%s.bin", dir, split);
-    return data_loader_open(path, cfg->data_format == CONFIG_DATA_NANOGPT, cfg->batch_size,
-                            cfg->block_size, cfg->vocab_size, seed, err);
-}
-
-int cmd_train(const TrainConfig *cfg) {
-    Err err;
-    GptDevice dev;
-    run_threads(cfg);
-    /* device memory before our CUDA context exists (NVML; no context is made by this) */
-    DeviceMem dm;
-    memset(&dm, 0, sizeof dm);
-    Err dm_err;
-    int have_dm = cfg->device != CONFIG_DEVICE_CPU &&
-                  device_mem_sample(&dm, DEVICE_MEM_BEFORE_CONTEXT, &dm_err) == 0;
-    if (run_device(cfg, 0, &dev, &err) != 0) {
-        fprintf(stderr, "arenagpt train: %s\n", err.msg);
-        return CONFIG_EXIT_USAGE;
-    }
-    GptConfig c;
-    run_gpt_config(cfg, &c);
-    int from_file = strcmp(cfg->init_from, "scratch") != 0 && strcmp(cfg->init_from, "resume") != 0;
-    if (from_file) {
-        /* the file's header gives the shape; bias, gelu, recompute, attention stay the config's */
-        if (gpt_config_from_model_file(cfg->init_from, &c, &err) != 0) {
-            fprintf(stderr, "arenagpt train: init_from: %s\n", err.msg);
-            return 1;
-        }
-        if (cfg->block_size > c.max_seq_len) {
-            fprintf(stderr,
-                    "arenagpt train: block_size = %lld is longer than the model file's "
-                    "maxT = %lld (%s)\n",
-                    (long long)cfg->block_size, (long long)c.max_seq_len, cfg->init_from);
-            return CONFIG_EXIT_USAGE;
-        }
-    }
-    if (gpt_config_check(&c, dev, &err) != 0) {
-        fprintf(stderr, "arenagpt train: %s\n", err.msg);
-        return CONFIG_EXIT_USAGE;
-    }
-    const int64_t B = cfg->batch_size, T = cfg->block_size;
-    run_attention_fallback("train", &c, dev, B, T);
-
-    TrainState s;
-    memset(&s, 0, sizeof s);
-    s.cfg = cfg;
-    char dir[CONFIG_STR_LEN];
-    run_data_dir(cfg, dir, sizeof dir);
-    s.train = open_split(cfg, dir, "train", (uint64_t)cfg->seed, &err);
-    if (s.train)
-        s.val = open_split(cfg, dir, "val", (uint64_t)cfg->seed + 1, &err);
-    if (s.val)
-        s.train_eval = open_split(cfg, dir, "train", (uint64_t)cfg->seed + 2, &err);
-    if (!s.train_eval) {
-        fprintf(stderr,
-                "arenagpt train: %s\n  (prepare data with: arenagpt prepare "
-                "--input=TEXT --out=%s)\n",
-                err.msg, dir);
-        data_loader_free(s.train);
-        data_loader_free(s.val);
-        return 1;
-    }
-
-    printf("arenagpt train: device %s, data %s (%lld train tokens, %lld val tokens)\n",
-           dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", dir, (long long)data_loader_n_tokens(s.train),
-           (long long)data_loader_n_tokens(s.val));
-    printf("model: n_layer %lld, n_head %lld, n_embd %lld, block_size %lld, vocab_size %lld, "
-           "bias %s, gelu %s, recompute %s, attention %s\n",
-           (long long)cfg->n_layer, (long long)cfg->n_head, (long long)cfg->n_embd,
-           (long long)cfg->block_size, (long long)cfg->vocab_size, cfg->bias ? "True" : "False",
-           config_gelu_name(cfg->gelu), config_recompute_name(cfg->recompute),
-           config_attention_name(cfg->attention));
-    run_print_params(&c);
-    printf("tokens per iteration: %lld (batch_size %lld x block_size %lld x "
-           "gradient_accumulation_steps %lld)\n",
-           (long long)(B * T * cfg->gradient_accumulation_steps), (long long)B, (long long)T,
-           (long long)cfg->gradient_accumulation_steps);
-
-    /* 1. the plan, printed before anything is allocated */
-    Arena *plan = NULL;
-    int rc = run_plan(&c, dev, B, T, cfg->gradient_accumulation_steps, cfg->memory_limit, 0, &plan,
-                      &err);
-    printf("\nmemory plan (one training step, exact):\n");
-    if (plan)
-        arena_report_table(plan, stdout, (int)cfg->top);
-    if (rc != 0) {
-        fprintf(stderr, "arenagpt train: the run does not fit: %s\n", err.msg);
-        arena_free(plan);
-        return 1;
-    }
-
-    /* 2. the real arena, exactly as large as the plan's high-water mark */
-    ArenaStats ps = arena_stats(plan);
-    if (dev == GPT_DEVICE_CUDA) /* the context and library handles exist now */
-        have_dm = device_mem_sample(&dm, DEVICE_MEM_AFTER_CONTEXT, &dm_err) == 0 || have_dm;
-    s.arena = arena_init(dev == GPT_DEVICE_CUDA ? ARENA_BACKING_DEVICE : ARENA_BACKING_HOST,
-                         ps.high_water_bytes, cfg->memory_limit, &err);
-    if (!s.arena) {
-        fprintf(stderr, "arenagpt train: %s\n", err.msg);
-        rc = 1;
-        goto done;
-    }
-    if (dev == GPT_DEVICE_CUDA && have_dm) {
-        device_mem_set_reservation(&dm, ps.high_water_bytes);
-        device_mem_sample(&dm, DEVICE_MEM_AFTER_RESERVATION, &dm_err);
-        s.peak_flops = dm.peak_tflops_f16 * 1e12;
-        printf("GPU: %s (driver %s), peak f16 tensor %.0f TFLOP/s%s\n", dm.name, dm.driver,
-               dm.peak_tflops_f16, dm.peak_tflops_f16 > 0 ? "" : " (unknown: MFU n/a)");
-    }
-    s.flops_per_iter = (3.0 * gpt_flops_forward_per_token(&c, T) +
-                        gpt_flops_recompute_per_token(&c, T, c.recompute)) *
-                       (double)(B * T * cfg->gradient_accumulation_steps);
-    if (cfg->trace_file[0])
-        arena_trace_enable(s.arena, 1);
-    if (gpt_build(&s.g, &c, dev, s.arena, B, T, &err) != 0) {
-        fprintf(stderr, "arenagpt train: %s\n", err.msg);
-        rc = 1;
-        goto done;
-    }
-    s.progress.loss_scale = dev == GPT_DEVICE_CUDA ? SCALER_INIT : 1.0f;
-    s.progress.best_val_loss = INFINITY;
-    if (strcmp(cfg->init_from, "scratch") == 0) {
-        gpt_init_weights(&s.g, (uint64_t)cfg->seed);
-    } else if (strcmp(cfg->init_from, "resume") == 0) {
-        gpt_init_weights(&s.g, (uint64_t)cfg->seed); /* zeroes the optimizer state */
-        if (resume(&s, &err) != 0) {
-            fprintf(stderr, "arenagpt train: %s\n", err.msg);
-            rc = 1;
-            goto done;
-        }
-    } else {
-        gpt_init_weights(&s.g, (uint64_t)cfg->seed);
-        if (model_file_read(&s.g, cfg->init_from, &err) != 0) {
-            fprintf(stderr, "arenagpt train: init_from: %s\n", err.msg);
-            rc = 1;
-            goto done;
-        }
-        printf("initialised from %s\n", cfg->init_from);
-    }
-    if (mkdir_p(cfg->out_dir) != 0) {
-        fprintf(stderr, "arenagpt train: cannot create out_dir '%s': %s\n", cfg->out_dir,
-                strerror(errno));
-        rc = 1;
-        goto done;
-    }
-    char path[2 * CONFIG_STR_LEN];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out_dir);
-    s.metrics = fopen(path, "a");
-    s.inputs = malloc((size_t)(B * T) * sizeof(int32_t));
-    s.targets = malloc((size_t)(B * T) * sizeof(int32_t));
-    if (!s.inputs || !s.targets) {
-        fprintf(stderr, "arenagpt train: out of host memory for the batch buffers\n");
-        rc = 1;
-        goto done;
-    }
-
-    printf("\n");
-    signal(SIGINT, on_stop_signal);
-    signal(SIGTERM, on_stop_signal);
-    double t0 = now_s();
-    if (train_loop(&s, dev, &err) != 0) {
-        fprintf(stderr, "arenagpt train: %s\n", err.msg);
-        rc = 1;
-        goto done;
-    }
-    printf("ran to iteration %lld in %.1f s; model in %s/model.bin (llm.c GPT-2 format)\n\n",
-           (long long)s.progress.iter, now_s() - t0, cfg->out_dir);
-
-    /* 3. what was measured, against the plan */
-    printf("memory measured (arena, %s backing):\n", arena_backing_name(arena_backing(s.arena)));
-    arena_report_table(s.arena, stdout, (int)cfg->top);
-    print_plan_vs_measured(plan, s.arena);
-    if (dev == GPT_DEVICE_CUDA && have_dm) {
-        device_mem_sample(&dm, DEVICE_MEM_NOW, &dm_err);
+    if (s->dev == GPT_DEVICE_CUDA && have_dm) {
+        Err dm_err;
+        device_mem_sample(dm, DEVICE_MEM_NOW, &dm_err);
         printf("device memory (reconciliation with cudaMemGetInfo and NVML):\n");
-        device_mem_report(&dm, s.arena, stdout);
+        device_mem_report(dm, s->arena, stdout);
+    }
+    /* the memory page: the plan's step, plan vs measured, the card as measured (mem_html.h) */
+    MemHtmlMeasured hm = {plan, s->arena, s->dev == GPT_DEVICE_CUDA && have_dm ? dm : NULL};
+    char page[2 * CONFIG_STR_LEN];
+    snprintf(page, sizeof page, "%s/memory.html", cfg->out_dir);
+    Err page_err;
+    if (mem_html_write(page, cfg, s->dev, &hm, &page_err) != 0) {
+        fprintf(stderr, "arenagpt train: %s\n", page_err.msg);
+        rc = 1;
+    } else {
+        printf("memory page: %s (open it in a browser)\n", page);
     }
     if (cfg->trace_file[0]) {
         FILE *tf = fopen(cfg->trace_file, "w");
-        if (!tf || arena_report_trace(s.arena, tf) != 0) {
+        if (!tf || arena_report_trace(s->arena, tf) != 0) {
             fprintf(stderr, "arenagpt train: cannot write trace_file '%s'\n", cfg->trace_file);
             rc = 1;
         } else {
@@ -470,21 +510,154 @@ int cmd_train(const TrainConfig *cfg) {
         if (tf)
             fclose(tf);
     }
+    Err err;
+    if (cfg->plots && draw_plots(cfg, &err) != 0) {
+        fprintf(stderr, "arenagpt train: %s\n", err.msg);
+        rc = 1;
+    }
+    return rc;
+}
 
+static void free_state(TrainState *s) {
+    if (s->metrics)
+        fclose(s->metrics);
+    free(s->inputs);
+    free(s->targets);
+    if (s->arena) {
+        gpt_free(&s->g);
+        arena_free(s->arena);
+    }
+    data_loader_free(s->train);
+    data_loader_free(s->val);
+    data_loader_free(s->train_eval);
+}
+
+/* The real arena (exactly the plan's high-water mark), the device memory samples, the model
+ * built and initialised, out_dir, metrics and the batch buffers. */
+static int build_run(TrainState *s, const RunSetup *rs, const Arena *plan, DeviceMem *dm,
+                     int *have_dm, Err *err) {
+    const TrainConfig *cfg = s->cfg;
+    const GptConfig *c = &rs->model;
+    const int64_t B = cfg->batch_size, T = cfg->block_size;
+    Err dm_err;
+    ArenaStats ps = arena_stats(plan);
+    if (s->dev == GPT_DEVICE_CUDA) /* the context and library handles exist now */
+        *have_dm = device_mem_sample(dm, DEVICE_MEM_AFTER_CONTEXT, &dm_err) == 0 || *have_dm;
+    s->arena = arena_init(s->dev == GPT_DEVICE_CUDA ? ARENA_BACKING_DEVICE : ARENA_BACKING_HOST,
+                          ps.high_water_bytes, cfg->memory_limit, err);
+    if (!s->arena)
+        return -1;
+    test_hooks_arm_arena(&s->hooks, s->arena);
+    if (s->dev == GPT_DEVICE_CUDA && *have_dm) {
+        device_mem_set_reservation(dm, ps.high_water_bytes);
+        device_mem_sample(dm, DEVICE_MEM_AFTER_RESERVATION, &dm_err);
+        s->gpu = gpu_table_match(dm->name);
+        s->peak_flops = s->gpu ? s->gpu->peak_tflops_f16 * 1e12 : 0.0;
+        printf("GPU: %s (driver %s)\n", dm->name, dm->driver);
+        if (s->gpu)
+            printf("MFU: peak %.1f TFLOP/s dense f16 with f32 accumulate (gpu table: %s; %s)\n",
+                   s->gpu->peak_tflops_f16, s->gpu->key, s->gpu->peak_source);
+        else
+            printf("MFU: unknown peak for %s\n", dm->name[0] ? dm->name : "this GPU");
+    }
+    s->flops_per_iter = (3.0 * gpt_flops_forward_per_token(c, T) +
+                         gpt_flops_recompute_per_token(c, T, c->recompute)) *
+                        (double)(B * T * cfg->gradient_accumulation_steps);
+    if (cfg->trace_file[0])
+        arena_trace_enable(s->arena, 1);
+    if (gpt_build(&s->g, c, s->dev, s->arena, B, T, err) != 0) {
+        arena_free(s->arena); /* nothing built: gpt_free must not run */
+        s->arena = NULL;
+        return -1;
+    }
+    if (init_weights(s, rs, err) != 0 || run_mkdir_p(cfg->out_dir, err) != 0 ||
+        !(s->metrics = metrics_open(cfg->out_dir, err)))
+        return -1;
+    checkpoint_remove_stale_temps(cfg->out_dir, stdout);
+    s->inputs = malloc((size_t)(B * T) * sizeof(int32_t));
+    s->targets = malloc((size_t)(B * T) * sizeof(int32_t));
+    if (!s->inputs || !s->targets)
+        return err_set(err, "out of host memory for the batch buffers");
+    return 0;
+}
+
+int cmd_train(const TrainConfig *user_cfg) {
+    Err err;
+    run_threads(user_cfg);
+    /* device memory before our CUDA context exists (NVML; no context is made by this) */
+    DeviceMem dm;
+    memset(&dm, 0, sizeof dm);
+    Err dm_err;
+    int have_dm = user_cfg->device != CONFIG_DEVICE_CPU &&
+                  device_mem_sample(&dm, DEVICE_MEM_BEFORE_CONTEXT, &dm_err) == 0;
+    static RunSetup rs; /* large (paths); one per process */
+    int rc = run_setup(user_cfg, CONFIG_CMD_TRAIN, &rs, &err);
+    if (rc != 0) {
+        fprintf(stderr, "arenagpt train: %s\n", err.msg);
+        if (have_dm)
+            device_mem_close();
+        return rc;
+    }
+    const TrainConfig *cfg = &rs.cfg;
+    const GptConfig *c = &rs.model;
+    const int64_t B = cfg->batch_size, T = cfg->block_size;
+
+    TrainState s;
+    memset(&s, 0, sizeof s);
+    s.cfg = cfg;
+    s.dev = rs.dev;
+    s.dt_avg = -1;
+    s.tty = isatty(fileno(stdout));
+    if (test_hooks_from_env(&s.hooks, &err) != 0 ||
+        (s.hooks.n_inject > 0 && s.dev != GPT_DEVICE_CPU &&
+         err_set(&err, "ARENAGPT_TEST_NONFINITE: injection is for the CPU backend only") != 0)) {
+        fprintf(stderr, "arenagpt train: %s\n", err.msg);
+        if (have_dm)
+            device_mem_close();
+        return CONFIG_EXIT_USAGE;
+    }
+    Arena *plan = NULL;
+    if (open_data(&s, &rs) != 0) {
+        rc = 1;
+        goto done;
+    }
+    print_run_header(&s, &rs);
+
+    /* 1. the plan, printed before anything is allocated */
+    rc = run_plan(c, s.dev, B, T, cfg->gradient_accumulation_steps, cfg->memory_limit, 0, &plan,
+                  &err);
+    printf("\nmemory plan (one training step, exact):\n");
+    if (plan)
+        arena_report_table(plan, stdout, (int)cfg->top);
+    if (rc != 0) {
+        fprintf(stderr, "arenagpt train: the run does not fit: %s\n", err.msg);
+        rc = 1;
+        goto done;
+    }
+
+    /* 2. the real arena, exactly as large as the plan's high-water mark; the model in it */
+    if (build_run(&s, &rs, plan, &dm, &have_dm, &err) != 0)
+        goto fail;
+
+    printf("\n");
+    signal(SIGINT, on_stop_signal);
+    signal(SIGTERM, on_stop_signal);
+    double t0 = run_now_s();
+    if (train_loop(&s, &err) != 0)
+        goto fail;
+    printf("ran to iteration %lld in %.1f s; model in %s/model.bin (llm.c GPT-2 format)\n\n",
+           (long long)s.progress.iter, run_now_s() - t0, cfg->out_dir);
+
+    /* 3. what was measured, against the plan */
+    rc = report_end(&s, plan, &dm, have_dm);
+    goto done;
+fail:
+    fprintf(stderr, "arenagpt train: %s\n", err.msg);
+    rc = 1;
 done:
     if (have_dm)
         device_mem_close();
-    if (s.metrics)
-        fclose(s.metrics);
-    free(s.inputs);
-    free(s.targets);
-    if (s.arena) {
-        gpt_free(&s.g);
-        arena_free(s.arena);
-    }
+    free_state(&s);
     arena_free(plan);
-    data_loader_free(s.train);
-    data_loader_free(s.val);
-    data_loader_free(s.train_eval);
     return rc;
 }

@@ -3,6 +3,8 @@
  * (file:line or the argument), the key, the value, and what was expected. */
 #include "config.h"
 
+#include "../model/gpu_table.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -12,13 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ALL_CMDS                                                                                   \
-    (CONFIG_CMD_TRAIN | CONFIG_CMD_MEM | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE | CONFIG_CMD_PREPARE)
 #define MODEL_CMDS (CONFIG_CMD_TRAIN | CONFIG_CMD_MEM)
 #define RUN_CMDS (CONFIG_CMD_TRAIN | CONFIG_CMD_MEM | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE)
 #define MAX_VOCAB 65536          /* tokens are stored as uint16 */
 #define MAX_BLOCK_SIZE (1 << 20) /* positions; far beyond any GPT-2 config */
-#define MAX_KEYS 96              /* >= the number of keys (checked in config_defaults) */
+#define MAX_KEYS CONFIG_MAX_KEYS
 
 typedef enum KeyType { K_INT, K_FLOAT, K_BOOL, K_STR, K_ENUM, K_SIZE } KeyType;
 
@@ -32,6 +32,14 @@ typedef struct Key {
     const char *help;
 } Key;
 
+/* Defaults that --help describes rather than prints (they depend on the data or the gpu). */
+static const struct {
+    const char *key, *text;
+} help_defaults[] = {
+    {"vocab_size", "the data's, else 50304"},
+    {"reserve", "the gpu's estimate, 1 GiB for rtx4070; 0 on cpu"},
+};
+
 static const char *const device_names[] = {"auto", "cpu", "cuda", NULL};
 static const char *const recompute_names[] = {"none", "selective", "full", NULL};
 static const char *const attention_names[] = {"naive", "cudnn", "flash", NULL};
@@ -41,6 +49,7 @@ static const char *const format_names[] = {"table", "json", "csv", NULL};
 static const char *const tokenizer_names[] = {"gpt2", "char", NULL};
 static const char *const data_format_names[] = {"llmc", "nanogpt", NULL};
 
+#define NANOGPT_NOOP "accepted for nanoGPT configs, no effect"
 #define OFF(f) offsetof(TrainConfig, f)
 #define I64MAX INT64_MAX
 
@@ -49,23 +58,28 @@ static const Key keys[] = {
     {"n_layer", K_INT, OFF(n_layer), MODEL_CMDS, 1, 1024, NULL, "transformer blocks"},
     {"n_head", K_INT, OFF(n_head), MODEL_CMDS, 1, 1024, NULL, "attention heads (divides n_embd)"},
     {"n_embd", K_INT, OFF(n_embd), MODEL_CMDS, 1, 65536, NULL, "channels"},
-    {"block_size", K_INT, OFF(block_size), RUN_CMDS, 1, MAX_BLOCK_SIZE, NULL, "context length T"},
+    {"block_size", K_INT, OFF(block_size), RUN_CMDS, 1, MAX_BLOCK_SIZE, NULL,
+     "context length T (eval, sample: at most the model's maxT, which it defaults to)"},
     {"vocab_size", K_INT, OFF(vocab_size), MODEL_CMDS, 1, MAX_VOCAB, NULL,
-     "padded vocabulary Vp (nanoGPT's 50304); at most 65536 (uint16 tokens)"},
+     "padded vocabulary Vp, at least the data's; unset: the size of the dataset's tokenizer.bin "
+     "(as nanoGPT reads meta.pkl), 50304 without a dataset; at most 65536 (uint16 tokens)"},
     {"bias", K_BOOL, OFF(bias), RUN_CMDS, 0, 0, NULL, "biases in Linear and LayerNorm"},
     {"dropout", K_FLOAT, OFF(dropout), MODEL_CMDS, 0, 0, NULL,
-     "accepted for nanoGPT configs; only 0.0 is supported"},
+     NANOGPT_NOOP " (only 0.0: there is no dropout)"},
     {"gelu", K_ENUM, OFF(gelu), RUN_CMDS, 0, 0, gelu_names,
      "GELU form: tanh (GPT-2, llm.c) or erf (nanoGPT's nn.GELU)"},
     {"attention", K_ENUM, OFF(attention), RUN_CMDS, 0, 0, attention_names,
      "naive (materialised B*NH*T*T scores), flash (fused, O(T) memory; CPU and GPU) or cudnn "
      "(cuDNN's fused SDPA, GPU)"},
     {"recompute", K_ENUM, OFF(recompute), MODEL_CMDS, 0, 0, recompute_names,
-     "gradient checkpointing: none, selective (GELU/LayerNorm outputs), full (block inputs)"},
+     "gradient checkpointing: none; selective (drops the LayerNorm outputs, the attention "
+     "probabilities and the GELU output, recomputed in backward); full (keeps only each "
+     "block's input)"},
     {"loss_chunk", K_INT, OFF(loss_chunk), MODEL_CMDS, 0, I64MAX, NULL,
      "tokens per chunk of the loss head; 0 = automatic"},
     /* optimisation */
-    {"batch_size", K_INT, OFF(batch_size), RUN_CMDS, 1, 1 << 24, NULL, "micro-batch size B"},
+    {"batch_size", K_INT, OFF(batch_size), MODEL_CMDS | CONFIG_CMD_EVAL, 1, 1 << 24, NULL,
+     "micro-batch size B"},
     {"gradient_accumulation_steps", K_INT, OFF(gradient_accumulation_steps), MODEL_CMDS, 1, 1 << 24,
      NULL, "micro-steps per optimizer step"},
     {"learning_rate", K_FLOAT, OFF(learning_rate), CONFIG_CMD_TRAIN, 0, 0, NULL,
@@ -94,44 +108,52 @@ static const Key keys[] = {
     {"log_interval", K_INT, OFF(log_interval), CONFIG_CMD_TRAIN, 1, I64MAX, NULL,
      "steps between log lines"},
     {"always_save_checkpoint", K_BOOL, OFF(always_save_checkpoint), CONFIG_CMD_TRAIN, 0, 0, NULL,
-     "save at every checkpoint point even if val loss did not improve"},
+     "save at every checkpoint point; False: only where the val loss improved (nanoGPT)"},
     {"checkpoint_interval", K_INT, OFF(checkpoint_interval), CONFIG_CMD_TRAIN, 0, I64MAX, NULL,
      "steps between checkpoints; 0 = at each evaluation"},
     {"keep_checkpoints", K_INT, OFF(keep_checkpoints), CONFIG_CMD_TRAIN, 1, 1000, NULL,
      "checkpoints kept in out_dir"},
-    {"out_dir", K_STR, OFF(out_dir), CONFIG_CMD_TRAIN | CONFIG_CMD_SAMPLE, 0, 0, NULL,
-     "checkpoints, metrics and reports"},
-    {"init_from", K_STR, OFF(init_from), RUN_CMDS, 0, 0, NULL,
-     "scratch, resume (from out_dir), or a model file / checkpoint directory"},
+    {"out_dir", K_STR, OFF(out_dir), CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE, 0, 0,
+     NULL,
+     "train: checkpoints, metrics and reports; eval, sample: the run init_from = resume loads"},
+    {"init_from", K_STR, OFF(init_from), CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE, 0,
+     0, NULL,
+     "scratch, resume (the run in out_dir), a run directory (its model.bin and stored config) "
+     "or an llm.c model file"},
     {"trace_file", K_STR, OFF(trace_file), CONFIG_CMD_TRAIN | CONFIG_CMD_MEM, 0, 0, NULL,
      "write a Chrome trace-event timeline of the arena here (opens in Perfetto)"},
     /* run */
-    {"seed", K_INT, OFF(seed), RUN_CMDS, 0, I64MAX, NULL, "random seed"},
+    {"seed", K_INT, OFF(seed), CONFIG_CMD_TRAIN | CONFIG_CMD_SAMPLE, 0, I64MAX, NULL,
+     "random seed"},
     {"dtype", K_ENUM, OFF(dtype), RUN_CMDS, 0, 0, dtype_names,
-     "GPU precision: float16 (mixed, loss scaling) or float32; the CPU is always float32"},
+     "float16: the CUDA layout (f16 params, grads, activations; f32 master, AdamW; loss "
+     "scaling); float32: the CPU's (refused on cuda); the CPU always computes in float32"},
     {"device", K_ENUM, OFF(device), RUN_CMDS, 0, 0, device_names,
-     "auto (cuda when a GPU is present), cpu or cuda"},
+     "auto (train/eval/sample: cuda when a GPU is present, else cpu; mem: the dtype's "
+     "layout, cuda for float16), cpu or cuda"},
     {"memory_limit", K_SIZE, OFF(memory_limit), RUN_CMDS, 0, 0, NULL,
      "arena budget, e.g. 12GiB; 0 = none"},
-    {"threads", K_INT, OFF(threads), ALL_CMDS, 0, 4096, NULL, "CPU threads; 0 = all cores"},
-    {"compile", K_BOOL, OFF(compile), CONFIG_CMD_TRAIN, 0, 0, NULL,
-     "accepted for nanoGPT configs; no effect"},
+    {"threads", K_INT, OFF(threads), CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE, 0,
+     4096, NULL, "CPU threads; 0 = all cores"},
+    {"compile", K_BOOL, OFF(compile), CONFIG_CMD_TRAIN, 0, 0, NULL, NANOGPT_NOOP},
     {"wandb_log", K_BOOL, OFF(wandb_log), CONFIG_CMD_TRAIN, 0, 0, NULL,
-     "accepted for nanoGPT configs; no effect (metrics go to out_dir/metrics.jsonl)"},
-    {"wandb_project", K_STR, OFF(wandb_project), CONFIG_CMD_TRAIN, 0, 0, NULL,
-     "accepted for nanoGPT configs; no effect"},
-    {"wandb_run_name", K_STR, OFF(wandb_run_name), CONFIG_CMD_TRAIN, 0, 0, NULL,
-     "accepted for nanoGPT configs; no effect"},
+     NANOGPT_NOOP " (metrics go to out_dir/metrics.jsonl)"},
+    {"wandb_project", K_STR, OFF(wandb_project), CONFIG_CMD_TRAIN, 0, 0, NULL, NANOGPT_NOOP},
+    {"wandb_run_name", K_STR, OFF(wandb_run_name), CONFIG_CMD_TRAIN, 0, 0, NULL, NANOGPT_NOOP},
+    {"plots", K_BOOL, OFF(plots), CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "at the end, draw out_dir/loss.png (scripts/plot.py under /usr/bin/python3, which has "
+     "Debian's matplotlib)"},
     /* data */
-    {"dataset", K_STR, OFF(dataset), CONFIG_CMD_TRAIN, 0, 0, NULL,
+    {"dataset", K_STR, OFF(dataset), RUN_CMDS, 0, 0, NULL,
      "nanoGPT's dataset name: data_dir defaults to datasets/<dataset>"},
-    {"data_dir", K_STR, OFF(data_dir), CONFIG_CMD_TRAIN | CONFIG_CMD_SAMPLE, 0, 0, NULL,
-     "directory with train.bin, val.bin and tokenizer.bin"},
+    {"data_dir", K_STR, OFF(data_dir), RUN_CMDS, 0, 0, NULL,
+     "directory with train.bin, val.bin and tokenizer.bin (its tokenizer sets the vocabulary)"},
     {"data_format", K_ENUM, OFF(data_format),
      CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_PREPARE, 0, 0, data_format_names,
      "llmc (256-int32 header) or nanogpt (headerless uint16)"},
     /* eval */
-    {"data", K_STR, OFF(data), CONFIG_CMD_EVAL, 0, 0, NULL, "token shard to evaluate on"},
+    {"data", K_STR, OFF(data), CONFIG_CMD_EVAL, 0, 0, NULL,
+     "token shard to evaluate on; default <data_dir>/val.bin"},
     {"eval_batches", K_INT, OFF(eval_batches), CONFIG_CMD_EVAL, 1, I64MAX, NULL,
      "batches of sequential windows"},
     /* sample */
@@ -159,9 +181,18 @@ static const Key keys[] = {
     {"compare", K_BOOL, OFF(compare), CONFIG_CMD_MEM, 0, 0, NULL,
      "plan every recompute mode side by side"},
     {"fit", K_SIZE, OFF(fit), CONFIG_CMD_MEM, 0, 0, NULL,
-     "largest batch_size per recompute mode within this size, e.g. 12GiB"},
+     "largest batch_size per recompute mode within this size less --reserve, e.g. 12GiB"},
+    {"reserve", K_SIZE, OFF(reserve), CONFIG_CMD_MEM, 0, 0, NULL,
+     "what --fit sets aside for the CUDA context and libraries (cuda layout)"},
+    {"gpu", K_STR, OFF(gpu), CONFIG_CMD_MEM, 0, 0, NULL,
+     "the card planned for (the GPU table: memory, context estimate)"},
     {"top", K_INT, OFF(top), CONFIG_CMD_MEM | CONFIG_CMD_TRAIN, 0, 100000, NULL,
      "tensors listed in the table report"},
+    {"html", K_STR, OFF(html), CONFIG_CMD_MEM, 0, 0, NULL,
+     "write the memory page here (one offline HTML file; train writes out_dir/memory.html)"},
+    {"nanogpt_json", K_STR, OFF(nanogpt_json), CONFIG_CMD_MEM | CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "nanoGPT's memory for the page (scripts/nanogpt_memory.py); default "
+     "<config dir>/nanogpt/<config name>.json"},
 };
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -216,6 +247,15 @@ void config_defaults(TrainConfig *c) {
     c->val_fraction = 0.1;
     c->format = CONFIG_FORMAT_TABLE;
     c->top = 10;
+    snprintf(c->gpu, sizeof c->gpu, "rtx4070");
+    memset(c->key_set, 0, sizeof c->key_set);
+}
+
+int config_is_set(const TrainConfig *c, const char *key) {
+    for (int i = 0; i < N_KEYS; i++)
+        if (strcmp(keys[i].name, key) == 0)
+            return c->key_set[i];
+    return 0;
 }
 
 /* ---- helpers ---- */
@@ -344,6 +384,7 @@ static int unquote(const char *in, char *out, size_t out_len) {
     return 0;
 }
 
+/* long: one case per key type (int, float, bool, string, enum, size), each with its own parse and message */
 int config_set(TrainConfig *c, const char *key, const char *value, const char *origin, unsigned cmd,
                Err *err) {
     const Key *k = key_find(key);
@@ -428,6 +469,7 @@ int config_set(TrainConfig *c, const char *key, const char *value, const char *o
         break;
     }
     }
+    c->key_set[k - keys] = 1;
     return 0;
 }
 
@@ -608,6 +650,24 @@ int config_validate(const TrainConfig *c, unsigned cmd, Err *err) {
                            "%lld when decay_lr is True",
                            src, (long long)c->lr_decay_iters, (long long)c->warmup_iters);
     }
+    if (cmd & CONFIG_CMD_MEM) {
+        if (c->compare && c->fit)
+            return err_set(err,
+                           "%s: --compare and --fit do not combine: --fit already lists the "
+                           "largest batch of each recompute mode; run them one at a time",
+                           src);
+        if ((c->compare || c->fit) && (c->format == CONFIG_FORMAT_CSV || c->trace_file[0]))
+            return err_set(err,
+                           "%s: --%s describes several plans: it has no %s (that is one plan's; "
+                           "use --format=table or json)",
+                           src, c->compare ? "compare" : "fit",
+                           c->trace_file[0] ? "trace_file" : "CSV form");
+    }
+    if ((cmd & CONFIG_CMD_MEM) && !gpu_table_find(c->gpu)) {
+        char list[256];
+        return err_set(err, "%s: gpu = '%s' is not in the GPU table: expected one of %s", src,
+                       c->gpu, gpu_table_keys(list, sizeof list));
+    }
     if (cmd & CONFIG_CMD_SAMPLE) {
         if (!(c->temperature >= 0))
             return err_set(err, "%s: temperature = %g: expected >= 0 (0 = argmax)", src,
@@ -621,6 +681,44 @@ int config_validate(const TrainConfig *c, unsigned cmd, Err *err) {
     return 0;
 }
 
+/* A float as nanoGPT's files write it: the shortest text that reads back to the same double,
+ * in exponent form when that is shorter (6e-4, not 0.00059999999999999995), with a ".0" on
+ * whole numbers (1.0) so that it still reads as a float. */
+static void float_text(double v, char *buf, size_t len) {
+    char fixed[64] = "", expo[64] = "";
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(fixed, sizeof fixed, "%.*g", prec, v);
+        if (strtod(fixed, NULL) == v)
+            break;
+    }
+    for (int prec = 0; prec <= 16; prec++) {
+        snprintf(expo, sizeof expo, "%.*e", prec, v);
+        if (strtod(expo, NULL) == v)
+            break;
+    }
+    /* "6e-04" -> "6e-4", "1e+05" -> "1e5" */
+    char *e = strchr(expo, 'e');
+    if (e) {
+        char *p = e + 1, *q = e + 1;
+        if (*p == '+')
+            p++;
+        else if (*p == '-')
+            *q++ = *p++;
+        while (*p == '0' && p[1])
+            p++;
+        memmove(q, p, strlen(p) + 1);
+    }
+    const char *best = fixed;
+    if (!strchr(fixed, 'e') && strlen(expo) < strlen(fixed))
+        best = expo;
+    if (strchr(fixed, 'e') && strlen(expo) <= strlen(fixed))
+        best = expo;
+    if (isfinite(v) && !strpbrk(best, ".e"))
+        snprintf(buf, len, "%s.0", best);
+    else
+        snprintf(buf, len, "%s", best);
+}
+
 static void value_text(const TrainConfig *c, const Key *k, char *buf, size_t len) {
     const char *field = (const char *)c + k->offset;
     switch (k->type) {
@@ -628,7 +726,7 @@ static void value_text(const TrainConfig *c, const Key *k, char *buf, size_t len
         snprintf(buf, len, "%lld", (long long)*(const int64_t *)field);
         break;
     case K_FLOAT:
-        snprintf(buf, len, "%.17g", *(const double *)field);
+        float_text(*(const double *)field, buf, len);
         break;
     case K_BOOL:
         snprintf(buf, len, "%s", *(const int *)field ? "True" : "False");
@@ -681,6 +779,9 @@ void config_print_help(FILE *f, unsigned cmd) {
             continue;
         char v[2 * CONFIG_STR_LEN + 8];
         value_text(&d, &keys[i], v, sizeof v);
+        for (size_t j = 0; j < sizeof help_defaults / sizeof help_defaults[0]; j++)
+            if (strcmp(help_defaults[j].key, keys[i].name) == 0)
+                snprintf(v, sizeof v, "%s", help_defaults[j].text);
         fprintf(f, "  --%-28s %s (default %s)\n", keys[i].name, keys[i].help, v);
     }
 }
@@ -690,3 +791,34 @@ const char *config_recompute_name(ConfigRecompute r) { return recompute_names[r]
 const char *config_attention_name(ConfigAttention a) { return attention_names[a]; }
 const char *config_gelu_name(ConfigGelu g) { return gelu_names[g]; }
 const char *config_dtype_name(ConfigDtype d) { return dtype_names[d]; }
+
+int config_apply_text(TrainConfig *c, const char *text, const char *origin, const char *const *only,
+                      Err *err) {
+    const char *p = text;
+    int lineno = 0;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        char line[2 * CONFIG_STR_LEN + 64];
+        lineno++;
+        if (n < sizeof line) {
+            memcpy(line, p, n);
+            line[n] = 0;
+            char *eq = strchr(line, '=');
+            if (eq) {
+                *eq = 0;
+                char *key = trim(line), *value = trim(eq + 1);
+                for (int i = 0; only[i]; i++) {
+                    if (strcmp(key, only[i]) != 0 || config_is_set(c, key))
+                        continue;
+                    char where[CONFIG_STR_LEN + 32];
+                    snprintf(where, sizeof where, "%s:%d", origin, lineno);
+                    if (config_set(c, key, value, where, 0, err) != 0)
+                        return -1;
+                }
+            }
+        }
+        p += n + (nl ? 1 : 0);
+    }
+    return 0;
+}

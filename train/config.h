@@ -20,6 +20,7 @@
 
 #define CONFIG_EXIT_USAGE 2
 #define CONFIG_STR_LEN 512
+#define CONFIG_MAX_KEYS 96 /* >= the number of keys (checked in config_defaults) */
 
 /* Subcommands, as a bit mask: each key lists the commands that use it. */
 typedef enum ConfigCommand {
@@ -101,6 +102,7 @@ typedef struct TrainConfig {
     int64_t threads;     /* CPU threads; 0 = all cores */
     int compile;         /* accepted for nanoGPT configs; no effect */
     int wandb_log;       /* accepted for nanoGPT configs; no effect */
+    int plots;           /* draw out_dir/loss.png at the end */
     char wandb_project[CONFIG_STR_LEN];
     char wandb_run_name[CONFIG_STR_LEN];
     /* data */
@@ -126,15 +128,25 @@ typedef struct TrainConfig {
     /* mem */
     ConfigFormat format;
     int compare;
-    size_t fit;  /* bytes; 0 = not asked */
-    int64_t top; /* tensors listed in the table report */
+    size_t fit;     /* bytes; 0 = not asked */
+    size_t reserve; /* bytes --fit sets aside (context + libraries); unset: the gpu's estimate */
+    char gpu[CONFIG_STR_LEN];          /* a key of the GPU table (model/gpu_table.h) */
+    int64_t top;                       /* tensors listed in the table report */
+    char html[CONFIG_STR_LEN];         /* memory page to write; "" = none (train: out_dir's) */
+    char nanogpt_json[CONFIG_STR_LEN]; /* nanoGPT's memory for the page; "" = the committed one */
 
     /* where each key was last set from, for messages: "defaults", "file.conf:12", "--key" */
     char config_file[CONFIG_STR_LEN];
+    /* which keys a file or the command line set (by key index), for values that default to
+     * what the data or a model file says (vocab_size, block_size, bias, gelu, ...) */
+    unsigned char key_set[CONFIG_MAX_KEYS];
 } TrainConfig;
 
 /* nanoGPT's defaults (train.py) for its keys; ours documented in config.c's key table. */
 void config_defaults(TrainConfig *c);
+
+/* 1 when a config file or the command line set key (defaults do not count). */
+int config_is_set(const TrainConfig *c, const char *key);
 
 /* Reads a config file. origin in messages is "path:line". */
 int config_load_file(TrainConfig *c, const char *path, unsigned cmd, Err *err);
@@ -145,6 +157,10 @@ int config_set(TrainConfig *c, const char *key, const char *value, const char *o
  * "--"), then --key=value (or --flag for a boolean true). Sets *help when --help/-h is seen.
  * Loads the file, applies the overrides (they win over the file), then config_validate. */
 int config_parse_args(TrainConfig *c, int argc, char **argv, unsigned cmd, int *help, Err *err);
+/* Applies the `key = value` lines of text (config_write's format, e.g. a checkpoint's stored
+ * config) whose key is in the NULL-terminated list `only` and was not set by the user. */
+int config_apply_text(TrainConfig *c, const char *text, const char *origin, const char *const *only,
+                      Err *err);
 /* Cross-key checks: n_embd % n_head, ranges, uint16 token ids, byte-count overflow. */
 int config_validate(const TrainConfig *c, unsigned cmd, Err *err);
 

@@ -45,6 +45,8 @@ static void print_usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    /* output appears line by line also when redirected to a file or a pipe */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         print_usage(argc < 2 ? stderr : stdout);

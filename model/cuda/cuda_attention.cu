@@ -9,15 +9,18 @@
  *           dP = dy V^T computed on the fly (dot products of HS), so no (T,T) scratch is
  *           needed besides att itself; dQ = scale * dS K, dK = scale * dS^T Q.
  *
- * Limits: T + HS f32 values of shared memory per row of the backward (ASSERTed: T <= 12000
- * with HS 64, within the default 48 KiB). Not here: cuDNN fused attention. */
+ * Limits: the backward keeps T + HS f32 values per row in dynamic shared memory, next to the
+ * kernel's static `red` (32 floats); both must fit the device's per-block limit (48 KiB
+ * without opt-in): T <= 12192 with HS 64 (gpt_cuda_attention_max_seq_len). A longer sequence
+ * is refused with a recorded error before any work. Not here: cuDNN fused attention. */
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "cuda_common.cuh"
 
 #define SOFTMAX_ROWS_PER_BLOCK 8
 #define DSCORE_THREADS 128
-#define DSCORE_SMEM_LIMIT (48 * 1024)
 
 /* att rows (b,h,t1): p = softmax over t2 <= t1 of the scores (already scaled), 0 beyond. */
 __global__ void causal_softmax_kernel(__half *att, int64_t rows, int64_t T) {
@@ -46,7 +49,7 @@ __global__ void causal_softmax_kernel(__half *att, int64_t rows, int64_t T) {
  * head's slice of qkv (ld 3C). */
 __global__ void attention_dscores_kernel(__half *att, const __half *dout, const __half *qkv,
                                          int64_t T, int64_t C, int64_t NH) {
-    extern __shared__ float smem[];
+    CUDA_DYNAMIC_SHARED(float, smem);
     __shared__ float red[32];
     int64_t HS = C / NH;
     float *dp = smem;     /* (T) */
@@ -72,6 +75,27 @@ __global__ void attention_dscores_kernel(__half *att, const __half *dout, const 
     for (int64_t t2 = threadIdx.x; t2 < T; t2 += blockDim.x)
         a[t2] =
             t2 <= t1 ? __float2half_rn(__half2float(a[t2]) * (dp[t2] - D)) : __float2half_rn(0.0f);
+}
+
+/* The device's per-block shared memory limit and the static shared memory the compiler gave
+ * attention_dscores_kernel (`red`), as cudaFuncGetAttributes reports it. */
+static void dscores_shared(int *limit, size_t *static_bytes) {
+    int dev = 0;
+    cudaFuncAttributes fa;
+    memset(&fa, 0, sizeof(fa));
+    *limit = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(limit, cudaDevAttrMaxSharedMemoryPerBlock, dev));
+    CUDA_CHECK(cudaFuncGetAttributes(&fa, (const void *)attention_dscores_kernel));
+    *static_bytes = fa.sharedSizeBytes;
+}
+
+/* The limit less the static part, in f32 values, less the HS values of dy. */
+extern "C" int64_t gpt_cuda_attention_max_seq_len(int64_t HS) {
+    int limit;
+    size_t static_bytes;
+    dscores_shared(&limit, &static_bytes);
+    return ((int64_t)limit - (int64_t)static_bytes) / (int64_t)sizeof(float) - HS;
 }
 
 void cuda_attention_forward(void *out, void *att, const void *qkv, int64_t B, int64_t T, int64_t C,
@@ -109,7 +133,20 @@ void cuda_attention_backward(void *dqkv, void *att, const void *dout, const void
     const __half *q = (const __half *)qkv, *dy = (const __half *)dout;
     __half *a = (__half *)att, *dq = (__half *)dqkv;
     size_t smem = (size_t)(T + HS) * sizeof(float);
-    ASSERT_MSG(smem <= DSCORE_SMEM_LIMIT, "attention backward: T + HS too large for one row");
+    int64_t max_T = gpt_cuda_attention_max_seq_len(HS);
+    if (T > max_T) {
+        int limit;
+        size_t static_bytes;
+        dscores_shared(&limit, &static_bytes);
+        char msg[200];
+        snprintf(msg, sizeof(msg),
+                 "sequence length %lld needs %zu bytes of shared memory per row (%zu dynamic + "
+                 "%zu static), over the %d per block: at most %lld fit (head size %lld)",
+                 (long long)T, smem + static_bytes, smem, static_bytes, limit, (long long)max_T,
+                 (long long)HS);
+        cuda_error_record("cuda_attention_backward", msg, __FILE__, __LINE__);
+        return;
+    }
     /* dV^T per head (HS x T2, ld 3C) = dy^T (HS x T1, ld C) . P (T1 x T2): opB = T on P^T */
     for (int64_t b = 0; b < B; b++)
         cuda_gemm_f16(0, 1, HS, T, T, 1.0f, dy + b * T * C, C, HS, a + b * NH * T * T, T, T * T,

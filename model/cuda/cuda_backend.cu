@@ -92,6 +92,49 @@ extern "C" void gpt_cuda_workspace_set(void *ws, size_t bytes) {
     cuda_cublas_workspace_apply();
 }
 
+/* "13.0" from CUDA's 13000 (major * 1000 + minor * 10); "none" for 0 */
+static void cuda_version_text(int v, char *buf, size_t len) {
+    if (v <= 0)
+        snprintf(buf, len, "none");
+    else
+        snprintf(buf, len, "%d.%d", v / 1000, (v % 1000) / 10);
+}
+
+/* Why there is no usable GPU, kept as the sticky error (gpt_cuda_last_error): the runtime's
+ * reason, and when the driver is older than this build's runtime, both versions. Printed once
+ * to stderr when a driver is there (a driver too old, a device it cannot use): a machine
+ * without a driver or a GPU is an ordinary CPU machine, where device=auto falls back quietly.
+ * The record is only read by callers that asked for the CUDA backend. */
+static void cuda_init_failed(cudaError_t e) {
+    int drv = 0, rt = 0;
+    if (cudaDriverGetVersion(&drv) != cudaSuccess)
+        drv = 0;
+    if (cudaRuntimeGetVersion(&rt) != cudaSuccess)
+        rt = 0;
+    cudaGetLastError();
+    char sd[16], sr[16], why[512];
+    cuda_version_text(drv, sd, sizeof(sd));
+    cuda_version_text(rt, sr, sizeof(sr));
+    if (drv > 0 && rt > 0 && drv < rt)
+        snprintf(why, sizeof(why),
+                 "the NVIDIA driver supports CUDA %s, older than this build's CUDA runtime %s "
+                 "(%s): update the driver (CUDA 13 needs driver 580 or newer)",
+                 sd, sr, e != cudaSuccess ? cudaGetErrorString(e) : "device count is 0");
+    else if (drv == 0)
+        snprintf(why, sizeof(why), "no NVIDIA driver found (%s; CUDA runtime %s)",
+                 e != cudaSuccess ? cudaGetErrorString(e) : "device count is 0", sr);
+    else
+        snprintf(why, sizeof(why), "%s (driver supports CUDA %s, runtime %s)",
+                 e != cudaSuccess ? cudaGetErrorString(e) : "device count is 0", sd, sr);
+    g_error_count++;
+    if (g_error_set)
+        return;
+    g_error_set = 1;
+    snprintf(g_error_msg, sizeof(g_error_msg), "no usable CUDA device: %s", why);
+    if (drv > 0 && e != cudaSuccess && e != cudaErrorNoDevice)
+        fprintf(stderr, "arenagpt cuda: %s\n", g_error_msg);
+}
+
 static int cuda_backend_init(void) {
     if (g_init_state != 0)
         return g_init_state;
@@ -99,10 +142,7 @@ static int cuda_backend_init(void) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count == 0) {
-        /* no GPU is not an error of a run: leave the record clean, say why in the message */
-        cudaGetLastError();
-        snprintf(g_error_msg, sizeof(g_error_msg), "no CUDA device: %s",
-                 e != cudaSuccess ? cudaGetErrorString(e) : "device count is 0");
+        cuda_init_failed(e);
         return -1;
     }
     int dev = 0;

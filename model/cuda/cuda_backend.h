@@ -18,6 +18,7 @@
 #define ARENAGPT_CUDA_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* 0 when no CUDA/cuBLAS error happened since start (msg gets ""), else -1 with the first
  * error ("cudaMemcpyAsync(...) failed: an illegal memory access ... at file.cu:12") in msg.
@@ -31,6 +32,11 @@ void gpt_cuda_workspace_set(void *ws, size_t bytes);
 
 /* Records a failure of a library call made from C code (cuDNN SDPA) in the sticky error. */
 void gpt_cuda_error_record(const char *call, const char *msg, const char *file, int line);
+
+/* The longest sequence the naive attention backward takes with head size HS on this device:
+ * its per-row shared memory (T + HS floats, plus the kernel's static shared memory) must fit
+ * the per-block limit. A longer T makes the backward record an error and do nothing. */
+int64_t gpt_cuda_attention_max_seq_len(int64_t HS);
 
 /* The device in use (valid after gpt_backend_cuda() returned non-NULL), or -1. */
 int gpt_cuda_device(void);

@@ -56,6 +56,12 @@ void cuda_error_record(const char *call, const char *msg, const char *file, int 
     kernel<<<(grid), (block), (shared_bytes), (stream)>>>(__VA_ARGS__)
 #endif
 
+/* A kernel's dynamic shared memory is declared CUDA_DYNAMIC_SHARED(type, name): under nvcc the
+ * `extern __shared__ type name[]` it stands for; the simulator gives the launch's buffer. */
+#ifndef CUDA_DYNAMIC_SHARED
+#define CUDA_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+
 static inline cudaStream_t cuda_stream(void *stream) { return (cudaStream_t)stream; }
 
 /* Handles created by cuda_backend_init (cuda_backend.cu). */

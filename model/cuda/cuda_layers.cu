@@ -5,8 +5,9 @@
  *
  * Determinism: no atomics. Column reductions (dweight, dbias, dwpe) run one thread per
  * column over all rows in a fixed order; the token-embedding gradient is summed per distinct
- * token by the block of the token's first occurrence, in position order. So the same inputs
- * give the same bits, whatever the recompute mode.
+ * token in position order: the positions are sorted by (token, position) in the backend
+ * workspace (a bitonic sort of 64-bit keys), then one block per run of equal tokens sums its
+ * rows. So the same inputs give the same bits, whatever the recompute mode.
  *
  * Accumulating outputs (+=) read the f16 value, add the f32 contribution and round once.
  * Signatures are backend.h's (outputs, saved, inputs, weights, sizes, stream). */
@@ -54,11 +55,12 @@ __global__ void encoder_backward_wpe_kernel(__half *dwpe, const __half *dout, in
 }
 
 #define WTE_BLOCK 256
-/* One block per position i. If token inp[i] occurs earlier, the block does nothing; else it
- * sums dout over every position j >= i holding the same token (in order) and adds the sum to
- * dwte[token] once. */
-__global__ void encoder_backward_wte_kernel(__half *dwte, const __half *dout, const int32_t *inp,
-                                            int64_t BT, int64_t C) {
+/* Without a backend workspace to sort in (kernel tests before gpt_cuda_workspace_set): one
+ * block per position i. If token inp[i] occurs earlier, the block does nothing; else it sums
+ * dout over every position j >= i holding the same token (in order) and adds the sum to
+ * dwte[token] once. O((B*T)^2) token reads: the sorted path below is the one runs use. */
+__global__ void encoder_backward_wte_scan_kernel(__half *dwte, const __half *dout,
+                                                 const int32_t *inp, int64_t BT, int64_t C) {
     __shared__ int32_t toks[WTE_BLOCK];
     int64_t i = blockIdx.x;
     int32_t tok = inp[i];
@@ -91,6 +93,102 @@ __global__ void encoder_backward_wte_kernel(__half *dwte, const __half *dout, co
     }
 }
 
+/* The sorted path. key = token << 32 | position (tokens are >= 0, positions < 2^31), so keys
+ * sorted ascending group each token's positions together, in position order. The key array
+ * is padded to a power of two with ~0 (after every real key). */
+#define SORT_THREADS 1024
+#define SORT_LOCAL (2 * SORT_THREADS) /* keys a block sorts in shared memory */
+#define KEY_PAD (~0ULL)
+
+__global__ void wte_keys_kernel(uint64_t *keys, const int32_t *inp, int64_t BT, int64_t n) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        keys[i] = i < BT ? ((uint64_t)(uint32_t)inp[i] << 32) | (uint64_t)i : KEY_PAD;
+}
+
+/* One compare-exchange step (k, j) of the bitonic network over keys[0, n): element i and its
+ * partner i ^ j, ascending where (i & k) == 0. Each pair is handled by its lower index. */
+__device__ __forceinline__ void bitonic_pair(uint64_t *a, int64_t i, int64_t gi, int64_t j,
+                                             int64_t k) {
+    int64_t l = i ^ j;
+    if (l <= i)
+        return;
+    uint64_t x = a[i], y = a[l];
+    int ascending = (gi & k) == 0;
+    if ((x > y) == ascending) {
+        a[i] = y;
+        a[l] = x;
+    }
+}
+
+/* Steps with j >= SORT_LOCAL: across blocks, through global memory. */
+__global__ void bitonic_global_step_kernel(uint64_t *keys, int64_t n, int64_t j, int64_t k) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        bitonic_pair(keys, i, i, j, k);
+}
+
+/* Every step with j < SORT_LOCAL inside one block's SORT_LOCAL keys (or all n when fewer), in
+ * shared memory: with k = 0, the whole network for k = 2 .. local size (each block's keys
+ * sorted, alternating direction by the global index as the next stage needs); with k > 0,
+ * the steps j = local/2 .. 1 of stage k. */
+__global__ void bitonic_local_kernel(uint64_t *keys, int64_t n, int64_t k_only) {
+    __shared__ uint64_t s[SORT_LOCAL];
+    int64_t local = n < SORT_LOCAL ? n : SORT_LOCAL;
+    int64_t base = blockIdx.x * local;
+    for (int64_t i = threadIdx.x; i < local; i += blockDim.x)
+        s[i] = keys[base + i];
+    __syncthreads();
+    int64_t k_from = k_only ? k_only : 2, k_to = k_only ? k_only : local;
+    for (int64_t k = k_from; k <= k_to; k <<= 1) {
+        int64_t j_from = k_only ? local / 2 : k / 2;
+        for (int64_t j = j_from; j > 0; j >>= 1) {
+            for (int64_t i = threadIdx.x; i < local; i += blockDim.x)
+                bitonic_pair(s, i, base + i, j, k);
+            __syncthreads();
+        }
+    }
+    for (int64_t i = threadIdx.x; i < local; i += blockDim.x)
+        keys[base + i] = s[i];
+}
+
+/* One block per sorted index r; the first index of each run of equal tokens sums dout over
+ * the run's positions (ascending) and adds the sum to dwte[token] once. */
+__global__ void encoder_backward_wte_sorted_kernel(__half *dwte, const __half *dout,
+                                                   const uint64_t *keys, int64_t BT, int64_t C) {
+    int64_t r = blockIdx.x;
+    uint32_t tok = (uint32_t)(keys[r] >> 32);
+    if (r > 0 && (uint32_t)(keys[r - 1] >> 32) == tok)
+        return;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+        float acc = 0.0f;
+        for (int64_t e = r; e < BT && (uint32_t)(keys[e] >> 32) == tok; e++)
+            acc += __half2float(dout[(int64_t)(keys[e] & 0xffffffffULL) * C + c]);
+        __half *dst = dwte + (int64_t)tok * C + c;
+        *dst = __float2half_rn(__half2float(*dst) + acc);
+    }
+}
+
+/* Sorts the (token, position) keys of inp[0, BT) into keys[0, n) (n = the power of two >= BT). */
+static void wte_sort_keys(uint64_t *keys, const int32_t *inp, int64_t BT, int64_t n,
+                          cudaStream_t s) {
+    CUDA_LAUNCH(wte_keys_kernel, cuda_blocks_for(n, 256), 256, 0, s, keys, inp, BT, n);
+    CUDA_LAUNCH_CHECK();
+    int64_t local = n < SORT_LOCAL ? n : SORT_LOCAL;
+    unsigned blocks = (unsigned)(n / local);
+    CUDA_LAUNCH(bitonic_local_kernel, blocks, SORT_THREADS, 0, s, keys, n, (int64_t)0);
+    CUDA_LAUNCH_CHECK();
+    for (int64_t k = 2 * local; k <= n; k <<= 1) {
+        for (int64_t j = k / 2; j >= local; j >>= 1) {
+            CUDA_LAUNCH(bitonic_global_step_kernel, cuda_blocks_for(n, 256), 256, 0, s, keys, n, j,
+                        k);
+            CUDA_LAUNCH_CHECK();
+        }
+        CUDA_LAUNCH(bitonic_local_kernel, blocks, SORT_THREADS, 0, s, keys, n, k);
+        CUDA_LAUNCH_CHECK();
+    }
+}
+
 void cuda_encoder_backward(void *dwte, void *dwpe, const void *dout, const int32_t *inp, int64_t B,
                            int64_t T, int64_t C, void *stream) {
     cudaStream_t s = cuda_stream(stream);
@@ -98,8 +196,20 @@ void cuda_encoder_backward(void *dwte, void *dwpe, const void *dout, const int32
                 H(dout), B, T, C);
     CUDA_LAUNCH_CHECK();
     ASSERT(B * T <= 0x7fffffffLL);
-    CUDA_LAUNCH(encoder_backward_wte_kernel, (unsigned)(B * T), WTE_BLOCK, 0, s, Hm(dwte), H(dout),
-                inp, B * T, C);
+    int64_t BT = B * T, n = 1;
+    while (n < BT)
+        n <<= 1;
+    size_t ws_bytes = 0;
+    uint64_t *keys = (uint64_t *)cuda_workspace(&ws_bytes);
+    if (!keys || (size_t)n * sizeof(uint64_t) > ws_bytes) {
+        CUDA_LAUNCH(encoder_backward_wte_scan_kernel, (unsigned)BT, WTE_BLOCK, 0, s, Hm(dwte),
+                    H(dout), inp, BT, C);
+        CUDA_LAUNCH_CHECK();
+        return;
+    }
+    wte_sort_keys(keys, inp, BT, n, s);
+    CUDA_LAUNCH(encoder_backward_wte_sorted_kernel, (unsigned)BT, WTE_BLOCK, 0, s, Hm(dwte),
+                H(dout), keys, BT, C);
     CUDA_LAUNCH_CHECK();
 }
 

@@ -114,7 +114,22 @@ static int nvml_device(int dev, nvmlDevice_t *out) {
     return -1;
 }
 
-/* this process's usage on the device, 0 with *found = 0 when NVML does not list our pid */
+/* NVML's "value not available" (NVML_VALUE_NOT_AVAILABLE: all bits set), what the per-process
+ * query gives under WDDM (Windows, WSL2): the process is listed, its memory is unknown */
+#define NVML_VALUE_NOT_AVAILABLE_ULL (~0ULL)
+
+/* One entry of the process list: *found = 1 with the bytes, or -1 (listed, memory unknown). */
+static size_t nvml_proc_entry(unsigned long long used, int *found) {
+    if (used == NVML_VALUE_NOT_AVAILABLE_ULL) {
+        *found = -1;
+        return 0;
+    }
+    *found = 1;
+    return (size_t)used;
+}
+
+/* this process's usage on the device; *found = 1 with a number, -1 when NVML lists our pid
+ * but reports its memory as not available, 0 when NVML does not list our pid */
 static size_t nvml_proc_bytes(nvmlDevice_t d, int *found) {
     static NvmlProcessInfoV2 p2[NVML_PROC_MAX];
     static NvmlProcessInfoV1 p1[NVML_PROC_MAX];
@@ -127,18 +142,14 @@ static size_t nvml_proc_bytes(nvmlDevice_t d, int *found) {
         if (v2(d, &n, p2) != 0)
             return 0;
         for (unsigned int i = 0; i < n && i < NVML_PROC_MAX; i++)
-            if (p2[i].pid == pid) {
-                *found = 1;
-                return (size_t)p2[i].usedGpuMemory;
-            }
+            if (p2[i].pid == pid)
+                return nvml_proc_entry(p2[i].usedGpuMemory, found);
         return 0;
     }
     if (nv.procs_v1 && nv.procs_v1(d, &n, p1) == 0)
         for (unsigned int i = 0; i < n && i < NVML_PROC_MAX; i++)
-            if (p1[i].pid == pid) {
-                *found = 1;
-                return (size_t)p1[i].usedGpuMemory;
-            }
+            if (p1[i].pid == pid)
+                return nvml_proc_entry(p1[i].usedGpuMemory, found);
     return 0;
 }
 
@@ -200,7 +211,10 @@ int device_mem_sample(DeviceMem *m, DeviceMemStage stage, Err *err) {
             if (!m->total_bytes)
                 m->total_bytes = (size_t)mem.total;
         }
-        s->proc_bytes = nvml_proc_bytes(d, &s->have_proc);
+        int found = 0;
+        s->proc_bytes = nvml_proc_bytes(d, &found);
+        s->have_proc = found == 1;
+        s->proc_unknown = found == -1;
         if (!m->name[0] && nv.name) {
             char nm[NVML_NAME_LEN];
             if (nv.name(d, nm, sizeof(nm)) == 0)
@@ -262,6 +276,8 @@ int device_mem_report(const DeviceMem *m, const Arena *arena, FILE *f) {
             snprintf(a2, sizeof(a2), "%.1f MiB", mib(s->nvml_used_bytes));
         if (s->have_proc)
             snprintf(a3, sizeof(a3), "%.1f MiB", mib(s->proc_bytes));
+        else if (s->proc_unknown)
+            snprintf(a3, sizeof(a3), "unknown");
         OUT("  %-44s %14s %12s %14s\n", names[i], a1, a2, a3);
     }
 
@@ -308,6 +324,9 @@ int device_mem_report(const DeviceMem *m, const Arena *arena, FILE *f) {
     }
     if (n->have_proc)
         OUT("  this process now (what nvidia-smi shows)     %10.1f MiB\n", mib(n->proc_bytes));
+    else if (n->proc_unknown)
+        OUT("  this process now (what nvidia-smi shows)        unknown  (NVML lists this process "
+            "but reports its memory as not available, as under WDDM/WSL2)\n");
     OUT("  (with lazy module loading, kernel code loaded after the context sample -- ours, "
         "cuBLAS's -- lands in 'unaccounted'; CUDA_MODULE_LOADING=EAGER moves it into the "
         "context line)\n");

@@ -7,7 +7,9 @@
  * Sources: cudaMemGetInfo (device-wide: total - free) and NVML (libnvidia-ml.so.1, loaded at
  * run time with dlopen, so the binary runs without it): device-wide used memory, and the
  * per-process usage of this pid (nvmlDeviceGetComputeRunningProcesses). Inside a container
- * NVML may not see our pid; the per-process column is then "n/a".
+ * NVML may not see our pid; the per-process column is then "n/a". Under WDDM (Windows, WSL2)
+ * NVML lists the pid with its memory "not available" (all bits set): that is "unknown", never
+ * taken as a number.
  *
  * Use, in this order:
  *   device_mem_sample(&m, DEVICE_MEM_BEFORE_CONTEXT)   before any CUDA context exists (NVML)
@@ -41,7 +43,8 @@ typedef struct DeviceMemSample {
     int taken;
     int have_cuda;          /* cuda_used_bytes valid (not before the context) */
     int have_nvml;          /* nvml_used_bytes valid */
-    int have_proc;          /* proc_bytes valid: NVML listed this pid */
+    int have_proc;          /* proc_bytes valid: NVML listed this pid with a number */
+    int proc_unknown;       /* NVML listed this pid, its memory "not available" (WDDM/WSL2) */
     size_t cuda_used_bytes; /* cudaMemGetInfo: total - free, all processes */
     size_t nvml_used_bytes; /* NVML device memory used, all processes */
     size_t proc_bytes;      /* NVML: this process */

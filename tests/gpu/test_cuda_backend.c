@@ -1,11 +1,15 @@
 /* test_cuda_backend.c: the CUDA backend (fp16 storage, f32 arithmetic) against the CPU f32
  * reference backend, kernel by kernel on random inputs at odd sizes, then the whole model
- * (loss, last-position logits, every gradient, one AdamW step) for each recompute mode.
+ * (loss, last-position logits, every gradient, one AdamW step) for each recompute mode; plan ==
+ * measured on the device (3 configs x 3 recompute modes); an inf gradient skipping the update
+ * (loss scaling); the attention backward's shared-memory limit.
  *
  * Inputs are rounded to f16 on the way to the GPU and the CPU reference is fed the rounded
  * values, so differences come only from f16 outputs/intermediates and summation order.
  * Device memory comes from a device-backed arena, like a real run (no other allocation).
- * Needs a GPU: without one it fails with a message (make test-gpu is not run in CI).
+ * Needs a GPU (make test-gpu), or the CUDA simulator (make test-sim builds it as
+ * build/sim/tests/gpu/test_cuda_backend and runs it in CI); without either it fails with a
+ * message.
  *
  * Tolerances (|gpu - cpu| <= atol + rtol * |cpu|), with their reasons:
  *   f16 has a unit roundoff of 2^-11 = 4.9e-4; an f16 output of an f32 computation is within
@@ -471,6 +475,118 @@ static void test_cuda_reductions(void **state) {
     free(g), free(l);
 }
 
+/* The backend workspace the kernels use as scratch in a run (the arena's ws.backend, here a
+ * workspace tensor of the test arena); NULL takes it back. */
+static void use_workspace(size_t bytes) {
+    if (bytes == 0) {
+        gpt_cuda_workspace_set(NULL, 0);
+        return;
+    }
+    Tensor *ws = dalloc(ARENA_DTYPE_U8, (int64_t)bytes, "ws.backend");
+    gpt_cuda_workspace_set(ws->data, bytes);
+}
+
+/* n large enough for the two-pass reductions (many blocks into partials in the workspace):
+ * the same bits on a second call, and the CPU's double sums within f32 rounding */
+static void test_cuda_reductions_multiblock(void **state) {
+    const int64_t n = 600001, m = 200003;
+    float *g = hmalloc(n), *l = hmalloc(m);
+    fill_uniform(g, n, -3, 3, 62);
+    fill_uniform(l, m, 0, 10, 63);
+    Tensor *dg = dup_f16(g, n, "g"), *dl = dup_f32(l, m, "l");
+    float zero = 0.0f;
+    Tensor *acc = dup_f32(&zero, 1, "acc"), *sum = dalloc(ARENA_DTYPE_F32, 1, "sum");
+    float gacc[3], gsum[3];
+    use_workspace((size_t)1 << 20);
+    for (int rep = 0; rep < 2; rep++) {
+        cu->copy_from_host(acc->data, &zero, sizeof(float), NULL);
+        cu->norm_squared_accumulate(acc->data, dg->data, n, NULL);
+        cu->reduce_sum(sum->data, dl->data, m, NULL);
+        cu->copy_to_host(&gacc[rep], acc->data, sizeof(float), NULL);
+        cu->copy_to_host(&gsum[rep], sum->data, sizeof(float), NULL);
+    }
+    use_workspace(0); /* the one-block pass */
+    cu->copy_from_host(acc->data, &zero, sizeof(float), NULL);
+    cu->norm_squared_accumulate(acc->data, dg->data, n, NULL);
+    cu->reduce_sum(sum->data, dl->data, m, NULL);
+    cu->copy_to_host(&gacc[2], acc->data, sizeof(float), NULL);
+    cu->copy_to_host(&gsum[2], sum->data, sizeof(float), NULL);
+    cuda_ok();
+    assert_memory_equal(&gacc[0], &gacc[1], sizeof(float)); /* deterministic */
+    assert_memory_equal(&gsum[0], &gsum[1], sizeof(float));
+    float racc = 0.0f, rsum;
+    cpu->norm_squared_accumulate(&racc, g, n, NULL);
+    cpu->reduce_sum(&rsum, l, m, NULL);
+    /* positive terms summed in f32: a few elements per thread, then a tree of depth ~20; the
+     * relative error stays within ~40 roundings (2^-24 each): 1e-5 with margin */
+    for (int k = 0; k < 3; k++) {
+        assert_allclose(&gacc[k], &racc, 1, 0.0, 1e-5);
+        assert_allclose(&gsum[k], &rsum, 1, 0.0, 1e-5);
+    }
+    free(g), free(l);
+}
+
+/* B*T past one sorting block (2048 keys), few distinct tokens (long runs): the sorted path
+ * (with a workspace) sums each token's rows in position order, as the scan path does, so both
+ * give the same bits; and both match the CPU */
+static void test_cuda_encoder_backward_sorted(void **state) {
+    const int64_t B = 3, T = 1000, C = 37, Vp = 51, maxT = 1000, BT = B * T;
+    int32_t *inp = malloc((size_t)BT * sizeof(int32_t));
+    assert_non_null(inp);
+    for (int64_t i = 0; i < BT; i++) /* token 0 every third position, the rest spread */
+        inp[i] = i % 3 == 0 ? 0 : (int32_t)((i * 7919) % (Vp - 1)) + 1;
+    float *dout = hmalloc(BT * C), *dwte = hmalloc(Vp * C), *dwpe = hmalloc(maxT * C);
+    fill_uniform(dout, BT * C, -1, 1, 70);
+    fill_uniform(dwte, Vp * C, -1, 1, 71);
+    fill_uniform(dwpe, maxT * C, -1, 1, 72);
+    Tensor *d_dout = dup_f16(dout, BT * C, "dout"), *d_inp = dup_i32(inp, BT, "inp");
+    float *start = hmalloc(Vp * C);
+    memcpy(start, dwte, (size_t)(Vp * C) * sizeof(float));
+    Tensor *d_a = dup_f16(dwte, Vp * C, "dwte_sorted"), *d_b = dup_f16(start, Vp * C, "dwte_scan");
+    Tensor *d_pe = dup_f16(dwpe, maxT * C, "dwpe");
+    use_workspace((size_t)1 << 20);
+    cu->encoder_backward(d_a->data, d_pe->data, d_dout->data, d_inp->data, B, T, C, NULL);
+    use_workspace(0);
+    cu->encoder_backward(d_b->data, d_pe->data, d_dout->data, d_inp->data, B, T, C, NULL);
+    cuda_ok();
+    float *ga = down(d_a, Vp * C), *gb = down(d_b, Vp * C);
+    assert_memory_equal(ga, gb, (size_t)(Vp * C) * sizeof(float));
+    cpu->encoder_backward(dwte, dwpe, dout, inp, B, T, C, NULL);
+    /* token 0's row sums 1000 terms in f32 before one f16 rounding: one f16 rounding of the
+     * sum's magnitude (up to ~|sum| 2^-11) dominates */
+    assert_allclose(ga, dwte, (size_t)(Vp * C), TOL_ACC_ATOL, TOL_F16_RTOL);
+    free(inp), free(dout), free(dwte), free(dwpe), free(start), free(ga), free(gb);
+}
+
+/* NVML's "not available" per-process memory (WDDM, WSL2) is reported as unknown, never as a
+ * number; the unaccounted line falls back to cudaMemGetInfo */
+static void test_cuda_device_mem_proc_unknown(void **state) {
+    DeviceMem m;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.driver, sizeof(m.driver), "n/a");
+    for (int i = DEVICE_MEM_AFTER_CONTEXT; i < DEVICE_MEM_STAGE_COUNT; i++) {
+        m.s[i].taken = 1;
+        m.s[i].have_cuda = 1;
+        m.s[i].cuda_used_bytes = (size_t)(100 + 50 * i) << 20;
+        m.s[i].proc_unknown = 1;
+    }
+    char path[] = "/tmp/arenagpt_devmem_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w+");
+    assert_non_null(f);
+    assert_int_equal(device_mem_report(&m, NULL, f), 0);
+    rewind(f);
+    char text[8192];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(path);
+    assert_non_null(strstr(text, "unknown  (NVML lists this process"));
+    assert_non_null(strstr(text, "unaccounted (device now"));
+    assert_null(strstr(text, "unaccounted (this pid"));
+}
+
 static void test_cuda_adamw_master(void **state) {
     const int64_t n = 1003;
     float *p = hmalloc(n), *g = hmalloc(n), *m = hmalloc(n), *v = hmalloc(n);
@@ -721,6 +837,186 @@ static void test_cuda_device_mem_reconciles_reservation(void **state) {
 }
 
 /* ------------------------------------------------------------------------------------- */
+/* plan == measured on the device                                                        */
+
+static GptConfig small_config(int64_t L, int64_t NH, int64_t C, int64_t maxT, int64_t V, int64_t Vp,
+                              int bias, int gelu, int recompute, int64_t chunk) {
+    GptConfig c = {0};
+    c.n_layer = L;
+    c.n_head = NH;
+    c.channels = C;
+    c.max_seq_len = maxT;
+    c.vocab_size = V;
+    c.padded_vocab_size = Vp;
+    c.bias = bias;
+    c.gelu = gelu;
+    c.recompute = recompute;
+    c.loss_chunk = chunk;
+    return c;
+}
+
+/* The plan of one training step (a plan arena, no memory) against the same step run on a
+ * device arena sized to the plan's high-water mark: every category's peak, the at-peak
+ * breakdown and the peak's tensors, to the byte. */
+static void device_plan_vs_measured(const GptConfig *c, int64_t B, int64_t T, int64_t accum) {
+    Err err = {{0}};
+    Arena *plan = NULL;
+    assert_int_equal(gpt_plan_accum(c, GPT_DEVICE_CUDA, B, T, accum, 0, &plan, &err), 0);
+    ArenaStats ps = arena_stats(plan);
+    Arena *a = arena_init_with(arena_device_ops(), ps.high_water_bytes, 0, &err);
+    assert_non_null(a);
+    Gpt g;
+    assert_int_equal(gpt_build(&g, c, GPT_DEVICE_CUDA, a, B, T, &err), 0);
+    if (g.ws_backend)
+        gpt_cuda_workspace_set(g.ws_backend->data, g.ws_backend->nbytes);
+    gpt_init_weights(&g, 5);
+    int32_t *x = malloc((size_t)(B * T) * sizeof(int32_t));
+    int32_t *y = malloc((size_t)(B * T) * sizeof(int32_t));
+    assert_non_null(x);
+    assert_non_null(y);
+    Rng r;
+    rng_init(&r, 6);
+    for (int64_t i = 0; i < B * T; i++) {
+        x[i] = (int32_t)rng_below(&r, (uint64_t)c->vocab_size);
+        y[i] = (int32_t)rng_below(&r, (uint64_t)c->vocab_size);
+    }
+    assert_int_equal(gpt_step_sequence(&g, x, y, B, T, accum, &err), 0);
+    cuda_ok();
+    ArenaStats ms = arena_stats(a);
+    for (int k = 0; k < ARENA_CAT_COUNT; k++) {
+        assert_int_equal(ps.cat_peak_bytes[k], ms.cat_peak_bytes[k]);
+        assert_int_equal(ps.at_peak_bytes[k], ms.at_peak_bytes[k]);
+        assert_int_equal(ps.cat_used_bytes[k], ms.cat_used_bytes[k]);
+    }
+    assert_int_equal(ps.peak_used_bytes, ms.peak_used_bytes);
+    assert_int_equal(ps.high_water_bytes, ms.high_water_bytes);
+    assert_int_equal(ps.n_allocs, ms.n_allocs);
+    int64_t np = 0, nm = 0;
+    const ArenaPeakTensor *pp = arena_peak_tensors(plan, &np);
+    const ArenaPeakTensor *mp = arena_peak_tensors(a, &nm);
+    assert_int_equal(np, nm);
+    for (int64_t i = 0; i < np; i++) {
+        assert_string_equal(pp[i].name, mp[i].name);
+        assert_int_equal(pp[i].offset, mp[i].offset);
+        assert_int_equal(pp[i].bytes, mp[i].bytes);
+    }
+    gpt_cuda_workspace_set(NULL, 0);
+    gpt_free(&g);
+    assert_int_equal(arena_stats(a).used_bytes, 0);
+    arena_free(a);
+    arena_free(plan);
+    free(x);
+    free(y);
+}
+
+static void test_cuda_plan_equals_measured(void **state) {
+    struct {
+        int64_t L, NH, C, maxT, V, Vp, B, T, chunk, accum;
+        int bias;
+    } cases[] = {
+        {2, 2, 16, 8, 32, 32, 2, 8, 0, 1, 1},
+        {3, 3, 24, 11, 37, 48, 3, 7, 5, 2, 0}, /* odd sizes, T < block, V < Vp, ragged chunks */
+        {1, 1, 8, 5, 11, 11, 1, 5, 1, 1, 1},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
+        for (int mode = GPT_RECOMPUTE_NONE; mode <= GPT_RECOMPUTE_FULL; mode++) {
+            GptConfig c =
+                small_config(cases[k].L, cases[k].NH, cases[k].C, cases[k].maxT, cases[k].V,
+                             cases[k].Vp, cases[k].bias, (int)k % 2, mode, cases[k].chunk);
+            device_plan_vs_measured(&c, cases[k].B, cases[k].T, cases[k].accum);
+        }
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* loss scaling                                                                          */
+
+/* An f16 gradient that overflowed (inf) makes the update's norm non-finite and the update a
+ * no-op: params, master weights and both moments keep their bytes (the caller then halves
+ * the scale, train/cmd_train.c). The next clean step updates. */
+static void test_cuda_loss_scaling_skips_inf_step(void **state) {
+    const int64_t B = 2, T = 8;
+    GptConfig c = small_config(2, 2, 16, 8, 32, 32, 1, 0, GPT_RECOMPUTE_NONE, 0);
+    Err err = {{0}};
+    Gpt g;
+    assert_int_equal(gpt_build(&g, &c, GPT_DEVICE_CUDA, dev, B, T, &err), 0);
+    if (g.ws_backend)
+        gpt_cuda_workspace_set(g.ws_backend->data, g.ws_backend->nbytes);
+    gpt_init_weights(&g, 11);
+    int32_t x[16], y[16];
+    for (int i = 0; i < B * T; i++)
+        x[i] = (int32_t)((i * 5) % 32), y[i] = (int32_t)((i * 7 + 1) % 32);
+    const float scale = 1024.0f;
+    /* snapshot of every optimizer-visible tensor, as raw bytes */
+    GptParam *p = &g.params[3];
+    Tensor *watch[4] = {p->param, p->master, p->m, p->v};
+    unsigned char *before[4], *after[4];
+    for (int step = 0; step < 2; step++) {
+        gpt_set_loss_scale(&g, scale);
+        assert_int_equal(gpt_zero_grad(&g), 0);
+        float loss = 0.0f;
+        assert_int_equal(gpt_forward(&g, x, y, B, T, 1, &loss, &err), 0);
+        assert_int_equal(gpt_backward(&g, scale, &err), 0);
+        if (step == 0) { /* the overflow: one element of one f16 gradient is +inf */
+            const uint16_t inf16 = 0x7c00;
+            g.backend->copy_from_host((char *)p->grad->data + 2 * sizeof(uint16_t), &inf16,
+                                      sizeof inf16, g.stream);
+        }
+        for (int k = 0; k < 4; k++) {
+            assert_non_null(watch[k]);
+            before[k] = malloc(watch[k]->nbytes);
+            assert_non_null(before[k]);
+            g.backend->copy_to_host(before[k], watch[k]->data, watch[k]->nbytes, g.stream);
+        }
+        float norm = 0.0f;
+        assert_int_equal(
+            gpt_update(&g, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, step + 1, scale, &norm, &err), 0);
+        cuda_ok();
+        int changed = 0;
+        for (int k = 0; k < 4; k++) {
+            after[k] = malloc(watch[k]->nbytes);
+            assert_non_null(after[k]);
+            g.backend->copy_to_host(after[k], watch[k]->data, watch[k]->nbytes, g.stream);
+            changed += memcmp(before[k], after[k], watch[k]->nbytes) != 0;
+            free(before[k]);
+            free(after[k]);
+        }
+        if (step == 0) {
+            assert_false(isfinite(norm)); /* the caller's signal to skip and halve */
+            assert_int_equal(changed, 0);
+        } else {
+            assert_true(isfinite(norm));
+            assert_int_equal(changed, 4);
+        }
+    }
+    gpt_cuda_workspace_set(NULL, 0);
+    gpt_free(&g);
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* attention backward's shared memory (run last: the refusal is a sticky backend error)   */
+
+/* attention_dscores_kernel keeps T + HS floats of dynamic shared memory per row next to its
+ * static `red` (32 floats); the launcher's limit once ignored the static part, so a sequence
+ * that fits by itself overflowed the 48 KiB and the launch failed on the device. The longest
+ * sequence is now the limit less both, and a longer one is refused before any work. */
+static void test_cuda_attention_shared_memory_limit(void **state) {
+    const int64_t HS = 64;
+    /* 48 KiB per block (every card of the GPU table, without opt-in), less 128 bytes of
+     * static shared memory, in floats, less HS */
+    const int64_t expect = (49152 - 32 * 4) / 4 - HS;
+    assert_int_equal(gpt_cuda_attention_max_seq_len(HS), expect);
+    cuda_ok();
+    /* one past the limit: refused with an error naming it; the buffers are never touched */
+    Tensor *buf = dalloc(ARENA_DTYPE_F16, 64, "tiny");
+    const int64_t T = expect + 1;
+    cu->attention_backward(buf->data, buf->data, buf->data, buf->data, 1, T, HS, 1, NULL);
+    char msg[1200];
+    assert_int_equal(gpt_cuda_last_error(msg, sizeof msg), -1);
+    assert_non_null(strstr(msg, "shared memory"));
+    assert_non_null(strstr(msg, "cuda_attention_backward"));
+}
+
+/* ------------------------------------------------------------------------------------- */
 
 int main(void) {
     cu = gpt_backend_cuda();
@@ -746,12 +1042,18 @@ int main(void) {
         cmocka_unit_test_teardown(test_cuda_gelu_forward_backward, teardown_each),
         cmocka_unit_test_teardown(test_cuda_crossentropy_padded, teardown_each),
         cmocka_unit_test_teardown(test_cuda_reductions, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_reductions_multiblock, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_encoder_backward_sorted, teardown_each),
+        cmocka_unit_test(test_cuda_device_mem_proc_unknown),
         cmocka_unit_test_teardown(test_cuda_adamw_master, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_bias_tanh_odd_vocab, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_nobias_erf, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_flash, teardown_each),
         cmocka_unit_test(test_cuda_device_mem_peak_table),
         cmocka_unit_test(test_cuda_device_mem_reconciles_reservation),
+        cmocka_unit_test_teardown(test_cuda_plan_equals_measured, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_loss_scaling_skips_inf_step, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_attention_shared_memory_limit, teardown_each),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     arena_free(dev);

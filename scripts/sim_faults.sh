@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# sim_faults.sh: proves that the CUDA simulator catches what it is for. Applies deliberate
+# faults, one at a time, to a COPY of the source tree (the checkout is never touched), rebuilds
+# the simulated backend test there (build/sim/ is copied along, so only what a fault touches is
+# recompiled) and runs it: every fault must make it fail. Prints one line per fault and exits
+# non-zero if any fault went unnoticed.
+#   1. out of bounds: gelu_forward_kernel's grid-stride loop runs to i <= n (one past the
+#      tensor's end): AddressSanitizer stops at the poisoned byte after the tensor;
+#   2. a missing barrier: cuda_block_sum loses the __syncthreads() between writing the warps'
+#      partial sums and reading them: the adversarial schedule makes some reductions wrong;
+#   3. a swapped transpose: the matmul forward GEMM reads the weight untransposed;
+#   4. an output never written: layernorm_forward_kernel does not store mean and rstd, so
+#      they keep the NaN bytes a fresh tensor is filled with.
+# Usage: scripts/sim_faults.sh   (make sim-faults, part of make test-sim; a run's output is
+# kept in docs/results/sim_faults.txt)
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+cd "$ROOT" || exit 2
+make -s -j2 build/sim/tests/gpu/test_cuda_backend >/dev/null || { echo "sim_faults: the clean build fails"; exit 2; }
+# the clean tree passes first: a fault must be what makes it fail
+ARENAGPT_ROOT=$ROOT ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+    ./build/sim/tests/gpu/test_cuda_backend >"$TMP/clean.log" 2>&1 || {
+    echo "sim_faults: the clean simulated test fails (see below)"; tail -20 "$TMP/clean.log"; exit 2; }
+echo "clean tree: build/sim/tests/gpu/test_cuda_backend passes"
+
+# fault NAME FILE PYTHON-EXPRESSION-ON-s: copy, edit (the edit must change the file), rebuild, run
+caught=0
+missed=0
+fault() {
+    local name=$1 file=$2 edit=$3 tree=$TMP/$1
+    mkdir -p "$tree"
+    tar -C "$ROOT" --exclude=./.git --exclude=./build -cf - . | tar -C "$tree" -xf -
+    mkdir -p "$tree/build" && cp -a "$ROOT/build/sim" "$tree/build/sim"
+    python3 - "$tree/$file" "$edit" <<'PY' || { echo "$name: the fault could not be applied to $file"; missed=$((missed + 1)); return; }
+import sys
+p, edit = sys.argv[1], sys.argv[2]
+s = open(p).read()
+t = eval(edit)
+if t == s:
+    sys.exit("edit changed nothing")
+open(p, "w").write(t)
+PY
+    local t0=$SECONDS
+    if ! make -s -C "$tree" -j2 build/sim/tests/gpu/test_cuda_backend >"$tree/build.log" 2>&1; then
+        echo "$name: CAUGHT at build time ($((SECONDS - t0)) s)"; caught=$((caught + 1)); return
+    fi
+    (cd "$tree" && ARENAGPT_ROOT=$tree ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+        timeout 300 ./build/sim/tests/gpu/test_cuda_backend >"$tree/run.log" 2>&1) 2>/dev/null
+    local rc=$?
+    if [ "$rc" = 0 ]; then
+        echo "$name: MISSED: the simulated test still passes"; missed=$((missed + 1)); return
+    fi
+    local how
+    how=$(grep -m1 -E "ERROR: AddressSanitizer|FAILED  \] [0-9]+ test" "$tree/run.log")
+    echo "$name: CAUGHT (exit $rc, $((SECONDS - t0)) s): $how"
+    caught=$((caught + 1))
+    grep -m3 -E "^\[  FAILED  \] test_|SUMMARY: AddressSanitizer|^    #[0-9] .* in [a-z_]*kernel" "$tree/run.log" | sed 's/^/    /'
+}
+
+fault out_of_bounds model/cuda/cuda_layers.cu \
+    's.replace("__global__ void gelu_forward_kernel(__half *out, const __half *inp, int64_t n, int erf_kind) {\n    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;", "__global__ void gelu_forward_kernel(__half *out, const __half *inp, int64_t n, int erf_kind) {\n    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i <= n;")'
+fault missing_barrier model/cuda/cuda_common.cuh \
+    's.replace("        shared[warp] = v;\n    __syncthreads();\n    float r = lane < nwarps ? shared[lane] : 0.0f;", "        shared[warp] = v;\n    float r = lane < nwarps ? shared[lane] : 0.0f;")'
+fault swapped_transpose model/cuda/cuda_matmul.cu \
+    's.replace("cuda_gemm_f16(1, 0, OC, N, IC,", "cuda_gemm_f16(0, 0, OC, N, IC,")'
+
+fault unwritten_output model/cuda/cuda_layers.cu \
+    's.replace("    if (lane == 0) {\n        mean[row] = m;\n        rstd[row] = r;\n    }\n", "")'
+
+echo "sim_faults: $caught caught, $missed missed"
+[ "$missed" = 0 ]

@@ -1,0 +1,1108 @@
+/* cudasim.cc: the CUDA simulator's host runtime, linked only into the simulated binaries under
+ * build/sim/ (never into the real arenagpt). It implements the part of the CUDA runtime API the
+ * backend calls (the toolkit's cuda_runtime_api.h declares them) and the execution model of
+ * tests/cudasim/include/cudasim.h.
+ *
+ * The simulated card: an RTX 4070 (sm_89) with CUDASIM_TOTAL_BYTES of memory (12 GiB; the
+ * environment variable CUDASIM_MEMORY_BYTES changes it), of which CUDASIM_CONTEXT_BYTES show
+ * as used once the context exists. Both are stated constants, not measurements of a card.
+ * Device memory is host memory: every cudaMalloc range is recorded, and copies and memsets
+ * check that each pointer is on the side the copy's kind says. Allocations are rounded up to
+ * CUDASIM_GRANULE_BYTES in the used count, as the driver's 2 MiB pages are.
+ *
+ * Launches: the configuration is checked against sm_89 (1024 threads per block, block
+ * dimensions 1024 x 1024 x 64, grid 2^31-1 x 65535 x 65535, 48 KiB of static + dynamic shared
+ * memory per block without opt-in); a refused launch sets the error that cudaGetLastError
+ * returns, and cudaGetErrorString of it names the kernel. A kernel's static shared memory is
+ * the size of its __shared__ arrays, read from this program's symbol table (the simulator's
+ * __shared__ puts them in the section cudasim_shared). The blocks then run one after another,
+ * each block's threads as fibers on reused stacks, scheduled between barriers in an
+ * order chosen per launch from the seed (CUDASIM_SEED, else the time; printed once on the
+ * first launch and in every error): forward, reverse, or shuffled anew at every pass.
+ * Dynamic shared memory is a fresh heap buffer per launch (so ASan bounds it), filled with
+ * 0xff bytes (NaN as f32 and as f16) before every block.
+ *
+ * Errors inside a launch (barrier divergence, a shuffle whose lanes never all arrive) are
+ * printed with the kernel, the block and the seed, abandon the launch and make the device
+ * "faulted": a sticky cudaErrorLaunchFailure, as a device fault is on a GPU.
+ *
+ * Not simulated: concurrency between streams (every call completes before it returns), the
+ * GPU's speed, its floating-point contraction (the host compiler's applies), NVML (absent:
+ * dlopen of libnvidia-ml fails in the simulated binaries). */
+#include <cuda_runtime.h>
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CUDASIM_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CUDASIM_ASAN 1
+#endif
+#endif
+#ifdef CUDASIM_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+/* --- the simulated card (stated constants) -------------------------------------------- */
+#define CUDASIM_NAME "NVIDIA GeForce RTX 4070 (simulated)"
+#define CUDASIM_TOTAL_BYTES ((size_t)12 << 30)    /* the RTX 4070's 12 GiB */
+#define CUDASIM_CONTEXT_BYTES ((size_t)256 << 20) /* a stated context + libraries figure */
+#define CUDASIM_GRANULE_BYTES ((size_t)2 << 20)   /* allocation granularity in the used count */
+#define CUDASIM_ALIGN 256                         /* cudaMalloc's alignment */
+#define SM89_MAX_THREADS 1024
+#define SM89_MAX_BLOCK_X 1024
+#define SM89_MAX_BLOCK_Y 1024
+#define SM89_MAX_BLOCK_Z 64
+#define SM89_MAX_GRID_X 2147483647u
+#define SM89_MAX_GRID_YZ 65535u
+#define SM89_SHARED_PER_BLOCK 49152 /* without opt-in */
+#define SM89_SHARED_OPTIN 101376
+#define SM89_SMS 46 /* RTX 4070 */
+#define FIBER_STACK_BYTES ((size_t)256 << 10)
+
+/* --- error state ---------------------------------------------------------------------- */
+static cudaError_t g_last = cudaSuccess;   /* what cudaGetLastError returns (and clears) */
+static cudaError_t g_sticky = cudaSuccess; /* a device fault: every later call fails */
+static char g_detail[1024];                /* why the last error happened */
+static cudaError_t g_detail_code = cudaSuccess;
+
+static cudaError_t set_error(cudaError_t e, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_detail, sizeof(g_detail), fmt, ap);
+    va_end(ap);
+    g_detail_code = e;
+    g_last = e;
+    fprintf(stderr, "cudasim: %s\n", g_detail);
+    return e;
+}
+
+static cudaError_t api_result(void) {
+    if (g_sticky != cudaSuccess)
+        g_last = g_sticky;
+    return g_sticky;
+}
+
+extern "C" cudaError_t cudaGetLastError(void) {
+    cudaError_t e = g_last;
+    g_last = g_sticky;
+    return e;
+}
+
+extern "C" cudaError_t cudaPeekAtLastError(void) { return g_last; }
+
+static const char *base_string(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess:
+        return "no error";
+    case cudaErrorInvalidValue:
+        return "invalid argument";
+    case cudaErrorMemoryAllocation:
+        return "out of memory";
+    case cudaErrorInvalidConfiguration:
+        return "invalid configuration argument";
+    case cudaErrorLaunchFailure:
+        return "unspecified launch failure";
+    case cudaErrorNoDevice:
+        return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice:
+        return "invalid device ordinal";
+    case cudaErrorInvalidDevicePointer:
+        return "invalid device pointer";
+    case cudaErrorInvalidMemcpyDirection:
+        return "invalid copy direction for memcpy";
+    case cudaErrorInvalidDeviceFunction:
+        return "invalid device function";
+    default:
+        return "unknown error";
+    }
+}
+
+extern "C" const char *cudaGetErrorString(cudaError_t e) {
+    static char buf[1200];
+    if (e != cudaSuccess && e == g_detail_code && g_detail[0]) {
+        snprintf(buf, sizeof(buf), "%s [%s]", base_string(e), g_detail);
+        return buf;
+    }
+    return base_string(e);
+}
+
+extern "C" const char *cudaGetErrorName(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess:
+        return "cudaSuccess";
+    case cudaErrorInvalidValue:
+        return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation:
+        return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration:
+        return "cudaErrorInvalidConfiguration";
+    case cudaErrorLaunchFailure:
+        return "cudaErrorLaunchFailure";
+    case cudaErrorNoDevice:
+        return "cudaErrorNoDevice";
+    default:
+        return "cudaErrorUnknown";
+    }
+}
+
+/* --- the schedule seed ---------------------------------------------------------------- */
+static uint64_t g_seed;
+static int g_seed_set = 0;
+static uint64_t g_launches = 0;
+
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t seed_get(void) {
+    if (!g_seed_set) {
+        const char *s = getenv("CUDASIM_SEED");
+        g_seed = s && s[0] ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)getpid();
+        g_seed_set = 1;
+        fprintf(stderr, "cudasim: schedule seed %llu (CUDASIM_SEED=%llu repeats this run)\n",
+                (unsigned long long)g_seed, (unsigned long long)g_seed);
+    }
+    return g_seed;
+}
+
+/* --- device memory -------------------------------------------------------------------- */
+static std::map<uintptr_t, size_t> *g_allocs; /* base -> bytes */
+static size_t g_alloc_used = 0;               /* rounded to the granule */
+static int g_context = 0;
+
+static std::map<uintptr_t, size_t> &allocs(void) {
+    if (!g_allocs)
+        g_allocs = new std::map<uintptr_t, size_t>();
+    return *g_allocs;
+}
+
+static size_t total_bytes(void) {
+    const char *s = getenv("CUDASIM_MEMORY_BYTES");
+    return s && s[0] ? (size_t)strtoull(s, NULL, 0) : CUDASIM_TOTAL_BYTES;
+}
+
+static size_t used_bytes(void) { return (g_context ? CUDASIM_CONTEXT_BYTES : 0) + g_alloc_used; }
+
+static size_t granule(size_t n) {
+    return (n + CUDASIM_GRANULE_BYTES - 1) & ~(CUDASIM_GRANULE_BYTES - 1);
+}
+
+static void context_make(void) { g_context = 1; }
+
+namespace cudasim {
+/* 1 when [p, p + n) lies inside one cudaMalloc allocation */
+bool device_range(const void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p;
+    auto &m = allocs();
+    auto it = m.upper_bound(a);
+    if (it == m.begin())
+        return false;
+    --it;
+    return a >= it->first && a + n <= it->first + it->second && a + n >= a;
+}
+/* 1 when p is inside any allocation (a host pointer must not be) */
+bool device_pointer(const void *p) { return device_range(p, 1); }
+} // namespace cudasim
+
+extern "C" cudaError_t cudaMalloc(void **p, size_t bytes) {
+    context_make();
+    if (api_result() != cudaSuccess)
+        return g_sticky;
+    if (!p)
+        return set_error(cudaErrorInvalidValue, "cudaMalloc: NULL result pointer");
+    *p = NULL;
+    if (bytes == 0)
+        return cudaSuccess;
+    size_t g = granule(bytes);
+    if (used_bytes() + g > total_bytes())
+        return set_error(cudaErrorMemoryAllocation,
+                         "cudaMalloc of %zu bytes: the simulated card has %zu of %zu bytes free",
+                         bytes, total_bytes() - used_bytes(), total_bytes());
+    size_t rounded = (bytes + CUDASIM_ALIGN - 1) & ~(size_t)(CUDASIM_ALIGN - 1);
+    void *m = aligned_alloc(CUDASIM_ALIGN, rounded);
+    if (!m)
+        return set_error(cudaErrorMemoryAllocation, "cudaMalloc of %zu bytes: host out of memory",
+                         bytes);
+    allocs()[(uintptr_t)m] = bytes;
+    g_alloc_used += g;
+    *p = m;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaFree(void *p) {
+    context_make();
+    if (api_result() != cudaSuccess)
+        return g_sticky;
+    if (!p)
+        return cudaSuccess;
+    auto it = allocs().find((uintptr_t)p);
+    if (it == allocs().end())
+        return set_error(cudaErrorInvalidValue,
+                         "cudaFree(%p): not the start of a device allocation", p);
+    g_alloc_used -= granule(it->second);
+    allocs().erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
+    context_make();
+    if (api_result() != cudaSuccess)
+        return g_sticky;
+    size_t t = total_bytes(), u = used_bytes();
+    if (free_b)
+        *free_b = u < t ? t - u : 0;
+    if (total_b)
+        *total_b = t;
+    return cudaSuccess;
+}
+
+static const char *kind_name(cudaMemcpyKind k) {
+    switch (k) {
+    case cudaMemcpyHostToHost:
+        return "HostToHost";
+    case cudaMemcpyHostToDevice:
+        return "HostToDevice";
+    case cudaMemcpyDeviceToHost:
+        return "DeviceToHost";
+    case cudaMemcpyDeviceToDevice:
+        return "DeviceToDevice";
+    case cudaMemcpyDefault:
+        return "Default";
+    }
+    return "?";
+}
+
+/* each side of a copy must be where its kind says: a whole device range, or host memory */
+static cudaError_t copy_check(const char *call, void *dst, const void *src, size_t bytes,
+                              cudaMemcpyKind kind) {
+    int dst_dev, src_dev;
+    switch (kind) {
+    case cudaMemcpyHostToDevice:
+        dst_dev = 1, src_dev = 0;
+        break;
+    case cudaMemcpyDeviceToHost:
+        dst_dev = 0, src_dev = 1;
+        break;
+    case cudaMemcpyDeviceToDevice:
+        dst_dev = 1, src_dev = 1;
+        break;
+    case cudaMemcpyHostToHost:
+        dst_dev = 0, src_dev = 0;
+        break;
+    case cudaMemcpyDefault:
+        dst_dev = cudasim::device_pointer(dst), src_dev = cudasim::device_pointer(src);
+        break;
+    default:
+        return set_error(cudaErrorInvalidMemcpyDirection, "%s: copy kind %d", call, (int)kind);
+    }
+    const void *p[2] = {dst, src};
+    int want[2] = {dst_dev, src_dev};
+    const char *side[2] = {"destination", "source"};
+    for (int i = 0; i < 2; i++) {
+        if (!p[i])
+            return set_error(cudaErrorInvalidValue, "%s %s: NULL %s", call, kind_name(kind),
+                             side[i]);
+        if (want[i] && !cudasim::device_range(p[i], bytes))
+            return set_error(cudaErrorInvalidValue,
+                             "%s %s: %s %p (+%zu bytes) is not inside one device allocation", call,
+                             kind_name(kind), side[i], p[i], bytes);
+        if (!want[i] && cudasim::device_pointer(p[i]))
+            return set_error(cudaErrorInvalidValue, "%s %s: %s %p is device memory", call,
+                             kind_name(kind), side[i], p[i]);
+    }
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+    context_make();
+    if (api_result() != cudaSuccess)
+        return g_sticky;
+    if (bytes == 0)
+        return cudaSuccess;
+    cudaError_t e = copy_check("cudaMemcpy", dst, src, bytes, kind);
+    if (e != cudaSuccess)
+        return e;
+    memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
+                                       cudaMemcpyKind kind, cudaStream_t stream) {
+    (void)stream;
+    return cudaMemcpy(dst, src, bytes, kind);
+}
+
+extern "C" cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch,
+                                         size_t width, size_t height, cudaMemcpyKind kind,
+                                         cudaStream_t stream) {
+    (void)stream;
+    context_make();
+    if (api_result() != cudaSuccess)
+        return g_sticky;
+    if (width == 0 || height == 0)
+        return cudaSuccess;
+    if (width > dpitch || width > spitch)
+        return set_error(cudaErrorInvalidValue,
+                         "cudaMemcpy2DAsync: width %zu exceeds a pitch (dst %zu, src %zu)", width,
+                         dpitch, spitch);
+    for (size_t r = 0; r < height; r++) {
+        char *d = (char *)dst + r * dpitch;
+        const char *s = (const char *)src + r * spitch;
+        cudaError_t e = copy_check("cudaMemcpy2DAsync", d, s, width, kind);
+        if (e != cudaSuccess)
+            return e;
+        memmove(d, s, width);
+    }
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaMemset(void *dst, int value, size_t bytes) {
+    context_make();
+    if (api_result() != cudaSuccess)
+        return g_sticky;
+    if (bytes == 0)
+        return cudaSuccess;
+    if (!cudasim::device_range(dst, bytes))
+        return set_error(cudaErrorInvalidValue,
+                         "cudaMemset: %p (+%zu bytes) is not inside one device allocation", dst,
+                         bytes);
+    memset(dst, value, bytes);
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t stream) {
+    (void)stream;
+    return cudaMemset(dst, value, bytes);
+}
+
+extern "C" cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+    (void)stream;
+    return api_result();
+}
+
+extern "C" cudaError_t cudaDeviceSynchronize(void) {
+    context_make();
+    return api_result();
+}
+
+/* --- the device ----------------------------------------------------------------------- */
+static int device_count(void) {
+    const char *s = getenv("CUDASIM_DEVICE_COUNT"); /* 0: simulate a machine without a GPU */
+    return s && s[0] ? atoi(s) : 1;
+}
+
+extern "C" cudaError_t cudaGetDeviceCount(int *count) {
+    *count = device_count();
+    if (*count == 0)
+        return set_error(cudaErrorNoDevice, "CUDASIM_DEVICE_COUNT=0: no simulated device");
+    return cudaSuccess;
+}
+
+/* the simulated driver is as new as the toolkit the simulator is built against */
+extern "C" cudaError_t cudaDriverGetVersion(int *version) {
+    if (!version)
+        return set_error(cudaErrorInvalidValue, "cudaDriverGetVersion: NULL");
+    *version = CUDART_VERSION;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaRuntimeGetVersion(int *version) {
+    if (!version)
+        return set_error(cudaErrorInvalidValue, "cudaRuntimeGetVersion: NULL");
+    *version = CUDART_VERSION;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaGetDevice(int *dev) {
+    *dev = 0;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaSetDevice(int dev) {
+    if (dev < 0 || dev >= device_count())
+        return set_error(cudaErrorInvalidDevice, "cudaSetDevice(%d): %d simulated devices", dev,
+                         device_count());
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaDeviceGetPCIBusId(char *bus, int len, int dev) {
+    if (dev < 0 || dev >= device_count())
+        return set_error(cudaErrorInvalidDevice, "cudaDeviceGetPCIBusId(%d)", dev);
+    snprintf(bus, (size_t)len, "0000:01:00.0");
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int dev) {
+    if (dev < 0 || dev >= device_count())
+        return set_error(cudaErrorInvalidDevice, "cudaGetDeviceProperties(%d)", dev);
+    memset(p, 0, sizeof(*p));
+    snprintf(p->name, sizeof(p->name), "%s", CUDASIM_NAME);
+    p->totalGlobalMem = total_bytes();
+    p->sharedMemPerBlock = SM89_SHARED_PER_BLOCK;
+    p->sharedMemPerBlockOptin = SM89_SHARED_OPTIN;
+    p->sharedMemPerMultiprocessor = 102400;
+    p->regsPerBlock = 65536;
+    p->regsPerMultiprocessor = 65536;
+    p->warpSize = 32;
+    p->maxThreadsPerBlock = SM89_MAX_THREADS;
+    p->maxThreadsDim[0] = SM89_MAX_BLOCK_X;
+    p->maxThreadsDim[1] = SM89_MAX_BLOCK_Y;
+    p->maxThreadsDim[2] = SM89_MAX_BLOCK_Z;
+    p->maxGridSize[0] = (int)SM89_MAX_GRID_X;
+    p->maxGridSize[1] = (int)SM89_MAX_GRID_YZ;
+    p->maxGridSize[2] = (int)SM89_MAX_GRID_YZ;
+    p->totalConstMem = 65536;
+    p->major = 8;
+    p->minor = 9;
+    p->multiProcessorCount = SM89_SMS;
+    p->maxThreadsPerMultiProcessor = 1536;
+    p->maxBlocksPerMultiProcessor = 24;
+    p->l2CacheSize = 36 << 20;
+    p->memoryBusWidth = 192;
+    p->pciBusID = 1;
+    p->unifiedAddressing = 1;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int dev) {
+    if (dev < 0 || dev >= device_count())
+        return set_error(cudaErrorInvalidDevice, "cudaDeviceGetAttribute on device %d", dev);
+    switch (attr) {
+    case cudaDevAttrMaxThreadsPerBlock:
+        *value = SM89_MAX_THREADS;
+        return cudaSuccess;
+    case cudaDevAttrMaxSharedMemoryPerBlock:
+        *value = SM89_SHARED_PER_BLOCK;
+        return cudaSuccess;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin:
+        *value = SM89_SHARED_OPTIN;
+        return cudaSuccess;
+    case cudaDevAttrMultiProcessorCount:
+        *value = SM89_SMS;
+        return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMajor:
+        *value = 8;
+        return cudaSuccess;
+    case cudaDevAttrComputeCapabilityMinor:
+        *value = 9;
+        return cudaSuccess;
+    default:
+        return set_error(cudaErrorInvalidValue,
+                         "cudaDeviceGetAttribute: attribute %d is not "
+                         "simulated",
+                         (int)attr);
+    }
+}
+
+/* NVML is absent on the simulated card: a real libnvidia-ml.so on the machine describes a
+ * real GPU, not this one, so the simulated binaries never load it (device_mem.c's dlopen
+ * resolves to this definition in them) and the report's no-NVML path runs everywhere. */
+extern "C" void *dlopen(const char *file, int mode) {
+    typedef void *(*DlopenFn)(const char *, int);
+    static DlopenFn next = NULL;
+    if (file && strstr(file, "libnvidia-ml"))
+        return NULL;
+    if (!next)
+        next = (DlopenFn)dlsym(RTLD_NEXT, "dlopen");
+    return next ? next(file, mode) : NULL;
+}
+
+/* --- kernels' names and static shared memory, from the symbol table -------------------- */
+/* mangled name "_Z<len><name>..." (a plain function at namespace scope) -> name */
+static std::string base_name(const char *m) {
+    if (strncmp(m, "_Z", 2) != 0)
+        return m;
+    const char *p = m + 2;
+    char *end;
+    long n = strtol(p, &end, 10);
+    if (end == p || n <= 0 || (long)strlen(end) < n)
+        return m;
+    return std::string(end, (size_t)n);
+}
+
+static std::map<std::string, size_t> *g_static_shared; /* kernel name -> bytes */
+static std::map<uintptr_t, std::string> *g_func_names; /* address -> kernel name */
+
+static uintptr_t load_bias(void) {
+    static uintptr_t bias = 0;
+    static int done = 0;
+    if (!done) {
+        done = 1;
+        dl_iterate_phdr(
+            [](struct dl_phdr_info *info, size_t, void *data) -> int {
+                *(uintptr_t *)data = info->dlpi_addr;
+                return 1; /* the first entry is the program itself */
+            },
+            &bias);
+    }
+    return bias;
+}
+
+static void symbols_load(void) {
+    if (g_static_shared)
+        return;
+    g_static_shared = new std::map<std::string, size_t>();
+    g_func_names = new std::map<uintptr_t, std::string>();
+    int fd = open("/proc/self/exe", O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED)
+        return;
+    const char *base = (const char *)map;
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(base + eh->e_shoff);
+    const char *shstr = base + sh[eh->e_shstrndx].sh_offset;
+    int shared_idx = -1;
+    for (int i = 0; i < eh->e_shnum; i++)
+        if (strcmp(shstr + sh[i].sh_name, "cudasim_shared") == 0)
+            shared_idx = i;
+    uintptr_t bias = load_bias();
+    for (int i = 0; i < eh->e_shnum; i++) {
+        if (sh[i].sh_type != SHT_SYMTAB)
+            continue;
+        const Elf64_Sym *sym = (const Elf64_Sym *)(base + sh[i].sh_offset);
+        size_t n = sh[i].sh_size / sizeof(Elf64_Sym);
+        const char *str = base + sh[sh[i].sh_link].sh_offset;
+        for (size_t k = 0; k < n; k++) {
+            const char *nm = str + sym[k].st_name;
+            if (shared_idx >= 0 && sym[k].st_shndx == shared_idx && strncmp(nm, "_ZZ", 3) == 0)
+                /* "_ZZ<len><kernel>...E<var>": a static local of <kernel> */
+                (*g_static_shared)[base_name(("_Z" + std::string(nm + 3)).c_str())] +=
+                    sym[k].st_size;
+            else if (ELF64_ST_TYPE(sym[k].st_info) == STT_FUNC && sym[k].st_value)
+                (*g_func_names)[bias + sym[k].st_value] = base_name(nm);
+        }
+    }
+    munmap(map, (size_t)st.st_size);
+}
+
+static size_t static_shared_bytes(const char *kernel) {
+    symbols_load();
+    auto it = g_static_shared->find(kernel);
+    return it == g_static_shared->end() ? 0 : it->second;
+}
+
+extern "C" cudaError_t cudaFuncGetAttributes(struct cudaFuncAttributes *attr, const void *func) {
+    symbols_load();
+    auto it = g_func_names->find((uintptr_t)func);
+    if (!attr || it == g_func_names->end())
+        return set_error(cudaErrorInvalidDeviceFunction,
+                         "cudaFuncGetAttributes: %p is not a function of this program", func);
+    memset(attr, 0, sizeof(*attr));
+    attr->sharedSizeBytes = static_shared_bytes(it->second.c_str());
+    attr->maxThreadsPerBlock = SM89_MAX_THREADS;
+    attr->maxDynamicSharedSizeBytes = (int)(SM89_SHARED_PER_BLOCK - attr->sharedSizeBytes);
+    attr->binaryVersion = 89;
+    attr->ptxVersion = 89;
+    return cudaSuccess;
+}
+
+/* --- the execution model -------------------------------------------------------------- */
+namespace cudasim {
+uint3 cur_thread_idx;
+uint3 cur_block_idx;
+dim3 cur_block_dim;
+dim3 cur_grid_dim;
+} // namespace cudasim
+
+enum FiberState { F_READY, F_BLOCK_WAIT, F_WARP_WAIT, F_DONE };
+
+struct Fiber {
+    void *sp; /* saved stack pointer while switched out */
+    char *stack;
+    FiberState state;
+    uint3 tid;
+    int lane, warp;
+    /* block barrier */
+    cudasim::BlockOpKind bkind;
+    int pred, bresult;
+    /* warp barrier */
+    cudasim::WarpOpKind wkind;
+    unsigned mask;
+    uint64_t value, wresult;
+    int arg, width;
+    const char *what;
+    void *fake_stack;
+};
+
+static void *g_sched_sp; /* the scheduler's stack pointer while a fiber runs */
+
+/* Switches stacks: saves the callee-saved registers on the current stack and its pointer in
+ * *save_sp, then continues on to_sp. A fiber is a stack prepared to "return" into fiber_main.
+ * (glibc's swapcontext also saves the signal mask with a system call at every switch, and the
+ * simulator switches at every barrier and shuffle of every thread: this is ~50x faster.) */
+extern "C" void cudasim_switch(void **save_sp, void *to_sp);
+#if defined(__x86_64__)
+asm(".text\n"
+    ".globl cudasim_switch\n"
+    ".type cudasim_switch,@function\n"
+    "cudasim_switch:\n"
+    "    pushq %rbp\n    pushq %rbx\n    pushq %r12\n    pushq %r13\n    pushq %r14\n"
+    "    pushq %r15\n"
+    "    movq %rsp, (%rdi)\n"
+    "    movq %rsi, %rsp\n"
+    "    popq %r15\n    popq %r14\n    popq %r13\n    popq %r12\n    popq %rbx\n"
+    "    popq %rbp\n"
+    "    ret\n"
+    ".size cudasim_switch, .-cudasim_switch\n");
+#define CUDASIM_SAVED_REGS 6
+#else
+#error "the CUDA simulator's fiber switch is written for x86-64"
+#endif
+static std::vector<Fiber> g_fibers;
+static std::vector<char *> g_stacks;
+static Fiber *g_cur;
+static void (*g_body)(void *);
+static void *g_body_ctx;
+static void *g_dyn_shared;
+static const char *g_kernel;
+#ifdef CUDASIM_ASAN
+static void *g_sched_fake;
+static const void *g_main_bottom;
+static size_t g_main_size;
+#endif
+
+static char *stack_get(size_t i) {
+    while (g_stacks.size() <= i) {
+        void *s = mmap(NULL, FIBER_STACK_BYTES, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+        if (s == MAP_FAILED) {
+            fprintf(stderr, "cudasim: cannot map a fiber stack\n");
+            abort();
+        }
+        mprotect(s, 4096, PROT_NONE); /* guard page: an overflow faults */
+        g_stacks.push_back((char *)s);
+    }
+    return g_stacks[i];
+}
+
+/* fiber -> scheduler */
+static void fiber_yield(void) {
+    Fiber *f = g_cur;
+#ifdef CUDASIM_ASAN
+    __sanitizer_start_switch_fiber(&f->fake_stack, g_main_bottom, g_main_size);
+#endif
+    cudasim_switch(&f->sp, g_sched_sp);
+#ifdef CUDASIM_ASAN
+    __sanitizer_finish_switch_fiber(f->fake_stack, &g_main_bottom, &g_main_size);
+#endif
+}
+
+static void fiber_main(void) {
+#ifdef CUDASIM_ASAN
+    __sanitizer_finish_switch_fiber(NULL, &g_main_bottom, &g_main_size);
+#endif
+    g_body(g_body_ctx);
+    g_cur->state = F_DONE;
+#ifdef CUDASIM_ASAN
+    __sanitizer_start_switch_fiber(NULL, g_main_bottom, g_main_size); /* this fiber ends */
+#endif
+    cudasim_switch(&g_cur->sp, g_sched_sp); /* never resumed: the stack is reused */
+}
+
+/* scheduler -> fiber */
+static void fiber_resume(Fiber *f) {
+    g_cur = f;
+    cudasim::cur_thread_idx = f->tid;
+#ifdef CUDASIM_ASAN
+    __sanitizer_start_switch_fiber(&g_sched_fake, f->stack, FIBER_STACK_BYTES);
+#endif
+    cudasim_switch(&g_sched_sp, f->sp);
+#ifdef CUDASIM_ASAN
+    __sanitizer_finish_switch_fiber(g_sched_fake, NULL, NULL);
+#endif
+}
+
+static bool g_failed_block; /* the running block hit an error and is abandoned */
+
+static void launch_fail(const char *fmt, ...) {
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    set_error(cudaErrorLaunchFailure, "kernel %s, block (%u,%u,%u): %s (schedule seed %llu)",
+              g_kernel, cudasim::cur_block_idx.x, cudasim::cur_block_idx.y,
+              cudasim::cur_block_idx.z, msg, (unsigned long long)seed_get());
+    g_sticky = cudaErrorLaunchFailure;
+    g_failed_block = true;
+}
+
+namespace cudasim {
+
+void *dynamic_shared(void) { return g_dyn_shared; }
+
+int block_op(BlockOpKind kind, int pred) {
+    Fiber *f = g_cur;
+    f->bkind = kind;
+    f->pred = pred;
+    f->state = F_BLOCK_WAIT;
+    fiber_yield();
+    return f->bresult;
+}
+
+uint64_t warp_op(WarpOpKind kind, unsigned mask, uint64_t value, int arg, int width,
+                 const char *what) {
+    Fiber *f = g_cur;
+    f->wkind = kind;
+    f->mask = mask;
+    f->value = value;
+    f->arg = arg;
+    f->width = width;
+    f->what = what;
+    f->state = F_WARP_WAIT;
+    fiber_yield();
+    return f->wresult;
+}
+
+} // namespace cudasim
+
+static const char *block_op_name(cudasim::BlockOpKind k) {
+    switch (k) {
+    case cudasim::BLOCK_SYNC:
+        return "__syncthreads";
+    case cudasim::BLOCK_OR:
+        return "__syncthreads_or";
+    case cudasim::BLOCK_AND:
+        return "__syncthreads_and";
+    case cudasim::BLOCK_COUNT:
+        return "__syncthreads_count";
+    }
+    return "?";
+}
+
+static const char *state_name(const Fiber &f) {
+    switch (f.state) {
+    case F_READY:
+        return "running";
+    case F_BLOCK_WAIT:
+        return block_op_name(f.bkind);
+    case F_WARP_WAIT:
+        return f.what;
+    case F_DONE:
+        return "exited";
+    }
+    return "?";
+}
+
+/* completes the warp barriers whose lanes have all arrived; 1 if any did, -1 on an error */
+static int warps_resolve(int nthreads) {
+    int any = 0;
+    int nwarps = (nthreads + 31) / 32;
+    for (int w = 0; w < nwarps; w++) {
+        Fiber *lanes = &g_fibers[(size_t)w * 32];
+        int nl = nthreads - w * 32 < 32 ? nthreads - w * 32 : 32;
+        for (int l = 0; l < nl; l++) {
+            Fiber &f = lanes[l];
+            if (f.state != F_WARP_WAIT)
+                continue;
+            unsigned mask = f.mask;
+            if (!(mask & (1u << l))) {
+                launch_fail("thread %d: %s with mask 0x%08x, which leaves out its own lane %d",
+                            w * 32 + l, f.what, mask, l);
+                return -1;
+            }
+            if (f.width < 1 || f.width > 32 || (f.width & (f.width - 1))) {
+                launch_fail("thread %d: %s with width %d (a power of two up to 32)", w * 32 + l,
+                            f.what, f.width);
+                return -1;
+            }
+            /* every lane of the mask must be at the same operation with the same mask */
+            bool complete = true;
+            for (int m = 0; m < 32; m++) {
+                if (!(mask & (1u << m)))
+                    continue;
+                if (m >= nl) {
+                    launch_fail("warp %d: %s mask 0x%08x names lane %d, which the block does not "
+                                "have (%d threads)",
+                                w, f.what, mask, m, nthreads);
+                    return -1;
+                }
+                Fiber &o = lanes[m];
+                if (o.state == F_WARP_WAIT &&
+                    (o.mask != mask || o.wkind != f.wkind || o.what != f.what)) {
+                    launch_fail("warp %d: lane %d is at %s (mask 0x%08x) while lane %d is at %s "
+                                "(mask 0x%08x)",
+                                w, l, f.what, mask, m, o.what, o.mask);
+                    return -1;
+                }
+                if (o.state == F_DONE) {
+                    launch_fail("warp %d: lane %d waits at %s (mask 0x%08x) for lane %d, which "
+                                "exited",
+                                w, l, f.what, mask, m);
+                    return -1;
+                }
+                if (o.state != F_WARP_WAIT)
+                    complete = false;
+            }
+            if (!complete)
+                continue;
+            uint64_t ballot = 0;
+            for (int m = 0; m < 32; m++)
+                if ((mask & (1u << m)) && lanes[m].value)
+                    ballot |= 1ull << m;
+            for (int m = 0; m < 32; m++) {
+                if (!(mask & (1u << m)))
+                    continue;
+                Fiber &o = lanes[m];
+                int seg = m & ~(o.width - 1), src = m;
+                switch (o.wkind) {
+                case cudasim::WARP_SHFL:
+                    src = seg + (o.arg & (o.width - 1));
+                    break;
+                case cudasim::WARP_SHFL_UP:
+                    src = (m - seg) >= o.arg ? m - o.arg : m;
+                    break;
+                case cudasim::WARP_SHFL_DOWN:
+                    src = (m - seg) + o.arg < o.width ? m + o.arg : m;
+                    break;
+                case cudasim::WARP_SHFL_XOR:
+                    src = m ^ (o.arg & 31);
+                    if (src >= seg + o.width)
+                        src = m; /* a later group's lane: own value (CUDA's rule) */
+                    break;
+                case cudasim::WARP_VOTE:
+                case cudasim::WARP_SYNC:
+                    break;
+                }
+                if (o.wkind == cudasim::WARP_VOTE) {
+                    o.wresult = ballot;
+                } else {
+                    if (!(mask & (1u << src))) {
+                        launch_fail("warp %d: lane %d's %s reads lane %d, outside the mask "
+                                    "0x%08x (undefined on the GPU)",
+                                    w, m, o.what, src, mask);
+                        return -1;
+                    }
+                    o.wresult = lanes[src].value;
+                }
+            }
+            for (int m = 0; m < 32; m++)
+                if (mask & (1u << m))
+                    lanes[m].state = F_READY;
+            any = 1;
+        }
+    }
+    return any;
+}
+
+/* completes the block barrier when every thread is at it; 1 if it did, -1 on an error */
+static int block_resolve(int nthreads) {
+    int waiting = 0, done = 0, first_wait = -1, first_done = -1;
+    for (int i = 0; i < nthreads; i++) {
+        if (g_fibers[i].state == F_BLOCK_WAIT) {
+            waiting++;
+            if (first_wait < 0)
+                first_wait = i;
+        } else if (g_fibers[i].state == F_DONE) {
+            done++;
+            if (first_done < 0)
+                first_done = i;
+        }
+    }
+    if (waiting == 0 || waiting + done < nthreads)
+        return 0;
+    if (done > 0) {
+        launch_fail("barrier divergence: %d threads wait at %s (thread %d first) while %d exited "
+                    "(thread %d first)",
+                    waiting, block_op_name(g_fibers[first_wait].bkind), first_wait, done,
+                    first_done);
+        return -1;
+    }
+    cudasim::BlockOpKind k = g_fibers[0].bkind;
+    int count = 0;
+    for (int i = 0; i < nthreads; i++) {
+        if (g_fibers[i].bkind != k) {
+            launch_fail("barrier divergence: thread 0 is at %s, thread %d at %s", block_op_name(k),
+                        i, block_op_name(g_fibers[i].bkind));
+            return -1;
+        }
+        count += g_fibers[i].pred != 0;
+    }
+    int r = 0;
+    if (k == cudasim::BLOCK_OR)
+        r = count > 0;
+    else if (k == cudasim::BLOCK_AND)
+        r = count == nthreads;
+    else if (k == cudasim::BLOCK_COUNT)
+        r = count;
+    for (int i = 0; i < nthreads; i++) {
+        g_fibers[i].bresult = r;
+        g_fibers[i].state = F_READY;
+    }
+    return 1;
+}
+
+enum Order { ORDER_FORWARD, ORDER_REVERSE, ORDER_SHUFFLED };
+
+static void order_make(std::vector<int> &order, int n, Order mode, uint64_t *rng) {
+    order.resize((size_t)n);
+    for (int i = 0; i < n; i++)
+        order[(size_t)i] = mode == ORDER_REVERSE ? n - 1 - i : i;
+    if (mode == ORDER_SHUFFLED)
+        for (int i = n - 1; i > 0; i--) {
+            int j = (int)(splitmix64(rng) % (uint64_t)(i + 1));
+            int t = order[(size_t)i];
+            order[(size_t)i] = order[(size_t)j];
+            order[(size_t)j] = t;
+        }
+}
+
+/* runs one block; false when it failed */
+static bool block_run(int nthreads, dim3 block, Order mode, uint64_t *rng) {
+    g_fibers.resize((size_t)nthreads);
+    for (int i = 0; i < nthreads; i++) {
+        Fiber &f = g_fibers[(size_t)i];
+        memset(&f, 0, sizeof(f));
+        f.stack = stack_get((size_t)i);
+        f.tid.x = (unsigned)i % block.x;
+        f.tid.y = ((unsigned)i / block.x) % block.y;
+        f.tid.z = (unsigned)i / (block.x * block.y);
+        f.lane = i % 32;
+        f.warp = i / 32;
+        f.state = F_READY;
+        /* the first switch to the fiber pops zeroed registers and "returns" into fiber_main,
+         * with the stack aligned as at a call (rsp + 8 a multiple of 16) */
+        void **sp = (void **)(((uintptr_t)f.stack + FIBER_STACK_BYTES) & ~(uintptr_t)15);
+        *--sp = NULL; /* fiber_main's return address: it never returns */
+        *--sp = (void *)fiber_main;
+        for (int r = 0; r < CUDASIM_SAVED_REGS; r++)
+            *--sp = NULL;
+        f.sp = sp;
+    }
+    std::vector<int> order;
+    g_failed_block = false;
+    for (;;) {
+        order_make(order, nthreads, mode, rng);
+        for (int i : order) {
+            Fiber &f = g_fibers[(size_t)i];
+            if (f.state == F_READY)
+                fiber_resume(&f);
+        }
+        int done = 0;
+        for (int i = 0; i < nthreads; i++)
+            done += g_fibers[(size_t)i].state == F_DONE;
+        if (done == nthreads)
+            return true;
+        int w = warps_resolve(nthreads);
+        if (w < 0)
+            return false;
+        int b = w ? 0 : block_resolve(nthreads);
+        if (b < 0)
+            return false;
+        if (!w && !b) {
+            /* nothing can move: name what every stuck thread waits at */
+            int first = -1;
+            for (int i = 0; i < nthreads && first < 0; i++)
+                if (g_fibers[(size_t)i].state != F_DONE)
+                    first = i;
+            launch_fail("deadlock: thread %d waits at %s; %d of %d threads exited; threads at "
+                        "a block barrier and at a warp operation wait for each other",
+                        first, state_name(g_fibers[(size_t)first]), done, nthreads);
+            return false;
+        }
+    }
+}
+
+namespace cudasim {
+
+void launch(const char *name, const void *fn, dim3 grid, dim3 block, size_t shared_bytes,
+            cudaStream_t stream, void (*body)(void *), void *ctx) {
+    (void)fn;
+    (void)stream;
+    context_make();
+    uint64_t seed = seed_get();
+    if (g_sticky != cudaSuccess) {
+        g_last = g_sticky;
+        return;
+    }
+    unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+    if (block.x == 0 || block.y == 0 || block.z == 0 || grid.x == 0 || grid.y == 0 || grid.z == 0) {
+        set_error(cudaErrorInvalidConfiguration,
+                  "launch of %s refused: grid (%u,%u,%u), block "
+                  "(%u,%u,%u) has a zero dimension",
+                  name, grid.x, grid.y, grid.z, block.x, block.y, block.z);
+        return;
+    }
+    if (threads > SM89_MAX_THREADS || block.x > SM89_MAX_BLOCK_X || block.y > SM89_MAX_BLOCK_Y ||
+        block.z > SM89_MAX_BLOCK_Z) {
+        set_error(cudaErrorInvalidConfiguration,
+                  "launch of %s refused: block (%u,%u,%u) = %llu threads; sm_89 allows %d per "
+                  "block, dimensions up to (%d,%d,%d)",
+                  name, block.x, block.y, block.z, threads, SM89_MAX_THREADS, SM89_MAX_BLOCK_X,
+                  SM89_MAX_BLOCK_Y, SM89_MAX_BLOCK_Z);
+        return;
+    }
+    if (grid.x > SM89_MAX_GRID_X || grid.y > SM89_MAX_GRID_YZ || grid.z > SM89_MAX_GRID_YZ) {
+        set_error(cudaErrorInvalidConfiguration,
+                  "launch of %s refused: grid (%u,%u,%u); sm_89 allows (%u,%u,%u)", name, grid.x,
+                  grid.y, grid.z, SM89_MAX_GRID_X, SM89_MAX_GRID_YZ, SM89_MAX_GRID_YZ);
+        return;
+    }
+    size_t stat = static_shared_bytes(name);
+    if (stat + shared_bytes > SM89_SHARED_PER_BLOCK) {
+        set_error(cudaErrorInvalidValue,
+                  "launch of %s refused: %zu bytes of static + %zu of dynamic shared memory > "
+                  "%d per block (sm_89 without opt-in)",
+                  name, stat, shared_bytes, SM89_SHARED_PER_BLOCK);
+        return;
+    }
+    uint64_t rng = seed ^ (0x51ed2701ULL * ++g_launches);
+    Order mode = (Order)(splitmix64(&rng) % 3);
+    g_kernel = name;
+    g_body = body;
+    g_body_ctx = ctx;
+    g_dyn_shared = shared_bytes ? malloc(shared_bytes) : NULL;
+    cudasim::cur_block_dim = block;
+    cudasim::cur_grid_dim = grid;
+    int nthreads = (int)threads;
+    bool ok = true;
+    for (unsigned z = 0; z < grid.z && ok; z++)
+        for (unsigned y = 0; y < grid.y && ok; y++)
+            for (unsigned x = 0; x < grid.x && ok; x++) {
+                cudasim::cur_block_idx = uint3{x, y, z};
+                if (g_dyn_shared)
+                    memset(g_dyn_shared, 0xff, shared_bytes); /* unwritten shared is NaN */
+                ok = block_run(nthreads, block, mode, &rng);
+            }
+    free(g_dyn_shared);
+    g_dyn_shared = NULL;
+    g_kernel = NULL;
+}
+
+} // namespace cudasim
+
+/* for the simulator's own tests: forget a device fault, as a new process would */
+extern "C" void cudasim_fault_clear(void) {
+    g_sticky = cudaSuccess;
+    g_last = cudaSuccess;
+    g_detail[0] = '\0';
+    g_detail_code = cudaSuccess;
+}

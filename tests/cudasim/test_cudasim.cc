@@ -1,0 +1,440 @@
+/* test_cudasim.cc: the CUDA simulator's own tests (tests/cudasim/): each intrinsic against
+ * what CUDA defines, the sm_89 launch limits, barrier divergence and warp-mask errors named
+ * with their kernel, the adversarial schedule (a kernel missing its barrier gives a wrong
+ * result, the same kernel with the barrier the right one), and the simulated device memory
+ * (copy kinds checked, memory info, properties, the static shared size of a kernel, no NVML),
+ * and the toolkit's half type on the host (rounding to nearest even, its operators).
+ *
+ * C++ because the kernels are written here, compiled like the backend's .cu files against the
+ * simulator's cuda_runtime.h. */
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+extern "C" { /* Debian's cmocka 1.1.5 header has no C++ linkage of its own */
+#include <cmocka.h>
+}
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" void cudasim_fault_clear(void);
+
+/* launch error, and the message of that error naming the kernel */
+static void expect_refused(cudaError_t want, const char *kernel) {
+    cudaError_t e = cudaGetLastError();
+    assert_int_equal(e, want);
+    const char *msg = cudaGetErrorString(e);
+    if (!strstr(msg, kernel))
+        fail_msg("error '%s' does not name %s", msg, kernel);
+    assert_int_equal(cudaGetLastError(), cudaSuccess); /* not sticky */
+}
+
+/* a device fault: sticky, named, then cleared for the next test */
+static void expect_fault(const char *kernel, const char *what) {
+    cudaError_t e = cudaGetLastError();
+    assert_int_equal(e, cudaErrorLaunchFailure);
+    const char *msg = cudaGetErrorString(e);
+    if (!strstr(msg, kernel) || !strstr(msg, what))
+        fail_msg("error '%s' does not name %s and '%s'", msg, kernel, what);
+    assert_int_equal(cudaDeviceSynchronize(), cudaErrorLaunchFailure); /* sticky */
+    cudasim_fault_clear();
+}
+
+template <typename T> static T *dev_alloc(size_t n) {
+    void *p = NULL;
+    assert_int_equal(cudaMalloc(&p, n * sizeof(T)), cudaSuccess);
+    return (T *)p;
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* kernels                                                                               */
+
+#define RACE_THREADS 256
+
+/* out[i] = the value thread i+1 wrote (wrapping); with sync = 0 the barrier is missing */
+__global__ void neighbour_kernel(int *out, int salt, int sync) {
+    __shared__ int s[RACE_THREADS];
+    int i = threadIdx.x;
+    s[i] = i * 7 + salt;
+    if (sync)
+        __syncthreads();
+    out[i] = s[(i + 1) % RACE_THREADS];
+}
+
+__global__ void warp_ops_kernel(float *sum, int *bcast, int *up, int *down, int *seg,
+                                unsigned *ballot, int *any, int *all) {
+    int lane = threadIdx.x % 32;
+    float v = (float)(threadIdx.x + 1);
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    sum[threadIdx.x] = v;
+    bcast[threadIdx.x] = __shfl_sync(0xffffffffu, (int)threadIdx.x * 3, 5);
+    up[threadIdx.x] = __shfl_up_sync(0xffffffffu, (int)threadIdx.x, 3);
+    down[threadIdx.x] = __shfl_down_sync(0xffffffffu, (int)threadIdx.x, 2);
+    seg[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 4, 8);
+    ballot[threadIdx.x] = __ballot_sync(0xffffffffu, lane % 3 == 0);
+    any[threadIdx.x] = __any_sync(0xffffffffu, lane == 7);
+    all[threadIdx.x] = __all_sync(0xffffffffu, lane < 31);
+}
+
+/* lanes 0..15 shuffle among themselves with a half mask; the others do not take part */
+__global__ void half_mask_kernel(int *out) {
+    int lane = threadIdx.x % 32;
+    out[threadIdx.x] = -1;
+    if (lane < 16)
+        out[threadIdx.x] = __shfl_xor_sync(0x0000ffffu, lane, 1);
+}
+
+__global__ void block_votes_kernel(int *out, int k) {
+    int t = threadIdx.x;
+    out[0 * blockDim.x + t] = __syncthreads_or(t == k);
+    out[1 * blockDim.x + t] = __syncthreads_and(t != k);
+    out[2 * blockDim.x + t] = __syncthreads_count(t % 4 == 0);
+}
+
+__global__ void atomic_kernel(int *count, float *fsum, unsigned *hi, int *lo, int *owner,
+                              int *last) {
+    int t = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    atomicAdd(count, 1);
+    atomicAdd(fsum, 0.5f);
+    atomicMax((int *)hi, t);
+    atomicMin(lo, t + 5);
+    atomicCAS(owner, -1, t); /* only the first thread to come sees -1 */
+    atomicExch(last, 1);
+    __syncwarp(); /* a warp barrier over the full mask */
+}
+
+/* dynamic shared memory: row = blockIdx.y; each thread writes its slot, reads the mirror */
+__global__ void dynamic_shared_kernel(float *out, float *unwritten, int n) {
+    CUDA_DYNAMIC_SHARED(float, buf);
+    int t = threadIdx.x + threadIdx.y * blockDim.x;
+    buf[t] = (float)(t + 100 * blockIdx.y);
+    __syncthreads();
+    out[blockIdx.y * n + t] = buf[n - 1 - t];
+    if (t == 0)
+        unwritten[blockIdx.y] = buf[n]; /* one past what the threads wrote, inside the launch's */
+}
+
+__global__ void empty_kernel(int *p) {
+    if (p)
+        p[threadIdx.x] = 1;
+}
+
+#define BIG_STATIC 4096
+__global__ void static_shared_kernel(float *out) {
+    __shared__ float big[BIG_STATIC / sizeof(float)];
+    big[threadIdx.x] = 1.0f;
+    __syncthreads();
+    out[threadIdx.x] = big[0];
+}
+
+__global__ void divergent_kernel(int *out) {
+    if (threadIdx.x == 3)
+        return;
+    __syncthreads();
+    out[threadIdx.x] = 1;
+}
+
+__global__ void lane_exits_kernel(float *out) {
+    if (threadIdx.x == 5)
+        return;
+    out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.0f, 1);
+}
+
+__global__ void mixed_barrier_kernel(int *out) {
+    if (threadIdx.x < 32)
+        __syncthreads();
+    else
+        out[threadIdx.x] = __syncthreads_or(1);
+}
+
+__global__ void index_kernel(int *out) {
+    int x = blockIdx.x * blockDim.x + threadIdx.x;
+    int y = blockIdx.y * blockDim.y + threadIdx.y;
+    int w = gridDim.x * blockDim.x;
+    out[y * w + x] = y * 1000 + x;
+}
+
+/* ------------------------------------------------------------------------------------- */
+/* tests                                                                                 */
+
+static void test_cudasim_missing_barrier_changes_result(void **state) {
+    int *d = dev_alloc<int>(RACE_THREADS);
+    int h[RACE_THREADS];
+    /* many launches: each gets its own order (forward, reverse or shuffled) from the seed */
+    for (int launch = 0; launch < 12; launch++) {
+        int salt = 1000 * (launch + 1);
+        CUDA_LAUNCH(neighbour_kernel, 1, RACE_THREADS, 0, NULL, d, salt, 1);
+        assert_int_equal(cudaGetLastError(), cudaSuccess);
+        assert_int_equal(cudaMemcpy(h, d, sizeof(h), cudaMemcpyDeviceToHost), cudaSuccess);
+        for (int i = 0; i < RACE_THREADS; i++)
+            assert_int_equal(h[i], ((i + 1) % RACE_THREADS) * 7 + salt);
+        /* without the barrier some thread reads its neighbour's slot before it is written
+         * (the value of the previous launch): whatever the order, one read is stale */
+        salt += 1;
+        CUDA_LAUNCH(neighbour_kernel, 1, RACE_THREADS, 0, NULL, d, salt, 0);
+        assert_int_equal(cudaGetLastError(), cudaSuccess);
+        assert_int_equal(cudaMemcpy(h, d, sizeof(h), cudaMemcpyDeviceToHost), cudaSuccess);
+        int wrong = 0;
+        for (int i = 0; i < RACE_THREADS; i++)
+            wrong += h[i] != ((i + 1) % RACE_THREADS) * 7 + salt;
+        assert_true(wrong > 0);
+    }
+    assert_int_equal(cudaFree(d), cudaSuccess);
+}
+
+static void test_cudasim_warp_intrinsics(void **state) {
+    const int n = 64; /* two warps */
+    float *sum = dev_alloc<float>(n);
+    int *bc = dev_alloc<int>(n), *up = dev_alloc<int>(n), *dn = dev_alloc<int>(n),
+        *sg = dev_alloc<int>(n), *an = dev_alloc<int>(n), *al = dev_alloc<int>(n);
+    unsigned *bl = dev_alloc<unsigned>(n);
+    CUDA_LAUNCH(warp_ops_kernel, 1, n, 0, NULL, sum, bc, up, dn, sg, bl, an, al);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    float hs[64];
+    int hb[64], hu[64], hd[64], hg[64], ha[64], hl[64];
+    unsigned hbl[64];
+    cudaMemcpy(hs, sum, sizeof(hs), cudaMemcpyDeviceToHost);
+    cudaMemcpy(hb, bc, sizeof(hb), cudaMemcpyDeviceToHost);
+    cudaMemcpy(hu, up, sizeof(hu), cudaMemcpyDeviceToHost);
+    cudaMemcpy(hd, dn, sizeof(hd), cudaMemcpyDeviceToHost);
+    cudaMemcpy(hg, sg, sizeof(hg), cudaMemcpyDeviceToHost);
+    cudaMemcpy(ha, an, sizeof(ha), cudaMemcpyDeviceToHost);
+    cudaMemcpy(hl, al, sizeof(hl), cudaMemcpyDeviceToHost);
+    cudaMemcpy(hbl, bl, sizeof(hbl), cudaMemcpyDeviceToHost);
+    unsigned every_third = 0;
+    for (int l = 0; l < 32; l += 3)
+        every_third |= 1u << l;
+    for (int t = 0; t < n; t++) {
+        int w = t / 32, lane = t % 32;
+        /* xor butterfly: every lane has the sum of its warp's values 32w+1 .. 32w+32 */
+        assert_true(hs[t] == (float)(32 * 32 * w + 32 * 33 / 2));
+        assert_int_equal(hb[t], (32 * w + 5) * 3);          /* from lane 5 */
+        assert_int_equal(hu[t], lane >= 3 ? t - 3 : t);     /* own value below delta */
+        assert_int_equal(hd[t], lane + 2 < 32 ? t + 2 : t); /* own value past the end */
+        assert_int_equal(hg[t], 32 * w + (lane ^ 4));       /* within groups of 8 */
+        assert_int_equal(hbl[t], every_third);
+        assert_int_equal(ha[t], 1);
+        assert_int_equal(hl[t], 0);
+    }
+    int *hm = dev_alloc<int>(n), hh[64];
+    CUDA_LAUNCH(half_mask_kernel, 1, n, 0, NULL, hm);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    cudaMemcpy(hh, hm, sizeof(hh), cudaMemcpyDeviceToHost);
+    for (int t = 0; t < n; t++)
+        assert_int_equal(hh[t], t % 32 < 16 ? (t % 32) ^ 1 : -1);
+    cudaFree(sum), cudaFree(bc), cudaFree(up), cudaFree(dn), cudaFree(sg), cudaFree(an),
+        cudaFree(al), cudaFree(bl), cudaFree(hm);
+}
+
+static void test_cudasim_block_reductions_and_atomics(void **state) {
+    const int n = 96;
+    int *d = dev_alloc<int>(3 * n), h[3 * 96];
+    for (int k = 0; k <= n; k += n) { /* k = n: no thread is k */
+        CUDA_LAUNCH(block_votes_kernel, 1, n, 0, NULL, d, k);
+        assert_int_equal(cudaGetLastError(), cudaSuccess);
+        cudaMemcpy(h, d, sizeof(h), cudaMemcpyDeviceToHost);
+        for (int t = 0; t < n; t++) {
+            assert_int_equal(h[t], k < n);
+            assert_int_equal(h[n + t], k >= n);
+            assert_int_equal(h[2 * n + t], n / 4);
+        }
+    }
+    int *cnt = dev_alloc<int>(1), *lo = dev_alloc<int>(1), *own = dev_alloc<int>(1),
+        *last = dev_alloc<int>(1);
+    float *fs = dev_alloc<float>(1);
+    unsigned *hi = dev_alloc<unsigned>(1);
+    cudaMemset(cnt, 0, sizeof(int));
+    cudaMemset(fs, 0, sizeof(float));
+    cudaMemset(hi, 0, sizeof(unsigned));
+    cudaMemset(lo, 0x7f, sizeof(int));
+    cudaMemset(own, 0xff, sizeof(int)); /* -1 */
+    cudaMemset(last, 0, sizeof(int));
+    CUDA_LAUNCH(atomic_kernel, 7, 64, 0, NULL, cnt, fs, hi, lo, own, last);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    int hlo, hown, hlast;
+    cudaMemcpy(&hlo, lo, sizeof(int), cudaMemcpyDeviceToHost);
+    cudaMemcpy(&hown, own, sizeof(int), cudaMemcpyDeviceToHost);
+    cudaMemcpy(&hlast, last, sizeof(int), cudaMemcpyDeviceToHost);
+    assert_int_equal(hlo, 5);
+    assert_true(hown >= 0 && hown < 64); /* some thread of the first block won */
+    assert_int_equal(hlast, 1);
+    int hc;
+    float hf;
+    unsigned hh;
+    cudaMemcpy(&hc, cnt, sizeof(hc), cudaMemcpyDeviceToHost);
+    cudaMemcpy(&hf, fs, sizeof(hf), cudaMemcpyDeviceToHost);
+    cudaMemcpy(&hh, hi, sizeof(hh), cudaMemcpyDeviceToHost);
+    assert_int_equal(hc, 7 * 64);
+    assert_true(hf == 0.5f * 7 * 64);
+    assert_int_equal(hh, 7 * 64 - 1);
+    cudaFree(d), cudaFree(cnt), cudaFree(fs), cudaFree(hi), cudaFree(lo), cudaFree(own),
+        cudaFree(last);
+}
+
+static void test_cudasim_dynamic_shared_and_indexing(void **state) {
+    const int bx = 8, by = 4, n = bx * by, rows = 3;
+    float *out = dev_alloc<float>(rows * n), *unw = dev_alloc<float>(rows), h[96], hu[3];
+    dim3 grid(1, rows), block(bx, by);
+    CUDA_LAUNCH(dynamic_shared_kernel, grid, block, (n + 1) * sizeof(float), NULL, out, unw, n);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    cudaMemcpy(h, out, sizeof(h), cudaMemcpyDeviceToHost);
+    cudaMemcpy(hu, unw, sizeof(hu), cudaMemcpyDeviceToHost);
+    for (int r = 0; r < rows; r++) {
+        for (int t = 0; t < n; t++)
+            assert_true(h[r * n + t] == (float)(n - 1 - t + 100 * r));
+        assert_true(isnan(hu[r])); /* shared memory nobody wrote reads as NaN */
+    }
+    int *o = dev_alloc<int>(6 * 4 * 5), ho[120];
+    dim3 g2(3, 2), b2(2, 2);
+    CUDA_LAUNCH(index_kernel, g2, b2, 0, NULL, o);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    cudaMemcpy(ho, o, 6 * 4 * sizeof(int), cudaMemcpyDeviceToHost);
+    for (int y = 0; y < 4; y++)
+        for (int x = 0; x < 6; x++)
+            assert_int_equal(ho[y * 6 + x], y * 1000 + x);
+    cudaFree(out), cudaFree(unw), cudaFree(o);
+}
+
+static void test_cudasim_launch_limits(void **state) {
+    CUDA_LAUNCH(empty_kernel, 1, 1025, 0, NULL, (int *)NULL);
+    expect_refused(cudaErrorInvalidConfiguration, "empty_kernel");
+    CUDA_LAUNCH(empty_kernel, 1, dim3(32, 1, 65), 0, NULL, (int *)NULL);
+    expect_refused(cudaErrorInvalidConfiguration, "empty_kernel");
+    CUDA_LAUNCH(empty_kernel, dim3(1, 65536), 32, 0, NULL, (int *)NULL);
+    expect_refused(cudaErrorInvalidConfiguration, "empty_kernel");
+    CUDA_LAUNCH(empty_kernel, 0, 32, 0, NULL, (int *)NULL);
+    expect_refused(cudaErrorInvalidConfiguration, "empty_kernel");
+    /* 1024 threads and 48 KiB of dynamic shared memory are allowed ... */
+    CUDA_LAUNCH(empty_kernel, 2, 1024, 48 * 1024, NULL, (int *)NULL);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    /* ... but static + dynamic over 48 KiB is not: the static part counts */
+    cudaFuncAttributes fa;
+    assert_int_equal(cudaFuncGetAttributes(&fa, (const void *)static_shared_kernel), cudaSuccess);
+    assert_int_equal(fa.sharedSizeBytes, BIG_STATIC);
+    assert_int_equal(cudaFuncGetAttributes(&fa, (const void *)empty_kernel), cudaSuccess);
+    assert_int_equal(fa.sharedSizeBytes, 0);
+    float *o = dev_alloc<float>(32);
+    CUDA_LAUNCH(static_shared_kernel, 1, 32, 48 * 1024 - BIG_STATIC, NULL, o);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    CUDA_LAUNCH(static_shared_kernel, 1, 32, 48 * 1024 - BIG_STATIC + 4, NULL, o);
+    expect_refused(cudaErrorInvalidValue, "static_shared_kernel");
+    cudaFree(o);
+}
+
+static void test_cudasim_divergence_is_reported(void **state) {
+    int *d = dev_alloc<int>(64);
+    CUDA_LAUNCH(divergent_kernel, 1, 64, 0, NULL, d);
+    expect_fault("divergent_kernel", "barrier divergence");
+    CUDA_LAUNCH(lane_exits_kernel, 1, 32, 0, NULL, (float *)d);
+    expect_fault("lane_exits_kernel", "exited");
+    CUDA_LAUNCH(mixed_barrier_kernel, 1, 64, 0, NULL, d);
+    expect_fault("mixed_barrier_kernel", "__syncthreads_or");
+    /* after a fault every call fails until cleared; a clean launch then works again */
+    CUDA_LAUNCH(empty_kernel, 1, 32, 0, NULL, d);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    cudaFree(d);
+}
+
+static void test_cudasim_memory(void **state) {
+    size_t free0, total;
+    assert_int_equal(cudaMemGetInfo(&free0, &total), cudaSuccess);
+    cudaDeviceProp p;
+    assert_int_equal(cudaGetDeviceProperties(&p, 0), cudaSuccess);
+    assert_non_null(strstr(p.name, "simulated"));
+    assert_int_equal(p.major * 10 + p.minor, 89);
+    assert_true(p.totalGlobalMem == total);
+    /* an allocation shows in the free count, rounded up to the 2 MiB granule */
+    void *a = NULL;
+    assert_int_equal(cudaMalloc(&a, 3 << 20), cudaSuccess);
+    size_t free1;
+    cudaMemGetInfo(&free1, &total);
+    assert_true(free0 - free1 == (size_t)4 << 20);
+    /* copies check each side */
+    char host[64] = {0};
+    assert_int_equal(cudaMemcpy(host, a, sizeof(host), cudaMemcpyHostToDevice),
+                     cudaErrorInvalidValue);
+    assert_int_equal(cudaGetLastError(), cudaErrorInvalidValue);
+    assert_int_equal(cudaMemcpy(a, host, sizeof(host), cudaMemcpyDeviceToHost),
+                     cudaErrorInvalidValue);
+    cudaGetLastError();
+    /* a range running past the allocation's end */
+    assert_int_equal(cudaMemcpy((char *)a + (3 << 20) - 8, host, 16, cudaMemcpyHostToDevice),
+                     cudaErrorInvalidValue);
+    cudaGetLastError();
+    assert_int_equal(cudaMemcpy(a, host, sizeof(host), cudaMemcpyHostToDevice), cudaSuccess);
+    assert_int_equal(cudaMemcpy(host, a, sizeof(host), cudaMemcpyDefault), cudaSuccess);
+    /* more than the card has */
+    void *b = NULL;
+    assert_int_equal(cudaMalloc(&b, total), cudaErrorMemoryAllocation);
+    assert_null(b);
+    assert_non_null(strstr(cudaGetErrorString(cudaGetLastError()), "free"));
+    assert_int_equal(cudaFree(host), cudaErrorInvalidValue);
+    cudaGetLastError();
+    assert_int_equal(cudaFree(a), cudaSuccess);
+    cudaMemGetInfo(&free1, &total);
+    assert_true(free1 == free0);
+}
+
+/* The toolkit's cuda_fp16.h on the host: conversions round to nearest even, as on the GPU,
+ * and its operators are the f32 operation rounded once (exact for these operands' products
+ * and sums, which f32 holds exactly). */
+static uint16_t half_bits(__half h) {
+    uint16_t b;
+    memcpy(&b, &h, sizeof b);
+    return b;
+}
+
+static void test_cudasim_half_on_host(void **state) {
+    assert_int_equal(half_bits(__float2half_rn(1.0f)), 0x3c00);
+    assert_int_equal(half_bits(__float2half_rn(1.0f + 1.0f / 2048)), 0x3c00); /* tie: even */
+    assert_int_equal(half_bits(__float2half_rn(1.0f + 3.0f / 2048)), 0x3c02); /* tie: even */
+    assert_int_equal(half_bits(__float2half_rn(1.0f + 3.0f / 4096)), 0x3c01); /* nearest */
+    assert_int_equal(half_bits(__float2half_rn(65504.0f)), 0x7bff);           /* largest */
+    assert_int_equal(half_bits(__float2half_rn(65520.0f)), 0x7c00);           /* tie: inf */
+    assert_int_equal(half_bits(__float2half_rn(-65520.0f)), 0xfc00);
+    assert_int_equal(half_bits(__float2half_rn(5.9604645e-8f)), 0x0001); /* 2^-24 subnormal */
+    assert_int_equal(half_bits(__float2half_rn(2.9802322e-8f)), 0x0000); /* 2^-25: tie to 0 */
+    assert_int_equal(half_bits(__float2half_rn(-0.0f)), 0x8000);
+    assert_true(isnan(__half2float(__float2half_rn(NAN))));
+    assert_true(__half2float(__ushort_as_half(0x3555)) == 0.333251953125f);
+    __half a = __float2half_rn(1.5f), b = __float2half_rn(2.25f);
+    assert_true(__half2float(a * b) == 3.375f);
+    assert_true(__half2float(a + b) == 3.75f);
+    assert_true(__half2float(b - a) == 0.75f);
+    assert_true(__half2float(b / a) == 1.5f);
+    assert_true(a < b && !(b < a));
+    /* an f16 sum that must round: 2048 + 1 is a tie between 2048 and 2050, to even 2048 */
+    assert_true(__half2float(__float2half_rn(2048.0f) + __float2half_rn(1.0f)) == 2048.0f);
+}
+
+/* NVML is absent on the simulated card, whatever the machine has; other libraries load */
+static void test_cudasim_no_nvml(void **state) {
+    assert_null(dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL));
+    void *m = dlopen("libm.so.6", RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(m);
+    dlclose(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cudasim_missing_barrier_changes_result),
+        cmocka_unit_test(test_cudasim_warp_intrinsics),
+        cmocka_unit_test(test_cudasim_block_reductions_and_atomics),
+        cmocka_unit_test(test_cudasim_dynamic_shared_and_indexing),
+        cmocka_unit_test(test_cudasim_launch_limits),
+        cmocka_unit_test(test_cudasim_divergence_is_reported),
+        cmocka_unit_test(test_cudasim_memory),
+        cmocka_unit_test(test_cudasim_no_nvml),
+        cmocka_unit_test(test_cudasim_half_on_host),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,304 @@
+/* test_mem_html.c: the memory page's data (train/mem_html.c), parsed back from the page: the
+ * timeline's blocks add up to the arena's bytes after every event and pair every free with its
+ * alloc; the card from a plan is the GPU table's estimate, from a GPU run the measured
+ * reconciliation (a DeviceMem filled in here, as device_mem_sample would on a GPU); plan vs
+ * measured; the nanoGPT file's checks; the default nanoGPT path. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../model/gpu_table.h"
+#include "../train/mem_html.h"
+#include "../train/run_common.h"
+#include "json_mini.h"
+#include "test_util.h"
+
+#define MIB ((size_t)1 << 20)
+
+static void small_config(TrainConfig *cfg) {
+    config_defaults(cfg);
+    cfg->n_layer = 2;
+    cfg->n_head = 2;
+    cfg->n_embd = 32;
+    cfg->block_size = 16;
+    cfg->vocab_size = 64;
+    cfg->batch_size = 2;
+    cfg->gradient_accumulation_steps = 2;
+}
+
+/* Writes the page and parses the JSON between the data script's tags. */
+static Json *page_data(const char *path, const TrainConfig *cfg, GptDevice dev,
+                       const MemHtmlMeasured *m) {
+    Err err;
+    int rc = mem_html_write(path, cfg, dev, m, &err);
+    if (rc != 0)
+        print_error("%s\n", err.msg);
+    assert_int_equal(rc, 0);
+    size_t len = 0;
+    char *html = test_read_file(path, &len);
+    assert_non_null(html);
+    const char *open = "<script id=\"arenagpt-data\" type=\"application/json\">";
+    char *start = strstr(html, open);
+    assert_non_null(start);
+    start += strlen(open);
+    char *end = strstr(start, "</script>");
+    assert_non_null(end);
+    *end = 0;
+    char jerr[256];
+    Json *j = json_parse(start, jerr, sizeof jerr);
+    if (!j)
+        print_error("%s\n", jerr);
+    assert_non_null(j);
+    free(html);
+    return j;
+}
+
+static double num(const Json *j, const char *path) {
+    const Json *v = json_get(j, path);
+    if (!v)
+        print_error("missing %s\n", path);
+    assert_non_null(v);
+    return v->number;
+}
+
+static void test_mem_html_timeline_adds_up(void **state) {
+    (void)state;
+    TrainConfig cfg;
+    small_config(&cfg);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/m.html", test_dir());
+    Json *j = page_data(path, &cfg, GPT_DEVICE_CPU, NULL);
+    const Json *blocks = json_get(j, "timeline.blocks"), *used = json_get(j, "timeline.used");
+    int64_t n = (int64_t)num(j, "timeline.n_events");
+    assert_true(n > 0 && used->n_items == (size_t)n);
+    /* after every event, the blocks live then add up to the arena's bytes per category */
+    for (int64_t i = 0; i < n; i++) {
+        double sum[ARENA_CAT_COUNT] = {0};
+        for (size_t k = 0; k < blocks->n_items; k++) {
+            const Json *b = blocks->items[k];
+            int64_t a = (int64_t)b->items[6]->number, f = (int64_t)b->items[7]->number;
+            if (a <= i && (f < 0 || f > i))
+                sum[(int)b->items[1]->number] += b->items[5]->number;
+        }
+        for (int c = 0; c < ARENA_CAT_COUNT; c++)
+            assert_true(sum[c] == used->items[i]->items[c]->number);
+    }
+    /* the JSON report's peak is the timeline's highest total */
+    double best = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double t = 0;
+        for (int c = 0; c < ARENA_CAT_COUNT; c++)
+            t += used->items[i]->items[c]->number;
+        best = t > best ? t : best;
+    }
+    assert_true(best == num(j, "report.peak_bytes"));
+    /* a free ends after its alloc; params live to the end; markers name the step's phases */
+    for (size_t k = 0; k < blocks->n_items; k++) {
+        const Json *b = blocks->items[k];
+        double a = b->items[6]->number, f = b->items[7]->number;
+        assert_true(f < 0 || f > a);
+        if (b->items[1]->number == ARENA_CAT_PARAMS)
+            assert_true(f < 0);
+    }
+    const Json *markers = json_get(j, "timeline.markers");
+    assert_int_equal(markers->n_items, 1 + 2 * 2 + 1); /* eval fwd, 2 x (fwd, bwd), update */
+    assert_string_equal(markers->items[5]->items[1]->string, "update");
+    /* the CPU has no card; the modes: naive x 3 recompute, cudnn not on the CPU, flash x 3 */
+    assert_int_equal(json_get(j, "card")->type, JSON_NULL);
+    const Json *modes = json_get(j, "modes");
+    assert_int_equal(modes->n_items, 7);
+    assert_non_null(json_get(modes->items[3], "unavailable"));
+    assert_string_equal(json_get(modes->items[4], "attention")->string, "flash");
+    assert_true(num(modes->items[4], "high_water_bytes") <
+                num(modes->items[0], "high_water_bytes"));
+    assert_string_equal(json_get(modes->items[2], "recompute")->string, "full");
+    assert_true(num(modes->items[2], "high_water_bytes") <
+                num(modes->items[0], "high_water_bytes"));
+    assert_null(json_get(modes->items[0], "timeline")); /* the config's own: the page's one */
+    assert_non_null(json_get(modes->items[1], "timeline.blocks"));
+    json_free(j);
+}
+
+static void test_mem_html_card_estimate_and_measured(void **state) {
+    (void)state;
+    TrainConfig cfg;
+    small_config(&cfg);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/m.html", test_dir());
+    const GpuSpec *g = gpu_table_find("rtx4070");
+    /* a plan for the GPU: the table's estimate, labelled so */
+    Json *j = page_data(path, &cfg, GPT_DEVICE_CUDA, NULL);
+    assert_string_equal(json_get(j, "card.kind")->string, "estimate");
+    assert_true(num(j, "card.context_bytes") == (double)g->context_bytes);
+    assert_string_equal(json_get(j, "card.context_source")->string, g->context_source);
+    assert_true(num(j, "card.arena_bytes") == num(j, "report.high_water_bytes"));
+    assert_true(num(j, "card.free_bytes") ==
+                (double)g->memory_bytes - (double)g->context_bytes - num(j, "card.arena_bytes"));
+    json_free(j);
+
+    /* a GPU run: the reconciliation's figures, as device_mem_sample leaves them */
+    Arena *plan = NULL, *run = NULL;
+    Err err;
+    GptConfig c;
+    run_gpt_config(&cfg, &c);
+    assert_int_equal(run_plan(&c, GPT_DEVICE_CUDA, cfg.batch_size, cfg.block_size,
+                              cfg.gradient_accumulation_steps, 0, 0, &plan, &err),
+                     0);
+    assert_int_equal(run_plan(&c, GPT_DEVICE_CUDA, cfg.batch_size, cfg.block_size,
+                              cfg.gradient_accumulation_steps, 0, 0, &run, &err),
+                     0);
+    DeviceMem dm;
+    memset(&dm, 0, sizeof dm);
+    snprintf(dm.name, sizeof dm.name, "NVIDIA GeForce RTX 4070");
+    dm.total_bytes = 12282 * MIB;
+    dm.reservation_bytes = 100 * MIB;
+    dm.s[DEVICE_MEM_BEFORE_CONTEXT] =
+        (DeviceMemSample){.taken = 1, .have_nvml = 1, .nvml_used_bytes = 300 * MIB};
+    dm.s[DEVICE_MEM_AFTER_CONTEXT] = (DeviceMemSample){.taken = 1,
+                                                       .have_cuda = 1,
+                                                       .have_nvml = 1,
+                                                       .have_proc = 1,
+                                                       .cuda_used_bytes = 700 * MIB,
+                                                       .nvml_used_bytes = 700 * MIB,
+                                                       .proc_bytes = 400 * MIB};
+    dm.s[DEVICE_MEM_NOW] = (DeviceMemSample){.taken = 1,
+                                             .have_cuda = 1,
+                                             .have_nvml = 1,
+                                             .have_proc = 1,
+                                             .cuda_used_bytes = 860 * MIB,
+                                             .nvml_used_bytes = 860 * MIB,
+                                             .proc_bytes = 540 * MIB};
+    MemHtmlMeasured m = {plan, run, &dm};
+    j = page_data(path, &cfg, GPT_DEVICE_CUDA, &m);
+    assert_string_equal(json_get(j, "source")->string, "train");
+    assert_string_equal(json_get(j, "card.kind")->string, "measured");
+    assert_true(num(j, "card.context_bytes") == 400.0 * MIB);    /* NVML, this pid */
+    assert_true(num(j, "card.process_bytes") == 540.0 * MIB);    /* NVML, this pid now */
+    assert_true(num(j, "card.unaccounted_bytes") == 40.0 * MIB); /* 540 - 400 - 100 */
+    assert_true(num(j, "card.other_bytes") == 320.0 * MIB);      /* 860 device - 540 ours */
+    assert_true(num(j, "card.free_bytes") == (12282.0 - 860.0) * MIB);
+    ArenaStats p = arena_stats(plan);
+    assert_true(num(j, "measured.plan_peak_bytes") == (double)p.peak_used_bytes);
+    assert_true(num(j, "measured.measured_high_water_bytes") == (double)p.high_water_bytes);
+    assert_true(num(j, "measured.measured_cat_peak.activations") ==
+                (double)p.cat_peak_bytes[ARENA_CAT_ACTIVATIONS]);
+    json_free(j);
+    arena_free(plan);
+    arena_free(run);
+}
+
+static void test_mem_html_nanogpt_file(void **state) {
+    (void)state;
+    TrainConfig cfg;
+    small_config(&cfg);
+    char path[1024], ng[CONFIG_STR_LEN / 2];
+    snprintf(path, sizeof path, "%s/m.html", test_dir());
+    snprintf(ng, sizeof ng, "%s/ng.json", test_dir());
+    memcpy(cfg.nanogpt_json, ng, sizeof ng);
+    const char *good = "{\"format\": \"arenagpt-nanogpt-memory/1\", \"config\": {\"n_layer\": 2, "
+                       "\"n_head\": 2, \"n_embd\": 32, \"block_size\": 16, \"vocab_size\": 64, "
+                       "\"batch_size\": 2}, \"note\": \"</script><b>\", \"saved\": {\"bytes\": 7}}";
+    test_write_file(ng, good, strlen(good));
+    Json *j = page_data(path, &cfg, GPT_DEVICE_CPU, NULL);
+    assert_true(num(j, "nanogpt.saved.bytes") == 7);
+    assert_string_equal(json_get(j, "nanogpt.note")->string, "</script><b>"); /* escaped, intact */
+    json_free(j);
+
+    struct {
+        const char *text, *want;
+    } bad[] = {
+        {"{\"format\": \"arenagpt-nanogpt-memory/1\", \"config\": {\"n_layer\": 2,}}",
+         "not valid JSON"},
+        {"{\"format\": \"x\"}", "expected 'arenagpt-nanogpt-memory/1'"},
+        {"{\"format\": \"arenagpt-nanogpt-memory/1\", \"config\": {\"n_layer\": 3}}",
+         "is for n_layer = 3, this run has n_layer = 2"},
+        {"{\"format\": \"arenagpt-nanogpt-memory/1\", \"config\": {\"n_layer\": 2}}",
+         "config.n_head is missing"},
+        {"{\"format\": \"arenagpt-nanogpt-memory/1\"} trailing", "not valid JSON"},
+        {"[1, 2]", "not valid JSON"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        test_write_file(ng, bad[i].text, strlen(bad[i].text));
+        Err err;
+        assert_int_equal(mem_html_write(path, &cfg, GPT_DEVICE_CPU, NULL, &err), -1);
+        if (!strstr(err.msg, bad[i].want) || !strstr(err.msg, ng))
+            print_error("case %zu: '%s'\n", i, err.msg);
+        assert_non_null(strstr(err.msg, bad[i].want));
+    }
+}
+
+/* The page plans at most a few micro-steps (mem_html.c): the memory of a step must not
+ * depend on gradient_accumulation_steps, in any recompute mode. */
+static void test_mem_html_micro_steps_repeat(void **state) {
+    (void)state;
+    TrainConfig cfg;
+    small_config(&cfg);
+    for (int m = 0; m < 3; m++) {
+        GptConfig c;
+        run_gpt_config(&cfg, &c);
+        c.recompute = m;
+        ArenaStats st[3];
+        const int64_t accum[3] = {2, 4, 7};
+        for (int k = 0; k < 3; k++) {
+            Arena *a = NULL;
+            Err err;
+            assert_int_equal(run_plan(&c, GPT_DEVICE_CUDA, cfg.batch_size, cfg.block_size, accum[k],
+                                      0, 0, &a, &err),
+                             0);
+            st[k] = arena_stats(a);
+            arena_free(a);
+        }
+        for (int k = 1; k < 3; k++) {
+            assert_int_equal(st[k].peak_used_bytes, st[0].peak_used_bytes);
+            assert_int_equal(st[k].high_water_bytes, st[0].high_water_bytes);
+            assert_memory_equal(st[k].at_peak_bytes, st[0].at_peak_bytes,
+                                sizeof st[0].at_peak_bytes);
+            assert_memory_equal(st[k].cat_peak_bytes, st[0].cat_peak_bytes,
+                                sizeof st[0].cat_peak_bytes);
+        }
+    }
+    /* and the page says how many it drew */
+    char path[1024];
+    cfg.gradient_accumulation_steps = 9;
+    snprintf(path, sizeof path, "%s/m.html", test_dir());
+    Json *j = page_data(path, &cfg, GPT_DEVICE_CPU, NULL);
+    assert_true(num(j, "gradient_accumulation_steps") == 9);
+    assert_true(num(j, "timeline_micro_steps") == 4);
+    assert_true(num(j, "modes.1.timeline_micro_steps") == 2);
+    json_free(j);
+}
+
+static void test_mem_html_nanogpt_default_path(void **state) {
+    (void)state;
+    char buf[256];
+    mem_html_nanogpt_default("configs/small_4070.conf", buf, sizeof buf);
+    assert_string_equal(buf, "configs/nanogpt/small_4070.json");
+    mem_html_nanogpt_default("tiny.conf", buf, sizeof buf);
+    assert_string_equal(buf, "nanogpt/tiny.json");
+    mem_html_nanogpt_default("/a/b.c/run", buf, sizeof buf);
+    assert_string_equal(buf, "/a/b.c/nanogpt/run.json");
+    mem_html_nanogpt_default("", buf, sizeof buf);
+    assert_string_equal(buf, "");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_mem_html_timeline_adds_up, test_dir_setup,
+                                        test_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_mem_html_card_estimate_and_measured, test_dir_setup,
+                                        test_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_mem_html_nanogpt_file, test_dir_setup,
+                                        test_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_mem_html_micro_steps_repeat, test_dir_setup,
+                                        test_dir_teardown),
+        cmocka_unit_test(test_mem_html_nanogpt_default_path),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
