@@ -452,6 +452,9 @@ stage_env() {
         if command -v nvidia-smi >/dev/null 2>&1; then
             echo "gpu: $(nvidia-smi --query-gpu=name,memory.total,compute_cap --format=csv,noheader 2>/dev/null | paste -sd ';' -)"
             echo "driver: $(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)"
+            # the card as found (clocks, power, other processes), for the logs
+            timeout 30 nvidia-smi >"$LOGS/nvidia-smi.txt" 2>&1
+            timeout 30 nvidia-smi -q >"$LOGS/nvidia-smi-q.txt" 2>&1
         else
             echo "gpu: none seen (no nvidia-smi)"
         fi
