@@ -603,8 +603,8 @@ group_table() {
             train "table-4070-$mode-$att" $T_TABLE "$CONF" --recompute=$mode --attention=$att \
                 --max_iters="$TABLE_STEPS" "${SHORT[@]}" --log_interval=$SHORT_LOG_INTERVAL
             # a kind the binary names but refuses to run (exit 2, the reason names it): not a failure
-            if [ $? -eq 2 ] && grep -q "attention = $att" "$LOGS/table-4070-$mode-$att.log"; then
-                amend_last "skipped (refused: $(grep -m1 "attention = $att" "$LOGS/table-4070-$mode-$att.log" | sed 's/^arenagpt train: //' | cut -c1-120))"
+            if [ $? -eq 2 ] && grep -qE "attention ?= ?$att" "$LOGS/table-4070-$mode-$att.log"; then
+                amend_last "skipped (refused: $(grep -m1 -E "attention ?= ?$att" "$LOGS/table-4070-$mode-$att.log" | sed 's/^arenagpt train: //' | cut -c1-120))"
             fi
         done
     done
