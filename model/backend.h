@@ -118,6 +118,38 @@ typedef struct GptBackend {
                                const void *dout /* (B,T,C) */, const void *qkv /* (B,T,3C) */,
                                int64_t B, int64_t T, int64_t C, int64_t NH, void *stream);
 
+    /* Fused causal self-attention (attention=flash; FlashAttention-2): the probabilities are
+     * never stored. out = softmax(scale QK^T) V (overwritten); lse (f32, overwritten) =
+     * log-sum-exp of each row's scaled scores, saved for backward with out. NULL in a
+     * backend without it. CUDA: HS <= GPT_FLASH_CUDA_MAX_HS (refused by gpt_config_check). */
+    void (*flash_attention_forward)(void *out /* (B,T,C) */, float *lse /* (B,NH,T) */,
+                                    const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C,
+                                    int64_t NH, void *stream);
+    /* dqkv = ... (overwrites); the probabilities are recomputed tile by tile from qkv and lse.
+     * workspace: gpt_flash_workspace_bytes(B, T, NH) bytes of scratch (f32 (B,NH,T):
+     * D = rowsum(dout * out)). */
+    void (*flash_attention_backward)(void *dqkv /* (B,T,3C) */, float *workspace /* (B,NH,T) */,
+                                     const void *dout /* (B,T,C) */, const void *out /* (B,T,C) */,
+                                     const float *lse /* (B,NH,T) */,
+                                     const void *qkv /* (B,T,3C) */, int64_t B, int64_t T,
+                                     int64_t C, int64_t NH, void *stream);
+
+    /* attention=cudnn (cuDNN's fused SDPA; CUDA only, NULL elsewhere; not yet verified on a
+     * GPU). prepare loads cuDNN and builds and caches the plans of this shape: 0, or -1 with
+     * the reason (then the model runs flash instead: gpt_attention_resolve). forward and
+     * backward compute what flash_attention_* do (same O, lse and dqkv layouts); workspace:
+     * gpt_cudnn_workspace_bytes(B, T, C, NH) bytes. */
+    int (*cudnn_attention_prepare)(int64_t B, int64_t T, int64_t C, int64_t NH,
+                                   size_t workspace_bytes, char *reason, size_t len);
+    void (*cudnn_attention_forward)(void *out /* (B,T,C) */, float *lse /* (B,NH,T) */,
+                                    void *workspace, const void *qkv /* (B,T,3C) */, int64_t B,
+                                    int64_t T, int64_t C, int64_t NH, void *stream);
+    void (*cudnn_attention_backward)(void *dqkv /* (B,T,3C) */, void *workspace,
+                                     const void *dout /* (B,T,C) */, const void *out /* (B,T,C) */,
+                                     const float *lse /* (B,NH,T) */,
+                                     const void *qkv /* (B,T,3C) */, int64_t B, int64_t T,
+                                     int64_t C, int64_t NH, void *stream);
+
     /* gelu: 0 tanh approximation, 1 erf. out overwritten. */
     void (*gelu_forward)(void *out /* (N) */, const void *inp /* (N) */, int64_t N, int gelu,
                          void *stream);
@@ -148,6 +180,20 @@ typedef struct GptBackend {
                          float weight_decay, float grad_mul, float bias_correction1,
                          float bias_correction2, void *stream);
 } GptBackend;
+
+/* Largest head size the CUDA flash kernels take (one query or key row per thread, held in
+ * registers and shared memory at compile-time tile widths 16, 32, 64). */
+#define GPT_FLASH_CUDA_MAX_HS 64
+
+/* Bytes of the scratch flash_attention_backward needs (the same on every device: f32
+ * (B,NH,T)). Plain arithmetic, so a plan needs no backend. */
+size_t gpt_flash_workspace_bytes(int64_t B, int64_t T, int64_t NH);
+
+/* Bytes of the workspace attention=cudnn takes in forward and in backward: D (f32 (B,NH,T),
+ * 256-aligned) and an allowance for the execution plans' own workspace of an f32 (B,NH,T,HS)
+ * dQ accumulator, what FlashAttention-2's backward needs. DERIVED, NOT MEASURED: cuDNN reports
+ * its figure only on a GPU; when a plan asks for more, the run falls back to flash. */
+size_t gpt_cudnn_workspace_bytes(int64_t B, int64_t T, int64_t C, int64_t NH);
 
 /* The CPU kernels (model/cpu/). Never NULL. */
 const GptBackend *gpt_backend_cpu(void);

@@ -126,20 +126,25 @@ static const BlockTensorDesc BLOCK_TENSORS[BT_COUNT] = {
  * backward_reads_out: its backward also reads the forward's output y (attn.y then stays on
  * the stack until the attention backward has run). runs(be): backend be has its kernels;
  * forward and backward call them (out: y, att: the BT_ATT tensor, the shape arguments as in
- * backend.h's attention entries). */
+ * backend.h's attention entries). forward_workspace/backward_workspace (NULL: none): the
+ * bytes of scratch each pass takes, a `ws.h.<l>.attn.<ws_name>` tensor allocated just before
+ * the kernel and released right after it (workspace: plain arithmetic, so plans have it). */
 typedef struct AttentionKind {
     const char *name; /* the config value */
     BlockTensorDesc saved;
     unsigned devices; /* where it can be planned: bit per GptDevice */
     int backward_reads_out;
     int (*runs)(const GptBackend *be);
-    void (*forward)(const GptBackend *be, void *out /* (B,T,C) */, void *att,
+    void (*forward)(const GptBackend *be, void *out /* (B,T,C) */, void *att, void *workspace,
                     const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C, int64_t NH,
                     void *stream);
-    void (*backward)(const GptBackend *be, void *dqkv /* (B,T,3C) */, void *att,
+    void (*backward)(const GptBackend *be, void *dqkv /* (B,T,3C) */, void *att, void *workspace,
                      const void *dout /* (B,T,C) */, const void *qkv /* (B,T,3C) */,
                      const void *out /* (B,T,C), or NULL unless backward_reads_out */, int64_t B,
                      int64_t T, int64_t C, int64_t NH, void *stream);
+    const char *ws_name;
+    size_t (*forward_workspace)(int64_t B, int64_t T, int64_t C, int64_t NH);
+    size_t (*backward_workspace)(int64_t B, int64_t T, int64_t C, int64_t NH);
 } AttentionKind;
 
 #define ON_DEVICE(dev) (1u << (dev))
@@ -147,16 +152,47 @@ typedef struct AttentionKind {
 static int naive_runs(const GptBackend *be) {
     return be->attention_forward && be->attention_backward;
 }
-static void naive_forward(const GptBackend *be, void *out, void *att, const void *qkv, int64_t B,
-                          int64_t T, int64_t C, int64_t NH, void *stream) {
+static void naive_forward(const GptBackend *be, void *out, void *att, void *workspace,
+                          const void *qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
+                          void *stream) {
     be->attention_forward(out, att, qkv, B, T, C, NH, stream);
 }
-static void naive_backward(const GptBackend *be, void *dqkv, void *att, const void *dout,
-                           const void *qkv, const void *out, int64_t B, int64_t T, int64_t C,
-                           int64_t NH, void *stream) {
+static void naive_backward(const GptBackend *be, void *dqkv, void *att, void *workspace,
+                           const void *dout, const void *qkv, const void *out, int64_t B, int64_t T,
+                           int64_t C, int64_t NH, void *stream) {
     be->attention_backward(dqkv, att, dout, qkv, B, T, C, NH, stream);
 }
-static int never_runs(const GptBackend *be) { return 0; }
+
+static int flash_runs(const GptBackend *be) {
+    return be->flash_attention_forward && be->flash_attention_backward;
+}
+static void flash_forward(const GptBackend *be, void *out, void *att, void *workspace,
+                          const void *qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
+                          void *stream) {
+    be->flash_attention_forward(out, att, qkv, B, T, C, NH, stream);
+}
+static void flash_backward(const GptBackend *be, void *dqkv, void *att, void *workspace,
+                           const void *dout, const void *qkv, const void *out, int64_t B, int64_t T,
+                           int64_t C, int64_t NH, void *stream) {
+    be->flash_attention_backward(dqkv, workspace, dout, out, att, qkv, B, T, C, NH, stream);
+}
+static size_t flash_backward_workspace(int64_t B, int64_t T, int64_t C, int64_t NH) {
+    return gpt_flash_workspace_bytes(B, T, NH);
+}
+
+static int cudnn_runs(const GptBackend *be) {
+    return be->cudnn_attention_forward && be->cudnn_attention_backward;
+}
+static void cudnn_forward(const GptBackend *be, void *out, void *att, void *workspace,
+                          const void *qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
+                          void *stream) {
+    be->cudnn_attention_forward(out, att, workspace, qkv, B, T, C, NH, stream);
+}
+static void cudnn_backward(const GptBackend *be, void *dqkv, void *att, void *workspace,
+                           const void *dout, const void *qkv, const void *out, int64_t B, int64_t T,
+                           int64_t C, int64_t NH, void *stream) {
+    be->cudnn_attention_backward(dqkv, workspace, dout, out, att, qkv, B, T, C, NH, stream);
+}
 
 static const AttentionKind ATTENTION_KINDS[GPT_ATTENTION_COUNT] = {
     /* the softmax probabilities, zero above the diagonal */
@@ -172,17 +208,41 @@ static const AttentionKind ATTENTION_KINDS[GPT_ATTENTION_COUNT] = {
                              .runs = naive_runs,
                              .forward = naive_forward,
                              .backward = naive_backward},
-    /* fused SDPA: the f32 log-sum-exp of each row's scores; planned only, no backend runs it */
+    /* cuDNN's fused SDPA (not yet verified on a GPU): the f32 log-sum-exp of each row's
+     * scores, kept like y (selective recomputes nothing of it: the fused backward recomputes
+     * the probabilities itself); its workspace holds D and the plans' own (a derived
+     * figure, see gpt_cudnn_workspace_bytes) */
     [GPT_ATTENTION_CUDNN] = {.name = "cudnn",
                              .saved = {"attn.lse",
                                        ROLE_F32,
                                        {DIM_B, DIM_NH, DIM_T},
-                                       RECOMPUTED_BY_SELECTIVE,
+                                       RECOMPUTED_BY_FULL,
                                        BT_ATTY,
                                        GRAD_NONE},
                              .devices = ON_DEVICE(GPT_DEVICE_CUDA),
-                             .backward_reads_out = 0,
-                             .runs = never_runs},
+                             .backward_reads_out = 1,
+                             .runs = cudnn_runs,
+                             .forward = cudnn_forward,
+                             .backward = cudnn_backward,
+                             .ws_name = "cudnn",
+                             .forward_workspace = gpt_cudnn_workspace_bytes,
+                             .backward_workspace = gpt_cudnn_workspace_bytes},
+    /* our FlashAttention-2 kernels: the same saved set as cudnn; the backward's scratch is
+     * D = rowsum(dy * y), f32 (B,NH,T) */
+    [GPT_ATTENTION_FLASH] = {.name = "flash",
+                             .saved = {"attn.lse",
+                                       ROLE_F32,
+                                       {DIM_B, DIM_NH, DIM_T},
+                                       RECOMPUTED_BY_FULL,
+                                       BT_ATTY,
+                                       GRAD_NONE},
+                             .devices = ON_DEVICE(GPT_DEVICE_CPU) | ON_DEVICE(GPT_DEVICE_CUDA),
+                             .backward_reads_out = 1,
+                             .runs = flash_runs,
+                             .forward = flash_forward,
+                             .backward = flash_backward,
+                             .ws_name = "flash_d",
+                             .backward_workspace = flash_backward_workspace},
 };
 
 typedef enum StepKind { STEP_LAYERNORM = 0, STEP_LINEAR, STEP_ATTENTION, STEP_GELU } StepKind;
@@ -480,6 +540,13 @@ int gpt_config_check(const GptConfig *c, GptDevice dev, Err *err) {
     if (!(ATTENTION_KINDS[c->attention].devices & ON_DEVICE(dev)))
         return err_set(err, "gpt: attention=%s needs --device=cuda (the CPU has %s)",
                        ATTENTION_KINDS[c->attention].name, cpu_attention_kinds());
+    if (c->attention == GPT_ATTENTION_FLASH && dev == GPT_DEVICE_CUDA &&
+        c->channels / c->n_head > GPT_FLASH_CUDA_MAX_HS)
+        return err_set(err,
+                       "gpt: attention=flash on cuda takes head sizes up to %d, but n_embd %lld / "
+                       "n_head %lld = %lld: use more heads or attention=naive",
+                       GPT_FLASH_CUDA_MAX_HS, (long long)c->channels, (long long)c->n_head,
+                       (long long)(c->channels / c->n_head));
     if (c->loss_chunk < 0)
         return err_set(err, "gpt: loss_chunk %lld is negative", (long long)c->loss_chunk);
     return 0;
@@ -729,6 +796,14 @@ static int block_saves(const Block *k, BlockTensor t) {
     return (block_desc(&k->g->config, t)->saved_by & SAVED_BY(k->g->config.recompute)) != 0;
 }
 
+/* The scratch of an attention pass: `ws.h.<l>.attn.<ws_name>`, bytes(B, T, C, NH) bytes. */
+static Tensor *attention_workspace(Block *k, size_t (*bytes)(int64_t, int64_t, int64_t, int64_t)) {
+    const GptConfig *c = &k->g->config;
+    size_t n = bytes(k->B, k->T, c->channels, c->n_head);
+    return step_alloc(k->s, 0, ARENA_DTYPE_U8, DIMS((int64_t)n), "ws.h.%d.attn.%s", k->l,
+                      ATTENTION_KINDS[c->attention].ws_name);
+}
+
 /* Runs the forward of one step: allocates its outputs that are not live, then the kernel.
  * In backward (a recompute) an output whose backward reader has already run goes to
  * block_scratch. */
@@ -749,8 +824,13 @@ static void step_forward(Block *k, const BlockStep *st) {
         else
             block_alloc(k, outs[j], block_saves(k, outs[j]));
     }
-    if (k->s->failed || !gpt_runs(g))
+    Tensor *aws = NULL;
+    if (st->kind == STEP_ATTENTION && att->forward_workspace)
+        aws = attention_workspace(k, att->forward_workspace);
+    if (k->s->failed || !gpt_runs(g)) {
+        ws_release(g, &k->s->ws, &aws);
         return;
+    }
 #define OUT(t) (scratch[t] ? scratch[t] : bdata(k, t))
     switch (st->kind) {
     case STEP_LAYERNORM:
@@ -765,8 +845,8 @@ static void step_forward(Block *k, const BlockStep *st) {
                            st->out_c * C, g->stream);
         break;
     case STEP_ATTENTION:
-        att->forward(be, OUT(st->out), OUT(st->side), bdata(k, st->in), k->B, k->T, C, c->n_head,
-                     g->stream);
+        att->forward(be, OUT(st->out), OUT(st->side), aws ? aws->data : NULL, bdata(k, st->in),
+                     k->B, k->T, C, c->n_head, g->stream);
         break;
     case STEP_GELU:
         be->gelu_forward(OUT(st->out), bdata(k, st->in), tnumel(*k->slot[st->in]), c->gelu,
@@ -774,6 +854,7 @@ static void step_forward(Block *k, const BlockStep *st) {
         break;
     }
 #undef OUT
+    ws_release(g, &k->s->ws, &aws);
 }
 
 /* Forward: after the step writing `done`, releases (newest first) the workspace tensors whose
@@ -850,6 +931,9 @@ static void step_backward(Block *k, int i) {
     int n = step_backward_reads(c, st, reads);
     for (int j = 0; j < n; j++)
         block_need(k, reads[j]);
+    Tensor *aws = NULL;
+    if (st->kind == STEP_ATTENTION && att->backward_workspace)
+        aws = attention_workspace(k, att->backward_workspace);
     if (k->s->failed)
         return;
     if (gpt_runs(g)) {
@@ -865,9 +949,10 @@ static void step_backward(Block *k, int i) {
                                 st->in_c * C, st->out_c * C, g->stream);
             break;
         case STEP_ATTENTION:
-            att->backward(be, bgrad(k, st->in), bdata(k, st->side), bgrad(k, st->out),
-                          bdata(k, st->in), att->backward_reads_out ? bdata(k, st->out) : NULL,
-                          k->B, k->T, C, c->n_head, g->stream);
+            att->backward(be, bgrad(k, st->in), bdata(k, st->side), aws ? aws->data : NULL,
+                          bgrad(k, st->out), bdata(k, st->in),
+                          att->backward_reads_out ? bdata(k, st->out) : NULL, k->B, k->T, C,
+                          c->n_head, g->stream);
             break;
         case STEP_GELU:
             be->gelu_backward(bgrad(k, st->in), bdata(k, st->in), bgrad(k, st->out),
@@ -875,6 +960,7 @@ static void step_backward(Block *k, int i) {
             break;
         }
     }
+    ws_release(g, &k->s->ws, &aws);
     block_pop(k, i, reads, n);
 }
 
@@ -900,9 +986,9 @@ static void block_init(Block *k, StepCtx *s, int l, BlockPhase phase, Tensor **i
     k->slot[BT_IN] = in_slot;
 }
 
-/* Refuses to run what the backend has no kernels for (attention=cudnn is planned by
- * `arenagpt mem`, but no backend runs it yet: its naive stand-in would write (B,NH,T,T)
- * probabilities into the (B,NH,T) log-sum-exp). A plan arena runs nothing: always 0. */
+/* Refuses to run what the backend has no kernels for (attention=cudnn on the CPU is refused
+ * by gpt_config_check; a backend table without an attention kind's entries is refused here).
+ * A plan arena runs nothing: always 0. */
 static int check_kernels(Gpt *g, const char *what, Err *err) {
     if (!gpt_runs(g))
         return 0;
@@ -1594,6 +1680,38 @@ double gpt_flops_forward_per_token(const GptConfig *c, int64_t T) {
 
 /* the block steps backward re-runs: those with an output the mode does not save (full: all
  * but the last; selective: attention's probabilities and (free of matmuls) LayerNorm, GELU) */
+int gpt_attention_resolve(GptConfig *c, GptDevice dev, int64_t B, int64_t T, char *notice,
+                          size_t len) {
+    if (notice && len)
+        notice[0] = '\0';
+    if (c->attention != GPT_ATTENTION_CUDNN || dev != GPT_DEVICE_CUDA)
+        return 0;
+    const GptBackend *be = gpt_backend(dev);
+    if (!be)
+        return 0; /* nothing runs: a plan */
+    char reason[512] = "this build's CUDA backend has no cuDNN attention";
+    int64_t C = c->channels, NH = c->n_head;
+    if (be->cudnn_attention_prepare &&
+        be->cudnn_attention_prepare(B, T, C, NH, gpt_cudnn_workspace_bytes(B, T, C, NH), reason,
+                                    sizeof reason) == 0)
+        return 0;
+    int flash = C / NH <= GPT_FLASH_CUDA_MAX_HS;
+    c->attention = flash ? GPT_ATTENTION_FLASH : GPT_ATTENTION_NAIVE;
+    snprintf(notice, len, "attention=cudnn is not available (%s): using attention=%s", reason,
+             flash ? "flash" : "naive");
+    return 1;
+}
+
+double gpt_flops_attention_recompute_per_token(const GptConfig *c, int64_t T, GptDevice dev) {
+    double C = (double)c->channels, L = (double)c->n_layer;
+    double scores = 2.0 * (double)T * C; /* QK^T, counted on the full T x T like the forward */
+    if (c->attention == GPT_ATTENTION_FLASH)
+        return L * scores * (dev == GPT_DEVICE_CUDA ? 3.0 : 1.0);
+    if (c->attention == GPT_ATTENTION_CUDNN)
+        return L * scores;
+    return 0.0;
+}
+
 double gpt_flops_recompute_per_token(const GptConfig *c, int64_t T, GptRecompute recompute) {
     double per_layer = 0.0;
     for (int i = 0; i < BLOCK_N_STEPS; i++)

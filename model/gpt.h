@@ -58,10 +58,14 @@ typedef enum GptRecompute {
     GPT_RECOMPUTE_COUNT
 } GptRecompute;
 
-/* Attention kinds (model/gpt.c's ATTENTION_KINDS: what each saves, where it runs). */
+/* Attention kinds (model/gpt.c's ATTENTION_KINDS: what each saves, where it runs). The values
+ * are stable (configs map to them). */
 typedef enum GptAttention {
     GPT_ATTENTION_NAIVE = 0, /* materialised probabilities (B,NH,T,T); CPU and CUDA */
-    GPT_ATTENTION_CUDNN,     /* fused SDPA saving an f32 log-sum-exp (B,NH,T); CUDA, plan only */
+    GPT_ATTENTION_CUDNN,     /* cuDNN's fused SDPA, O and an f32 log-sum-exp (B,NH,T); CUDA;
+                                not yet verified on a GPU */
+    GPT_ATTENTION_FLASH,     /* our fused kernels (FlashAttention-2), O and the f32 log-sum-exp
+                                (B,NH,T); CPU and CUDA (HS <= GPT_FLASH_CUDA_MAX_HS) */
     GPT_ATTENTION_COUNT
 } GptAttention;
 
@@ -230,10 +234,23 @@ void gpt_forget(Gpt *g);
 int gpt_step_sequence(Gpt *g, const int32_t *inputs, const int32_t *targets, int64_t B, int64_t T,
                       int64_t grad_accum, Err *err);
 
+/* attention=cudnn on CUDA: loads cuDNN and builds its plans for batches of (B, T). When that
+ * fails (no cuDNN, no device, a graph refused, a plan wanting more workspace than planned),
+ * switches c->attention to flash (naive when the head size is over the CUDA flash limit),
+ * writes a one-line notice naming the reason and returns 1; else 0 (also for every other kind
+ * and device, and when no CUDA backend runs: a plan). Call before planning and building. */
+int gpt_attention_resolve(GptConfig *c, GptDevice dev, int64_t B, int64_t T, char *notice,
+                          size_t len);
+
 /* --- FLOPs (matmul FLOPs, 2 per multiply-add; attention counted on the full T x T) ----- */
 /* Forward FLOPs per token at sequence length T (layers + attention + LM head). */
 double gpt_flops_forward_per_token(const GptConfig *c, int64_t T);
 /* Extra forward FLOPs per token that recompute mode `recompute` adds in backward. */
 double gpt_flops_recompute_per_token(const GptConfig *c, int64_t T, GptRecompute recompute);
+/* Extra FLOPs per token that the fused attention's backward spends recomputing what naive
+ * attention keeps (0 for naive): flash recomputes the scores QK^T (CPU: once; CUDA: in both
+ * of its passes, and dout V^T once more in the dQ pass); cudnn at least the scores (its
+ * kernels are cuDNN's: the figure is FlashAttention-2's minimum, not measured). */
+double gpt_flops_attention_recompute_per_token(const GptConfig *c, int64_t T, GptDevice dev);
 
 #endif

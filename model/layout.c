@@ -1,5 +1,6 @@
 /* layout.c: what each device stores and in which dtype (backend.h's GptLayout, with the
- * grad_dtype=float32 variant of the CUDA layout), and the backend lookup. Plain C so that a machine without a GPU can plan the CUDA layout. */
+ * grad_dtype=float32 variant of the CUDA layout), the flash attention scratch size, and the
+ * backend lookup. Plain C so that a machine without a GPU can plan the CUDA layout. */
 #include "backend.h"
 
 static const GptLayout LAYOUT_CPU = {
@@ -32,6 +33,15 @@ static const GptLayout LAYOUT_CUDA_GRAD_F32 = {
     .has_master = 1,
     .backend_workspace_bytes = (size_t)32 << 20,
 };
+
+size_t gpt_flash_workspace_bytes(int64_t B, int64_t T, int64_t NH) {
+    return (size_t)B * (size_t)NH * (size_t)T * sizeof(float);
+}
+
+size_t gpt_cudnn_workspace_bytes(int64_t B, int64_t T, int64_t C, int64_t NH) {
+    size_t d = ((size_t)B * (size_t)NH * (size_t)T * sizeof(float) + 255) & ~(size_t)255;
+    return d + (size_t)B * (size_t)T * (size_t)C * sizeof(float); /* B*NH*T*HS f32 */
+}
 
 const GptLayout *gpt_layout(GptDevice dev) {
     return dev == GPT_DEVICE_CUDA ? &LAYOUT_CUDA : &LAYOUT_CPU;

@@ -4,6 +4,8 @@
  *     model L <n_layer> NH <n_head> C <n_embd> V <vocab_size> T <block_size> B <batch_size>
  *           bias <0|1> gelu <tanh|erf> threads <n>
  *     ours ms/step median <ms> min <ms> tok/s median <n> best <n> (...)
+ *     cpu time ms/step median <ms> min <ms> (all threads)
+ *     memory plan peak <bytes> high-water <bytes>, measured peak <bytes> high-water <bytes> bytes
  * The batch is random tokens (fixed seed), the same every step, as the PyTorch side does.
  * Usage: bench_step CONFIG [--key=value ...] [--bench_steps=N] [--bench_warmup=N]
  * Built by bench_cpu.sh from the library sources; not part of the arenagpt binary. */
@@ -23,6 +25,14 @@
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU seconds of the whole process (all threads): less disturbed than wall time by other
+ * processes on a shared machine */
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -63,6 +73,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     size_t bytes = arena_stats(plan).high_water_bytes;
+    size_t plan_peak = arena_stats(plan).peak_used_bytes;
     arena_free(plan);
     Arena *arena = arena_init(ARENA_BACKING_HOST, bytes, 0, &err);
     if (!arena) {
@@ -89,25 +100,35 @@ int main(int argc, char **argv) {
            cfg.threads);
     fflush(stdout);
     double *times = calloc((size_t)steps, sizeof(double));
+    double *cpu = calloc((size_t)steps, sizeof(double));
     float loss = 0, norm = 0;
     for (int s = 0; s < warmup + steps; s++) {
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         if (gpt_zero_grad(&g) || gpt_forward(&g, inputs, targets, B, T, 1, &loss, &err) ||
             gpt_backward(&g, 1.0f, &err) ||
             gpt_update(&g, 6e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, s + 1, 1.0f, &norm, &err)) {
             fprintf(stderr, "bench_step: step %d: %s\n", s, err.msg);
             return 1;
         }
-        if (s >= warmup)
+        if (s >= warmup) {
             times[s - warmup] = now_s() - t0;
+            cpu[s - warmup] = cpu_s() - c0;
+        }
     }
     qsort(times, (size_t)steps, sizeof(double), cmp_double);
+    qsort(cpu, (size_t)steps, sizeof(double), cmp_double);
     double med = times[steps / 2], best = times[0];
     double tok = (double)(B * T);
+    ArenaStats ms = arena_stats(arena);
     printf("ours ms/step median %.1f min %.1f tok/s median %.0f best %.0f (%d steps after %d "
            "warm-up, loss %.4f, arena %zu bytes)\n",
            med * 1e3, best * 1e3, tok / med, tok / best, steps, warmup, (double)loss, bytes);
+    printf("cpu time ms/step median %.1f min %.1f (all threads)\n", cpu[steps / 2] * 1e3,
+           cpu[0] * 1e3);
+    printf("memory plan peak %zu high-water %zu, measured peak %zu high-water %zu bytes\n",
+           plan_peak, bytes, ms.peak_used_bytes, ms.high_water_bytes);
     free(times);
+    free(cpu);
     gpt_free(&g);
     arena_free(arena);
     free(inputs);

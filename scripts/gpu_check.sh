@@ -452,6 +452,9 @@ stage_env() {
         if command -v nvidia-smi >/dev/null 2>&1; then
             echo "gpu: $(nvidia-smi --query-gpu=name,memory.total,compute_cap --format=csv,noheader 2>/dev/null | paste -sd ';' -)"
             echo "driver: $(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)"
+            # the card as found (clocks, power, other processes), for the logs
+            timeout 30 nvidia-smi >"$LOGS/nvidia-smi.txt" 2>&1
+            timeout 30 nvidia-smi -q >"$LOGS/nvidia-smi-q.txt" 2>&1
         else
             echo "gpu: none seen (no nvidia-smi)"
         fi
@@ -600,8 +603,8 @@ group_table() {
             train "table-4070-$mode-$att" $T_TABLE "$CONF" --recompute=$mode --attention=$att \
                 --max_iters="$TABLE_STEPS" "${SHORT[@]}" --log_interval=$SHORT_LOG_INTERVAL
             # a kind the binary names but refuses to run (exit 2, the reason names it): not a failure
-            if [ $? -eq 2 ] && grep -q "attention = $att" "$LOGS/table-4070-$mode-$att.log"; then
-                amend_last "skipped (refused: $(grep -m1 "attention = $att" "$LOGS/table-4070-$mode-$att.log" | sed 's/^arenagpt train: //' | cut -c1-120))"
+            if [ $? -eq 2 ] && grep -qE "attention ?= ?$att" "$LOGS/table-4070-$mode-$att.log"; then
+                amend_last "skipped (refused: $(grep -m1 -E "attention ?= ?$att" "$LOGS/table-4070-$mode-$att.log" | sed 's/^arenagpt train: //' | cut -c1-120))"
             fi
         done
     done

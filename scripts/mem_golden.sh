@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # mem_golden.sh: the memory plans a user sees, pinned byte for byte. For each config in
 # CONFIGS x recompute none/selective/full x device cpu/cuda (plus attention=cudnn on the cuda
-# layout), `arenagpt mem CONFIG --format=json` is tests/golden/mem/<config>_<device>_<mode>.json.
+# layout and attention=flash on both), `arenagpt mem CONFIG --format=json` is
+# tests/golden/mem/<config>_<device>[_<attention>]_<mode>.json.
 # That JSON holds the tensors live at the peak; the order of every allocation and release is
 # pinned too, by the trace (--trace_file) of tiny with 2 layers per device and mode
 # (trace_<device>_<mode>.json). Default: compares the binary's output with those files (exit 1
@@ -59,6 +60,12 @@ for cfg in $CONFIGS; do
         name=${cfg}_cuda_cudnn_${rc}
         plan "$name" "$ROOT/configs/$cfg.conf" --device=cuda --recompute=$rc --attention=cudnn &&
             compare "$name.json" "mem $cfg --device=cuda --recompute=$rc --attention=cudnn"
+        # our fused kernels: the same saved set as cudnn, their own backward scratch
+        for dev in cpu cuda; do
+            name=${cfg}_${dev}_flash_${rc}
+            plan "$name" "$ROOT/configs/$cfg.conf" --device=$dev --recompute=$rc --attention=flash &&
+                compare "$name.json" "mem $cfg --device=$dev --recompute=$rc --attention=flash"
+        done
     done
 done
 if [ "$UPDATE" != --update ]; then

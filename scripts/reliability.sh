@@ -266,9 +266,12 @@ for i in $(seq 1 "$KILLS"); do
     resume_check "$d" "kill at ${delay_ms} ms"
     rm -rf "$d" "$d.log" "$d.resume.log"
 done
-# inside the save of iteration 4 (the second one), at every 8th output call and the last
+# inside the save of iteration 4 (the second one): 9 output calls spread over the save, the
+# first and the last included
 in_save=0
-for n in $(seq 1 8 "$n_calls") "$n_calls"; do
+step=$(((n_calls - 1) / 8))
+[ $step -ge 1 ] || step=1
+for n in $( (seq 1 "$step" "$n_calls"; echo "$n_calls") | sort -un); do
     d=$W/kill/s$n
     { FAIL_IO_ARM=model.bin.tmp FAIL_IO_ARM_NTH=2 FAIL_IO_DISARM=state_ FAIL_IO_AT=$n FAIL_IO_MODE=kill \
         LD_PRELOAD=$SHIM "$BIN" train "$CONF" --max_iters=$KILL_ITERS --checkpoint_interval=2 --out_dir="$d" >"$d.log" 2>&1; } 2>/dev/null

@@ -110,11 +110,14 @@ static void test_mem_html_timeline_adds_up(void **state) {
     const Json *markers = json_get(j, "timeline.markers");
     assert_int_equal(markers->n_items, 1 + 2 * 2 + 1); /* eval fwd, 2 x (fwd, bwd), update */
     assert_string_equal(markers->items[5]->items[1]->string, "update");
-    /* the CPU has no card; the modes: naive x 3 recompute, cudnn not on the CPU */
+    /* the CPU has no card; the modes: naive x 3 recompute, cudnn not on the CPU, flash x 3 */
     assert_int_equal(json_get(j, "card")->type, JSON_NULL);
     const Json *modes = json_get(j, "modes");
-    assert_int_equal(modes->n_items, 4);
+    assert_int_equal(modes->n_items, 7);
     assert_non_null(json_get(modes->items[3], "unavailable"));
+    assert_string_equal(json_get(modes->items[4], "attention")->string, "flash");
+    assert_true(num(modes->items[4], "high_water_bytes") <
+                num(modes->items[0], "high_water_bytes"));
     assert_string_equal(json_get(modes->items[2], "recompute")->string, "full");
     assert_true(num(modes->items[2], "high_water_bytes") <
                 num(modes->items[0], "high_water_bytes"));

@@ -1,11 +1,11 @@
 /* cmd_mem.c: `arenagpt mem`: plans a run's memory without running it, through the same
  * allocation code as training, on a plan arena (run_plan), never touching a GPU. Prints the
  * layout planned (first line), the parameter counts, the per-category plan and the top tensors
- * (table, JSON or CSV); --compare plans every mode of MODES side by side with the extra forward
- * FLOPs each costs; --fit=SIZE finds the largest batch_size per mode whose arena high-water
- * mark fits in SIZE less --reserve (the CUDA context and libraries: by default the `gpu`
- * table entry's estimate, model/gpu_table.h); --html=FILE also writes the memory page
- * (mem_html.h).
+ * (table, JSON or CSV); --compare plans every mode (recompute x attention kind, mem_modes)
+ * side by side with the extra FLOPs each costs; --fit=SIZE finds the largest batch_size per
+ * mode whose arena high-water mark fits in SIZE less --reserve (the CUDA context and
+ * libraries: by default the `gpu` table entry's estimate, model/gpu_table.h); --html=FILE also
+ * writes the memory page (mem_html.h).
  * JSON schema: see README.md ("arenagpt mem --format=json"). */
 #include <stdio.h>
 #include <string.h>
@@ -19,23 +19,46 @@
 
 static const char *const mode_names[3] = {"none", "selective", "full"};
 
-/* The modes --compare and --fit plan side by side: one row each (a new axis, such as the
- * attention kind, is a new member here and in mode_apply). */
+static const char *const attention_names[GPT_ATTENTION_COUNT] = {[GPT_ATTENTION_NAIVE] = "naive",
+                                                                 [GPT_ATTENTION_CUDNN] = "cudnn",
+                                                                 [GPT_ATTENTION_FLASH] = "flash"};
+
+/* The modes --compare and --fit plan side by side: one row each, every recompute mode x every
+ * attention kind the device can plan (mem_modes). */
 typedef struct MemMode {
     GptRecompute recompute;
+    GptAttention attention;
 } MemMode;
-static const MemMode MODES[] = {
-    {GPT_RECOMPUTE_NONE},
-    {GPT_RECOMPUTE_SELECTIVE},
-    {GPT_RECOMPUTE_FULL},
-};
-#define N_MODES ((int)(sizeof MODES / sizeof MODES[0]))
+#define MAX_MODES (3 * GPT_ATTENTION_COUNT)
 
-static void mode_apply(const MemMode *m, GptConfig *c) { c->recompute = m->recompute; }
+/* recompute none/selective/full x attention naive/flash/cudnn, the attention kind varying
+ * fastest, without the combinations gpt_config_check refuses on this device (cudnn on the
+ * CPU, flash on CUDA past its head size); returns how many */
+static int mem_modes(const RunSetup *rs, MemMode *out) {
+    static const GptAttention order[GPT_ATTENTION_COUNT] = {
+        GPT_ATTENTION_NAIVE, GPT_ATTENTION_FLASH, GPT_ATTENTION_CUDNN};
+    int n = 0;
+    for (int r = 0; r < 3; r++)
+        for (int a = 0; a < GPT_ATTENTION_COUNT; a++) {
+            GptConfig c = rs->model;
+            Err err;
+            c.recompute = (GptRecompute)r;
+            c.attention = order[a];
+            if (gpt_config_check(&c, rs->dev, &err) == 0)
+                out[n++] = (MemMode){(GptRecompute)r, order[a]};
+        }
+    return n;
+}
+
+static void mode_apply(const MemMode *m, GptConfig *c) {
+    c->recompute = m->recompute;
+    c->attention = m->attention;
+}
 
 /* The JSON members that name a mode (after the opening brace). */
 static void mode_json(const MemMode *m, FILE *f) {
-    fprintf(f, "\"recompute\": \"%s\"", mode_names[m->recompute]);
+    fprintf(f, "\"recompute\": \"%s\", \"attention\": \"%s\"", mode_names[m->recompute],
+            attention_names[m->attention]);
 }
 
 static int plan(const RunSetup *rs, int64_t B, const MemMode *m, size_t limit, Arena **out,
@@ -164,9 +187,11 @@ static int mem_single(const RunSetup *rs) {
         json_header(rs);
         printf("  \"recompute\": \"%s\",\n  \"fits\": %s,\n", mode_names[c->recompute],
                rc == 0 ? "true" : "false");
-        printf("  \"flops\": {\"forward_per_token\": %.0f, \"recompute_extra_per_token\": %.0f},\n",
+        printf("  \"flops\": {\"forward_per_token\": %.0f, \"recompute_extra_per_token\": %.0f, "
+               "\"attention_backward_extra_per_token\": %.0f},\n",
                gpt_flops_forward_per_token(c, cfg->block_size),
-               gpt_flops_recompute_per_token(c, cfg->block_size, c->recompute));
+               gpt_flops_recompute_per_token(c, cfg->block_size, c->recompute),
+               gpt_flops_attention_recompute_per_token(c, cfg->block_size, rs->dev));
         arena_report_json_fields(a, stdout, "  ");
         printf("}\n");
     } else if (cfg->format == CONFIG_FORMAT_CSV) {
@@ -195,16 +220,18 @@ static int mem_single(const RunSetup *rs) {
 
 static int mem_compare(const RunSetup *rs) {
     const TrainConfig *cfg = &rs->cfg;
-    Arena *arenas[N_MODES] = {NULL};
-    GptConfig mc[N_MODES];
+    MemMode modes[MAX_MODES];
+    int n_modes = mem_modes(rs, modes);
+    Arena *arenas[MAX_MODES] = {NULL};
+    GptConfig mc[MAX_MODES];
     Err err;
     int rc = 0;
-    for (int m = 0; m < N_MODES && rc == 0; m++) {
+    for (int m = 0; m < n_modes && rc == 0; m++) {
         mc[m] = rs->model;
-        mode_apply(&MODES[m], &mc[m]);
-        if (plan(rs, cfg->batch_size, &MODES[m], cfg->memory_limit, &arenas[m], &err) != 0) {
-            fprintf(stderr, "arenagpt mem --compare: recompute %s: %s\n",
-                    mode_names[MODES[m].recompute], err.msg);
+        mode_apply(&modes[m], &mc[m]);
+        if (plan(rs, cfg->batch_size, &modes[m], cfg->memory_limit, &arenas[m], &err) != 0) {
+            fprintf(stderr, "arenagpt mem --compare: recompute %s, attention %s: %s\n",
+                    mode_names[modes[m].recompute], attention_names[modes[m].attention], err.msg);
             rc = 1;
         }
     }
@@ -212,49 +239,54 @@ static int mem_compare(const RunSetup *rs) {
     if (rc == 0 && cfg->format == CONFIG_FORMAT_JSON) {
         json_header(rs);
         printf("  \"flops\": {\"forward_per_token\": %.0f},\n  \"modes\": [\n", fwd);
-        for (int m = 0; m < N_MODES; m++) {
+        for (int m = 0; m < n_modes; m++) {
             double extra = gpt_flops_recompute_per_token(&mc[m], cfg->block_size, mc[m].recompute);
+            double attn = gpt_flops_attention_recompute_per_token(&mc[m], cfg->block_size, rs->dev);
             printf("   {");
-            mode_json(&MODES[m], stdout);
-            printf(
-                ", \"recompute_extra_per_token\": %.0f, \"extra_forward_flops_fraction\": %.6f,\n",
-                extra, fwd > 0 ? extra / fwd : 0.0);
+            mode_json(&modes[m], stdout);
+            printf(", \"recompute_extra_per_token\": %.0f, \"extra_forward_flops_fraction\": %.6f, "
+                   "\"attention_backward_extra_per_token\": %.0f,\n",
+                   extra, fwd > 0 ? extra / fwd : 0.0, attn);
             arena_report_json_fields(arenas[m], stdout, "    ");
-            printf("   }%s\n", m + 1 < N_MODES ? "," : "");
+            printf("   }%s\n", m + 1 < n_modes ? "," : "");
         }
         printf("  ]\n}\n");
     } else if (rc == 0) {
         const double mib = 1024.0 * 1024.0;
         print_plan_header(rs);
-        printf("\n%-10s %12s %12s %12s %12s %12s %12s %12s %10s\n", "recompute", "params MiB",
-               "grads MiB", "optim MiB", "activ MiB", "work MiB", "peak MiB", "high-water",
-               "+fwd FLOPs");
-        for (int m = 0; m < N_MODES; m++) {
+        printf("\n%-10s %-9s %11s %11s %11s %11s %11s %11s %11s %10s %10s\n", "recompute",
+               "attention", "params MiB", "grads MiB", "optim MiB", "activ MiB", "work MiB",
+               "peak MiB", "high-water", "+fwd FLOPs", "+attn bwd");
+        for (int m = 0; m < n_modes; m++) {
             ArenaStats s = arena_stats(arenas[m]);
             double extra = gpt_flops_recompute_per_token(&mc[m], cfg->block_size, mc[m].recompute);
-            printf("%-10s %12.2f %12.2f %12.2f %12.2f %12.2f %12.2f %12.2f %9.1f%%\n",
-                   mode_names[MODES[m].recompute], s.at_peak_bytes[ARENA_CAT_PARAMS] / mib,
-                   s.at_peak_bytes[ARENA_CAT_GRADS] / mib,
+            double attn = gpt_flops_attention_recompute_per_token(&mc[m], cfg->block_size, rs->dev);
+            printf("%-10s %-9s %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %9.1f%% %9.1f%%\n",
+                   mode_names[modes[m].recompute], attention_names[modes[m].attention],
+                   s.at_peak_bytes[ARENA_CAT_PARAMS] / mib, s.at_peak_bytes[ARENA_CAT_GRADS] / mib,
                    s.at_peak_bytes[ARENA_CAT_OPTIMIZER] / mib,
                    s.at_peak_bytes[ARENA_CAT_ACTIVATIONS] / mib,
                    s.at_peak_bytes[ARENA_CAT_WORKSPACE] / mib, s.peak_used_bytes / mib,
-                   s.high_water_bytes / mib, fwd > 0 ? 100.0 * extra / fwd : 0.0);
+                   s.high_water_bytes / mib, fwd > 0 ? 100.0 * extra / fwd : 0.0,
+                   fwd > 0 ? 100.0 * attn / fwd : 0.0);
         }
         printf("(category columns: bytes at the step's peak; high-water: the reservation the run "
-               "needs; +fwd FLOPs: forward work recomputed in backward)\n");
-        ArenaStats s0 = arena_stats(arenas[0]);
-        for (int m = 1; m < N_MODES; m++) {
+               "needs; +fwd FLOPs: forward work recomputed in backward; +attn bwd: what the fused "
+               "attention's backward recomputes (the scores), both as a share of the forward)\n");
+        ArenaStats s0 = arena_stats(arenas[0]); /* recompute none, attention naive */
+        for (int m = 1; m < n_modes; m++) {
             ArenaStats s = arena_stats(arenas[m]);
-            size_t saved =
-                s0.at_peak_bytes[ARENA_CAT_ACTIVATIONS] - s.at_peak_bytes[ARENA_CAT_ACTIVATIONS];
-            printf("recompute %-9s saves %zu bytes of activations at the peak (%.2f MiB) and %lld "
-                   "bytes of high-water (%.2f MiB)\n",
-                   mode_names[MODES[m].recompute], saved, (double)saved / mib,
+            long long saved = (long long)s0.at_peak_bytes[ARENA_CAT_ACTIVATIONS] -
+                              (long long)s.at_peak_bytes[ARENA_CAT_ACTIVATIONS];
+            printf("recompute %-9s attention %-5s saves %lld bytes of activations at the peak "
+                   "(%.2f MiB) and %lld bytes of high-water (%.2f MiB)\n",
+                   mode_names[modes[m].recompute], attention_names[modes[m].attention], saved,
+                   (double)saved / mib,
                    (long long)s0.high_water_bytes - (long long)s.high_water_bytes,
                    ((double)s0.high_water_bytes - (double)s.high_water_bytes) / mib);
         }
     }
-    for (int m = 0; m < N_MODES; m++)
+    for (int m = 0; m < n_modes; m++)
         arena_free(arenas[m]);
     return rc;
 }
@@ -313,10 +345,12 @@ static int mem_fit(const RunSetup *rs) {
     size_t arena_limit = cfg->fit - reserve;
     if (cfg->memory_limit && cfg->memory_limit < arena_limit)
         arena_limit = cfg->memory_limit; /* the arena's own budget is the tighter one */
-    int64_t best[N_MODES];
-    size_t hw[N_MODES];
-    for (int m = 0; m < N_MODES; m++)
-        best[m] = fit_batch(rs, &MODES[m], arena_limit, &hw[m]);
+    MemMode modes[MAX_MODES];
+    int n_modes = mem_modes(rs, modes);
+    int64_t best[MAX_MODES];
+    size_t hw[MAX_MODES];
+    for (int m = 0; m < n_modes; m++)
+        best[m] = fit_batch(rs, &modes[m], arena_limit, &hw[m]);
     char sz[32];
     if (cfg->format == CONFIG_FORMAT_JSON) {
         printf("{\n  \"fit_bytes\": %zu,\n  \"reserve_bytes\": %zu,\n  \"reserve_source\": "
@@ -324,11 +358,11 @@ static int mem_fit(const RunSetup *rs) {
                "  \"modes\": [\n",
                cfg->fit, reserve, why, cfg->gpu, rs->dev == GPT_DEVICE_CUDA ? "cuda" : "cpu",
                (long long)cfg->block_size);
-        for (int m = 0; m < N_MODES; m++) {
+        for (int m = 0; m < n_modes; m++) {
             printf("    {");
-            mode_json(&MODES[m], stdout);
+            mode_json(&modes[m], stdout);
             printf(", \"max_batch_size\": %lld, \"high_water_bytes\": %zu}%s\n", (long long)best[m],
-                   hw[m], m + 1 < N_MODES ? "," : "");
+                   hw[m], m + 1 < n_modes ? "," : "");
         }
         printf("  ]\n}\n");
         return 0;
@@ -342,13 +376,16 @@ static int mem_fit(const RunSetup *rs) {
            arena_limit < cfg->fit - reserve ? "memory_limit" : "--fit less the reserve",
            (long long)cfg->block_size);
 
-    for (int m = 0; m < N_MODES; m++) {
-        const char *name = mode_names[MODES[m].recompute];
+    for (int m = 0; m < n_modes; m++) {
+        const char *name = mode_names[modes[m].recompute];
+        const char *att = attention_names[modes[m].attention];
         if (best[m] == 0)
-            printf("  recompute %-9s  none: even batch_size 1 does not fit\n", name);
+            printf("  recompute %-9s attention %-5s  none: even batch_size 1 does not fit\n", name,
+                   att);
         else
-            printf("  recompute %-9s  batch_size %6lld  (high-water %zu bytes, %s)\n", name,
-                   (long long)best[m], hw[m], size_format(hw[m], sz, sizeof sz));
+            printf(
+                "  recompute %-9s attention %-5s  batch_size %6lld  (high-water %zu bytes, %s)\n",
+                name, att, (long long)best[m], hw[m], size_format(hw[m], sz, sizeof sz));
     }
     return 0;
 }

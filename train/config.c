@@ -42,7 +42,7 @@ static const struct {
 
 static const char *const device_names[] = {"auto", "cpu", "cuda", NULL};
 static const char *const recompute_names[] = {"none", "selective", "full", NULL};
-static const char *const attention_names[] = {"naive", "cudnn", NULL};
+static const char *const attention_names[] = {"naive", "cudnn", "flash", NULL};
 static const char *const gelu_names[] = {"tanh", "erf", NULL};
 static const char *const dtype_names[] = {"float16", "float32", NULL};
 static const char *const format_names[] = {"table", "json", "csv", NULL};
@@ -69,7 +69,8 @@ static const Key keys[] = {
     {"gelu", K_ENUM, OFF(gelu), RUN_CMDS, 0, 0, gelu_names,
      "GELU form: tanh (GPT-2, llm.c) or erf (nanoGPT's nn.GELU)"},
     {"attention", K_ENUM, OFF(attention), RUN_CMDS, 0, 0, attention_names,
-     "naive (materialised B*NH*T*T scores) or cudnn (fused SDPA, GPU)"},
+     "naive (materialised B*NH*T*T scores), flash (fused, O(T) memory; CPU and GPU) or cudnn "
+     "(cuDNN's fused SDPA, GPU)"},
     {"recompute", K_ENUM, OFF(recompute), MODEL_CMDS, 0, 0, recompute_names,
      "gradient checkpointing: none; selective (drops the LayerNorm outputs, the attention "
      "probabilities and the GELU output, recomputed in backward); full (keeps only each "

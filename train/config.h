@@ -41,7 +41,12 @@ typedef enum ConfigRecompute {
     CONFIG_RECOMPUTE_SELECTIVE,
     CONFIG_RECOMPUTE_FULL
 } ConfigRecompute;
-typedef enum ConfigAttention { CONFIG_ATTENTION_NAIVE = 0, CONFIG_ATTENTION_CUDNN } ConfigAttention;
+/* the same values as model/gpt.h's GptAttention */
+typedef enum ConfigAttention {
+    CONFIG_ATTENTION_NAIVE = 0,
+    CONFIG_ATTENTION_CUDNN,
+    CONFIG_ATTENTION_FLASH
+} ConfigAttention;
 typedef enum ConfigGelu { CONFIG_GELU_TANH = 0, CONFIG_GELU_ERF } ConfigGelu;
 typedef enum ConfigDtype { CONFIG_DTYPE_FLOAT16 = 0, CONFIG_DTYPE_FLOAT32 } ConfigDtype;
 typedef enum ConfigFormat {

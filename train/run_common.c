@@ -12,6 +12,17 @@
 #include "../model/model_io.h"
 #include "checkpoint.h"
 
+GptAttention run_gpt_attention(ConfigAttention a) {
+    switch (a) {
+    case CONFIG_ATTENTION_FLASH:
+        return GPT_ATTENTION_FLASH;
+    case CONFIG_ATTENTION_CUDNN:
+        return GPT_ATTENTION_CUDNN;
+    default:
+        return GPT_ATTENTION_NAIVE;
+    }
+}
+
 void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     memset(out, 0, sizeof *out);
     out->max_seq_len = cfg->block_size;
@@ -23,8 +34,7 @@ void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     out->bias = cfg->bias;
     out->gelu = cfg->gelu == CONFIG_GELU_ERF ? GPT_GELU_ERF : GPT_GELU_TANH;
     out->recompute = (GptRecompute)cfg->recompute; /* same order (config.h) */
-    out->attention =
-        cfg->attention == CONFIG_ATTENTION_CUDNN ? GPT_ATTENTION_CUDNN : GPT_ATTENTION_NAIVE;
+    out->attention = run_gpt_attention(cfg->attention);
     out->loss_chunk = cfg->loss_chunk;
     out->grad_f32 = cfg->grad_dtype == CONFIG_DTYPE_FLOAT32;
 }
@@ -34,9 +44,6 @@ static const char *origin_of(const TrainConfig *cfg) {
 }
 
 int run_device(const TrainConfig *cfg, int plan_only, GptDevice *out, Err *err) {
-    if (!plan_only && cfg->attention == CONFIG_ATTENTION_CUDNN)
-        return err_set(err, "attention = cudnn can be planned (arenagpt mem) but its fused SDPA "
-                            "kernels are not in this build yet: use attention = naive to run");
     switch (cfg->device) {
     case CONFIG_DEVICE_CPU:
         *out = GPT_DEVICE_CPU;
@@ -310,6 +317,19 @@ int run_setup(const TrainConfig *cfg, unsigned cmd, RunSetup *rs, Err *err) {
                    c->dtype == CONFIG_DTYPE_FLOAT16 && rs->dev == GPT_DEVICE_CPU;
     if (gpt_config_check(&rs->model, rs->dev, err) != 0)
         return CONFIG_EXIT_USAGE;
+    if (!(cmd & CONFIG_CMD_MEM)) {
+        /* attention=cudnn that cuDNN cannot run here: flash instead, with a notice */
+        int sample = (cmd & CONFIG_CMD_SAMPLE) != 0;
+        char notice[768];
+        if (gpt_attention_resolve(&rs->model, rs->dev, sample ? 1 : c->batch_size,
+                                  sample ? rs->model.max_seq_len : c->block_size, notice,
+                                  sizeof notice))
+            fprintf(stderr, "arenagpt %s: %s\n",
+                    sample                  ? "sample"
+                    : cmd & CONFIG_CMD_EVAL ? "eval"
+                                            : "train",
+                    notice);
+    }
     return 0;
 }
 

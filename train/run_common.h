@@ -37,9 +37,14 @@ typedef struct RunSetup {
 } RunSetup;
 
 /* Resolves cfg for command cmd (CONFIG_CMD_*) into rs. Returns 0, or the exit status
- * (CONFIG_EXIT_USAGE for what the user must change, 1 for an unreadable file) with err set. */
+ * (CONFIG_EXIT_USAGE for what the user must change, 1 for an unreadable file) with err set.
+ * train/eval/sample with attention=cudnn where cuDNN cannot run it (gpt_attention_resolve):
+ * rs->model.attention becomes flash and a one-line notice naming the reason goes to stderr
+ * ("arenagpt train: attention=cudnn is not available (...): using attention=flash"). */
 int run_setup(const TrainConfig *cfg, unsigned cmd, RunSetup *rs, Err *err);
 
+/* GptAttention of the config's attention key. */
+GptAttention run_gpt_attention(ConfigAttention a);
 /* GptConfig from the run config (nanoGPT's convention: V = Vp = vocab_size). */
 void run_gpt_config(const TrainConfig *cfg, GptConfig *out);
 /* The device and so the layout:

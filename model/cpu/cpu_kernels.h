@@ -63,6 +63,19 @@ void cpu_attention_backward(void *dqkv /* (B,T,3C) */, void *att /* (B,NH,T,T) *
                             const void *dout /* (B,T,C) */, const void *qkv /* (B,T,3C) */,
                             int64_t B, int64_t T, int64_t C, int64_t NH, void *stream);
 
+/* Fused causal attention (attention=flash, cpu_flash.c): out = softmax(scale q k^T) v per
+ * head (overwrites), lse[b,h,t] = log sum_j exp(scale q_t . k_j) over j <= t (f32, overwrites;
+ * saved for backward). The probabilities are never stored. */
+void cpu_flash_attention_forward(void *out /* (B,T,C) */, float *lse /* (B,NH,T) */,
+                                 const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C,
+                                 int64_t NH, void *stream);
+/* dqkv = (overwrites). workspace: scratch, f32 (B,NH,T) (gets rowsum(dout * out)). out and lse
+ * are the forward's. */
+void cpu_flash_attention_backward(void *dqkv /* (B,T,3C) */, float *workspace /* (B,NH,T) */,
+                                  const void *dout /* (B,T,C) */, const void *out /* (B,T,C) */,
+                                  const float *lse /* (B,NH,T) */, const void *qkv /* (B,T,3C) */,
+                                  int64_t B, int64_t T, int64_t C, int64_t NH, void *stream);
+
 /* gelu 0: tanh approximation, 1: erf. out overwritten. */
 void cpu_gelu_forward(void *out /* (N) */, const void *inp /* (N) */, int64_t N, int gelu,
                       void *stream);

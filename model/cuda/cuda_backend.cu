@@ -9,13 +9,16 @@
  * f32 <-> f16 parameter conversion is done on the host in fixed-size chunks of a stack buffer,
  * so no device scratch is needed.
  *
- * Not here: kernels (cuda_layers.cu, cuda_matmul.cu, cuda_attention.cu, cuda_loss.cu,
- * cuda_optim.cu); device allocation (the arena). */
+ * Not here: kernels (cuda_layers.cu, cuda_matmul.cu, cuda_attention.cu, cuda_flash.cu,
+ * cuda_loss.cu, cuda_optim.cu); device allocation (the arena). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cuda_common.cuh"
+extern "C" {
+#include "cudnn_sdpa.h"
+}
 
 /* ---------------------------------------------------------------------------------------- */
 /* sticky error                                                                              */
@@ -31,6 +34,11 @@ void cuda_error_record(const char *call, const char *msg, const char *file, int 
     g_error_set = 1;
     snprintf(g_error_msg, sizeof(g_error_msg), "%s failed: %s at %s:%d", call, msg, file, line);
     fprintf(stderr, "arenagpt cuda: %s\n", g_error_msg);
+}
+
+extern "C" void gpt_cuda_error_record(const char *call, const char *msg, const char *file,
+                                      int line) {
+    cuda_error_record(call, msg, file, line);
 }
 
 extern "C" int gpt_cuda_last_error(char *msg, size_t len) {
@@ -244,12 +252,17 @@ extern "C" const GptBackend *gpt_backend_cuda(void) {
         t.matmul_backward = cuda_matmul_backward;
         t.attention_forward = cuda_attention_forward;
         t.attention_backward = cuda_attention_backward;
+        t.flash_attention_forward = cuda_flash_attention_forward;
+        t.flash_attention_backward = cuda_flash_attention_backward;
         t.gelu_forward = cuda_gelu_forward;
         t.gelu_backward = cuda_gelu_backward;
         t.crossentropy_forward = cuda_crossentropy_forward;
         t.norm_squared_accumulate = cuda_norm_squared_accumulate;
         t.reduce_sum = cuda_reduce_sum;
         t.adamw_update = cuda_adamw_update;
+        t.cudnn_attention_prepare = cudnn_sdpa_prepare;
+        t.cudnn_attention_forward = cudnn_sdpa_forward;
+        t.cudnn_attention_backward = cudnn_sdpa_backward;
         t.workspace_set = gpt_cuda_workspace_set;
         t.last_error = gpt_cuda_last_error;
         g_table = t;

@@ -30,6 +30,9 @@ int gpt_cuda_last_error(char *msg, size_t len);
  * is freed). Synchronises the device first so no GEMM in flight still uses the old one. */
 void gpt_cuda_workspace_set(void *ws, size_t bytes);
 
+/* Records a failure of a library call made from C code (cuDNN SDPA) in the sticky error. */
+void gpt_cuda_error_record(const char *call, const char *msg, const char *file, int line);
+
 /* The longest sequence the naive attention backward takes with head size HS on this device:
  * its per-row shared memory (T + HS floats, plus the kernel's static shared memory) must fit
  * the per-block limit. A longer T makes the backward record an error and do nothing. */

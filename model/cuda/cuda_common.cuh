@@ -175,6 +175,13 @@ void cuda_attention_forward(void *out, void *att, const void *qkv, int64_t B, in
 void cuda_attention_backward(void *dqkv, void *att, const void *dout, const void *qkv, int64_t B,
                              int64_t T, int64_t C, int64_t NH, void *stream);
 
+/* cuda_flash.cu */
+void cuda_flash_attention_forward(void *out, float *lse, const void *qkv, int64_t B, int64_t T,
+                                  int64_t C, int64_t NH, void *stream);
+void cuda_flash_attention_backward(void *dqkv, float *workspace, const void *dout, const void *out,
+                                   const float *lse, const void *qkv, int64_t B, int64_t T,
+                                   int64_t C, int64_t NH, void *stream);
+
 /* cuda_loss.cu */
 void cuda_crossentropy_forward(void *logits, float *losses, const int32_t *targets, int64_t N,
                                int64_t V, int64_t Vp, float dscale, void *stream);

@@ -44,6 +44,10 @@
  * next GEMM, so three roundings chain (about 3 x 2^-11 relative, x2 margin) */
 #define TOL_ATT_RTOL 1e-2
 #define TOL_ATT_ATOL 3e-3
+/* flash backward: D = rowsum(dO * O) reads the f16 O, and dS feeds the f16 dqkv: two roundings
+ * chain into values that are differences of O(1) terms (about 2 x 2^-11 absolute, x3 margin) */
+#define TOL_FLASH_BWD_ATOL 3e-3
+#define TOL_FLASH_BWD_RTOL 1e-2
 /* accumulating (+=) outputs: the f16 value read, plus the f32 sum, rounded once more */
 #define TOL_ACC_ATOL 4e-3
 /* f32 statistics (mean, rstd, losses) computed from identical f16 inputs: only f32
@@ -297,6 +301,98 @@ static void attention_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
     cuda_ok();
     free(qkv), free(out), free(att), free(got), free(gatt), free(dy), free(dqkv), free(g);
     arena_release_category(dev, ARENA_CAT_WORKSPACE);
+}
+
+/* attention=flash on the GPU against the CPU flash kernels and the CPU naive attention:
+ * out within one f16 rounding, the f32 lse within f32 summation order, dqkv as above. */
+static void flash_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
+    int64_t nq = B * T * 3 * C, ny = B * T * C, nl = B * NH * T;
+    float *qkv = hmalloc(nq), *dy = hmalloc(ny);
+    fill_uniform(qkv, nq, -1.5f, 1.5f, 40 + (uint64_t)T);
+    fill_uniform(dy, ny, -1, 1, 41);
+    Tensor *dqkv_in = dup_f16(qkv, nq, "qkv"), *ddy = dup_f16(dy, ny, "dy");
+    Tensor *dout = dalloc(ARENA_DTYPE_F16, ny, "out"), *dlse = dalloc(ARENA_DTYPE_F32, nl, "lse");
+    Tensor *dws = dalloc(ARENA_DTYPE_F32, nl, "ws.flash");
+    assert_int_equal(dws->nbytes >= gpt_flash_workspace_bytes(B, T, NH), 1);
+    Tensor *ddqkv = dalloc(ARENA_DTYPE_F16, nq, "dqkv");
+    cu->flash_attention_forward(dout->data, dlse->data, dqkv_in->data, B, T, C, NH, NULL);
+    cu->flash_attention_backward(ddqkv->data, dws->data, ddy->data, dout->data, dlse->data,
+                                 dqkv_in->data, B, T, C, NH, NULL);
+    cuda_ok();
+    float *got = down(dout, ny), *glse = down(dlse, nl), *gd = down(ddqkv, nq);
+
+    float *out = hmalloc(ny), *lse = hmalloc(nl), *ws = hmalloc(nl), *dqkv = hmalloc(nq);
+    cpu->flash_attention_forward(out, lse, qkv, B, T, C, NH, NULL);
+    cpu->flash_attention_backward(dqkv, ws, dy, out, lse, qkv, B, T, C, NH, NULL);
+    assert_allclose(got, out, (size_t)ny, TOL_F16_ATOL, TOL_F16_RTOL);
+    assert_allclose(glse, lse, (size_t)nl, TOL_F32_ATOL, TOL_F32_RTOL);
+    assert_allclose(gd, dqkv, (size_t)nq, TOL_FLASH_BWD_ATOL, TOL_FLASH_BWD_RTOL);
+
+    float *nout = hmalloc(ny), *att = hmalloc(B * NH * T * T), *ndqkv = hmalloc(nq);
+    cpu->attention_forward(nout, att, qkv, B, T, C, NH, NULL);
+    cpu->attention_backward(ndqkv, att, dy, qkv, B, T, C, NH, NULL);
+    assert_allclose(got, nout, (size_t)ny, TOL_F16_ATOL, TOL_F16_RTOL);
+    assert_allclose(gd, ndqkv, (size_t)nq, TOL_FLASH_BWD_ATOL, TOL_FLASH_BWD_RTOL);
+    free(qkv), free(dy), free(got), free(glse), free(gd), free(out), free(lse), free(ws);
+    free(dqkv), free(nout), free(att), free(ndqkv);
+    arena_release_category(dev, ARENA_CAT_WORKSPACE);
+}
+
+/* every compiled head width (16, 32, 64) with a head size below it, odd T across tiles of 32 */
+static void test_cuda_flash_attention_odd_sizes(void **state) {
+    flash_case(2, 13, 15, 3);  /* HS 5 (width 16) */
+    flash_case(3, 1, 10, 2);   /* T = 1 */
+    flash_case(2, 67, 160, 5); /* HS 32, three tiles, the last partial */
+    flash_case(1, 33, 66, 2);  /* HS 33 (width 64) */
+    flash_case(2, 70, 128, 2); /* HS 64, the largest */
+}
+
+/* attention=cudnn: where cuDNN runs the graphs, its output, lse and gradients against the CPU
+ * flash kernels within the flash tolerances (cuDNN's kernels also keep f32 statistics and
+ * round O and dqkv to f16 once); where it cannot (the simulator has no cuDNN), the model
+ * switches to flash with a one-line notice naming the reason, which is checked. */
+static void cudnn_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
+    GptConfig c = {0};
+    c.n_layer = 1, c.n_head = NH, c.channels = C, c.max_seq_len = T, c.vocab_size = 8;
+    c.padded_vocab_size = 8, c.attention = GPT_ATTENTION_CUDNN;
+    char notice[768];
+    if (gpt_attention_resolve(&c, GPT_DEVICE_CUDA, B, T, notice, sizeof notice)) {
+        printf("  fallback: %s\n", notice);
+        assert_int_equal(c.attention, GPT_ATTENTION_FLASH);
+        assert_non_null(strstr(notice, "attention=cudnn is not available ("));
+        assert_non_null(strstr(notice, "): using attention=flash"));
+        assert_null(strchr(notice, '\n'));
+        return;
+    }
+    assert_int_equal(c.attention, GPT_ATTENTION_CUDNN);
+    int64_t nq = B * T * 3 * C, ny = B * T * C, nl = B * NH * T;
+    float *qkv = hmalloc(nq), *dy = hmalloc(ny);
+    fill_uniform(qkv, nq, -1.5f, 1.5f, 50 + (uint64_t)T);
+    fill_uniform(dy, ny, -1, 1, 51);
+    Tensor *dqkv_in = dup_f16(qkv, nq, "qkv"), *ddy = dup_f16(dy, ny, "dy");
+    Tensor *dout = dalloc(ARENA_DTYPE_F16, ny, "out"), *dlse = dalloc(ARENA_DTYPE_F32, nl, "lse");
+    Tensor *dws = dalloc(ARENA_DTYPE_U8, (int64_t)gpt_cudnn_workspace_bytes(B, T, C, NH), "ws");
+    Tensor *ddqkv = dalloc(ARENA_DTYPE_F16, nq, "dqkv");
+    cu->cudnn_attention_forward(dout->data, dlse->data, dws->data, dqkv_in->data, B, T, C, NH,
+                                NULL);
+    cu->cudnn_attention_backward(ddqkv->data, dws->data, ddy->data, dout->data, dlse->data,
+                                 dqkv_in->data, B, T, C, NH, NULL);
+    cuda_ok();
+    float *got = down(dout, ny), *glse = down(dlse, nl), *gd = down(ddqkv, nq);
+    float *out = hmalloc(ny), *lse = hmalloc(nl), *ws = hmalloc(nl), *dqkv = hmalloc(nq);
+    cpu->flash_attention_forward(out, lse, qkv, B, T, C, NH, NULL);
+    cpu->flash_attention_backward(dqkv, ws, dy, out, lse, qkv, B, T, C, NH, NULL);
+    assert_allclose(got, out, (size_t)ny, TOL_F16_ATOL, TOL_F16_RTOL);
+    assert_allclose(glse, lse, (size_t)nl, TOL_F32_ATOL, TOL_F32_RTOL);
+    assert_allclose(gd, dqkv, (size_t)nq, TOL_FLASH_BWD_ATOL, TOL_FLASH_BWD_RTOL);
+    free(qkv), free(dy), free(got), free(glse), free(gd), free(out), free(lse), free(ws);
+    free(dqkv);
+    arena_release_category(dev, ARENA_CAT_WORKSPACE);
+}
+
+static void test_cuda_cudnn_attention_or_fallback(void **state) {
+    cudnn_case(2, 67, 192, 3); /* HS 64 */
+    cudnn_case(1, 128, 64, 2); /* HS 32 */
 }
 
 static void test_cuda_attention_odd_sizes(void **state) {
@@ -580,8 +676,9 @@ static double max_abs(const float *x, int64_t n) {
     return m;
 }
 
-/* grad_f32: f32 weight gradients on the GPU (grad_dtype=float32) */
-static void model_case(int bias, int gelu, int64_t V, int64_t Vp, int grad_f32) {
+/* attention: the GPU model's kind; the CPU reference always runs naive attention. grad_f32:
+ * f32 weight gradients on the GPU (grad_dtype=float32). */
+static void model_case(int bias, int gelu, int64_t V, int64_t Vp, int attention, int grad_f32) {
     const int64_t L = 2, NH = 5, C = 40, maxT = 16, B = 3, T = 13;
     const float loss_scale = 256.0f;
     GptConfig c = test_gpt_config(L, NH, C, maxT, V, Vp, bias, gelu, GPT_RECOMPUTE_NONE);
@@ -618,6 +715,7 @@ static void model_case(int bias, int gelu, int64_t V, int64_t Vp, int grad_f32) 
     gpt_free(&gc);
 
     ModelResult res[3];
+    c.attention = attention;
     for (int mode = GPT_RECOMPUTE_NONE; mode <= GPT_RECOMPUTE_FULL; mode++) {
         c.recompute = mode;
         Gpt gg;
@@ -674,11 +772,23 @@ static void model_case(int bias, int gelu, int64_t V, int64_t Vp, int grad_f32) 
     arena_free(host);
 }
 
-static void test_cuda_model_bias_tanh_odd_vocab(void **state) { model_case(1, 0, 61, 67, 0); }
+static void test_cuda_model_bias_tanh_odd_vocab(void **state) {
+    model_case(1, 0, 61, 67, GPT_ATTENTION_NAIVE, 0);
+}
 
-static void test_cuda_model_nobias_erf(void **state) { model_case(0, 1, 50, 64, 0); }
+static void test_cuda_model_nobias_erf(void **state) {
+    model_case(0, 1, 50, 64, GPT_ATTENTION_NAIVE, 0);
+}
 
-static void test_cuda_model_grad_f32(void **state) { model_case(1, 0, 61, 67, 1); }
+/* attention=flash on the GPU against the naive CPU model: the same tolerances */
+static void test_cuda_model_flash(void **state) {
+    model_case(0, 0, 50, 64, GPT_ATTENTION_FLASH, 0);
+}
+
+/* grad_dtype=float32 on the GPU against the CPU model: the same tolerances */
+static void test_cuda_model_grad_f32(void **state) {
+    model_case(1, 0, 61, 67, GPT_ATTENTION_NAIVE, 1);
+}
 
 /* ------------------------------------------------------------------------------------- */
 /* device memory measurements                                                            */
@@ -936,6 +1046,8 @@ int main(void) {
         cmocka_unit_test_teardown(test_cuda_matmul_odd_sizes, teardown_each),
         cmocka_unit_test_teardown(test_cuda_matmul_tensor_core_sizes, teardown_each),
         cmocka_unit_test_teardown(test_cuda_attention_odd_sizes, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_flash_attention_odd_sizes, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_cudnn_attention_or_fallback, teardown_each),
         cmocka_unit_test_teardown(test_cuda_gelu_forward_backward, teardown_each),
         cmocka_unit_test_teardown(test_cuda_crossentropy_padded, teardown_each),
         cmocka_unit_test_teardown(test_cuda_reductions, teardown_each),
@@ -945,6 +1057,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_cuda_adamw_master, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_bias_tanh_odd_vocab, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_nobias_erf, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_model_flash, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_grad_f32, teardown_each),
         cmocka_unit_test(test_cuda_device_mem_peak_table),
         cmocka_unit_test(test_cuda_device_mem_reconciles_reservation),
