@@ -5,14 +5,7 @@
 # limit and cudnn on the CPU are refused with a message.
 # Usage: tests/cli_flash.sh path/to/arenagpt
 set -u
-BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "cli_flash: FAILED: $*"; fail=$((fail + 1)); }
+. "$(dirname "$0")/lib_cli.sh" cli_flash "$1"
 
 for i in $(seq 1 2000); do echo "To be, or not to be, that is the question $((i % 7)):"; done >"$TMP/text.txt"
 "$BIN" prepare --input="$TMP/text.txt" --out="$TMP/data" --tokenizer=char >"$TMP/prep.log" 2>&1 || bad "prepare"
@@ -95,5 +88,4 @@ check_json "$TMP/fit.json" "len(d['modes']) == 9 and all(m['max_batch_size'] > 0
 "$BIN" mem --device=cpu --attention=cudnn >"$TMP/r2.txt" 2>&1
 [ $? = 2 ] && grep -q "cudnn needs --device=cuda" "$TMP/r2.txt" && ok || bad "cudnn on cpu not refused: $(cat "$TMP/r2.txt")"
 
-echo "cli_flash: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+cli_done

@@ -7,14 +7,7 @@
 # CUDA (nor does a CPU run).
 # Usage: tests/cli_mem.sh path/to/arenagpt
 set -u
-BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "cli_mem: FAILED: $*"; fail=$((fail + 1)); }
+. "$(dirname "$0")/lib_cli.sh" cli_mem "$1"
 GIB=1073741824
 C4070=$ROOT/configs/small_4070.conf
 has_gpu=0
@@ -97,5 +90,4 @@ if ldd "$BIN" 2>/dev/null | grep -q libcudart; then
     grep -q "libcuda.so.*dynamically loaded by .*libcudart" "$TMP/ld3.txt" && bad "train --device=cpu started the CUDA runtime" || ok
 fi
 
-echo "cli_mem: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+cli_done

@@ -7,14 +7,7 @@
 # out_dir/memory.html with plan vs measured.
 # Usage: tests/cli_mempage.sh path/to/arenagpt
 set -u
-BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "cli_mempage: FAILED: $*"; fail=$((fail + 1)); }
+. "$(dirname "$0")/lib_cli.sh" cli_mempage "$1"
 cd "$ROOT" || exit 1
 CONF=configs/small_4070.conf
 
@@ -64,5 +57,4 @@ peak=$(sed -n 's/^  peak (sum) *\([0-9]*\) *\([0-9]*\) equal$/\2/p' "$TMP/train.
     bad "the train page's measured peak is not the log's ($peak)"
 grep -q '"source": "train"' "$TMP/run/memory.html" && ok || bad "the train page does not say it comes from a run"
 
-echo "cli_mempage: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+cli_done

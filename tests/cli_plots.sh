@@ -3,14 +3,7 @@
 # has matplotlib (Debian's /usr/bin/python3), whichever python3 is first on PATH.
 # Usage: tests/cli_plots.sh path/to/arenagpt
 set -u
-BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "cli_plots: FAILED: $*"; fail=$((fail + 1)); }
+. "$(dirname "$0")/lib_cli.sh" cli_plots "$1"
 if ! /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then
     echo "cli_plots: skipped: /usr/bin/python3 has no matplotlib (scripts/setup.sh --plots installs it)"
     exit 0
@@ -28,5 +21,4 @@ PATH="$TMP/bin:$PATH" "$BIN" train --data_dir="$TMP/data" --device=cpu --n_layer
 [ "$(head -c 4 "$TMP/o/loss.png" 2>/dev/null | od -An -c | tr -d ' ')" = "211PNG" ] && ok || bad "no loss.png: $(tail -3 "$TMP/t.log")"
 grep -q "loss.png" "$TMP/t.log" && ok || bad "train does not say where the plot is"
 "$BIN" train --help | grep -q -- "--plots " && ok || bad "no plots key in train --help"
-echo "cli_plots: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+cli_done

@@ -6,14 +6,7 @@
 # prepare hint for a char dataset names --tokenizer=char.
 # Usage: tests/cli_vocab.sh path/to/arenagpt
 set -u
-BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "cli_vocab: FAILED: $*"; fail=$((fail + 1)); }
+. "$(dirname "$0")/lib_cli.sh" cli_vocab "$1"
 
 # a char dataset: 14 symbols
 for i in $(seq 1 300); do echo "to be or not to be $((i % 3))"; done >"$TMP/text.txt"
@@ -59,5 +52,4 @@ st=$?
 ( cd "$TMP" && "$BIN" train "$ROOT/configs/shakespeare_char.conf" --device=cpu --max_iters=0 >"$TMP/h.log" 2>&1 )
 grep -q "prepare .*--tokenizer=char" "$TMP/h.log" && ok || bad "char dataset hint: $(cat "$TMP/h.log")"
 
-echo "cli_vocab: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+cli_done
