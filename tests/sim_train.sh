@@ -4,8 +4,8 @@
 # a few steps on a small shard; the memory plan equals the measured arena to the byte; the
 # device memory report with its reconciliation lines on the simulated card (no NVML); the loss
 # scaler's state in the log; an fp16 overflow (a large learning rate) skips its step and
-# halves the loss scale; a checkpoint and a resume that gives the same losses as an
-# uninterrupted run; memory_limit below the plan gives the arena's report and a clean exit; a
+# halves the loss scale, which doubles after scaler_growth_interval clean steps; a checkpoint
+# and a resume that gives the same losses as an uninterrupted run; memory_limit below the plan gives the arena's report and a clean exit; a
 # card too small for the reservation gives the cudaMalloc report and a clean exit.
 # Usage: tests/sim_train.sh path/to/build/sim/arenagpt   (make test-sim runs it)
 set -u
@@ -78,6 +78,13 @@ inf_then_half=$(grep '^iter ' "$TMP/s.log" | sed -E 's/.*norm ([^,]+),.*scale ([
     awk 'p_inf && $2 == p_scale / 2 { ok = 1 } { p_inf = ($1 == "inf" || $1 == "nan"); p_scale = $2 } END { print ok + 0 }')
 [ "$inf_then_half" = 1 ] && ok || bad "loss scaling: no overflowed step followed by a halved scale: $(grep '^iter ' "$TMP/s.log")"
 grep -qE '^iter [0-9]+/4: .*norm (inf|nan), .*skipped [1-9]' "$TMP/s.log" && ok || bad "loss scaling: the overflowed step is not counted as skipped"
+
+# 3b. ... and the scale grows back: with scaler_growth_interval = 2 it doubles after every 2
+# clean steps (GradScaler's growth_interval), so steps 1-2 run at 65536, 3-4 at 131072, 5 at
+# 262144
+"$BIN" train "$TMP/tiny.conf" --max_iters=5 --scaler_growth_interval=2 --out_dir="$TMP/g" >"$TMP/g.log" 2>&1 || bad "train (growth interval 2): $(tail -5 "$TMP/g.log")"
+scales=$(grep '^iter ' "$TMP/g.log" | sed -E 's/.*scale ([0-9]+), skipped.*/\1/' | tr '\n' ' ')
+[ "$scales" = "65536 65536 131072 131072 262144 " ] && ok || bad "loss scale growth: scales per step '$scales', expected 65536 65536 131072 131072 262144"
 
 # 4. memory_limit below the plan: the arena's refusal report, exit 1, no crash. (Leak checking
 # is off here: train's early exit on this path leaves its data loaders to the process exit.)

@@ -18,8 +18,8 @@
  * bit.
  *
  * Mixed precision on the GPU uses dynamic loss scaling with GradScaler's rules (start 65536,
- * x2 after 2000 clean steps, x0.5 and skip the step on inf/NaN); the CPU is fp32, scale 1,
- * and a step with a non-finite loss or gradient is skipped and counted, STEP_GUARD_MAX_SKIPS
+ * x2 after scaler_growth_interval clean steps (default 2000), x0.5 and skip the step on
+ * inf/NaN); the CPU is fp32, scale 1, and a step with a non-finite loss or gradient is skipped and counted, STEP_GUARD_MAX_SKIPS
  * in a row stopping the run as diverged; no checkpoint is taken while steps are being skipped
  * (step_guard.h). The fault-injection hooks of the reliability tests (test_hooks.h) act only
  * when their environment variables are set. */
@@ -48,7 +48,6 @@
 
 #define ADAMW_EPS 1e-8f
 #define SCALER_INIT 65536.0f
-#define SCALER_GROWTH_INTERVAL 2000
 #define PROGRESS_EVERY_S 0.25          /* terminal progress refresh */
 #define ETA_SMOOTHING 0.2              /* weight of the newest log interval in the ETA's average */
 #define PLOT_PYTHON "/usr/bin/python3" /* Debian's, with python3-matplotlib (scripts/setup.sh) */
@@ -229,7 +228,7 @@ static int train_step(TrainState *s, int64_t it, float lr, float *loss_out, floa
             pr->skipped++;
             pr->loss_scale *= 0.5f;
             pr->clean_steps = 0;
-        } else if (++pr->clean_steps == SCALER_GROWTH_INTERVAL) {
+        } else if (++pr->clean_steps >= cfg->scaler_growth_interval) {
             pr->loss_scale *= 2.0f;
             pr->clean_steps = 0;
         }

@@ -111,6 +111,9 @@ static const Key keys[] = {
      "save at every checkpoint point; False: only where the val loss improved (nanoGPT)"},
     {"checkpoint_interval", K_INT, OFF(checkpoint_interval), CONFIG_CMD_TRAIN, 0, I64MAX, NULL,
      "steps between checkpoints; 0 = at each evaluation"},
+    {"scaler_growth_interval", K_INT, OFF(scaler_growth_interval), CONFIG_CMD_TRAIN, 1, 1 << 30,
+     NULL,
+     "clean steps after which the CUDA loss scale doubles (PyTorch GradScaler's growth_interval)"},
     {"keep_checkpoints", K_INT, OFF(keep_checkpoints), CONFIG_CMD_TRAIN, 1, 1000, NULL,
      "checkpoints kept in out_dir"},
     {"out_dir", K_STR, OFF(out_dir), CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE, 0, 0,
@@ -241,6 +244,7 @@ void config_defaults(TrainConfig *c) {
     c->recompute = CONFIG_RECOMPUTE_NONE;
     c->device = CONFIG_DEVICE_AUTO;
     c->keep_checkpoints = 2;
+    c->scaler_growth_interval = 2000;
     c->eval_batches = 10;
     /* nanoGPT sample.py */
     snprintf(c->prompt, sizeof c->prompt, "\n");

@@ -91,6 +91,7 @@ typedef struct TrainConfig {
     int always_save_checkpoint;
     int64_t checkpoint_interval; /* 0 = only at the end (and on SIGINT/SIGTERM) */
     int64_t keep_checkpoints;
+    int64_t scaler_growth_interval; /* CUDA loss scaling: clean steps before the scale doubles */
     char out_dir[CONFIG_STR_LEN];
     char init_from[CONFIG_STR_LEN];  /* "scratch", "resume", or a model file / directory */
     char trace_file[CONFIG_STR_LEN]; /* Chrome trace of the arena; "" = none */
