@@ -2,7 +2,8 @@
 # cli_fn_lengths.sh: scripts/fn_lengths.sh on made-up sources: a function over the limit is
 # listed with its length and location, with the reason its "long:" comment gives or with
 # NO REASON GIVEN (and --check then fails); one-liners, prototypes, struct and table
-# initialisers are not functions; a file with nothing long says so.
+# initialisers are not functions; a file with nothing long says so. Then the repository's own
+# model/ and train/: every function over the limit gives its reason.
 # Usage: tests/cli_fn_lengths.sh [ARENAGPT]   (the binary is not used)
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,5 +59,8 @@ check "--check passes when every listed function says why" $?
 out=$(bash "$S" --limit=20 "$TMP/f.c")
 [ "$out" = "fn_lengths: no function over 20 lines" ]
 check "nothing over the limit" $?
+(cd "$ROOT" && bash scripts/fn_lengths.sh --check >"$TMP/tree" 2>&1)
+rc=$?
+check "the repository: every function over 80 lines in model/ and train/ says why ($(grep -c "NO REASON" "$TMP/tree") do not)" $rc
 [ $fail -eq 0 ] && echo "cli_fn_lengths: all passed"
 exit $fail

@@ -607,6 +607,8 @@ int config_parse_args(TrainConfig *c, int argc, char **argv, unsigned cmd, int *
     return config_validate(c, cmd, err);
 }
 
+/* long: one check per rule across keys, in the order a user meets them, each with its own
+ * message naming the values */
 int config_validate(const TrainConfig *c, unsigned cmd, Err *err) {
     const char *src = c->config_file[0] ? c->config_file : "the command line";
     if (cmd & (MODEL_CMDS)) {

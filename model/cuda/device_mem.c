@@ -246,6 +246,8 @@ static double mib(size_t b) { return (double)b / MIB; }
 /* signed difference in MiB */
 static double dmib(size_t a, size_t b) { return ((double)a - (double)b) / MIB; }
 
+/* long: the reconciliation table's lines in order (before, context, reservation, arena peak by
+ * category, now, unaccounted), each printed only when its sources were read */
 int device_mem_report(const DeviceMem *m, const Arena *arena, FILE *f) {
     const DeviceMemSample *b = &m->s[DEVICE_MEM_BEFORE_CONTEXT],
                           *c = &m->s[DEVICE_MEM_AFTER_CONTEXT],
