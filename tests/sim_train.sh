@@ -86,16 +86,15 @@ grep -qE '^iter [0-9]+/4: .*norm (inf|nan), .*skipped [1-9]' "$TMP/s.log" && ok 
 scales=$(grep '^iter ' "$TMP/g.log" | sed -E 's/.*scale ([0-9]+), skipped.*/\1/' | tr '\n' ' ')
 [ "$scales" = "65536 65536 131072 131072 262144 " ] && ok || bad "loss scale growth: scales per step '$scales', expected 65536 65536 131072 131072 262144"
 
-# 4. memory_limit below the plan: the arena's refusal report, exit 1, no crash. (Leak checking
-# is off here: train's early exit on this path leaves its data loaders to the process exit.)
-ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 "$BIN" train "$TMP/tiny.conf" --max_iters=2 --out_dir="$TMP/c" --memory_limit=1MiB >"$TMP/c.log" 2>&1
+# 4. memory_limit below the plan: the arena's refusal report, exit 1, no crash, no leak
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 "$BIN" train "$TMP/tiny.conf" --max_iters=2 --out_dir="$TMP/c" --memory_limit=1MiB >"$TMP/c.log" 2>&1
 rc=$?
 [ "$rc" = 1 ] && ok || bad "memory_limit: exit $rc, expected 1"
 grep -q "past the memory limit of 1048576 bytes" "$TMP/c.log" && ok || bad "memory_limit: no arena report"
 
 # 5. a card with too little free memory for the reservation (CUDASIM_MEMORY_BYTES: 270 MiB,
 # of which the simulated context takes 256): the cudaMalloc report, exit 1, no crash
-CUDASIM_MEMORY_BYTES=$((270 << 20)) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 "$BIN" train "$TMP/tiny.conf" --max_iters=2 --out_dir="$TMP/d" >"$TMP/d.log" 2>&1
+CUDASIM_MEMORY_BYTES=$((270 << 20)) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 "$BIN" train "$TMP/tiny.conf" --max_iters=2 --out_dir="$TMP/d" >"$TMP/d.log" 2>&1
 rc=$?
 [ "$rc" = 1 ] && ok || bad "small card: exit $rc, expected 1"
 grep -q "cudaMalloc of the arena reservation (.* bytes) failed: out of memory" "$TMP/d.log" && ok || bad "small card: no cudaMalloc report"
