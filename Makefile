@@ -235,7 +235,7 @@ SIM := build/sim
 SIM_CXX ?= g++
 SIM_INC := -Itests/cudasim/include -I$(CUDA_HOME)/include
 SIM_CFLAGS := $(BASE_CFLAGS) $(asan_CFLAGS) $(SIM_INC)
-SIM_CXXFLAGS := -std=c++17 $(WARN) -g -MMD -MP -I. $(asan_CFLAGS) $(SIM_INC)
+SIM_CXXFLAGS := -std=c++17 $(WARN) -Wno-unknown-pragmas -g -MMD -MP -I. $(asan_CFLAGS) $(SIM_INC)
 SIM_RT_CC := $(filter-out tests/cudasim/test_%.cc,$(wildcard tests/cudasim/*.cc))
 SIM_RT_OBJ := $(patsubst %.cc,$(SIM)/%.o,$(SIM_RT_CC))
 SIM_CU_OBJ := $(patsubst %.cu,$(SIM)/%.o,$(CU))

@@ -194,6 +194,11 @@ static void cudnn_backward(const GptBackend *be, void *dqkv, void *att, void *wo
     be->cudnn_attention_backward(dqkv, workspace, dout, out, att, qkv, B, T, C, NH, stream);
 }
 
+/* What the fused kinds (cudnn, flash) save besides y: the f32 log-sum-exp of each row's scores,
+ * (B,NH,T), kept until the backward like y; only full recompute recomputes it. */
+#define FUSED_ATTENTION_SAVED                                                                      \
+    { "attn.lse", ROLE_F32, {DIM_B, DIM_NH, DIM_T}, RECOMPUTED_BY_FULL, BT_ATTY, GRAD_NONE }
+
 static const AttentionKind ATTENTION_KINDS[GPT_ATTENTION_COUNT] = {
     /* the softmax probabilities, zero above the diagonal */
     [GPT_ATTENTION_NAIVE] = {.name = "naive",
@@ -213,12 +218,7 @@ static const AttentionKind ATTENTION_KINDS[GPT_ATTENTION_COUNT] = {
      * the probabilities itself); its workspace holds D and the plans' own (a derived
      * figure, see gpt_cudnn_workspace_bytes) */
     [GPT_ATTENTION_CUDNN] = {.name = "cudnn",
-                             .saved = {"attn.lse",
-                                       ROLE_F32,
-                                       {DIM_B, DIM_NH, DIM_T},
-                                       RECOMPUTED_BY_FULL,
-                                       BT_ATTY,
-                                       GRAD_NONE},
+                             .saved = FUSED_ATTENTION_SAVED,
                              .devices = ON_DEVICE(GPT_DEVICE_CUDA),
                              .backward_reads_out = 1,
                              .runs = cudnn_runs,
@@ -230,12 +230,7 @@ static const AttentionKind ATTENTION_KINDS[GPT_ATTENTION_COUNT] = {
     /* our FlashAttention-2 kernels: the same saved set as cudnn; the backward's scratch is
      * D = rowsum(dy * y), f32 (B,NH,T) */
     [GPT_ATTENTION_FLASH] = {.name = "flash",
-                             .saved = {"attn.lse",
-                                       ROLE_F32,
-                                       {DIM_B, DIM_NH, DIM_T},
-                                       RECOMPUTED_BY_FULL,
-                                       BT_ATTY,
-                                       GRAD_NONE},
+                             .saved = FUSED_ATTENTION_SAVED,
                              .devices = ON_DEVICE(GPT_DEVICE_CPU) | ON_DEVICE(GPT_DEVICE_CUDA),
                              .backward_reads_out = 1,
                              .runs = flash_runs,

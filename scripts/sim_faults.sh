@@ -18,7 +18,10 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cd "$ROOT" || exit 2
-make -s -j2 build/sim/tests/gpu/test_cuda_backend >/dev/null || { echo "sim_faults: the clean build fails"; exit 2; }
+# run from make (make sim-faults, make test-sim), the builds share its job slots; alone, 2 jobs
+jobs=()
+[ -z "${MAKEFLAGS:-}" ] && jobs=(-j2)
+make -s "${jobs[@]}" build/sim/tests/gpu/test_cuda_backend >/dev/null || { echo "sim_faults: the clean build fails"; exit 2; }
 # the clean tree passes first: a fault must be what makes it fail
 ARENAGPT_ROOT=$ROOT ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
     ./build/sim/tests/gpu/test_cuda_backend >"$TMP/clean.log" 2>&1 || {
@@ -43,7 +46,7 @@ if t == s:
 open(p, "w").write(t)
 PY
     local t0=$SECONDS
-    if ! make -s -C "$tree" -j2 build/sim/tests/gpu/test_cuda_backend >"$tree/build.log" 2>&1; then
+    if ! make -s -C "$tree" "${jobs[@]}" build/sim/tests/gpu/test_cuda_backend >"$tree/build.log" 2>&1; then
         echo "$name: CAUGHT at build time ($((SECONDS - t0)) s)"; caught=$((caught + 1)); return
     fi
     (cd "$tree" && ARENAGPT_ROOT=$tree ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \

@@ -560,6 +560,21 @@ static void test_cuda_encoder_backward_sorted(void **state) {
 
 /* NVML's "not available" per-process memory (WDDM, WSL2) is reported as unknown, never as a
  * number; the unaccounted line falls back to cudaMemGetInfo */
+/* device_mem_report's text for m (and arena, may be NULL), NUL-terminated in text. */
+static void device_mem_report_text(const DeviceMem *m, const Arena *arena, char *text, size_t len) {
+    char path[] = "/tmp/arenagpt_devmem_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w+");
+    assert_non_null(f);
+    assert_int_equal(device_mem_report(m, arena, f), 0);
+    rewind(f);
+    size_t n = fread(text, 1, len - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    unlink(path);
+}
+
 static void test_cuda_device_mem_proc_unknown(void **state) {
     DeviceMem m;
     memset(&m, 0, sizeof(m));
@@ -570,18 +585,8 @@ static void test_cuda_device_mem_proc_unknown(void **state) {
         m.s[i].cuda_used_bytes = (size_t)(100 + 50 * i) << 20;
         m.s[i].proc_unknown = 1;
     }
-    char path[] = "/tmp/arenagpt_devmem_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    FILE *f = fdopen(fd, "w+");
-    assert_non_null(f);
-    assert_int_equal(device_mem_report(&m, NULL, f), 0);
-    rewind(f);
     char text[8192];
-    size_t n = fread(text, 1, sizeof(text) - 1, f);
-    text[n] = '\0';
-    fclose(f);
-    unlink(path);
+    device_mem_report_text(&m, NULL, text, sizeof text);
     assert_non_null(strstr(text, "unknown  (NVML lists this process"));
     assert_non_null(strstr(text, "unaccounted (device now"));
     assert_null(strstr(text, "unaccounted (this pid"));
@@ -826,18 +831,8 @@ static void test_cuda_device_mem_reconciles_reservation(void **state) {
     fprintf(stderr, "  reservation %zu bytes, cudaMemGetInfo delta %zu bytes\n", bytes,
             after - before);
     assert_int_equal(device_mem_sample(&m, DEVICE_MEM_NOW, &err), 0);
-    char path[] = "/tmp/arenagpt_devmem_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    FILE *f = fdopen(fd, "w+");
-    assert_non_null(f);
-    assert_int_equal(device_mem_report(&m, a, f), 0);
-    rewind(f);
     char text[8192];
-    size_t n = fread(text, 1, sizeof(text) - 1, f);
-    text[n] = '\0';
-    fclose(f);
-    unlink(path);
+    device_mem_report_text(&m, a, text, sizeof text);
     assert_non_null(strstr(text, "context + libraries"));
     assert_non_null(strstr(text, "arena reservation"));
     assert_non_null(strstr(text, "unaccounted"));
