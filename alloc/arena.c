@@ -561,6 +561,10 @@ int64_t arena_release_category(Arena *a, ArenaCategory cat) {
 
 /* ---- queries ---- */
 
+Tensor *arena_activation_top(const Arena *a) {
+    return a->n_act > 0 ? a->act_stack[a->n_act - 1] : NULL;
+}
+
 ArenaStats arena_stats(const Arena *a) {
     ArenaStats s;
     memset(&s, 0, sizeof s);

@@ -161,6 +161,8 @@ Tensor *arena_alloc(Arena *a, ArenaCategory cat, ArenaDtype dtype, int ndim, con
                     const char *name_fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Frees one tensor (NULL is a no-op). Activations must be freed in LIFO order (ASSERT). */
 void arena_release(Arena *a, Tensor *t);
+/* The most recent live activation (the top of the activation stack), or NULL when none. */
+Tensor *arena_activation_top(const Arena *a);
 /* Frees every live tensor of one category (any order; used for teardown and for dropping a
  * whole step's workspace). Returns how many were freed. */
 int64_t arena_release_category(Arena *a, ArenaCategory cat);

@@ -51,6 +51,42 @@ const GptLayout *gpt_layout(GptDevice dev);
  * is f32 already, so it is returned unchanged. */
 const GptLayout *gpt_layout_grad_f32(GptDevice dev);
 
+/* Attention kinds: the model's table (model/attention.c) gives each its name, what it saves
+ * and its scratch; the values are stable (configs and checkpoints name them). */
+typedef enum GptAttention {
+    GPT_ATTENTION_NAIVE = 0, /* materialised probabilities (B,NH,T,T); CPU and CUDA */
+    GPT_ATTENTION_CUDNN,     /* cuDNN's fused SDPA, O and an f32 log-sum-exp (B,NH,T); CUDA;
+                                not yet verified on a GPU */
+    GPT_ATTENTION_FLASH,     /* our fused kernels (FlashAttention-2), O and the f32 log-sum-exp
+                                (B,NH,T); CPU and CUDA (HS <= GPT_FLASH_CUDA_MAX_HS) */
+    GPT_ATTENTION_COUNT
+} GptAttention;
+
+/* The kernels of one attention kind: one signature for every kind. Causal self-attention
+ * scaled by 1/sqrt(HS); qkv rows are [q | k | v], head h uses channels h*HS..h*HS+HS-1.
+ *   saved      what the kind's forward keeps for its backward: naive the softmax
+ *              probabilities (B,NH,T,T), act dtype, 0 above the diagonal; flash and cudnn the
+ *              f32 log-sum-exp of each row's scaled scores (B,NH,T).
+ *   workspace  the kind's scratch for that pass (gpt_attention_workspace_bytes; NULL when it
+ *              takes none): flash's backward D = rowsum(dout * out), f32 (B,NH,T); cudnn's
+ *              D and its plans' workspace.
+ * forward: out (overwritten) = softmax(scale QK^T) V; saved overwritten.
+ * backward: dqkv (overwritten); out is the forward's output (read by flash and cudnn); naive
+ * clobbers saved (scratch for the score gradient: the caller frees it right after).
+ * prepare (optional, cudnn): loads what the kind needs and builds its plans for batches of
+ * (B, T): 0, or -1 with the reason (the model then runs flash: gpt_attention_resolve). */
+typedef struct GptAttentionKernels {
+    void (*forward)(void *out /* (B,T,C) */, void *saved, void *workspace,
+                    const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C, int64_t NH,
+                    void *stream);
+    void (*backward)(void *dqkv /* (B,T,3C) */, void *saved, void *workspace,
+                     const void *dout /* (B,T,C) */, const void *out /* (B,T,C) */,
+                     const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C, int64_t NH,
+                     void *stream);
+    int (*prepare)(int64_t B, int64_t T, int64_t C, int64_t NH, size_t workspace_bytes,
+                   char *reason, size_t len);
+} GptAttentionKernels;
+
 typedef struct GptBackend {
     GptDevice device;
     const char *name; /* "cpu", "cuda" */
@@ -107,48 +143,9 @@ typedef struct GptBackend {
                             const void *inp /* (N,IC) */, const void *weight /* (OC,IC) */,
                             int64_t N, int64_t IC, int64_t OC, void *stream);
 
-    /* Causal self-attention. Naive: att holds the softmax probabilities (B,NH,T,T), zero
-     * above the diagonal; scale 1/sqrt(HS). out is overwritten. */
-    void (*attention_forward)(void *out /* (B,T,C) */, void *att /* (B,NH,T,T) */,
-                              const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C,
-                              int64_t NH, void *stream);
-    /* dqkv = ... (overwrites). att is clobbered (used as scratch for the score gradient):
-     * the caller frees it right after. */
-    void (*attention_backward)(void *dqkv /* (B,T,3C) */, void *att /* (B,NH,T,T) */,
-                               const void *dout /* (B,T,C) */, const void *qkv /* (B,T,3C) */,
-                               int64_t B, int64_t T, int64_t C, int64_t NH, void *stream);
-
-    /* Fused causal self-attention (attention=flash; FlashAttention-2): the probabilities are
-     * never stored. out = softmax(scale QK^T) V (overwritten); lse (f32, overwritten) =
-     * log-sum-exp of each row's scaled scores, saved for backward with out. NULL in a
-     * backend without it. CUDA: HS <= GPT_FLASH_CUDA_MAX_HS (refused by gpt_config_check). */
-    void (*flash_attention_forward)(void *out /* (B,T,C) */, float *lse /* (B,NH,T) */,
-                                    const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C,
-                                    int64_t NH, void *stream);
-    /* dqkv = ... (overwrites); the probabilities are recomputed tile by tile from qkv and lse.
-     * workspace: gpt_flash_workspace_bytes(B, T, NH) bytes of scratch (f32 (B,NH,T):
-     * D = rowsum(dout * out)). */
-    void (*flash_attention_backward)(void *dqkv /* (B,T,3C) */, float *workspace /* (B,NH,T) */,
-                                     const void *dout /* (B,T,C) */, const void *out /* (B,T,C) */,
-                                     const float *lse /* (B,NH,T) */,
-                                     const void *qkv /* (B,T,3C) */, int64_t B, int64_t T,
-                                     int64_t C, int64_t NH, void *stream);
-
-    /* attention=cudnn (cuDNN's fused SDPA; CUDA only, NULL elsewhere; not yet verified on a
-     * GPU). prepare loads cuDNN and builds and caches the plans of this shape: 0, or -1 with
-     * the reason (then the model runs flash instead: gpt_attention_resolve). forward and
-     * backward compute what flash_attention_* do (same O, lse and dqkv layouts); workspace:
-     * gpt_cudnn_workspace_bytes(B, T, C, NH) bytes. */
-    int (*cudnn_attention_prepare)(int64_t B, int64_t T, int64_t C, int64_t NH,
-                                   size_t workspace_bytes, char *reason, size_t len);
-    void (*cudnn_attention_forward)(void *out /* (B,T,C) */, float *lse /* (B,NH,T) */,
-                                    void *workspace, const void *qkv /* (B,T,3C) */, int64_t B,
-                                    int64_t T, int64_t C, int64_t NH, void *stream);
-    void (*cudnn_attention_backward)(void *dqkv /* (B,T,3C) */, void *workspace,
-                                     const void *dout /* (B,T,C) */, const void *out /* (B,T,C) */,
-                                     const float *lse /* (B,NH,T) */,
-                                     const void *qkv /* (B,T,3C) */, int64_t B, int64_t T,
-                                     int64_t C, int64_t NH, void *stream);
+    /* Causal self-attention, one entry per kind (GptAttention; an entry's functions are NULL
+     * where the backend lacks the kind). */
+    GptAttentionKernels attention[GPT_ATTENTION_COUNT];
 
     /* gelu: 0 tanh approximation, 1 erf. out overwritten. */
     void (*gelu_forward)(void *out /* (N) */, const void *inp /* (N) */, int64_t N, int gelu,
@@ -185,8 +182,8 @@ typedef struct GptBackend {
  * registers and shared memory at compile-time tile widths 16, 32, 64). */
 #define GPT_FLASH_CUDA_MAX_HS 64
 
-/* Bytes of the scratch flash_attention_backward needs (the same on every device: f32
- * (B,NH,T)). Plain arithmetic, so a plan needs no backend. */
+/* Bytes of the scratch flash's backward needs (the same on every device: f32 (B,NH,T)).
+ * Plain arithmetic, so a plan needs no backend. */
 size_t gpt_flash_workspace_bytes(int64_t B, int64_t T, int64_t NH);
 
 /* Bytes of the workspace attention=cudnn takes in forward and in backward: D (f32 (B,NH,T),
@@ -195,6 +192,10 @@ size_t gpt_flash_workspace_bytes(int64_t B, int64_t T, int64_t NH);
  * its figure only on a GPU; when a plan asks for more, the run falls back to flash. */
 size_t gpt_cudnn_workspace_bytes(int64_t B, int64_t T, int64_t C, int64_t NH);
 
+/* The plan backend (model/plan_backend.c): every kernel does nothing and copies to the host
+ * write zeros; it has every attention kind. gpt_build uses it for a plan arena on any device,
+ * so a plan runs the same code as a run, with no kernel and no device. Never NULL. */
+const GptBackend *gpt_backend_plan(void);
 /* The CPU kernels (model/cpu/). Never NULL. */
 const GptBackend *gpt_backend_cpu(void);
 /* The CUDA kernels (model/cuda/), or NULL in a build without CUDA (backend_cuda_nocuda.c). */

@@ -18,20 +18,20 @@
  *               the block in backward; recompute=selective drops the LayerNorm outputs,
  *               the attention probabilities and the GELU output and recomputes them in
  *               backward. Recomputed tensors are pushed again in backward (activations:
- *               backward reads them). model/gpt.c's BLOCK_TENSORS gives each block
+ *               backward reads them). model/block.c's BLOCK_TENSORS gives each block
  *               tensor's name, shape and recompute class.
  *   workspace   what lives only inside one phase: `ws.logits` (one loss-head chunk), the
  *               activation gradients of backward (`ws.dresidual`, ...), forward temporaries
  *               that are not saved, reduction scalars.
  * The allocation sequence depends only on the config, B, T and the phase calls, never on the
- * data, so gpt_plan on a plan arena equals a host run to the byte.
+ * data, so gpt_plan (the same code on a plan arena) equals a run to the byte.
  *
  * Loss head: chunked over tokens (loss_chunk rows at a time; `ws.logits` (chunk, Vp) is the
  * only logits buffer; the full (B,T,Vp) logits never exist). With for_backward the head's
  * backward is fused into gpt_forward, as llm.c does: per chunk, dlogits overwrite the
  * logits, grad.wte += dlogits^T ln_f, and dL/d(ln_f output) overwrites that chunk of
- * `act.ln_f`, which backward then reads. So the loss scale must be known at forward:
- * gpt_set_loss_scale before gpt_forward, and gpt_backward checks it gets the same scale.
+ * `act.ln_f`, which backward then reads. So the loss scale is set before the forward
+ * (gpt_set_loss_scale) and the backward uses the same one.
  *
  * Gradients: the loss is the mean over the B*T tokens of the micro-batch; grads accumulate
  * (+=) across gpt_backward calls until gpt_zero_grad; gpt_update divides them by grad_scale.
@@ -49,7 +49,7 @@
 #include "../alloc/base.h"
 #include "backend.h"
 
-/* What the training forward saves for backward; the rest is recomputed (model/gpt.c's
+/* What the training forward saves for backward; the rest is recomputed (model/block.c's
  * BLOCK_TENSORS gives each tensor's class). */
 typedef enum GptRecompute {
     GPT_RECOMPUTE_NONE = 0,  /* saves every activation backward reads */
@@ -57,17 +57,6 @@ typedef enum GptRecompute {
     GPT_RECOMPUTE_FULL,      /* keeps each block's input only; backward re-runs the block */
     GPT_RECOMPUTE_COUNT
 } GptRecompute;
-
-/* Attention kinds (model/gpt.c's ATTENTION_KINDS: what each saves, where it runs). The values
- * are stable (configs map to them). */
-typedef enum GptAttention {
-    GPT_ATTENTION_NAIVE = 0, /* materialised probabilities (B,NH,T,T); CPU and CUDA */
-    GPT_ATTENTION_CUDNN,     /* cuDNN's fused SDPA, O and an f32 log-sum-exp (B,NH,T); CUDA;
-                                not yet verified on a GPU */
-    GPT_ATTENTION_FLASH,     /* our fused kernels (FlashAttention-2), O and the f32 log-sum-exp
-                                (B,NH,T); CPU and CUDA (HS <= GPT_FLASH_CUDA_MAX_HS) */
-    GPT_ATTENTION_COUNT
-} GptAttention;
 
 typedef enum GptGelu { GPT_GELU_TANH = 0, GPT_GELU_ERF, GPT_GELU_COUNT } GptGelu;
 
@@ -133,7 +122,7 @@ typedef struct Gpt {
     GptConfig config;
     GptDevice device;
     const GptLayout *layout;
-    const GptBackend *backend; /* NULL in a plan arena when the build has no such device */
+    const GptBackend *backend; /* the device's kernels; the plan backend in a plan arena */
     Arena *arena;
     void *stream;       /* NULL on the CPU */
     int64_t B, T;       /* the largest batch shape built for */
@@ -145,14 +134,14 @@ typedef struct Gpt {
     GptParam *by_kind[GPT_PARAM_KIND_COUNT]; /* first entry of a kind, or NULL when absent */
     Tensor *ws_backend; /* `ws.backend` (layout.backend_workspace_bytes), or NULL */
 
-    /* forward state, kept for backward (private to gpt.c) */
-    int have_forward; /* a for_backward forward is waiting for backward */
-    int64_t fB, fT;   /* its shape */
-    Tensor **stack;   /* activations pushed by forward, in order */
-    int64_t n_stack, cap_stack;
-    struct GptSaved *saved;     /* per-layer saved tensors (gpt.c) */
-    struct GptTop *top;         /* encoder and ln_f tensors saved for backward (gpt.c) */
-    size_t arena_used_at_build; /* used bytes before gpt_build */
+    int inference; /* built by gpt_build_inference: no grads, no optimizer state */
+
+    /* forward state, kept for backward (private to model/; the activations themselves are the
+     * arena's activation stack) */
+    int have_forward;       /* a for_backward forward is waiting for backward */
+    int64_t fB, fT;         /* its shape */
+    struct GptSaved *saved; /* per-layer saved tensors (gpt_internal.h) */
+    struct GptTop *top;     /* encoder and ln_f tensors saved for backward (gpt_internal.h) */
 } Gpt;
 
 /* --- configuration ------------------------------------------------------------------- */
@@ -168,12 +157,18 @@ int64_t gpt_loss_chunk(const GptConfig *c, int64_t B, int64_t T);
 
 /* --- lifecycle ----------------------------------------------------------------------- */
 /* Allocates params, grads, optimizer state (and ws.backend) from the arena for batches up
- * to (B, T). In a plan arena no kernel runs (Tensor.data is NULL). */
+ * to (B, T), zeroed. A plan arena gets the plan backend (gpt_backend_plan: no kernel runs,
+ * Tensor.data is NULL); any other arena the device's kernels, refused when this build or
+ * machine has none or lacks the attention kind's kernels. */
 int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B, int64_t T,
               Err *err);
+/* The same for inference (eval, sample): parameters and ws.backend only, no gradients and no
+ * optimizer state; training calls (for_backward forwards, backward, update) are refused. */
+int gpt_build_inference(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B,
+                        int64_t T, Err *err);
 /* nanoGPT's init: N(0,0.02) weights and embeddings, c_proj weights N(0, 0.02/sqrt(2L)),
  * biases 0, LayerNorm weight 1 (bias 0); the stream of one Rng seeded with seed, drawn in
- * llm.c's tensor order. Optimizer state zeroed, grads zeroed. No-op in a plan arena. */
+ * llm.c's tensor order. Optimizer state zeroed, grads zeroed. */
 void gpt_init_weights(Gpt *g, uint64_t seed);
 /* Releases all of g's tensors (activations of an unfinished forward included): arena used
  * bytes return to what they were before gpt_build. */
@@ -187,6 +182,8 @@ void gpt_param_read_f32(Gpt *g, const GptParam *p, float *dst_host /* (numel) */
 void gpt_param_write_f32(Gpt *g, GptParam *p, const float *src_host /* (numel) */);
 
 /* --- step ---------------------------------------------------------------------------- */
+/* The loss scale of the next training forward and its backward (the fused head's backward
+ * runs in the forward); 1 by default. */
 void gpt_set_loss_scale(Gpt *g, float loss_scale);
 /* inputs, targets: host int32 (B,T), values < V. B <= built B, T <= built T.
  * for_backward = 1: keeps the activations (and runs the fused loss-head backward); needs
@@ -198,9 +195,9 @@ int gpt_forward(Gpt *g, const int32_t *inputs, const int32_t *targets, int64_t B
 int gpt_forward_last_logits(Gpt *g, const int32_t *inputs, int64_t B, int64_t T,
                             float *logits /* (B,Vp) */, Err *err);
 int gpt_zero_grad(Gpt *g);
-/* Accumulates (+=) loss_scale * d(mean loss)/d(params) into the grads; pops every
- * activation. loss_scale must equal the scale set for the forward. */
-int gpt_backward(Gpt *g, float loss_scale, Err *err);
+/* Accumulates (+=) loss_scale * d(mean loss)/d(params) into the grads, with the scale of the
+ * forward (gpt_set_loss_scale); pops every activation. */
+int gpt_backward(Gpt *g, Err *err);
 /* AdamW (decoupled decay on 2-D tensors only), grads divided by grad_scale, then clipped to
  * global norm grad_clip (0 = no clipping). grad_norm_out gets the norm before clipping (of
  * the divided grads). Bias corrections use step (1-based). When that norm is not finite
@@ -209,30 +206,57 @@ int gpt_backward(Gpt *g, float loss_scale, Err *err);
 int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weight_decay,
                float grad_clip, int64_t step, float grad_scale, float *grad_norm_out, Err *err);
 
-/* nanoGPT's get_lr: linear warmup over warmup_iters, cosine down to min_lr at
- * lr_decay_iters, min_lr after; learning_rate always when decay_lr = 0. */
-float gpt_get_lr(int64_t it, float learning_rate, int64_t warmup_iters, int64_t lr_decay_iters,
-                 float min_lr, int decay_lr);
-
 /* --- planning ------------------------------------------------------------------------ */
-/* The whole memory plan of one training step on a new plan arena with limit_bytes (0 =
- * none): gpt_build, gpt_zero_grad, forward + backward, gpt_update, and the
- * model left built (not freed) so the arena's stats and peak tensors describe the run. The
- * caller frees the arena (arena_free). On refusal (over the limit) returns -1, err names
- * the allocation, and *arena_out still holds the arena for its report. */
-int gpt_plan(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, size_t limit_bytes,
-             Arena **arena_out, Err *err);
-/* The same with grad_accum micro-steps (the peaks do not depend on it: every micro-step
- * frees what it allocates). */
-int gpt_plan_accum(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, int64_t grad_accum,
-                   size_t limit_bytes, Arena **arena_out, Err *err);
-/* Releases g's host-side bookkeeping but not its tensors: the arena keeps them (a plan that
- * must keep describing a built model). g is unusable afterwards. */
-void gpt_forget(Gpt *g);
-/* Runs the same step sequence on g's own arena (plan or real); inputs/targets may be NULL
- * in a plan arena (zeros are used otherwise). Used by gpt_plan and the plan==measured test. */
-int gpt_step_sequence(Gpt *g, const int32_t *inputs, const int32_t *targets, int64_t B, int64_t T,
-                      int64_t grad_accum, Err *err);
+/* What is planned: the phase sequence of one command (gpt_plan_steps). */
+typedef enum GptPlanPhase {
+    GPT_PLAN_TRAIN = 0, /* train: one evaluation forward (estimate_loss), then one optimizer
+                           step of grad_accum micro-steps (forward + backward each, update) */
+    GPT_PLAN_EVAL,      /* eval: one forward with the loss head, on an inference build */
+    GPT_PLAN_SAMPLE,    /* sample: one forward to the last position's logits, inference */
+} GptPlanPhase;
+
+typedef struct GptPlanArgs {
+    GptPlanPhase phase;
+    int64_t B, T;
+    int64_t grad_accum; /* train: micro-steps per optimizer step (>= 1) */
+    size_t limit_bytes; /* the arena's budget; 0 = none */
+    int trace;          /* record the arena's event trace from the start */
+} GptPlanArgs;
+
+/* A plan: the arena (offsets, peaks, tensors) and the model built on it, left built so the
+ * arena describes a run in progress. */
+typedef struct GptPlan {
+    Arena *arena;
+    Gpt model;
+} GptPlan;
+
+/* The memory plan of a command on a new plan arena: the build (training or inference) and
+ * gpt_plan_steps. On refusal (over limit_bytes) returns -1, err names the allocation, and
+ * *out still holds the plan for its report. Free with gpt_plan_free (NULL is fine). */
+int gpt_plan(const GptConfig *c, GptDevice dev, const GptPlanArgs *args, GptPlan **out, Err *err);
+void gpt_plan_free(GptPlan *p);
+/* The build a plan of these args makes (training or inference), on any arena. */
+int gpt_plan_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, const GptPlanArgs *args,
+                   Err *err);
+/* The phase sequence of args on a built g (plan or real arena): the same calls a command
+ * makes, so a plan holds against a run (tests call it on a host or device arena with real
+ * tokens). inputs/targets (B,T) may be NULL: zeros. */
+int gpt_plan_steps(Gpt *g, const GptPlanArgs *args, const int32_t *inputs, const int32_t *targets,
+                   Err *err);
+
+/* The largest batch in [1, max_batch] whose plan of args (args->B ignored) fits within
+ * args->limit_bytes: doubling, then bisection between the last B that fits and the first that
+ * does not. 0 when even B = 1 does not fit; *hw_out gets the fitting plan's high-water mark. */
+int64_t gpt_plan_fit(const GptConfig *c, GptDevice dev, const GptPlanArgs *args, int64_t max_batch,
+                     size_t *hw_out);
+
+/* --- names (model/attention.c) ----------------------------------------------------------- */
+/* What configs and reports call the enums' values, indexed by value, NULL-terminated (the
+ * config's key table takes them as they are). */
+extern const char *const GPT_ATTENTION_NAMES[GPT_ATTENTION_COUNT + 1]; /* naive, cudnn, flash */
+extern const char *const GPT_RECOMPUTE_NAMES[GPT_RECOMPUTE_COUNT + 1]; /* none, selective, full */
+extern const char *const GPT_GELU_NAMES[GPT_GELU_COUNT + 1];           /* tanh, erf */
+const char *gpt_attention_name(GptAttention a);
 
 /* attention=cudnn on CUDA: loads cuDNN and builds its plans for batches of (B, T). When that
  * fails (no cuDNN, no device, a graph refused, a plan wanting more workspace than planned),

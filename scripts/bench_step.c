@@ -67,14 +67,17 @@ int main(int argc, char **argv) {
     const int64_t B = cfg.batch_size, T = cfg.block_size;
     gpt_set_threads((int)cfg.threads);
 
-    Arena *plan = NULL;
-    if (gpt_plan(&c, GPT_DEVICE_CPU, B, T, 0, &plan, &err)) {
+    GptPlan *plan = NULL;
+    if (gpt_plan(&c, GPT_DEVICE_CPU,
+                 &(GptPlanArgs){
+                     .phase = GPT_PLAN_TRAIN, .B = B, .T = T, .grad_accum = 1, .limit_bytes = 0},
+                 &plan, &err)) {
         fprintf(stderr, "bench_step: plan: %s\n", err.msg);
         return 1;
     }
-    size_t bytes = arena_stats(plan).high_water_bytes;
-    size_t plan_peak = arena_stats(plan).peak_used_bytes;
-    arena_free(plan);
+    size_t bytes = arena_stats(plan->arena).high_water_bytes;
+    size_t plan_peak = arena_stats(plan->arena).peak_used_bytes;
+    gpt_plan_free(plan);
     Arena *arena = arena_init(ARENA_BACKING_HOST, bytes, 0, &err);
     if (!arena) {
         fprintf(stderr, "bench_step: %s\n", err.msg);
@@ -105,7 +108,7 @@ int main(int argc, char **argv) {
     for (int s = 0; s < warmup + steps; s++) {
         double t0 = now_s(), c0 = cpu_s();
         if (gpt_zero_grad(&g) || gpt_forward(&g, inputs, targets, B, T, 1, &loss, &err) ||
-            gpt_backward(&g, 1.0f, &err) ||
+            gpt_backward(&g, &err) ||
             gpt_update(&g, 6e-4f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, s + 1, 1.0f, &norm, &err)) {
             fprintf(stderr, "bench_step: step %d: %s\n", s, err.msg);
             return 1;

@@ -38,7 +38,7 @@ static void model_make(Model *m, const GptConfig *c, uint64_t seed, int train_st
         float loss, norm;
         gpt_zero_grad(&m->g);
         assert_int_equal(gpt_forward(&m->g, in, tg, TB, TT, 1, &loss, &err), 0);
-        assert_int_equal(gpt_backward(&m->g, 1.0f, &err), 0);
+        assert_int_equal(gpt_backward(&m->g, &err), 0);
         assert_int_equal(
             gpt_update(&m->g, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, s + 1, 1.0f, &norm, &err), 0);
     }

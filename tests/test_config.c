@@ -97,9 +97,9 @@ static void test_config_every_key_round_trips(void **state) {
     a.n_head = 5;
     a.n_embd = 35;
     a.bias = 1;
-    a.gelu = CONFIG_GELU_ERF;
-    a.recompute = CONFIG_RECOMPUTE_FULL;
-    a.attention = CONFIG_ATTENTION_CUDNN;
+    a.gelu = GPT_GELU_ERF;
+    a.recompute = GPT_RECOMPUTE_FULL;
+    a.attention = GPT_ATTENTION_CUDNN;
     a.learning_rate = 3.25e-4;
     a.memory_limit = (size_t)12 << 30;
     a.fit = 123456789;

@@ -23,6 +23,7 @@
 #include "../alloc/arena.h"
 #include "../model/gpt.h"
 #include "../model/model_io.h"
+#include "../train/schedule.h"
 #include "fixture.h"
 #include "test_util.h"
 
@@ -161,7 +162,7 @@ static void check_loss_and_grads(Case *cs) {
     gpt_set_loss_scale(&cs->g, 1.0f);
     if (gpt_forward(&cs->g, inputs, targets, B, T, 1, &loss, &err))
         fail_msg("gpt_forward: %s", err.msg);
-    if (gpt_backward(&cs->g, 1.0f, &err))
+    if (gpt_backward(&cs->g, &err))
         fail_msg("gpt_backward: %s", err.msg);
     double dloss = loss;
     if (getenv("ARENAGPT_TEST_VERBOSE"))
@@ -220,12 +221,12 @@ static void check_adamw(Case *cs) {
     gpt_set_loss_scale(&cs->g, 1.0f);
     for (size_t it = 0; it < n_steps; it++) {
         float lr =
-            gpt_get_lr((int64_t)it, (float)hp[0], (int64_t)hp[2], (int64_t)hp[3], (float)hp[1], 1);
+            schedule_lr((int64_t)it, (float)hp[0], (int64_t)hp[2], (int64_t)hp[3], (float)hp[1], 1);
         lrs[it] = lr;
         float loss = NAN, norm = NAN;
         assert_int_equal(gpt_zero_grad(&cs->g), 0);
         if (gpt_forward(&cs->g, inputs, targets, B, T, 1, &loss, &err) ||
-            gpt_backward(&cs->g, 1.0f, &err) ||
+            gpt_backward(&cs->g, &err) ||
             gpt_update(&cs->g, lr, (float)hp[4], (float)hp[5], (float)hp[6], (float)hp[7],
                        (float)hp[8], (int64_t)it + 1, 1.0f, &norm, &err))
             fail_msg("step %zu: %s", it, err.msg);

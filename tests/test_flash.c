@@ -63,8 +63,8 @@ static void check_shape(Shape s, double qscale, uint64_t seed) {
     float *dqkv = randf(n_qkv, 1.0, seed + 4);
     float *ws = randf(n_lse, 1.0, seed + 5);
 
-    cpu_attention_forward(y_ref, att, qkv, B, T, C, NH, NULL);
-    cpu_flash_attention_forward(y, lse, qkv, B, T, C, NH, NULL);
+    cpu_attention_forward(y_ref, att, NULL, qkv, B, T, C, NH, NULL);
+    cpu_flash_attention_forward(y, lse, NULL, qkv, B, T, C, NH, NULL);
     assert_allclose(y, y_ref, (size_t)n_y, FLASH_FWD_ATOL, FLASH_FWD_RTOL);
 
     /* lse in double: log sum_{j<=t} exp(scale q_t . k_j) */
@@ -90,8 +90,8 @@ static void check_shape(Shape s, double qscale, uint64_t seed) {
             }
     assert_allclose(lse, lse_ref, (size_t)n_lse, FLASH_LSE_ATOL, FLASH_LSE_RTOL);
 
-    cpu_attention_backward(dqkv_ref, att, dy, qkv, B, T, C, NH, NULL);
-    cpu_flash_attention_backward(dqkv, ws, dy, y, lse, qkv, B, T, C, NH, NULL);
+    cpu_attention_backward(dqkv_ref, att, NULL, dy, NULL, qkv, B, T, C, NH, NULL);
+    cpu_flash_attention_backward(dqkv, lse, ws, dy, y, qkv, B, T, C, NH, NULL);
     assert_allclose(dqkv, dqkv_ref, (size_t)n_qkv, FLASH_BWD_ATOL, FLASH_BWD_RTOL);
 
     free(qkv), free(dy), free(y_ref), free(att), free(dqkv_ref), free(y), free(lse), free(dqkv);
@@ -132,8 +132,8 @@ static void test_flash_thread_count_invariant(void **state) {
         y[k] = malloc((size_t)n_y * sizeof(float));
         lse[k] = malloc((size_t)n_lse * sizeof(float));
         dqkv[k] = malloc((size_t)n_qkv * sizeof(float));
-        cpu_flash_attention_forward(y[k], lse[k], qkv, B, T, C, NH, NULL);
-        cpu_flash_attention_backward(dqkv[k], ws, dy, y[k], lse[k], qkv, B, T, C, NH, NULL);
+        cpu_flash_attention_forward(y[k], lse[k], NULL, qkv, B, T, C, NH, NULL);
+        cpu_flash_attention_backward(dqkv[k], lse[k], ws, dy, y[k], qkv, B, T, C, NH, NULL);
     }
     omp_set_num_threads(saved);
     assert_memory_equal(y[0], y[1], (size_t)n_y * sizeof(float));

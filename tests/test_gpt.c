@@ -17,6 +17,7 @@
 #include "../alloc/arena.h"
 #include "../data/rng.h"
 #include "../model/gpt.h"
+#include "../train/schedule.h"
 #include "test_util.h"
 
 /* ------------------------------------------------------------------------------------- */
@@ -70,20 +71,6 @@ static void test_gpt_param_counts_match_built_tensors(void **state) {
     }
 }
 
-static void test_gpt_get_lr_schedule(void **state) {
-    /* nanoGPT train.py: warmup lr*(it+1)/(warmup+1); past lr_decay_iters min_lr; cosine between */
-    const double tol = 1e-6; /* float arithmetic of a few operations */
-    float lr = 6e-4f, min_lr = 6e-5f;
-    assert_true(fabs(gpt_get_lr(0, lr, 100, 1000, min_lr, 1) - 6e-4 * 1 / 101) < tol);
-    assert_true(fabs(gpt_get_lr(99, lr, 100, 1000, min_lr, 1) - 6e-4 * 100 / 101) < tol);
-    assert_true(fabs(gpt_get_lr(100, lr, 100, 1000, min_lr, 1) - 6e-4) < tol);
-    assert_true(fabs(gpt_get_lr(550, lr, 100, 1000, min_lr, 1) - (6e-5 + 0.5 * (6e-4 - 6e-5))) <
-                tol);
-    assert_true(fabs(gpt_get_lr(1000, lr, 100, 1000, min_lr, 1) - 6e-5) < tol);
-    assert_true(fabs(gpt_get_lr(5000, lr, 100, 1000, min_lr, 1) - 6e-5) < tol);
-    assert_true(gpt_get_lr(5000, lr, 100, 1000, min_lr, 0) == lr);
-}
-
 static void test_gpt_flops_count_matmul_weights(void **state) {
     /* forward = 2 FLOPs per weight of every matmul (all 2-D params but wpe; wte once, as the
      * head) + the attention's QK^T and att@V: 4 T C per layer */
@@ -118,9 +105,9 @@ static void stats_assert_equal(const ArenaStats *p, const ArenaStats *m) {
 
 static void plan_vs_measured(const GptConfig *c, int64_t B, int64_t T, int64_t accum) {
     Err err = {{0}};
-    Arena *plan = NULL;
-    assert_int_equal(gpt_plan_accum(c, GPT_DEVICE_CPU, B, T, accum, 0, &plan, &err), 0);
-    ArenaStats ps = arena_stats(plan);
+    GptPlan *plan = NULL;
+    assert_int_equal(test_plan(c, GPT_DEVICE_CPU, B, T, accum, 0, &plan, &err), 0);
+    ArenaStats ps = arena_stats(plan->arena);
     assert_true(ps.cat_peak_bytes[ARENA_CAT_ACTIVATIONS] > 0);
     assert_true(ps.cat_peak_bytes[ARENA_CAT_WORKSPACE] > 0);
 
@@ -133,12 +120,16 @@ static void plan_vs_measured(const GptConfig *c, int64_t B, int64_t T, int64_t a
     int32_t *y = malloc((size_t)(B * T) * sizeof(int32_t));
     test_tokens_random(x, B * T, c->vocab_size, 2);
     test_tokens_random(y, B * T, c->vocab_size, 3);
-    assert_int_equal(gpt_step_sequence(&g, x, y, B, T, accum, &err), 0);
+    assert_int_equal(
+        gpt_plan_steps(&g,
+                       &(GptPlanArgs){.phase = GPT_PLAN_TRAIN, .B = B, .T = T, .grad_accum = accum},
+                       x, y, &err),
+        0);
     ArenaStats ms = arena_stats(host);
     stats_assert_equal(&ps, &ms);
 
     int64_t np = 0, nm = 0;
-    const ArenaPeakTensor *pp = arena_peak_tensors(plan, &np);
+    const ArenaPeakTensor *pp = arena_peak_tensors(plan->arena, &np);
     const ArenaPeakTensor *mp = arena_peak_tensors(host, &nm);
     assert_int_equal(np, nm);
     for (int64_t i = 0; i < np; i++) {
@@ -150,7 +141,7 @@ static void plan_vs_measured(const GptConfig *c, int64_t B, int64_t T, int64_t a
     gpt_free(&g);
     assert_int_equal(arena_stats(host).used_bytes, 0);
     arena_free(host);
-    arena_free(plan);
+    gpt_plan_free(plan);
     free(x);
     free(y);
 }
@@ -179,10 +170,10 @@ static void test_gpt_recompute_saves_activation_memory(void **state) {
     for (int mode = 0; mode <= 2; mode++) {
         c.recompute = mode;
         Err err = {{0}};
-        Arena *plan = NULL;
-        assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, 4, 16, 0, &plan, &err), 0);
-        act[mode] = arena_stats(plan).cat_peak_bytes[ARENA_CAT_ACTIVATIONS];
-        arena_free(plan);
+        GptPlan *plan = NULL;
+        assert_int_equal(test_plan(&c, GPT_DEVICE_CPU, 4, 16, 1, 0, &plan, &err), 0);
+        act[mode] = arena_stats(plan->arena).cat_peak_bytes[ARENA_CAT_ACTIVATIONS];
+        gpt_plan_free(plan);
     }
     assert_true(act[1] < act[0]);
     assert_true(act[2] < act[1]);
@@ -191,25 +182,25 @@ static void test_gpt_recompute_saves_activation_memory(void **state) {
 static void test_gpt_plan_refuses_over_limit(void **state) {
     GptConfig c = test_gpt_config(2, 2, 16, 8, 32, 32, 0, 0, 0);
     Err err = {{0}};
-    Arena *plan = NULL;
-    assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, 2, 8, 0, &plan, &err), 0);
-    size_t peak = arena_stats(plan).high_water_bytes;
-    arena_free(plan);
-    assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, 2, 8, peak - 1, &plan, &err), -1);
+    GptPlan *plan = NULL;
+    assert_int_equal(test_plan(&c, GPT_DEVICE_CPU, 2, 8, 1, 0, &plan, &err), 0);
+    size_t peak = arena_stats(plan->arena).high_water_bytes;
+    gpt_plan_free(plan);
+    assert_int_equal(test_plan(&c, GPT_DEVICE_CPU, 2, 8, 1, peak - 1, &plan, &err), -1);
     assert_non_null(plan);
     assert_true(strlen(err.msg) > 0);
-    arena_free(plan);
-    assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, 2, 8, peak, &plan, &err), 0);
-    arena_free(plan);
+    gpt_plan_free(plan);
+    assert_int_equal(test_plan(&c, GPT_DEVICE_CPU, 2, 8, 1, peak, &plan, &err), 0);
+    gpt_plan_free(plan);
 }
 
 static void test_gpt_plan_cuda_layout(void **state) {
     /* the CUDA layout plans without a GPU: f16 params and grads, f32 master + m + v */
     GptConfig c = test_gpt_config(6, 6, 384, 512, 50304, 50304, 0, 0, 0);
     Err err = {{0}};
-    Arena *plan = NULL;
-    assert_int_equal(gpt_plan(&c, GPT_DEVICE_CUDA, 1, 64, 0, &plan, &err), 0);
-    ArenaStats s = arena_stats(plan);
+    GptPlan *plan = NULL;
+    assert_int_equal(test_plan(&c, GPT_DEVICE_CUDA, 1, 64, 1, 0, &plan, &err), 0);
+    ArenaStats s = arena_stats(plan->arena);
     GptParamCounts pc;
     gpt_param_counts(&c, &pc);
     /* each tensor is rounded up to ARENA_ALIGNMENT: at most one alignment unit per tensor */
@@ -221,7 +212,7 @@ static void test_gpt_plan_cuda_layout(void **state) {
     assert_true(s.cat_peak_bytes[ARENA_CAT_GRADS] <= (size_t)pc.total * 2 + slack);
     assert_true(s.cat_peak_bytes[ARENA_CAT_OPTIMIZER] >= (size_t)pc.total * 12);
     assert_true(s.cat_peak_bytes[ARENA_CAT_OPTIMIZER] <= (size_t)pc.total * 12 + 3 * slack);
-    arena_free(plan);
+    gpt_plan_free(plan);
 }
 
 static void test_gpt_plan_grad_f32(void **state) {
@@ -237,12 +228,12 @@ static void test_gpt_plan_grad_f32(void **state) {
     for (int dev = 0; dev < 2; dev++)
         for (int f32 = 0; f32 < 2; f32++) {
             c.grad_f32 = f32;
-            Arena *plan = NULL;
+            GptPlan *plan = NULL;
             assert_int_equal(
-                gpt_plan(&c, dev ? GPT_DEVICE_CUDA : GPT_DEVICE_CPU, 2, 16, 0, &plan, &err), 0);
+                test_plan(&c, dev ? GPT_DEVICE_CUDA : GPT_DEVICE_CPU, 2, 16, 1, 0, &plan, &err), 0);
             ArenaStats *s = dev ? (f32 ? &s32 : &s16) : (f32 ? &cpu32 : &cpu16);
-            *s = arena_stats(plan);
-            arena_free(plan);
+            *s = arena_stats(plan->arena);
+            gpt_plan_free(plan);
         }
     assert_true(s16.cat_peak_bytes[ARENA_CAT_GRADS] >= (size_t)pc.total * 2);
     assert_true(s16.cat_peak_bytes[ARENA_CAT_GRADS] <= (size_t)pc.total * 2 + slack);
@@ -264,10 +255,10 @@ static void test_gpt_plan_grad_f32(void **state) {
 static void run_grads(const GptConfig *c, int64_t B, int64_t T, const int32_t *x, const int32_t *y,
                       float **grads_out, size_t *n_out, float *loss) {
     Err err = {{0}};
-    Arena *plan = NULL;
-    assert_int_equal(gpt_plan_accum(c, GPT_DEVICE_CPU, B, T, 2, 0, &plan, &err), 0);
-    Arena *a = arena_init(ARENA_BACKING_HOST, arena_stats(plan).high_water_bytes, 0, &err);
-    arena_free(plan);
+    GptPlan *plan = NULL;
+    assert_int_equal(test_plan(c, GPT_DEVICE_CPU, B, T, 2, 0, &plan, &err), 0);
+    Arena *a = arena_init(ARENA_BACKING_HOST, arena_stats(plan->arena).high_water_bytes, 0, &err);
+    gpt_plan_free(plan);
     assert_non_null(a);
     Gpt g;
     assert_int_equal(gpt_build(&g, c, GPT_DEVICE_CPU, a, B, T, &err), 0);
@@ -276,7 +267,7 @@ static void run_grads(const GptConfig *c, int64_t B, int64_t T, const int32_t *x
     /* two micro-steps: accumulation included */
     for (int k = 0; k < 2; k++) {
         assert_int_equal(gpt_forward(&g, x + k * B * T, y + k * B * T, B, T, 1, loss, &err), 0);
-        assert_int_equal(gpt_backward(&g, 1.0f, &err), 0);
+        assert_int_equal(gpt_backward(&g, &err), 0);
     }
     size_t n = 0;
     for (int i = 0; i < g.n_params; i++)
@@ -338,10 +329,11 @@ static void test_gpt_gradients_match_finite_differences(void **state) {
         GptConfig c = test_gpt_config(2, 2, 16, 8, 29, 32, variant, variant, variant);
         int64_t B = 2, T = 8;
         Err err = {{0}};
-        Arena *plan = NULL;
-        assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, B, T, 0, &plan, &err), 0);
-        Arena *a = arena_init(ARENA_BACKING_HOST, arena_stats(plan).high_water_bytes, 0, &err);
-        arena_free(plan);
+        GptPlan *plan = NULL;
+        assert_int_equal(test_plan(&c, GPT_DEVICE_CPU, B, T, 1, 0, &plan, &err), 0);
+        Arena *a =
+            arena_init(ARENA_BACKING_HOST, arena_stats(plan->arena).high_water_bytes, 0, &err);
+        gpt_plan_free(plan);
         Gpt g;
         assert_int_equal(gpt_build(&g, &c, GPT_DEVICE_CPU, a, B, T, &err), 0);
         gpt_init_weights(&g, 77);
@@ -359,7 +351,7 @@ static void test_gpt_gradients_match_finite_differences(void **state) {
         gpt_zero_grad(&g);
         float loss = 0;
         assert_int_equal(gpt_forward(&g, x, y, B, T, 1, &loss, &err), 0);
-        assert_int_equal(gpt_backward(&g, 1.0f, &err), 0);
+        assert_int_equal(gpt_backward(&g, &err), 0);
         float got[3], fd[3];
         for (int i = 0; i < g.n_params; i++) {
             GptParam *p = &g.params[i];
@@ -399,10 +391,11 @@ static void test_gpt_padded_vocab_takes_no_part(void **state) {
         int64_t Vp = k == 0 ? V : 32;
         GptConfig c = test_gpt_config(1, 2, 16, 8, V, Vp, 1, 0, 0);
         Err err = {{0}};
-        Arena *plan = NULL;
-        assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, B, T, 0, &plan, &err), 0);
-        Arena *a = arena_init(ARENA_BACKING_HOST, arena_stats(plan).high_water_bytes, 0, &err);
-        arena_free(plan);
+        GptPlan *plan = NULL;
+        assert_int_equal(test_plan(&c, GPT_DEVICE_CPU, B, T, 1, 0, &plan, &err), 0);
+        Arena *a =
+            arena_init(ARENA_BACKING_HOST, arena_stats(plan->arena).high_water_bytes, 0, &err);
+        gpt_plan_free(plan);
         Gpt g;
         assert_int_equal(gpt_build(&g, &c, GPT_DEVICE_CPU, a, B, T, &err), 0);
         gpt_init_weights(&g, 5);
@@ -428,7 +421,7 @@ static void test_gpt_padded_vocab_takes_no_part(void **state) {
         test_tokens_random(y, B * T, V, 2);
         gpt_zero_grad(&g);
         assert_int_equal(gpt_forward(&g, x, y, B, T, 1, &loss[k], &err), 0);
-        assert_int_equal(gpt_backward(&g, 1.0f, &err), 0);
+        assert_int_equal(gpt_backward(&g, &err), 0);
         gwte[k] = malloc((size_t)(Vp * 16) * sizeof(float));
         memcpy(gwte[k], gpt_param(&g, GPT_PARAM_WTE, -1)->grad->data,
                (size_t)(Vp * 16) * sizeof(float));
@@ -451,10 +444,10 @@ static void test_gpt_padded_vocab_takes_no_part(void **state) {
 static void test_gpt_eval_forward_frees_everything(void **state) {
     GptConfig c = test_gpt_config(2, 2, 16, 8, 32, 32, 0, 0, 0);
     Err err = {{0}};
-    Arena *plan = NULL;
-    assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, 2, 8, 0, &plan, &err), 0);
-    Arena *a = arena_init(ARENA_BACKING_HOST, arena_stats(plan).high_water_bytes, 0, &err);
-    arena_free(plan);
+    GptPlan *plan = NULL;
+    assert_int_equal(test_plan(&c, GPT_DEVICE_CPU, 2, 8, 1, 0, &plan, &err), 0);
+    Arena *a = arena_init(ARENA_BACKING_HOST, arena_stats(plan->arena).high_water_bytes, 0, &err);
+    gpt_plan_free(plan);
     Gpt g;
     assert_int_equal(gpt_build(&g, &c, GPT_DEVICE_CPU, a, 2, 8, &err), 0);
     gpt_init_weights(&g, 3);
@@ -470,7 +463,7 @@ static void test_gpt_eval_forward_frees_everything(void **state) {
     assert_true(l_eval == l_train);
     /* at init the loss is close to ln(V) */
     assert_true(fabsf(l_eval - logf(32.0f)) < 0.5f);
-    assert_int_equal(gpt_backward(&g, 1.0f, &err), 0);
+    assert_int_equal(gpt_backward(&g, &err), 0);
     assert_int_equal(arena_stats(a).used_bytes, used);
     /* sampling logits: the last position's logits give the same loss for its target */
     float logits[2 * 32];
@@ -490,10 +483,10 @@ static void test_gpt_learns_repeating_pattern(void **state) {
     int64_t V = 64, B = 4, T = 32;
     GptConfig c = test_gpt_config(2, 2, 32, T, V, V, 0, 0, GPT_RECOMPUTE_NONE);
     Err err = {{0}};
-    Arena *plan = NULL;
-    assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, B, T, 0, &plan, &err), 0);
-    Arena *a = arena_init(ARENA_BACKING_HOST, arena_stats(plan).high_water_bytes, 0, &err);
-    arena_free(plan);
+    GptPlan *plan = NULL;
+    assert_int_equal(test_plan(&c, GPT_DEVICE_CPU, B, T, 1, 0, &plan, &err), 0);
+    Arena *a = arena_init(ARENA_BACKING_HOST, arena_stats(plan->arena).high_water_bytes, 0, &err);
+    gpt_plan_free(plan);
     Gpt g;
     assert_int_equal(gpt_build(&g, &c, GPT_DEVICE_CPU, a, B, T, &err), 0);
     gpt_init_weights(&g, 1337);
@@ -521,8 +514,8 @@ static void test_gpt_learns_repeating_pattern(void **state) {
         }
         gpt_zero_grad(&g);
         assert_int_equal(gpt_forward(&g, x, y, B, T, 1, &loss, &err), 0);
-        assert_int_equal(gpt_backward(&g, 1.0f, &err), 0);
-        float lr = gpt_get_lr(it, 1e-2f, 10, steps, 1e-3f, 1);
+        assert_int_equal(gpt_backward(&g, &err), 0);
+        float lr = schedule_lr(it, 1e-2f, 10, steps, 1e-3f, 1);
         float norm = 0;
         assert_int_equal(
             gpt_update(&g, lr, 0.9f, 0.99f, 1e-8f, 0.0f, 1.0f, it + 1, 1.0f, &norm, &err), 0);
@@ -545,12 +538,12 @@ static void test_gpt_attention_without_kernels_is_refused(void **state) {
     GptConfig c = test_gpt_config(2, 2, 16, 8, 32, 32, 0, 0, 0);
     Err err = {{0}};
     c.attention = GPT_ATTENTION_CUDNN;
-    Arena *plan = NULL;
-    assert_int_equal(gpt_plan(&c, GPT_DEVICE_CUDA, 2, 8, 0, &plan, &err), 0);
-    arena_free(plan);
-    assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, 2, 8, 0, &plan, &err), -1);
+    GptPlan *plan = NULL;
+    assert_int_equal(test_plan(&c, GPT_DEVICE_CUDA, 2, 8, 1, 0, &plan, &err), 0);
+    gpt_plan_free(plan);
+    assert_int_equal(test_plan(&c, GPT_DEVICE_CPU, 2, 8, 1, 0, &plan, &err), -1);
     assert_non_null(strstr(err.msg, "attention=cudnn needs --device=cuda"));
-    arena_free(plan);
+    gpt_plan_free(plan);
 
     /* a running model whose config asks for kernels its backend lacks refuses every phase */
     c.attention = GPT_ATTENTION_NAIVE;
@@ -619,7 +612,6 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gpt_param_counts_small_4070),
         cmocka_unit_test(test_gpt_param_counts_match_built_tensors),
-        cmocka_unit_test(test_gpt_get_lr_schedule),
         cmocka_unit_test(test_gpt_flops_count_matmul_weights),
         cmocka_unit_test(test_gpt_plan_equals_measured),
         cmocka_unit_test(test_gpt_recompute_saves_activation_memory),

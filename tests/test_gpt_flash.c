@@ -55,16 +55,20 @@ static void test_gpt_flash_plan_equals_measured(void **state) {
         GptConfig c = config_make(2, 3, 24, 11, 37, GPT_ATTENTION_FLASH, mode);
         int64_t B = 3, T = 7;
         Err err = {{0}};
-        Arena *plan = NULL;
-        assert_int_equal(gpt_plan_accum(&c, GPT_DEVICE_CPU, B, T, 2, 0, &plan, &err), 0);
-        ArenaStats ps = arena_stats(plan);
+        GptPlan *plan = NULL;
+        assert_int_equal(test_plan(&c, GPT_DEVICE_CPU, B, T, 2, 0, &plan, &err), 0);
+        ArenaStats ps = arena_stats(plan->arena);
         Arena *host = arena_init(ARENA_BACKING_HOST, ps.high_water_bytes, 0, &err);
         assert_non_null(host);
         Gpt g;
         assert_int_equal(gpt_build(&g, &c, GPT_DEVICE_CPU, host, B, T, &err), 0);
         gpt_init_weights(&g, 1);
         int32_t *x = tokens_random(B * T, c.vocab_size, 2), *y = tokens_random(B * T, 37, 3);
-        assert_int_equal(gpt_step_sequence(&g, x, y, B, T, 2, &err), 0);
+        assert_int_equal(
+            gpt_plan_steps(&g,
+                           &(GptPlanArgs){.phase = GPT_PLAN_TRAIN, .B = B, .T = T, .grad_accum = 2},
+                           x, y, &err),
+            0);
         ArenaStats ms = arena_stats(host);
         for (int k = 0; k < ARENA_CAT_COUNT; k++) {
             assert_int_equal(ps.cat_peak_bytes[k], ms.cat_peak_bytes[k]);
@@ -75,7 +79,7 @@ static void test_gpt_flash_plan_equals_measured(void **state) {
         gpt_free(&g);
         assert_int_equal(arena_stats(host).used_bytes, 0);
         arena_free(host);
-        arena_free(plan);
+        gpt_plan_free(plan);
         free(x), free(y);
     }
 }
@@ -88,10 +92,10 @@ static void test_gpt_flash_plan_saves_probabilities(void **state) {
         GptConfig c = config_make(L, NH, 64, T, 50, k ? GPT_ATTENTION_FLASH : GPT_ATTENTION_NAIVE,
                                   GPT_RECOMPUTE_NONE);
         Err err = {{0}};
-        Arena *plan = NULL;
-        assert_int_equal(gpt_plan(&c, GPT_DEVICE_CPU, B, T, 0, &plan, &err), 0);
-        act[k] = arena_stats(plan).cat_peak_bytes[ARENA_CAT_ACTIVATIONS];
-        arena_free(plan);
+        GptPlan *plan = NULL;
+        assert_int_equal(test_plan(&c, GPT_DEVICE_CPU, B, T, 1, 0, &plan, &err), 0);
+        act[k] = arena_stats(plan->arena).cat_peak_bytes[ARENA_CAT_ACTIVATIONS];
+        gpt_plan_free(plan);
     }
     /* both sizes are multiples of the 256-byte alignment here */
     size_t att = (size_t)(B * NH * T * T) * 4, lse = (size_t)(B * NH * T) * 4;
@@ -101,17 +105,17 @@ static void test_gpt_flash_plan_saves_probabilities(void **state) {
 static void run_grads(const GptConfig *c, int64_t B, int64_t T, const int32_t *x, const int32_t *y,
                       float **grads_out, size_t *n_out, float *loss) {
     Err err = {{0}};
-    Arena *plan = NULL;
-    assert_int_equal(gpt_plan(c, GPT_DEVICE_CPU, B, T, 0, &plan, &err), 0);
-    Arena *a = arena_init(ARENA_BACKING_HOST, arena_stats(plan).high_water_bytes, 0, &err);
-    arena_free(plan);
+    GptPlan *plan = NULL;
+    assert_int_equal(test_plan(c, GPT_DEVICE_CPU, B, T, 1, 0, &plan, &err), 0);
+    Arena *a = arena_init(ARENA_BACKING_HOST, arena_stats(plan->arena).high_water_bytes, 0, &err);
+    gpt_plan_free(plan);
     assert_non_null(a);
     Gpt g;
     assert_int_equal(gpt_build(&g, c, GPT_DEVICE_CPU, a, B, T, &err), 0);
     gpt_init_weights(&g, 42);
     gpt_zero_grad(&g);
     assert_int_equal(gpt_forward(&g, x, y, B, T, 1, loss, &err), 0);
-    assert_int_equal(gpt_backward(&g, 1.0f, &err), 0);
+    assert_int_equal(gpt_backward(&g, &err), 0);
     size_t n = 0;
     for (int i = 0; i < g.n_params; i++)
         n += (size_t)g.params[i].numel;

@@ -277,7 +277,7 @@ static void test_layers_attention(void **state) {
     int64_t B = 2, T = 5, C = 12, NH = 3;
     float *qkv = randf(B * T * 3 * C, 1.0, 30), *r = randf(B * T * C, 1.0, 31);
     float *y = zerosf(B * T * C), *att = zerosf(B * NH * T * T);
-    cpu_attention_forward(y, att, qkv, B, T, C, NH, NULL);
+    cpu_attention_forward(y, att, NULL, qkv, B, T, C, NH, NULL);
     AttCtx c = {
         to_f64(qkv, B * T * 3 * C), calloc((size_t)(B * T * C), sizeof(double)), r, B, T, C, NH};
     att_loss(&c);
@@ -294,7 +294,7 @@ static void test_layers_attention(void **state) {
         assert_true(fabs(s - 1.0) < 1e-5);
     }
     float *dqkv = randf(B * T * 3 * C, 1.0, 32); /* overwritten */
-    cpu_attention_backward(dqkv, att, r, qkv, B, T, C, NH, NULL);
+    cpu_attention_backward(dqkv, att, NULL, r, NULL, qkv, B, T, C, NH, NULL);
     double *g = malloc((size_t)(B * T * 3 * C) * sizeof(double));
     fd_grad(c.qkv, B * T * 3 * C, att_loss, &c, g);
     CHECK_GRAD(dqkv, g, B * T * 3 * C);

@@ -144,16 +144,17 @@ static void test_mem_html_card_estimate_and_measured(void **state) {
     json_free(j);
 
     /* a GPU run: the reconciliation's figures, as device_mem_sample leaves them */
-    Arena *plan = NULL, *run = NULL;
+    GptPlan *plan_p = NULL, *run_p = NULL;
     Err err;
     GptConfig c;
     run_gpt_config(&cfg, &c);
-    assert_int_equal(run_plan(&c, GPT_DEVICE_CUDA, cfg.batch_size, cfg.block_size,
-                              cfg.gradient_accumulation_steps, 0, 0, &plan, &err),
-                     0);
-    assert_int_equal(run_plan(&c, GPT_DEVICE_CUDA, cfg.batch_size, cfg.block_size,
-                              cfg.gradient_accumulation_steps, 0, 0, &run, &err),
-                     0);
+    GptPlanArgs args = {.phase = GPT_PLAN_TRAIN,
+                        .B = cfg.batch_size,
+                        .T = cfg.block_size,
+                        .grad_accum = cfg.gradient_accumulation_steps};
+    assert_int_equal(gpt_plan(&c, GPT_DEVICE_CUDA, &args, &plan_p, &err), 0);
+    assert_int_equal(gpt_plan(&c, GPT_DEVICE_CUDA, &args, &run_p, &err), 0);
+    Arena *plan = plan_p->arena, *run = run_p->arena;
     DeviceMem dm;
     memset(&dm, 0, sizeof dm);
     snprintf(dm.name, sizeof dm.name, "NVIDIA GeForce RTX 4070");
@@ -190,8 +191,8 @@ static void test_mem_html_card_estimate_and_measured(void **state) {
     assert_true(num(j, "measured.measured_cat_peak.activations") ==
                 (double)p.cat_peak_bytes[ARENA_CAT_ACTIVATIONS]);
     json_free(j);
-    arena_free(plan);
-    arena_free(run);
+    gpt_plan_free(plan_p);
+    gpt_plan_free(run_p);
 }
 
 static void test_mem_html_nanogpt_file(void **state) {
@@ -247,13 +248,15 @@ static void test_mem_html_micro_steps_repeat(void **state) {
         ArenaStats st[3];
         const int64_t accum[3] = {2, 4, 7};
         for (int k = 0; k < 3; k++) {
-            Arena *a = NULL;
+            GptPlan *p = NULL;
             Err err;
-            assert_int_equal(run_plan(&c, GPT_DEVICE_CUDA, cfg.batch_size, cfg.block_size, accum[k],
-                                      0, 0, &a, &err),
-                             0);
-            st[k] = arena_stats(a);
-            arena_free(a);
+            GptPlanArgs args = {.phase = GPT_PLAN_TRAIN,
+                                .B = cfg.batch_size,
+                                .T = cfg.block_size,
+                                .grad_accum = accum[k]};
+            assert_int_equal(gpt_plan(&c, GPT_DEVICE_CUDA, &args, &p, &err), 0);
+            st[k] = arena_stats(p->arena);
+            gpt_plan_free(p);
         }
         for (int k = 1; k < 3; k++) {
             assert_int_equal(st[k].peak_used_bytes, st[0].peak_used_bytes);

@@ -140,15 +140,26 @@ GptConfig test_gpt_config(int64_t L, int64_t NH, int64_t C, int64_t maxT, int64_
     return c;
 }
 
+GptPlanArgs test_plan_args(int64_t B, int64_t T, int64_t accum, size_t limit) {
+    return (GptPlanArgs){
+        .phase = GPT_PLAN_TRAIN, .B = B, .T = T, .grad_accum = accum, .limit_bytes = limit};
+}
+
+int test_plan(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, int64_t accum, size_t limit,
+              GptPlan **out, Err *err) {
+    GptPlanArgs a = test_plan_args(B, T, accum, limit);
+    return gpt_plan(c, dev, &a, out, err);
+}
+
 Arena *test_model_build(Gpt *g, const GptConfig *c, int64_t B, int64_t T, uint64_t seed) {
     Err err = {{0}};
-    Arena *plan = NULL;
-    if (gpt_plan(c, GPT_DEVICE_CPU, B, T, 0, &plan, &err)) {
+    GptPlan *plan = NULL;
+    if (test_plan(c, GPT_DEVICE_CPU, B, T, 1, 0, &plan, &err)) {
         print_error("gpt_plan: %s\n", err.msg);
         fail();
     }
-    size_t cap = arena_stats(plan).high_water_bytes;
-    arena_free(plan);
+    size_t cap = arena_stats(plan->arena).high_water_bytes;
+    gpt_plan_free(plan);
     Arena *a = arena_init(ARENA_BACKING_HOST, cap, 0, &err);
     assert_non_null(a);
     if (gpt_build(g, c, GPT_DEVICE_CPU, a, B, T, &err)) {

@@ -52,6 +52,12 @@ const char *test_root(void);
 int test_run(const char *cmd);
 
 /* A model config (attention naive, loss_chunk automatic). */
+/* The product's training plan (gpt_plan's GPT_PLAN_TRAIN phase) of c at (B, T) with accum
+ * micro-steps and limit (0 none); test_plan_args gives the same args for gpt_plan_steps on a
+ * real arena (plan == measured). */
+GptPlanArgs test_plan_args(int64_t B, int64_t T, int64_t accum, size_t limit);
+int test_plan(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, int64_t accum, size_t limit,
+              GptPlan **out, Err *err);
 GptConfig test_gpt_config(int64_t L, int64_t NH, int64_t C, int64_t maxT, int64_t V, int64_t Vp,
                           int bias, GptGelu gelu, GptRecompute recompute);
 /* Builds c on the CPU for batches up to (B,T) with nanoGPT's init (seed), on a host arena of

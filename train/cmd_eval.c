@@ -11,8 +11,9 @@
  * stored config; block_size defaults to the file's maxT and may be shorter; the shard
  * defaults to <data_dir>/val.bin.
  * The shard (one file or a glob, llm.c format or nanoGPT's with data_format) is read by the
- * data loader's sequential windows. Memory: one arena, sized by planning the same build +
- * forward on a plan arena first.
+ * data loader's sequential windows. Memory: one arena, sized by its plan (gpt_plan's eval
+ * phase): parameters, activations and workspace only, no gradients or optimizer state; its
+ * peak bytes per category are printed on stderr at the end.
  *
  * Exit codes: 0 ok; 1 a model or data error (unreadable or malformed file, shard too short,
  * token >= V, arena refusal); 2 a usage error (no model given, a path that is not a model
@@ -34,42 +35,16 @@
 #define EVAL_EXIT_OK 0
 #define EVAL_EXIT_DATA 1
 
-/* The arena size an eval needs: the same build and forward on a plan arena. */
-static int eval_plan_bytes(const GptConfig *c, GptDevice dev, int64_t B, int64_t T,
-                           const int32_t *inputs, const int32_t *targets, size_t limit, size_t *out,
-                           Err *err) {
-    Arena *plan = arena_init(ARENA_BACKING_PLAN, 0, limit, err);
-    if (!plan)
-        return -1;
-    Gpt g;
-    int rc = gpt_build(&g, c, dev, plan, B, T, err);
-    if (rc == 0) {
-        rc = gpt_forward(&g, inputs, targets, B, T, 0, NULL, err);
-        gpt_free(&g);
-    }
-    *out = arena_stats(plan).high_water_bytes;
-    arena_free(plan);
-    return rc;
-}
-
-/* The model on an arena sized by eval_plan_bytes, built and loaded from the model file.
- * inputs/targets: a zeroed (B,T) batch for the plan. *arena_out is NULL on failure. */
-static int eval_load(const RunSetup *rs, const int32_t *inputs, const int32_t *targets, Gpt *g,
-                     Arena **arena_out, Err *err) {
+/* The model on an arena sized by its plan (gpt_plan's eval phase: an inference build, one
+ * forward with the loss head), built for inference and loaded from the model file. */
+static int eval_load(const RunSetup *rs, Gpt *g, Arena **arena_out, Err *err) {
     const TrainConfig *cfg = &rs->cfg;
-    const int64_t B = cfg->batch_size, T = cfg->block_size;
-    size_t arena_bytes;
-    *arena_out = NULL;
-    if (eval_plan_bytes(&rs->model, rs->dev, B, T, inputs, targets, cfg->memory_limit, &arena_bytes,
-                        err))
-        return -1;
-    Arena *arena = rs->dev == GPT_DEVICE_CUDA
-                       ? arena_init_with(arena_device_ops(), arena_bytes, cfg->memory_limit, err)
-                       : arena_init(ARENA_BACKING_HOST, arena_bytes, cfg->memory_limit, err);
-    if (!arena)
+    GptPlanArgs args = {.phase = GPT_PLAN_EVAL, .B = cfg->batch_size, .T = cfg->block_size};
+    Arena *arena;
+    if (run_arena_open(rs, &args, &arena, err))
         return -1;
     if (test_hooks_arm_arena_from_env(arena, err) != 0 ||
-        gpt_build(g, &rs->model, rs->dev, arena, B, T, err)) {
+        gpt_plan_build(g, &rs->model, rs->dev, arena, &args, err)) {
         arena_free(arena);
         return -1;
     }
@@ -144,9 +119,7 @@ int cmd_eval(const TrainConfig *user_cfg) {
                 cfg->data, data_loader_n_windows(dl), T, data_loader_n_tokens(dl), n_windows, N, B);
         goto done;
     }
-    memset(inputs, 0, (size_t)(B * T) * sizeof(int32_t));
-    memset(targets, 0, (size_t)(B * T) * sizeof(int32_t));
-    if (eval_load(&rs, inputs, targets, &g, &arena, &err))
+    if (eval_load(&rs, &g, &arena, &err))
         goto done;
     built = 1;
     eval_describe(&rs, N);
@@ -159,6 +132,7 @@ int cmd_eval(const TrainConfig *user_cfg) {
         sum += loss;
     }
     printf("loss %.6f\n", sum / (double)N);
+    run_print_arena_line(stderr, "eval", arena);
     rc = EVAL_EXIT_OK;
 done:
     if (rc != EVAL_EXIT_OK)

@@ -1,5 +1,5 @@
 /* cmd_mem.c: `arenagpt mem`: plans a run's memory without running it, through the same
- * allocation code as training, on a plan arena (run_plan), never touching a GPU. Prints the
+ * allocation code as training, on a plan arena (gpt_plan), never touching a GPU. Prints the
  * layout planned (first line), the parameter counts, the per-category plan and the top tensors
  * (table, JSON or CSV); --compare plans every mode (recompute x attention kind, mem_modes)
  * side by side with the extra FLOPs each costs; --fit=SIZE finds the largest batch_size per
@@ -16,12 +16,6 @@
 #include "run_common.h"
 
 #define FIT_MAX_BATCH (1 << 20) /* search bound for --fit; far beyond any card */
-
-static const char *const mode_names[3] = {"none", "selective", "full"};
-
-static const char *const attention_names[GPT_ATTENTION_COUNT] = {[GPT_ATTENTION_NAIVE] = "naive",
-                                                                 [GPT_ATTENTION_CUDNN] = "cudnn",
-                                                                 [GPT_ATTENTION_FLASH] = "flash"};
 
 /* The modes --compare and --fit plan side by side: one row each, every recompute mode x every
  * attention kind the device can plan (mem_modes). */
@@ -57,17 +51,27 @@ static void mode_apply(const MemMode *m, GptConfig *c) {
 
 /* The JSON members that name a mode (after the opening brace). */
 static void mode_json(const MemMode *m, FILE *f) {
-    fprintf(f, "\"recompute\": \"%s\", \"attention\": \"%s\"", mode_names[m->recompute],
-            attention_names[m->attention]);
+    fprintf(f, "\"recompute\": \"%s\", \"attention\": \"%s\"", GPT_RECOMPUTE_NAMES[m->recompute],
+            GPT_ATTENTION_NAMES[m->attention]);
 }
 
-static int plan(const RunSetup *rs, int64_t B, const MemMode *m, size_t limit, Arena **out,
+/* The training plan of the run (with mode m applied when not NULL) at batch B. */
+static GptPlanArgs plan_args(const RunSetup *rs, int64_t B, size_t limit, int trace) {
+    return (GptPlanArgs){.phase = GPT_PLAN_TRAIN,
+                         .B = B,
+                         .T = rs->cfg.block_size,
+                         .grad_accum = rs->cfg.gradient_accumulation_steps,
+                         .limit_bytes = limit,
+                         .trace = trace};
+}
+
+static int plan(const RunSetup *rs, int64_t B, const MemMode *m, size_t limit, GptPlan **out,
                 Err *err) {
     GptConfig c = rs->model;
     if (m)
         mode_apply(m, &c);
-    return run_plan(&c, rs->dev, B, rs->cfg.block_size, rs->cfg.gradient_accumulation_steps, limit,
-                    0, out, err);
+    GptPlanArgs a = plan_args(rs, B, limit, 0);
+    return gpt_plan(&c, rs->dev, &a, out, err);
 }
 
 static void json_header(const RunSetup *rs) {
@@ -79,11 +83,11 @@ static void json_header(const RunSetup *rs) {
            "\"block_size\": %lld, \"vocab_size\": %lld, \"bias\": %s, \"gelu\": \"%s\"},\n",
            (long long)cfg->n_layer, (long long)cfg->n_head, (long long)cfg->n_embd,
            (long long)cfg->block_size, (long long)cfg->vocab_size, cfg->bias ? "true" : "false",
-           config_gelu_name(cfg->gelu));
+           GPT_GELU_NAMES[cfg->gelu]);
     printf("  \"device\": \"%s\",\n  \"batch_size\": %lld,\n  \"gradient_accumulation_steps\": "
            "%lld,\n  \"attention\": \"%s\",\n  \"loss_chunk\": %lld,\n",
            rs->dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", (long long)cfg->batch_size,
-           (long long)cfg->gradient_accumulation_steps, config_attention_name(cfg->attention),
+           (long long)cfg->gradient_accumulation_steps, gpt_attention_name(cfg->attention),
            (long long)gpt_loss_chunk(c, cfg->batch_size, cfg->block_size));
     printf("  \"params\": {\"total\": %lld, \"non_embedding\": %lld, \"decay\": {\"tensors\": "
            "%lld, \"count\": %lld}, \"no_decay\": {\"tensors\": %lld, \"count\": %lld}},\n",
@@ -111,12 +115,12 @@ static void print_plan_header(const RunSetup *rs) {
            "bias %s, gelu %s\n",
            (long long)cfg->n_layer, (long long)cfg->n_head, (long long)cfg->n_embd,
            (long long)cfg->block_size, (long long)cfg->vocab_size, vnote,
-           cfg->bias ? "True" : "False", config_gelu_name(cfg->gelu));
+           cfg->bias ? "True" : "False", GPT_GELU_NAMES[cfg->gelu]);
     run_print_params(c);
     printf("plan: batch_size %lld x block_size %lld, gradient_accumulation_steps %lld, attention "
            "%s, loss_chunk %lld tokens\n",
            (long long)cfg->batch_size, (long long)cfg->block_size,
-           (long long)cfg->gradient_accumulation_steps, config_attention_name(cfg->attention),
+           (long long)cfg->gradient_accumulation_steps, gpt_attention_name(cfg->attention),
            (long long)gpt_loss_chunk(c, cfg->batch_size, cfg->block_size));
 }
 
@@ -124,17 +128,17 @@ static void print_plan_header(const RunSetup *rs) {
 static int mem_trace(const RunSetup *rs) {
     const TrainConfig *cfg = &rs->cfg;
     Err err;
-    Arena *a = NULL;
-    int rc = run_plan(&rs->model, rs->dev, cfg->batch_size, cfg->block_size,
-                      cfg->gradient_accumulation_steps, 0, 1, &a, &err);
+    GptPlan *p = NULL;
+    GptPlanArgs args = plan_args(rs, cfg->batch_size, 0, 1);
+    int rc = gpt_plan(&rs->model, rs->dev, &args, &p, &err);
     FILE *f = rc == 0 ? fopen(cfg->trace_file, "w") : NULL;
-    if (rc == 0 && (!f || arena_report_trace(a, f) != 0)) {
+    if (rc == 0 && (!f || arena_report_trace(p->arena, f) != 0)) {
         err_set(&err, "cannot write trace_file '%s'", cfg->trace_file);
         rc = -1;
     }
     if (f)
         fclose(f);
-    arena_free(a);
+    gpt_plan_free(p);
     if (rc != 0)
         fprintf(stderr, "arenagpt mem: %s\n", err.msg);
     else if (cfg->format == CONFIG_FORMAT_TABLE)
@@ -176,16 +180,17 @@ static void print_on_gpu(const RunSetup *rs, size_t high_water) {
 static int mem_single(const RunSetup *rs) {
     const TrainConfig *cfg = &rs->cfg;
     const GptConfig *c = &rs->model;
-    Arena *a = NULL;
+    GptPlan *p = NULL;
     Err err;
-    int rc = plan(rs, cfg->batch_size, NULL, cfg->memory_limit, &a, &err);
-    if (rc != 0 && !a) {
+    int rc = plan(rs, cfg->batch_size, NULL, cfg->memory_limit, &p, &err);
+    if (rc != 0 && !p) {
         fprintf(stderr, "arenagpt mem: %s\n", err.msg);
         return 1;
     }
+    const Arena *a = p->arena;
     if (cfg->format == CONFIG_FORMAT_JSON) {
         json_header(rs);
-        printf("  \"recompute\": \"%s\",\n  \"fits\": %s,\n", mode_names[c->recompute],
+        printf("  \"recompute\": \"%s\",\n  \"fits\": %s,\n", GPT_RECOMPUTE_NAMES[c->recompute],
                rc == 0 ? "true" : "false");
         printf("  \"flops\": {\"forward_per_token\": %.0f, \"recompute_extra_per_token\": %.0f, "
                "\"attention_backward_extra_per_token\": %.0f},\n",
@@ -198,7 +203,7 @@ static int mem_single(const RunSetup *rs) {
         arena_report_csv(a, stdout);
     } else {
         print_plan_header(rs);
-        printf("recompute %s\n", mode_names[c->recompute]);
+        printf("recompute %s\n", GPT_RECOMPUTE_NAMES[c->recompute]);
         if (rc != 0)
             printf("plan REFUSED by memory_limit: what follows is the partial plan up to the "
                    "refused allocation, not the run's needs\n");
@@ -212,7 +217,7 @@ static int mem_single(const RunSetup *rs) {
     }
     if (rc != 0)
         fprintf(stderr, "arenagpt mem: does not fit: %s\n", err.msg);
-    arena_free(a);
+    gpt_plan_free(p);
     if (rc == 0 && cfg->trace_file[0])
         return mem_trace(rs);
     return rc == 0 ? 0 : 1;
@@ -222,16 +227,17 @@ static int mem_compare(const RunSetup *rs) {
     const TrainConfig *cfg = &rs->cfg;
     MemMode modes[MAX_MODES];
     int n_modes = mem_modes(rs, modes);
-    Arena *arenas[MAX_MODES] = {NULL};
+    GptPlan *plans[MAX_MODES] = {NULL};
     GptConfig mc[MAX_MODES];
     Err err;
     int rc = 0;
     for (int m = 0; m < n_modes && rc == 0; m++) {
         mc[m] = rs->model;
         mode_apply(&modes[m], &mc[m]);
-        if (plan(rs, cfg->batch_size, &modes[m], cfg->memory_limit, &arenas[m], &err) != 0) {
+        if (plan(rs, cfg->batch_size, &modes[m], cfg->memory_limit, &plans[m], &err) != 0) {
             fprintf(stderr, "arenagpt mem --compare: recompute %s, attention %s: %s\n",
-                    mode_names[modes[m].recompute], attention_names[modes[m].attention], err.msg);
+                    GPT_RECOMPUTE_NAMES[modes[m].recompute],
+                    GPT_ATTENTION_NAMES[modes[m].attention], err.msg);
             rc = 1;
         }
     }
@@ -247,7 +253,7 @@ static int mem_compare(const RunSetup *rs) {
             printf(", \"recompute_extra_per_token\": %.0f, \"extra_forward_flops_fraction\": %.6f, "
                    "\"attention_backward_extra_per_token\": %.0f,\n",
                    extra, fwd > 0 ? extra / fwd : 0.0, attn);
-            arena_report_json_fields(arenas[m], stdout, "    ");
+            arena_report_json_fields(plans[m]->arena, stdout, "    ");
             printf("   }%s\n", m + 1 < n_modes ? "," : "");
         }
         printf("  ]\n}\n");
@@ -258,11 +264,11 @@ static int mem_compare(const RunSetup *rs) {
                "attention", "params MiB", "grads MiB", "optim MiB", "activ MiB", "work MiB",
                "peak MiB", "high-water", "+fwd FLOPs", "+attn bwd");
         for (int m = 0; m < n_modes; m++) {
-            ArenaStats s = arena_stats(arenas[m]);
+            ArenaStats s = arena_stats(plans[m]->arena);
             double extra = gpt_flops_recompute_per_token(&mc[m], cfg->block_size, mc[m].recompute);
             double attn = gpt_flops_attention_recompute_per_token(&mc[m], cfg->block_size, rs->dev);
             printf("%-10s %-9s %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %9.1f%% %9.1f%%\n",
-                   mode_names[modes[m].recompute], attention_names[modes[m].attention],
+                   GPT_RECOMPUTE_NAMES[modes[m].recompute], GPT_ATTENTION_NAMES[modes[m].attention],
                    s.at_peak_bytes[ARENA_CAT_PARAMS] / mib, s.at_peak_bytes[ARENA_CAT_GRADS] / mib,
                    s.at_peak_bytes[ARENA_CAT_OPTIMIZER] / mib,
                    s.at_peak_bytes[ARENA_CAT_ACTIVATIONS] / mib,
@@ -273,60 +279,31 @@ static int mem_compare(const RunSetup *rs) {
         printf("(category columns: bytes at the step's peak; high-water: the reservation the run "
                "needs; +fwd FLOPs: forward work recomputed in backward; +attn bwd: what the fused "
                "attention's backward recomputes (the scores), both as a share of the forward)\n");
-        ArenaStats s0 = arena_stats(arenas[0]); /* recompute none, attention naive */
+        ArenaStats s0 = arena_stats(plans[0]->arena); /* recompute none, attention naive */
         for (int m = 1; m < n_modes; m++) {
-            ArenaStats s = arena_stats(arenas[m]);
+            ArenaStats s = arena_stats(plans[m]->arena);
             long long saved = (long long)s0.at_peak_bytes[ARENA_CAT_ACTIVATIONS] -
                               (long long)s.at_peak_bytes[ARENA_CAT_ACTIVATIONS];
             printf("recompute %-9s attention %-5s saves %lld bytes of activations at the peak "
                    "(%.2f MiB) and %lld bytes of high-water (%.2f MiB)\n",
-                   mode_names[modes[m].recompute], attention_names[modes[m].attention], saved,
-                   (double)saved / mib,
+                   GPT_RECOMPUTE_NAMES[modes[m].recompute], GPT_ATTENTION_NAMES[modes[m].attention],
+                   saved, (double)saved / mib,
                    (long long)s0.high_water_bytes - (long long)s.high_water_bytes,
                    ((double)s0.high_water_bytes - (double)s.high_water_bytes) / mib);
         }
     }
     for (int m = 0; m < n_modes; m++)
-        arena_free(arenas[m]);
+        gpt_plan_free(plans[m]);
     return rc;
 }
 
-/* Largest B in [1, FIT_MAX_BATCH] whose plan fits in `limit`; 0 when even B = 1 does not. */
+/* Largest B in [1, FIT_MAX_BATCH] whose plan of mode fits in `limit` (gpt_plan_fit); 0 when
+ * even B = 1 does not. */
 static int64_t fit_batch(const RunSetup *rs, const MemMode *mode, size_t limit, size_t *hw_out) {
-    Err err;
-    int64_t lo = 0, hi = 1;
-    size_t hw_lo = 0;
-    /* grow until it does not fit */
-    for (;;) {
-        Arena *a = NULL;
-        int rc = plan(rs, hi, mode, limit, &a, &err);
-        size_t hw = arena_stats(a).high_water_bytes;
-        arena_free(a);
-        if (rc != 0)
-            break;
-        lo = hi;
-        hw_lo = hw;
-        if (hi >= FIT_MAX_BATCH) {
-            *hw_out = hw_lo;
-            return lo;
-        }
-        hi *= 2;
-    }
-    while (hi - lo > 1) {
-        int64_t mid = lo + (hi - lo) / 2;
-        Arena *a = NULL;
-        int rc = plan(rs, mid, mode, limit, &a, &err);
-        size_t hw = arena_stats(a).high_water_bytes;
-        arena_free(a);
-        if (rc == 0) {
-            lo = mid;
-            hw_lo = hw;
-        } else {
-            hi = mid;
-        }
-    }
-    *hw_out = hw_lo;
-    return lo;
+    GptConfig c = rs->model;
+    mode_apply(mode, &c);
+    GptPlanArgs a = plan_args(rs, 1, limit, 0);
+    return gpt_plan_fit(&c, rs->dev, &a, FIT_MAX_BATCH, hw_out);
 }
 
 static int mem_fit(const RunSetup *rs) {
@@ -377,8 +354,8 @@ static int mem_fit(const RunSetup *rs) {
            (long long)cfg->block_size);
 
     for (int m = 0; m < n_modes; m++) {
-        const char *name = mode_names[modes[m].recompute];
-        const char *att = attention_names[modes[m].attention];
+        const char *name = GPT_RECOMPUTE_NAMES[modes[m].recompute];
+        const char *att = GPT_ATTENTION_NAMES[modes[m].attention];
         if (best[m] == 0)
             printf("  recompute %-9s attention %-5s  none: even batch_size 1 does not fit\n", name,
                    att);

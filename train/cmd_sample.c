@@ -62,35 +62,17 @@ int64_t sample_pick(float *logits, int64_t V, double temperature, int64_t top_k,
     return best;
 }
 
-/* The model on its arena: sized from a plan of exactly what sampling allocates, then built
- * and loaded from the model file. *arena_out is NULL on failure. */
+/* The model on its arena: sized from a plan of exactly what sampling allocates (gpt_plan's
+ * sample phase: an inference build, no gradients or optimizer state), then built and loaded
+ * from the model file. *arena_out is NULL on failure. */
 static int sample_load(const RunSetup *rs, Gpt *g, Arena **arena_out, Err *err) {
-    const GptConfig *c = &rs->model;
-    const int64_t T = rs->cfg.block_size;
+    GptPlanArgs args = {.phase = GPT_PLAN_SAMPLE, .B = 1, .T = rs->cfg.block_size};
+    Arena *arena;
     *arena_out = NULL;
-    Arena *plan = arena_init(ARENA_BACKING_PLAN, 0, 0, err);
-    if (!plan)
-        return -1;
-    Gpt pg;
-    float *plan_logits = calloc((size_t)c->padded_vocab_size, sizeof *plan_logits);
-    int rc = plan_logits ? gpt_build(&pg, c, rs->dev, plan, 1, T, err)
-                         : err_set(err, "out of host memory");
-    if (rc == 0) {
-        rc = gpt_forward_last_logits(&pg, NULL, 1, T, plan_logits, err);
-        gpt_free(&pg);
-    }
-    free(plan_logits);
-    size_t capacity = arena_stats(plan).high_water_bytes;
-    arena_free(plan);
-    if (rc != 0)
-        return -1;
-    Arena *arena =
-        arena_init(rs->dev == GPT_DEVICE_CUDA ? ARENA_BACKING_DEVICE : ARENA_BACKING_HOST, capacity,
-                   rs->cfg.memory_limit, err);
-    if (!arena)
+    if (run_arena_open(rs, &args, &arena, err))
         return -1;
     if (test_hooks_arm_arena_from_env(arena, err) != 0 ||
-        gpt_build(g, c, rs->dev, arena, 1, T, err) != 0) {
+        gpt_plan_build(g, &rs->model, rs->dev, arena, &args, err) != 0) {
         arena_free(arena);
         return -1;
     }
@@ -171,6 +153,7 @@ int cmd_sample(const TrainConfig *user_cfg) {
     } else if (sample_generate(cfg, &g, tok, prompt_ids, n_prompt, &err) != 0) {
         fprintf(stderr, "arenagpt sample: %s\n", err.msg);
     } else {
+        run_print_arena_line(stderr, "sample", arena);
         rc = 0;
     }
     free(prompt_ids);

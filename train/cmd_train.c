@@ -1,4 +1,4 @@
-/* cmd_train.c: `arenagpt train`: the training loop. Prints the memory plan first (run_plan on a
+/* cmd_train.c: `arenagpt train`: the training loop. Prints the memory plan first (gpt_plan on a
  * plan arena), sizes the real arena's reservation from it, trains with nanoGPT's loop (get_lr,
  * gradient accumulation, eval every eval_interval over eval_iters batches of each split, a log
  * line every log_interval), writes metrics.jsonl (metrics.h) and the model to out_dir, and ends
@@ -43,6 +43,7 @@
 #include "mem_html.h"
 #include "metrics.h"
 #include "run_common.h"
+#include "schedule.h"
 #include "step_guard.h"
 #include "test_hooks.h"
 
@@ -209,7 +210,7 @@ static int train_step(TrainState *s, int64_t it, float lr, float *loss_out, floa
         if (data_loader_next(s->train, s->inputs, s->targets, err) != 0)
             return -1;
         if (gpt_forward(&s->g, s->inputs, s->targets, B, T, 1, &loss, err) != 0 ||
-            gpt_backward(&s->g, loss_scale, err) != 0)
+            gpt_backward(&s->g, err) != 0)
             return -1;
         loss_sum += loss;
     }
@@ -332,8 +333,8 @@ static int train_loop(TrainState *s, Err *err) {
             break;
 
         float loss_scale = pr->loss_scale;
-        float lr = gpt_get_lr(it, (float)cfg->learning_rate, cfg->warmup_iters, cfg->lr_decay_iters,
-                              (float)cfg->min_lr, cfg->decay_lr);
+        float lr = schedule_lr(it, (float)cfg->learning_rate, cfg->warmup_iters,
+                               cfg->lr_decay_iters, (float)cfg->min_lr, cfg->decay_lr);
         float loss = 0, norm = 0;
         int rc = train_step(s, it, lr, &loss, &norm, err);
         if (rc == 1) {
@@ -401,8 +402,8 @@ static void print_run_header(const TrainState *s, const RunSetup *rs) {
            "bias %s, gelu %s, recompute %s, attention %s\n",
            (long long)c->n_layer, (long long)c->n_head, (long long)c->channels,
            (long long)c->max_seq_len, (long long)c->padded_vocab_size, vnote,
-           c->bias ? "True" : "False", config_gelu_name(cfg->gelu),
-           config_recompute_name(cfg->recompute), config_attention_name(cfg->attention));
+           c->bias ? "True" : "False", GPT_GELU_NAMES[cfg->gelu],
+           GPT_RECOMPUTE_NAMES[cfg->recompute], gpt_attention_name(cfg->attention));
     run_print_params(c);
     printf("tokens per iteration: %lld (batch_size %lld x block_size %lld x "
            "gradient_accumulation_steps %lld)\n",
@@ -580,6 +581,22 @@ static int build_run(TrainState *s, const RunSetup *rs, const Arena *plan, Devic
     return 0;
 }
 
+/* The plan of one training step (gpt_plan), printed; -1 with err when it does not fit (*plan
+ * still holds the partial plan). */
+static int train_plan(const RunSetup *rs, GptPlan **plan, Err *err) {
+    const TrainConfig *cfg = &rs->cfg;
+    GptPlanArgs args = {.phase = GPT_PLAN_TRAIN,
+                        .B = cfg->batch_size,
+                        .T = cfg->block_size,
+                        .grad_accum = cfg->gradient_accumulation_steps,
+                        .limit_bytes = cfg->memory_limit};
+    int rc = gpt_plan(&rs->model, rs->dev, &args, plan, err);
+    printf("\nmemory plan (one training step, exact):\n");
+    if (*plan)
+        arena_report_table((*plan)->arena, stdout, (int)cfg->top);
+    return rc;
+}
+
 int cmd_train(const TrainConfig *user_cfg) {
     Err err;
     run_threads(user_cfg);
@@ -598,9 +615,6 @@ int cmd_train(const TrainConfig *user_cfg) {
         return rc;
     }
     const TrainConfig *cfg = &rs.cfg;
-    const GptConfig *c = &rs.model;
-    const int64_t B = cfg->batch_size, T = cfg->block_size;
-
     TrainState s;
     memset(&s, 0, sizeof s);
     s.cfg = cfg;
@@ -615,7 +629,7 @@ int cmd_train(const TrainConfig *user_cfg) {
             device_mem_close();
         return CONFIG_EXIT_USAGE;
     }
-    Arena *plan = NULL;
+    GptPlan *plan = NULL;
     if (open_data(&s, &rs) != 0) {
         rc = 1;
         goto done;
@@ -623,19 +637,14 @@ int cmd_train(const TrainConfig *user_cfg) {
     print_run_header(&s, &rs);
 
     /* 1. the plan, printed before anything is allocated */
-    rc = run_plan(c, s.dev, B, T, cfg->gradient_accumulation_steps, cfg->memory_limit, 0, &plan,
-                  &err);
-    printf("\nmemory plan (one training step, exact):\n");
-    if (plan)
-        arena_report_table(plan, stdout, (int)cfg->top);
-    if (rc != 0) {
+    if ((rc = train_plan(&rs, &plan, &err)) != 0) {
         fprintf(stderr, "arenagpt train: the run does not fit: %s\n", err.msg);
         rc = 1;
         goto done;
     }
 
     /* 2. the real arena, exactly as large as the plan's high-water mark; the model in it */
-    if (build_run(&s, &rs, plan, &dm, &have_dm, &err) != 0)
+    if (build_run(&s, &rs, plan->arena, &dm, &have_dm, &err) != 0)
         goto fail;
 
     printf("\n");
@@ -648,7 +657,7 @@ int cmd_train(const TrainConfig *user_cfg) {
            (long long)s.progress.iter, run_now_s() - t0, cfg->out_dir);
 
     /* 3. what was measured, against the plan */
-    rc = report_end(&s, plan, &dm, have_dm);
+    rc = report_end(&s, plan->arena, &dm, have_dm);
     goto done;
 fail:
     fprintf(stderr, "arenagpt train: %s\n", err.msg);
@@ -657,6 +666,6 @@ done:
     if (have_dm)
         device_mem_close();
     free_state(&s);
-    arena_free(plan);
+    gpt_plan_free(plan);
     return rc;
 }

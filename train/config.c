@@ -41,9 +41,6 @@ static const struct {
 };
 
 static const char *const device_names[] = {"auto", "cpu", "cuda", NULL};
-static const char *const recompute_names[] = {"none", "selective", "full", NULL};
-static const char *const attention_names[] = {"naive", "cudnn", "flash", NULL};
-static const char *const gelu_names[] = {"tanh", "erf", NULL};
 static const char *const dtype_names[] = {"float16", "float32", NULL};
 static const char *const format_names[] = {"table", "json", "csv", NULL};
 static const char *const tokenizer_names[] = {"gpt2", "char", NULL};
@@ -66,12 +63,12 @@ static const Key keys[] = {
     {"bias", K_BOOL, OFF(bias), RUN_CMDS, 0, 0, NULL, "biases in Linear and LayerNorm"},
     {"dropout", K_FLOAT, OFF(dropout), MODEL_CMDS, 0, 0, NULL,
      NANOGPT_NOOP " (only 0.0: there is no dropout)"},
-    {"gelu", K_ENUM, OFF(gelu), RUN_CMDS, 0, 0, gelu_names,
+    {"gelu", K_ENUM, OFF(gelu), RUN_CMDS, 0, 0, GPT_GELU_NAMES,
      "GELU form: tanh (GPT-2, llm.c) or erf (nanoGPT's nn.GELU)"},
-    {"attention", K_ENUM, OFF(attention), RUN_CMDS, 0, 0, attention_names,
+    {"attention", K_ENUM, OFF(attention), RUN_CMDS, 0, 0, GPT_ATTENTION_NAMES,
      "naive (materialised B*NH*T*T scores), flash (fused, O(T) memory; CPU and GPU) or cudnn "
      "(cuDNN's fused SDPA, GPU)"},
-    {"recompute", K_ENUM, OFF(recompute), MODEL_CMDS, 0, 0, recompute_names,
+    {"recompute", K_ENUM, OFF(recompute), MODEL_CMDS, 0, 0, GPT_RECOMPUTE_NAMES,
      "gradient checkpointing: none; selective (drops the LayerNorm outputs, the attention "
      "probabilities and the GELU output, recomputed in backward); full (keeps only each "
      "block's input)"},
@@ -239,9 +236,9 @@ void config_defaults(TrainConfig *c) {
     snprintf(c->wandb_run_name, sizeof c->wandb_run_name, "gpt2");
     snprintf(c->dataset, sizeof c->dataset, "openwebtext");
     /* ours */
-    c->gelu = CONFIG_GELU_TANH;
-    c->attention = CONFIG_ATTENTION_NAIVE;
-    c->recompute = CONFIG_RECOMPUTE_NONE;
+    c->gelu = GPT_GELU_TANH;
+    c->attention = GPT_ATTENTION_NAIVE;
+    c->recompute = GPT_RECOMPUTE_NONE;
     c->device = CONFIG_DEVICE_AUTO;
     c->keep_checkpoints = 2;
     c->scaler_growth_interval = 2000;
@@ -797,9 +794,6 @@ void config_print_help(FILE *f, unsigned cmd) {
 }
 
 const char *config_device_name(ConfigDevice d) { return device_names[d]; }
-const char *config_recompute_name(ConfigRecompute r) { return recompute_names[r]; }
-const char *config_attention_name(ConfigAttention a) { return attention_names[a]; }
-const char *config_gelu_name(ConfigGelu g) { return gelu_names[g]; }
 const char *config_dtype_name(ConfigDtype d) { return dtype_names[d]; }
 
 int config_apply_text(TrainConfig *c, const char *text, const char *origin, const char *const *only,

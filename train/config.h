@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "../alloc/base.h"
+#include "../model/gpt.h"
 
 #define CONFIG_EXIT_USAGE 2
 #define CONFIG_STR_LEN 512
@@ -36,18 +37,6 @@ typedef enum ConfigDevice {
     CONFIG_DEVICE_CPU,
     CONFIG_DEVICE_CUDA
 } ConfigDevice;
-typedef enum ConfigRecompute {
-    CONFIG_RECOMPUTE_NONE = 0,
-    CONFIG_RECOMPUTE_SELECTIVE,
-    CONFIG_RECOMPUTE_FULL
-} ConfigRecompute;
-/* the same values as model/gpt.h's GptAttention */
-typedef enum ConfigAttention {
-    CONFIG_ATTENTION_NAIVE = 0,
-    CONFIG_ATTENTION_CUDNN,
-    CONFIG_ATTENTION_FLASH
-} ConfigAttention;
-typedef enum ConfigGelu { CONFIG_GELU_TANH = 0, CONFIG_GELU_ERF } ConfigGelu;
 typedef enum ConfigDtype { CONFIG_DTYPE_FLOAT16 = 0, CONFIG_DTYPE_FLOAT32 } ConfigDtype;
 typedef enum ConfigFormat {
     CONFIG_FORMAT_TABLE = 0,
@@ -66,9 +55,9 @@ typedef struct TrainConfig {
     int64_t vocab_size; /* Vp: padded vocabulary (nanoGPT's 50304) */
     int bias;
     double dropout; /* accepted for nanoGPT configs; only 0 is supported */
-    ConfigGelu gelu;
-    ConfigAttention attention;
-    ConfigRecompute recompute;
+    GptGelu gelu;   /* the model's enums (model/gpt.h), named by GPT_*_NAMES */
+    GptAttention attention;
+    GptRecompute recompute;
     int64_t loss_chunk; /* tokens per chunk of the loss head; 0 = automatic */
     /* optimisation */
     int64_t batch_size;
@@ -173,9 +162,6 @@ void config_write(const TrainConfig *c, FILE *f);
 
 /* Names for the enums (as written in files). */
 const char *config_device_name(ConfigDevice d);
-const char *config_recompute_name(ConfigRecompute r);
-const char *config_attention_name(ConfigAttention a);
-const char *config_gelu_name(ConfigGelu g);
 const char *config_dtype_name(ConfigDtype d);
 
 #endif

@@ -42,8 +42,6 @@ extern const char arenagpt_mem_page_html[];
 #define TIMELINE_MAX_MICRO_STEPS 4
 #define MODES_MAX_MICRO_STEPS 2
 
-static const char *const recompute_names[3] = {"none", "selective", "full"};
-
 /* ---- JSON output ---- */
 
 static void jstr(FILE *f, const char *s) {
@@ -200,49 +198,27 @@ static TrainConfig few_micro_steps(const TrainConfig *cfg, int64_t max) {
     return c;
 }
 
+/* The training plan of c with cfg's steps at batch B. */
+static GptPlanArgs plan_args(const TrainConfig *cfg, int64_t B, size_t limit, int trace) {
+    return (GptPlanArgs){.phase = GPT_PLAN_TRAIN,
+                         .B = B,
+                         .T = cfg->block_size,
+                         .grad_accum = cfg->gradient_accumulation_steps,
+                         .limit_bytes = limit,
+                         .trace = trace};
+}
+
 static int plan_mode(const TrainConfig *cfg, const GptConfig *c, GptDevice dev, int64_t B,
-                     size_t limit, int trace, Arena **out, Err *err) {
-    return run_plan(c, dev, B, cfg->block_size, cfg->gradient_accumulation_steps, limit, trace, out,
-                    err);
+                     size_t limit, int trace, GptPlan **out, Err *err) {
+    GptPlanArgs a = plan_args(cfg, B, limit, trace);
+    return gpt_plan(c, dev, &a, out, err);
 }
 
-/* Whether batch B plans within limit; its high-water mark in *hw. */
-static int fits(const TrainConfig *cfg, const GptConfig *c, GptDevice dev, int64_t B, size_t limit,
-                size_t *hw) {
-    Arena *a = NULL;
-    Err e;
-    int rc = plan_mode(cfg, c, dev, B, limit, 0, &a, &e);
-    *hw = a ? arena_stats(a).high_water_bytes : 0;
-    arena_free(a);
-    return rc == 0;
-}
-
-/* Largest B in [1, FIT_MAX_BATCH] whose plan fits in limit (0: not even B = 1): doubling, then
- * bisection between the last B that fits and the first that does not. */
+/* Largest B in [1, FIT_MAX_BATCH] whose plan fits in limit (gpt_plan_fit; 0: not even B = 1). */
 static int64_t fit_batch(const TrainConfig *cfg, const GptConfig *c, GptDevice dev, size_t limit,
                          size_t *hw_out) {
-    int64_t lo = 0, hi = 1;
-    size_t hw_lo = 0, hw;
-    while (fits(cfg, c, dev, hi, limit, &hw)) {
-        lo = hi;
-        hw_lo = hw;
-        if (hi >= FIT_MAX_BATCH) {
-            *hw_out = hw_lo;
-            return lo;
-        }
-        hi *= 2;
-    }
-    while (hi - lo > 1) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (fits(cfg, c, dev, mid, limit, &hw)) {
-            lo = mid;
-            hw_lo = hw;
-        } else {
-            hi = mid;
-        }
-    }
-    *hw_out = hw_lo;
-    return lo;
+    GptPlanArgs a = plan_args(cfg, 1, limit, 0);
+    return gpt_plan_fit(c, dev, &a, FIT_MAX_BATCH, hw_out);
 }
 
 /* One mode: its plan's figures, its largest batches, and its timeline unless it is the
@@ -256,8 +232,8 @@ static int write_mode(FILE *f, const TrainConfig *cfg, const GptConfig *c, GptDe
     size_t hw12 = 0, hwcard = 0;
     int64_t b12 = fit_batch(cfg, c, dev, FIT_CARD_BYTES, &hw12);
     int64_t bcard = card_arena_bytes ? fit_batch(cfg, c, dev, card_arena_bytes, &hwcard) : 0;
-    fprintf(f, "{\"recompute\": \"%s\", \"attention\": ", recompute_names[c->recompute]);
-    jstr(f, config_attention_name(cfg->attention));
+    fprintf(f, "{\"recompute\": \"%s\", \"attention\": ", GPT_RECOMPUTE_NAMES[c->recompute]);
+    jstr(f, gpt_attention_name(cfg->attention));
     fprintf(f,
             ", \"recompute_extra_per_token\": %.0f, \"extra_forward_flops_fraction\": %.6f, "
             "\"peak_bytes\": %zu, \"high_water_bytes\": %zu, \"at_peak\": ",
@@ -284,16 +260,16 @@ static int write_modes(FILE *f, const TrainConfig *cfg, GptDevice dev, size_t ca
                        Err *err) {
     fprintf(f, "[");
     int first = 1;
-    for (int at = 0; config_attention_name((ConfigAttention)at); at++) {
+    for (int at = 0; at < GPT_ATTENTION_COUNT; at++) {
         TrainConfig tc = few_micro_steps(cfg, MODES_MAX_MICRO_STEPS);
-        tc.attention = (ConfigAttention)at;
+        tc.attention = (GptAttention)at;
         GptConfig c;
         run_gpt_config(&tc, &c);
         Err why;
         if (gpt_config_check(&c, dev, &why) != 0) {
             /* a kind this device cannot plan: listed with the reason */
             fprintf(f, "%s\n  {\"attention\": ", first ? "" : ",");
-            jstr(f, config_attention_name(tc.attention));
+            jstr(f, gpt_attention_name(tc.attention));
             fprintf(f, ", \"unavailable\": ");
             jstr(f, why.msg);
             fprintf(f, "}");
@@ -302,15 +278,15 @@ static int write_modes(FILE *f, const TrainConfig *cfg, GptDevice dev, size_t ca
         }
         for (int m = 0; m < 3; m++) {
             c.recompute = m;
-            Arena *a = NULL;
+            GptPlan *p = NULL;
             int own = tc.attention == cfg->attention && m == (int)cfg->recompute;
-            if (plan_mode(&tc, &c, dev, cfg->batch_size, 0, !own, &a, err) != 0) {
-                arena_free(a);
+            if (plan_mode(&tc, &c, dev, cfg->batch_size, 0, !own, &p, err) != 0) {
+                gpt_plan_free(p);
                 return -1;
             }
             fprintf(f, "%s\n  ", first ? "" : ",");
-            int rc = write_mode(f, &tc, &c, dev, a, card_arena_bytes, !own, err);
-            arena_free(a);
+            int rc = write_mode(f, &tc, &c, dev, p->arena, card_arena_bytes, !own, err);
+            gpt_plan_free(p);
             if (rc != 0)
                 return -1;
             first = 0;
@@ -700,13 +676,13 @@ static void write_meta(FILE *f, const TrainConfig *cfg, const GptConfig *c, GptD
             "\"block_size\": %lld, \"vocab_size\": %lld, \"bias\": %s, \"gelu\": \"%s\"},\n",
             (long long)cfg->n_layer, (long long)cfg->n_head, (long long)cfg->n_embd,
             (long long)cfg->block_size, (long long)cfg->vocab_size, cfg->bias ? "true" : "false",
-            config_gelu_name(cfg->gelu));
+            GPT_GELU_NAMES[cfg->gelu]);
     fprintf(f,
             " \"device\": \"%s\", \"batch_size\": %lld, \"gradient_accumulation_steps\": %lld, "
             "\"attention\": \"%s\", \"recompute\": \"%s\",\n",
             dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", (long long)cfg->batch_size,
-            (long long)cfg->gradient_accumulation_steps, config_attention_name(cfg->attention),
-            recompute_names[c->recompute]);
+            (long long)cfg->gradient_accumulation_steps, gpt_attention_name(cfg->attention),
+            GPT_RECOMPUTE_NAMES[c->recompute]);
     fprintf(f, " \"params\": {\"total\": %lld, \"non_embedding\": %lld},\n", (long long)pc.total,
             (long long)pc.non_embedding);
     fprintf(f, " \"categories\": [");
@@ -733,12 +709,13 @@ static int write_data(FILE *f, const TrainConfig *cfg, GptDevice dev,
                       const MemHtmlMeasured *measured, Err *err) {
     GptConfig c;
     run_gpt_config(cfg, &c);
-    Arena *a = NULL;
+    GptPlan *p = NULL;
     TrainConfig shown = few_micro_steps(cfg, TIMELINE_MAX_MICRO_STEPS);
-    if (plan_mode(&shown, &c, dev, cfg->batch_size, 0, 1, &a, err) != 0) {
-        arena_free(a);
+    if (plan_mode(&shown, &c, dev, cfg->batch_size, 0, 1, &p, err) != 0) {
+        gpt_plan_free(p);
         return -1;
     }
+    const Arena *a = p->arena;
     fprintf(f, "{");
     write_meta(f, cfg, &c, dev, measured != NULL);
     fprintf(f, " \"timeline_micro_steps\": %lld,\n", (long long)shown.gradient_accumulation_steps);
@@ -747,7 +724,7 @@ static int write_data(FILE *f, const TrainConfig *cfg, GptDevice dev,
     fprintf(f, " },\n \"timeline\": ");
     int rc = write_timeline(f, a, err);
     size_t arena_bytes = arena_stats(a).high_water_bytes;
-    arena_free(a);
+    gpt_plan_free(p);
     if (rc != 0)
         return -1;
 

@@ -12,17 +12,6 @@
 #include "../model/model_io.h"
 #include "checkpoint.h"
 
-GptAttention run_gpt_attention(ConfigAttention a) {
-    switch (a) {
-    case CONFIG_ATTENTION_FLASH:
-        return GPT_ATTENTION_FLASH;
-    case CONFIG_ATTENTION_CUDNN:
-        return GPT_ATTENTION_CUDNN;
-    default:
-        return GPT_ATTENTION_NAIVE;
-    }
-}
-
 void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     memset(out, 0, sizeof *out);
     out->max_seq_len = cfg->block_size;
@@ -32,9 +21,9 @@ void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     out->n_head = cfg->n_head;
     out->channels = cfg->n_embd;
     out->bias = cfg->bias;
-    out->gelu = cfg->gelu == CONFIG_GELU_ERF ? GPT_GELU_ERF : GPT_GELU_TANH;
-    out->recompute = (GptRecompute)cfg->recompute; /* same order (config.h) */
-    out->attention = run_gpt_attention(cfg->attention);
+    out->gelu = cfg->gelu;
+    out->recompute = cfg->recompute;
+    out->attention = cfg->attention;
     out->loss_chunk = cfg->loss_chunk;
     out->grad_f32 = cfg->grad_dtype == CONFIG_DTYPE_FLOAT32;
 }
@@ -360,29 +349,30 @@ void run_print_params(const GptConfig *c) {
            (long long)pc.no_decay_tensors, run_commas(pc.no_decay_count, e, sizeof e));
 }
 
-int run_plan(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, int64_t grad_accum,
-             size_t limit_bytes, int trace, Arena **arena_out, Err *err) {
-    Arena *a = arena_init(ARENA_BACKING_PLAN, 0, limit_bytes, err);
-    *arena_out = a;
+int run_arena_open(const RunSetup *rs, const GptPlanArgs *args, Arena **out, Err *err) {
+    *out = NULL;
+    GptPlan *plan = NULL;
+    int rc = gpt_plan(&rs->model, rs->dev, args, &plan, err);
+    size_t bytes = plan ? arena_stats(plan->arena).high_water_bytes : 0;
+    gpt_plan_free(plan);
+    if (rc != 0)
+        return -1;
+    Arena *a = rs->dev == GPT_DEVICE_CUDA
+                   ? arena_init_with(arena_device_ops(), bytes, rs->cfg.memory_limit, err)
+                   : arena_init(ARENA_BACKING_HOST, bytes, rs->cfg.memory_limit, err);
     if (!a)
         return -1;
-    arena_trace_enable(a, trace);
-    Gpt g;
-    if (gpt_build(&g, c, dev, a, B, T, err) != 0)
-        return -1;
-    /* targets must be given: an evaluation computes the loss head (the values are not read
-     * in a plan) */
-    int32_t *zeros = calloc((size_t)(B * T), sizeof *zeros);
-    if (!zeros)
-        return err_set(err, "out of host memory");
-    int rc = gpt_forward(&g, zeros, zeros, B, T, 0, NULL, err);
-    free(zeros);
-    if (rc == 0)
-        rc = gpt_step_sequence(&g, NULL, NULL, B, T, grad_accum, err);
-    /* the model stays built: the arena describes a run in progress; only the host-side
-     * bookkeeping goes */
-    gpt_forget(&g);
-    return rc;
+    *out = a;
+    return 0;
+}
+
+void run_print_arena_line(FILE *f, const char *what, const Arena *a) {
+    ArenaStats s = arena_stats(a);
+    fprintf(f, "%s: arena peak by category:", what);
+    for (int c = 0; c < ARENA_CAT_COUNT; c++)
+        fprintf(f, "%s %s %zu", c ? "," : "", arena_category_name((ArenaCategory)c),
+                s.cat_peak_bytes[c]);
+    fprintf(f, " bytes (high-water %zu)\n", s.high_water_bytes);
 }
 
 void run_threads(const TrainConfig *cfg) { gpt_set_threads((int)cfg->threads); }

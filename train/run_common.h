@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../model/gpt.h"
 #include "config.h"
@@ -43,8 +44,6 @@ typedef struct RunSetup {
  * ("arenagpt train: attention=cudnn is not available (...): using attention=flash"). */
 int run_setup(const TrainConfig *cfg, unsigned cmd, RunSetup *rs, Err *err);
 
-/* GptAttention of the config's attention key. */
-GptAttention run_gpt_attention(ConfigAttention a);
 /* GptConfig from the run config (nanoGPT's convention: V = Vp = vocab_size). */
 void run_gpt_config(const TrainConfig *cfg, GptConfig *out);
 /* The device and so the layout:
@@ -61,13 +60,11 @@ void run_data_dir(const TrainConfig *cfg, char *buf, size_t len);
 char *run_commas(int64_t v, char *buf, size_t len);
 /* Prints the parameter counts block (total, non-embedding, decay groups). */
 void run_print_params(const GptConfig *c);
-/* The plan of a training run on a new plan arena: gpt_build, one evaluation forward (what
- * estimate_loss allocates) and one optimizer step of grad_accum micro-steps, model left built.
- * train prints it and sizes its reservation from it; mem reports it. trace: record the
- * arena's event trace from the start. Returns -1 with err when
- * limit_bytes refuses an allocation (*arena_out still holds the arena for its report). */
-int run_plan(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, int64_t grad_accum,
-             size_t limit_bytes, int trace, Arena **arena_out, Err *err);
+/* The arena a command runs in: planned first (gpt_plan of args), then reserved exactly as
+ * large as the plan's high-water mark on rs's device, with the config's memory_limit. */
+int run_arena_open(const RunSetup *rs, const GptPlanArgs *args, Arena **out, Err *err);
+/* One line: what (e.g. "eval"), then the arena's peak bytes per category and its high-water. */
+void run_print_arena_line(FILE *f, const char *what, const Arena *a);
 /* Sets OpenMP/BLAS threads from cfg->threads. */
 void run_threads(const TrainConfig *cfg);
 /* Monotonic seconds. */

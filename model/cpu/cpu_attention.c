@@ -7,8 +7,8 @@
 
 #include "cpu_kernels.h"
 
-void cpu_attention_forward(void *out_, void *att_, const void *qkv_, int64_t B, int64_t T,
-                           int64_t C, int64_t NH, void *stream) {
+void cpu_attention_forward(void *out_, void *att_, void *workspace, const void *qkv_, int64_t B,
+                           int64_t T, int64_t C, int64_t NH, void *stream) {
     float *out = out_, *att = att_;
     const float *qkv = qkv_;
     int64_t HS = C / NH, C3 = 3 * C;
@@ -58,8 +58,9 @@ void cpu_attention_forward(void *out_, void *att_, const void *qkv_, int64_t B, 
 /* Per row t (one head): datt[t2] = dy . v[t2], dv[t2] += p[t2] dy,
  * dpre[t2] = p[t2] (datt[t2] - sum_j p[j] datt[j]) * scale, dq += dpre[t2] k[t2],
  * dk[t2] += dpre[t2] q. dpre overwrites p in the att row (att is clobbered). */
-void cpu_attention_backward(void *dqkv_, void *att_, const void *dout_, const void *qkv_, int64_t B,
-                            int64_t T, int64_t C, int64_t NH, void *stream) {
+void cpu_attention_backward(void *dqkv_, void *att_, void *workspace, const void *dout_,
+                            const void *out, const void *qkv_, int64_t B, int64_t T, int64_t C,
+                            int64_t NH, void *stream) {
     float *dqkv = dqkv_, *att = att_;
     const float *dout = dout_, *qkv = qkv_;
     int64_t HS = C / NH, C3 = 3 * C;

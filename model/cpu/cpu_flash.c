@@ -35,9 +35,9 @@ static inline void axpyf(float *y, float a, const float *x, int64_t n) {
         y[i] += a * x[i];
 }
 
-void cpu_flash_attention_forward(void *out_, float *lse, const void *qkv_, int64_t B, int64_t T,
-                                 int64_t C, int64_t NH, void *stream) {
-    float *out = out_;
+void cpu_flash_attention_forward(void *out_, void *lse_, void *workspace, const void *qkv_,
+                                 int64_t B, int64_t T, int64_t C, int64_t NH, void *stream) {
+    float *out = out_, *lse = lse_;
     const float *qkv = qkv_;
     int64_t HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
@@ -97,11 +97,11 @@ void cpu_flash_attention_forward(void *out_, float *lse, const void *qkv_, int64
         }
 }
 
-void cpu_flash_attention_backward(void *dqkv_, float *workspace, const void *dout_,
-                                  const void *out_, const float *lse, const void *qkv_, int64_t B,
-                                  int64_t T, int64_t C, int64_t NH, void *stream) {
-    float *dqkv = dqkv_;
-    const float *dout = dout_, *out = out_, *qkv = qkv_;
+void cpu_flash_attention_backward(void *dqkv_, void *lse_, void *workspace_, const void *dout_,
+                                  const void *out_, const void *qkv_, int64_t B, int64_t T,
+                                  int64_t C, int64_t NH, void *stream) {
+    float *dqkv = dqkv_, *workspace = workspace_;
+    const float *dout = dout_, *out = out_, *qkv = qkv_, *lse = lse_;
     int64_t HS = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)HS);
 #pragma omp parallel for collapse(2) schedule(static)

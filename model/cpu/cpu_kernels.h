@@ -53,28 +53,33 @@ void cpu_matmul_backward(void *dinp /* (N,IC) or NULL */, void *dweight /* (OC,I
                          const void *inp /* (N,IC) */, const void *weight /* (OC,IC) */, int64_t N,
                          int64_t IC, int64_t OC, void *stream);
 
-/* Causal attention; qkv rows are [q | k | v], head h uses channels h*HS..h*HS+HS-1 of each.
- * att (B,NH,T,T) gets the probabilities (0 above the diagonal); out overwritten. */
-void cpu_attention_forward(void *out /* (B,T,C) */, void *att /* (B,NH,T,T) */,
+/* Causal attention (backend.h's GptAttentionKernels: one signature for every kind); qkv rows
+ * are [q | k | v], head h uses channels h*HS..h*HS+HS-1 of each.
+ * Naive: saved = att (B,NH,T,T) gets the probabilities (0 above the diagonal); out
+ * overwritten; no workspace. */
+void cpu_attention_forward(void *out /* (B,T,C) */, void *att /* (B,NH,T,T) */, void *workspace,
                            const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C,
                            int64_t NH, void *stream);
-/* dqkv = (overwrites). att is clobbered: row by row it is replaced by the score gradient. */
-void cpu_attention_backward(void *dqkv /* (B,T,3C) */, void *att /* (B,NH,T,T) */,
-                            const void *dout /* (B,T,C) */, const void *qkv /* (B,T,3C) */,
-                            int64_t B, int64_t T, int64_t C, int64_t NH, void *stream);
+/* dqkv = (overwrites). att is clobbered: row by row it is replaced by the score gradient.
+ * out and workspace are not read. */
+void cpu_attention_backward(void *dqkv /* (B,T,3C) */, void *att /* (B,NH,T,T) */, void *workspace,
+                            const void *dout /* (B,T,C) */, const void *out,
+                            const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C,
+                            int64_t NH, void *stream);
 
 /* Fused causal attention (attention=flash, cpu_flash.c): out = softmax(scale q k^T) v per
- * head (overwrites), lse[b,h,t] = log sum_j exp(scale q_t . k_j) over j <= t (f32, overwrites;
- * saved for backward). The probabilities are never stored. */
-void cpu_flash_attention_forward(void *out /* (B,T,C) */, float *lse /* (B,NH,T) */,
-                                 const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C,
-                                 int64_t NH, void *stream);
+ * head (overwrites), saved = lse[b,h,t] = log sum_j exp(scale q_t . k_j) over j <= t (f32,
+ * overwrites; kept for backward). The probabilities are never stored. No forward workspace. */
+void cpu_flash_attention_forward(void *out /* (B,T,C) */, void *lse /* (B,NH,T) f32 */,
+                                 void *workspace, const void *qkv /* (B,T,3C) */, int64_t B,
+                                 int64_t T, int64_t C, int64_t NH, void *stream);
 /* dqkv = (overwrites). workspace: scratch, f32 (B,NH,T) (gets rowsum(dout * out)). out and lse
  * are the forward's. */
-void cpu_flash_attention_backward(void *dqkv /* (B,T,3C) */, float *workspace /* (B,NH,T) */,
+void cpu_flash_attention_backward(void *dqkv /* (B,T,3C) */, void *lse /* (B,NH,T) f32 */,
+                                  void *workspace /* (B,NH,T) f32 */,
                                   const void *dout /* (B,T,C) */, const void *out /* (B,T,C) */,
-                                  const float *lse /* (B,NH,T) */, const void *qkv /* (B,T,3C) */,
-                                  int64_t B, int64_t T, int64_t C, int64_t NH, void *stream);
+                                  const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C,
+                                  int64_t NH, void *stream);
 
 /* gelu 0: tanh approximation, 1: erf. out overwritten. */
 void cpu_gelu_forward(void *out /* (N) */, const void *inp /* (N) */, int64_t N, int gelu,

@@ -98,8 +98,8 @@ extern "C" int64_t gpt_cuda_attention_max_seq_len(int64_t HS) {
     return ((int64_t)limit - (int64_t)static_bytes) / (int64_t)sizeof(float) - HS;
 }
 
-void cuda_attention_forward(void *out, void *att, const void *qkv, int64_t B, int64_t T, int64_t C,
-                            int64_t NH, void *stream) {
+void cuda_attention_forward(void *out, void *att, void *workspace, const void *qkv, int64_t B,
+                            int64_t T, int64_t C, int64_t NH, void *stream) {
     cudaStream_t s = cuda_stream(stream);
     int64_t HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
@@ -125,8 +125,9 @@ void cuda_attention_forward(void *out, void *att, const void *qkv, int64_t B, in
     }
 }
 
-void cuda_attention_backward(void *dqkv, void *att, const void *dout, const void *qkv, int64_t B,
-                             int64_t T, int64_t C, int64_t NH, void *stream) {
+void cuda_attention_backward(void *dqkv, void *att, void *workspace, const void *dout,
+                             const void *out, const void *qkv, int64_t B, int64_t T, int64_t C,
+                             int64_t NH, void *stream) {
     cudaStream_t s = cuda_stream(stream);
     int64_t HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);

@@ -250,19 +250,17 @@ extern "C" const GptBackend *gpt_backend_cuda(void) {
         t.layernorm_backward = cuda_layernorm_backward;
         t.matmul_forward = cuda_matmul_forward;
         t.matmul_backward = cuda_matmul_backward;
-        t.attention_forward = cuda_attention_forward;
-        t.attention_backward = cuda_attention_backward;
-        t.flash_attention_forward = cuda_flash_attention_forward;
-        t.flash_attention_backward = cuda_flash_attention_backward;
+        t.attention[GPT_ATTENTION_NAIVE] = {cuda_attention_forward, cuda_attention_backward, NULL};
+        t.attention[GPT_ATTENTION_FLASH] = {cuda_flash_attention_forward,
+                                            cuda_flash_attention_backward, NULL};
+        t.attention[GPT_ATTENTION_CUDNN] = {cudnn_sdpa_forward, cudnn_sdpa_backward,
+                                            cudnn_sdpa_prepare};
         t.gelu_forward = cuda_gelu_forward;
         t.gelu_backward = cuda_gelu_backward;
         t.crossentropy_forward = cuda_crossentropy_forward;
         t.norm_squared_accumulate = cuda_norm_squared_accumulate;
         t.reduce_sum = cuda_reduce_sum;
         t.adamw_update = cuda_adamw_update;
-        t.cudnn_attention_prepare = cudnn_sdpa_prepare;
-        t.cudnn_attention_forward = cudnn_sdpa_forward;
-        t.cudnn_attention_backward = cudnn_sdpa_backward;
         t.workspace_set = gpt_cuda_workspace_set;
         t.last_error = gpt_cuda_last_error;
         g_table = t;

@@ -169,17 +169,18 @@ void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, floa
                    __half *D, int64_t ldd, int64_t strideD, int batch, const __half *bias,
                    cudaStream_t stream);
 
-/* cuda_attention.cu */
-void cuda_attention_forward(void *out, void *att, const void *qkv, int64_t B, int64_t T, int64_t C,
-                            int64_t NH, void *stream);
-void cuda_attention_backward(void *dqkv, void *att, const void *dout, const void *qkv, int64_t B,
-                             int64_t T, int64_t C, int64_t NH, void *stream);
+/* cuda_attention.cu (backend.h's GptAttentionKernels signature; naive: saved = att) */
+void cuda_attention_forward(void *out, void *att, void *workspace, const void *qkv, int64_t B,
+                            int64_t T, int64_t C, int64_t NH, void *stream);
+void cuda_attention_backward(void *dqkv, void *att, void *workspace, const void *dout,
+                             const void *out, const void *qkv, int64_t B, int64_t T, int64_t C,
+                             int64_t NH, void *stream);
 
-/* cuda_flash.cu */
-void cuda_flash_attention_forward(void *out, float *lse, const void *qkv, int64_t B, int64_t T,
-                                  int64_t C, int64_t NH, void *stream);
-void cuda_flash_attention_backward(void *dqkv, float *workspace, const void *dout, const void *out,
-                                   const float *lse, const void *qkv, int64_t B, int64_t T,
+/* cuda_flash.cu (the same signature; saved = lse f32 (B,NH,T), backward workspace = D) */
+void cuda_flash_attention_forward(void *out, void *lse, void *workspace, const void *qkv, int64_t B,
+                                  int64_t T, int64_t C, int64_t NH, void *stream);
+void cuda_flash_attention_backward(void *dqkv, void *lse, void *workspace, const void *dout,
+                                   const void *out, const void *qkv, int64_t B, int64_t T,
                                    int64_t C, int64_t NH, void *stream);
 
 /* cuda_loss.cu */

@@ -250,9 +250,10 @@ static void flash_check_sizes(int64_t B, int64_t T, int64_t C, int64_t NH) {
                "flash attention: grid (B*NH, T/32) too large");
 }
 
-void cuda_flash_attention_forward(void *out, float *lse, const void *qkv, int64_t B, int64_t T,
-                                  int64_t C, int64_t NH, void *stream) {
+void cuda_flash_attention_forward(void *out, void *lse_, void *workspace, const void *qkv,
+                                  int64_t B, int64_t T, int64_t C, int64_t NH, void *stream) {
     flash_check_sizes(B, T, C, NH);
+    float *lse = (float *)lse_;
     cudaStream_t s = cuda_stream(stream);
     int64_t HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
@@ -271,10 +272,12 @@ void cuda_flash_attention_forward(void *out, float *lse, const void *qkv, int64_
     CUDA_LAUNCH_CHECK();
 }
 
-void cuda_flash_attention_backward(void *dqkv, float *workspace, const void *dout, const void *out,
-                                   const float *lse, const void *qkv, int64_t B, int64_t T,
+void cuda_flash_attention_backward(void *dqkv, void *lse_, void *workspace_, const void *dout,
+                                   const void *out, const void *qkv, int64_t B, int64_t T,
                                    int64_t C, int64_t NH, void *stream) {
     flash_check_sizes(B, T, C, NH);
+    const float *lse = (const float *)lse_;
+    float *workspace = (float *)workspace_;
     cudaStream_t s = cuda_stream(stream);
     int64_t HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);

@@ -775,7 +775,7 @@ static void sdpa_run(SdpaPlan *p, int k, int n, const int64_t *uids, void *const
     sdpa_build_free(&vp);
 }
 
-void cudnn_sdpa_forward(void *out, float *lse, void *workspace, const void *qkv, int64_t B,
+void cudnn_sdpa_forward(void *out, void *lse, void *workspace, const void *qkv, int64_t B,
                         int64_t T, int64_t C, int64_t NH, void *stream) {
     SdpaPlan *p = sdpa_prepared(B, T, C, NH);
     if (!p)
@@ -789,9 +789,9 @@ void cudnn_sdpa_forward(void *out, float *lse, void *workspace, const void *qkv,
     sdpa_run(p, 0, 7, uids, ptrs, ws, stream);
 }
 
-void cudnn_sdpa_backward(void *dqkv, void *workspace, const void *dout, const void *out,
-                         const float *lse, const void *qkv, int64_t B, int64_t T, int64_t C,
-                         int64_t NH, void *stream) {
+void cudnn_sdpa_backward(void *dqkv, void *lse, void *workspace, const void *dout, const void *out,
+                         const void *qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
+                         void *stream) {
     SdpaPlan *p = sdpa_prepared(B, T, C, NH);
     if (!p)
         return;

@@ -1,6 +1,6 @@
 /* cudnn_sdpa.h: attention=cudnn on the CUDA backend (cudnn_sdpa.c): cuDNN 9's fused SDPA
- * through the backend API, loaded with dlopen. The backend table's cudnn_attention_* entries
- * (backend.h) are these functions. Not yet verified on a GPU. */
+ * through the backend API, loaded with dlopen. The backend table's attention[GPT_ATTENTION_CUDNN]
+ * entry (backend.h) is these functions. Not yet verified on a GPU. */
 #ifndef ARENAGPT_CUDNN_SDPA_H
 #define ARENAGPT_CUDNN_SDPA_H
 
@@ -13,11 +13,11 @@
 int cudnn_sdpa_prepare(int64_t B, int64_t T, int64_t C, int64_t NH, size_t workspace_bytes,
                        char *reason, size_t len);
 /* out (B,T,C) f16 =, lse (B,NH,T) f32 = ; workspace: gpt_cudnn_workspace_bytes. */
-void cudnn_sdpa_forward(void *out, float *lse, void *workspace, const void *qkv, int64_t B,
+void cudnn_sdpa_forward(void *out, void *lse, void *workspace, const void *qkv, int64_t B,
                         int64_t T, int64_t C, int64_t NH, void *stream);
 /* dqkv (B,T,3C) f16 = ; workspace: gpt_cudnn_workspace_bytes (D = rowsum(dout * out) first). */
-void cudnn_sdpa_backward(void *dqkv, void *workspace, const void *dout, const void *out,
-                         const float *lse, const void *qkv, int64_t B, int64_t T, int64_t C,
-                         int64_t NH, void *stream);
+void cudnn_sdpa_backward(void *dqkv, void *lse, void *workspace, const void *dout, const void *out,
+                         const void *qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
+                         void *stream);
 
 #endif

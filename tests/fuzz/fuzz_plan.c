@@ -5,7 +5,7 @@
  * arithmetic a crash; the arena's ASSERTs guard the placement. Checks: a plan either fits or
  * is refused with a reason, and a plan's peak holds at least the parameters. Configs with more
  * than FUZZ_MAX_LAYERS layers or B*T over FUZZ_MAX_BT tokens are skipped (time and the host
- * buffer run_plan allocates, not correctness). */
+ * buffer gpt_plan allocates, not correctness). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,19 +25,23 @@ static void plan_one(const GptConfig *c, GptDevice dev, const TrainConfig *cfg) 
     err.msg[0] = 0;
     if (gpt_config_check(c, dev, &err) != 0)
         return;
-    Arena *a = NULL;
-    int rc = run_plan(c, dev, cfg->batch_size, cfg->block_size, cfg->gradient_accumulation_steps,
-                      cfg->memory_limit, 0, &a, &err);
+    GptPlan *p = NULL;
+    GptPlanArgs args = {.phase = GPT_PLAN_TRAIN,
+                        .B = cfg->batch_size,
+                        .T = cfg->block_size,
+                        .grad_accum = cfg->gradient_accumulation_steps,
+                        .limit_bytes = cfg->memory_limit};
+    int rc = gpt_plan(c, dev, &args, &p, &err);
     if (rc != 0 && !err.msg[0])
         abort(); /* a refusal must carry a reason */
-    if (rc == 0 && a) {
+    if (rc == 0 && p) {
         GptParamCounts pc;
         gpt_param_counts(c, &pc);
-        ArenaStats s = arena_stats(a);
+        ArenaStats s = arena_stats(p->arena);
         if (s.peak_used_bytes < (size_t)pc.total * 2 || s.high_water_bytes < s.peak_used_bytes)
             abort();
     }
-    arena_free(a);
+    gpt_plan_free(p);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
