@@ -13,7 +13,7 @@
 #                   (binaries, prepared data, configs, the check script); make gpu-check runs it
 #   make format-check, make bench, make run, make clean
 # Sources are found by wildcard: a new alloc/ data/ model/ train/ .c file or tests/test_*.c
-# needs no Makefile change. Built without CUDA, files named *_nocuda.c stand in for the CUDA
+# needs no Makefile change. Built without CUDA, model/device_nocuda.c stands in for the CUDA
 # units (the one mechanism: no weak symbols); the CPU tests always link them. model/cuda/*.c
 # and *.cu are compiled only with CUDA. cuDNN is not linked: code that uses it loads it with
 # dlopen, so a machine with CUDA but without cuDNN builds and runs.

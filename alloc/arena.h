@@ -138,7 +138,7 @@ typedef struct ArenaBackingOps {
 
 typedef struct Arena Arena;
 
-/* The device backing's ops (arena_cuda.cu); NULL in a build without CUDA (arena_nocuda.c). */
+/* The device backing's ops (arena_cuda.cu); NULL in a build without CUDA (model/device_nocuda.c). */
 const ArenaBackingOps *arena_device_ops(void);
 
 /* plan: capacity is unbounded (only limit_bytes applies). host: reserves capacity_bytes now.

@@ -198,7 +198,7 @@ size_t gpt_cudnn_workspace_bytes(int64_t B, int64_t T, int64_t C, int64_t NH);
 const GptBackend *gpt_backend_plan(void);
 /* The CPU kernels (model/cpu/). Never NULL. */
 const GptBackend *gpt_backend_cpu(void);
-/* The CUDA kernels (model/cuda/), or NULL in a build without CUDA (backend_cuda_nocuda.c). */
+/* The CUDA kernels (model/cuda/), or NULL in a build without CUDA (device_nocuda.c). */
 const GptBackend *gpt_backend_cuda(void);
 /* The backend of a device, or NULL when this build or machine has none. */
 const GptBackend *gpt_backend(GptDevice dev);

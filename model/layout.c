@@ -52,7 +52,7 @@ const GptLayout *gpt_layout_grad_f32(GptDevice dev) {
 }
 
 /* gpt_backend_cuda() and gpt_backend_cuda_grad_f32() are model/cuda/'s, or
- * model/backend_cuda_nocuda.c's NULL in a build without CUDA (the Makefile links one or the
+ * model/device_nocuda.c's NULL in a build without CUDA (the Makefile links one or the
  * other). */
 const GptBackend *gpt_backend(GptDevice dev) {
     if (dev == GPT_DEVICE_CUDA)

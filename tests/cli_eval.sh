@@ -41,6 +41,15 @@ while read -r c bias gelu B T N want; do
         say "FAIL $c B=$B T=$T N=$N: loss $got, PyTorch $want (tolerance $TOL)"
         fail=1
     fi
+    # inference holds parameters, activations and workspace only: the memory line says so
+    mem=$(grep '^eval: arena peak by category:' "$TMP/err")
+    if grep -Eq 'params [1-9][0-9]*, grads 0, optimizer 0, activations [0-9]+, workspace [1-9]' \
+        <<<"$mem"; then
+        say "ok   $c: $mem"
+    else
+        say "FAIL $c: no inference memory line (params > 0, grads 0, optimizer 0) in: $(cat "$TMP/err")"
+        fail=1
+    fi
     # deterministic: a second run prints the same line
     again=$(run_eval "$c" "$bias" "$gelu" "$B" "$T" "$N" 2>/dev/null)
     if [ "$again" != "$out" ]; then

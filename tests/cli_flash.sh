@@ -61,6 +61,9 @@ fi
     --max_new_tokens=10 --num_samples=1 --temperature=0 --device=cpu --attention=flash \
     >"$TMP/s.txt" 2>&1 || bad "sample flash: $(cat "$TMP/s.txt")"
 [ "$(head -c 5 "$TMP/s.txt")" = "To be" ] && ok || bad "sample flash does not start with the prompt"
+# sampling holds no gradients and no optimizer state: its memory line says so
+grep -Eq '^sample: arena peak by category: params [1-9][0-9]*, grads 0, optimizer 0,' "$TMP/s.txt" &&
+    ok || bad "sample: no inference memory line: $(cat "$TMP/s.txt")"
 
 # mem: the attention axis
 "$BIN" mem "$ROOT/configs/small_4070.conf" --device=cuda --compare >"$TMP/cmp.txt" 2>&1 || bad "mem --compare"

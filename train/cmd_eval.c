@@ -75,7 +75,7 @@ static void eval_describe(const RunSetup *rs, int64_t N) {
 
 int cmd_eval(const TrainConfig *user_cfg) {
     Err err = {{0}};
-    static RunSetup rs; /* large (paths); one per process */
+    RunSetup rs; /* filled by run_setup (about 15 KiB: on the stack) */
     int setup_rc = run_setup(user_cfg, CONFIG_CMD_EVAL, &rs, &err);
     if (setup_rc != 0) {
         fprintf(stderr, "arenagpt eval: %s\n", err.msg);

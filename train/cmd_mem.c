@@ -370,7 +370,7 @@ static int mem_fit(const RunSetup *rs) {
 int cmd_mem(const TrainConfig *cfg) {
     Err err;
     run_threads(cfg);
-    static RunSetup rs; /* large (paths); one per process */
+    RunSetup rs; /* filled by run_setup (about 15 KiB: on the stack) */
     int rc = run_setup(cfg, CONFIG_CMD_MEM, &rs, &err);
     if (rc != 0) {
         fprintf(stderr, "arenagpt mem: %s\n", err.msg);

@@ -122,7 +122,7 @@ static int sample_generate(const TrainConfig *cfg, Gpt *g, const Tokenizer *tok,
 int cmd_sample(const TrainConfig *user_cfg) {
     Err err;
     run_threads(user_cfg);
-    static RunSetup rs; /* large (paths); one per process */
+    RunSetup rs; /* filled by run_setup (about 15 KiB: on the stack) */
     int rc = run_setup(user_cfg, CONFIG_CMD_SAMPLE, &rs, &err);
     if (rc != 0) {
         fprintf(stderr, "arenagpt sample: %s\n", err.msg);

@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 #include "../data/loader.h"
-#include "../model/cuda/device_mem.h"
+#include "../model/device.h"
 #include "../model/gpu_table.h"
 #include "../model/model_io.h"
 #include "checkpoint.h"
@@ -606,7 +606,7 @@ int cmd_train(const TrainConfig *user_cfg) {
     Err dm_err;
     int have_dm = user_cfg->device != CONFIG_DEVICE_CPU &&
                   device_mem_sample(&dm, DEVICE_MEM_BEFORE_CONTEXT, &dm_err) == 0;
-    static RunSetup rs; /* large (paths); one per process */
+    RunSetup rs; /* filled by run_setup (about 15 KiB: on the stack) */
     int rc = run_setup(user_cfg, CONFIG_CMD_TRAIN, &rs, &err);
     if (rc != 0) {
         fprintf(stderr, "arenagpt train: %s\n", err.msg);

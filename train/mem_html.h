@@ -20,7 +20,7 @@
 #ifndef ARENAGPT_MEM_HTML_H
 #define ARENAGPT_MEM_HTML_H
 
-#include "../model/cuda/device_mem.h"
+#include "../model/device.h"
 #include "../model/gpt.h"
 #include "config.h"
 

@@ -1,11 +1,11 @@
-/* device_mem.c: device memory measured outside the arena (see device_mem.h), for CUDA builds:
+/* device_mem.c: device memory measured outside the arena (see model/device.h), for CUDA builds:
  * cudaMemGetInfo plus NVML loaded with dlopen("libnvidia-ml.so.1") at run time.
  *
  * The NVML declarations below are the few this file needs, written from NVML's documented
  * C API (nvmlMemory_t; nvmlProcessInfo_t as taken by the _v2/_v3 process queries, and the
  * two-field v1 layout of the unversioned one), so no nvml.h is needed to build.
  * Every NVML failure is remembered as text in DeviceMem.nvml_status and reported, not fatal. */
-#include "device_mem.h"
+#include "../device.h"
 
 #include "../gpu_table.h"
 

@@ -31,7 +31,7 @@
 #include "../../data/rng.h"
 #include "../../model/backend.h"
 #include "../../model/cuda/cuda_backend.h"
-#include "../../model/cuda/device_mem.h"
+#include "../../model/device.h"
 #include "../../model/gpt.h"
 #include "../test_util.h"
 

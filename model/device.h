@@ -1,4 +1,6 @@
-/* device_mem.h: device memory outside the arena, measured, so the GPU memory report
+/* device.h: the device seam: what train/ needs from the GPU, in one header (never a header of
+ * model/cuda/), implemented by model/cuda/device_mem.c, or by model/device_nocuda.c in a build
+ * without CUDA. Device memory outside the arena, measured, so the GPU memory report
  * reconciles: what was in use before our CUDA context, what the context and the library
  * handles (cuBLASLt, cuBLAS) took, what the arena reservation took, and what is left
  * unaccounted (shown, never hidden). Also the GPU's name, driver and peak f16 tensor
@@ -20,16 +22,16 @@
  *   ... train ...
  *   device_mem_sample(&m, DEVICE_MEM_NOW); device_mem_report(&m, arena, stdout)
  *
- * In a build without CUDA (device_mem_nocuda.c) sampling fails with a message and the report
+ * In a build without CUDA (device_nocuda.c) sampling fails with a message and the report
  * says there is no GPU. Not here: the arena's own accounting (alloc/report.c). */
-#ifndef ARENAGPT_DEVICE_MEM_H
-#define ARENAGPT_DEVICE_MEM_H
+#ifndef ARENAGPT_DEVICE_H
+#define ARENAGPT_DEVICE_H
 
 #include <stddef.h>
 #include <stdio.h>
 
-#include "../../alloc/arena.h"
-#include "../../alloc/base.h"
+#include "../alloc/arena.h"
+#include "../alloc/base.h"
 
 typedef enum DeviceMemStage {
     DEVICE_MEM_BEFORE_CONTEXT = 0,
