@@ -146,6 +146,12 @@ typedef struct GptBackend {
     /* Causal self-attention, one entry per kind (GptAttention; an entry's functions are NULL
      * where the backend lacks the kind). */
     GptAttentionKernels attention[GPT_ATTENTION_COUNT];
+    /* One decoding step (sample's KV cache, model/decode.c): out = the causal attention of the
+     * last row's query over every row of qkv: softmax(scale q_{T-1} K^T) V per head, all T
+     * keys (the cache holds positions 0..T-1). qkv rows are the cached [q | k | v]; out
+     * overwritten. The same arithmetic for every attention kind (inference saves nothing). */
+    void (*attention_decode)(void *out /* (C) */, const void *qkv /* (T,3C) */, int64_t T,
+                             int64_t C, int64_t NH, void *stream);
 
     /* gelu: 0 tanh approximation, 1 erf. out overwritten. */
     void (*gelu_forward)(void *out /* (N) */, const void *inp /* (N) */, int64_t N, int gelu,

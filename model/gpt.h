@@ -206,13 +206,38 @@ int gpt_backward(Gpt *g, Err *err);
 int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weight_decay,
                float grad_clip, int64_t step, float grad_scale, float *grad_norm_out, Err *err);
 
+/* --- decoding with a KV cache (model/decode.c) ------------------------------------------ */
+/* Per layer the qkv rows of the positions decoded so far: `act.h.<l>.attn.kv` (T,3C), T the
+ * built T, in the arena's activations. Batch 1. */
+typedef struct GptKvCache {
+    Tensor **layer; /* n_layer tensors */
+    int64_t n;      /* positions cached (0..n-1); set to 0 to start over */
+    int64_t cap;    /* positions it can hold: the built T */
+    int64_t base;   /* gpt_kv_window: the index in the caller's ids of position 0 */
+} GptKvCache;
+
+/* Allocates the cache (empty) on a built model. -1 with err when the arena refuses. */
+int gpt_kv_init(Gpt *g, GptKvCache *kv, Err *err);
+/* Releases the cache's tensors (they must be the top of the activation stack). */
+void gpt_kv_free(Gpt *g, GptKvCache *kv);
+/* Decodes one token at position kv->n (then kv->n + 1): logits (Vp) host f32 of that
+ * position, as gpt_forward_last_logits gives for the same tokens. -1 with err when the cache
+ * is full or on a device error. */
+int gpt_kv_step(Gpt *g, GptKvCache *kv, int32_t token, float *logits /* (Vp) */, Err *err);
+/* The logits after ids[0..n) as nanoGPT's generate sees them (the last cap tokens): the cache
+ * is brought to hold that window, stepping only the tokens it lacks; when the window has moved
+ * (n > cap) it starts over from the cropped window (positions shift). Call with the same ids
+ * growing by one token per call for one decode per token. */
+int gpt_kv_window(Gpt *g, GptKvCache *kv, const int32_t *ids, int64_t n, float *logits /* (Vp) */,
+                  Err *err);
+
 /* --- planning ------------------------------------------------------------------------ */
 /* What is planned: the phase sequence of one command (gpt_plan_steps). */
 typedef enum GptPlanPhase {
     GPT_PLAN_TRAIN = 0, /* train: one evaluation forward (estimate_loss), then one optimizer
                            step of grad_accum micro-steps (forward + backward each, update) */
     GPT_PLAN_EVAL,      /* eval: one forward with the loss head, on an inference build */
-    GPT_PLAN_SAMPLE,    /* sample: one forward to the last position's logits, inference */
+    GPT_PLAN_SAMPLE,    /* sample: the KV cache and one decoding step, inference (B 1) */
 } GptPlanPhase;
 
 typedef struct GptPlanArgs {

@@ -43,6 +43,8 @@ static void plan_attention_forward(void *out, void *saved, void *workspace, cons
 static void plan_attention_backward(void *dqkv, void *saved, void *workspace, const void *dout,
                                     const void *out, const void *qkv, int64_t B, int64_t T,
                                     int64_t C, int64_t NH, void *stream) {}
+static void plan_attention_decode(void *out, const void *qkv, int64_t T, int64_t C, int64_t NH,
+                                  void *stream) {}
 static void plan_gelu_forward(void *out, const void *inp, int64_t N, int gelu, void *stream) {}
 static void plan_gelu_backward(void *dinp, const void *inp, const void *dout, int64_t N, int gelu,
                                void *stream) {}
@@ -77,6 +79,7 @@ static const GptBackend PLAN_BACKEND = {
     .attention = {[GPT_ATTENTION_NAIVE] = PLAN_ATTENTION,
                   [GPT_ATTENTION_CUDNN] = PLAN_ATTENTION,
                   [GPT_ATTENTION_FLASH] = PLAN_ATTENTION},
+    .attention_decode = plan_attention_decode,
     .gelu_forward = plan_gelu_forward,
     .gelu_backward = plan_gelu_backward,
     .crossentropy_forward = plan_crossentropy_forward,

@@ -3,9 +3,11 @@
  * gelu and the data, so no config file is needed). The prompt is encoded with the tokenizer
  * saved beside the shards (or tokenizer_file), refused when larger than the model's
  * vocabulary; each new token comes from the logits of the last position, cropped to
- * block_size tokens of context (default: the model's maxT), with temperature (0 = argmax) and top_k, from a seeded Rng.
- * Like nanoGPT's generate(), there is no KV cache: every new token runs the whole (cropped)
- * window through the model, so a sample of n tokens costs O(n * T) forward work. */
+ * block_size tokens of context (default: the model's maxT), with temperature (0 = argmax) and
+ * top_k, from a seeded Rng. Decoding keeps a KV cache (model/decode.c, planned in the arena):
+ * each new token runs one position through the model while the window is not full; once it
+ * is, every token starts the cache over from the cropped window (nanoGPT's crop shifts every
+ * position), which costs what uncached sampling costs. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,20 +90,21 @@ static int sample_load(const RunSetup *rs, Gpt *g, Arena **arena_out, Err *err) 
 /* num_samples continuations of the prompt, written to stdout as they are drawn. */
 static int sample_generate(const TrainConfig *cfg, Gpt *g, const Tokenizer *tok,
                            const int32_t *prompt_ids, size_t n_prompt, Err *err) {
-    const int64_t T = cfg->block_size, V = g->config.vocab_size;
+    const int64_t V = g->config.vocab_size;
     size_t cap = n_prompt + (size_t)cfg->max_new_tokens;
     int32_t *ids = malloc(cap * sizeof *ids);
     float *logits = malloc((size_t)g->config.padded_vocab_size * sizeof *logits);
-    int rc = ids && logits ? 0 : err_set(err, "out of host memory");
+    GptKvCache kv = {0};
+    int rc = ids && logits ? gpt_kv_init(g, &kv, err) : err_set(err, "out of host memory");
     Rng rng;
     rng_init(&rng, (uint64_t)cfg->seed);
     for (int64_t s = 0; s < cfg->num_samples && rc == 0; s++) {
         memcpy(ids, prompt_ids, n_prompt * sizeof *ids);
         size_t n = n_prompt;
+        kv.n = 0; /* a new sample: an empty cache */
         fwrite(cfg->prompt, 1, strlen(cfg->prompt), stdout);
         for (int64_t k = 0; k < cfg->max_new_tokens && rc == 0; k++) {
-            size_t ctx = n < (size_t)T ? n : (size_t)T;
-            rc = gpt_forward_last_logits(g, ids + n - ctx, 1, (int64_t)ctx, logits, err);
+            rc = gpt_kv_window(g, &kv, ids, (int64_t)n, logits, err);
             if (rc != 0)
                 break;
             int64_t next = sample_pick(logits, V, cfg->temperature, cfg->top_k, &rng);
@@ -114,6 +117,7 @@ static int sample_generate(const TrainConfig *cfg, Gpt *g, const Tokenizer *tok,
         }
         printf("\n---------------\n");
     }
+    gpt_kv_free(g, &kv);
     free(ids);
     free(logits);
     return rc;

@@ -113,3 +113,41 @@ void cpu_attention_backward(void *dqkv_, void *att_, void *workspace, const void
             }
         }
 }
+
+/* Per head: scores of the last query against every cached key (twice: their maximum first,
+ * then the exponentials), the weighted sum of v, normalised at the end. No scratch. */
+static float decode_score(const float *q, const float *k, int64_t HS, float scale) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < HS; i++)
+        s += q[i] * k[i];
+    return s * scale;
+}
+
+void cpu_attention_decode(void *out_, const void *qkv_, int64_t T, int64_t C, int64_t NH,
+                          void *stream) {
+    float *out = out_;
+    const float *qkv = qkv_;
+    int64_t HS = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)HS);
+#pragma omp parallel for schedule(static)
+    for (int64_t h = 0; h < NH; h++) {
+        const float *q = qkv + (T - 1) * C3 + h * HS;
+        float mx = -INFINITY;
+        for (int64_t t2 = 0; t2 < T; t2++) {
+            float sc = decode_score(q, qkv + t2 * C3 + C + h * HS, HS, scale);
+            mx = sc > mx ? sc : mx;
+        }
+        float *o = out + h * HS, sum = 0.0f;
+        for (int64_t i = 0; i < HS; i++)
+            o[i] = 0.0f;
+        for (int64_t t2 = 0; t2 < T; t2++) {
+            float w = expf(decode_score(q, qkv + t2 * C3 + C + h * HS, HS, scale) - mx);
+            const float *v = qkv + t2 * C3 + 2 * C + h * HS;
+            sum += w;
+            for (int64_t i = 0; i < HS; i++)
+                o[i] += w * v[i];
+        }
+        for (int64_t i = 0; i < HS; i++)
+            o[i] /= sum;
+    }
+}

@@ -53,6 +53,7 @@ static const GptBackend CPU_BACKEND = {
     .attention = {[GPT_ATTENTION_NAIVE] = {cpu_attention_forward, cpu_attention_backward, NULL},
                   [GPT_ATTENTION_FLASH] = {cpu_flash_attention_forward,
                                            cpu_flash_attention_backward, NULL}},
+    .attention_decode = cpu_attention_decode,
     .gelu_forward = cpu_gelu_forward,
     .gelu_backward = cpu_gelu_backward,
     .crossentropy_forward = cpu_crossentropy_forward,

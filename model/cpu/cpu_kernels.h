@@ -67,6 +67,11 @@ void cpu_attention_backward(void *dqkv /* (B,T,3C) */, void *att /* (B,NH,T,T) *
                             const void *qkv /* (B,T,3C) */, int64_t B, int64_t T, int64_t C,
                             int64_t NH, void *stream);
 
+/* One decoding step: out = attention of the last row's query over rows 0..T-1 of qkv
+ * (backend.h's attention_decode). out overwritten. */
+void cpu_attention_decode(void *out /* (C) */, const void *qkv /* (T,3C) */, int64_t T, int64_t C,
+                          int64_t NH, void *stream);
+
 /* Fused causal attention (attention=flash, cpu_flash.c): out = softmax(scale q k^T) v per
  * head (overwrites), saved = lse[b,h,t] = log sum_j exp(scale q_t . k_j) over j <= t (f32,
  * overwrites; kept for backward). The probabilities are never stored. No forward workspace. */

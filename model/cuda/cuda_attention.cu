@@ -170,3 +170,67 @@ void cuda_attention_backward(void *dqkv, void *att, void *workspace, const void 
                       dqb + C, 3 * C, HS, (int)NH, NULL, s);
     }
 }
+
+/* ---- one decoding step (sample's KV cache) ---- */
+
+#define DECODE_MAX_DIMS_PER_LANE 4 /* head sizes up to 128 */
+
+__device__ __forceinline__ float decode_score(const __half *q, const __half *k, int HS,
+                                              float scale) {
+    float s = 0.0f;
+    for (int i = 0; i < HS; i++)
+        s += __half2float(q[i]) * __half2float(k[i]);
+    return s * scale;
+}
+
+/* One warp per head: the last row's query against every cached key. The maximum first, then
+ * 32 keys at a time: each lane turns one score into a weight, the warp shares the 32 weights
+ * in shared memory, and each lane adds them into its output dimensions (lane + 32 r). */
+__global__ void attention_decode_kernel(__half *out, const __half *qkv, int T, int C, int NH,
+                                        float scale) {
+    __shared__ float w[32];
+    int h = blockIdx.x, lane = threadIdx.x, HS = C / NH, C3 = 3 * C;
+    const __half *q = qkv + (int64_t)(T - 1) * C3 + h * HS;
+    const __half *k0 = qkv + C + h * HS, *v0 = qkv + 2 * C + h * HS;
+    float mx = -INFINITY;
+    for (int t = lane; t < T; t += 32)
+        mx = fmaxf(mx, decode_score(q, k0 + (int64_t)t * C3, HS, scale));
+    mx = cuda_warp_max(mx);
+    float sum = 0.0f, acc[DECODE_MAX_DIMS_PER_LANE] = {0.0f};
+    for (int t0 = 0; t0 < T; t0 += 32) {
+        int t = t0 + lane;
+        float wt = t < T ? expf(decode_score(q, k0 + (int64_t)t * C3, HS, scale) - mx) : 0.0f;
+        sum += wt;
+        __syncthreads(); /* the previous group's weights are read by every lane */
+        w[lane] = wt;
+        __syncthreads();
+        int n = T - t0 < 32 ? T - t0 : 32;
+        for (int j = 0; j < n; j++) {
+            const __half *v = v0 + (int64_t)(t0 + j) * C3;
+#pragma unroll
+            for (int r = 0; r < DECODE_MAX_DIMS_PER_LANE; r++)
+                if (lane + 32 * r < HS)
+                    acc[r] += w[j] * __half2float(v[lane + 32 * r]);
+        }
+    }
+    sum = cuda_warp_sum(sum);
+#pragma unroll
+    for (int r = 0; r < DECODE_MAX_DIMS_PER_LANE; r++)
+        if (lane + 32 * r < HS)
+            out[h * HS + lane + 32 * r] = __float2half_rn(acc[r] / sum);
+}
+
+void cuda_attention_decode(void *out, const void *qkv, int64_t T, int64_t C, int64_t NH,
+                           void *stream) {
+    int64_t HS = C / NH;
+    if (HS > 32 * DECODE_MAX_DIMS_PER_LANE || T > INT32_MAX / (3 * C)) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "head size %lld (at most %d) or T %lld too large", (long long)HS,
+                 32 * DECODE_MAX_DIMS_PER_LANE, (long long)T);
+        cuda_error_record("cuda_attention_decode", msg, __FILE__, __LINE__);
+        return;
+    }
+    CUDA_LAUNCH(attention_decode_kernel, (unsigned)NH, 32, 0, cuda_stream(stream), (__half *)out,
+                (const __half *)qkv, (int)T, (int)C, (int)NH, 1.0f / sqrtf((float)HS));
+    CUDA_LAUNCH_CHECK();
+}

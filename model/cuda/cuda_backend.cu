@@ -255,6 +255,7 @@ extern "C" const GptBackend *gpt_backend_cuda(void) {
                                             cuda_flash_attention_backward, NULL};
         t.attention[GPT_ATTENTION_CUDNN] = {cudnn_sdpa_forward, cudnn_sdpa_backward,
                                             cudnn_sdpa_prepare};
+        t.attention_decode = cuda_attention_decode;
         t.gelu_forward = cuda_gelu_forward;
         t.gelu_backward = cuda_gelu_backward;
         t.crossentropy_forward = cuda_crossentropy_forward;

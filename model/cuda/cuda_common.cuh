@@ -176,6 +176,10 @@ void cuda_attention_backward(void *dqkv, void *att, void *workspace, const void 
                              const void *out, const void *qkv, int64_t B, int64_t T, int64_t C,
                              int64_t NH, void *stream);
 
+/* one decoding step (backend.h's attention_decode) */
+void cuda_attention_decode(void *out, const void *qkv, int64_t T, int64_t C, int64_t NH,
+                           void *stream);
+
 /* cuda_flash.cu (the same signature; saved = lse f32 (B,NH,T), backward workspace = D) */
 void cuda_flash_attention_forward(void *out, void *lse, void *workspace, const void *qkv, int64_t B,
                                   int64_t T, int64_t C, int64_t NH, void *stream);

@@ -305,6 +305,28 @@ static void attention_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
     arena_release_category(dev, ARENA_CAT_WORKSPACE);
 }
 
+/* One decoding step (the KV cache's attention): the last row's query over T cached rows, on
+ * the GPU against the CPU kernel, within the naive attention's f16 tolerances. */
+static void decode_case(int64_t T, int64_t C, int64_t NH) {
+    float *qkv = hmalloc(T * 3 * C);
+    fill_uniform(qkv, T * 3 * C, -1.5f, 1.5f, 60 + (uint64_t)T);
+    Tensor *dqkv = dup_f16(qkv, T * 3 * C, "qkv");
+    Tensor *dout = dalloc(ARENA_DTYPE_F16, C, "out");
+    cu->attention_decode(dout->data, dqkv->data, T, C, NH, NULL);
+    cuda_ok();
+    float *out = hmalloc(C), *got = down(dout, C);
+    cpu->attention_decode(out, qkv, T, C, NH, NULL);
+    assert_allclose(got, out, (size_t)C, TOL_ATT_ATOL, TOL_ATT_RTOL);
+    free(qkv), free(out), free(got);
+    arena_release_category(dev, ARENA_CAT_WORKSPACE);
+}
+
+static void test_cuda_attention_decode(void **state) {
+    decode_case(1, 24, 3);   /* one cached position */
+    decode_case(45, 24, 3);  /* HS 8, T not a multiple of 32 */
+    decode_case(70, 192, 3); /* HS 64: two output dimensions per lane */
+}
+
 /* attention=flash on the GPU against the CPU flash kernels and the CPU naive attention:
  * out within one f16 rounding, the f32 lse within f32 summation order, dqkv as above. */
 static void flash_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
@@ -1056,6 +1078,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_cuda_matmul_odd_sizes, teardown_each),
         cmocka_unit_test_teardown(test_cuda_matmul_tensor_core_sizes, teardown_each),
         cmocka_unit_test_teardown(test_cuda_attention_odd_sizes, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_attention_decode, teardown_each),
         cmocka_unit_test_teardown(test_cuda_flash_attention_odd_sizes, teardown_each),
         cmocka_unit_test_teardown(test_cuda_cudnn_attention_or_fallback, teardown_each),
         cmocka_unit_test_teardown(test_cuda_gelu_forward_backward, teardown_each),
