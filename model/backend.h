@@ -184,8 +184,9 @@ typedef struct GptBackend {
                          float bias_correction2, void *stream);
 } GptBackend;
 
-/* Largest head size the CUDA flash kernels take (one query or key row per thread, held in
- * registers and shared memory at compile-time tile widths 16, 32, 64). */
+/* Largest head size the CUDA flash kernels take: head size 64 runs on tensor cores (64-row
+ * tiles, 4 warps, mma.m16n8k16); smaller ones run the plain kernels (one query or key row
+ * per thread, held in registers and shared memory at compile-time widths 16, 32, 64). */
 #define GPT_FLASH_CUDA_MAX_HS 64
 
 /* Bytes of the scratch flash's backward needs (the same on every device: f32 (B,NH,T)).

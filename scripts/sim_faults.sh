@@ -10,7 +10,14 @@
 #      partial sums and reading them: the adversarial schedule makes some reductions wrong;
 #   3. a swapped transpose: the matmul forward GEMM reads the weight untransposed;
 #   4. an output never written: layernorm_forward_kernel does not store mean and rstd, so
-#      they keep the NaN bytes a fresh tensor is filled with.
+#      they keep the NaN bytes a fresh tensor is filled with;
+#   5. two lanes' fragments swapped: the simulator's mma.m16n8k16 reads lane 1's registers as
+#      lane 0's and lane 0's as lane 1's (what a kernel assuming the wrong fragment layout
+#      computes): the tensor-core flash kernels' results go wrong;
+#   6. a missing transpose: the tensor-core flash kernels load the P V operand (V, dO, Q, K
+#      tiles) by ldmatrix without .trans;
+#   7. a read before cp.async's wait: the tensor-core forward waits for no copy group before
+#      the barrier, so it computes on shared tiles whose copies have not landed.
 # Usage: scripts/sim_faults.sh   (make sim-faults, part of make test-sim; a run's output is
 # kept in docs/results/sim_faults.txt)
 set -u
@@ -71,6 +78,13 @@ fault swapped_transpose model/cuda/cuda_matmul.cu \
 
 fault unwritten_output model/cuda/cuda_layers.cu \
     's.replace("    if (lane == 0) {\n        mean[row] = m;\n        rstd[row] = r;\n    }\n", "")'
+
+fault mma_lanes_swapped tests/cudasim/cudasim_mma.cc \
+    's.replace("const MmaLane *ln = (const MmaLane *)lanes[l];\n        int g = l >> 2, t = l & 3;\n        for (int i = 0; i < 8; i++)", "const MmaLane *ln = (const MmaLane *)lanes[l < 2 ? 1 - l : l];\n        int g = l >> 2, t = l & 3;\n        for (int i = 0; i < 8; i++)")'
+fault ldmatrix_untransposed model/cuda/cuda_flash.cu \
+    's.replace("ldmatrix_x4_trans(b,", "ldmatrix_x4(b,")'
+fault cp_async_unwaited model/cuda/cuda_flash.cu \
+    's.replace("            cp_async_commit();\n            cp_async_wait<1>();\n        } else {\n            cp_async_wait<0>();\n        }\n        __syncthreads();\n        if (j == 0)", "            cp_async_commit();\n        }\n        __syncthreads();\n        if (j == 0)")'
 
 echo "sim_faults: $caught caught, $missed missed"
 [ "$missed" = 0 ]

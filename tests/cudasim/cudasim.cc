@@ -26,6 +26,12 @@
  * printed with the kernel, the block and the seed, abandon the launch and make the device
  * "faulted": a sticky cudaErrorLaunchFailure, as a device fault is on a GPU.
  *
+ * Warp collectives (mma, ldmatrix: cudasim_mma.cc computes them) wait like shuffles for all 32
+ * lanes, which must agree on the operation and its shape. cp.async copies are kept per
+ * thread and done at cp.async.wait_group, or earlier at a seeded point (a later cp.async call
+ * or barrier of the thread), never at issue; their destination must be shared memory (the
+ * launch's dynamic buffer or the cudasim_shared section) and their source device memory.
+ *
  * Not simulated: concurrency between streams (every call completes before it returns), the
  * GPU's speed, its floating-point contraction (the host compiler's applies), NVML (absent:
  * dlopen of libnvidia-ml fails in the simulated binaries). */
@@ -56,6 +62,7 @@
 #endif
 #endif
 #ifdef CUDASIM_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -649,6 +656,7 @@ struct Fiber {
     uint64_t value, wresult;
     int arg, width;
     const char *what;
+    cudasim::WarpCollectiveFn coll_fn; /* WARP_COLLECTIVE: the operation */
     void *fake_stack;
 };
 
@@ -682,6 +690,7 @@ static Fiber *g_cur;
 static void (*g_body)(void *);
 static void *g_body_ctx;
 static void *g_dyn_shared;
+static size_t g_dyn_bytes;
 static const char *g_kernel;
 #ifdef CUDASIM_ASAN
 static void *g_sched_fake;
@@ -715,11 +724,15 @@ static void fiber_yield(void) {
 #endif
 }
 
+static void cp_async_thread_end(void);
+static void cp_async_maybe_early(void);
+
 static void fiber_main(void) {
 #ifdef CUDASIM_ASAN
     __sanitizer_finish_switch_fiber(NULL, &g_main_bottom, &g_main_size);
 #endif
     g_body(g_body_ctx);
+    cp_async_thread_end();
     g_cur->state = F_DONE;
 #ifdef CUDASIM_ASAN
     __sanitizer_start_switch_fiber(NULL, g_main_bottom, g_main_size); /* this fiber ends */
@@ -760,6 +773,7 @@ namespace cudasim {
 void *dynamic_shared(void) { return g_dyn_shared; }
 
 int block_op(BlockOpKind kind, int pred) {
+    cp_async_maybe_early();
     Fiber *f = g_cur;
     f->bkind = kind;
     f->pred = pred;
@@ -770,6 +784,7 @@ int block_op(BlockOpKind kind, int pred) {
 
 uint64_t warp_op(WarpOpKind kind, unsigned mask, uint64_t value, int arg, int width,
                  const char *what) {
+    cp_async_maybe_early();
     Fiber *f = g_cur;
     f->wkind = kind;
     f->mask = mask;
@@ -780,6 +795,20 @@ uint64_t warp_op(WarpOpKind kind, unsigned mask, uint64_t value, int arg, int wi
     f->state = F_WARP_WAIT;
     fiber_yield();
     return f->wresult;
+}
+
+void warp_collective(WarpCollectiveFn fn, void *mine, int shape, const char *what) {
+    cp_async_maybe_early();
+    Fiber *f = g_cur;
+    f->wkind = WARP_COLLECTIVE;
+    f->mask = 0xffffffffu; /* .sync.aligned: every lane of the warp */
+    f->value = (uint64_t)(uintptr_t)mine;
+    f->arg = shape;
+    f->width = 32;
+    f->what = what;
+    f->coll_fn = fn;
+    f->state = F_WARP_WAIT;
+    fiber_yield();
 }
 
 } // namespace cudasim
@@ -810,6 +839,21 @@ static const char *state_name(const Fiber &f) {
         return "exited";
     }
     return "?";
+}
+
+/* runs a warp collective whose 32 lanes have all arrived; -1 when it failed the launch */
+static int collective_run(Fiber *lanes, int w) {
+    void *mine[32];
+    for (int m = 0; m < 32; m++)
+        mine[m] = (void *)(uintptr_t)lanes[m].value;
+    const char *err = lanes[0].coll_fn(mine, lanes[0].arg);
+    if (err) {
+        launch_fail("warp %d: %s: %s", w, lanes[0].what, err);
+        return -1;
+    }
+    for (int m = 0; m < 32; m++)
+        lanes[m].state = F_READY;
+    return 0;
 }
 
 /* completes the warp barriers whose lanes have all arrived; 1 if any did, -1 on an error */
@@ -846,6 +890,14 @@ static int warps_resolve(int nthreads) {
                     return -1;
                 }
                 Fiber &o = lanes[m];
+                if (o.state == F_WARP_WAIT && f.wkind == cudasim::WARP_COLLECTIVE &&
+                    o.wkind == f.wkind && o.what == f.what &&
+                    (o.arg != f.arg || o.coll_fn != f.coll_fn)) {
+                    launch_fail("warp %d: lane %d is at %s of shape %d while lane %d is at %s of "
+                                "shape %d (divergence: lanes disagree on the operation)",
+                                w, l, f.what, f.arg, m, o.what, o.arg);
+                    return -1;
+                }
                 if (o.state == F_WARP_WAIT &&
                     (o.mask != mask || o.wkind != f.wkind || o.what != f.what)) {
                     launch_fail("warp %d: lane %d is at %s (mask 0x%08x) while lane %d is at %s "
@@ -864,6 +916,12 @@ static int warps_resolve(int nthreads) {
             }
             if (!complete)
                 continue;
+            if (f.wkind == cudasim::WARP_COLLECTIVE) {
+                if (collective_run(lanes, w) < 0)
+                    return -1;
+                any = 1;
+                continue;
+            }
             uint64_t ballot = 0;
             for (int m = 0; m < 32; m++)
                 if ((mask & (1u << m)) && lanes[m].value)
@@ -890,6 +948,7 @@ static int warps_resolve(int nthreads) {
                     break;
                 case cudasim::WARP_VOTE:
                 case cudasim::WARP_SYNC:
+                case cudasim::WARP_COLLECTIVE: /* handled above */
                     break;
                 }
                 if (o.wkind == cudasim::WARP_VOTE) {
@@ -960,6 +1019,108 @@ static int block_resolve(int nthreads) {
     return 1;
 }
 
+/* --- cp.async: copies recorded per thread, done at the wait or earlier ------------------ */
+struct CpCopy {
+    void *dst;
+    const void *src;
+    int bytes;
+    int group; /* -1: not committed yet */
+};
+static std::vector<std::vector<CpCopy>> g_cp; /* per thread of the running block */
+static std::vector<int> g_cp_next_group;      /* per thread: the next group's number */
+static uint64_t g_cp_rng;                     /* early completions, from the launch's seed */
+
+static void cp_async_block_start(int nthreads) {
+    g_cp.assign((size_t)nthreads, std::vector<CpCopy>());
+    g_cp_next_group.assign((size_t)nthreads, 0);
+}
+
+static size_t cur_thread(void) { return (size_t)(g_cur - g_fibers.data()); }
+
+/* copies the thread's oldest committed group; false when there is none */
+static bool cp_async_complete_oldest(std::vector<CpCopy> &q) {
+    if (q.empty() || q[0].group < 0)
+        return false;
+    int g = q[0].group;
+    size_t n = 0;
+    while (n < q.size() && q[n].group == g) {
+        memcpy(q[n].dst, q[n].src, (size_t)q[n].bytes);
+        n++;
+    }
+    q.erase(q.begin(), q.begin() + (long)n);
+    return true;
+}
+
+/* at any cp.async call or barrier of the thread, its committed groups may complete early
+ * (oldest first, each with probability 1/4 from the seed), as the hardware may finish them */
+static void cp_async_maybe_early(void) {
+    if (!g_cur)
+        return;
+    std::vector<CpCopy> &q = g_cp[cur_thread()];
+    while (!q.empty() && q[0].group >= 0 && splitmix64(&g_cp_rng) % 4 == 0)
+        cp_async_complete_oldest(q);
+}
+
+/* a thread that exits with copies in flight: they still land (nothing reads them after) */
+static void cp_async_thread_end(void) {
+    std::vector<CpCopy> &q = g_cp[cur_thread()];
+    for (CpCopy &c : q)
+        memcpy(c.dst, c.src, (size_t)c.bytes);
+    q.clear();
+}
+
+extern char __start_cudasim_shared[], __stop_cudasim_shared[]; /* the linker's bounds */
+
+namespace cudasim {
+
+/* 1 when [p, p + n) is shared memory: the launch's dynamic buffer or a static __shared__ array */
+bool shared_range(const void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p, d = (uintptr_t)g_dyn_shared;
+    if (g_dyn_shared && a >= d && a + n <= d + g_dyn_bytes)
+        return true;
+    return a >= (uintptr_t)__start_cudasim_shared && a + n <= (uintptr_t)__stop_cudasim_shared;
+}
+
+void cp_async(void *dst, const void *src, int bytes) {
+    if (g_failed_block) /* the block is abandoned: one report is enough */
+        return;
+    cp_async_maybe_early();
+    if (bytes != 4 && bytes != 8 && bytes != 16)
+        return launch_fail("thread %zu: cp.async of %d bytes (4, 8 or 16)", cur_thread(), bytes);
+    if (((uintptr_t)dst | (uintptr_t)src) % (uintptr_t)bytes)
+        return launch_fail("thread %zu: cp.async of %d bytes from %p to %p: both addresses must "
+                           "be aligned to %d",
+                           cur_thread(), bytes, src, dst, bytes);
+    if (!shared_range(dst, (size_t)bytes))
+        return launch_fail("thread %zu: cp.async destination %p is not shared memory", cur_thread(),
+                           dst);
+    if (!device_range(src, (size_t)bytes))
+        return launch_fail("thread %zu: cp.async source %p (+%d bytes) is not inside one device "
+                           "allocation",
+                           cur_thread(), src, bytes);
+    g_cp[cur_thread()].push_back(CpCopy{dst, src, bytes, -1});
+}
+
+void cp_async_commit(void) {
+    cp_async_maybe_early();
+    size_t t = cur_thread();
+    int g = g_cp_next_group[t]++;
+    for (CpCopy &c : g_cp[t])
+        if (c.group < 0)
+            c.group = g;
+}
+
+void cp_async_wait(int pending) {
+    cp_async_maybe_early();
+    size_t t = cur_thread();
+    std::vector<CpCopy> &q = g_cp[t];
+    int newest = g_cp_next_group[t] - 1; /* groups newest-pending+1 .. newest may stay */
+    while (!q.empty() && q[0].group >= 0 && q[0].group <= newest - pending)
+        cp_async_complete_oldest(q);
+}
+
+} // namespace cudasim
+
 enum Order { ORDER_FORWARD, ORDER_REVERSE, ORDER_SHUFFLED };
 
 static void order_make(std::vector<int> &order, int n, Order mode, uint64_t *rng) {
@@ -982,6 +1143,11 @@ static bool block_run(int nthreads, dim3 block, Order mode, uint64_t *rng) {
         Fiber &f = g_fibers[(size_t)i];
         memset(&f, 0, sizeof(f));
         f.stack = stack_get((size_t)i);
+#ifdef CUDASIM_ASAN
+        /* a fiber of an abandoned block (a reported error) left its frames' redzones
+         * poisoned on this reused stack; the new thread starts on a clean one */
+        ASAN_UNPOISON_MEMORY_REGION(f.stack + 4096, FIBER_STACK_BYTES - 4096);
+#endif
         f.tid.x = (unsigned)i % block.x;
         f.tid.y = ((unsigned)i / block.x) % block.y;
         f.tid.z = (unsigned)i / (block.x * block.y);
@@ -999,6 +1165,7 @@ static bool block_run(int nthreads, dim3 block, Order mode, uint64_t *rng) {
     }
     std::vector<int> order;
     g_failed_block = false;
+    cp_async_block_start(nthreads);
     for (;;) {
         order_make(order, nthreads, mode, rng);
         for (int i : order) {
@@ -1006,6 +1173,8 @@ static bool block_run(int nthreads, dim3 block, Order mode, uint64_t *rng) {
             if (f.state == F_READY)
                 fiber_resume(&f);
         }
+        if (g_failed_block) /* a thread's own error (a refused cp.async) */
+            return false;
         int done = 0;
         for (int i = 0; i < nthreads; i++)
             done += g_fibers[(size_t)i].state == F_DONE;
@@ -1080,6 +1249,8 @@ void launch(const char *name, const void *fn, dim3 grid, dim3 block, size_t shar
     g_body = body;
     g_body_ctx = ctx;
     g_dyn_shared = shared_bytes ? malloc(shared_bytes) : NULL;
+    g_dyn_bytes = shared_bytes;
+    g_cp_rng = splitmix64(&rng);
     cudasim::cur_block_dim = block;
     cudasim::cur_grid_dim = grid;
     int nthreads = (int)threads;

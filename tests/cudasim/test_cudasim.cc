@@ -3,12 +3,18 @@
  * with their kernel, the adversarial schedule (a kernel missing its barrier gives a wrong
  * result, the same kernel with the barrier the right one), and the simulated device memory
  * (copy kinds checked, memory info, properties, the static shared size of a kernel, no NVML),
- * and the toolkit's half type on the host (rounding to nearest even, its operators).
+ * and the toolkit's half type on the host (rounding to nearest even, its operators); the
+ * tensor-core primitives of model/cuda/cuda_mma.cuh (mma.m16n8k16 f16 and bf16, ldmatrix
+ * x1/x2/x4 with and without .trans, cp.async) against scalar references built from the PTX
+ * ISA's fragment tables, and their refusals (a lane missing, lanes at different shapes, a
+ * misaligned row address, a read of cp.async's destination before the wait).
  *
  * C++ because the kernels are written here, compiled like the backend's .cu files against the
  * simulator's cuda_runtime.h. */
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+
+#include "model/cuda/cuda_mma.cuh" /* the tensor-core primitives, as the kernels call them */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -161,6 +167,145 @@ __global__ void index_kernel(int *out) {
     int y = blockIdx.y * blockDim.y + threadIdx.y;
     int w = gridDim.x * blockDim.x;
     out[y * w + x] = y * 1000 + x;
+}
+
+/* --- tensor-core primitives ----------------------------------------------------------- */
+/* the PTX ISA's fragment tables for mma.m16n8k16 (f16/bf16 inputs, f32 accumulate), written
+ * out per element here, independently of the simulator's gather (groupID g = lane >> 2,
+ * threadID_in_group t = lane % 4) */
+__device__ static int frag_a_row(int lane, int i) { return (lane >> 2) + ((i % 4) >= 2 ? 8 : 0); }
+__device__ static int frag_a_col(int lane, int i) {
+    return 2 * (lane & 3) + (i & 1) + (i >= 4 ? 8 : 0);
+}
+__device__ static int frag_b_row(int lane, int i) {
+    return 2 * (lane & 3) + (i & 1) + (i >= 2 ? 8 : 0);
+}
+__device__ static int frag_c_row(int lane, int i) { return (lane >> 2) + (i >= 2 ? 8 : 0); }
+__device__ static int frag_c_col(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
+
+template <typename T16> __device__ static uint32_t pack2(T16 lo, T16 hi) {
+    uint16_t l, h;
+    memcpy(&l, &lo, 2);
+    memcpy(&h, &hi, 2);
+    return (uint32_t)l | ((uint32_t)h << 16);
+}
+
+/* D (16x8) = A (16x16 row-major) * B (16x8 row-major) + C, one warp, registers filled from
+ * global memory element by element by the table */
+template <typename T16>
+__global__ void mma_table_kernel(float *D, const T16 *A, const T16 *B, const float *C) {
+    int l = threadIdx.x;
+    uint32_t a[4], b[2];
+    float c[4], d[4];
+    for (int r = 0; r < 4; r++)
+        a[r] = pack2(A[frag_a_row(l, 2 * r) * 16 + frag_a_col(l, 2 * r)],
+                     A[frag_a_row(l, 2 * r + 1) * 16 + frag_a_col(l, 2 * r + 1)]);
+    for (int r = 0; r < 2; r++)
+        b[r] = pack2(B[frag_b_row(l, 2 * r) * 8 + (l >> 2)],
+                     B[frag_b_row(l, 2 * r + 1) * 8 + (l >> 2)]);
+    for (int i = 0; i < 4; i++)
+        c[i] = C[frag_c_row(l, i) * 8 + frag_c_col(l, i)];
+    mma_m16n8k16<T16>(d, a, b, c);
+    for (int i = 0; i < 4; i++)
+        D[frag_c_row(l, i) * 8 + frag_c_col(l, i)] = d[i];
+}
+
+/* ldmatrix of num 8x8 matrices of `src` (num*64 elements, matrix m row r at (8m + r) * 8),
+ * through shared memory rows `pitch` elements apart; out[lane * 4 + m] = register m. (Not a
+ * template: g++ ignores the section attribute of a template's static locals, so the simulator
+ * would not see such a __shared__ array as shared memory.) */
+__global__ void ldmatrix_kernel(uint32_t *out, const uint16_t *src, int pitch, int misalign,
+                                int num, int trans) {
+    __shared__ __align__(16) uint16_t s[4 * 8 * 24];
+    int l = threadIdx.x;
+    for (int i = l; i < num * 64; i += 32)
+        s[(i / 8) * pitch + i % 8] = src[i];
+    __syncwarp();
+    uint32_t r[4] = {0, 0, 0, 0};
+    const uint16_t *row = s + (l % (8 * num)) * pitch + (l == 9 ? misalign : 0);
+    if (num == 1)
+        trans ? ldmatrix_x1_trans(r, row) : ldmatrix_x1(r, row);
+    else if (num == 2)
+        trans ? ldmatrix_x2_trans(r, row) : ldmatrix_x2(r, row);
+    else
+        trans ? ldmatrix_x4_trans(r, row) : ldmatrix_x4(r, row);
+    for (int m = 0; m < 4; m++)
+        out[l * 4 + m] = r[m];
+}
+
+/* the flash kernels' use: A (16x16) row-major in shared memory by ldmatrix_x4; Bn (8 rows n,
+ * 16 k each: Kᵀ's layout) by ldmatrix_x2; Bk (16 rows k, 8 n each: V's layout) by
+ * ldmatrix_x2_trans. D1 = A Bnᵀ, D2 = A Bk, stored by the C table. Rows are 24 elements
+ * (48 bytes) apart, a padded pitch. */
+__global__ void ldmatrix_mma_kernel(float *D1, float *D2, const __half *A, const __half *Bn,
+                                    const __half *Bk) {
+    __shared__ __align__(16) __half sa[16 * 24], sn[8 * 24], sk[16 * 24];
+    int l = threadIdx.x;
+    for (int i = l; i < 256; i += 32)
+        sa[(i / 16) * 24 + i % 16] = A[i];
+    for (int i = l; i < 128; i += 32) {
+        sn[(i / 16) * 24 + i % 16] = Bn[i];
+        sk[(i / 8) * 24 + i % 8] = Bk[i];
+    }
+    __syncwarp();
+    uint32_t a[4], bn[2], bk[2];
+    int m = l / 8, r = l % 8;
+    ldmatrix_x4(a, sa + ((m & 1) * 8 + r) * 24 + (m >> 1) * 8);
+    ldmatrix_x2(bn, sn + r * 24 + (m & 1) * 8); /* lanes 16..31: ignored, any valid row */
+    ldmatrix_x2_trans(bk, sk + ((m & 1) * 8 + r) * 24);
+    float z[4] = {0, 0, 0, 0}, d1[4], d2[4];
+    mma_m16n8k16<__half>(d1, a, bn, z);
+    mma_m16n8k16<__half>(d2, a, bk, z);
+    for (int i = 0; i < 4; i++) {
+        D1[frag_c_row(l, i) * 8 + frag_c_col(l, i)] = d1[i];
+        D2[frag_c_row(l, i) * 8 + frag_c_col(l, i)] = d2[i];
+    }
+}
+
+/* lane 7 leaves before the mma (missing = 1), or lanes 16..31 ask for bf16 (missing = 0) */
+__global__ void mma_divergent_kernel(float *out, int missing) {
+    uint32_t a[4] = {0, 0, 0, 0}, b[2] = {0, 0};
+    float c[4] = {0, 0, 0, 0};
+    if (missing && threadIdx.x == 7)
+        return;
+    if (threadIdx.x < 16 || missing)
+        mma_m16n8k16<__half>(c, a, b, c);
+    else
+        mma_m16n8k16<__nv_bfloat16>(c, a, b, c);
+    out[threadIdx.x] = c[0];
+}
+
+/* cp.async: each thread copies 16 bytes; before[i] is shared memory read before the wait
+ * (stale: the 0x7e7e fill), after[i] after wait + barrier (the copy) */
+__global__ void cp_async_kernel(uint16_t *before, uint16_t *after, const uint16_t *src,
+                                int src_offset) {
+    __shared__ __align__(16) uint16_t s[64 * 8];
+    int t = threadIdx.x;
+    for (int i = 0; i < 8; i++)
+        s[t * 8 + i] = 0x7e7e;
+    __syncthreads();
+    cp_async_16(s + t * 8, src + t * 8 + src_offset);
+    for (int i = 0; i < 8; i++)
+        before[t * 8 + i] = s[t * 8 + i];
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    for (int i = 0; i < 8; i++)
+        after[t * 8 + i] = s[((t + 1) % 64) * 8 + i]; /* a neighbour's copy, after the barrier */
+}
+
+/* two groups: wait<1> completes the first (always); the second may or may not have landed */
+__global__ void cp_async_groups_kernel(uint16_t *first, const uint16_t *src) {
+    __shared__ __align__(16) uint16_t s[2 * 32 * 8];
+    int t = threadIdx.x;
+    cp_async_16(s + t * 8, src + t * 8);
+    cp_async_commit();
+    cp_async_16(s + 256 + t * 8, src + 256 + t * 8);
+    cp_async_commit();
+    cp_async_wait<1>();
+    for (int i = 0; i < 8; i++)
+        first[t * 8 + i] = s[t * 8 + i];
+    cp_async_wait<0>();
 }
 
 /* ------------------------------------------------------------------------------------- */
@@ -416,6 +561,185 @@ static void test_cudasim_half_on_host(void **state) {
     assert_true(__half2float(__float2half_rn(2048.0f) + __float2half_rn(1.0f)) == 2048.0f);
 }
 
+/* f16 and bf16 bits of a float (round to nearest even), and back */
+static uint16_t f16_bits(float f) { return half_bits(__float2half_rn(f)); }
+static float f16_value(uint16_t b) { return __half2float(__ushort_as_half(b)); }
+static uint16_t bf16_bits(float f) {
+    __nv_bfloat16 h = __float2bfloat16_rn(f);
+    uint16_t b;
+    memcpy(&b, &h, 2);
+    return b;
+}
+static float bf16_value(uint16_t b) {
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* The simulated mma sums exact products in f32 in a fixed order: it may differ from the exact
+ * sum by at most one f32 rounding per addition, 16 of them, each <= 2^-24 of the running
+ * magnitude (<= |c| + sum |a b|). A GPU's tensor core is within the same kind of bound in
+ * another order. */
+#define MMA_SUM_ROUNDINGS 17.0
+#define F32_HALF_ULP (1.0 / 16777216.0)
+
+static void mma_check(const float *D, const float *A, const float *B, const float *C) {
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 8; j++) {
+            double e = C[i * 8 + j], mag = fabs(e);
+            for (int k = 0; k < 16; k++) {
+                e += (double)A[i * 16 + k] * B[k * 8 + j];
+                mag += fabs((double)A[i * 16 + k] * B[k * 8 + j]);
+            }
+            double tol = MMA_SUM_ROUNDINGS * F32_HALF_ULP * mag;
+            if (!(fabs(D[i * 8 + j] - e) <= tol))
+                fail_msg("mma D[%d][%d] = %.9g, expected %.9g (tolerance %.3g)", i, j, D[i * 8 + j],
+                         e, tol);
+        }
+}
+
+template <typename T16> static void mma_case(uint16_t (*bits)(float), float (*value)(uint16_t)) {
+    uint16_t hA[256], hB[128];
+    float fA[256], fB[128], hC[128], hD[128];
+    for (int i = 0; i < 256; i++) { /* distinct values: a misplaced element shows */
+        hA[i] = bits((float)((i * 37) % 61 - 30) / 16.0f + (float)i / 1024.0f);
+        fA[i] = value(hA[i]);
+    }
+    for (int i = 0; i < 128; i++) {
+        hB[i] = bits((float)((i * 53) % 47 - 23) / 8.0f - (float)i / 512.0f);
+        fB[i] = value(hB[i]);
+        hC[i] = (float)(i % 13) - 6.5f;
+    }
+    T16 *A = dev_alloc<T16>(256), *B = dev_alloc<T16>(128);
+    float *C = dev_alloc<float>(128), *D = dev_alloc<float>(128);
+    cudaMemcpy(A, hA, sizeof hA, cudaMemcpyHostToDevice);
+    cudaMemcpy(B, hB, sizeof hB, cudaMemcpyHostToDevice);
+    cudaMemcpy(C, hC, sizeof hC, cudaMemcpyHostToDevice);
+    CUDA_LAUNCH(mma_table_kernel<T16>, 1, 32, 0, NULL, D, (const T16 *)A, (const T16 *)B,
+                (const float *)C);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    cudaMemcpy(hD, D, sizeof hD, cudaMemcpyDeviceToHost);
+    mma_check(hD, fA, fB, hC);
+    cudaFree(A), cudaFree(B), cudaFree(C), cudaFree(D);
+}
+
+static void test_cudasim_mma_fragments(void **state) {
+    mma_case<__half>(f16_bits, f16_value);
+    mma_case<__nv_bfloat16>(bf16_bits, bf16_value);
+}
+
+/* every lane's registers of ldmatrix x1/x2/x4, plain and .trans, by the PTX ISA's table */
+template <int NUM, bool TRANS> static void ldmatrix_case(const uint16_t *src, int pitch) {
+    uint32_t *out = dev_alloc<uint32_t>(128), h[128];
+    CUDA_LAUNCH(ldmatrix_kernel, 1, 32, 0, NULL, out, src, pitch, 0, NUM, (int)TRANS);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    cudaMemcpy(h, out, sizeof h, cudaMemcpyDeviceToHost);
+    for (int l = 0; l < 32; l++)
+        for (int m = 0; m < NUM; m++) {
+            int g = l / 4, t = l % 4; /* element (row, col) of matrix m is m*64 + row*8 + col */
+            uint32_t lo = TRANS ? m * 64 + (2 * t) * 8 + g : m * 64 + g * 8 + 2 * t;
+            uint32_t hi = TRANS ? m * 64 + (2 * t + 1) * 8 + g : m * 64 + g * 8 + 2 * t + 1;
+            if (h[l * 4 + m] != (lo | hi << 16))
+                fail_msg("ldmatrix x%d%s lane %d register %d: 0x%08x, expected 0x%08x", NUM,
+                         TRANS ? ".trans" : "", l, m, h[l * 4 + m], lo | hi << 16);
+        }
+    cudaFree(out);
+}
+
+static void test_cudasim_ldmatrix_layouts(void **state) {
+    uint16_t h[256];
+    for (int i = 0; i < 256; i++)
+        h[i] = (uint16_t)i;
+    uint16_t *src = dev_alloc<uint16_t>(256);
+    cudaMemcpy(src, h, sizeof h, cudaMemcpyHostToDevice);
+    for (int pitch = 8; pitch <= 24; pitch += 16) { /* packed rows and a padded pitch */
+        ldmatrix_case<1, false>(src, pitch);
+        ldmatrix_case<2, false>(src, pitch);
+        ldmatrix_case<4, false>(src, pitch);
+        ldmatrix_case<1, true>(src, pitch);
+        ldmatrix_case<2, true>(src, pitch);
+        ldmatrix_case<4, true>(src, pitch);
+    }
+    /* a row address off by one element (2 bytes) is refused, naming the lane */
+    uint32_t *out = dev_alloc<uint32_t>(128);
+    CUDA_LAUNCH(ldmatrix_kernel, 1, 32, 0, NULL, out, (const uint16_t *)src, 8, 1, 4, 0);
+    expect_fault("ldmatrix_kernel", "lane 9's row address");
+    cudaFree(out), cudaFree(src);
+}
+
+/* ldmatrix feeding mma as the flash kernels do: A by x4, Kᵀ-like B by x2, V-like B by
+ * x2.trans, against the f64 products of the same f16 values */
+static void test_cudasim_ldmatrix_mma(void **state) {
+    uint16_t hA[256], hBn[128], hBk[128];
+    float fA[256], fBt[128], fBk[128], zero[128] = {0}, hD[128];
+    for (int i = 0; i < 256; i++) {
+        hA[i] = f16_bits((float)((i * 29) % 31 - 15) / 8.0f);
+        fA[i] = f16_value(hA[i]);
+    }
+    for (int i = 0; i < 128; i++) { /* Bn: row n, column k; as B (k, n) it is Bn[n][k] */
+        hBn[i] = f16_bits((float)((i * 17) % 23 - 11) / 4.0f);
+        hBk[i] = f16_bits((float)((i * 7) % 19 - 9) / 2.0f);
+        fBk[i] = f16_value(hBk[i]);
+    }
+    for (int k = 0; k < 16; k++)
+        for (int n = 0; n < 8; n++)
+            fBt[k * 8 + n] = f16_value(hBn[n * 16 + k]);
+    __half *A = dev_alloc<__half>(256), *Bn = dev_alloc<__half>(128), *Bk = dev_alloc<__half>(128);
+    float *D1 = dev_alloc<float>(128), *D2 = dev_alloc<float>(128);
+    cudaMemcpy(A, hA, sizeof hA, cudaMemcpyHostToDevice);
+    cudaMemcpy(Bn, hBn, sizeof hBn, cudaMemcpyHostToDevice);
+    cudaMemcpy(Bk, hBk, sizeof hBk, cudaMemcpyHostToDevice);
+    CUDA_LAUNCH(ldmatrix_mma_kernel, 1, 32, 0, NULL, D1, D2, A, Bn, Bk);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    cudaMemcpy(hD, D1, sizeof hD, cudaMemcpyDeviceToHost);
+    mma_check(hD, fA, fBt, zero);
+    cudaMemcpy(hD, D2, sizeof hD, cudaMemcpyDeviceToHost);
+    mma_check(hD, fA, fBk, zero);
+    cudaFree(A), cudaFree(Bn), cudaFree(Bk), cudaFree(D1), cudaFree(D2);
+}
+
+static void test_cudasim_mma_divergence(void **state) {
+    float *out = dev_alloc<float>(32);
+    CUDA_LAUNCH(mma_divergent_kernel, 1, 32, 0, NULL, out, 1);
+    expect_fault("mma_divergent_kernel", "exited");
+    CUDA_LAUNCH(mma_divergent_kernel, 1, 32, 0, NULL, out, 0);
+    expect_fault("mma_divergent_kernel", "shape");
+    /* a block of 16 threads has no full warp for an mma */
+    CUDA_LAUNCH(mma_divergent_kernel, 1, 16, 0, NULL, out, 0);
+    expect_fault("mma_divergent_kernel", "does not have");
+    cudaFree(out);
+}
+
+static void test_cudasim_cp_async(void **state) {
+    uint16_t h[1024], before[512], after[512];
+    for (int i = 0; i < 1024; i++)
+        h[i] = (uint16_t)(i * 3 + 1);
+    uint16_t *src = dev_alloc<uint16_t>(1024), *b = dev_alloc<uint16_t>(512);
+    uint16_t *a = dev_alloc<uint16_t>(512);
+    cudaMemcpy(src, h, sizeof h, cudaMemcpyHostToDevice);
+    CUDA_LAUNCH(cp_async_kernel, 1, 64, 0, NULL, b, a, (const uint16_t *)src, 0);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    cudaMemcpy(before, b, sizeof before, cudaMemcpyDeviceToHost);
+    cudaMemcpy(after, a, sizeof after, cudaMemcpyDeviceToHost);
+    for (int t = 0; t < 64; t++)
+        for (int i = 0; i < 8; i++) {
+            assert_int_equal(before[t * 8 + i], 0x7e7e); /* read before the wait: stale */
+            assert_int_equal(after[t * 8 + i], h[((t + 1) % 64) * 8 + i]);
+        }
+    for (int run = 0; run < 4; run++) { /* wait<1>: the older group has always landed */
+        CUDA_LAUNCH(cp_async_groups_kernel, 1, 32, 0, NULL, b, (const uint16_t *)src);
+        assert_int_equal(cudaGetLastError(), cudaSuccess);
+        cudaMemcpy(before, b, 256 * sizeof(uint16_t), cudaMemcpyDeviceToHost);
+        for (int i = 0; i < 256; i++)
+            assert_int_equal(before[i], h[i]);
+    }
+    /* a source 8 bytes off the 16-byte alignment is refused */
+    CUDA_LAUNCH(cp_async_kernel, 1, 64, 0, NULL, b, a, (const uint16_t *)src, 4);
+    expect_fault("cp_async_kernel", "aligned");
+    cudaFree(src), cudaFree(a), cudaFree(b);
+}
+
 /* NVML is absent on the simulated card, whatever the machine has; other libraries load */
 static void test_cudasim_no_nvml(void **state) {
     assert_null(dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL));
@@ -435,6 +759,11 @@ int main(void) {
         cmocka_unit_test(test_cudasim_memory),
         cmocka_unit_test(test_cudasim_no_nvml),
         cmocka_unit_test(test_cudasim_half_on_host),
+        cmocka_unit_test(test_cudasim_mma_fragments),
+        cmocka_unit_test(test_cudasim_ldmatrix_layouts),
+        cmocka_unit_test(test_cudasim_ldmatrix_mma),
+        cmocka_unit_test(test_cudasim_mma_divergence),
+        cmocka_unit_test(test_cudasim_cp_async),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

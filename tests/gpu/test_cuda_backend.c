@@ -329,11 +329,11 @@ static void test_cuda_attention_decode(void **state) {
 
 /* attention=flash on the GPU against the CPU flash kernels and the CPU naive attention:
  * out within one f16 rounding, the f32 lse within f32 summation order, dqkv as above. */
-static void flash_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
+static void flash_case_seeded(int64_t B, int64_t T, int64_t C, int64_t NH, uint64_t seed) {
     int64_t nq = B * T * 3 * C, ny = B * T * C, nl = B * NH * T;
     float *qkv = hmalloc(nq), *dy = hmalloc(ny);
-    fill_uniform(qkv, nq, -1.5f, 1.5f, 40 + (uint64_t)T);
-    fill_uniform(dy, ny, -1, 1, 41);
+    fill_uniform(qkv, nq, -1.5f, 1.5f, seed + (uint64_t)T);
+    fill_uniform(dy, ny, -1, 1, seed + 1);
     Tensor *dqkv_in = dup_f16(qkv, nq, "qkv"), *ddy = dup_f16(dy, ny, "dy");
     Tensor *dout = dalloc(ARENA_DTYPE_F16, ny, "out"), *dlse = dalloc(ARENA_DTYPE_F32, nl, "lse");
     Tensor *dws = dalloc(ARENA_DTYPE_F32, nl, "ws.flash");
@@ -364,13 +364,29 @@ static void flash_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
     arena_release_category(dev, ARENA_CAT_WORKSPACE);
 }
 
+static void flash_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
+    flash_case_seeded(B, T, C, NH, 40);
+}
+
 /* every compiled head width (16, 32, 64) with a head size below it, odd T across tiles of 32 */
 static void test_cuda_flash_attention_odd_sizes(void **state) {
     flash_case(2, 13, 15, 3);  /* HS 5 (width 16) */
     flash_case(3, 1, 10, 2);   /* T = 1 */
     flash_case(2, 67, 160, 5); /* HS 32, three tiles, the last partial */
     flash_case(1, 33, 66, 2);  /* HS 33 (width 64) */
-    flash_case(2, 70, 128, 2); /* HS 64, the largest */
+    flash_case(2, 70, 128, 2); /* HS 64, the largest (tensor-core kernels) */
+}
+
+/* head size 64 runs the tensor-core kernels (64-row tiles, 4 warps): odd T inside the first
+ * tile, on a tile edge, across two and three tiles (the last partial), odd B and NH, and
+ * several seeds of the inputs */
+static void test_cuda_flash_attention_tensor_cores(void **state) {
+    flash_case_seeded(1, 1, 64, 1, 7);    /* one row */
+    flash_case_seeded(3, 17, 192, 3, 8);  /* odd B, NH, T inside one tile */
+    flash_case_seeded(1, 64, 64, 1, 9);   /* exactly one tile */
+    flash_case_seeded(1, 65, 128, 2, 10); /* one row into the second tile */
+    flash_case_seeded(1, 131, 64, 1, 11); /* three tiles, the last with 3 rows */
+    flash_case_seeded(1, 131, 64, 1, 12);
 }
 
 /* attention=cudnn: where cuDNN runs the graphs, its output, lse and gradients against the CPU
@@ -709,8 +725,9 @@ static double max_abs(const float *x, int64_t n) {
 
 /* attention: the GPU model's kind; the CPU reference always runs naive attention. grad_f32:
  * f32 weight gradients on the GPU (grad_dtype=float32). */
-static void model_case(int bias, int gelu, int64_t V, int64_t Vp, int attention, int grad_f32) {
-    const int64_t L = 2, NH = 5, C = 40, maxT = 16, B = 3, T = 13;
+static void model_case_heads(int bias, int gelu, int64_t V, int64_t Vp, int attention, int grad_f32,
+                             int64_t NH, int64_t C) {
+    const int64_t L = 2, maxT = 16, B = 3, T = 13;
     const float loss_scale = 256.0f;
     GptConfig c = test_gpt_config(L, NH, C, maxT, V, Vp, bias, gelu, GPT_RECOMPUTE_NONE);
     c.loss_chunk = 7; /* does not divide B*T = 39: a short last chunk */
@@ -803,6 +820,10 @@ static void model_case(int bias, int gelu, int64_t V, int64_t Vp, int attention,
     arena_free(host);
 }
 
+static void model_case(int bias, int gelu, int64_t V, int64_t Vp, int attention, int grad_f32) {
+    model_case_heads(bias, gelu, V, Vp, attention, grad_f32, 5, 40);
+}
+
 static void test_cuda_model_bias_tanh_odd_vocab(void **state) {
     model_case(1, 0, 61, 67, GPT_ATTENTION_NAIVE, 0);
 }
@@ -814,6 +835,12 @@ static void test_cuda_model_nobias_erf(void **state) {
 /* attention=flash on the GPU against the naive CPU model: the same tolerances */
 static void test_cuda_model_flash(void **state) {
     model_case(0, 0, 50, 64, GPT_ATTENTION_FLASH, 0);
+}
+
+/* attention=flash with head size 64 (the tensor-core kernels, NH 2, C 128) against the naive
+ * CPU model: the same tolerances */
+static void test_cuda_model_flash_hs64(void **state) {
+    model_case_heads(0, 0, 50, 64, GPT_ATTENTION_FLASH, 0, 2, 128);
 }
 
 /* grad_dtype=float32 on the GPU against the CPU model: the same tolerances */
@@ -1072,6 +1099,9 @@ int main(void) {
         fprintf(stderr, "test_cuda_backend: device arena: %s\n", err.msg);
         return 1;
     }
+    /* TEST_FILTER=pattern runs only the tests whose names match (cmocka's * wildcard) */
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_cuda_encoder_forward_backward, teardown_each),
         cmocka_unit_test_teardown(test_cuda_layernorm_forward_backward, teardown_each),
@@ -1080,6 +1110,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_cuda_attention_odd_sizes, teardown_each),
         cmocka_unit_test_teardown(test_cuda_attention_decode, teardown_each),
         cmocka_unit_test_teardown(test_cuda_flash_attention_odd_sizes, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_flash_attention_tensor_cores, teardown_each),
         cmocka_unit_test_teardown(test_cuda_cudnn_attention_or_fallback, teardown_each),
         cmocka_unit_test_teardown(test_cuda_gelu_forward_backward, teardown_each),
         cmocka_unit_test_teardown(test_cuda_crossentropy_padded, teardown_each),
@@ -1091,6 +1122,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_cuda_model_bias_tanh_odd_vocab, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_nobias_erf, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_flash, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_model_flash_hs64, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_grad_f32, teardown_each),
         cmocka_unit_test(test_cuda_device_mem_peak_table),
         cmocka_unit_test(test_cuda_device_mem_reconciles_reservation),

@@ -31,7 +31,15 @@ extern uint3 cur_block_idx;
 extern dim3 cur_block_dim;
 extern dim3 cur_grid_dim;
 
-enum WarpOpKind { WARP_SHFL, WARP_SHFL_UP, WARP_SHFL_DOWN, WARP_SHFL_XOR, WARP_VOTE, WARP_SYNC };
+enum WarpOpKind {
+    WARP_SHFL,
+    WARP_SHFL_UP,
+    WARP_SHFL_DOWN,
+    WARP_SHFL_XOR,
+    WARP_VOTE,
+    WARP_SYNC,
+    WARP_COLLECTIVE
+};
 enum BlockOpKind { BLOCK_SYNC, BLOCK_OR, BLOCK_AND, BLOCK_COUNT };
 
 /* a warp barrier among the lanes of `mask`: every lane hands in `value`, gets the value of the
@@ -42,6 +50,27 @@ uint64_t warp_op(WarpOpKind kind, unsigned mask, uint64_t value, int arg, int wi
 int block_op(BlockOpKind kind, int pred);
 /* the launch's dynamic shared memory */
 void *dynamic_shared(void);
+
+/* A warp collective of all 32 lanes (mma, ldmatrix: cudasim_mma.h): each lane hands in a
+ * pointer to its own operands (`mine`) and the operation's shape; once all 32 have arrived
+ * with the same `fn`, `shape` and `what`, fn(lanes) runs once with every lane's pointer (lane
+ * order) and writes each lane's results through it. fn returns NULL, or a message that fails
+ * the launch (e.g. a misaligned address). A lane missing, or lanes at different shapes, is
+ * reported as divergence naming the kernel. */
+typedef const char *(*WarpCollectiveFn)(void *const lanes[32], int shape);
+void warp_collective(WarpCollectiveFn fn, void *mine, int shape, const char *what);
+
+/* cp.async of `bytes` (4, 8 or 16, both addresses aligned to it) from global to shared
+ * memory by the calling thread: recorded, not copied. The copy happens when a
+ * cp_async_wait needs its group, or earlier at a point chosen from the schedule seed (any
+ * later cp.async call or barrier of the thread), never at issue: a kernel that reads the
+ * destination before waiting sees the old bytes, as it may on the GPU. */
+void cp_async(void *dst_shared, const void *src_global, int bytes);
+/* closes the thread's uncommitted copies into a group (cp.async.commit_group) */
+void cp_async_commit(void);
+/* completes all of the thread's committed groups but the newest `pending`
+ * (cp.async.wait_group pending) */
+void cp_async_wait(int pending);
 
 /* Runs body(ctx) once per thread of every block of the grid (see the file comment). */
 void launch(const char *name, const void *fn, dim3 grid, dim3 block, size_t shared_bytes,
