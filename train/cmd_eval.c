@@ -25,9 +25,9 @@
 #include "../alloc/arena.h"
 #include "../data/loader.h"
 #include "../model/gpt.h"
-#include "../model/model_io.h"
 #include "commands.h"
 #include "config.h"
+#include "init_from.h"
 #include "run_common.h"
 #include "test_hooks.h"
 
@@ -73,7 +73,7 @@ static int eval_load(const RunSetup *rs, const int32_t *inputs, const int32_t *t
         arena_free(arena);
         return -1;
     }
-    if (model_file_read(g, rs->model_path, err)) {
+    if (init_from_read(g, rs->model_path, err)) {
         gpt_free(g);
         arena_free(arena);
         return -1;

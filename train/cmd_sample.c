@@ -13,8 +13,8 @@
 
 #include "../data/rng.h"
 #include "../data/tokenizer.h"
-#include "../model/model_io.h"
 #include "commands.h"
+#include "init_from.h"
 #include "run_common.h"
 #include "test_hooks.h"
 
@@ -94,7 +94,7 @@ static int sample_load(const RunSetup *rs, Gpt *g, Arena **arena_out, Err *err) 
         arena_free(arena);
         return -1;
     }
-    if (model_file_read(g, rs->model_path, err) != 0) {
+    if (init_from_read(g, rs->model_path, err) != 0) {
         gpt_free(g);
         arena_free(arena);
         return -1;
