@@ -5,6 +5,7 @@
  * tied and left out) and DIR/config.json (model/hf_gpt2.h), each written atomically. Export
  * then import gives the same weights bit for bit (tests/cli_hf.sh). */
 #include <stdio.h>
+#include <string.h>
 
 #include "../alloc/arena.h"
 #include "../model/hf_gpt2.h"
@@ -54,14 +55,17 @@ int cmd_export(const TrainConfig *user_cfg) {
     cfg.dtype = CONFIG_DTYPE_FLOAT32;
     RunSetup rs;
     Err err;
-    int rc = run_setup(&cfg, CONFIG_CMD_SAMPLE, &rs, &err);
-    if (rc == 0 && !rs.model_path[0]) {
+    int rc = 0;
+    if (strcmp(cfg.init_from, "scratch") == 0 || !cfg.init_from[0]) {
         err_set(&err,
-                "init_from = '%s': export needs a model: a train out_dir, an llm.c model "
-                "file, Hugging Face weights or gpt2, gpt2-medium, gpt2-large, gpt2-xl",
+                "init_from = '%s': export needs a model: a train out_dir (or resume: the run "
+                "in out_dir), an llm.c model file, Hugging Face weights or gpt2, gpt2-medium, "
+                "gpt2-large, gpt2-xl",
                 cfg.init_from);
         rc = CONFIG_EXIT_USAGE;
     }
+    if (rc == 0)
+        rc = run_setup(&cfg, CONFIG_CMD_SAMPLE, &rs, &err);
     if (rc == 0 && run_mkdir_p(cfg.out, &err) != 0)
         rc = 1;
     if (rc != 0) {
