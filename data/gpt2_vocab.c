@@ -1,6 +1,7 @@
 /* gpt2_vocab.c: the GPT-2 vocabulary files: encoder.json (a JSON object of byte-mapped token
  * strings -> ids, parsed with cJSON, the project's one JSON library) and vocab.bpe
- * (one merge per line, rank order) into a tokenizer (tokenizer_gpt2_from_vocab). Errors name
+ * (one merge per line, rank order) into a tokenizer (tokenizer_gpt2_from_vocab; the same
+ * files are a Hugging Face GPT-2 folder's vocab.json and merges.txt). Errors name
  * the file and the byte offset, key or line. */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -234,6 +235,10 @@ Tokenizer *tokenizer_gpt2_from_vocab(const char *vocab_dir, Err *err) {
     char enc_path[4096], bpe_path[4096];
     snprintf(enc_path, sizeof enc_path, "%s/encoder.json", vocab_dir);
     snprintf(bpe_path, sizeof bpe_path, "%s/vocab.bpe", vocab_dir);
+    return tokenizer_gpt2_from_files(enc_path, bpe_path, err);
+}
+
+Tokenizer *tokenizer_gpt2_from_files(const char *enc_path, const char *bpe_path, Err *err) {
     Tokenizer *t = tokenizer_new(TOKENIZER_KIND_GPT2);
     StrMap map = {0};
     if (!t) {

@@ -76,7 +76,19 @@ mv "$TMP/hub" "$TMP/hfhome/hub"
 got=$(HOME="$TMP/home" HF_HUB_CACHE= HF_HOME="$TMP/hfhome" run_eval gpt2 2 16 3)
 [ "$got" = "$want" ] && ok || bad "init_from=gpt2 in HF_HOME/hub: loss '$got': $(cat "$TMP/err")"
 HOME="$TMP/home" HF_HUB_CACHE= HF_HOME="$TMP/hfhome" XDG_CACHE_HOME= \
-    expect 2 "hf download gpt2-xl config.json model.safetensors" eval --init_from=gpt2-xl --data="$FX/eval_shard.bin" --device=cpu
+    expect 2 "hf download gpt2-xl config.json model.safetensors vocab.json merges.txt" eval --init_from=gpt2-xl --data="$FX/eval_shard.bin" --device=cpu
+
+# sample's tokenizer: a Hugging Face folder's own vocab.json + merges.txt (GPT-2's files are
+# encoder.json and vocab.bpe), checked against the model's vocabulary (57 here: refused)
+VOCAB=${ARENAGPT_VOCAB_DIR:-$ROOT/.cache/gpt2}
+if [ -f "$VOCAB/encoder.json" ]; then
+    mkdir -p "$TMP/withvocab"
+    cp "$FX/hf/f32/config.json" "$FX/hf/f32/model.safetensors" "$TMP/withvocab/"
+    cp "$VOCAB/encoder.json" "$TMP/withvocab/vocab.json"
+    cp "$VOCAB/vocab.bpe" "$TMP/withvocab/merges.txt"
+    expect 1 "withvocab/vocab.json has 50257 tokens, more than the model's vocabulary (vocab_size 57" \
+        sample --init_from="$TMP/withvocab" --device=cpu --max_new_tokens=2
+fi
 
 # 4. the shape comes from the weights: contradicting keys refused, naming both
 expect 2 "n_layer = 3 (the command line) contradicts the weights" mem --init_from="$FX/hf/f32" --n_layer=3

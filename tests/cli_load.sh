@@ -70,7 +70,7 @@ expect 2 "no model.bin" sample --init_from="$TMP/empty" --device=cpu
 # empty cache prints the command that fetches them
 mkdir -p "$TMP/home"
 HOME="$TMP/home" HF_HOME= HF_HUB_CACHE= XDG_CACHE_HOME= \
-    expect 2 "hf download gpt2 config.json model.safetensors" sample --init_from=gpt2 --device=cpu
+    expect 2 "hf download gpt2 config.json model.safetensors vocab.json merges.txt" sample --init_from=gpt2 --device=cpu
 HOME="$TMP/home" HF_HOME= HF_HUB_CACHE= XDG_CACHE_HOME= \
     expect 2 "not in the local Hugging Face cache" train --init_from=gpt2-medium --data_dir="$TMP/data" --device=cpu
 

@@ -147,7 +147,7 @@ int cmd_sample(const TrainConfig *user_cfg) {
         return rc;
     }
     const TrainConfig *cfg = &rs.cfg;
-    Tokenizer *tok = tokenizer_load(rs.tokenizer_path, &err);
+    Tokenizer *tok = init_from_tokenizer(&rs, &err); /* init_from.c */
     if (!tok) {
         fprintf(stderr,
                 "arenagpt sample: %s\n  (give --tokenizer_file=PATH or --data_dir=DIR of "

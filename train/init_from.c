@@ -102,9 +102,9 @@ int init_from_hf_resolve(const char *from, char *path, size_t len, int *exit_cod
                 "init_from = '%s': not in the local Hugging Face cache (looked for "
                 "models--%s/snapshots/*/ with model.safetensors in %s; weights are never "
                 "downloaded here). Fetch them with:\n  hf download %s config.json "
-                "model.safetensors\n(huggingface_hub >= 0.34; older versions: huggingface-cli "
-                "download %s config.json model.safetensors), or pass a local file or folder: "
-                "--init_from=PATH",
+                "model.safetensors vocab.json merges.txt\n(huggingface_hub >= 0.34; older "
+                "versions: huggingface-cli download %s config.json model.safetensors vocab.json "
+                "merges.txt), or pass a local file or folder: --init_from=PATH",
                 from, from, where[0] ? where : "(no cache directory: HOME is unset)", from, from);
         *exit_code = CONFIG_EXIT_USAGE;
         return 1;
@@ -205,4 +205,32 @@ int init_from_read(Gpt *g, const char *path, Err *err) {
     if (hf_gpt2_probe(path, &info, err) != 0)
         return -1;
     return hf_gpt2_load(g, &info, err);
+}
+
+Tokenizer *init_from_tokenizer(const RunSetup *rs, Err *err) {
+    struct stat sb;
+    HfGpt2Info info;
+    Err e;
+    if (rs->cfg.tokenizer_file[0] || stat(rs->tokenizer_path, &sb) == 0 ||
+        hf_gpt2_locate(rs->model_path, &info, &e) != 1)
+        return tokenizer_load(rs->tokenizer_path, err);
+    char enc[4200], merges[4200];
+    const char *slash = strrchr(info.weights_path, '/');
+    int dir = slash ? (int)(slash - info.weights_path) : 1;
+    const char *base = slash ? info.weights_path : ".";
+    snprintf(enc, sizeof enc, "%.*s/vocab.json", dir, base);
+    snprintf(merges, sizeof merges, "%.*s/merges.txt", dir, base);
+    if (stat(enc, &sb) != 0 || stat(merges, &sb) != 0)
+        return tokenizer_load(rs->tokenizer_path, err);
+    Tokenizer *t = tokenizer_gpt2_from_files(enc, merges, err);
+    if (t && tokenizer_vocab_size(t) > rs->model.vocab_size) {
+        err_set(err,
+                "the tokenizer %s has %lld tokens, more than the model's vocabulary "
+                "(vocab_size %lld in %s)",
+                enc, (long long)tokenizer_vocab_size(t), (long long)rs->model.vocab_size,
+                rs->model_path);
+        tokenizer_free(t);
+        return NULL;
+    }
+    return t;
 }

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 
+#include "../data/tokenizer.h"
 #include "../model/gpt.h"
 #include "run_common.h"
 
@@ -29,6 +30,11 @@ void init_from_hf_cache_find(const char *name, char *dir, size_t len);
 /* rs->model_path is a Hugging Face checkpoint: 1, and the run's shape into rs (0, or the
  * exit status with err in *rc); 0 when it is not one. */
 int init_from_hf_shape(RunSetup *rs, int *rc, Err *err);
+/* sample's tokenizer: rs->tokenizer_path (tokenizer_file, or the data's tokenizer.bin); when
+ * that file does not exist and was not named, a Hugging Face model folder's own GPT-2
+ * vocabulary (vocab.json + merges.txt beside the weights) when it has one, refused when it
+ * has more tokens than the model. */
+Tokenizer *init_from_tokenizer(const RunSetup *rs, Err *err);
 /* Loads path (llm.c model file or Hugging Face checkpoint) into g. */
 int init_from_read(Gpt *g, const char *path, Err *err);
 
