@@ -34,6 +34,9 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+# cJSON (Debian libcjson-dev): the one JSON reader (encoder.json, safetensors headers,
+# config.json, the nanoGPT memory file, the tests); sources include <cjson/cJSON.h>
+JSON_LIBS := $(shell pkg-config --libs libcjson 2>/dev/null || echo -lcjson)
 
 # Test data, fetched by make test's set-up (scripts/setup.sh) when missing. After the set-up
 # has run, a test whose data is missing fails (it skips, with the reason, only before).
@@ -46,7 +49,7 @@ TEST_DATA_ENV = ARENAGPT_VOCAB_DIR=$(abspath $(VOCAB_DIR)) ARENAGPT_SHAKESPEARE=
 
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Werror=implicit-function-declaration
 BASE_CFLAGS := -std=gnu11 $(WARN) -fopenmp -g -MMD -MP -I. $(BLAS_CFLAGS)
-LDLIBS := $(BLAS_LIBS) -lpcre2-8 -lm -fopenmp
+LDLIBS := $(BLAS_LIBS) -lpcre2-8 $(JSON_LIBS) -lm -fopenmp
 TEST_LDLIBS := -lcmocka
 
 # variant flags (never -Ofast / -ffast-math: the tests rely on NaN comparisons)
@@ -302,7 +305,7 @@ endif
 # arenagpt and the GPU tests built for any x86-64-v3 CPU (AVX2; -march=native would tie them
 # to this machine), PCRE2 linked statically, OpenBLAS linked statically into one bundle-private
 # library (lib/libarenagpt_openblas.so, shared by every binary instead of ~25 MB copied into
-# each), cmocka's shared library in lib/, an $ORIGIN rpath to lib/, the prepared
+# each), cmocka's and cJSON's shared libraries in lib/, an $ORIGIN rpath to lib/, the prepared
 # tinyshakespeare shards (GPT-2 BPE) and tokenizer files, the configs, gpu_check.sh,
 # gpu_probe (device, driver and runtime versions; compute-sanitizer's acceptance test) and
 # torch_baseline.py. cuDNN and NVML are never linked (only loaded with dlopen at run time).
@@ -314,7 +317,8 @@ OPENBLAS_A := $(firstword $(wildcard $(shell pkg-config --variable=libdir openbl
                 $(wildcard /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.a /usr/lib/x86_64-linux-gnu/libopenblas.a))
 PCRE2_A := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libpcre2-8.a /usr/lib/libpcre2-8.a))
 CMOCKA_SO := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libcmocka.so.0 /usr/lib/libcmocka.so.0))
-BUNDLE_LIBS := -L$(GB)/lib -l:libarenagpt_openblas.so $(PCRE2_A) -lm -fopenmp \
+CJSON_SO := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libcjson.so.1 /usr/lib/libcjson.so.1))
+BUNDLE_LIBS := -L$(GB)/lib -l:libarenagpt_openblas.so $(PCRE2_A) $(GB)/lib/libcjson.so.1 -lm -fopenmp \
                -Wl,-rpath,'$$ORIGIN/lib' -Wl,-rpath,'$$ORIGIN/../lib' \
                -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -ldl -lstdc++
 GB_LIB_OBJ := $(call obj,bundle,$(LIB_C) $(MAIN_C))
@@ -322,7 +326,7 @@ GB_CUDA_C_OBJ := $(call obj,bundle,$(CUDA_C))
 GB_TEST_HELPER_OBJ := $(call obj,bundle,$(TEST_HELPER_C))
 GB_GPU_TESTS := $(patsubst tests/gpu/%.c,$(GB)/tests/%,$(GPU_TEST_C))
 GB_FILES := $(GB)/arenagpt $(GB_GPU_TESTS) $(GB)/gpu_probe $(GB)/gpu_check.sh $(GB)/torch_baseline.py \
-            $(GB)/lib/libcmocka.so.0 $(GB)/data/shakespeare_gpt2/train.bin \
+            $(GB)/lib/libcmocka.so.0 $(GB)/lib/libcjson.so.1 $(GB)/data/shakespeare_gpt2/train.bin \
             $(patsubst configs/%,$(GB)/configs/%,$(wildcard configs/*.conf))
 
 $(GBO)/%.o: %.c
@@ -342,12 +346,19 @@ $(GB)/lib/libcmocka.so.0: $(CMOCKA_SO)
 	@mkdir -p $(dir $@)
 	cp $(CMOCKA_SO) $@
 
-$(GB)/arenagpt: $(GB_LIB_OBJ) $(GB_CUDA_C_OBJ) $(CU_OBJ) $(GB)/lib/libarenagpt_openblas.so
+# cJSON has no static library in Debian: its shared one travels in lib/ like cmocka's
+$(GB)/lib/libcjson.so.1: $(CJSON_SO)
+	@test -n "$(CJSON_SO)" || { echo "gpu-bundle: libcjson.so.1 not found: apt-get install libcjson-dev" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	cp $(CJSON_SO) $@
+
+$(GB)/arenagpt: $(GB_LIB_OBJ) $(GB_CUDA_C_OBJ) $(CU_OBJ) $(GB)/lib/libarenagpt_openblas.so $(GB)/lib/libcjson.so.1
 	@test -n "$(PCRE2_A)" || { echo "gpu-bundle: no static PCRE2 (libpcre2-8.a): apt-get install libpcre2-dev" >&2; exit 1; }
 	$(CC) -o $@ $(filter %.o,$^) $(BUNDLE_LIBS)
 
 $(GB)/tests/%: $(GBO)/tests/gpu/%.o $(filter-out $(GBO)/train/main.o,$(GB_LIB_OBJ)) $(GB_CUDA_C_OBJ) $(CU_OBJ) \
-               $(GB_TEST_HELPER_OBJ) $(GB)/lib/libarenagpt_openblas.so $(GB)/lib/libcmocka.so.0
+               $(GB_TEST_HELPER_OBJ) $(GB)/lib/libarenagpt_openblas.so $(GB)/lib/libcmocka.so.0 \
+               $(GB)/lib/libcjson.so.1
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(filter %.o,$^) $(BUNDLE_LIBS) $(GB)/lib/libcmocka.so.0
 

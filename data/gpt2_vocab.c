@@ -1,7 +1,9 @@
 /* gpt2_vocab.c: the GPT-2 vocabulary files: encoder.json (a JSON object of byte-mapped token
- * strings -> ids, read by a small JSON reader that accepts exactly that shape) and vocab.bpe
- * (one merge per line, rank order) into a tokenizer (tokenizer_gpt2_from_vocab). Errors name
- * the file and the byte offset or line. */
+ * strings -> ids, parsed with cJSON, the project's one JSON library) and vocab.bpe
+ * (one merge per line, rank order) into a tokenizer (tokenizer_gpt2_from_vocab; the same
+ * files are a Hugging Face GPT-2 folder's vocab.json and merges.txt). Errors name
+ * the file and the byte offset, key or line. */
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,156 +45,72 @@ static int gpt2_unmap(const uint8_t *s, size_t n, uint8_t *out, size_t *out_n) {
     return 0;
 }
 
-/* Parses a JSON string at *p (after the opening quote) into UTF-8 in out (at most cap bytes);
- * leaves *p after the closing quote. */
-static int json_string(const uint8_t **p, const uint8_t *end, uint8_t *out, size_t cap, size_t *n) {
-    const uint8_t *s = *p;
-    size_t k = 0;
-    while (s < end && *s != '"') {
-        uint32_t cp;
-        if (*s == '\\') {
-            if (s + 1 >= end)
-                return -1;
-            char c = (char)s[1];
-            s += 2;
-            switch (c) {
-            case '"':
-                cp = '"';
-                break;
-            case '\\':
-                cp = '\\';
-                break;
-            case '/':
-                cp = '/';
-                break;
-            case 'b':
-                cp = '\b';
-                break;
-            case 'f':
-                cp = '\f';
-                break;
-            case 'n':
-                cp = '\n';
-                break;
-            case 'r':
-                cp = '\r';
-                break;
-            case 't':
-                cp = '\t';
-                break;
-            case 'u': {
-                if (end - s < 4)
-                    return -1;
-                char hex[5] = {(char)s[0], (char)s[1], (char)s[2], (char)s[3], 0};
-                char *e;
-                cp = (uint32_t)strtoul(hex, &e, 16);
-                if (e != hex + 4)
-                    return -1;
-                s += 4;
-                if (cp >= 0xD800 && cp < 0xDC00 && end - s >= 6 && s[0] == '\\' && s[1] == 'u') {
-                    char lo[5] = {(char)s[2], (char)s[3], (char)s[4], (char)s[5], 0};
-                    uint32_t l = (uint32_t)strtoul(lo, &e, 16);
-                    if (e == lo + 4 && l >= 0xDC00 && l < 0xE000) {
-                        cp = 0x10000 + ((cp - 0xD800) << 10) + (l - 0xDC00);
-                        s += 6;
-                    }
-                }
-                break;
-            }
-            default:
-                return -1;
-            }
-            if (k + 4 > cap)
-                return -1;
-            k += utf8_encode(cp, out + k);
-        } else {
-            if (k + 1 > cap)
-                return -1;
-            out[k++] = *s++;
-        }
-    }
-    if (s >= end)
-        return -1;
-    *p = s + 1;
-    *n = k;
+/* encoder.json's members in file order: ids, byte lengths and the bytes one after another. */
+typedef struct EncoderEntries {
+    int32_t *ids;
+    uint32_t *lens;
+    uint8_t *bytes;
+    size_t n, cap, lens_cap, bytes_n, bytes_cap;
+} EncoderEntries;
+
+/* Appends one encoder.json member (key: its UTF-8 string, value: the id) to e. */
+static int encoder_entry_add(EncoderEntries *e, const cJSON *item, const char *path, Err *err) {
+    uint8_t raw[1024];
+    size_t key_n = strlen(item->string), raw_n;
+    if (key_n > sizeof raw || gpt2_unmap((const uint8_t *)item->string, key_n, raw, &raw_n) ||
+        raw_n == 0)
+        return err_set(err, "%s: bad vocabulary key \"%.40s\" (not a GPT-2 byte-mapped string)",
+                       path, item->string);
+    double v = cJSON_IsNumber(item) ? item->valuedouble : -1;
+    if (!(v >= 0 && v <= 1000000 && v == (double)(int32_t)v))
+        return err_set(err,
+                       "%s: bad token id for key \"%.40s\" (expected an integer in [0, 1000000])",
+                       path, item->string);
+    if (array_grow((void **)&e->ids, &e->cap, e->n + 1, sizeof *e->ids) ||
+        array_grow((void **)&e->lens, &e->lens_cap, e->n + 1, sizeof *e->lens) ||
+        array_grow((void **)&e->bytes, &e->bytes_cap, e->bytes_n + raw_n, 1))
+        return err_set(err, "%s: out of memory", path);
+    e->ids[e->n] = (int32_t)v;
+    e->lens[e->n] = (uint32_t)raw_n;
+    memcpy(e->bytes + e->bytes_n, raw, raw_n);
+    e->bytes_n += raw_n;
+    e->n++;
     return 0;
 }
 
-static const uint8_t *skip_ws(const uint8_t *p, const uint8_t *end) {
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
-    return p;
-}
-
-/* Fills t's tokens from encoder.json; map gets bytes -> id. */
-static int gpt2_read_encoder(Tokenizer *t, const char *path, StrMap *map, Err *err) {
+/* Parses encoder.json (a JSON object of byte-mapped token strings -> ids) into e. */
+static int encoder_entries_read(EncoderEntries *e, const char *path, Err *err) {
     uint8_t *buf;
     size_t len;
     if (tokenizer_read_file(path, &buf, &len, err))
         return -1;
-    const uint8_t *p = buf, *end = buf + len;
-    int32_t *ids = NULL;
-    uint8_t *bytes = NULL;
-    uint32_t *lens = NULL;
-    size_t n = 0, cap = 0, bytes_n = 0, bytes_cap = 0, lens_cap = 0;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)buf, len, &end, 0);
+    while (root && end < (const char *)buf + len && strchr(" \t\r\n", *end))
+        end++;
+    int rc = 0;
+    if (!root || end != (const char *)buf + len)
+        rc = err_set(err, "%s: not valid JSON (at byte %zu)", path,
+                     end ? (size_t)(end - (const char *)buf) : (size_t)0);
+    else if (!cJSON_IsObject(root))
+        rc = err_set(err, "%s: not a JSON object (expected '{' ... '}' of token -> id)", path);
+    for (const cJSON *it = root && !rc ? root->child : NULL; it && !rc; it = it->next)
+        rc = encoder_entry_add(e, it, path, err);
+    cJSON_Delete(root);
+    free(buf);
+    return rc;
+}
+
+/* Fills t's tokens from encoder.json; map gets bytes -> id. */
+static int gpt2_read_encoder(Tokenizer *t, const char *path, StrMap *map, Err *err) {
+    EncoderEntries e = {0};
     int rc = -1;
-    p = skip_ws(p, end);
-    if (p >= end || *p != '{') {
-        err_set(err, "%s: not a JSON object (expected '{' at byte %zu)", path, (size_t)(p - buf));
+    if (encoder_entries_read(&e, path, err))
         goto done;
-    }
-    p++;
-    for (;;) {
-        p = skip_ws(p, end);
-        if (p < end && *p == '}')
-            break;
-        if (p >= end || *p != '"') {
-            err_set(err, "%s: expected a string key at byte %zu", path, (size_t)(p - buf));
-            goto done;
-        }
-        p++;
-        uint8_t key[1024], raw[1024];
-        size_t key_n, raw_n;
-        const uint8_t *key_at = p;
-        if (json_string(&p, end, key, sizeof key, &key_n) || gpt2_unmap(key, key_n, raw, &raw_n) ||
-            raw_n == 0) {
-            err_set(err, "%s: bad vocabulary key at byte %zu (not a GPT-2 byte-mapped string)",
-                    path, (size_t)(key_at - buf));
-            goto done;
-        }
-        p = skip_ws(p, end);
-        if (p >= end || *p != ':') {
-            err_set(err, "%s: expected ':' at byte %zu", path, (size_t)(p - buf));
-            goto done;
-        }
-        p = skip_ws(p + 1, end);
-        char *e;
-        long id = strtol((const char *)p, &e, 10);
-        if (e == (const char *)p || id < 0 || id > 1000000) {
-            err_set(err, "%s: bad token id at byte %zu", path, (size_t)(p - buf));
-            goto done;
-        }
-        p = skip_ws((const uint8_t *)e, end);
-        if (array_grow((void **)&ids, &cap, n + 1, sizeof *ids) ||
-            array_grow((void **)&lens, &lens_cap, n + 1, sizeof *lens) ||
-            array_grow((void **)&bytes, &bytes_cap, bytes_n + raw_n, 1)) {
-            err_set(err, "%s: out of memory", path);
-            goto done;
-        }
-        ids[n] = (int32_t)id;
-        lens[n] = (uint32_t)raw_n;
-        memcpy(bytes + bytes_n, raw, raw_n);
-        bytes_n += raw_n;
-        n++;
-        if (p < end && *p == ',') {
-            p++;
-            continue;
-        }
-        if (p < end && *p == '}')
-            break;
-        err_set(err, "%s: expected ',' or '}' at byte %zu", path, (size_t)(p - buf));
-        goto done;
-    }
+    size_t n = e.n, bytes_n = e.bytes_n;
+    int32_t *ids = e.ids;
+    uint32_t *lens = e.lens;
+    uint8_t *bytes = e.bytes;
     if (n == 0 || n > INT32_MAX) {
         err_set(err, "%s: no tokens", path);
         goto done;
@@ -247,10 +165,9 @@ static int gpt2_read_encoder(Tokenizer *t, const char *path, StrMap *map, Err *e
     }
     rc = 0;
 done:
-    free(buf);
-    free(ids);
-    free(lens);
-    free(bytes);
+    free(e.ids);
+    free(e.lens);
+    free(e.bytes);
     return rc;
 }
 
@@ -318,6 +235,10 @@ Tokenizer *tokenizer_gpt2_from_vocab(const char *vocab_dir, Err *err) {
     char enc_path[4096], bpe_path[4096];
     snprintf(enc_path, sizeof enc_path, "%s/encoder.json", vocab_dir);
     snprintf(bpe_path, sizeof bpe_path, "%s/vocab.bpe", vocab_dir);
+    return tokenizer_gpt2_from_files(enc_path, bpe_path, err);
+}
+
+Tokenizer *tokenizer_gpt2_from_files(const char *enc_path, const char *bpe_path, Err *err) {
     Tokenizer *t = tokenizer_new(TOKENIZER_KIND_GPT2);
     StrMap map = {0};
     if (!t) {

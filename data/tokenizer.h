@@ -57,6 +57,8 @@ void token_buf_free(TokenBuf *b);
 Tokenizer *tokenizer_load(const char *path, Err *err);
 /* Builds the GPT-2 tokenizer from encoder.json and vocab.bpe in vocab_dir. */
 Tokenizer *tokenizer_gpt2_from_vocab(const char *vocab_dir, Err *err);
+/* The same from two paths (a Hugging Face GPT-2 folder's vocab.json and merges.txt). */
+Tokenizer *tokenizer_gpt2_from_files(const char *encoder_json, const char *merges, Err *err);
 /* Builds a char tokenizer from the distinct characters of text / of a file (streamed). */
 Tokenizer *tokenizer_char_from_text(const char *text, size_t len, Err *err);
 Tokenizer *tokenizer_char_from_file(const char *path, Err *err);

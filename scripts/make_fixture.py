@@ -41,12 +41,27 @@ eval_expected.txt, one line per check "<case> <bias> <gelu> <B> <T> <N> <loss>":
 the first N*B windows of the shard taken in order with stride T (window i = tokens
 [i*T, i*T+T], targets shifted by one), what `arenagpt eval` must print.
 
+Hugging Face GPT-2 checkpoints (--only hf writes just these, from the eval_shard.bin already
+there): the case hf_bias_tanh (bias on, tanh GELU, V = 57 < Vp = 64, the padded wte rows
+zero) as hf_bias_tanh_model.bin (llm.c) and in Hugging Face's layout, its state dict written
+here by hand (transformers is not needed): Conv1D weights (attn.c_attn, attn.c_proj, mlp.c_fc,
+mlp.c_proj) stored (in, out), wte with V rows, the safetensors container written with struct
+and json. Folders under hf/, each with config.json:
+    f32/       model.safetensors, F32, GPT2LMHeadModel's names (transformer. prefix) plus the
+               tied lm_head.weight and the attn.bias / attn.masked_bias buffers
+    f16/, bf16/  F16 / BF16, GPT2Model's names (no prefix)
+    sharded/   F32 in two shards, model-0000N-of-00002.safetensors + model.safetensors.index.json
+hf_expected.txt, one line per check "<folder> <B> <T> <N> <loss>": the mean cross-entropy of an
+independent float64 forward over the stored (rounded, for f16/bf16) weights in Hugging Face's
+layout (x @ W + b for Conv1D, GPT-2's tanh GELU written out), windows as for eval_expected.txt.
+
 Array file format (little-endian):
     header  int32 magic 0x58464741 ("AGFX"), int32 version 1, int32 n_arrays, int32 0
     array   char name[64] (NUL-padded), int32 dtype (0 f32, 1 i32, 2 f64), int32 ndim,
             int64 dims[4] (unused dims 1), then prod(dims) elements
 """
 import argparse
+import json
 import math
 import os
 import struct
@@ -293,13 +308,183 @@ EVAL_CHECKS = [("nobias_tanh", 2, 16, 3), ("bias_erf", 3, 8, 2), ("padvocab_nobi
 EVAL_NTOK = 200
 
 
+# ---- Hugging Face GPT-2 checkpoints ----
+
+HF_CASE = ("hf_bias_tanh", True, "tanh", 57, 64, 7)  # name, bias, gelu, V, Vp, seed
+HF_EVAL_CHECKS = [(2, 16, 3), (2, 8, 3)]  # B, T, N; T 8 < n_positions 16 crops wpe
+HF_LAYER_NAMES = [  # (Hugging Face name after "h.<l>.", llm.c array, Conv1D: stored transposed)
+    ("ln_1.weight", "ln1w", False), ("ln_1.bias", "ln1b", False),
+    ("attn.c_attn.weight", "qkvw", True), ("attn.c_attn.bias", "qkvb", False),
+    ("attn.c_proj.weight", "attprojw", True), ("attn.c_proj.bias", "attprojb", False),
+    ("ln_2.weight", "ln2w", False), ("ln_2.bias", "ln2b", False),
+    ("mlp.c_fc.weight", "fcw", True), ("mlp.c_fc.bias", "fcb", False),
+    ("mlp.c_proj.weight", "fcprojw", True), ("mlp.c_proj.bias", "fcprojb", False),
+]
+
+
+def hf_state_dict(p, V):
+    """GPT2Model's state dict (no prefix) from llm.c-layout arrays: float64 numpy."""
+    sd = {"wte.weight": p["wte"][:V], "wpe.weight": p["wpe"]}
+    for layer in range(L):
+        for name, src, conv1d in HF_LAYER_NAMES:
+            a = p[src][layer]
+            sd[f"h.{layer}.{name}"] = a.T.copy() if conv1d else a
+    sd["ln_f.weight"] = p["lnfw"]
+    sd["ln_f.bias"] = p["lnfb"]
+    return sd
+
+
+def st_bytes(a, dtype):
+    """Little-endian bytes of a as F32, F16 or BF16 (round to nearest even)."""
+    if dtype == "F32":
+        return np.ascontiguousarray(a, dtype="<f4").tobytes()
+    if dtype == "F16":
+        return np.ascontiguousarray(a, dtype="<f2").tobytes()
+    t = torch.tensor(np.asarray(a, dtype=np.float32)).to(torch.bfloat16)
+    return t.view(torch.int16).numpy().astype("<i2").tobytes()
+
+
+def st_round(a, dtype):
+    """The values a file of that dtype holds, as float64."""
+    if dtype == "F32":
+        return np.asarray(a, dtype=np.float32).astype(np.float64)
+    if dtype == "F16":
+        return np.asarray(a, dtype=np.float16).astype(np.float64)
+    t = torch.tensor(np.asarray(a, dtype=np.float32)).to(torch.bfloat16)
+    return t.to(torch.float64).numpy()
+
+
+def write_safetensors(path, tensors):
+    """tensors: list of (name, array, dtype) -> a safetensors file (header padded to 8 bytes)."""
+    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+    for name, a, dtype in tensors:
+        b = st_bytes(a, dtype)
+        header[name] = {"dtype": dtype, "shape": list(np.shape(a)), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def write_hf_config(path, V):
+    cfg = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "vocab_size": V,
+           "n_positions": MAXT, "n_ctx": MAXT, "n_embd": C, "n_layer": L, "n_head": NH,
+           "activation_function": "gelu_new", "layer_norm_epsilon": 1e-05}
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2)
+
+
+def hf_forward(sd, idx, V):
+    """Logits (B,T,V) from a GPT2Model state dict (float64 tensors): Hugging Face's layout."""
+    Bn, Tn = idx.shape
+    HS = C // NH
+
+    def ln(x, pre):
+        mu = x.mean(-1, keepdim=True)
+        var = ((x - mu) ** 2).mean(-1, keepdim=True)
+        return (x - mu) / torch.sqrt(var + 1e-5) * sd[pre + ".weight"] + sd[pre + ".bias"]
+
+    def conv1d(x, pre):  # GPT-2's Conv1D: x @ W + b with W (in, out)
+        return x @ sd[pre + ".weight"] + sd[pre + ".bias"]
+
+    def gelu_new(x):
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+    x = sd["wte.weight"][idx] + sd["wpe.weight"][:Tn]
+    causal = torch.tril(torch.ones(Tn, Tn, dtype=torch.bool))
+    for layer in range(L):
+        h = f"h.{layer}."
+        qkv = conv1d(ln(x, h + "ln_1"), h + "attn.c_attn")
+        q, k, v = (t.reshape(Bn, Tn, NH, HS).permute(0, 2, 1, 3) for t in qkv.split(C, dim=2))
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(HS)
+        scores = torch.where(causal, scores, torch.tensor(float("-inf"), dtype=torch.float64))
+        y = (torch.softmax(scores, dim=-1) @ v).permute(0, 2, 1, 3).reshape(Bn, Tn, C)
+        x = x + conv1d(y, h + "attn.c_proj")
+        x = x + conv1d(gelu_new(conv1d(ln(x, h + "ln_2"), h + "mlp.c_fc")), h + "mlp.c_proj")
+    return ln(x, "ln_f") @ sd["wte.weight"][:V].t()
+
+
+def hf_eval_loss(sd, V, tokens, Bn, Tn, n_batches):
+    S = {k: torch.tensor(v, dtype=torch.float64) for k, v in sd.items()}
+    total = 0.0
+    with torch.no_grad():
+        for b in range(n_batches):
+            w0 = b * Bn
+            idx = np.stack([tokens[(w0 + r) * Tn:(w0 + r) * Tn + Tn] for r in range(Bn)])
+            tgt = np.stack([tokens[(w0 + r) * Tn + 1:(w0 + r) * Tn + Tn + 1] for r in range(Bn)])
+            logits = hf_forward(S, torch.from_numpy(idx.astype(np.int64)), V)
+            total += loss_of(logits, torch.from_numpy(tgt.astype(np.int64))).item()
+    return total / n_batches
+
+
+def read_shard(path):
+    with open(path, "rb") as f:
+        header = np.frombuffer(f.read(1024), dtype="<i4")
+        assert header[0] == SHARD_MAGIC
+        return np.frombuffer(f.read(), dtype="<u2").astype(np.int64)[:header[2]]
+
+
+def make_hf(out):
+    name, bias, gelu, V, Vp, seed = HF_CASE
+    p = init_params(np.random.default_rng(seed), bias, V, Vp)
+    p["wte"][V:] = 0.0  # Hugging Face's wte has V rows: the llm.c file's padding is zero
+    write_model(os.path.join(out, name + "_model.bin"), p, V, Vp)
+    sd = hf_state_dict(p, V)
+    tokens = read_shard(os.path.join(out, "eval_shard.bin"))
+    assert tokens.max() < V
+    folders = {"f32": ("F32", "transformer."), "f16": ("F16", ""), "bf16": ("BF16", ""),
+               "sharded": ("F32", "")}
+    lines = ["# folder B T N loss  (make_fixture.py: arenagpt eval --init_from=hf/<folder>)"]
+    for folder, (dtype, prefix) in folders.items():
+        d = os.path.join(out, "hf", folder)
+        os.makedirs(d, exist_ok=True)
+        write_hf_config(os.path.join(d, "config.json"), V)
+        tensors = [(prefix + k, v, dtype) for k, v in sd.items()]
+        if folder == "f32":  # the tied head and the causal-mask buffers, as old exports have
+            tensors.append(("lm_head.weight", sd["wte.weight"], dtype))
+            for layer in range(L):
+                mask = np.tril(np.ones((MAXT, MAXT))).reshape(1, 1, MAXT, MAXT)
+                tensors.append((f"{prefix}h.{layer}.attn.bias", mask, "F32"))
+                tensors.append((f"{prefix}h.{layer}.attn.masked_bias", np.array(-1e4), "F32"))
+        if folder == "sharded":
+            half = len(tensors) // 2
+            parts = [tensors[:half], tensors[half:]]
+            index = {"metadata": {"total_size": 0}, "weight_map": {}}
+            for i, part in enumerate(parts):
+                fname = f"model-{i + 1:05d}-of-{len(parts):05d}.safetensors"
+                write_safetensors(os.path.join(d, fname), part)
+                for t in part:
+                    index["weight_map"][t[0]] = fname
+                    index["metadata"]["total_size"] += 4 * int(np.size(t[1]))
+            with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+                json.dump(index, f, indent=2)
+        else:
+            write_safetensors(os.path.join(d, "model.safetensors"), tensors)
+        stored = {k: st_round(v, dtype) for k, v in sd.items()}
+        for Bn, Tn, N in HF_EVAL_CHECKS:
+            val = hf_eval_loss(stored, V, tokens, Bn, Tn, N)
+            lines.append(f"{folder} {Bn} {Tn} {N} {val:.6f}")
+            print(f"hf {folder} B={Bn} T={Tn} N={N}: loss {val:.6f}")
+    with open(os.path.join(out, "hf_expected.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
                                                   "fixtures"))
+    ap.add_argument("--only", choices=["hf"], help="write only the Hugging Face checkpoints")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(1)  # deterministic reductions
+    if args.only == "hf":
+        make_hf(args.out)
+        return
 
     params = {}
     for name, bias, gelu, V, Vp, seed in CASES:
@@ -317,6 +502,7 @@ def main():
             val = eval_loss(p, bias, gelu, V, tokens, Bn, Tn, N)
             f.write(f"{name} {'True' if bias else 'False'} {gelu} {Bn} {Tn} {N} {val:.6f}\n")
             print(f"eval {name} B={Bn} T={Tn} N={N}: loss {val:.6f}")
+    make_hf(args.out)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 # cli_load.sh: loading what the user points at. `sample` and `eval` take a run directory with no
 # config file: the model's shape from model.bin, bias, gelu, block_size and the data from the
 # run's stored config. Model paths that are not llm.c model files are named: a training state,
-# a PyTorch zip checkpoint, a directory without a model, a pretrained model name.
+# a PyTorch zip checkpoint, a directory without a model, a pretrained model name absent from
+# the Hugging Face cache.
 # Usage: tests/cli_load.sh path/to/arenagpt
 set -u
 BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -65,8 +66,13 @@ expect 2 "a PyTorch zip checkpoint, not supported" sample --init_from="$TMP/ckpt
 expect 2 "a PyTorch zip checkpoint, not supported" train --init_from="$TMP/ckpt.pt" --data_dir="$TMP/data" --device=cpu
 mkdir -p "$TMP/empty"
 expect 2 "no model.bin" sample --init_from="$TMP/empty" --device=cpu
-expect 2 "pretrained weights must be given as a file" sample --init_from=gpt2 --device=cpu
-expect 2 "llm.c" train --init_from=gpt2-medium --data_dir="$TMP/data" --device=cpu
+# nanoGPT's names come from the local Hugging Face cache only (tests/cli_hf.sh finds one): an
+# empty cache prints the command that fetches them
+mkdir -p "$TMP/home"
+HOME="$TMP/home" HF_HOME= HF_HUB_CACHE= XDG_CACHE_HOME= \
+    expect 2 "hf download gpt2 config.json model.safetensors vocab.json merges.txt" sample --init_from=gpt2 --device=cpu
+HOME="$TMP/home" HF_HOME= HF_HUB_CACHE= XDG_CACHE_HOME= \
+    expect 2 "not in the local Hugging Face cache" train --init_from=gpt2-medium --data_dir="$TMP/data" --device=cpu
 
 echo "cli_load: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -15,7 +15,7 @@ CONF=configs/small_4070.conf
 "$BIN" mem $CONF --device=cuda --html="$TMP/m.html" >"$TMP/out" 2>&1 || bad "mem --html: $(tail -2 "$TMP/out")"
 [ -s "$TMP/m.html" ] && ok || bad "no page written"
 grep -qiE 'https?://|<script[^>]* src=|<link[^>]* href=' "$TMP/m.html" && bad "the page names a network address" || ok
-grep -q '"format": "arenagpt-nanogpt-memory/1"' "$TMP/m.html" && ok || bad "the committed nanoGPT file was not embedded"
+grep -qE '"format": ?"arenagpt-nanogpt-memory/1"' "$TMP/m.html" && ok || bad "the committed nanoGPT file was not embedded"
 grep -q '/\*@ARENAGPT_DATA@\*/' "$TMP/m.html" && bad "the data marker is still in the page" || ok
 # the same page whatever the report format: json output stays pure JSON
 "$BIN" mem $CONF --device=cuda --html="$TMP/j.html" --format=json >"$TMP/j.json" 2>/dev/null || bad "mem --html --format=json"

@@ -20,7 +20,7 @@
 
 #include "../alloc/arena.h"
 #include "../data/rng.h"
-#include "json_mini.h"
+#include "json_path.h"
 #include "test_util.h"
 
 #define KIB 1024
@@ -373,29 +373,28 @@ static void test_arena_report_json(void **state) {
     ArenaStats s = arena_stats(a);
     char *text = report_text(a, REPORT_JSON);
     char jerr[256];
-    Json *j = json_parse(text, jerr, sizeof jerr);
+    cJSON *j = json_path_parse(text, jerr, sizeof jerr);
     if (!j)
         print_error("%s\n%s\n", jerr, text);
     assert_non_null(j);
-    assert_true(json_get(j, "peak_bytes")->number == (double)s.peak_used_bytes);
-    assert_true(json_get(j, "high_water_bytes")->number == (double)s.high_water_bytes);
+    assert_true(json_path_num(j, "peak_bytes") == (double)s.peak_used_bytes);
+    assert_true(json_path_num(j, "high_water_bytes") == (double)s.high_water_bytes);
     for (int c = 0; c < ARENA_CAT_COUNT; c++) {
         char path[96];
         snprintf(path, sizeof path, "categories.%s.peak_bytes",
                  arena_category_name((ArenaCategory)c));
-        assert_true(json_get(j, path)->number == (double)s.cat_peak_bytes[c]);
+        assert_true(json_path_num(j, path) == (double)s.cat_peak_bytes[c]);
         snprintf(path, sizeof path, "at_peak.%s_bytes", arena_category_name((ArenaCategory)c));
-        assert_true(json_get(j, path)->number == (double)s.at_peak_bytes[c]);
+        assert_true(json_path_num(j, path) == (double)s.at_peak_bytes[c]);
     }
-    const Json *tensors = json_get(j, "tensors");
+    const cJSON *tensors = json_path_get(j, "tensors"), *t;
     assert_non_null(tensors);
     double sum = 0;
-    for (size_t i = 0; i < tensors->n_items; i++)
-        sum += json_get(tensors->items[i], "bytes")->number;
+    cJSON_ArrayForEach(t, tensors) sum += json_path_num(t, "bytes");
     assert_true(sum == (double)s.peak_used_bytes);
-    assert_string_equal(json_get(j, "tensors.3.name")->string, "act.\"q\"");
-    assert_true(json_get(j, "tensors.0.shape.2")->number == 24);
-    json_free(j);
+    assert_string_equal(json_path_str(j, "tensors.3.name"), "act.\"q\"");
+    assert_true(json_path_num(j, "tensors.0.shape.2") == 24);
+    cJSON_Delete(j);
     free(text);
     teardown_check(a);
 }
@@ -440,30 +439,29 @@ static void test_arena_report_trace(void **state) {
     Arena *a = report_arena();
     char *text = report_text(a, REPORT_TRACE);
     char jerr[256];
-    Json *j = json_parse(text, jerr, sizeof jerr);
+    cJSON *j = json_path_parse(text, jerr, sizeof jerr);
     if (!j)
         print_error("%s\n", jerr);
     assert_non_null(j);
-    const Json *ev = json_get(j, "traceEvents");
+    const cJSON *ev = json_path_get(j, "traceEvents"), *e;
     int n_alloc = 0, n_free = 0, n_counter = 0, n_mark = 0;
-    for (size_t i = 0; i < ev->n_items; i++) {
-        const Json *e = ev->items[i];
-        const Json *ph = json_get(e, "ph");
-        const Json *kind = json_get(e, "args.event");
-        if (ph && strcmp(ph->string, "C") == 0)
+    cJSON_ArrayForEach(e, ev) {
+        const char *ph = json_path_str(e, "ph"), *kind = json_path_str(e, "args.event");
+        const char *name = json_path_str(e, "name");
+        if (ph && strcmp(ph, "C") == 0)
             n_counter++;
-        else if (kind && strcmp(kind->string, "alloc") == 0)
+        else if (kind && strcmp(kind, "alloc") == 0)
             n_alloc++;
-        else if (kind && strcmp(kind->string, "free") == 0)
+        else if (kind && strcmp(kind, "free") == 0)
             n_free++;
-        else if (strcmp(json_get(e, "name")->string, "step 0") == 0)
+        else if (name && strcmp(name, "step 0") == 0)
             n_mark++;
     }
     assert_int_equal(n_alloc, 5);
     assert_int_equal(n_free, 2);
     assert_int_equal(n_counter, 7);
     assert_int_equal(n_mark, 1);
-    json_free(j);
+    cJSON_Delete(j);
     free(text);
     teardown_check(a);
 }

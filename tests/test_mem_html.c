@@ -17,7 +17,7 @@
 #include "../model/gpu_table.h"
 #include "../train/mem_html.h"
 #include "../train/run_common.h"
-#include "json_mini.h"
+#include "json_path.h"
 #include "test_util.h"
 
 #define MIB ((size_t)1 << 20)
@@ -34,8 +34,8 @@ static void small_config(TrainConfig *cfg) {
 }
 
 /* Writes the page and parses the JSON between the data script's tags. */
-static Json *page_data(const char *path, const TrainConfig *cfg, GptDevice dev,
-                       const MemHtmlMeasured *m) {
+static cJSON *page_data(const char *path, const TrainConfig *cfg, GptDevice dev,
+                        const MemHtmlMeasured *m) {
     Err err;
     int rc = mem_html_write(path, cfg, dev, m, &err);
     if (rc != 0)
@@ -52,7 +52,7 @@ static Json *page_data(const char *path, const TrainConfig *cfg, GptDevice dev,
     assert_non_null(end);
     *end = 0;
     char jerr[256];
-    Json *j = json_parse(start, jerr, sizeof jerr);
+    cJSON *j = json_path_parse(start, jerr, sizeof jerr);
     if (!j)
         print_error("%s\n", jerr);
     assert_non_null(j);
@@ -60,12 +60,23 @@ static Json *page_data(const char *path, const TrainConfig *cfg, GptDevice dev,
     return j;
 }
 
-static double num(const Json *j, const char *path) {
-    const Json *v = json_get(j, path);
-    if (!v)
-        print_error("missing %s\n", path);
-    assert_non_null(v);
-    return v->number;
+static double num(const cJSON *j, const char *path) {
+    const cJSON *v = json_path_get(j, path);
+    if (!cJSON_IsNumber(v))
+        print_error("missing %s (or not a number)\n", path);
+    assert_true(cJSON_IsNumber(v));
+    return v->valuedouble;
+}
+
+/* The numbers of a JSON array of numbers (n of them, checked) into out. */
+static void nums(const cJSON *arr, double *out, int n) {
+    assert_int_equal(cJSON_GetArraySize(arr), n);
+    const cJSON *v;
+    int i = 0;
+    cJSON_ArrayForEach(v, arr) {
+        assert_true(cJSON_IsNumber(v));
+        out[i++] = v->valuedouble;
+    }
 }
 
 static void test_mem_html_timeline_adds_up(void **state) {
@@ -74,56 +85,64 @@ static void test_mem_html_timeline_adds_up(void **state) {
     small_config(&cfg);
     char path[1024];
     snprintf(path, sizeof path, "%s/m.html", test_dir());
-    Json *j = page_data(path, &cfg, GPT_DEVICE_CPU, NULL);
-    const Json *blocks = json_get(j, "timeline.blocks"), *used = json_get(j, "timeline.used");
+    cJSON *j = page_data(path, &cfg, GPT_DEVICE_CPU, NULL);
+    const cJSON *blocks = json_path_get(j, "timeline.blocks"),
+                *used = json_path_get(j, "timeline.used");
     int64_t n = (int64_t)num(j, "timeline.n_events");
-    assert_true(n > 0 && used->n_items == (size_t)n);
+    assert_true(n > 0 && cJSON_GetArraySize(used) == (int)n);
+    /* each block: [.., category (1), .., bytes (5), alloc event (6), free event (7), ..] */
+    int n_blocks = cJSON_GetArraySize(blocks);
+    double(*blk)[4] = calloc((size_t)n_blocks, sizeof *blk);
+    assert_non_null(blk);
+    const cJSON *b, *u;
+    int k = 0;
+    static const char *const fields[4] = {"1", "5", "6", "7"};
+    cJSON_ArrayForEach(b, blocks) {
+        for (int q = 0; q < 4; q++)
+            blk[k][q] = num(b, fields[q]);
+        k++;
+    }
     /* after every event, the blocks live then add up to the arena's bytes per category */
-    for (int64_t i = 0; i < n; i++) {
-        double sum[ARENA_CAT_COUNT] = {0};
-        for (size_t k = 0; k < blocks->n_items; k++) {
-            const Json *b = blocks->items[k];
-            int64_t a = (int64_t)b->items[6]->number, f = (int64_t)b->items[7]->number;
-            if (a <= i && (f < 0 || f > i))
-                sum[(int)b->items[1]->number] += b->items[5]->number;
+    double best = 0;
+    int64_t i = 0;
+    cJSON_ArrayForEach(u, used) {
+        double sum[ARENA_CAT_COUNT] = {0}, row[ARENA_CAT_COUNT], t = 0;
+        nums(u, row, ARENA_CAT_COUNT);
+        for (k = 0; k < n_blocks; k++)
+            if (blk[k][2] <= i && (blk[k][3] < 0 || blk[k][3] > i))
+                sum[(int)blk[k][0]] += blk[k][1];
+        for (int c = 0; c < ARENA_CAT_COUNT; c++) {
+            assert_true(sum[c] == row[c]);
+            t += row[c];
         }
-        for (int c = 0; c < ARENA_CAT_COUNT; c++)
-            assert_true(sum[c] == used->items[i]->items[c]->number);
+        best = t > best ? t : best;
+        i++;
     }
     /* the JSON report's peak is the timeline's highest total */
-    double best = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double t = 0;
-        for (int c = 0; c < ARENA_CAT_COUNT; c++)
-            t += used->items[i]->items[c]->number;
-        best = t > best ? t : best;
-    }
     assert_true(best == num(j, "report.peak_bytes"));
     /* a free ends after its alloc; params live to the end; markers name the step's phases */
-    for (size_t k = 0; k < blocks->n_items; k++) {
-        const Json *b = blocks->items[k];
-        double a = b->items[6]->number, f = b->items[7]->number;
-        assert_true(f < 0 || f > a);
-        if (b->items[1]->number == ARENA_CAT_PARAMS)
-            assert_true(f < 0);
+    for (k = 0; k < n_blocks; k++) {
+        assert_true(blk[k][3] < 0 || blk[k][3] > blk[k][2]);
+        if (blk[k][0] == ARENA_CAT_PARAMS)
+            assert_true(blk[k][3] < 0);
     }
-    const Json *markers = json_get(j, "timeline.markers");
-    assert_int_equal(markers->n_items, 1 + 2 * 2 + 1); /* eval fwd, 2 x (fwd, bwd), update */
-    assert_string_equal(markers->items[5]->items[1]->string, "update");
+    free(blk);
+    const cJSON *markers = json_path_get(j, "timeline.markers");
+    assert_int_equal(cJSON_GetArraySize(markers),
+                     1 + 2 * 2 + 1); /* eval fwd, 2 x (fwd, bwd), update */
+    assert_string_equal(json_path_str(markers, "5.1"), "update");
     /* the CPU has no card; the modes: naive x 3 recompute, cudnn not on the CPU, flash x 3 */
-    assert_int_equal(json_get(j, "card")->type, JSON_NULL);
-    const Json *modes = json_get(j, "modes");
-    assert_int_equal(modes->n_items, 7);
-    assert_non_null(json_get(modes->items[3], "unavailable"));
-    assert_string_equal(json_get(modes->items[4], "attention")->string, "flash");
-    assert_true(num(modes->items[4], "high_water_bytes") <
-                num(modes->items[0], "high_water_bytes"));
-    assert_string_equal(json_get(modes->items[2], "recompute")->string, "full");
-    assert_true(num(modes->items[2], "high_water_bytes") <
-                num(modes->items[0], "high_water_bytes"));
-    assert_null(json_get(modes->items[0], "timeline")); /* the config's own: the page's one */
-    assert_non_null(json_get(modes->items[1], "timeline.blocks"));
-    json_free(j);
+    assert_true(cJSON_IsNull(json_path_get(j, "card")));
+    const cJSON *modes = json_path_get(j, "modes");
+    assert_int_equal(cJSON_GetArraySize(modes), 7);
+    assert_non_null(json_path_get(modes, "3.unavailable"));
+    assert_string_equal(json_path_str(modes, "4.attention"), "flash");
+    assert_true(num(modes, "4.high_water_bytes") < num(modes, "0.high_water_bytes"));
+    assert_string_equal(json_path_str(modes, "2.recompute"), "full");
+    assert_true(num(modes, "2.high_water_bytes") < num(modes, "0.high_water_bytes"));
+    assert_null(json_path_get(modes, "0.timeline")); /* the config's own: the page's one */
+    assert_non_null(json_path_get(modes, "1.timeline.blocks"));
+    cJSON_Delete(j);
 }
 
 static void test_mem_html_card_estimate_and_measured(void **state) {
@@ -134,14 +153,14 @@ static void test_mem_html_card_estimate_and_measured(void **state) {
     snprintf(path, sizeof path, "%s/m.html", test_dir());
     const GpuSpec *g = gpu_table_find("rtx4070");
     /* a plan for the GPU: the table's estimate, labelled so */
-    Json *j = page_data(path, &cfg, GPT_DEVICE_CUDA, NULL);
-    assert_string_equal(json_get(j, "card.kind")->string, "estimate");
+    cJSON *j = page_data(path, &cfg, GPT_DEVICE_CUDA, NULL);
+    assert_string_equal(json_path_str(j, "card.kind"), "estimate");
     assert_true(num(j, "card.context_bytes") == (double)g->context_bytes);
-    assert_string_equal(json_get(j, "card.context_source")->string, g->context_source);
+    assert_string_equal(json_path_str(j, "card.context_source"), g->context_source);
     assert_true(num(j, "card.arena_bytes") == num(j, "report.high_water_bytes"));
     assert_true(num(j, "card.free_bytes") ==
                 (double)g->memory_bytes - (double)g->context_bytes - num(j, "card.arena_bytes"));
-    json_free(j);
+    cJSON_Delete(j);
 
     /* a GPU run: the reconciliation's figures, as device_mem_sample leaves them */
     GptPlan *plan_p = NULL, *run_p = NULL;
@@ -178,8 +197,8 @@ static void test_mem_html_card_estimate_and_measured(void **state) {
                                              .proc_bytes = 540 * MIB};
     MemHtmlMeasured m = {plan, run, &dm};
     j = page_data(path, &cfg, GPT_DEVICE_CUDA, &m);
-    assert_string_equal(json_get(j, "source")->string, "train");
-    assert_string_equal(json_get(j, "card.kind")->string, "measured");
+    assert_string_equal(json_path_str(j, "source"), "train");
+    assert_string_equal(json_path_str(j, "card.kind"), "measured");
     assert_true(num(j, "card.context_bytes") == 400.0 * MIB);    /* NVML, this pid */
     assert_true(num(j, "card.process_bytes") == 540.0 * MIB);    /* NVML, this pid now */
     assert_true(num(j, "card.unaccounted_bytes") == 40.0 * MIB); /* 540 - 400 - 100 */
@@ -190,7 +209,7 @@ static void test_mem_html_card_estimate_and_measured(void **state) {
     assert_true(num(j, "measured.measured_high_water_bytes") == (double)p.high_water_bytes);
     assert_true(num(j, "measured.measured_cat_peak.activations") ==
                 (double)p.cat_peak_bytes[ARENA_CAT_ACTIVATIONS]);
-    json_free(j);
+    cJSON_Delete(j);
     gpt_plan_free(plan_p);
     gpt_plan_free(run_p);
 }
@@ -207,10 +226,10 @@ static void test_mem_html_nanogpt_file(void **state) {
                        "\"n_head\": 2, \"n_embd\": 32, \"block_size\": 16, \"vocab_size\": 64, "
                        "\"batch_size\": 2}, \"note\": \"</script><b>\", \"saved\": {\"bytes\": 7}}";
     test_write_file(ng, good, strlen(good));
-    Json *j = page_data(path, &cfg, GPT_DEVICE_CPU, NULL);
+    cJSON *j = page_data(path, &cfg, GPT_DEVICE_CPU, NULL);
     assert_true(num(j, "nanogpt.saved.bytes") == 7);
-    assert_string_equal(json_get(j, "nanogpt.note")->string, "</script><b>"); /* escaped, intact */
-    json_free(j);
+    assert_string_equal(json_path_str(j, "nanogpt.note"), "</script><b>"); /* escaped, intact */
+    cJSON_Delete(j);
 
     struct {
         const char *text, *want;
@@ -271,11 +290,11 @@ static void test_mem_html_micro_steps_repeat(void **state) {
     char path[1024];
     cfg.gradient_accumulation_steps = 9;
     snprintf(path, sizeof path, "%s/m.html", test_dir());
-    Json *j = page_data(path, &cfg, GPT_DEVICE_CPU, NULL);
+    cJSON *j = page_data(path, &cfg, GPT_DEVICE_CPU, NULL);
     assert_true(num(j, "gradient_accumulation_steps") == 9);
     assert_true(num(j, "timeline_micro_steps") == 4);
     assert_true(num(j, "modes.1.timeline_micro_steps") == 2);
-    json_free(j);
+    cJSON_Delete(j);
 }
 
 static void test_mem_html_nanogpt_default_path(void **state) {

@@ -493,7 +493,13 @@ static void test_tokenizer_bad_files(void **state) {
     snprintf(path, sizeof path, "%s/encoder.json", dir);
     test_write_file(path, "{\"a\": 0, \"b\" 1}", 15);
     assert_null(tokenizer_gpt2_from_vocab(dir, &err));
-    assert_non_null(strstr(err.msg, "expected ':'"));
+    assert_non_null(strstr(err.msg, "encoder.json: not valid JSON (at byte 13)"));
+    test_write_file(path, "{\"a\": 0} x", 11);
+    assert_null(tokenizer_gpt2_from_vocab(dir, &err));
+    assert_non_null(strstr(err.msg, "encoder.json: not valid JSON (at byte 9)"));
+    test_write_file(path, "{\"a\": 0, \"b\": 1.5}", 18);
+    assert_null(tokenizer_gpt2_from_vocab(dir, &err));
+    assert_non_null(strstr(err.msg, "bad token id for key \"b\""));
     test_write_file(path, "{\"a\": 0, \"b\": 1}", 16);
     assert_null(tokenizer_gpt2_from_vocab(dir, &err));
     assert_non_null(strstr(err.msg, "vocab.bpe"));

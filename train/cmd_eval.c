@@ -26,9 +26,9 @@
 #include "../alloc/arena.h"
 #include "../data/loader.h"
 #include "../model/gpt.h"
-#include "../model/model_io.h"
 #include "commands.h"
 #include "config.h"
+#include "init_from.h"
 #include "run_common.h"
 #include "test_hooks.h"
 
@@ -48,7 +48,7 @@ static int eval_load(const RunSetup *rs, Gpt *g, Arena **arena_out, Err *err) {
         arena_free(arena);
         return -1;
     }
-    if (model_file_read(g, rs->model_path, err)) {
+    if (init_from_read(g, rs->model_path, err)) {
         gpt_free(g);
         arena_free(arena);
         return -1;

@@ -15,8 +15,8 @@
 
 #include "../data/rng.h"
 #include "../data/tokenizer.h"
-#include "../model/model_io.h"
 #include "commands.h"
+#include "init_from.h"
 #include "run_common.h"
 #include "test_hooks.h"
 
@@ -78,7 +78,7 @@ static int sample_load(const RunSetup *rs, Gpt *g, Arena **arena_out, Err *err) 
         arena_free(arena);
         return -1;
     }
-    if (model_file_read(g, rs->model_path, err) != 0) {
+    if (init_from_read(g, rs->model_path, err) != 0) {
         gpt_free(g);
         arena_free(arena);
         return -1;
@@ -133,7 +133,7 @@ int cmd_sample(const TrainConfig *user_cfg) {
         return rc;
     }
     const TrainConfig *cfg = &rs.cfg;
-    Tokenizer *tok = tokenizer_load(rs.tokenizer_path, &err);
+    Tokenizer *tok = init_from_tokenizer(&rs, &err); /* init_from.c */
     if (!tok) {
         fprintf(stderr,
                 "arenagpt sample: %s\n  (give --tokenizer_file=PATH or --data_dir=DIR of "

@@ -40,6 +40,7 @@
 #include "../model/model_io.h"
 #include "checkpoint.h"
 #include "commands.h"
+#include "init_from.h"
 #include "mem_html.h"
 #include "metrics.h"
 #include "run_common.h"
@@ -421,7 +422,7 @@ static int init_weights(TrainState *s, const RunSetup *rs, Err *err) {
     if (strcmp(cfg->init_from, "resume") == 0)
         return resume(s, err);
     if (rs->model_path[0]) {
-        if (model_file_read(&s->g, rs->model_path, err) != 0)
+        if (init_from_read(&s->g, rs->model_path, err) != 0)
             return -1;
         printf("initialised from %s\n", rs->model_path);
     }

@@ -11,5 +11,6 @@ int cmd_mem(const TrainConfig *cfg);     /* cmd_mem.c */
 int cmd_eval(const TrainConfig *cfg);    /* cmd_eval.c */
 int cmd_sample(const TrainConfig *cfg);  /* cmd_sample.c */
 int cmd_prepare(const TrainConfig *cfg); /* cmd_prepare.c */
+int cmd_export(const TrainConfig *cfg);  /* cmd_export.c */
 
 #endif

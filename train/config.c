@@ -55,15 +55,16 @@ static const Key keys[] = {
     {"n_layer", K_INT, OFF(n_layer), MODEL_CMDS, 1, 1024, NULL, "transformer blocks"},
     {"n_head", K_INT, OFF(n_head), MODEL_CMDS, 1, 1024, NULL, "attention heads (divides n_embd)"},
     {"n_embd", K_INT, OFF(n_embd), MODEL_CMDS, 1, 65536, NULL, "channels"},
-    {"block_size", K_INT, OFF(block_size), RUN_CMDS, 1, MAX_BLOCK_SIZE, NULL,
+    {"block_size", K_INT, OFF(block_size), RUN_CMDS | CONFIG_CMD_EXPORT, 1, MAX_BLOCK_SIZE, NULL,
      "context length T (eval, sample: at most the model's maxT, which it defaults to)"},
     {"vocab_size", K_INT, OFF(vocab_size), MODEL_CMDS, 1, MAX_VOCAB, NULL,
      "padded vocabulary Vp, at least the data's; unset: the size of the dataset's tokenizer.bin "
      "(as nanoGPT reads meta.pkl), 50304 without a dataset; at most 65536 (uint16 tokens)"},
-    {"bias", K_BOOL, OFF(bias), RUN_CMDS, 0, 0, NULL, "biases in Linear and LayerNorm"},
+    {"bias", K_BOOL, OFF(bias), RUN_CMDS | CONFIG_CMD_EXPORT, 0, 0, NULL,
+     "biases in Linear and LayerNorm"},
     {"dropout", K_FLOAT, OFF(dropout), MODEL_CMDS, 0, 0, NULL,
      NANOGPT_NOOP " (only 0.0: there is no dropout)"},
-    {"gelu", K_ENUM, OFF(gelu), RUN_CMDS, 0, 0, GPT_GELU_NAMES,
+    {"gelu", K_ENUM, OFF(gelu), RUN_CMDS | CONFIG_CMD_EXPORT, 0, 0, GPT_GELU_NAMES,
      "GELU form: tanh (GPT-2, llm.c) or erf (nanoGPT's nn.GELU)"},
     {"attention", K_ENUM, OFF(attention), RUN_CMDS, 0, 0, GPT_ATTENTION_NAMES,
      "naive (materialised B*NH*T*T scores), flash (fused, O(T) memory; CPU and GPU) or cudnn "
@@ -113,13 +114,16 @@ static const Key keys[] = {
      "clean steps after which the CUDA loss scale doubles (PyTorch GradScaler's growth_interval)"},
     {"keep_checkpoints", K_INT, OFF(keep_checkpoints), CONFIG_CMD_TRAIN, 1, 1000, NULL,
      "checkpoints kept in out_dir"},
-    {"out_dir", K_STR, OFF(out_dir), CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE, 0, 0,
-     NULL,
-     "train: checkpoints, metrics and reports; eval, sample: the run init_from = resume loads"},
-    {"init_from", K_STR, OFF(init_from), CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE, 0,
+    {"out_dir", K_STR, OFF(out_dir),
+     CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE | CONFIG_CMD_EXPORT, 0, 0, NULL,
+     "train: checkpoints, metrics and reports; eval, sample, export: the run init_from = resume "
+     "loads"},
+    {"init_from", K_STR, OFF(init_from),
+     CONFIG_CMD_TRAIN | CONFIG_CMD_MEM | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE | CONFIG_CMD_EXPORT, 0,
      0, NULL,
-     "scratch, resume (the run in out_dir), a run directory (its model.bin and stored config) "
-     "or an llm.c model file"},
+     "scratch, resume (the run in out_dir), a run directory (its model.bin and stored config), "
+     "an llm.c model file, Hugging Face GPT-2 weights (.safetensors, a model folder, a sharded "
+     "index) or gpt2, gpt2-medium, gpt2-large, gpt2-xl (from the local Hugging Face cache)"},
     {"trace_file", K_STR, OFF(trace_file), CONFIG_CMD_TRAIN | CONFIG_CMD_MEM, 0, 0, NULL,
      "write a Chrome trace-event timeline of the arena here (opens in Perfetto)"},
     /* run */
@@ -172,7 +176,8 @@ static const Key keys[] = {
      "tokenizer for decoding; default <data_dir>/tokenizer.bin"},
     /* prepare */
     {"input", K_STR, OFF(input), CONFIG_CMD_PREPARE, 0, 0, NULL, "text file to tokenize"},
-    {"out", K_STR, OFF(out), CONFIG_CMD_PREPARE, 0, 0, NULL, "output directory for the shards"},
+    {"out", K_STR, OFF(out), CONFIG_CMD_PREPARE | CONFIG_CMD_EXPORT, 0, 0, NULL,
+     "output directory: prepare's shards; export's model.safetensors and config.json"},
     {"tokenizer", K_ENUM, OFF(tokenizer), CONFIG_CMD_PREPARE, 0, 0, tokenizer_names,
      "gpt2 (byte-level BPE) or char"},
     {"val_fraction", K_FLOAT, OFF(val_fraction), CONFIG_CMD_PREPARE, 0, 0, NULL,

@@ -30,6 +30,7 @@ typedef enum ConfigCommand {
     CONFIG_CMD_EVAL = 1 << 2,
     CONFIG_CMD_SAMPLE = 1 << 3,
     CONFIG_CMD_PREPARE = 1 << 4,
+    CONFIG_CMD_EXPORT = 1 << 5,
 } ConfigCommand;
 
 typedef enum ConfigDevice {

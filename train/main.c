@@ -32,6 +32,9 @@ static const Command commands[] = {
     {"prepare", CONFIG_CMD_PREPARE, cmd_prepare,
      "arenagpt prepare --input=TEXT --out=DIR [--tokenizer=gpt2|char] [--val_fraction=0.1]",
      "tokenize a text file into llm.c-format train.bin/val.bin shards"},
+    {"export", CONFIG_CMD_EXPORT, cmd_export,
+     "arenagpt export --init_from=RUN_DIR_OR_MODEL --out=DIR [--block_size=T]",
+     "write a model as Hugging Face GPT-2 (model.safetensors + config.json)"},
 };
 #define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
@@ -58,8 +61,8 @@ int main(int argc, char **argv) {
             cmd = &commands[i];
     if (!cmd) {
         fprintf(stderr,
-                "arenagpt: unknown command '%s' (expected train, mem, eval, sample or "
-                "prepare; see arenagpt --help)\n",
+                "arenagpt: unknown command '%s' (expected train, mem, eval, sample, "
+                "prepare or export; see arenagpt --help)\n",
                 argv[1]);
         return CONFIG_EXIT_USAGE;
     }

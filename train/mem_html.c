@@ -4,10 +4,11 @@
  * and '&' escaped, so nothing in the data can close the page's <script> element.
  *
  * The nanoGPT file (scripts/nanogpt_memory.py's output) is checked here: it must be valid
- * JSON (a small strict checker, RFC 8259 syntax), carry the script's format tag, and describe
- * the same model and batch; it is then embedded as it is. */
+ * JSON (parsed with cJSON, the project's one JSON library), carry the script's format tag, and describe
+ * the same model and batch; it is then embedded as cJSON writes it back (compact). */
 #include "mem_html.h"
 
+#include <cjson/cJSON.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,184 +352,7 @@ static void write_card_estimate(FILE *f, const GpuSpec *g, size_t arena_bytes) {
             (long long)g->memory_bytes - (long long)g->context_bytes - (long long)arena_bytes);
 }
 
-/* ---- nanoGPT's file: a strict JSON checker that also reads the "config" numbers ---- */
-
-typedef struct JCheck {
-    const char *p, *end;
-    int depth;
-    const char *top_key; /* the member of the top object being read, or NULL */
-    size_t top_key_len;
-    int in_config;
-    char key[64]; /* the last key read inside "config" */
-    struct {
-        const char *name;
-        double value;
-        int seen;
-    } want[6];
-    char format[64];
-} JCheck;
-
-static void jc_ws(JCheck *j) {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-        j->p++;
-}
-
-static int jc_value(JCheck *j);
-
-/* a string; out (may be NULL) gets its first len-1 bytes, escapes kept as written */
-static int jc_string(JCheck *j, char *out, size_t len) {
-    if (j->p >= j->end || *j->p != '"')
-        return -1;
-    j->p++;
-    size_t o = 0;
-    while (j->p < j->end && *j->p != '"') {
-        unsigned char c = (unsigned char)*j->p;
-        if (c < 0x20)
-            return -1;
-        if (c == '\\') {
-            j->p++;
-            if (j->p >= j->end || !strchr("\"\\/bfnrtu", *j->p))
-                return -1;
-            if (*j->p == 'u') {
-                for (int k = 1; k <= 4; k++)
-                    if (j->p + k >= j->end || !strchr("0123456789abcdefABCDEF", j->p[k]))
-                        return -1;
-                j->p += 4;
-            }
-        }
-        if (out && o + 1 < len)
-            out[o++] = (char)c;
-        j->p++;
-    }
-    if (out && len)
-        out[o] = 0;
-    if (j->p >= j->end)
-        return -1;
-    j->p++;
-    return 0;
-}
-
-static int jc_number(JCheck *j, double *out) {
-    const char *s = j->p;
-    if (j->p < j->end && *j->p == '-')
-        j->p++;
-    if (j->p >= j->end || *j->p < '0' || *j->p > '9')
-        return -1;
-    if (*j->p == '0')
-        j->p++;
-    else
-        while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-            j->p++;
-    if (j->p < j->end && *j->p == '.') {
-        j->p++;
-        if (j->p >= j->end || *j->p < '0' || *j->p > '9')
-            return -1;
-        while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-            j->p++;
-    }
-    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
-        j->p++;
-        if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
-            j->p++;
-        if (j->p >= j->end || *j->p < '0' || *j->p > '9')
-            return -1;
-        while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-            j->p++;
-    }
-    char buf[64];
-    size_t n = (size_t)(j->p - s) < sizeof buf - 1 ? (size_t)(j->p - s) : sizeof buf - 1;
-    memcpy(buf, s, n);
-    buf[n] = 0;
-    *out = strtod(buf, NULL);
-    return 0;
-}
-
-static int jc_container(JCheck *j, char open, char close) {
-    if (++j->depth > 64)
-        return -1;
-    j->p++;
-    jc_ws(j);
-    if (j->p < j->end && *j->p == close) {
-        j->p++;
-        j->depth--;
-        return 0;
-    }
-    for (;;) {
-        jc_ws(j);
-        if (open == '{') {
-            const char *ks = j->p + 1;
-            char key[64];
-            if (jc_string(j, key, sizeof key) != 0)
-                return -1;
-            if (j->depth == 1) {
-                j->top_key = ks;
-                j->top_key_len = (size_t)(j->p - ks - 1);
-            }
-            if (j->depth == 2 && j->in_config)
-                snprintf(j->key, sizeof j->key, "%s", key);
-            jc_ws(j);
-            if (j->p >= j->end || *j->p != ':')
-                return -1;
-            j->p++;
-            jc_ws(j);
-            int was = j->in_config;
-            if (j->depth == 1)
-                j->in_config = j->top_key_len == 6 && memcmp(j->top_key, "config", 6) == 0;
-            if (j->depth == 1 && j->top_key_len == 6 && memcmp(j->top_key, "format", 6) == 0) {
-                if (jc_string(j, j->format, sizeof j->format) != 0)
-                    return -1;
-            } else if (jc_value(j) != 0) {
-                return -1;
-            }
-            if (j->depth == 1)
-                j->in_config = was;
-        } else if (jc_value(j) != 0) {
-            return -1;
-        }
-        jc_ws(j);
-        if (j->p < j->end && *j->p == ',') {
-            j->p++;
-            continue;
-        }
-        if (j->p < j->end && *j->p == close) {
-            j->p++;
-            j->depth--;
-            return 0;
-        }
-        return -1;
-    }
-}
-
-static int jc_value(JCheck *j) {
-    jc_ws(j);
-    if (j->p >= j->end)
-        return -1;
-    char c = *j->p;
-    if (c == '{')
-        return jc_container(j, '{', '}');
-    if (c == '[')
-        return jc_container(j, '[', ']');
-    if (c == '"')
-        return jc_string(j, NULL, 0);
-    static const char *const lits[3] = {"true", "false", "null"};
-    for (int k = 0; k < 3; k++) {
-        size_t n = strlen(lits[k]);
-        if ((size_t)(j->end - j->p) >= n && memcmp(j->p, lits[k], n) == 0) {
-            j->p += n;
-            return 0;
-        }
-    }
-    double v;
-    if (jc_number(j, &v) != 0)
-        return -1;
-    if (j->depth == 2 && j->in_config)
-        for (int k = 0; k < 6; k++)
-            if (strcmp(j->key, j->want[k].name) == 0) {
-                j->want[k].value = v;
-                j->want[k].seen = 1;
-            }
-    return 0;
-}
+/* ---- nanoGPT's file: parsed with cJSON, its "config" numbers compared with the run ---- */
 
 static char *read_file(const char *path, size_t *n_out, Err *err) {
     FILE *f = fopen(path, "rb");
@@ -549,53 +373,58 @@ static char *read_file(const char *path, size_t *n_out, Err *err) {
     return buf;
 }
 
-/* Reads and checks the nanoGPT file. Returns the text (caller frees), NULL with err. A file
- * for another shape sets *other to 1 and err to the difference. */
+/* The nanoGPT file's "format" tag and its config.<key> numbers against the run's. 0 when they
+ * match; -1 with err (and *other = 1 when the file is for another shape). */
+static int nanogpt_check(const cJSON *root, const char *path, const TrainConfig *cfg, int *other,
+                         Err *err) {
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
+    const char *format = cJSON_IsString(fmt) ? fmt->valuestring : "";
+    if (strcmp(format, NANOGPT_FORMAT) != 0)
+        return err_set(err,
+                       "nanogpt_json '%s': \"format\" is '%s', expected '%s' (the output of "
+                       "scripts/nanogpt_memory.py)",
+                       path, format, NANOGPT_FORMAT);
+    const char *names[6] = {"n_layer",    "n_head",     "n_embd",
+                            "block_size", "vocab_size", "batch_size"};
+    double want[6] = {(double)cfg->n_layer,    (double)cfg->n_head,     (double)cfg->n_embd,
+                      (double)cfg->block_size, (double)cfg->vocab_size, (double)cfg->batch_size};
+    const cJSON *config = cJSON_GetObjectItemCaseSensitive(root, "config");
+    for (int k = 0; k < 6; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, names[k]);
+        *other = 1;
+        if (!cJSON_IsNumber(v))
+            return err_set(err, "nanogpt_json '%s': config.%s is missing", path, names[k]);
+        if (v->valuedouble != want[k])
+            return err_set(err, "nanogpt_json '%s' is for %s = %.0f, this run has %s = %.0f", path,
+                           names[k], v->valuedouble, names[k], want[k]);
+        *other = 0;
+    }
+    return 0;
+}
+
+/* Reads and checks the nanoGPT file. Returns it as cJSON renders it (valid JSON, control
+ * characters escaped; the caller frees it with cJSON_free), NULL with err. A file for another
+ * shape sets *other to 1 and err to the difference. */
 static char *nanogpt_load(const char *path, const TrainConfig *cfg, int *other, Err *err) {
     size_t n = 0;
     *other = 0;
     char *text = read_file(path, &n, err);
     if (!text)
         return NULL;
-    JCheck j;
-    memset(&j, 0, sizeof j);
-    j.p = text;
-    j.end = text + n;
-    const char *names[6] = {"n_layer",    "n_head",     "n_embd",
-                            "block_size", "vocab_size", "batch_size"};
-    double want[6] = {(double)cfg->n_layer,    (double)cfg->n_head,     (double)cfg->n_embd,
-                      (double)cfg->block_size, (double)cfg->vocab_size, (double)cfg->batch_size};
-    for (int k = 0; k < 6; k++)
-        j.want[k].name = names[k];
-    jc_ws(&j);
-    int ok = j.p < j.end && *j.p == '{' && jc_value(&j) == 0;
-    jc_ws(&j);
-    if (!ok || j.p != j.end) {
-        err_set(err, "nanogpt_json '%s': not valid JSON (at byte %ld)", path, (long)(j.p - text));
-        free(text);
-        return NULL;
-    }
-    if (strcmp(j.format, NANOGPT_FORMAT) != 0) {
-        err_set(err,
-                "nanogpt_json '%s': \"format\" is '%s', expected '%s' (the output of "
-                "scripts/nanogpt_memory.py)",
-                path, j.format, NANOGPT_FORMAT);
-        free(text);
-        return NULL;
-    }
-    for (int k = 0; k < 6; k++) {
-        if (!j.want[k].seen || j.want[k].value != want[k]) {
-            *other = 1;
-            if (j.want[k].seen)
-                err_set(err, "nanogpt_json '%s' is for %s = %.0f, this run has %s = %.0f", path,
-                        names[k], j.want[k].value, names[k], want[k]);
-            else
-                err_set(err, "nanogpt_json '%s': config.%s is missing", path, names[k]);
-            free(text);
-            return NULL;
-        }
-    }
-    return text;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
+    while (root && end < text + n && strchr(" \t\r\n", *end))
+        end++;
+    char *out = NULL;
+    if (!root || !cJSON_IsObject(root) || end != text + n)
+        err_set(err, "nanogpt_json '%s': not valid JSON (at byte %ld)", path,
+                end ? (long)(end - text) : 0L);
+    else if (nanogpt_check(root, path, cfg, other, err) == 0 &&
+             !(out = cJSON_PrintUnformatted(root)))
+        err_set(err, "nanogpt_json '%s': out of memory", path);
+    cJSON_Delete(root);
+    free(text);
+    return out;
 }
 
 void mem_html_nanogpt_default(const char *config_file, char *buf, size_t len) {
@@ -658,7 +487,7 @@ static int write_nanogpt(FILE *f, const TrainConfig *cfg, Err *err) {
     }
     fprintf(f, ", \"nanogpt_file\": ");
     jstr(f, path);
-    free(text);
+    cJSON_free(text);
     return 0;
 }
 

@@ -11,6 +11,7 @@
 #include "../data/tokenizer.h"
 #include "../model/model_io.h"
 #include "checkpoint.h"
+#include "init_from.h"
 
 void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     memset(out, 0, sizeof *out);
@@ -75,15 +76,6 @@ static int is_file(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* nanoGPT's pretrained names (init_from = 'gpt2' downloads them from Hugging Face). */
-static int is_pretrained_name(const char *s) {
-    static const char *const names[] = {"gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", NULL};
-    for (int i = 0; names[i]; i++)
-        if (strcmp(s, names[i]) == 0)
-            return 1;
-    return 0;
-}
-
 /* The keys a run directory's stored config supplies to eval and sample. */
 static const char *const RUN_DIR_KEYS[] = {"bias",    "gelu",        "block_size", "data_dir",
                                            "dataset", "data_format", NULL};
@@ -105,19 +97,12 @@ static int resolve_init_from(RunSetup *rs, unsigned cmd, Err *err) {
         }
         return 0;
     }
-    if ((cmd & CONFIG_CMD_MEM))
-        return 0; /* mem plans the config's shape */
+    /* Hugging Face weights and nanoGPT's gpt2* names (init_from.c) */
+    int hf_rc = 0;
+    if (init_from_hf_resolve(from, rs->model_path, sizeof rs->model_path, &hf_rc, err))
+        return hf_rc;
     struct stat st;
     if (stat(from, &st) != 0) {
-        if (is_pretrained_name(from)) {
-            err_set(err,
-                    "init_from = '%s': pretrained weights must be given as a file: an llm.c "
-                    "GPT-2 model file (float32, version 3; llm.c's train_gpt2.py writes "
-                    "gpt2_124M.bin from the Hugging Face weights), e.g. "
-                    "--init_from=gpt2_124M.bin",
-                    from);
-            return CONFIG_EXIT_USAGE;
-        }
         err_set(err, "init_from = '%s': cannot open model file: %s", from, strerror(errno));
         return 1;
     }
@@ -211,6 +196,9 @@ static int default_eval_shard(RunSetup *rs, Err *err) {
 /* The shape from the model file's header; block_size defaults to its maxT. */
 static int shape_from_model_file(RunSetup *rs, Err *err) {
     TrainConfig *c = &rs->cfg;
+    int hf_rc = 0;
+    if (init_from_hf_shape(rs, &hf_rc, err)) /* Hugging Face weights (init_from.c) */
+        return hf_rc;
     GptConfig m;
     memset(&m, 0, sizeof m);
     if (gpt_config_from_model_file(rs->model_path, &m, err) != 0)

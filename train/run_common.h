@@ -7,7 +7,10 @@
  *     is the run directory out_dir, as in nanoGPT's sample.py); a directory stands for its
  *     model.bin, and its newest state_*.bin's stored config supplies bias, gelu, block_size
  *     and the data (data_dir, dataset, data_format) that the user did not set; our training
- *     states, PyTorch zip checkpoints and pretrained model names are refused with what to do.
+ *     states and PyTorch zip checkpoints are refused with what to do. Hugging Face weights
+ *     (a .safetensors file, a model folder, a sharded index) and nanoGPT's names gpt2,
+ *     gpt2-medium, gpt2-large, gpt2-xl (the local Hugging Face cache) are init_from.c's: the
+ *     shape, bias and GELU come from them (init_from.h). mem plans the model it names.
  *   - the model file's header gives n_layer, n_head, n_embd and the vocabulary; block_size
  *     defaults to its maxT.
  *   - without a model file, vocab_size unset means the data's: the size of the dataset's
