@@ -47,8 +47,8 @@ SHAKESPEARE ?= .cache/tinyshakespeare.txt
 TEST_DATA_ENV = ARENAGPT_VOCAB_DIR=$(abspath $(VOCAB_DIR)) ARENAGPT_SHAKESPEARE=$(abspath $(SHAKESPEARE)) \
   ARENAGPT_REQUIRE_DATA=$$(test -e build/.setup-ok && echo 1 || echo 0)
 
-WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Werror=implicit-function-declaration
-BASE_CFLAGS := -std=gnu11 $(WARN) -fopenmp -g -MMD -MP -I. $(BLAS_CFLAGS)
+WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2
+BASE_CFLAGS := -std=gnu11 $(WARN) -Werror=implicit-function-declaration -fopenmp -g -MMD -MP -I. $(BLAS_CFLAGS)
 LDLIBS := $(BLAS_LIBS) -lpcre2-8 $(JSON_LIBS) -lm -fopenmp
 TEST_LDLIBS := -lcmocka
 
