@@ -187,35 +187,53 @@ static int reader_emit(Reader *r, Item *it, size_t take, size_t consume, Err *er
     return 0;
 }
 
-/* Text: where the next item ends (see corpus_prepare.h); 0 = needs more bytes than lim. */
+/* A separator starting at or before lim: its offset, or -1. */
+static int64_t find_sep(const Reader *r, size_t lim) {
+    if (!r->sep_len)
+        return -1;
+    size_t span = r->len < lim + r->sep_len ? r->len : lim + r->sep_len;
+    const uint8_t *p = memmem(r->buf, span, r->sep, r->sep_len);
+    return p ? (int64_t)(p - r->buf) : -1;
+}
+
+/* Text: where the next item ends (see corpus_prepare.h), looking at most lim bytes ahead (the
+ * reader holds lim + sep_len + 1 bytes unless the file ends first). In order: a separator in
+ * the first CORPUS_ITEM_BYTES ends the document; the end of the file within them ends it too;
+ * else the last cut point in them; else, as far as lim, the same three with the first cut
+ * point. 0: nothing within lim (the caller doubles lim). */
 static int text_cut(const Reader *r, size_t lim, size_t *take, size_t *consume, int *ends_doc) {
     const uint8_t *s = r->buf;
-    size_t n = r->len;
-    if (r->sep_len) {
-        size_t span = n < lim + r->sep_len ? n : lim + r->sep_len;
-        const uint8_t *p = memmem(s, span, r->sep, r->sep_len);
-        if (p) {
-            *take = (size_t)(p - s);
+    size_t n = r->len, c = 0;
+    for (int wide = 0; wide < 2; wide++) {
+        size_t reach = wide ? lim : CORPUS_ITEM_BYTES;
+        int64_t p = find_sep(r, reach);
+        if (p >= 0) {
+            *take = (size_t)p;
             *consume = *take + r->sep_len;
             *ends_doc = 1;
             return 1;
         }
+        if (r->eof && n <= reach) {
+            *take = *consume = n;
+            *ends_doc = 1;
+            return 1;
+        }
+        if (!wide) { /* n > CORPUS_ITEM_BYTES here */
+            for (size_t i = CORPUS_ITEM_BYTES; i >= 1 && !c; i--)
+                if (safe_cut(s, i))
+                    c = i;
+        } else {
+            for (size_t i = CORPUS_ITEM_BYTES + 1; !c && i <= lim && i < n; i++)
+                if (safe_cut(s, i))
+                    c = i; /* n > lim unless the file ended */
+        }
+        if (c) {
+            *take = *consume = c;
+            *ends_doc = 0;
+            return 1;
+        }
     }
-    if (r->eof && n <= lim) {
-        *take = *consume = n;
-        *ends_doc = 1;
-        return 1;
-    }
-    size_t c = 0;
-    for (size_t i = (n - 1 < CORPUS_ITEM_BYTES ? n - 1 : CORPUS_ITEM_BYTES); i >= 1 && !c; i--)
-        if (safe_cut(s, i))
-            c = i;
-    for (size_t i = CORPUS_ITEM_BYTES + 1; !c && i <= lim && i < n; i++) /* n > lim unless eof */
-        if (safe_cut(s, i))
-            c = i;
-    *take = *consume = c;
-    *ends_doc = 0;
-    return c > 0;
+    return 0;
 }
 
 static int next_text(Reader *r, Item *it, Err *err) {
