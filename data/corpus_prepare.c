@@ -462,8 +462,8 @@ static int writer_close_shard(Writer *wr, const Item *it, int64_t used, int comp
 
 /* Writes an item's ids into the shards, closing each that fills. */
 static int writer_item(Writer *wr, const Item *it, Err *err) {
-    const int32_t *ids = it->ids.ids + wr->skip;
     int64_t n = (int64_t)it->ids.n - wr->skip;
+    const int32_t *ids = n > 0 ? it->ids.ids + wr->skip : NULL;
     if (n < 0)
         return err_set(err, "resume: the item at byte %" PRId64 " has %zu ids, fewer than the %" PRId64
                             " the state says were written (the input changed?)",
