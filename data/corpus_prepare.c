@@ -22,16 +22,26 @@
 
 /* ---------- items ---------- */
 
+/* A run of text inside an item: a whole document, or a piece of one cut at a cut point. */
+typedef struct Piece {
+    size_t off, len;
+    int doc_start; /* begins a document (eot first) */
+} Piece;
+
+/* Work for one thread: pieces of one file, back to back in text, about CORPUS_ITEM_BYTES in
+ * all (JSON Lines: one piece of whole lines). Its ids are the pieces' ids in order. */
 typedef struct Item {
     /* input, set by the reader */
     uint8_t *text; /* (len) */
     size_t len, cap;
+    Piece *pieces; /* (n_pieces) */
+    size_t n_pieces, pieces_cap;
     CorpusFormat format;
-    int doc_start; /* text: begins a document (eot first) */
-    int file;      /* index into the list */
+    int file;             /* index into the list */
+    int doc_start;        /* of the first piece */
     int64_t offset, line; /* where it starts in the file's (decompressed) bytes; line 1-based */
-    int64_t n_lines;      /* newlines inside it (JSON Lines) */
     int64_t file_bytes;   /* progress: the file bytes read when it was cut */
+    int64_t consumed;     /* text bytes it stands for (separators included) */
     /* output, set by a worker */
     TokenBuf ids;
     int64_t n_docs, n_bad;
@@ -45,7 +55,6 @@ typedef struct Pipeline {
     const CorpusPrepareOptions *o;
     const CorpusList *files;
     Tokenizer **toks; /* (threads) */
-    size_t sep_len;
 } Pipeline;
 
 static int is_ascii_space(uint8_t c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
@@ -55,19 +64,16 @@ static int safe_cut(const uint8_t *s, size_t c) {
     return s[c - 1] > 0x20 && s[c - 1] < 0x7f && is_ascii_space(s[c]);
 }
 
-static int item_push_eot(Item *it, const Tokenizer *tok) {
-    int32_t eot = tokenizer_eot(tok);
-    return token_buf_append(&it->ids, &eot, 1);
-}
-
 static void item_bad(Item *it, int64_t line, const char *why) {
     if (it->n_bad++ == 0)
         snprintf(it->bad, sizeof it->bad, "%" PRId64 ": %.400s", line, why);
 }
 
-static int encode_text(Item *it, const Tokenizer *tok, const char *text, size_t len) {
+/* eot, then the ids of a document's text (or of its first piece) */
+static int encode_doc(Item *it, const Tokenizer *tok, const char *text, size_t len) {
     size_t used;
-    if (item_push_eot(it, tok))
+    int32_t eot = tokenizer_eot(tok);
+    if (token_buf_append(&it->ids, &eot, 1))
         return err_set(&it->err, "out of memory");
     it->n_docs++;
     return tokenizer_encode_prefix(tok, text, len, 1, &it->ids, &used, &it->err);
@@ -88,7 +94,7 @@ static int encode_jsonl(Item *it, const Tokenizer *tok, const char *key) {
             if (jsonl_doc_parse(&d, p, (size_t)(le - p), key, &e)) {
                 item_bad(it, line, e.msg);
             } else {
-                int rc = d.text_len ? encode_text(it, tok, d.text, d.text_len) : 0;
+                int rc = d.text_len ? encode_doc(it, tok, d.text, d.text_len) : 0;
                 jsonl_doc_free(&d);
                 if (rc)
                     return err_prefix(&it->err, "line %" PRId64, line);
@@ -106,17 +112,19 @@ static void item_encode(void *ctx, int worker, void *vitem) {
     it->ids.n = 0;
     it->n_docs = it->n_bad = 0;
     it->bad[0] = 0;
+    it->rc = 0;
     if (it->format == CORPUS_FORMAT_JSONL) {
         it->rc = encode_jsonl(it, tok, pl->o->text_key);
-    } else {
+        return;
+    }
+    for (size_t i = 0; i < it->n_pieces && !it->rc; i++) {
+        const Piece *pc = &it->pieces[i];
+        const char *s = (const char *)it->text + pc->off;
         size_t used;
-        it->rc = 0;
-        if (it->doc_start) {
-            it->rc = encode_text(it, tok, (const char *)it->text, it->len);
-        } else if (tokenizer_encode_prefix(tok, (const char *)it->text, it->len, 1, &it->ids,
-                                           &used, &it->err)) {
-            it->rc = -1;
-        }
+        if (pc->doc_start)
+            it->rc = encode_doc(it, tok, s, pc->len);
+        else
+            it->rc = tokenizer_encode_prefix(tok, s, pc->len, 1, &it->ids, &used, &it->err);
     }
 }
 
@@ -128,19 +136,26 @@ typedef struct Reader {
     size_t sep_len;
     int fi; /* current file */
     CorpusStream *s;
-    uint8_t *buf; /* (len) pending bytes of the current file, from offset */
-    size_t len, cap;
+    uint8_t *buf; /* bytes [pos, len) are the pending bytes of the current file, from offset */
+    size_t pos, len, cap;
     int eof; /* the current file is all in buf */
     int64_t offset, line;
     int doc_start;
     int64_t done_bytes; /* file bytes of the files before fi */
 } Reader;
 
-/* Reads until buf holds want bytes or the file ends. */
+/* Reads until buf holds want pending bytes or the file ends. */
 static int reader_fill(Reader *r, size_t want, Err *err) {
+    if (r->len - r->pos >= want || r->eof)
+        return 0;
+    if (r->pos + want > r->cap) { /* move the pending bytes to the front */
+        memmove(r->buf, r->buf + r->pos, r->len - r->pos);
+        r->len -= r->pos;
+        r->pos = 0;
+    }
     if (want > r->cap && array_grow((void **)&r->buf, &r->cap, want, 1))
         return err_set(err, "%s: out of memory for %zu bytes", r->files->files[r->fi].path, want);
-    while (r->len < want && !r->eof) {
+    while (r->len - r->pos < want && !r->eof) {
         int64_t got = corpus_stream_read(r->s, r->buf + r->len, r->cap - r->len, err);
         if (got < 0)
             return -1;
@@ -155,7 +170,7 @@ static int reader_open(Reader *r, Err *err) {
     r->s = corpus_stream_open(r->files->files[r->fi].path, err);
     if (!r->s)
         return -1;
-    r->len = 0;
+    r->pos = r->len = 0;
     r->eof = 0;
     r->offset = 0;
     r->line = 1;
@@ -163,27 +178,33 @@ static int reader_open(Reader *r, Err *err) {
     return 0;
 }
 
-/* Moves the next take bytes into it and drops consume (>= take) bytes from buf. */
+/* Appends the next take pending bytes to it as a piece (none when take is 0) and drops
+ * consume (>= take) bytes. */
 static int reader_emit(Reader *r, Item *it, size_t take, size_t consume, Err *err) {
-    if (array_grow((void **)&it->text, &it->cap, take ? take : 1, 1))
-        return err_set(err, "out of memory for an item of %zu bytes", take);
-    memcpy(it->text, r->buf, take);
-    it->len = take;
-    it->file = r->fi;
-    it->format = r->files->files[r->fi].format;
-    it->doc_start = r->doc_start;
-    it->offset = r->offset;
-    it->line = r->line;
-    it->n_lines = 0;
+    const uint8_t *s = r->buf + r->pos;
+    if (it->n_pieces == 0) {
+        it->file = r->fi;
+        it->format = r->files->files[r->fi].format;
+        it->doc_start = r->doc_start;
+        it->offset = r->offset;
+        it->line = r->line;
+        it->consumed = 0;
+    }
+    if (take) {
+        if (array_grow((void **)&it->text, &it->cap, it->len + take, 1) ||
+            array_grow((void **)&it->pieces, &it->pieces_cap, it->n_pieces + 1, sizeof(Piece)))
+            return err_set(err, "out of memory for an item of %zu bytes", it->len + take);
+        memcpy(it->text + it->len, s, take);
+        it->pieces[it->n_pieces++] = (Piece){it->len, take, r->doc_start};
+        it->len += take;
+    }
     if (it->format == CORPUS_FORMAT_JSONL)
-        for (const uint8_t *p = r->buf; (p = memchr(p, '\n', (size_t)(r->buf + consume - p)));
-             p++)
-            it->n_lines++;
+        for (const uint8_t *p = s; (p = memchr(p, '\n', (size_t)(s + consume - p))); p++)
+            r->line++;
     it->file_bytes = r->done_bytes + corpus_stream_file_bytes(r->s);
-    memmove(r->buf, r->buf + consume, r->len - consume);
-    r->len -= consume;
+    it->consumed += (int64_t)consume;
+    r->pos += consume;
     r->offset += (int64_t)consume;
-    r->line += it->n_lines;
     return 0;
 }
 
@@ -191,19 +212,20 @@ static int reader_emit(Reader *r, Item *it, size_t take, size_t consume, Err *er
 static int64_t find_sep(const Reader *r, size_t lim) {
     if (!r->sep_len)
         return -1;
-    size_t span = r->len < lim + r->sep_len ? r->len : lim + r->sep_len;
-    const uint8_t *p = memmem(r->buf, span, r->sep, r->sep_len);
-    return p ? (int64_t)(p - r->buf) : -1;
+    size_t n = r->len - r->pos;
+    size_t span = n < lim + r->sep_len ? n : lim + r->sep_len;
+    const uint8_t *p = memmem(r->buf + r->pos, span, r->sep, r->sep_len);
+    return p ? (int64_t)(p - (r->buf + r->pos)) : -1;
 }
 
-/* Text: where the next item ends (see corpus_prepare.h), looking at most lim bytes ahead (the
+/* Text: where the next piece ends (see corpus_prepare.h), looking at most lim bytes ahead (the
  * reader holds lim + sep_len + 1 bytes unless the file ends first). In order: a separator in
  * the first CORPUS_ITEM_BYTES ends the document; the end of the file within them ends it too;
  * else the last cut point in them; else, as far as lim, the same three with the first cut
  * point. 0: nothing within lim (the caller doubles lim). */
 static int text_cut(const Reader *r, size_t lim, size_t *take, size_t *consume, int *ends_doc) {
-    const uint8_t *s = r->buf;
-    size_t n = r->len, c = 0;
+    const uint8_t *s = r->buf + r->pos;
+    size_t n = r->len - r->pos, c = 0;
     for (int wide = 0; wide < 2; wide++) {
         size_t reach = wide ? lim : CORPUS_ITEM_BYTES;
         int64_t p = find_sep(r, reach);
@@ -236,13 +258,14 @@ static int text_cut(const Reader *r, size_t lim, size_t *take, size_t *consume, 
     return 0;
 }
 
+/* The next piece of a text file into it: 1, or 0 at the end of the file. */
 static int next_text(Reader *r, Item *it, Err *err) {
     size_t take, consume;
     int ends_doc;
     for (size_t lim = CORPUS_ITEM_LIMIT_BYTES;; lim *= 2) {
         if (reader_fill(r, lim + r->sep_len + 1, err)) /* + 1: s[lim] decides a cut at lim */
             return -1;
-        if (r->len == 0)
+        if (r->len == r->pos)
             return 0;
         if (text_cut(r, lim, &take, &consume, &ends_doc))
             break;
@@ -258,50 +281,61 @@ static int next_text(Reader *r, Item *it, Err *err) {
     return 1;
 }
 
+/* JSON Lines: whole lines, at least CORPUS_ITEM_BYTES of them unless the file ends. */
 static int next_jsonl(Reader *r, Item *it, Err *err) {
     size_t pos = 0;
     if (reader_fill(r, CORPUS_ITEM_BYTES, err))
         return -1;
-    if (r->len == 0)
+    if (r->len == r->pos)
         return 0;
     while (pos < CORPUS_ITEM_BYTES) {
-        const uint8_t *nl = memchr(r->buf + pos, '\n', r->len - pos);
+        const uint8_t *s = r->buf + r->pos, *nl = memchr(s + pos, '\n', r->len - r->pos - pos);
         if (nl) {
-            pos = (size_t)(nl - r->buf) + 1;
+            pos = (size_t)(nl - s) + 1;
             continue;
         }
         if (r->eof) {
-            pos = r->len;
+            pos = r->len - r->pos;
             break;
         }
-        if (r->len - pos >= CORPUS_MAX_ITEM_BYTES)
-            return err_set(err, "%s:%" PRId64 ": a line longer than %u MiB",
-                           r->files->files[r->fi].path, r->line, CORPUS_MAX_ITEM_BYTES >> 20);
-        if (reader_fill(r, r->len + CORPUS_ITEM_BYTES, err))
+        if (r->len - r->pos - pos >= CORPUS_MAX_ITEM_BYTES)
+            return err_set(err, "%s: a line longer than %u MiB after line %" PRId64,
+                           r->files->files[r->fi].path, CORPUS_MAX_ITEM_BYTES >> 20, r->line);
+        if (reader_fill(r, r->len - r->pos + CORPUS_ITEM_BYTES, err))
             return -1;
     }
     return reader_emit(r, it, pos, pos, err) ? -1 : 1;
 }
 
-/* The next item: 1, or 0 when every file is read, -1 on an error. */
+static void reader_next_file(Reader *r) {
+    r->done_bytes += corpus_stream_file_bytes(r->s);
+    corpus_stream_close(r->s);
+    r->s = NULL;
+    r->fi++;
+}
+
+/* The next item (pieces of one file, CORPUS_ITEM_BYTES or the rest of the file): 1, or 0 when
+ * every file is read, -1 on an error. */
 static int reader_next(Reader *r, Item *it, Err *err) {
+    it->len = 0;
+    it->n_pieces = 0;
     while (r->fi < r->files->n) {
         if (!r->s && reader_open(r, err))
             return -1;
-        int got = r->files->files[r->fi].format == CORPUS_FORMAT_JSONL ? next_jsonl(r, it, err)
-                                                                        : next_text(r, it, err);
+        int jsonl = r->files->files[r->fi].format == CORPUS_FORMAT_JSONL;
+        int got = jsonl ? next_jsonl(r, it, err) : next_text(r, it, err);
         if (got < 0)
             return -1;
-        if (got > 0 && it->len > 0)
-            return 1;
         if (got == 0) { /* this file is done */
-            r->done_bytes += corpus_stream_file_bytes(r->s);
-            corpus_stream_close(r->s);
-            r->s = NULL;
-            r->fi++;
+            reader_next_file(r);
+            if (it->n_pieces)
+                return 1;
+            continue;
         }
+        if (it->len >= CORPUS_ITEM_BYTES || (jsonl && it->n_pieces))
+            return 1;
     }
-    return 0;
+    return it->n_pieces ? 1 : 0;
 }
 
 /* Resume: opens file fi and reads past its first offset bytes. */
@@ -316,13 +350,14 @@ static int reader_seek(Reader *r, int fi, int64_t offset, int64_t line, int doc_
     while (r->offset < offset) {
         if (reader_fill(r, CORPUS_ITEM_BYTES, err))
             return -1;
-        size_t k = (int64_t)r->len < offset - r->offset ? r->len : (size_t)(offset - r->offset);
+        size_t n = r->len - r->pos;
+        size_t k = (int64_t)n < offset - r->offset ? n : (size_t)(offset - r->offset);
         if (k == 0)
-            return err_set(err, "%s: shorter than when the interrupted run read it (%" PRId64
-                                " bytes expected)",
+            return err_set(err,
+                           "%s: shorter than when the interrupted run read it (%" PRId64
+                           " bytes expected)",
                            r->files->files[fi].path, offset);
-        memmove(r->buf, r->buf + k, r->len - k);
-        r->len -= k;
+        r->pos += k;
         r->offset += (int64_t)k;
     }
     r->line = line;
@@ -530,6 +565,7 @@ static int run_start_point(Run *r, Err *err) {
     r->wr.st = ps;
     r->wr.skip = ps.skip;
     r->st->resumed_shards = ps.shards;
+    r->st->resumed_tokens = ps.tokens;
     if (ps.complete)
         return 0;
     return reader_seek(&r->rd, (int)ps.file, ps.offset, ps.line, (int)ps.doc_start, err);
@@ -570,6 +606,7 @@ static void run_free(Run *r) {
         shard_writer_abort(r->wr.w);
     for (int i = 0; r->items && i < r->n_items; i++) {
         free(r->items[i].text);
+        free(r->items[i].pieces);
         token_buf_free(&r->items[i].ids);
     }
     free(r->items);
@@ -603,6 +640,7 @@ static int run_write_oldest(Run *r, Err *err) {
     r->wr.st.docs += it->n_docs;
     r->wr.st.bad += it->n_bad;
     r->st->file_bytes = it->file_bytes;
+    r->st->text_bytes += it->consumed;
     r->st->files_done = it->file;
     return 0;
 }

@@ -7,14 +7,16 @@
  * the tokenizer's end-of-text id (50256), as llm.c's FineWeb shards are; the stream of ids is
  * that: for each document in file order, eot then tokenizer_encode(text).
  *
- * Work: the reader (the calling thread) cuts the stream into items of about
- * CORPUS_ITEM_BYTES: whole JSON lines, or pieces of a text document cut where the GPT-2
- * pre-tokenizer is known to split (just after an ASCII graphic character that is followed by
- * ASCII whitespace: no pre-token spans that point and the pattern never looks behind, so the
- * ids of the pieces are the ids of the whole). Items never span two files. Each item's
- * bounds depend only on the bytes from its start, never on the thread count or buffer state,
- * so the ids are the same for any thread count. A pool of `threads` workers (each with its
- * own tokenizer copy) encodes items; the caller writes them in order.
+ * Work: the reader (the calling thread) cuts the stream into pieces: a whole document (up
+ * to a separator or the end of the file), or, for a document longer than CORPUS_ITEM_BYTES, a
+ * piece cut where the GPT-2 pre-tokenizer is known to split (just after an ASCII graphic
+ * character that is followed by ASCII whitespace: no pre-token spans that point and the
+ * pattern never looks behind, so the ids of the pieces are the ids of the whole). A piece's
+ * end depends only on the bytes from its start (never on the thread count or on buffers).
+ * Pieces of one file are grouped into items of about CORPUS_ITEM_BYTES (JSON Lines: whole
+ * lines, as much); items never span two files. A pool of `threads` workers (each with its own
+ * tokenizer copy) encodes items; the caller writes them in order, so the ids are the same for
+ * any thread count.
  *
  * Bad JSON lines (not JSON, not an object, no text_key, not a string) are skipped and counted;
  * with strict the run stops at the first with "FILE:LINE: reason". Blank lines are ignored.
@@ -50,9 +52,11 @@
 typedef struct CorpusPrepareStats {
     int64_t total_bytes; /* of the input files on disk */
     int64_t file_bytes;  /* of them read so far */
+    int64_t text_bytes;  /* decompressed bytes read by this run (a resume: since it started) */
     int64_t docs, bad_lines, tokens;
     int64_t shards;          /* complete shards written (resumed ones included) */
     int64_t resumed_shards;  /* shards a resume found done */
+    int64_t resumed_tokens;  /* and their tokens */
     int n_files, files_done;
     char first_bad[ERR_MSG_LEN]; /* "FILE:LINE: reason" of the first bad line, or "" */
 } CorpusPrepareStats;

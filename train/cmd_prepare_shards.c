@@ -147,8 +147,11 @@ static void print_summary(const TrainConfig *cfg, const CorpusPrepareOptions *o,
            (long long)st->shards, o->out_dir, o->name, o->threads);
     if (st->resumed_shards)
         printf("prepare: resumed after %lld complete shards\n", (long long)st->resumed_shards);
-    printf("prepare: %.1f s, %.1f MiB/s of input, %.0f tokens/s\n", dt, dt > 0 ? mib / dt : 0.0,
-           dt > 0 ? (double)st->tokens / dt : 0.0);
+    double text_mib = (double)st->text_bytes / (1024.0 * 1024.0);
+    printf("prepare: %.2f s: %.1f MiB of text (%.1f MiB/s), %.1f MiB of files (%.1f MiB/s), %.0f "
+           "tokens/s\n",
+           dt, text_mib, dt > 0 ? text_mib / dt : 0.0, mib, dt > 0 ? mib / dt : 0.0,
+           dt > 0 ? (double)(st->tokens - st->resumed_tokens) / dt : 0.0);
     if (st->bad_lines)
         printf("prepare: %lld bad JSON lines skipped (--strict refuses them); the first: %s\n",
                (long long)st->bad_lines, st->first_bad);
