@@ -28,13 +28,13 @@ CorpusFormat corpus_format_of(const char *path) {
         n -= 3;
     else if (ends_with(path, n, ".zst"))
         n -= 4;
-    if (ends_with(path, n, ".jsonl") || ends_with(path, n, ".ndjson") || ends_with(path, n, ".json"))
+    if (ends_with(path, n, ".jsonl") || ends_with(path, n, ".ndjson") ||
+        ends_with(path, n, ".json"))
         return CORPUS_FORMAT_JSONL;
     return CORPUS_FORMAT_TEXT;
 }
 
-static int list_add(CorpusList *l, size_t *cap, const char *path, const struct stat *st,
-                    Err *err) {
+static int list_add(CorpusList *l, size_t *cap, const char *path, const struct stat *st, Err *err) {
     if (ends_with(path, strlen(path), ".parquet"))
         return err_set(err, "%s: %s", path, CORPUS_PARQUET_HINT);
     if (array_grow((void **)&l->files, cap, (size_t)l->n + 1, sizeof *l->files))
@@ -91,8 +91,8 @@ static int list_item(CorpusList *l, size_t *cap, const char *item, Err *err) {
         const char *p = g.gl_pathv[i];
         struct stat st;
         if (stat(p, &st))
-            rc = err_set(err, "%s: no such file or folder (and no file matches it as a pattern)",
-                         p);
+            rc =
+                err_set(err, "%s: no such file or folder (and no file matches it as a pattern)", p);
         else if (S_ISDIR(st.st_mode))
             rc = list_dir(l, cap, p, 0, err);
         else if (S_ISREG(st.st_mode))

@@ -500,8 +500,9 @@ static int writer_item(Writer *wr, const Item *it, Err *err) {
     int64_t n = (int64_t)it->ids.n - wr->skip;
     const int32_t *ids = n > 0 ? it->ids.ids + wr->skip : NULL;
     if (n < 0)
-        return err_set(err, "resume: the item at byte %" PRId64 " has %zu ids, fewer than the %" PRId64
-                            " the state says were written (the input changed?)",
+        return err_set(err,
+                       "resume: the item at byte %" PRId64 " has %zu ids, fewer than the %" PRId64
+                       " the state says were written (the input changed?)",
                        it->offset, it->ids.n, wr->skip);
     wr->skip = 0;
     while (n > 0) {
@@ -630,8 +631,9 @@ static int run_write_oldest(Run *r, Err *err) {
         return err_prefix(err, "%s", path);
     }
     if (it->n_bad && r->wr.o->strict)
-        return err_set(err, "%s:%s (--strict: a bad line stops the run; without it, bad lines "
-                            "are skipped and counted)",
+        return err_set(err,
+                       "%s:%s (--strict: a bad line stops the run; without it, bad lines "
+                       "are skipped and counted)",
                        path, it->bad);
     if (it->n_bad && !r->st->first_bad[0])
         snprintf(r->st->first_bad, sizeof r->st->first_bad, "%s:%s", path, it->bad);

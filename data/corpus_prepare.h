@@ -54,9 +54,9 @@ typedef struct CorpusPrepareStats {
     int64_t file_bytes;  /* of them read so far */
     int64_t text_bytes;  /* decompressed bytes read by this run (a resume: since it started) */
     int64_t docs, bad_lines, tokens;
-    int64_t shards;          /* complete shards written (resumed ones included) */
-    int64_t resumed_shards;  /* shards a resume found done */
-    int64_t resumed_tokens;  /* and their tokens */
+    int64_t shards;         /* complete shards written (resumed ones included) */
+    int64_t resumed_shards; /* shards a resume found done */
+    int64_t resumed_tokens; /* and their tokens */
     int n_files, files_done;
     char first_bad[ERR_MSG_LEN]; /* "FILE:LINE: reason" of the first bad line, or "" */
 } CorpusPrepareStats;
@@ -72,7 +72,7 @@ typedef struct CorpusPrepareOptions {
     int threads;          /* >= 1 */
     int strict;
     int resume;
-    const Tokenizer *tok; /* GPT-2 (has an end-of-text id) */
+    const Tokenizer *tok;        /* GPT-2 (has an end-of-text id) */
     volatile sig_atomic_t *stop; /* set: discard the current shard and return 1; may be NULL */
     void (*progress)(void *ctx, const CorpusPrepareStats *st); /* after each item; may be NULL */
     void *progress_ctx;

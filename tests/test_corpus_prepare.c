@@ -44,10 +44,10 @@ typedef struct Corpus {
     char dir[4096];  /* the input folder */
     char work[4096]; /* outputs */
     Tokenizer *tok;
-    TokenBuf ref;        /* the expected ids */
-    int64_t n_docs;      /* documents in ref */
-    int64_t n_bad;       /* bad JSON lines generated */
-    int64_t shake_at;    /* index in ref of tinyshakespeare's eot */
+    TokenBuf ref;     /* the expected ids */
+    int64_t n_docs;   /* documents in ref */
+    int64_t n_bad;    /* bad JSON lines generated */
+    int64_t shake_at; /* index in ref of tinyshakespeare's eot */
     int64_t shard_tokens, val_tokens;
 } Corpus;
 
@@ -63,15 +63,80 @@ static uint32_t rnd(uint32_t n) {
     return (uint32_t)(rng_state % n);
 }
 
-static const char *const WORDS[] = {
-    "the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was", "with", "be",
-    "by", "on", "not", "he", "I", "this", "are", "or", "his", "from", "at", "which", "but",
-    "have", "an", "had", "they", "you", "were", "their", "one", "all", "we", "can", "her",
-    "has", "there", "been", "if", "more", "when", "will", "would", "who", "so", "no", "don't",
-    "it's", "we'll", "they're", "I'd", "2024", "3.14159", "1,000,000", "(see", "above)", "--",
-    "e.g.", "caf\xc3\xa9", "na\xc3\xafve", "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82",
-    "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", "\xf0\x9f\x98\x80", "<|endoftext|>", "x\ty",
-    "    indented", "end.\r\n", "QUOTE\"", "back\\slash", "\xd9\xa3\xd9\xa4"};
+static const char *const WORDS[] = {"the",
+                                    "of",
+                                    "and",
+                                    "to",
+                                    "in",
+                                    "a",
+                                    "is",
+                                    "that",
+                                    "for",
+                                    "it",
+                                    "as",
+                                    "was",
+                                    "with",
+                                    "be",
+                                    "by",
+                                    "on",
+                                    "not",
+                                    "he",
+                                    "I",
+                                    "this",
+                                    "are",
+                                    "or",
+                                    "his",
+                                    "from",
+                                    "at",
+                                    "which",
+                                    "but",
+                                    "have",
+                                    "an",
+                                    "had",
+                                    "they",
+                                    "you",
+                                    "were",
+                                    "their",
+                                    "one",
+                                    "all",
+                                    "we",
+                                    "can",
+                                    "her",
+                                    "has",
+                                    "there",
+                                    "been",
+                                    "if",
+                                    "more",
+                                    "when",
+                                    "will",
+                                    "would",
+                                    "who",
+                                    "so",
+                                    "no",
+                                    "don't",
+                                    "it's",
+                                    "we'll",
+                                    "they're",
+                                    "I'd",
+                                    "2024",
+                                    "3.14159",
+                                    "1,000,000",
+                                    "(see",
+                                    "above)",
+                                    "--",
+                                    "e.g.",
+                                    "caf\xc3\xa9",
+                                    "na\xc3\xafve",
+                                    "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82",
+                                    "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e",
+                                    "\xf0\x9f\x98\x80",
+                                    "<|endoftext|>",
+                                    "x\ty",
+                                    "    indented",
+                                    "end.\r\n",
+                                    "QUOTE\"",
+                                    "back\\slash",
+                                    "\xd9\xa3\xd9\xa4"};
 #define N_WORDS (sizeof WORDS / sizeof *WORDS)
 
 /* Appends about n bytes of text; invalid adds a stray byte now and then. */
@@ -225,8 +290,8 @@ static void gen_jsonl_file(const char *name, size_t total, int gz) {
     char *all = NULL, *doc = NULL;
     size_t len = 0, cap = 0, doc_cap = 0;
     static const char *const bad[] = {"not json at all\n", "{\"meta\": 1}\n",
-                                      "{\"text\": 5}\n", "{\"text\": \"unterminated\n",
-                                      "[\"text\"]\n", "{\"text\": \"a\"} trailing\n"};
+                                      "{\"text\": 5}\n",   "{\"text\": \"unterminated\n",
+                                      "[\"text\"]\n",      "{\"text\": \"a\"} trailing\n"};
     for (int k = 0; len < total; k++) {
         int r = (int)rnd(40);
         if (r == 0) {

@@ -105,8 +105,14 @@ static void run_prepare(const uint8_t *data, size_t n, const char *key, const To
     snprintf(out, sizeof out, "%s", fuzz_dir());
     snprintf(state, sizeof state, "%s/f_prepare.state", out);
     unlink(state);
-    CorpusPrepareOptions o = {.inputs = in, .out_dir = out, .name = "f", .text_key = key,
-                              .shard_tokens = 1 << 20, .val_tokens = 1, .threads = 1, .tok = gpt2};
+    CorpusPrepareOptions o = {.inputs = in,
+                              .out_dir = out,
+                              .name = "f",
+                              .text_key = key,
+                              .shard_tokens = 1 << 20,
+                              .val_tokens = 1,
+                              .threads = 1,
+                              .tok = gpt2};
     CorpusPrepareStats st;
     Err err;
     err.msg[0] = 0;
