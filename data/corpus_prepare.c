@@ -148,7 +148,7 @@ typedef struct Reader {
 static int reader_fill(Reader *r, size_t want, Err *err) {
     if (r->len - r->pos >= want || r->eof)
         return 0;
-    if (r->pos + want > r->cap) { /* move the pending bytes to the front */
+    if (r->pos > 0 && r->pos + want > r->cap) { /* move the pending bytes to the front */
         memmove(r->buf, r->buf + r->pos, r->len - r->pos);
         r->len -= r->pos;
         r->pos = 0;

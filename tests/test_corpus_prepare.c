@@ -41,8 +41,8 @@
 #define EOT 50256
 
 typedef struct Corpus {
-    char dir[4096];  /* the input folder */
-    char work[4096]; /* outputs */
+    char dir[4096 + 8]; /* the input folder, work/in */
+    char work[4096];    /* outputs */
     Tokenizer *tok;
     TokenBuf ref;     /* the expected ids */
     int64_t n_docs;   /* documents in ref */
@@ -574,7 +574,7 @@ static void test_corpus_prepare_resume(void **state) {
 
 /* One small input file in its own folder; runs prepare on it and returns rc and err. */
 static int run_small(const char *name, const void *data, size_t n, int strict, Err *err) {
-    char in[4200], out[4200], cmd[8600];
+    char in[4200], out[4200], cmd[17000];
     snprintf(in, sizeof in, "%s/small_%s", C.work, name);
     snprintf(out, sizeof out, "%s/small_out_%s", C.work, name);
     snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s'; mkdir -p '%s' '%s'", in, out, in, out);
@@ -644,7 +644,7 @@ static void test_corpus_list(void **state) {
     need_corpus();
     CorpusList l;
     Err err;
-    char in[8400];
+    char in[3 * sizeof C.dir + 32];
     snprintf(in, sizeof in, "%s/c_docs.jsonl,%s/*.txt,%s", C.dir, C.dir, C.dir);
     assert_int_equal(corpus_list(in, &l, &err), 0);
     assert_int_equal(l.n, 6); /* duplicates removed, sorted, the sub-folder included */
