@@ -3,9 +3,11 @@
 # folder of plain text, JSON Lines, gzip and zstd files (made with the gzip and zstd tools)
 # -> llm.c-named shards and tokenizer.bin; the same shards for 1 and 2 threads; Ctrl-C
 # (SIGINT) in a long run exits 130 leaving whole shards only, and --resume then gives the
-# shards of an uninterrupted run, byte for byte; a fresh run over them is refused; --strict,
-# parquet, a truncated .gz, empty input and misplaced keys give clear errors and exit codes;
-# train and eval read the shards from data_dir. Needs the GPT-2 vocabulary.
+# shards of an uninterrupted run, byte for byte; a fresh run over them is refused; a full disk
+# (ENOSPC from tests/faults/fail_io.c) names the shard, leaves no partial file, and --resume
+# completes the run; --strict, parquet, a truncated .gz, empty input and misplaced keys give
+# clear errors and exit codes; train and eval read the shards from data_dir. Needs the GPT-2
+# vocabulary and a C compiler (for the fault shim).
 # Usage: tests/cli_prepare_shards.sh path/to/arenagpt
 . "$(dirname "$0")/lib_cli.sh" cli_prepare_shards "$1"
 cd "$ROOT" || exit 1
@@ -66,6 +68,25 @@ expect 0 "glob and list" "${P[@]}" --input="$TMP/in/*.txt*,$TMP/in/sub" --out="$
 for f in "$TMP"/o1/mix_*.bin; do
     cmp -s "$f" "$TMP/o3/$(basename "$f")" || bad "$(basename "$f"): the glob gives other shards"
 done
+
+# --- a full disk while shard 3 is written (tests/faults/fail_io.c: ENOSPC at its 2nd write):
+# exit 1 naming the shard, no partial file, the shards before it kept; --resume completes
+if cc -shared -fPIC -o "$TMP/fail_io.so" tests/faults/fail_io.c -ldl 2>"$TMP/cc.txt"; then
+    expect 1 "disk full" env LD_PRELOAD="$TMP/fail_io.so" FAIL_IO_ARM=mix_train_000003.bin FAIL_IO_AT=2 \
+        FAIL_IO_MODE=enospc "${P[@]}" --input="$TMP/in" --out="$TMP/full" --name=mix \
+        --shard_tokens=40000 --val_tokens=50000
+    has "disk full names the shard" "mix_train_000003.bin.tmp: write failed: No space left on device"
+    ls "$TMP/full" | grep -q '\.tmp$' && bad "disk full left a partial file: $(ls "$TMP/full")" || ok
+    [ -e "$TMP/full/mix_train_000002.bin" ] && [ ! -e "$TMP/full/mix_train_000003.bin" ] && ok ||
+        bad "disk full: shards kept: $(ls "$TMP/full")"
+    expect 0 "resume after a full disk" "${P[@]}" --input="$TMP/in" --out="$TMP/full" --name=mix \
+        --shard_tokens=40000 --val_tokens=50000 --resume
+    for f in "$TMP"/o1/mix_*.bin; do
+        cmp -s "$f" "$TMP/full/$(basename "$f")" || bad "$(basename "$f"): differs after the full disk and resume"
+    done
+else
+    bad "cannot build the fault shim: $(cat "$TMP/cc.txt")"
+fi
 
 # --- training and eval read the shards from data_dir
 expect 0 "train on shards" "$BIN" train --data_dir="$TMP/o1" --device=cpu --n_layer=1 --n_head=2 \
