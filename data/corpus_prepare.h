@@ -33,8 +33,10 @@
  * text plus its ids (4 bytes per token), the reader's buffer (CORPUS_ITEM_LIMIT_BYTES + the
  * separator, more only while a stretch has no cut point, up to CORPUS_MAX_ITEM_BYTES), one
  * decompressor (data/corpus.h), and per thread a tokenizer copy (~6 MiB) with its pre-token
- * cache (at most 2 x 64 MiB, data/tokenizer.c). A JSON line or a text stretch without a cut
- * point longer than CORPUS_MAX_ITEM_BYTES is an error. */
+ * cache (data/tokenizer.c: cleared at 2M pre-tokens or 64 MiB of keys or of ids, so at most a
+ * 96 MiB slot table and two 64 MiB pools; on web-like text the pools stay near 20 MiB). A
+ * JSON line or a text stretch without a cut point longer than CORPUS_MAX_ITEM_BYTES is an
+ * error. */
 #ifndef ARENAGPT_CORPUS_PREPARE_H
 #define ARENAGPT_CORPUS_PREPARE_H
 
