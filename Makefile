@@ -47,9 +47,13 @@ SHAKESPEARE ?= .cache/tinyshakespeare.txt
 TEST_DATA_ENV = ARENAGPT_VOCAB_DIR=$(abspath $(VOCAB_DIR)) ARENAGPT_SHAKESPEARE=$(abspath $(SHAKESPEARE)) \
   ARENAGPT_REQUIRE_DATA=$$(test -e build/.setup-ok && echo 1 || echo 0)
 
+# prepare's corpus reading: cJSON (JSON Lines, with JSON_LIBS above), zlib (.gz), libzstd (.zst)
+CORPUS_CFLAGS := $(shell pkg-config --cflags libcjson 2>/dev/null || echo -I/usr/include/cjson)
+CORPUS_LIBS := $(shell pkg-config --libs zlib libzstd 2>/dev/null || echo -lz -lzstd)
+
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2
-BASE_CFLAGS := -std=gnu11 $(WARN) -Werror=implicit-function-declaration -fopenmp -g -MMD -MP -I. $(BLAS_CFLAGS)
-LDLIBS := $(BLAS_LIBS) -lpcre2-8 $(JSON_LIBS) -lm -fopenmp
+BASE_CFLAGS := -std=gnu11 $(WARN) -Werror=implicit-function-declaration -fopenmp -g -MMD -MP -I. $(BLAS_CFLAGS) $(CORPUS_CFLAGS)
+LDLIBS := $(BLAS_LIBS) -lpcre2-8 $(JSON_LIBS) $(CORPUS_LIBS) -lm -fopenmp
 TEST_LDLIBS := -lcmocka
 
 # variant flags (never -Ofast / -ffast-math: the tests rely on NaN comparisons)
@@ -208,7 +212,7 @@ test-gpu: $(GPU_TEST_BIN)
 # there are shared helpers). scripts/fuzz.sh runs each on its committed seed corpus.
 FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 60
-fuzz_CFLAGS := -std=gnu11 $(WARN) -Wno-format-nonliteral -Wno-pass-failed -fopenmp -g -O1 -MMD -MP -I. $(BLAS_CFLAGS) -fno-omit-frame-pointer \
+fuzz_CFLAGS := -std=gnu11 $(WARN) -Wno-format-nonliteral -Wno-pass-failed -fopenmp -g -O1 -MMD -MP -I. $(BLAS_CFLAGS) $(CORPUS_CFLAGS) -fno-omit-frame-pointer \
                -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
                -fsanitize-coverage-ignorelist=tests/fuzz/coverage_ignore.txt
 FUZZ_TARGET_C := $(wildcard tests/fuzz/fuzz_*.c)
@@ -318,7 +322,10 @@ OPENBLAS_A := $(firstword $(wildcard $(shell pkg-config --variable=libdir openbl
 PCRE2_A := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libpcre2-8.a /usr/lib/libpcre2-8.a))
 CMOCKA_SO := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libcmocka.so.0 /usr/lib/libcmocka.so.0))
 CJSON_SO := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libcjson.so.1 /usr/lib/libcjson.so.1))
-BUNDLE_LIBS := -L$(GB)/lib -l:libarenagpt_openblas.so $(PCRE2_A) $(GB)/lib/libcjson.so.1 -lm -fopenmp \
+ZLIB_A := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libz.a /usr/lib/libz.a))
+ZSTD_A := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libzstd.a /usr/lib/libzstd.a))
+BUNDLE_LIBS := -L$(GB)/lib -l:libarenagpt_openblas.so $(PCRE2_A) $(GB)/lib/libcjson.so.1 $(ZSTD_A) $(ZLIB_A) \
+               -lm -fopenmp \
                -Wl,-rpath,'$$ORIGIN/lib' -Wl,-rpath,'$$ORIGIN/../lib' \
                -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -ldl -lstdc++
 GB_LIB_OBJ := $(call obj,bundle,$(LIB_C) $(MAIN_C))
@@ -341,16 +348,16 @@ $(GB)/lib/libarenagpt_openblas.so: $(OPENBLAS_A)
 	  -Wl,-u,openblas_set_num_threads -Wl,-u,openblas_get_num_threads $(OPENBLAS_A) -lm -lpthread
 	strip --strip-unneeded $@
 
-$(GB)/lib/libcmocka.so.0: $(CMOCKA_SO)
-	@test -n "$(CMOCKA_SO)" || { echo "gpu-bundle: libcmocka.so.0 not found: apt-get install libcmocka-dev" >&2; exit 1; }
-	@mkdir -p $(dir $@)
-	cp $(CMOCKA_SO) $@
-
 # cJSON has no static library in Debian: its shared one travels in lib/ like cmocka's
 $(GB)/lib/libcjson.so.1: $(CJSON_SO)
 	@test -n "$(CJSON_SO)" || { echo "gpu-bundle: libcjson.so.1 not found: apt-get install libcjson-dev" >&2; exit 1; }
 	@mkdir -p $(dir $@)
 	cp $(CJSON_SO) $@
+
+$(GB)/lib/libcmocka.so.0: $(CMOCKA_SO)
+	@test -n "$(CMOCKA_SO)" || { echo "gpu-bundle: libcmocka.so.0 not found: apt-get install libcmocka-dev" >&2; exit 1; }
+	@mkdir -p $(dir $@)
+	cp $(CMOCKA_SO) $@
 
 $(GB)/arenagpt: $(GB_LIB_OBJ) $(GB_CUDA_C_OBJ) $(CU_OBJ) $(GB)/lib/libarenagpt_openblas.so $(GB)/lib/libcjson.so.1
 	@test -n "$(PCRE2_A)" || { echo "gpu-bundle: no static PCRE2 (libpcre2-8.a): apt-get install libpcre2-dev" >&2; exit 1; }

@@ -1,5 +1,6 @@
-/* shard.c: the streaming shard writer (see shard.h). */
+/* shard.c: the streaming shard writer and where a data directory's splits are (see shard.h). */
 #include <errno.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,4 +118,22 @@ int shard_write(const char *path, int nanogpt_format, const int32_t *ids, size_t
         return -1;
     }
     return shard_writer_close(w, err);
+}
+
+int shard_split_path(char *buf, size_t len, const char *dir, const char *split) {
+    int n = snprintf(buf, len, "%s/%s.bin", dir, split);
+    if (n < 0 || (size_t)n >= len)
+        return -1;
+    if (access(buf, F_OK) == 0)
+        return 0;
+    char pattern[4096];
+    n = snprintf(pattern, sizeof pattern, "%s/*_%s_[0-9][0-9][0-9][0-9][0-9][0-9].bin", dir, split);
+    if (n < 0 || (size_t)n >= sizeof pattern || (size_t)n >= len)
+        return (size_t)n >= len ? -1 : 0;
+    glob_t g;
+    int matched = glob(pattern, 0, NULL, &g) == 0 && g.gl_pathc > 0;
+    globfree(&g);
+    if (matched)
+        memcpy(buf, pattern, (size_t)n + 1);
+    return 0;
 }

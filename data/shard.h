@@ -6,7 +6,8 @@
  *
  * The writer streams: tokens are appended in pieces, the header is filled in on close, and
  * the data goes to "<path>.tmp", renamed to path only when everything is written and
- * flushed to disk, so a reader never sees a partial shard. Reading is data/loader.h. */
+ * flushed to disk, so a reader never sees a partial shard (a failed write, a full disk
+ * included, removes the temporary file). Reading is data/loader.h. */
 #ifndef ARENAGPT_SHARD_H
 #define ARENAGPT_SHARD_H
 
@@ -33,6 +34,13 @@ int64_t shard_writer_n_tokens(const ShardWriter *w);
 int shard_writer_close(ShardWriter *w, Err *err);
 /* Drops the partial file and frees w. */
 void shard_writer_abort(ShardWriter *w);
+
+/* Where a split ("train" or "val") of a data directory is: <dir>/<split>.bin when that file
+ * exists (prepare's single-file layout), else the glob pattern of <dir>/<any>_<split>_NNNNNN.bin
+ * (six digits) when files match it (the sharded layout, llm.c's names: <name>_val_000000.bin),
+ * else <dir>/<split>.bin, so that a message names the file expected. Returns -1 when buf is
+ * too short. The loader (data/loader.h) opens a pattern as all its files in sorted order. */
+int shard_split_path(char *buf, size_t len, const char *dir, const char *split);
 
 /* One call: writes ids (n) as a shard at path. */
 int shard_write(const char *path, int nanogpt_format, const int32_t *ids /* (n) */, size_t n,

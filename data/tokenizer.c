@@ -25,6 +25,9 @@
 #define ENCODE_MARGIN_BYTES 32
 #define CACHE_MAX_KEY_BYTES 128          /* longer pre-tokens are not cached */
 #define CACHE_MAX_POOL_BYTES (64u << 20) /* cache is cleared when its pools pass this */
+/* or when it holds this many pre-tokens: its slot table (24 bytes a slot, at most half full)
+ * then stays within 2 * CACHE_MAX_ENTRIES * 24 = 96 MiB */
+#define CACHE_MAX_ENTRIES (1u << 21)
 #define NO_RANK INT32_MAX
 
 /* ---------- the tokenizer ---------- */
@@ -266,7 +269,8 @@ static int bpe_word(Tokenizer *t, const uint8_t *s, size_t n, TokenBuf *out, Err
         return err_set(err, "encode: out of memory");
     if (n <= CACHE_MAX_KEY_BYTES) {
         if (t->cache.keys_n + n > CACHE_MAX_POOL_BYTES ||
-            (t->cache.vals_n + m) * sizeof(int32_t) > CACHE_MAX_POOL_BYTES)
+            (t->cache.vals_n + m) * sizeof(int32_t) > CACHE_MAX_POOL_BYTES ||
+            t->cache.n >= CACHE_MAX_ENTRIES)
             strmap_clear(&t->cache);
         if (strmap_put(&t->cache, s, n, sym, m))
             strmap_clear(&t->cache); /* the cache is an optimisation: drop it, go on */

@@ -26,7 +26,8 @@
  * version 2: header then uint8 length + bytes per token) holds no merges, so it decodes but
  * cannot encode; tokenizer_save_llmc() writes it for interoperability.
  *
- * Not thread-safe: encoding memoizes pre-token -> ids in a cache inside the Tokenizer. */
+ * Not thread-safe: encoding memoizes pre-token -> ids in a cache inside the Tokenizer; threads
+ * that encode at the same time each use their own copy (tokenizer_clone). */
 #ifndef ARENAGPT_TOKENIZER_H
 #define ARENAGPT_TOKENIZER_H
 
@@ -52,6 +53,8 @@ typedef struct TokenBuf {
 } TokenBuf;
 
 void token_buf_free(TokenBuf *b);
+/* Appends n ids; -1 when out of memory. */
+int token_buf_append(TokenBuf *b, const int32_t *ids, size_t n);
 
 /* Loads a tokenizer file written by tokenizer_save (see the format above). */
 Tokenizer *tokenizer_load(const char *path, Err *err);
@@ -62,6 +65,10 @@ Tokenizer *tokenizer_gpt2_from_files(const char *encoder_json, const char *merge
 /* Builds a char tokenizer from the distinct characters of text / of a file (streamed). */
 Tokenizer *tokenizer_char_from_text(const char *text, size_t len, Err *err);
 Tokenizer *tokenizer_char_from_file(const char *path, Err *err);
+
+/* An independent copy (same vocabulary and merges, its own cache and scratch), for another
+ * thread. */
+Tokenizer *tokenizer_clone(const Tokenizer *t, Err *err);
 
 int tokenizer_save(const Tokenizer *t, const char *path, Err *err);
 /* llm.c's decode-only format (20240328, version 2); every token must be <= 255 bytes. */

@@ -1,6 +1,6 @@
 /* tokenizer_file.c: the tokenizer file (tokenizer.h gives the format): tokenizer_save,
- * tokenizer_save_llmc (llm.c's decode-only format) and tokenizer_load, which checks every
- * field against the file size before using it. */
+ * tokenizer_save_llmc (llm.c's decode-only format), tokenizer_load, which checks every
+ * field against the file size before using it, and tokenizer_clone (a copy for another thread). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,4 +145,29 @@ fail:
     free(buf);
     tokenizer_free(t);
     return NULL;
+}
+
+Tokenizer *tokenizer_clone(const Tokenizer *src, Err *err) {
+    int32_t n = src->n_vocab;
+    size_t total = src->tok_off[n], merges_bytes = (size_t)src->n_merges * 3 * sizeof(int32_t);
+    Tokenizer *t = tokenizer_new(src->kind);
+    if (!t || !(t->tok_off = malloc(((size_t)n + 1) * sizeof *t->tok_off)) ||
+        !(t->tok_bytes = malloc(total ? total : 1)) ||
+        (merges_bytes && !(t->merges = malloc(merges_bytes)))) {
+        tokenizer_free(t);
+        err_set(err, "tokenizer copy: out of memory");
+        return NULL;
+    }
+    t->n_vocab = n;
+    t->eot = src->eot;
+    t->n_merges = src->n_merges;
+    memcpy(t->tok_off, src->tok_off, ((size_t)n + 1) * sizeof *t->tok_off);
+    memcpy(t->tok_bytes, src->tok_bytes, total);
+    if (merges_bytes)
+        memcpy(t->merges, src->merges, merges_bytes);
+    if (tokenizer_finish(t, "tokenizer copy", err)) {
+        tokenizer_free(t);
+        return NULL;
+    }
+    return t;
 }

@@ -48,7 +48,6 @@ int tokenizer_finish(Tokenizer *t, const char *what, Err *err);
 size_t tokenizer_token_len(const Tokenizer *t, int32_t id);
 /* The char kind's key of one character (its 1..4 bytes) in char_id. */
 uint64_t tokenizer_char_key(const uint8_t *s, size_t len);
-int token_buf_append(TokenBuf *b, const int32_t *ids, size_t n);
 /* A whole file, NUL-terminated (not counted in *len); the caller frees *buf. */
 int tokenizer_read_file(const char *path, uint8_t **buf, size_t *len, Err *err);
 

@@ -10,12 +10,14 @@
 #              (make fuzz) and valgrind (make reliability), for CI and contributors
 #   --browser  also Debian's chromium and nodejs, and playwright-core (pinned in
 #              tests/browser/package-lock.json, installed with npm ci) for the memory page's
-#              browser test (make test-browser); no browser is downloaded by npm
+#              browser test (make test-browser); no browser is downloaded by npm; and tiktoken
+#              (pinned in scripts/bench_prepare/package-lock.json) for scripts/bench_prepare.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 browser=0
-pkgs=(build-essential pkg-config libcmocka-dev libopenblas-dev libpcre2-dev libcjson-dev curl ca-certificates)
+pkgs=(build-essential pkg-config libcmocka-dev libopenblas-dev libpcre2-dev libcjson-dev zlib1g-dev libzstd-dev
+      curl ca-certificates)
 for arg in "$@"; do
     case "$arg" in
     --plots) pkgs+=(python3 python3-matplotlib python3-numpy) ;;
@@ -52,6 +54,8 @@ fi
 if [ "$browser" = 1 ]; then
     # playwright-core exactly as locked; PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD: Debian's chromium is used
     PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+    # tiktoken exactly as locked: scripts/bench_prepare.sh's comparison (and its smoke in make test)
+    npm ci --prefix scripts/bench_prepare --no-audit --no-fund --loglevel=error
 fi
 
 bash scripts/fetch_vocab.sh "${VOCAB_DIR:-.cache/gpt2}"

@@ -1,7 +1,9 @@
 /* cmd_prepare.c: `arenagpt prepare --input=TXT --out=DIR [--tokenizer=gpt2|char]
- * [--val_fraction=0.1]`.
+ * [--val_fraction=0.1]`, the single-file layout. A corpus (a folder, a pattern, several files,
+ * JSON Lines, .gz/.zst) or --name=NAME selects the sharded layout instead
+ * (cmd_prepare_shards.c; prepare_is_sharded says which).
  *
- * Writes into DIR:
+ * The single-file layout writes into DIR:
  *   train.bin, val.bin   token shards (llm.c format; nanoGPT's headerless one with
  *                        data_format=nanogpt). The split is nanoGPT's prepare.py: the first
  *                        int(n * (1 - val_fraction)) characters of the text are encoded as
@@ -280,7 +282,20 @@ int cmd_prepare(const TrainConfig *cfg) {
     if (!cfg->input[0] || !cfg->out[0]) {
         fprintf(stderr, "arenagpt prepare: --input=TEXT and --out=DIR are both required\n"
                         "usage: arenagpt prepare --input=TEXT --out=DIR "
-                        "[--tokenizer=gpt2|char] [--val_fraction=0.1] [--vocab_dir=DIR]\n");
+                        "[--tokenizer=gpt2|char] [--val_fraction=0.1] [--vocab_dir=DIR]\n"
+                        "       arenagpt prepare --input=FILES|FOLDER|PATTERN --out=DIR "
+                        "[--name=NAME] [--shard_tokens=N] [--val_tokens=N] [--threads=N] "
+                        "[--text_key=text] [--doc_sep=SEP] [--strict] [--resume]\n");
+        return CONFIG_EXIT_USAGE;
+    }
+    if (prepare_is_sharded(cfg))
+        return prepare_shards_run(cfg);
+    const char *key = prepare_shard_only_key(cfg);
+    if (key) {
+        fprintf(stderr,
+                "arenagpt prepare: %s applies to the sharded layout; %s is one plain text file, "
+                "written as train.bin/val.bin: add --name=NAME for shards\n",
+                key, cfg->input);
         return CONFIG_EXIT_USAGE;
     }
     if (!(cfg->val_fraction >= 0 && cfg->val_fraction < 1)) {

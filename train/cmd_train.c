@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "../data/loader.h"
+#include "../data/shard.h"
 #include "../model/device.h"
 #include "../model/gpu_table.h"
 #include "../model/model_io.h"
@@ -358,7 +359,10 @@ static int train_loop(TrainState *s, Err *err) {
 static DataLoader *open_split(const TrainConfig *cfg, const char *dir, const char *split,
                               uint64_t seed, Err *err) {
     char path[2 * CONFIG_STR_LEN];
-    snprintf(path, sizeof path, "%s/%s.bin", dir, split);
+    if (shard_split_path(path, sizeof path, dir, split)) {
+        err_set(err, "data_dir '%s' is too long", dir);
+        return NULL;
+    }
     return data_loader_open(path, cfg->data_format == CONFIG_DATA_NANOGPT, cfg->batch_size,
                             cfg->block_size, cfg->vocab_size, seed, err);
 }

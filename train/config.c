@@ -140,8 +140,9 @@ static const Key keys[] = {
      "layout, cuda for float16), cpu or cuda"},
     {"memory_limit", K_SIZE, OFF(memory_limit), RUN_CMDS, 0, 0, NULL,
      "arena budget, e.g. 12GiB; 0 = none"},
-    {"threads", K_INT, OFF(threads), CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE, 0,
-     4096, NULL, "CPU threads; 0 = all cores"},
+    {"threads", K_INT, OFF(threads),
+     CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE | CONFIG_CMD_PREPARE, 0, 4096, NULL,
+     "CPU threads; 0 = all cores"},
     {"compile", K_BOOL, OFF(compile), CONFIG_CMD_TRAIN, 0, 0, NULL, NANOGPT_NOOP},
     {"wandb_log", K_BOOL, OFF(wandb_log), CONFIG_CMD_TRAIN, 0, 0, NULL,
      NANOGPT_NOOP " (metrics go to out_dir/metrics.jsonl)"},
@@ -154,13 +155,16 @@ static const Key keys[] = {
     {"dataset", K_STR, OFF(dataset), RUN_CMDS, 0, 0, NULL,
      "nanoGPT's dataset name: data_dir defaults to datasets/<dataset>"},
     {"data_dir", K_STR, OFF(data_dir), RUN_CMDS, 0, 0, NULL,
-     "directory with train.bin, val.bin and tokenizer.bin (its tokenizer sets the vocabulary)"},
+     "directory with train.bin, val.bin and tokenizer.bin (its tokenizer sets the vocabulary), "
+     "or prepare's shards <name>_val_NNNNNN.bin, <name>_train_NNNNNN.bin instead of the .bin "
+     "pair"},
     {"data_format", K_ENUM, OFF(data_format),
      CONFIG_CMD_TRAIN | CONFIG_CMD_EVAL | CONFIG_CMD_PREPARE, 0, 0, data_format_names,
      "llmc (256-int32 header) or nanogpt (headerless uint16)"},
     /* eval */
     {"data", K_STR, OFF(data), CONFIG_CMD_EVAL, 0, 0, NULL,
-     "token shard to evaluate on; default <data_dir>/val.bin"},
+     "token shard (or glob of shards) to evaluate on; default <data_dir>/val.bin or its val "
+     "shards"},
     {"eval_batches", K_INT, OFF(eval_batches), CONFIG_CMD_EVAL, 1, I64MAX, NULL,
      "batches of sequential windows"},
     /* sample */
@@ -175,7 +179,9 @@ static const Key keys[] = {
     {"tokenizer_file", K_STR, OFF(tokenizer_file), CONFIG_CMD_SAMPLE, 0, 0, NULL,
      "tokenizer for decoding; default <data_dir>/tokenizer.bin"},
     /* prepare */
-    {"input", K_STR, OFF(input), CONFIG_CMD_PREPARE, 0, 0, NULL, "text file to tokenize"},
+    {"input", K_STR, OFF(input), CONFIG_CMD_PREPARE, 0, 0, NULL,
+     "text file to tokenize; or a corpus: files, folders, glob patterns (comma-separated), "
+     "plain text or JSON Lines, optionally .gz or .zst"},
     {"out", K_STR, OFF(out), CONFIG_CMD_PREPARE | CONFIG_CMD_EXPORT, 0, 0, NULL,
      "output directory: prepare's shards; export's model.safetensors and config.json"},
     {"tokenizer", K_ENUM, OFF(tokenizer), CONFIG_CMD_PREPARE, 0, 0, tokenizer_names,
@@ -184,6 +190,23 @@ static const Key keys[] = {
      "fraction of the text's characters (at the end) for val.bin, as nanoGPT splits"},
     {"vocab_dir", K_STR, OFF(vocab_dir), CONFIG_CMD_PREPARE, 0, 0, NULL,
      "directory with encoder.json and vocab.bpe; default .cache/gpt2"},
+    {"name", K_STR, OFF(name), CONFIG_CMD_PREPARE, 0, 0, NULL,
+     "sharded layout: shards <out>/<name>_val_000000.bin, <name>_train_000001.bin, ...; "
+     "default corpus when the input is a corpus"},
+    {"text_key", K_STR, OFF(text_key), CONFIG_CMD_PREPARE, 0, 0, NULL,
+     "JSON Lines field with a document's text"},
+    {"doc_sep", K_STR, OFF(doc_sep), CONFIG_CMD_PREPARE, 0, 0, NULL,
+     "plain text: separator between documents (\\n, \\t, \\\\ understood); default: one "
+     "document per file"},
+    {"shard_tokens", K_INT, OFF(shard_tokens), CONFIG_CMD_PREPARE, 1, INT32_MAX, NULL,
+     "tokens per shard (llm.c's 100M)"},
+    {"val_tokens", K_INT, OFF(val_tokens), CONFIG_CMD_PREPARE, 0, I64MAX, NULL,
+     "tokens of the validation split, the first shard(s); 0 = one shard (shard_tokens)"},
+    {"resume", K_BOOL, OFF(resume), CONFIG_CMD_PREPARE, 0, 0, NULL,
+     "continue an interrupted sharded prepare after its last complete shard"},
+    {"strict", K_BOOL, OFF(strict), CONFIG_CMD_PREPARE, 0, 0, NULL,
+     "a JSON line that does not parse or lacks text_key stops the run (default: skipped, "
+     "counted)"},
     /* mem */
     {"format", K_ENUM, OFF(format), CONFIG_CMD_MEM, 0, 0, format_names, "table, json or csv"},
     {"compare", K_BOOL, OFF(compare), CONFIG_CMD_MEM, 0, 0, NULL,
@@ -255,6 +278,8 @@ void config_defaults(TrainConfig *c) {
     c->top_k = 200;
     c->num_samples = 10;
     c->val_fraction = 0.1;
+    snprintf(c->text_key, sizeof c->text_key, "text");
+    c->shard_tokens = 100000000;
     c->format = CONFIG_FORMAT_TABLE;
     c->top = 10;
     snprintf(c->gpu, sizeof c->gpu, "rtx4070");

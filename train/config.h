@@ -117,6 +117,13 @@ typedef struct TrainConfig {
     ConfigTokenizer tokenizer;
     double val_fraction;
     char vocab_dir[CONFIG_STR_LEN]; /* encoder.json + vocab.bpe; "" = the set-up script's place */
+    char name[CONFIG_STR_LEN];      /* sharded layout: shard name prefix ("" = pair layout) */
+    char text_key[CONFIG_STR_LEN];  /* JSON Lines field holding a document's text */
+    char doc_sep[CONFIG_STR_LEN];   /* plain text document separator (C escapes); "" = a file */
+    int64_t shard_tokens;           /* tokens per shard */
+    int64_t val_tokens;             /* tokens of the validation split; 0 = shard_tokens */
+    int resume;                     /* continue an interrupted sharded prepare */
+    int strict;                     /* a bad JSON line stops the run instead of being skipped */
     /* mem */
     ConfigFormat format;
     int compare;

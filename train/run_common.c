@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../data/shard.h"
 #include "../data/tokenizer.h"
 #include "../model/model_io.h"
 #include "checkpoint.h"
@@ -175,7 +176,8 @@ static void tokenizer_for(const RunSetup *rs, unsigned cmd, char *buf, size_t le
         buf[0] = 0;
 }
 
-/* eval without --data: the val.bin of the data_dir (or dataset) the user or the run names. */
+/* eval without --data: the val.bin (or val shards) of the data_dir (or dataset) the user or the
+ * run names. */
 static int default_eval_shard(RunSetup *rs, Err *err) {
     TrainConfig *c = &rs->cfg;
     if (!config_is_set(c, "data_dir") && !config_is_set(c, "dataset")) {
@@ -183,13 +185,10 @@ static int default_eval_shard(RunSetup *rs, Err *err) {
                      "val.bin to use, or a run directory as init_from");
         return CONFIG_EXIT_USAGE;
     }
-    size_t n = strlen(rs->data_dir);
-    if (n + sizeof "/val.bin" > sizeof c->data) {
+    if (shard_split_path(c->data, sizeof c->data, rs->data_dir, "val")) {
         err_set(err, "data_dir '%s' is too long", rs->data_dir);
         return CONFIG_EXIT_USAGE;
     }
-    memcpy(c->data, rs->data_dir, n);
-    memcpy(c->data + n, "/val.bin", sizeof "/val.bin");
     return 0;
 }
 
