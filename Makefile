@@ -11,7 +11,9 @@
 #   make reliability  the fault injection runs (scripts/reliability.sh) and valgrind
 #   make gpu-bundle  build/gpu-bundle/: what a GPU machine without Debian's -dev packages needs
 #                   (binaries, prepared data, configs, the check script); make gpu-check runs it
-#   make format-check, make bench, make run, make clean
+#   make bench      CPU step against PyTorch, tokenizer speed; make bench-smoke: each benchmark
+#                   script at its smallest size (seconds; part of make test-cli)
+#   make format-check, make run, make clean
 # Sources are found by wildcard: a new alloc/ data/ model/ train/ .c file or tests/test_*.c
 # needs no Makefile change. Built without CUDA, files named *_nocuda.c stand in for the CUDA
 # units (the one mechanism: no weak symbols); the CPU tests always link them. model/cuda/*.c
@@ -92,7 +94,7 @@ BACKEND_LIBS :=
 endif
 
 .PHONY: all test test-unit test-cli test-browser test-gpu test-sim sim sim-faults asan fuzz \
-        fuzz-build reliability format format-check bench run setup clean cuda gpu-bundle \
+        fuzz-build reliability format format-check bench bench-smoke run setup clean cuda gpu-bundle \
         gpu-bundle-test gpu-check
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -151,7 +153,7 @@ endif
 test-unit: $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) $(TEST_DATA_ENV) ./$$t || fail=1; done; exit $$fail
 
-test-cli: arenagpt
+test-cli: arenagpt $(BENCH_STEP)
 	@fail=0; for t in tests/cli_*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; $(TEST_DATA_ENV) bash $$t ./arenagpt || fail=1; done; exit $$fail
 
 # the memory page in Debian's chromium, driven by playwright-core (scripts/setup.sh --browser)
@@ -448,8 +450,19 @@ format:
 format-check:
 	@clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format-check: $(words $(FORMAT_SRC)) files clean"
 
-bench: arenagpt
+# the CPU step benchmark's binary, linked from the same objects as arenagpt (so it cannot fall
+# behind a new library source); scripts/bench_cpu.sh and bench_flash_cpu.sh build it with make
+BENCH_STEP := $(R)/scripts/bench_step
+$(BENCH_STEP): $(R)/scripts/bench_step.o $(LIB_OBJ) $(NOCUDA_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+bench: arenagpt $(BENCH_STEP)
 	bash scripts/bench.sh
+
+# every benchmark script at its smallest size (BENCH_SMOKE=1): seconds, part of make test-cli
+# (tests/cli_bench.sh), so a benchmark that no longer builds or runs fails CI
+bench-smoke: arenagpt $(BENCH_STEP)
+	BENCH_SMOKE=1 bash tests/cli_bench.sh ./arenagpt
 
 run: build/.setup-ok arenagpt
 	bash scripts/run.sh
