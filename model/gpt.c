@@ -571,20 +571,6 @@ void gpt_param_counts(const GptConfig *c, GptParamCounts *out) {
     out->non_embedding = out->total - wpe;
 }
 
-/* Auto chunk: about 32 MiB of f32 logits per chunk, at least 1 and at most B*T tokens. */
-#define GPT_LOSS_CHUNK_AUTO_BYTES ((int64_t)32 << 20)
-
-int64_t gpt_loss_chunk(const GptConfig *c, int64_t B, int64_t T) {
-    int64_t n = B * T;
-    int64_t chunk = c->loss_chunk;
-    if (chunk <= 0) {
-        chunk = GPT_LOSS_CHUNK_AUTO_BYTES / (c->padded_vocab_size * 4);
-        if (chunk < 1)
-            chunk = 1;
-    }
-    return chunk < n ? chunk : n;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* small helpers                                                                             */
 
@@ -1095,7 +1081,7 @@ int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B
     g->arena = arena;
     g->B = B;
     g->T = T;
-    g->loss_chunk = gpt_loss_chunk(c, B, T);
+    g->loss_chunk = gpt_loss_chunk(c, dev, B, T);
     g->loss_scale = 1.0f;
     g->arena_used_at_build = arena_stats(arena).used_bytes;
     if (!g->backend && !arena_is_plan(arena))
