@@ -4,6 +4,8 @@
 #   make test-gpu   CUDA backend against the CPU reference (needs a GPU)
 #   make test-sim   the same CUDA sources on the CPU simulator of CUDA (tests/cudasim/), ASan on,
 #                   with the fault-injection check (make sim-faults)
+#   make kernel-audit  registers, shared memory and spills of every kernel (sm_89, sm_90), fails
+#                   on an unexplained spill; docs/results/kernel_audit.md (part of make test)
 #   make test-cublas-sim  the CUDA simulator's host cuBLASLt/cuBLAS against a double reference
 #   make asan       ASan+UBSan build and run of the CPU tests
 #   make test-browser  the memory page in headless Chromium (part of make test; BROWSER=0 skips)
@@ -141,6 +143,7 @@ test: build/.setup-ok
 ifeq ($(CUDA),1)
 	$(MAKE) cuda
 	@echo "CUDA sources compiled ($(words $(CU_OBJ) $(CUDA_C_OBJ)) objects, sm_80/86/89/90)"
+	$(MAKE) kernel-audit
 	$(MAKE) test-sim
 	$(MAKE) gpu-bundle-test
 endif
@@ -442,6 +445,20 @@ else
 grad-accum-sim:
 	@echo "grad-accum-sim: needs the CUDA simulator's build (its Makefile section, make sim)"; \
 	  exit 2
+endif
+
+# `make kernel-audit`: every .cu compiled for sm_89 and sm_90 with -Xptxas -v; fails on a spill
+# no comment or allow-list entry explains, and on a kernel of scripts/kernel_audit_vector.txt
+# without 128-bit loads; writes docs/results/kernel_audit.md (scripts/kernel_audit.py). Its own
+# test (tests/kernel_audit.sh) first shows it failing on a deliberately spilling kernel.
+.PHONY: kernel-audit
+ifeq ($(CUDA),1)
+kernel-audit:
+	NVCC=$(NVCC) bash tests/kernel_audit.sh
+	NVCC=$(NVCC) python3 scripts/kernel_audit.py --out docs/results/kernel_audit.md $(CU)
+else
+kernel-audit:
+	@echo "kernel-audit: needs nvcc (the CUDA toolkit)" >&2; exit 2
 endif
 
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cc' '*.cu' '*.cuh' 2>/dev/null)

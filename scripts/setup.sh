@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 browser=0
-pkgs=(build-essential pkg-config libcmocka-dev libopenblas-dev libpcre2-dev curl ca-certificates)
+pkgs=(build-essential pkg-config libcmocka-dev libopenblas-dev libpcre2-dev curl ca-certificates python3)
 for arg in "$@"; do
     case "$arg" in
     --plots) pkgs+=(python3 python3-matplotlib python3-numpy) ;;
