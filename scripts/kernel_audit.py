@@ -11,8 +11,9 @@ It fails (exit 1) when:
     definition, or an entry in the allow-list (scripts/kernel_audit_allow.txt, for files whose
     owner has not yet fixed or annotated them: `<file> <kernel> <why>`, the why naming the
     issue that removes it);
-  - a kernel listed in VECTOR_KERNELS (scripts/kernel_audit_vector.txt: `<file> <kernel>`)
-    has no 128-bit global load in its PTX (ld.global[.nc].v4 of 32-bit, or .v2 of 64-bit
+  - a kernel listed in scripts/kernel_audit_vector.txt (`<file> <kernel>`, the kernel's name
+    alone for every instantiation, or with its template arguments, `name<8>`, for one) has no
+    128-bit global load in its PTX (ld.global[.nc].v4 of 32-bit, or .v2 of 64-bit
     elements);
   - nvcc fails.
 It writes a Markdown report (default docs/results/kernel_audit.md): per architecture, each
@@ -207,8 +208,10 @@ def main():
                                     f"stores/loads, and no '{ANNOTATION}' comment above its "
                                     f"__global__ line saying why")
             e["vec"] = "-"
-            if (src, e["kernel"]) in vector:
-                seen_vec.add((src, e["kernel"]))
+            full = e["demangled"].split("(")[0].split()[-1]  # with template arguments
+            key = next((k for k in ((src, full), (src, e["kernel"])) if k in vector), None)
+            if key:
+                seen_vec.add(key)
                 body = ptx_entry(ptx.get(e["arch"], ""), e["name"])
                 e["vec"] = "yes" if VEC_LOAD.search(body) else "NO"
                 if e["vec"] == "NO":
@@ -218,7 +221,7 @@ def main():
     for f, k in sorted(vector - seen_vec):
         if f in results and not any(err.startswith(f + ":") for err in errors):
             failures.append(f"{a.vector}: {f} {k}: no such kernel compiled")
-    stale = sorted(set(allow) - used_allow)
+    stale = sorted(k for k in set(allow) - used_allow if k[0] in files)
     write_report(a.out, files, rows, stale, a.allow)
     for msg in errors + failures:
         print("kernel_audit: FAIL: " + msg, file=sys.stderr)

@@ -121,6 +121,33 @@ __device__ __forceinline__ float cuda_block_max(float v, float *shared) {
     return cuda_warp_max(r);
 }
 
+/* --- 128-bit access ------------------------------------------------------------------ */
+/* Packed128<T>: 16 bytes of T (8 values of a 16-bit storage type such as __half, 4 floats),
+ * loaded and stored as one 128-bit access (ld.global.v4 / st.global.v4 under nvcc). The
+ * address must be 16-byte aligned: the arena aligns every tensor to 256 bytes, so a row of a
+ * tensor whose row length is a multiple of size (C % 8 == 0 for f16) stays aligned; callers
+ * check cuda_aligned128 and take their scalar path otherwise. Templated on the storage type so
+ * that a bf16 layout can reuse it. */
+template <class T> struct alignas(16) Packed128 {
+    static constexpr int size = 16 / (int)sizeof(T);
+    T v[16 / sizeof(T)];
+};
+
+template <class T> __device__ __forceinline__ Packed128<T> load128(const T *p) {
+    Packed128<T> r;
+    *reinterpret_cast<int4 *>(&r) = *reinterpret_cast<const int4 *>(p);
+    return r;
+}
+
+template <class T> __device__ __forceinline__ void store128(T *p, const Packed128<T> &v) {
+    *reinterpret_cast<int4 *>(p) = *reinterpret_cast<const int4 *>(&v);
+}
+
+/* Whether every row of `cols` elements of T starting at p can be read with Packed128. */
+template <class T> static inline int cuda_aligned128(const void *p, int64_t cols) {
+    return ((uintptr_t)p % 16) == 0 && (cols * (int64_t)sizeof(T)) % 16 == 0;
+}
+
 /* --- kernels of the table, by file (signatures as backend.h, without the table) ------- */
 /* The weight-gradient kernels (encoder, LayerNorm and matmul backward, squared norm, AdamW)
  * exist twice: as declared here for f16 gradients, and with the suffix _g32 for f32 ones

@@ -425,31 +425,38 @@ static void test_cuda_gelu_forward_backward(void **state) {
     }
 }
 
+/* (V, Vp): Vp % 8 == 0 takes the 128-bit path (V = 37: a partial last packet; V = 5000: more
+ * packets than threads, so each thread runs its loop more than once); Vp = 41 the scalar one */
+static const int64_t CE_SHAPES[3][2] = {{37, 40}, {37, 41}, {5000, 5008}};
+
 static void test_cuda_crossentropy_padded(void **state) {
-    const int64_t N = 11, V = 37, Vp = 40;
+    const int64_t N = 11;
     const float dscales[2] = {0.0f, 3.5f};
-    for (int k = 0; k < 2; k++) {
-        float *lg = hmalloc(N * Vp);
-        fill_uniform(lg, N * Vp, -4, 4, 50);
-        for (int64_t r = 0; r < N; r++) /* huge padded logits must take no part */
-            for (int64_t c = V; c < Vp; c++)
-                lg[r * Vp + c] = 1000.0f;
-        int32_t tg[11];
-        for (int i = 0; i < N; i++)
-            tg[i] = (int32_t)((i * 13) % V);
-        Tensor *dl = dup_f16(lg, N * Vp, "logits"), *dt = dup_i32(tg, N, "targets");
-        Tensor *dloss = dalloc(ARENA_DTYPE_F32, N, "losses");
-        cu->crossentropy_forward(dl->data, dloss->data, dt->data, N, V, Vp, dscales[k], NULL);
-        float *loss = hmalloc(N);
-        cpu->crossentropy_forward(lg, loss, tg, N, V, Vp, dscales[k], NULL);
-        float *gl = down(dloss, N), *glg = down(dl, N * Vp);
-        /* losses: f32 from identical f16 logits, V-term sums */
-        assert_allclose(gl, loss, (size_t)N, 1e-4, 1e-4);
-        assert_allclose(glg, lg, (size_t)(N * Vp), TOL_F16_ATOL * dscales[k] + 1e-6, TOL_F16_RTOL);
-        cuda_ok();
-        free(lg), free(loss), free(gl), free(glg);
-        arena_release_category(dev, ARENA_CAT_WORKSPACE);
-    }
+    for (int shape = 0; shape < 3; shape++)
+        for (int k = 0; k < 2; k++) {
+            const int64_t V = CE_SHAPES[shape][0], Vp = CE_SHAPES[shape][1];
+            float *lg = hmalloc(N * Vp);
+            fill_uniform(lg, N * Vp, -4, 4, 50);
+            for (int64_t r = 0; r < N; r++) /* huge padded logits must take no part */
+                for (int64_t c = V; c < Vp; c++)
+                    lg[r * Vp + c] = 1000.0f;
+            int32_t tg[11];
+            for (int i = 0; i < N; i++)
+                tg[i] = (int32_t)((i * 13) % V);
+            Tensor *dl = dup_f16(lg, N * Vp, "logits"), *dt = dup_i32(tg, N, "targets");
+            Tensor *dloss = dalloc(ARENA_DTYPE_F32, N, "losses");
+            cu->crossentropy_forward(dl->data, dloss->data, dt->data, N, V, Vp, dscales[k], NULL);
+            float *loss = hmalloc(N);
+            cpu->crossentropy_forward(lg, loss, tg, N, V, Vp, dscales[k], NULL);
+            float *gl = down(dloss, N), *glg = down(dl, N * Vp);
+            /* losses: f32 from identical f16 logits, V-term sums */
+            assert_allclose(gl, loss, (size_t)N, 1e-4, 1e-4);
+            assert_allclose(glg, lg, (size_t)(N * Vp), TOL_F16_ATOL * dscales[k] + 1e-6,
+                            TOL_F16_RTOL);
+            cuda_ok();
+            free(lg), free(loss), free(gl), free(glg);
+            arena_release_category(dev, ARENA_CAT_WORKSPACE);
+        }
 }
 
 static void test_cuda_reductions(void **state) {
