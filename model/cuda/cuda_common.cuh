@@ -148,6 +148,31 @@ template <class T> static inline int cuda_aligned128(const void *p, int64_t cols
     return ((uintptr_t)p % 16) == 0 && (cols * (int64_t)sizeof(T)) % 16 == 0;
 }
 
+/* P consecutive f16 values as f32, and back (rounded once): one 128-bit access for P = 8 (p
+ * 16-byte aligned), one 16-bit access for P = 1 (the fallback path of every packed kernel). */
+template <int P> __device__ __forceinline__ void cuda_load_f32(float *x, const __half *p) {
+    if constexpr (P == 8) {
+        Packed128<__half> v = load128(p);
+        for (int j = 0; j < 8; j++)
+            x[j] = __half2float(v.v[j]);
+    } else {
+        static_assert(P == 1, "packets of 8 or 1 f16 values");
+        x[0] = __half2float(*p);
+    }
+}
+
+template <int P> __device__ __forceinline__ void cuda_store_f32(__half *p, const float *x) {
+    if constexpr (P == 8) {
+        Packed128<__half> v;
+        for (int j = 0; j < 8; j++)
+            v.v[j] = __float2half_rn(x[j]);
+        store128(p, v);
+    } else {
+        static_assert(P == 1, "packets of 8 or 1 f16 values");
+        *p = __float2half_rn(x[0]);
+    }
+}
+
 /* --- kernels of the table, by file (signatures as backend.h, without the table) ------- */
 /* The weight-gradient kernels (encoder, LayerNorm and matmul backward, squared norm, AdamW)
  * exist twice: as declared here for f16 gradients, and with the suffix _g32 for f32 ones

@@ -59,29 +59,6 @@ __device__ __forceinline__ void ce_block_merge(float &m, float &s, float *shared
         ce_merge(m, s, shared[w], shared[32 + w]);
 }
 
-/* P f16 values per access: 8 (Packed128) or 1 (the unaligned fallback). */
-template <int P> struct CeRow {
-    __device__ static void load(float *x, const __half *l, int64_t i) {
-        if constexpr (P == 8) {
-            Packed128<__half> p = load128(l + i);
-            for (int j = 0; j < 8; j++)
-                x[j] = __half2float(p.v[j]);
-        } else {
-            x[0] = __half2float(l[i]);
-        }
-    }
-    __device__ static void store(__half *l, int64_t i, const float *d) {
-        if constexpr (P == 8) {
-            Packed128<__half> p;
-            for (int j = 0; j < 8; j++)
-                p.v[j] = __float2half_rn(d[j]);
-            store128(l + i, p);
-        } else {
-            l[i] = __float2half_rn(d[0]);
-        }
-    }
-};
-
 template <int P>
 __global__ void crossentropy_kernel(__half *logits, float *losses, const int32_t *targets,
                                     int64_t V, int64_t Vp, float dscale) {
@@ -91,7 +68,7 @@ __global__ void crossentropy_kernel(__half *logits, float *losses, const int32_t
     float m = -INFINITY, s = 0.0f, x[P];
     int64_t full = V / P * P; /* packets wholly inside the vocabulary */
     for (int64_t i = threadIdx.x * (int64_t)P; i < full; i += (int64_t)blockDim.x * P) {
-        CeRow<P>::load(x, l, i);
+        cuda_load_f32<P>(x, l + i);
         ce_online<P>(m, s, x);
     }
     for (int64_t i = full + threadIdx.x; i < V; i += blockDim.x) { /* the partial packet */
@@ -108,7 +85,7 @@ __global__ void crossentropy_kernel(__half *logits, float *losses, const int32_t
     __syncthreads(); /* l[tg] is read above before any thread overwrites it */
     float inv = 1.0f / s;
     for (int64_t i = threadIdx.x * (int64_t)P; i < Vp; i += (int64_t)blockDim.x * P) {
-        CeRow<P>::load(x, l, i);
+        cuda_load_f32<P>(x, l + i);
         for (int j = 0; j < P; j++) {
             int64_t c = i + j;
             float d = 0.0f;
@@ -120,7 +97,7 @@ __global__ void crossentropy_kernel(__half *logits, float *losses, const int32_t
             }
             x[j] = d;
         }
-        CeRow<P>::store(l, i, x);
+        cuda_store_f32<P>(l + i, x);
     }
 }
 

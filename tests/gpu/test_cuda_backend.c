@@ -168,9 +168,17 @@ static void test_cuda_encoder_forward_backward(void **state) {
         free(g2);
 }
 
+static void use_workspace(size_t bytes);
+
+/* (N, C): C = 67 takes the one-value path; C = 264 (a multiple of 8) the 128-bit one, with
+ * 33 packets a row (lane 0 takes two) and enough rows for several row slices of the column
+ * sums */
+static const int64_t LN_SHAPES[2][2] = {{29, 67}, {300, 264}};
+
 static void test_cuda_layernorm_forward_backward(void **state) {
-    const int64_t N = 29, C = 67;
-    for (int with_bias = 0; with_bias <= 1; with_bias++) {
+    for (int k = 0; k < 4; k++) {
+        const int64_t N = LN_SHAPES[k / 2][0], C = LN_SHAPES[k / 2][1];
+        int with_bias = k % 2;
         float *x = hmalloc(N * C), *w = hmalloc(C), *b = hmalloc(C);
         fill_uniform(x, N * C, -2, 3, 10);
         fill_uniform(w, C, 0.5f, 1.5f, 11);
@@ -197,8 +205,11 @@ static void test_cuda_layernorm_forward_backward(void **state) {
         Tensor *ddy = dup_f16(dy, N * C, "dy"), *ddinp = dup_f16(dinp, N * C, "dinp");
         Tensor *ddw = dup_f16(dwt, C, "dw"), *ddb = dup_f16(dbs, C, "db");
         Tensor *cm = dup_f32(mean, N, "cmean"), *cr = dup_f32(rstd, N, "crstd");
+        if (N >= 300) /* the column sums' two passes: row slices into the workspace */
+            use_workspace((size_t)1 << 20);
         cu->layernorm_backward(ddinp->data, ddw->data, with_bias ? ddb->data : NULL, ddy->data,
                                dx->data, dw->data, cm->data, cr->data, N, C, NULL);
+        use_workspace(0);
         cpu->layernorm_backward(dinp, dwt, with_bias ? dbs : NULL, dy, x, w, mean, rstd, N, C,
                                 NULL);
         float *g1 = down(ddinp, N * C), *g2 = down(ddw, C), *g3 = down(ddb, C);
