@@ -12,7 +12,8 @@ static int64_t clamp_rows(int64_t chunk, int64_t n) {
 
 int64_t gpt_loss_chunk_auto(const GptConfig *c, GptDevice dev, int64_t B, int64_t T) {
     int64_t n = B * T;
-    int64_t row_bytes = c->padded_vocab_size * (int64_t)arena_dtype_size(gpt_layout(dev)->act_dtype);
+    int64_t row_bytes =
+        c->padded_vocab_size * (int64_t)arena_dtype_size(gpt_layout(dev)->act_dtype);
     int64_t max_rows = GPT_LOSS_CHUNK_BUDGET_BYTES / (row_bytes > 0 ? row_bytes : 1);
     if (max_rows >= GPT_LOSS_CHUNK_ALIGN_ROWS)
         max_rows -= max_rows % GPT_LOSS_CHUNK_ALIGN_ROWS;
@@ -43,8 +44,8 @@ void gpt_loss_head_cost(const GptConfig *c, GptDevice dev, int64_t B, int64_t T,
                               2.0 * (double)arena_dtype_size(lay->grad_dtype));
     out->chunk = clamp_rows(chunk, n);
     out->n_chunks = (n + out->chunk - 1) / out->chunk;
-    out->logits_bytes = (size_t)out->chunk * (size_t)c->padded_vocab_size *
-                        arena_dtype_size(lay->act_dtype);
+    out->logits_bytes =
+        (size_t)out->chunk * (size_t)c->padded_vocab_size * arena_dtype_size(lay->act_dtype);
     out->wte_traffic_bytes = per_chunk * (double)out->n_chunks;
     out->extra_wte_traffic_bytes = per_chunk * (double)(out->n_chunks - 1);
 }

@@ -28,9 +28,9 @@
 
 /* What one choice of chunk costs in a training micro-step of B*T rows. */
 typedef struct GptLossHeadCost {
-    int64_t chunk;    /* rows per chunk (the last may be shorter) */
-    int64_t n_chunks; /* ceil(B*T / chunk) */
-    size_t logits_bytes; /* `ws.logits` (chunk, Vp) in the activation dtype, before the
+    int64_t chunk;                  /* rows per chunk (the last may be shorter) */
+    int64_t n_chunks;               /* ceil(B*T / chunk) */
+    size_t logits_bytes;            /* `ws.logits` (chunk, Vp) in the activation dtype, before the
                             arena's 256-byte rounding */
     double wte_traffic_bytes;       /* wte and grad.wte bytes the head's GEMMs move per
                                        micro-step: n_chunks x (2 reads of wte + read and write

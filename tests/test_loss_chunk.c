@@ -34,7 +34,7 @@ static void test_loss_chunk_auto_4070(void **state) {
     (void)state;
     GptConfig c = model(6, 6, 384, 512);
     int64_t chunk = gpt_loss_chunk(&c, GPT_DEVICE_CUDA, 16, 512);
-    assert_true(chunk >= 1024);                   /* the bound: at most 8 chunks */
+    assert_true(chunk >= 1024);                      /* the bound: at most 8 chunks */
     assert_int_equal((8192 + chunk - 1) / chunk, 5); /* 160 MiB of f16 rows: 1664 x 5 */
     check_rule(&c, GPT_DEVICE_CUDA, 16, 512, 2);
     /* the CPU's f32 logits take twice the bytes a row: half the rows */

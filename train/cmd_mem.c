@@ -287,16 +287,16 @@ static int mem_compare_chunks(const RunSetup *rs, int json) {
         if (json) {
             printf("   {");
             loss_head_json(&h, chunks[i] == aut);
-            printf(",\n    \"peak_bytes\": %zu, \"high_water_bytes\": %zu}%s\n",
-                   st.peak_used_bytes, st.high_water_bytes, i + 1 < n ? "," : "");
+            printf(",\n    \"peak_bytes\": %zu, \"high_water_bytes\": %zu}%s\n", st.peak_used_bytes,
+                   st.high_water_bytes, i + 1 < n ? "," : "");
         } else {
             printf("%8lld %7lld %12.2f %11.2f %11.2f %13.2f %13.2f%s\n", (long long)h.chunk,
                    (long long)h.n_chunks, (double)h.logits_bytes / mib, st.peak_used_bytes / mib,
                    st.high_water_bytes / mib, h.wte_traffic_bytes / 1e9,
                    h.extra_wte_traffic_bytes / 1e9,
-                   chunks[i] == aut                                   ? "  (automatic)"
+                   chunks[i] == aut                                 ? "  (automatic)"
                    : chunks[i] == cfg->batch_size * cfg->block_size ? "  (one chunk)"
-                                                                      : "");
+                                                                    : "");
         }
     }
     if (json)
