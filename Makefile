@@ -267,6 +267,10 @@ $(SIM)/%.o: %.cc
 $(SIM)/arenagpt: $(SIM_BACKEND_OBJ) $(call obj,sim,$(MAIN_C))
 	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS)
 
+# the per-kernel-family timer on the simulated CUDA backend (tests/sim_kernel_times.sh: it runs)
+$(SIM)/scripts/kernel_times: $(SIM)/scripts/kernel_times.o $(SIM_BACKEND_OBJ)
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS)
+
 $(SIM)/tests/gpu/%: $(SIM)/tests/gpu/%.o $(SIM_BACKEND_OBJ) $(call obj,sim,$(TEST_HELPER_C))
 	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS) $(TEST_LDLIBS)
 
@@ -287,7 +291,7 @@ test-sim: build/.setup-ok sim
 sim-faults:
 	@echo "sim-faults: needs tests/cudasim/cublas_sim.cc (the host cuBLAS)"; exit 2
 else
-sim: $(SIM)/arenagpt $(SIM_GPU_TEST_BIN) $(SIM_SELF_TEST_BIN)
+sim: $(SIM)/arenagpt $(SIM_GPU_TEST_BIN) $(SIM_SELF_TEST_BIN) $(SIM)/scripts/kernel_times
 
 test-sim: build/.setup-ok sim
 	@fail=0; for t in $(SIM_SELF_TEST_BIN) $(SIM_GPU_TEST_BIN); do echo "== $$t"; \
@@ -326,7 +330,7 @@ GB_LIB_OBJ := $(call obj,bundle,$(LIB_C) $(MAIN_C))
 GB_CUDA_C_OBJ := $(call obj,bundle,$(CUDA_C))
 GB_TEST_HELPER_OBJ := $(call obj,bundle,$(TEST_HELPER_C))
 GB_GPU_TESTS := $(patsubst tests/gpu/%.c,$(GB)/tests/%,$(GPU_TEST_C))
-GB_FILES := $(GB)/arenagpt $(GB_GPU_TESTS) $(GB)/gpu_probe $(GB)/gpu_check.sh $(GB)/torch_baseline.py \
+GB_FILES := $(GB)/arenagpt $(GB_GPU_TESTS) $(GB)/kernel_times $(GB)/gpu_probe $(GB)/gpu_check.sh $(GB)/torch_baseline.py \
             $(GB)/lib/libcmocka.so.0 $(GB)/data/shakespeare_gpt2/train.bin \
             $(patsubst configs/%,$(GB)/configs/%,$(wildcard configs/*.conf))
 
@@ -355,6 +359,15 @@ $(GB)/tests/%: $(GBO)/tests/gpu/%.o $(filter-out $(GBO)/train/main.o,$(GB_LIB_OB
                $(GB_TEST_HELPER_OBJ) $(GB)/lib/libarenagpt_openblas.so $(GB)/lib/libcmocka.so.0
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(filter %.o,$^) $(BUNDLE_LIBS) $(GB)/lib/libcmocka.so.0
+
+# kernel_times with CUDA-event timing (ARENAGPT_KERNEL_TIMES_EVENTS)
+$(GBO)/scripts/kernel_times.o: scripts/kernel_times.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(BUNDLE_CFLAGS) $(CUDA_CFLAGS) -DARENAGPT_KERNEL_TIMES_EVENTS -c $< -o $@
+
+$(GB)/kernel_times: $(GBO)/scripts/kernel_times.o $(filter-out $(GBO)/train/main.o,$(GB_LIB_OBJ)) \
+                    $(GB_CUDA_C_OBJ) $(CU_OBJ) $(GB)/lib/libarenagpt_openblas.so
+	$(CC) -o $@ $(filter %.o,$^) $(BUNDLE_LIBS)
 
 $(GB)/gpu_probe: scripts/gpu_probe.cu
 	@mkdir -p $(dir $@)
@@ -471,6 +484,12 @@ format-check:
 # behind a new library source); scripts/bench_cpu.sh and bench_flash_cpu.sh build it with make
 BENCH_STEP := $(R)/scripts/bench_step
 $(BENCH_STEP): $(R)/scripts/bench_step.o $(LIB_OBJ) $(NOCUDA_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+# the per-kernel-family timer (scripts/kernel_times.c) on the CPU backend; the GPU bundle has
+# its CUDA build (CUDA events), which gpu_check.sh's kernels group runs
+KERNEL_TIMES := $(R)/scripts/kernel_times
+$(KERNEL_TIMES): $(R)/scripts/kernel_times.o $(LIB_OBJ) $(NOCUDA_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS)
 
 bench: arenagpt $(BENCH_STEP)
