@@ -9,9 +9,11 @@ Per kernel launch the model counts, from the shapes the backend launches with:
   FP32 FLOPs    (CUDA-core arithmetic: today's FlashAttention kernels, per-thread dot loops)
   DRAM bytes    (each tensor read or written once per kernel, all through DRAM: no L2 reuse
                  is credited, except in the loss-head chunk table's second column)
-  load lanes    (scalar global loads issued one per FMA by per-thread row loops)
+  L1 sectors    (32-byte sectors that uncoalesced loads request: a per-thread row loop whose
+                 32 lanes read 32 different rows asks for 32 sectors per warp-wide load)
 and takes time = max(tensor / (peak x EFF_TENSOR), fp32 / (peak x EFF_FP32),
-bytes / (bandwidth x EFF_BW[access width] x SM fill), lanes / LSU rate) + launches x LAUNCH_S.
+bytes / (bandwidth x EFF_BW[access width] x SM fill), sectors / (L1 sectors per clock x SMs x
+clock)) + launches x LAUNCH_S.
 
 Usage: scripts/gpu_estimate.py [CONFIG] [--arenagpt ./arenagpt] > docs/results/gpu_estimate.md
 The chunk the loss head uses after this work is asked from `arenagpt mem --format=json` (the
@@ -42,7 +44,7 @@ EFF_TENSOR = 0.70  # share of the tensor peak a cuBLASLt GEMM of these sizes rea
 EFF_FP32 = 0.70    # share of the FP32 peak an FMA-bound kernel reaches
 EFF_BW = {"v128": 0.90, "s32": 0.80, "s16": 0.60, "gemm": 0.85}  # share of DRAM bandwidth
 LAUNCH_S = 3e-6    # per kernel launch: launch and tail, not hidden behind the previous kernel
-LSU_LANES_PER_SM_CLK = 32  # one warp-wide load instruction per SM per clock
+L1_SECTORS_PER_SM_CLK = 4  # L1 returns 128 bytes (4 sectors of 32 B) per clock per SM
 
 
 class K:
@@ -58,7 +60,7 @@ class K:
         fill = 1.0 if self.blocks is None else min(1.0, self.blocks / g["sms"])
         t = max(self.tensor / (g["tensor"] * EFF_TENSOR), self.fp32 / (g["fp32"] * EFF_FP32),
                 self.bytes / (g["bw"] * EFF_BW[self.access] * fill),
-                self.lanes / (g["sms"] * LSU_LANES_PER_SM_CLK * g["clock"]))
+                self.lanes / (g["sms"] * L1_SECTORS_PER_SM_CLK * g["clock"]))
         return t + self.launches * LAUNCH_S
 
 
@@ -136,7 +138,8 @@ def attention(S, kind, variant):
         ]
         if variant == "before_dscores":
             # one block per row; each thread dots its own row of v (HS scalar loads and FMAs
-            # per score), then D and the softmax backward in place
+            # per score: the 32 lanes of a warp read 32 rows, 32 L1 sectors per load), then D
+            # and the softmax backward in place
             ks.append(K(fam, "dscores (per-thread dot loops)", fp32=2.0 * tri * HS * L,
                         bytes_=(2 * sq * 2 + y) * L, access="s16", lanes=tri * HS * L,
                         launches=L))
@@ -212,7 +215,7 @@ VARIANTS = {
                    attn="before_dscores"),
     # this work, as committed (see the table of what changed)
     "after": dict(vector=True, col_slices=True, ce_reads=2, per_tensor_optim=True,
-                  attn="before_dscores"),
+                  attn="gemm"),
     # llm.c's kernels (read from karpathy/llm.c: fused_classifier.cuh, layernorm.cuh,
     # attention.cuh, adamw.cuh, global_norm.cuh): 128-bit access throughout, the logits of all
     # B*T rows at once, dP through cuBLAS and a softmax-backward kernel, one AdamW and one
@@ -277,14 +280,14 @@ def write(S, config, chunks, how):
       f"llm.c all {S['N']} rows at once.\n")
     p("## Model\n")
     p("Per kernel: time = max(tensor FLOPs / (tensor peak x {:.2f}), FP32 FLOPs / (FP32 peak x "
-      "{:.2f}), DRAM bytes / (bandwidth x access efficiency x SM fill), scalar load lanes / "
-      "(SMs x {} lanes x clock)) + launches x {:.0f} us. Access efficiency (share of DRAM "
+      "{:.2f}), DRAM bytes / (bandwidth x access efficiency x SM fill), L1 sectors of uncoalesced loads / "
+      "(SMs x {} sectors x clock)) + launches x {:.0f} us. Access efficiency (share of DRAM "
       "bandwidth reached): 128-bit {:.2f}, 32-bit {:.2f}, 16-bit {:.2f}, GEMM operands {:.2f}. SM "
       "fill: a kernel with fewer blocks than SMs reaches blocks/SMs of the bandwidth. Every "
       "tensor goes through DRAM (no L2 reuse is credited; see the loss-head table for what "
       "that assumption changes). These constants are assumptions; the counts (FLOPs, "
       "bytes, launches) follow from the launch shapes."
-      .format(EFF_TENSOR, EFF_FP32, LSU_LANES_PER_SM_CLK, LAUNCH_S * 1e6, EFF_BW["v128"],
+      .format(EFF_TENSOR, EFF_FP32, L1_SECTORS_PER_SM_CLK, LAUNCH_S * 1e6, EFF_BW["v128"],
               EFF_BW["s32"], EFF_BW["s16"], EFF_BW["gemm"]))
     p("")
     for gname, g in GPUS.items():
@@ -293,9 +296,9 @@ def write(S, config, chunks, how):
     p("What \"after\" has (this work): the loss-head chunk from the 160 MiB rule, the "
       "cross-entropy in one read pass before the gradient pass (2 reads of the logits instead of "
       "3), 128-bit access in the encoder, LayerNorm, GELU and bias kernels, the LayerNorm column "
-      "sums over enough blocks to fill the card. Not yet in it: the naive attention backward "
-      "still runs its per-thread dot loops, AdamW and the norm are still one launch per tensor; "
-      "the \"llm.c\" column models both as llm.c does them.\n")
+      "sums over enough blocks to fill the card, the naive attention backward's dP through the "
+      "batched GEMM and a warp per row for P (dP - D) (128-bit). Not yet in it: AdamW and the "
+      "norm are still one launch per tensor (the \"llm.c\" column has one launch each).\n")
     totals = {}
     for gname, g in GPUS.items():
         p(f"## {gname}\n")

@@ -67,8 +67,16 @@ static inline cudaStream_t cuda_stream(void *stream) { return (cudaStream_t)stre
 /* Handles created by cuda_backend_init (cuda_backend.cu). */
 cublasLtHandle_t cuda_cublaslt(void);
 cublasHandle_t cuda_cublas(void);
-/* The backend workspace (`ws.backend` in the arena), or NULL / 0 before it is set. */
+/* The backend workspace (`ws.backend` in the arena), or NULL / 0 before it is set; while a
+ * part is reserved, the rest (what the libraries and the other kernels may use). */
 void *cuda_workspace(size_t *bytes);
+/* Reserves `bytes` (rounded up to 256) at the top of the backend workspace for one caller's
+ * scratch, leaving the rest to cuBLASLt/cuBLAS and cuda_workspace's other users; NULL (nothing
+ * reserved) when there is no workspace, a reservation is held, or bytes is more than half of
+ * it. Stream-ordered use only: the caller releases it with cuda_workspace_unreserve after
+ * its last launch that touches the scratch. */
+void *cuda_workspace_reserve(size_t bytes);
+void cuda_workspace_unreserve(void);
 /* Gives cuBLAS the backend workspace (or none). Needed after every cublasSetStream, which
  * resets cuBLAS to its own workspace pool. */
 void cuda_cublas_workspace_apply(void);

@@ -288,7 +288,9 @@ static void test_cuda_matmul_tensor_core_sizes(void **state) {
     matmul_case(64, 384, 96, 0, 1, 1);
 }
 
-static void attention_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
+/* ws_bytes: the backend workspace during the backward (0: none, the per-thread fallback;
+ * else dP through the batched GEMM, in groups of heads when it holds fewer than NH) */
+static void attention_case(int64_t B, int64_t T, int64_t C, int64_t NH, size_t ws_bytes) {
     float *qkv = hmalloc(B * T * 3 * C);
     fill_uniform(qkv, B * T * 3 * C, -1.5f, 1.5f, 30 + (uint64_t)T);
     Tensor *dqkv_in = dup_f16(qkv, B * T * 3 * C, "qkv");
@@ -305,7 +307,9 @@ static void attention_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
     fill_uniform(dy, B * T * C, -1, 1, 31);
     Tensor *ddy = dup_f16(dy, B * T * C, "dy");
     Tensor *ddqkv = dalloc(ARENA_DTYPE_F16, B * T * 3 * C, "dqkv");
+    use_workspace(ws_bytes);
     cu->attention_backward(ddqkv->data, datt->data, ddy->data, dqkv_in->data, B, T, C, NH, NULL);
+    use_workspace(0);
     cpu->attention_backward(dqkv, att, dy, qkv, B, T, C, NH, NULL);
     float *g = down(ddqkv, B * T * 3 * C);
     assert_allclose(g, dqkv, (size_t)(B * T * 3 * C), TOL_ATT_ATOL, TOL_ATT_RTOL);
@@ -407,9 +411,14 @@ static void test_cuda_cudnn_attention_or_fallback(void **state) {
 }
 
 static void test_cuda_attention_odd_sizes(void **state) {
-    attention_case(2, 13, 24, 3);  /* HS 8 */
-    attention_case(3, 1, 10, 2);   /* T = 1: one key per query */
-    attention_case(2, 67, 160, 5); /* HS 32, T not a power of two */
+    const size_t all_heads = (size_t)1 << 20, two_heads = 4 * 67 * 67 * 2 + 256;
+    for (int k = 0; k < 2; k++) { /* the per-thread fallback, then dP through the GEMM */
+        attention_case(2, 13, 24, 3, k ? all_heads : 0);  /* HS 8 */
+        attention_case(3, 1, 10, 2, k ? all_heads : 0);   /* T = 1: one key per query */
+        attention_case(2, 67, 160, 5, k ? all_heads : 0); /* HS 32, T not a power of two */
+    }
+    attention_case(2, 64, 128, 4, all_heads); /* T % 8 == 0: 128-bit rows */
+    attention_case(2, 67, 160, 5, two_heads); /* heads in groups of 2, 2, 1 */
 }
 
 static void test_cuda_gelu_forward_backward(void **state) {
