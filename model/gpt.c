@@ -1522,6 +1522,27 @@ int gpt_backward(Gpt *g, float loss_scale, Err *err) {
 /* ---------------------------------------------------------------------------------------- */
 /* update                                                                                    */
 
+/* Every parameter as the multi-tensor optimizer entries take it (malloc'd; free it), or NULL
+ * when the backend has no such entries or the list cannot be allocated: the caller then loops
+ * over the per-tensor entries. */
+static GptOptimTensor *optim_list(const Gpt *g, float weight_decay) {
+    const GptBackend *be = g->backend;
+    if (!be->norm_squared_multi || !be->adamw_update_multi)
+        return NULL;
+    GptOptimTensor *l = malloc((size_t)g->n_params * sizeof(*l));
+    for (int i = 0; l && i < g->n_params; i++) {
+        const GptParam *p = &g->params[i];
+        l[i] = (GptOptimTensor){p->param->data,
+                                tdata(p->master),
+                                p->grad->data,
+                                p->m->data,
+                                p->v->data,
+                                p->numel,
+                                p->decay ? weight_decay : 0.0f};
+    }
+    return l;
+}
+
 int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weight_decay,
                float grad_clip, int64_t step, float grad_scale, float *grad_norm_out, Err *err) {
     if (step < 1)
@@ -1536,14 +1557,18 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
     if (s.failed)
         return step_fail(&s);
     float norm = 0.0f;
+    GptOptimTensor *list = run ? optim_list(g, weight_decay) : NULL;
     if (run) {
         be->memset_zero(acc->data, sizeof(float), g->stream);
-        for (int i = 0; i < g->n_params; i++)
+        if (list) /* one reduction over every gradient */
+            be->norm_squared_multi(acc->data, list, g->n_params, g->stream);
+        for (int i = 0; !list && i < g->n_params; i++)
             be->norm_squared_accumulate(acc->data, g->params[i].grad->data, g->params[i].numel,
                                         g->stream);
         float sumsq = 0.0f;
         be->copy_to_host(&sumsq, acc->data, sizeof(float), g->stream);
         if (check_device(g, "gpt_update", err)) {
+            free(list);
             ws_release_all(g, &s.ws);
             return -1;
         }
@@ -1551,6 +1576,7 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
         if (!isfinite(norm)) {
             /* an overflow in the (loss-scaled) gradients: GradScaler skips the step and the
              * caller halves the scale; no parameter or optimizer state changes */
+            free(list);
             ws_release_all(g, &s.ws);
             if (grad_norm_out)
                 *grad_norm_out = norm;
@@ -1565,13 +1591,17 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
         }
         float bc1 = 1.0f - powf(beta1, (float)step);
         float bc2 = 1.0f - powf(beta2, (float)step);
-        for (int i = 0; i < g->n_params; i++) {
+        if (list)
+            be->adamw_update_multi(list, g->n_params, lr, beta1, beta2, eps, grad_mul, bc1, bc2,
+                                   g->stream);
+        for (int i = 0; !list && i < g->n_params; i++) {
             GptParam *p = &g->params[i];
             be->adamw_update(p->param->data, tdata(p->master), p->grad->data, p->m->data,
                              p->v->data, p->numel, lr, beta1, beta2, eps,
                              p->decay ? weight_decay : 0.0f, grad_mul, bc1, bc2, g->stream);
         }
     }
+    free(list);
     ws_release_all(g, &s.ws);
     if (grad_norm_out)
         *grad_norm_out = norm;

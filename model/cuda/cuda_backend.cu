@@ -276,6 +276,8 @@ extern "C" const GptBackend *gpt_backend_cuda(void) {
         t.norm_squared_accumulate = cuda_norm_squared_accumulate;
         t.reduce_sum = cuda_reduce_sum;
         t.adamw_update = cuda_adamw_update;
+        t.norm_squared_multi = cuda_norm_squared_multi;
+        t.adamw_update_multi = cuda_adamw_update_multi;
         t.cudnn_attention_prepare = cudnn_sdpa_prepare;
         t.cudnn_attention_forward = cudnn_sdpa_forward;
         t.cudnn_attention_backward = cudnn_sdpa_backward;
@@ -301,6 +303,8 @@ extern "C" const GptBackend *gpt_backend_cuda_grad_f32(void) {
         t.matmul_backward = cuda_matmul_backward_g32;
         t.norm_squared_accumulate = cuda_norm_squared_accumulate_g32;
         t.adamw_update = cuda_adamw_update_g32;
+        t.norm_squared_multi = cuda_norm_squared_multi_g32;
+        t.adamw_update_multi = cuda_adamw_update_multi_g32;
         g_table_grad_f32 = t;
     }
     return &g_table_grad_f32;

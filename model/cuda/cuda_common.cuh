@@ -254,6 +254,13 @@ void cuda_adamw_update(void *param, float *master, const void *grad, float *m, f
                        float grad_mul, float bias_correction1, float bias_correction2,
                        void *stream);
 void cuda_norm_squared_accumulate_g32(float *acc, const void *grad, int64_t n, void *stream);
+void cuda_norm_squared_multi(float *acc, const GptOptimTensor *list, int n, void *stream);
+void cuda_norm_squared_multi_g32(float *acc, const GptOptimTensor *list, int n, void *stream);
+void cuda_adamw_update_multi(const GptOptimTensor *list, int n, float lr, float beta1, float beta2,
+                             float eps, float grad_mul, float bc1, float bc2, void *stream);
+void cuda_adamw_update_multi_g32(const GptOptimTensor *list, int n, float lr, float beta1,
+                                 float beta2, float eps, float grad_mul, float bc1, float bc2,
+                                 void *stream);
 void cuda_adamw_update_g32(void *param, float *master, const void *grad, float *m, float *v,
                            int64_t n, float lr, float beta1, float beta2, float eps,
                            float weight_decay, float grad_mul, float bias_correction1,
