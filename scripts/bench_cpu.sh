@@ -10,7 +10,9 @@
 # side is skipped, with a line saying so, when /usr/bin/python3 cannot import torch (CI).
 # Each side reports the median and the minimum step time of STEPS steps (after 2 warm-up
 # steps); the two sides alternate for ROUNDS rounds so that load from other processes on the
-# machine hits both alike (the load average is printed before and after).
+# machine hits both alike (the load average is printed before and after). Each side also
+# prints its process CPU time per step (all threads), less disturbed by that load than wall
+# time. OMP_WAIT_POLICY defaults to passive for both sides.
 # The raw output is what docs/results/cpu_bench.md records.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +20,9 @@ THREADS=${1:-2}
 STEPS=${2:-10}
 ROUNDS=${3:-3}
 PY=/usr/bin/python3
-export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
+# passive: a waiting OpenMP thread sleeps instead of spinning, so a loaded machine does not
+# turn every barrier of either side into a time slice lost to spinning
+export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 
 # the Makefile's target: the release objects arenagpt is linked from, so a new library source
 # cannot break this benchmark unnoticed (make bench-smoke runs it in make test)

@@ -22,6 +22,8 @@ grep -Eq '^\[tiny\] round 1 memory plan peak ([0-9]+) high-water [0-9]+, measure
 if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     grep -Eq "^\[tiny\] round 1 torch ms/step median $MS tok/s" "$TMP/bench.out" && ok ||
         bad "bench.sh: torch is importable but no PyTorch step line"
+    grep -Eq "^\[tiny\] round 1 torch cpu time ms/step median $MS \(all threads\)" "$TMP/bench.out" && ok ||
+        bad "bench.sh: no PyTorch CPU-time line"
 else
     grep -q '^== torch: not importable' "$TMP/bench.out" && ok ||
         bad "bench.sh: torch is missing and the skip is not said"
