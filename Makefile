@@ -4,6 +4,8 @@
 #   make test-gpu   CUDA backend against the CPU reference (needs a GPU)
 #   make test-sim   the same CUDA sources on the CPU simulator of CUDA (tests/cudasim/), ASan on,
 #                   with the fault-injection check (make sim-faults)
+#   make kernel-audit  registers, shared memory and spills of every kernel (sm_89, sm_90), fails
+#                   on an unexplained spill; docs/results/kernel_audit.md (part of make test)
 #   make test-cublas-sim  the CUDA simulator's host cuBLASLt/cuBLAS against a double reference
 #   make asan       ASan+UBSan build and run of the CPU tests
 #   make test-browser  the memory page in headless Chromium (part of make test; BROWSER=0 skips)
@@ -11,7 +13,9 @@
 #   make reliability  the fault injection runs (scripts/reliability.sh) and valgrind
 #   make gpu-bundle  build/gpu-bundle/: what a GPU machine without Debian's -dev packages needs
 #                   (binaries, prepared data, configs, the check script); make gpu-check runs it
-#   make format-check, make bench, make run, make clean
+#   make bench      CPU step against PyTorch, tokenizer speed; make bench-smoke: each benchmark
+#                   script at its smallest size (seconds; part of make test-cli)
+#   make format-check, make run, make clean
 # Sources are found by wildcard: a new alloc/ data/ model/ train/ .c file or tests/test_*.c
 # needs no Makefile change. Built without CUDA, model/device_nocuda.c stands in for the CUDA
 # units (the one mechanism: no weak symbols); the CPU tests always link them. model/cuda/*.c
@@ -99,7 +103,7 @@ BACKEND_LIBS :=
 endif
 
 .PHONY: all test test-unit test-cli test-browser test-gpu test-sim sim sim-faults asan fuzz \
-        fuzz-build reliability format format-check bench run setup clean cuda gpu-bundle \
+        fuzz-build reliability format format-check bench bench-smoke run setup clean cuda gpu-bundle \
         gpu-bundle-test gpu-check
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -146,6 +150,7 @@ test: build/.setup-ok
 ifeq ($(CUDA),1)
 	$(MAKE) cuda
 	@echo "CUDA sources compiled ($(words $(CU_OBJ) $(CUDA_C_OBJ)) objects, sm_80/86/89/90)"
+	$(MAKE) kernel-audit
 	$(MAKE) test-sim
 	$(MAKE) gpu-bundle-test
 endif
@@ -158,7 +163,7 @@ endif
 test-unit: $(TEST_BIN)
 	@fail=0; for t in $(TEST_BIN); do echo "== $$t"; ARENAGPT_ROOT=$(CURDIR) $(TEST_DATA_ENV) ./$$t || fail=1; done; exit $$fail
 
-test-cli: arenagpt
+test-cli: arenagpt $(BENCH_STEP)
 	@fail=0; for t in tests/cli_*.sh; do [ -e "$$t" ] || continue; echo "== $$t"; $(TEST_DATA_ENV) bash $$t ./arenagpt || fail=1; done; exit $$fail
 
 # the memory page in Debian's chromium, driven by playwright-core (scripts/setup.sh --browser)
@@ -269,6 +274,10 @@ $(SIM)/%.o: %.cc
 $(SIM)/arenagpt: $(SIM_BACKEND_OBJ) $(call obj,sim,$(MAIN_C))
 	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS)
 
+# the per-kernel-family timer on the simulated CUDA backend (tests/sim_kernel_times.sh: it runs)
+$(SIM)/scripts/kernel_times: $(SIM)/scripts/kernel_times.o $(SIM_BACKEND_OBJ)
+	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS)
+
 $(SIM)/tests/gpu/%: $(SIM)/tests/gpu/%.o $(SIM_BACKEND_OBJ) $(call obj,sim,$(TEST_HELPER_C))
 	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS) $(TEST_LDLIBS)
 
@@ -289,7 +298,7 @@ test-sim: build/.setup-ok sim
 sim-faults:
 	@echo "sim-faults: needs tests/cudasim/cublas_sim.cc (the host cuBLAS)"; exit 2
 else
-sim: $(SIM)/arenagpt $(SIM_GPU_TEST_BIN) $(SIM_SELF_TEST_BIN)
+sim: $(SIM)/arenagpt $(SIM_GPU_TEST_BIN) $(SIM_SELF_TEST_BIN) $(SIM)/scripts/kernel_times
 
 test-sim: build/.setup-ok sim
 	@fail=0; for t in $(SIM_SELF_TEST_BIN) $(SIM_GPU_TEST_BIN); do echo "== $$t"; \
@@ -332,7 +341,7 @@ GB_LIB_OBJ := $(call obj,bundle,$(LIB_C) $(MAIN_C))
 GB_CUDA_C_OBJ := $(call obj,bundle,$(CUDA_C))
 GB_TEST_HELPER_OBJ := $(call obj,bundle,$(TEST_HELPER_C))
 GB_GPU_TESTS := $(patsubst tests/gpu/%.c,$(GB)/tests/%,$(GPU_TEST_C))
-GB_FILES := $(GB)/arenagpt $(GB_GPU_TESTS) $(GB)/gpu_probe $(GB)/gpu_check.sh $(GB)/torch_baseline.py \
+GB_FILES := $(GB)/arenagpt $(GB_GPU_TESTS) $(GB)/kernel_times $(GB)/gpu_probe $(GB)/gpu_check.sh $(GB)/torch_baseline.py \
             $(GB)/lib/libcmocka.so.0 $(GB)/lib/libcjson.so.1 $(GB)/data/shakespeare_gpt2/train.bin \
             $(patsubst configs/%,$(GB)/configs/%,$(wildcard configs/*.conf))
 
@@ -368,6 +377,15 @@ $(GB)/tests/%: $(GBO)/tests/gpu/%.o $(filter-out $(GBO)/train/main.o,$(GB_LIB_OB
                $(GB)/lib/libcjson.so.1
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $(filter %.o,$^) $(BUNDLE_LIBS) $(GB)/lib/libcmocka.so.0
+
+# kernel_times with CUDA-event timing (ARENAGPT_KERNEL_TIMES_EVENTS)
+$(GBO)/scripts/kernel_times.o: scripts/kernel_times.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(BUNDLE_CFLAGS) $(CUDA_CFLAGS) -DARENAGPT_KERNEL_TIMES_EVENTS -c $< -o $@
+
+$(GB)/kernel_times: $(GBO)/scripts/kernel_times.o $(filter-out $(GBO)/train/main.o,$(GB_LIB_OBJ)) \
+                    $(GB_CUDA_C_OBJ) $(CU_OBJ) $(GB)/lib/libarenagpt_openblas.so
+	$(CC) -o $@ $(filter %.o,$^) $(BUNDLE_LIBS)
 
 $(GB)/gpu_probe: scripts/gpu_probe.cu
 	@mkdir -p $(dir $@)
@@ -460,14 +478,45 @@ grad-accum-sim:
 	  exit 2
 endif
 
+# `make kernel-audit`: every .cu compiled for sm_89 and sm_90 with -Xptxas -v; fails on a spill
+# no comment or allow-list entry explains, and on a kernel of scripts/kernel_audit_vector.txt
+# without 128-bit loads; writes docs/results/kernel_audit.md (scripts/kernel_audit.py). Its own
+# test (tests/kernel_audit.sh) first shows it failing on a deliberately spilling kernel.
+.PHONY: kernel-audit
+ifeq ($(CUDA),1)
+kernel-audit:
+	NVCC=$(NVCC) bash tests/kernel_audit.sh
+	NVCC=$(NVCC) python3 scripts/kernel_audit.py --out docs/results/kernel_audit.md $(CU)
+else
+kernel-audit:
+	@echo "kernel-audit: needs nvcc (the CUDA toolkit)" >&2; exit 2
+endif
+
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h' '*.cc' '*.cu' '*.cuh' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:
 	@clang-format --dry-run --Werror $(FORMAT_SRC) && echo "format-check: $(words $(FORMAT_SRC)) files clean"
 
-bench: arenagpt
+# the CPU step benchmark's binary, linked from the same objects as arenagpt (so it cannot fall
+# behind a new library source); scripts/bench_cpu.sh and bench_flash_cpu.sh build it with make
+BENCH_STEP := $(R)/scripts/bench_step
+$(BENCH_STEP): $(R)/scripts/bench_step.o $(LIB_OBJ) $(NOCUDA_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+# the per-kernel-family timer (scripts/kernel_times.c) on the CPU backend; the GPU bundle has
+# its CUDA build (CUDA events), which gpu_check.sh's kernels group runs
+KERNEL_TIMES := $(R)/scripts/kernel_times
+$(KERNEL_TIMES): $(R)/scripts/kernel_times.o $(LIB_OBJ) $(NOCUDA_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+bench: arenagpt $(BENCH_STEP)
 	bash scripts/bench.sh
+
+# every benchmark script at its smallest size (BENCH_SMOKE=1): seconds, part of make test-cli
+# (tests/cli_bench.sh), so a benchmark that no longer builds or runs fails CI
+bench-smoke: arenagpt $(BENCH_STEP)
+	BENCH_SMOKE=1 bash tests/cli_bench.sh ./arenagpt
 
 run: build/.setup-ok arenagpt
 	bash scripts/run.sh

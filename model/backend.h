@@ -87,6 +87,17 @@ typedef struct GptAttentionKernels {
                    char *reason, size_t len);
 } GptAttentionKernels;
 
+/* One tensor of the multi-tensor optimizer entries (pointers into the arena, as the
+ * per-tensor entries take them). */
+typedef struct GptOptimTensor {
+    void *param;      /* (n) param dtype */
+    float *master;    /* (n) or NULL */
+    const void *grad; /* (n) grad dtype */
+    float *m, *v;     /* (n) */
+    int64_t n;
+    float weight_decay;
+} GptOptimTensor;
+
 typedef struct GptBackend {
     GptDevice device;
     const char *name; /* "cpu", "cuda" */
@@ -182,6 +193,16 @@ typedef struct GptBackend {
                          int64_t n, float lr, float beta1, float beta2, float eps,
                          float weight_decay, float grad_mul, float bias_correction1,
                          float bias_correction2, void *stream);
+    /* Optional (NULL: the caller loops over the per-tensor entries above; the CPU has none):
+     * the same over a list of tensors in few launches. norm_squared_multi: *acc += sum over
+     * the list of sum(grad^2), one reduction (a fixed order: the same bits for the same
+     * list). adamw_update_multi: adamw_update on every tensor of the list, each element
+     * exactly as adamw_update computes it, with the tensor's own weight_decay. */
+    void (*norm_squared_multi)(float *acc /* (1) */, const GptOptimTensor *list, int n,
+                               void *stream);
+    void (*adamw_update_multi)(const GptOptimTensor *list, int n, float lr, float beta1,
+                               float beta2, float eps, float grad_mul, float bias_correction1,
+                               float bias_correction2, void *stream);
 } GptBackend;
 
 /* Largest head size the CUDA flash kernels take: head size 64 runs on tensor cores (64-row

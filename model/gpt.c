@@ -77,20 +77,6 @@ int gpt_config_check(const GptConfig *c, GptDevice dev, Err *err) {
     return 0;
 }
 
-/* Auto chunk: about 32 MiB of f32 logits per chunk, at least 1 and at most B*T tokens. */
-#define GPT_LOSS_CHUNK_AUTO_BYTES ((int64_t)32 << 20)
-
-int64_t gpt_loss_chunk(const GptConfig *c, int64_t B, int64_t T) {
-    int64_t n = B * T;
-    int64_t chunk = c->loss_chunk;
-    if (chunk <= 0) {
-        chunk = GPT_LOSS_CHUNK_AUTO_BYTES / (c->padded_vocab_size * 4);
-        if (chunk < 1)
-            chunk = 1;
-    }
-    return chunk < n ? chunk : n;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* steps                                                                                     */
 
@@ -226,7 +212,7 @@ static int build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_
     g->inference = inference;
     g->B = B;
     g->T = T;
-    g->loss_chunk = gpt_loss_chunk(c, B, T);
+    g->loss_chunk = gpt_loss_chunk(c, dev, B, T);
     g->loss_scale = 1.0f;
     static int tables_checked;
     if (!tables_checked) {
@@ -548,11 +534,51 @@ int gpt_backward(Gpt *g, Err *err) {
 /* ---------------------------------------------------------------------------------------- */
 /* update                                                                                    */
 
-/* AdamW over every parameter with grad_mul applied to the gradients. */
-static void update_params(Gpt *g, float lr, float beta1, float beta2, float eps, float weight_decay,
-                          float grad_mul, int64_t step) {
+/* Every parameter as the multi-tensor optimizer entries take it (malloc'd; free it), or NULL
+ * when the backend has no such entries or the list cannot be allocated: the caller then loops
+ * over the per-tensor entries. */
+static GptOptimTensor *optim_list(const Gpt *g, float weight_decay) {
+    const GptBackend *be = g->backend;
+    if (!be->norm_squared_multi || !be->adamw_update_multi)
+        return NULL;
+    GptOptimTensor *l = malloc((size_t)g->n_params * sizeof(*l));
+    for (int i = 0; l && i < g->n_params; i++) {
+        const GptParam *p = &g->params[i];
+        l[i] = (GptOptimTensor){p->param->data,
+                                tdata(p->master),
+                                p->grad->data,
+                                p->m->data,
+                                p->v->data,
+                                p->numel,
+                                p->decay ? weight_decay : 0.0f};
+    }
+    return l;
+}
+
+/* *acc = the sum of every gradient's squares: one multi-tensor reduction when list is given,
+ * else one per tensor. */
+static void grad_norm_squared(Gpt *g, float *acc, const GptOptimTensor *list) {
+    const GptBackend *be = g->backend;
+    be->memset_zero(acc, sizeof(float), g->stream);
+    if (list) {
+        be->norm_squared_multi(acc, list, g->n_params, g->stream);
+        return;
+    }
+    for (int i = 0; i < g->n_params; i++)
+        be->norm_squared_accumulate(acc, g->params[i].grad->data, g->params[i].numel, g->stream);
+}
+
+/* AdamW over every parameter with grad_mul applied to the gradients (one multi-tensor launch
+ * when list is given). */
+static void update_params(Gpt *g, const GptOptimTensor *list, float lr, float beta1, float beta2,
+                          float eps, float weight_decay, float grad_mul, int64_t step) {
     float bc1 = 1.0f - powf(beta1, (float)step);
     float bc2 = 1.0f - powf(beta2, (float)step);
+    if (list) {
+        g->backend->adamw_update_multi(list, g->n_params, lr, beta1, beta2, eps, grad_mul, bc1, bc2,
+                                       g->stream);
+        return;
+    }
     for (int i = 0; i < g->n_params; i++) {
         GptParam *p = &g->params[i];
         g->backend->adamw_update(p->param->data, tdata(p->master), p->grad->data, p->m->data,
@@ -575,13 +601,12 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
     Tensor *acc = step_alloc(&s, 0, ARENA_DTYPE_F32, DIMS(1), "ws.grad_norm");
     if (s.failed)
         return step_fail(&s);
-    be->memset_zero(acc->data, sizeof(float), g->stream);
-    for (int i = 0; i < g->n_params; i++)
-        be->norm_squared_accumulate(acc->data, g->params[i].grad->data, g->params[i].numel,
-                                    g->stream);
+    GptOptimTensor *list = optim_list(g, weight_decay);
+    grad_norm_squared(g, acc->data, list);
     float sumsq = 0.0f;
     be->copy_to_host(&sumsq, acc->data, sizeof(float), g->stream);
     if (check_device(g, "gpt_update", err)) {
+        free(list);
         ws_release_all(g, &s.ws);
         return -1;
     }
@@ -596,8 +621,9 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
             if (coef < 1.0f)
                 grad_mul *= coef;
         }
-        update_params(g, lr, beta1, beta2, eps, weight_decay, grad_mul, step);
+        update_params(g, list, lr, beta1, beta2, eps, weight_decay, grad_mul, step);
     }
+    free(list);
     ws_release_all(g, &s.ws);
     if (grad_norm_out)
         *grad_norm_out = norm;

@@ -152,8 +152,9 @@ void gpt_param_counts(const GptConfig *c, GptParamCounts *out);
 int gpt_param_shape(const GptConfig *c, GptParamKind kind, int64_t shape[2]);
 int gpt_param_is_per_layer(GptParamKind kind);
 const char *gpt_param_kind_name(GptParamKind kind); /* "ln_1.weight", "wte", ... */
-/* The chunk the loss head uses for this shape: c->loss_chunk clamped to B*T, or auto. */
-int64_t gpt_loss_chunk(const GptConfig *c, int64_t B, int64_t T);
+/* The chunk the loss head uses for this shape on dev: c->loss_chunk clamped to B*T, or the
+ * automatic chunk (model/loss_chunk.h states the rule; defined in loss_chunk.c). */
+int64_t gpt_loss_chunk(const GptConfig *c, GptDevice dev, int64_t B, int64_t T);
 
 /* --- lifecycle ----------------------------------------------------------------------- */
 /* Allocates params, grads, optimizer state (and ws.backend) from the arena for batches up

@@ -54,6 +54,14 @@ int main(int argc, char **argv) {
         else
             rest[n_rest++] = argv[i];
     }
+    if (steps < 1 || warmup < 0) {
+        fprintf(stderr,
+                "bench_step: --bench_steps=%d --bench_warmup=%d: expected at least 1 timed "
+                "step and no negative warm-up\n",
+                steps, warmup);
+        free(rest);
+        return 2;
+    }
     TrainConfig cfg;
     config_defaults(&cfg);
     Err err = {{0}};

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """bench_torch_cpu.py: the PyTorch side of scripts/bench_cpu.sh. Times a GPT-2 training step
-(forward, backward, global-norm clip, AdamW) on the CPU in fp32 and prints one line:
+(forward, backward, global-norm clip, AdamW) on the CPU in fp32 and prints two lines (wall
+and process CPU time per step, the second less disturbed by other load on the machine):
     torch ms/step median <ms> min <ms> tok/s median <n> best <n> (...)
+    torch cpu time ms/step median <ms> min <ms> (all threads)
 
 Run with Debian's python3-torch (/usr/bin/python3). The model is nanoGPT's (pre-LN GPT-2,
 tied LM head, learned positions, GELU, bias option, naive causal attention: torch 1.13 has
@@ -114,17 +116,21 @@ def main():
 
     for _ in range(a.warmup):
         step()
-    times = []
+    times, cpu = [], []
     for _ in range(a.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     times.sort()
+    cpu.sort()
     med, best = times[len(times) // 2], times[0]
     tok = a.batch_size * a.block_size
     print(f"torch ms/step median {med * 1e3:.1f} min {best * 1e3:.1f} tok/s median "
           f"{tok / med:.0f} best {tok / best:.0f} ({a.steps} steps after {a.warmup} warm-up, "
           f"threads {torch.get_num_threads()}, params {sum(p.numel() for p in params)})")
+    print(f"torch cpu time ms/step median {cpu[len(cpu) // 2] * 1e3:.1f} min {cpu[0] * 1e3:.1f} "
+          f"(all threads)")
 
 if __name__ == "__main__":
     main()

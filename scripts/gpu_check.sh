@@ -5,7 +5,7 @@
 # some stages compute-sanitizer and a python3 with PyTorch.
 #
 # Usage: gpu_check.sh RESULTS_DIR [GROUP ...]
-#   GROUP: check, sanitize, table, torch, or all (the default).
+#   GROUP: check, sanitize, table, torch, kernels, or all (the default).
 #   Run from the repository (scripts/gpu_check.sh) it builds the bundle first (make gpu-bundle)
 #   and runs the bundle's copy: `make gpu-check` does that.
 #
@@ -30,7 +30,10 @@
 #   torch     scripts/torch_baseline.py (nanoGPT's model and step in PyTorch) eager and with
 #             torch.compile, then ours on the same config (recompute none and full), one after
 #             the other after warm-up: tokens/s and peak process memory, ours / theirs.
-#   all       check, sanitize, table, torch.
+#   kernels   time per kernel family of one micro-step (kernel_times: CUDA events) at the 4070
+#             config, with the automatic loss-head chunk and with the old 166-row chunk, to
+#             check docs/results/gpu_estimate.md (a roofline estimate) against the card.
+#   all       check, sanitize, table, torch, kernels.
 # RESULTS_DIR gets two files: summary.md and logs.tar.gz (every stage's log, nvidia-smi samples).
 # Training out_dirs and the logs before packing live in a work folder outside RESULTS_DIR
 # (GPU_CHECK_WORK, default a new mktemp -d folder).
@@ -80,10 +83,10 @@ GROUPS_ASKED=("$@")
 RUN_GROUPS=()
 for g in "${GROUPS_ASKED[@]}"; do
     case "$g" in
-    check | sanitize | table | torch) RUN_GROUPS+=("$g") ;;
-    all) RUN_GROUPS+=(check sanitize table torch) ;;
+    check | sanitize | table | torch | kernels) RUN_GROUPS+=("$g") ;;
+    all) RUN_GROUPS+=(check sanitize table torch kernels) ;;
     *)
-        echo "gpu_check: unknown group '$g' (expected check, sanitize, table, torch or all)" >&2
+        echo "gpu_check: unknown group '$g' (expected check, sanitize, table, torch, kernels or all)" >&2
         usage
         ;;
     esac
@@ -126,7 +129,8 @@ if [ "$DEVICE" = cuda ]; then
     TABLE_STEPS="${TABLE_STEPS:-20}"
     TORCH_STEPS="${TORCH_STEPS:-50}"
     TORCH_WARMUP="${TORCH_WARMUP:-10}"
-    T_TEST=300 T_TRAIN=150 T_SAN=240 T_TABLE=60 T_BIG=120 T_TORCH=240
+    T_TEST=300 T_TRAIN=150 T_SAN=240 T_TABLE=60 T_BIG=120 T_TORCH=240 T_KERNELS=120
+    KERNEL_REPS="${KERNEL_REPS:-10}"
 else
     CONF="$B/configs/tiny.conf"
     BIG_CONF="$B/configs/tiny.conf"
@@ -142,7 +146,8 @@ else
     TABLE_STEPS="${TABLE_STEPS:-2}"
     TORCH_STEPS="${TORCH_STEPS:-2}"
     TORCH_WARMUP="${TORCH_WARMUP:-1}"
-    T_TEST=60 T_TRAIN=60 T_SAN=60 T_TABLE=60 T_BIG=60 T_TORCH=90
+    T_TEST=60 T_TRAIN=60 T_SAN=60 T_TABLE=60 T_BIG=60 T_TORCH=90 T_KERNELS=60
+    KERNEL_REPS="${KERNEL_REPS:-1}"
 fi
 MODES="${MODES:-none full}"
 # the short runs (table, ours next to PyTorch): one evaluation of one batch, no checkpoint but
@@ -314,6 +319,7 @@ write_results() {
         summary_check
         summary_table
         summary_torch
+        summary_kernels
         echo
         echo "Logs: logs.tar.gz (logs/<stage>.log, logs/<stage>.smi: nvidia-smi process MiB every 0.5 s, logs/env.txt)."
     } >"$s"
@@ -407,6 +413,30 @@ summary_table() {
         cat "$LOGS/fit.log"
         echo '```'
     }
+}
+
+summary_kernels() {
+    any_file "$LOGS"/kernels-*.log || return 0
+    echo
+    echo "## kernels: time per kernel family of one micro-step ($(basename "$CONF"))"
+    echo
+    echo "Compare with docs/results/gpu_estimate.md (a roofline estimate; these are measurements on this device)."
+    echo
+    local log
+    for log in "$LOGS"/kernels-*.log; do
+        echo "- $(basename "$log" .log): $(grep '^shapes ' "$log" | head -1)"
+    done
+    echo
+    echo "| family | $(for log in "$LOGS"/kernels-*.log; do printf '%s ms | ' "$(basename "$log" .log)"; done)"
+    echo "|---|$(for log in "$LOGS"/kernels-*.log; do printf -- '---:|'; done)"
+    local fam
+    for fam in $(grep -ho '^family [a-z_]*' "$LOGS"/kernels-*.log | awk '{ print $2 }' | awk '!seen[$0]++'); do
+        printf '| %s |' "$fam"
+        for log in "$LOGS"/kernels-*.log; do
+            printf ' %s |' "$(sed -n "s/^family $fam ms \([0-9.]*\).*/\1/p" "$log" | head -1 | grep . || echo n/a)"
+        done
+        echo
+    done
 }
 
 summary_torch() {
@@ -670,6 +700,15 @@ group_torch() {
         train "ours-$m" $T_TRAIN "$CONF" --recompute=$m --max_iters=$n "${SHORT[@]}" \
             --log_interval=$LOG_INTERVAL
     done
+}
+
+group_kernels() {
+    run_stage kernels-auto $T_KERNELS "$B/kernel_times" "$CONF" --device="$DEVICE" \
+        "${SIZE_ARGS[@]}" --reps="$KERNEL_REPS"
+    if [ "$DEVICE" = cuda ]; then # the loss head as it was: 166-row chunks (32 MiB of f32 rows)
+        run_stage kernels-chunk166 $T_KERNELS "$B/kernel_times" "$CONF" --device=cuda \
+            --loss_chunk=166 --reps="$KERNEL_REPS"
+    fi
 }
 
 # --- run -----------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 browser=0
 pkgs=(build-essential pkg-config libcmocka-dev libopenblas-dev libpcre2-dev libcjson-dev zlib1g-dev libzstd-dev
-      curl ca-certificates)
+      curl ca-certificates python3)
 for arg in "$@"; do
     case "$arg" in
     --plots) pkgs+=(python3 python3-matplotlib python3-numpy) ;;

@@ -4,8 +4,9 @@
 # the simulated backend test there (build/sim/ is copied along, so only what a fault touches is
 # recompiled) and runs it: every fault must make it fail. Prints one line per fault and exits
 # non-zero if any fault went unnoticed.
-#   1. out of bounds: gelu_forward_kernel's grid-stride loop runs to i <= n (one past the
-#      tensor's end): AddressSanitizer stops at the poisoned byte after the tensor;
+#   1. out of bounds: the element-wise kernels' tail loop (FOR_TAIL in cuda_layers.cu: GELU's
+#      values after the last whole 128-bit packet) runs to i <= n (one past the tensor's end):
+#      AddressSanitizer stops at the poisoned byte after the tensor;
 #   2. a missing barrier: cuda_block_sum loses the __syncthreads() between writing the warps'
 #      partial sums and reading them: the adversarial schedule makes some reductions wrong;
 #   3. a swapped transpose: the matmul forward GEMM reads the weight untransposed;
@@ -70,7 +71,7 @@ PY
 }
 
 fault out_of_bounds model/cuda/cuda_layers.cu \
-    's.replace("__global__ void gelu_forward_kernel(__half *out, const __half *inp, int64_t n, int erf_kind) {\n    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;", "__global__ void gelu_forward_kernel(__half *out, const __half *inp, int64_t n, int erf_kind) {\n    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i <= n;")'
+    's.replace("blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);    \\", "blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i <= (n);   \\")'
 fault missing_barrier model/cuda/cuda_common.cuh \
     's.replace("        shared[warp] = v;\n    __syncthreads();\n    float r = lane < nwarps ? shared[lane] : 0.0f;", "        shared[warp] = v;\n    float r = lane < nwarps ? shared[lane] : 0.0f;")'
 fault swapped_transpose model/cuda/cuda_matmul.cu \

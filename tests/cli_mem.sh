@@ -80,7 +80,34 @@ st=$?
 grep -q "the reservation this run needs" "$TMP/ref.txt" && bad "refused plan still prints 'the reservation this run needs'" || ok
 grep -qi "refused" "$TMP/ref.txt" && [ "$(grep -ci "partial" "$TMP/ref.txt")" -ge 1 ] && ok || bad "refused plan: no refused/partial wording: $(grep -i "high-water\|refus" "$TMP/ref.txt")"
 
-# 6. mem and a CPU run never load the CUDA driver (no context, no cuBLAS handles)
+# 6. the loss head: the automatic chunk at the 4070 config runs in at most 8 chunks (at least
+# 1024 rows), and mem shows its workspace and wte traffic; --compare sets 2-4 chunk sizes side
+# by side with their planned peaks, the larger chunk costing more memory and less traffic
+"$BIN" mem "$C4070" --format=json >"$TMP/lh.json" 2>&1 || bad "mem --format=json"
+chunk=$(sed -n 's/^  "loss_chunk": \([0-9]*\),$/\1/p' "$TMP/lh.json")
+[ -n "$chunk" ] && [ "$chunk" -ge 1024 ] && ok || bad "4070 loss_chunk '$chunk' < 1024 rows"
+grep -q "\"loss_head\": {\"chunk\": $chunk, \"chunks\": [1-8], \"automatic\": true, \"logits_bytes\": $((chunk * 50304 * 2))," \
+    "$TMP/lh.json" && ok || bad "loss_head member: $(grep loss_head "$TMP/lh.json")"
+grep -q "^loss head: [1-8] chunks of $chunk rows (automatic.*ws.logits $((chunk * 50304 * 2)) bytes.*GB per micro-step" \
+    "$TMP/auto.txt" && ok || bad "table: no loss head line: $(grep -i "loss" "$TMP/auto.txt")"
+"$BIN" mem "$C4070" --compare >"$TMP/lc.txt" 2>&1 || bad "mem --compare"
+rows=$(sed -n '/^loss head (recompute/,/^(wte GB/p' "$TMP/lc.txt" | grep -cE '^ +[0-9]+ +[0-9]+ ')
+[ "$rows" -ge 2 ] && [ "$rows" -le 4 ] && ok || bad "--compare: $rows loss-head rows: $(tail -6 "$TMP/lc.txt")"
+grep -qE "^ +$chunk +[0-9]+ .*\(automatic\)" "$TMP/lc.txt" && ok || bad "--compare: no automatic chunk row"
+"$BIN" mem "$C4070" --compare --format=json >"$TMP/lc.json" 2>&1 || bad "mem --compare --format=json"
+/usr/bin/python3 - "$TMP/lc.json" <<'PY' && ok || bad "--compare JSON loss_chunks"
+import json, sys
+d = json.load(open(sys.argv[1]))
+c = d["loss_chunks"]
+assert 2 <= len(c) <= 4, c
+assert sum(x["automatic"] for x in c) == 1, c
+c.sort(key=lambda x: x["chunk"])
+for a, b in zip(c, c[1:]):  # a larger chunk: more workspace at the peak, less wte traffic
+    assert b["peak_bytes"] > a["peak_bytes"] and b["wte_traffic_bytes"] < a["wte_traffic_bytes"], (a, b)
+assert c[-1]["extra_wte_traffic_bytes"] == 0, c[-1]
+PY
+
+# 7. mem and a CPU run never load the CUDA driver (no context, no cuBLAS handles)
 if ldd "$BIN" 2>/dev/null | grep -q libcudart; then
     LD_DEBUG=files "$BIN" mem "$C4070" --device=cuda >/dev/null 2>"$TMP/ld1.txt"
     grep -q "libcuda.so.*dynamically loaded by .*libcudart" "$TMP/ld1.txt" && bad "mem --device=cuda started the CUDA runtime" || ok

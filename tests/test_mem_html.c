@@ -145,6 +145,37 @@ static void test_mem_html_timeline_adds_up(void **state) {
     cJSON_Delete(j);
 }
 
+/* The loss head's chunk sizes: the set one (current), the automatic one, half of it and one
+ * chunk of B*T rows, each with its logits, wte traffic and planned peak. */
+static void test_mem_html_loss_chunks(void **state) {
+    (void)state;
+    TrainConfig cfg;
+    small_config(&cfg);
+    cfg.vocab_size = 4096; /* padded vocabulary 4096 */
+    cfg.loss_chunk = 5;    /* 32 rows: 7 chunks */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lc.html", test_dir());
+    Json *j = page_data(path, &cfg, GPT_DEVICE_CPU, NULL);
+    const Json *lc = json_get(j, "loss_chunks");
+    assert_non_null(lc);
+    assert_int_equal(lc->n_items, 3); /* 5 (set), 32 (automatic: one chunk), 16 (half) */
+    static const double chunk[3] = {5, 32, 16}, chunks[3] = {7, 1, 2};
+    for (int i = 0; i < 3; i++) {
+        const Json *e = lc->items[i];
+        assert_true(num(e, "chunk") == chunk[i]);
+        assert_true(num(e, "chunks") == chunks[i]);
+        assert_true(num(e, "logits_bytes") == chunk[i] * 4096 * 4); /* f32 on the CPU */
+        assert_true(num(e, "current") == (i == 0));
+        assert_true(num(e, "automatic") == (i == 1));
+        /* per chunk: f32 wte read twice, f32 grad.wte read and written */
+        assert_true(num(e, "wte_traffic_bytes") == chunks[i] * 4096.0 * 32 * 16);
+        assert_true(num(e, "peak_bytes") <= num(lc->items[1], "peak_bytes"));
+    }
+    assert_true(num(lc->items[1], "extra_wte_traffic_bytes") == 0);
+    assert_true(num(lc->items[1], "peak_bytes") > num(lc->items[0], "peak_bytes"));
+    json_free(j);
+}
+
 static void test_mem_html_card_estimate_and_measured(void **state) {
     (void)state;
     TrainConfig cfg;
@@ -313,6 +344,8 @@ static void test_mem_html_nanogpt_default_path(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mem_html_timeline_adds_up, test_dir_setup,
+                                        test_dir_teardown),
+        cmocka_unit_test_setup_teardown(test_mem_html_loss_chunks, test_dir_setup,
                                         test_dir_teardown),
         cmocka_unit_test_setup_teardown(test_mem_html_card_estimate_and_measured, test_dir_setup,
                                         test_dir_teardown),

@@ -5,12 +5,14 @@
  * side by side with the extra FLOPs each costs; --fit=SIZE finds the largest batch_size per
  * mode whose arena high-water mark fits in SIZE less --reserve (the CUDA context and
  * libraries: by default the `gpu` table entry's estimate, model/gpu_table.h); --html=FILE also
- * writes the memory page (mem_html.h).
+ * writes the memory page (mem_html.h). The loss head's chunk is shown with its workspace and
+ * the wte traffic it costs (model/loss_chunk.h); --compare adds 2-4 chunk sizes side by side.
  * JSON schema: see README.md ("arenagpt mem --format=json"). */
 #include <stdio.h>
 #include <string.h>
 
 #include "../model/gpu_table.h"
+#include "../model/loss_chunk.h"
 #include "commands.h"
 #include "mem_html.h"
 #include "run_common.h"
@@ -74,6 +76,33 @@ static int plan(const RunSetup *rs, int64_t B, const MemMode *m, size_t limit, G
     return gpt_plan(&c, rs->dev, &a, out, err);
 }
 
+static void loss_head_cost(const RunSetup *rs, int64_t chunk, GptLossHeadCost *h) {
+    gpt_loss_head_cost(&rs->model, rs->dev, rs->cfg.batch_size, rs->cfg.block_size, chunk, h);
+}
+
+/* The members that describe one loss-head chunk (no braces, no trailing newline). */
+static void loss_head_json(const GptLossHeadCost *h, int automatic) {
+    printf("\"chunk\": %lld, \"chunks\": %lld, \"automatic\": %s, \"logits_bytes\": %zu, "
+           "\"wte_traffic_bytes\": %.0f, \"extra_wte_traffic_bytes\": %.0f",
+           (long long)h->chunk, (long long)h->n_chunks, automatic ? "true" : "false",
+           h->logits_bytes, h->wte_traffic_bytes, h->extra_wte_traffic_bytes);
+}
+
+/* The table's loss-head line: the chunk, its workspace and the wte traffic it costs. */
+static void print_loss_head(const RunSetup *rs) {
+    const GptConfig *c = &rs->model;
+    GptLossHeadCost h;
+    loss_head_cost(rs, gpt_loss_chunk(c, rs->dev, rs->cfg.batch_size, rs->cfg.block_size), &h);
+    char sz[32];
+    printf("loss head: %lld chunks of %lld rows (%s), ws.logits %zu bytes (%s), wte and "
+           "grad.wte traffic %.2f GB per micro-step (%.2f GB more than one chunk)\n",
+           (long long)h.n_chunks, (long long)h.chunk,
+           c->loss_chunk > 0 ? "loss_chunk as set"
+                             : "automatic: the fewest chunks whose logits fit in 160 MiB",
+           h.logits_bytes, size_format(h.logits_bytes, sz, sizeof sz), h.wte_traffic_bytes / 1e9,
+           h.extra_wte_traffic_bytes / 1e9);
+}
+
 static void json_header(const RunSetup *rs) {
     const TrainConfig *cfg = &rs->cfg;
     const GptConfig *c = &rs->model;
@@ -88,7 +117,12 @@ static void json_header(const RunSetup *rs) {
            "%lld,\n  \"attention\": \"%s\",\n  \"loss_chunk\": %lld,\n",
            rs->dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", (long long)cfg->batch_size,
            (long long)cfg->gradient_accumulation_steps, gpt_attention_name(cfg->attention),
-           (long long)gpt_loss_chunk(c, cfg->batch_size, cfg->block_size));
+           (long long)gpt_loss_chunk(c, rs->dev, cfg->batch_size, cfg->block_size));
+    GptLossHeadCost h;
+    loss_head_cost(rs, gpt_loss_chunk(c, rs->dev, cfg->batch_size, cfg->block_size), &h);
+    printf("  \"loss_head\": {");
+    loss_head_json(&h, c->loss_chunk <= 0);
+    printf("},\n");
     printf("  \"params\": {\"total\": %lld, \"non_embedding\": %lld, \"decay\": {\"tensors\": "
            "%lld, \"count\": %lld}, \"no_decay\": {\"tensors\": %lld, \"count\": %lld}},\n",
            (long long)pc.total, (long long)pc.non_embedding, (long long)pc.decay_tensors,
@@ -121,7 +155,8 @@ static void print_plan_header(const RunSetup *rs) {
            "%s, loss_chunk %lld tokens\n",
            (long long)cfg->batch_size, (long long)cfg->block_size,
            (long long)cfg->gradient_accumulation_steps, gpt_attention_name(cfg->attention),
-           (long long)gpt_loss_chunk(c, cfg->batch_size, cfg->block_size));
+           (long long)gpt_loss_chunk(c, rs->dev, cfg->batch_size, cfg->block_size));
+    print_loss_head(rs);
 }
 
 /* The plan's timeline: the same planned run on a traced arena, written as a Chrome trace. */
@@ -223,6 +258,61 @@ static int mem_single(const RunSetup *rs) {
     return rc == 0 ? 0 : 1;
 }
 
+/* --compare's loss-head part: the config's mode planned with each of the chunk sizes
+ * gpt_loss_chunk_choices gives, memory against wte traffic; a JSON array member or a table. */
+static int mem_compare_chunks(const RunSetup *rs, int json) {
+    const TrainConfig *cfg = &rs->cfg;
+    const double mib = 1024.0 * 1024.0;
+    int64_t chunks[GPT_LOSS_CHUNK_CHOICES];
+    int n = gpt_loss_chunk_choices(&rs->model, rs->dev, cfg->batch_size, cfg->block_size, chunks);
+    int64_t aut = gpt_loss_chunk_auto(&rs->model, rs->dev, cfg->batch_size, cfg->block_size);
+    if (json)
+        printf(",\n  \"loss_chunks\": [\n");
+    else
+        printf("\nloss head (recompute %s, attention %s): chunk size against memory and wte "
+               "traffic\n%8s %7s %12s %11s %11s %13s %13s\n",
+               GPT_RECOMPUTE_NAMES[rs->model.recompute], gpt_attention_name(cfg->attention),
+               "chunk", "chunks", "logits MiB", "peak MiB", "high-water", "wte GB/micro",
+               "extra GB");
+    for (int i = 0; i < n; i++) {
+        GptConfig c = rs->model;
+        c.loss_chunk = chunks[i];
+        GptPlan *p = NULL;
+        Err err;
+        GptPlanArgs args = plan_args(rs, cfg->batch_size, cfg->memory_limit, 0);
+        if (gpt_plan(&c, rs->dev, &args, &p, &err) != 0) {
+            gpt_plan_free(p);
+            fprintf(stderr, "arenagpt mem --compare: loss_chunk %lld: %s\n", (long long)chunks[i],
+                    err.msg);
+            return 1;
+        }
+        ArenaStats st = arena_stats(p->arena);
+        gpt_plan_free(p);
+        GptLossHeadCost h;
+        loss_head_cost(rs, chunks[i], &h);
+        if (json) {
+            printf("   {");
+            loss_head_json(&h, chunks[i] == aut);
+            printf(",\n    \"peak_bytes\": %zu, \"high_water_bytes\": %zu}%s\n", st.peak_used_bytes,
+                   st.high_water_bytes, i + 1 < n ? "," : "");
+        } else {
+            printf("%8lld %7lld %12.2f %11.2f %11.2f %13.2f %13.2f%s\n", (long long)h.chunk,
+                   (long long)h.n_chunks, (double)h.logits_bytes / mib, st.peak_used_bytes / mib,
+                   st.high_water_bytes / mib, h.wte_traffic_bytes / 1e9,
+                   h.extra_wte_traffic_bytes / 1e9,
+                   chunks[i] == aut                                 ? "  (automatic)"
+                   : chunks[i] == cfg->batch_size * cfg->block_size ? "  (one chunk)"
+                                                                    : "");
+        }
+    }
+    if (json)
+        printf("  ]");
+    else
+        printf("(wte GB/micro: wte read twice and grad.wte read and written per chunk; extra: "
+               "beyond one chunk of B*T rows; set loss_chunk to choose)\n");
+    return 0;
+}
+
 static int mem_compare(const RunSetup *rs) {
     const TrainConfig *cfg = &rs->cfg;
     MemMode modes[MAX_MODES];
@@ -256,7 +346,9 @@ static int mem_compare(const RunSetup *rs) {
             arena_report_json_fields(plans[m]->arena, stdout, "    ");
             printf("   }%s\n", m + 1 < n_modes ? "," : "");
         }
-        printf("  ]\n}\n");
+        printf("  ]");
+        rc = mem_compare_chunks(rs, 1);
+        printf("\n}\n");
     } else if (rc == 0) {
         const double mib = 1024.0 * 1024.0;
         print_plan_header(rs);
@@ -291,6 +383,7 @@ static int mem_compare(const RunSetup *rs) {
                    (long long)s0.high_water_bytes - (long long)s.high_water_bytes,
                    ((double)s0.high_water_bytes - (double)s.high_water_bytes) / mib);
         }
+        rc = mem_compare_chunks(rs, 0);
     }
     for (int m = 0; m < n_modes; m++)
         gpt_plan_free(plans[m]);

@@ -74,7 +74,9 @@ static const Key keys[] = {
      "probabilities and the GELU output, recomputed in backward); full (keeps only each "
      "block's input)"},
     {"loss_chunk", K_INT, OFF(loss_chunk), MODEL_CMDS, 0, I64MAX, NULL,
-     "tokens per chunk of the loss head; 0 = automatic"},
+     "tokens per chunk of the loss head; 0 = automatic: the fewest chunks whose (chunk, Vp) "
+     "logits fit in 160 MiB of the activation dtype (f16 on CUDA, f32 on the CPU), split "
+     "evenly, rounded up to 64 rows (mem shows the chunk and its wte traffic)"},
     /* optimisation */
     {"batch_size", K_INT, OFF(batch_size), MODEL_CMDS | CONFIG_CMD_EVAL, 1, 1 << 24, NULL,
      "micro-batch size B"},

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "../model/gpu_table.h"
+#include "../model/loss_chunk.h"
 #include "run_common.h"
 
 /* The page template, built in at compile time (the Makefile makes mem_html.o depend on it). */
@@ -297,6 +298,41 @@ static int write_modes(FILE *f, const TrainConfig *cfg, GptDevice dev, size_t ca
     return 0;
 }
 
+/* The loss head's chunk sizes side by side (gpt_loss_chunk_choices) for the config's own mode:
+ * each one's workspace, wte traffic per micro-step and planned peak and high-water. */
+static int write_loss_chunks(FILE *f, const TrainConfig *cfg, const GptConfig *c0, GptDevice dev,
+                             Err *err) {
+    TrainConfig tc = few_micro_steps(cfg, MODES_MAX_MICRO_STEPS);
+    int64_t B = cfg->batch_size, T = cfg->block_size, ch[GPT_LOSS_CHUNK_CHOICES];
+    int n = gpt_loss_chunk_choices(c0, dev, B, T, ch);
+    int64_t aut = gpt_loss_chunk_auto(c0, dev, B, T), cur = gpt_loss_chunk(c0, dev, B, T);
+    fprintf(f, "[");
+    for (int i = 0; i < n; i++) {
+        GptConfig c = *c0;
+        c.loss_chunk = ch[i];
+        GptPlan *p = NULL;
+        if (plan_mode(&tc, &c, dev, B, 0, 0, &p, err) != 0) {
+            gpt_plan_free(p);
+            return -1;
+        }
+        ArenaStats st = arena_stats(p->arena);
+        gpt_plan_free(p);
+        GptLossHeadCost h;
+        gpt_loss_head_cost(c0, dev, B, T, ch[i], &h);
+        fprintf(f,
+                "%s\n  {\"chunk\": %lld, \"chunks\": %lld, \"automatic\": %s, \"current\": %s, "
+                "\"logits_bytes\": %zu, \"wte_traffic_bytes\": %.0f, "
+                "\"extra_wte_traffic_bytes\": %.0f, \"peak_bytes\": %zu, "
+                "\"high_water_bytes\": %zu}",
+                i ? "," : "", (long long)h.chunk, (long long)h.n_chunks,
+                ch[i] == aut ? "true" : "false", ch[i] == cur ? "true" : "false", h.logits_bytes,
+                h.wte_traffic_bytes, h.extra_wte_traffic_bytes, st.peak_used_bytes,
+                st.high_water_bytes);
+    }
+    fprintf(f, "]");
+    return 0;
+}
+
 /* ---- the card ---- */
 
 /* The card a plan is held against: the `gpu` key (checked by config_validate). */
@@ -564,6 +600,9 @@ static int write_data(FILE *f, const TrainConfig *cfg, GptDevice dev,
     size_t card_arena = g && g->memory_bytes > reserve ? g->memory_bytes - reserve : 0;
     fprintf(f, ",\n \"modes\": ");
     if (write_modes(f, cfg, dev, dev == GPT_DEVICE_CUDA ? card_arena : 0, err) != 0)
+        return -1;
+    fprintf(f, ",\n \"loss_chunks\": ");
+    if (write_loss_chunks(f, cfg, &c, dev, err) != 0)
         return -1;
 
     fprintf(f, ",\n \"card\": ");

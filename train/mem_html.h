@@ -9,6 +9,8 @@
  *   - the modes side by side: every attention kind the device can plan x every recompute
  *     mode, each with its peak per category, high-water mark, extra forward FLOPs and the
  *     largest batch_size whose arena fits 12 GiB, and the card's memory minus its context;
+ *   - the loss head's chunk: 2-4 chunk sizes (model/loss_chunk.h) with their workspace, the
+ *     wte traffic per micro-step and the planned peak and high-water mark;
  *   - the card: its memory split into context + libraries, arena reservation and free. From a
  *     plan, context + libraries is the GPU table's figure for the `gpu` card (labelled an
  *     estimate, with its source); from a GPU train run, the measured reconciliation;

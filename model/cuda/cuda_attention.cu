@@ -5,14 +5,19 @@
  * its backward are row kernels with f32 arithmetic.
  *
  * Forward:  att = softmax_causal(scale * Q K^T) (0 above the diagonal), y = att V.
- * Backward: dV = att^T dy; then in place, row by row, att <- att * (dP - sum(att * dP)) with
- *           dP = dy V^T computed on the fly (dot products of HS), so no (T,T) scratch is
- *           needed besides att itself; dQ = scale * dS K, dK = scale * dS^T Q.
+ * Backward: dV = att^T dy; dP = dy V^T through the same batched GEMM, a group of heads at a
+ *           time, into scratch reserved at the top of the backend workspace (no arena tensor:
+ *           the plan does not change); then a warp per row of att computes D = sum(P dP) and
+ *           overwrites the row with P (dP - D) (128-bit access when T % 8 == 0); dQ = scale *
+ *           dS K, dK = scale * dS^T Q.
+ *           Without a workspace that holds two heads' (T,T) f16 (kernel tests before it is
+ *           set, or a very long T), the fallback: one block per row computes dP on the fly,
+ *           each thread dotting its own row of v (attention_dscores_kernel).
  *
- * Limits: the backward keeps T + HS f32 values per row in dynamic shared memory, next to the
- * kernel's static `red` (32 floats); both must fit the device's per-block limit (48 KiB
+ * Limits (fallback only): it keeps T + HS f32 values per row in dynamic shared memory, next
+ * to the kernel's static `red` (32 floats); both must fit the device's per-block limit (48 KiB
  * without opt-in): T <= 12192 with HS 64 (gpt_cuda_attention_max_seq_len). A longer sequence
- * is refused with a recorded error before any work. Not here: cuDNN fused attention. */
+ * is refused there with a recorded error before any work. Not here: cuDNN fused attention. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,6 +82,38 @@ __global__ void attention_dscores_kernel(__half *att, const __half *dout, const 
             t2 <= t1 ? __float2half_rn(__half2float(a[t2]) * (dp[t2] - D)) : __float2half_rn(0.0f);
 }
 
+/* Rows (b, h, t1) of one group of heads, att and dp (hn, T, T) each: D = sum over t2 <= t1 of
+ * P dP, then att[t1, t2] = P (dP - D), 0 above the diagonal. One warp per row, packets of PK
+ * values (T % PK == 0); f32 arithmetic. */
+template <int PK>
+__global__ void softmax_backward_kernel(__half *att, const __half *dp, int64_t rows, int64_t T) {
+    int lane = threadIdx.x % 32;
+    int64_t row = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32;
+    if (row >= rows)
+        return;
+    int64_t t1 = row % T;
+    __half *a = att + row * T;
+    const __half *d = dp + row * T;
+    float p[PK], g[PK], part = 0.0f;
+    for (int64_t c = lane * PK; c <= t1; c += 32 * PK) {
+        cuda_load_f32<PK>(p, a + c);
+        cuda_load_f32<PK>(g, d + c);
+        for (int j = 0; j < PK; j++)
+            if (c + j <= t1)
+                part += p[j] * g[j];
+    }
+    float D = cuda_warp_sum(part);
+    for (int64_t c = lane * PK; c < T; c += 32 * PK) {
+        if (c <= t1) {
+            cuda_load_f32<PK>(p, a + c);
+            cuda_load_f32<PK>(g, d + c);
+        }
+        for (int j = 0; j < PK; j++)
+            p[j] = c + j <= t1 ? p[j] * (g[j] - D) : 0.0f;
+        cuda_store_f32<PK>(a + c, p);
+    }
+}
+
 /* The device's per-block shared memory limit and the static shared memory the compiler gave
  * attention_dscores_kernel (`red`), as cudaFuncGetAttributes reports it. */
 static void dscores_shared(int *limit, size_t *static_bytes) {
@@ -125,6 +162,50 @@ void cuda_attention_forward(void *out, void *att, void *workspace, const void *q
     }
 }
 
+/* dS = P (dP - D) into att for batch element b, heads in groups of hpg whose dP (hpg, T, T)
+ * fits the reserved scratch. */
+static void dscores_gemm(__half *a, __half *scratch, int64_t hpg, const __half *dy, const __half *q,
+                         int64_t b, int64_t T, int64_t C, int64_t NH, cudaStream_t s) {
+    int64_t HS = C / NH;
+    const __half *qb = q + b * T * 3 * C, *dyb = dy + b * T * C;
+    int packed = cuda_aligned128<__half>(a, T) && cuda_aligned128<__half>(scratch, T);
+    for (int64_t h0 = 0; h0 < NH; h0 += hpg) {
+        int64_t hn = NH - h0 < hpg ? NH - h0 : hpg;
+        /* dP^T per head (column-major T2 x T1, ld T) = V (as HS x T2)^T . dy (HS x T1) */
+        cuda_gemm_f16(1, 0, T, T, HS, 1.0f, qb + 2 * C + h0 * HS, 3 * C, HS, dyb + h0 * HS, C, HS,
+                      0.0f, NULL, T, T * T, scratch, T, T * T, (int)hn, NULL, s);
+        int64_t rows = hn * T;
+        unsigned blocks = (unsigned)((rows + SOFTMAX_ROWS_PER_BLOCK - 1) / SOFTMAX_ROWS_PER_BLOCK);
+        __half *ah = a + (b * NH + h0) * T * T;
+        if (packed)
+            CUDA_LAUNCH(softmax_backward_kernel<8>, blocks, 32 * SOFTMAX_ROWS_PER_BLOCK, 0, s, ah,
+                        scratch, rows, T);
+        else
+            CUDA_LAUNCH(softmax_backward_kernel<1>, blocks, 32 * SOFTMAX_ROWS_PER_BLOCK, 0, s, ah,
+                        scratch, rows, T);
+        CUDA_LAUNCH_CHECK();
+    }
+}
+
+/* The fallback's limit check: records the error and returns 0 when T does not fit. */
+static int dscores_fits(int64_t T, int64_t HS) {
+    size_t smem = (size_t)(T + HS) * sizeof(float);
+    int64_t max_T = gpt_cuda_attention_max_seq_len(HS);
+    if (T <= max_T)
+        return 1;
+    int limit;
+    size_t static_bytes;
+    dscores_shared(&limit, &static_bytes);
+    char msg[200];
+    snprintf(msg, sizeof(msg),
+             "sequence length %lld needs %zu bytes of shared memory per row (%zu dynamic + "
+             "%zu static), over the %d per block: at most %lld fit (head size %lld)",
+             (long long)T, smem + static_bytes, smem, static_bytes, limit, (long long)max_T,
+             (long long)HS);
+    cuda_error_record("cuda_attention_backward", msg, __FILE__, __LINE__);
+    return 0;
+}
+
 void cuda_attention_backward(void *dqkv, void *att, void *workspace, const void *dout,
                              const void *out, const void *qkv, int64_t B, int64_t T, int64_t C,
                              int64_t NH, void *stream) {
@@ -133,31 +214,30 @@ void cuda_attention_backward(void *dqkv, void *att, void *workspace, const void 
     float scale = 1.0f / sqrtf((float)HS);
     const __half *q = (const __half *)qkv, *dy = (const __half *)dout;
     __half *a = (__half *)att, *dq = (__half *)dqkv;
-    size_t smem = (size_t)(T + HS) * sizeof(float);
-    int64_t max_T = gpt_cuda_attention_max_seq_len(HS);
-    if (T > max_T) {
-        int limit;
-        size_t static_bytes;
-        dscores_shared(&limit, &static_bytes);
-        char msg[200];
-        snprintf(msg, sizeof(msg),
-                 "sequence length %lld needs %zu bytes of shared memory per row (%zu dynamic + "
-                 "%zu static), over the %d per block: at most %lld fit (head size %lld)",
-                 (long long)T, smem + static_bytes, smem, static_bytes, limit, (long long)max_T,
-                 (long long)HS);
-        cuda_error_record("cuda_attention_backward", msg, __FILE__, __LINE__);
+    /* the dP scratch: as many heads as fit half the workspace (the rest stays cuBLAS's) */
+    size_t ws_bytes = 0, head_bytes = (size_t)(T * T) * sizeof(__half);
+    cuda_workspace(&ws_bytes);
+    int64_t hpg = (int64_t)(ws_bytes / 2 / 256 * 256 / head_bytes); /* reserve rounds to 256 */
+    hpg = hpg < NH ? hpg : NH;
+    __half *scratch = hpg >= 1 ? (__half *)cuda_workspace_reserve((size_t)hpg * head_bytes) : NULL;
+    if (!scratch && !dscores_fits(T, HS))
         return;
-    }
     /* dV^T per head (HS x T2, ld 3C) = dy^T (HS x T1, ld C) . P (T1 x T2): opB = T on P^T */
     for (int64_t b = 0; b < B; b++)
         cuda_gemm_f16(0, 1, HS, T, T, 1.0f, dy + b * T * C, C, HS, a + b * NH * T * T, T, T * T,
                       0.0f, NULL, 3 * C, HS, dq + b * T * 3 * C + 2 * C, 3 * C, HS, (int)NH, NULL,
                       s);
-    int64_t rows = B * NH * T;
-    ASSERT(rows <= 0x7fffffffLL);
-    CUDA_LAUNCH(attention_dscores_kernel, (unsigned)rows, DSCORE_THREADS, smem, s, a, dy, q, T, C,
-                NH);
-    CUDA_LAUNCH_CHECK();
+    if (scratch) {
+        for (int64_t b = 0; b < B; b++)
+            dscores_gemm(a, scratch, hpg, dy, q, b, T, C, NH, s);
+        cuda_workspace_unreserve();
+    } else {
+        int64_t rows = B * NH * T;
+        ASSERT(rows <= 0x7fffffffLL);
+        CUDA_LAUNCH(attention_dscores_kernel, (unsigned)rows, DSCORE_THREADS,
+                    (size_t)(T + HS) * sizeof(float), s, a, dy, q, T, C, NH);
+        CUDA_LAUNCH_CHECK();
+    }
     for (int64_t b = 0; b < B; b++) {
         const __half *qb = q + b * T * 3 * C;
         __half *ab = a + b * NH * T * T;

@@ -60,13 +60,28 @@ static cublasLtHandle_t g_lt = NULL;
 static cublasHandle_t g_blas = NULL;
 static void *g_ws = NULL;
 static size_t g_ws_bytes = 0;
+static size_t g_ws_reserved = 0; /* carved off the top by cuda_workspace_reserve */
 
 cublasLtHandle_t cuda_cublaslt(void) { return g_lt; }
 cublasHandle_t cuda_cublas(void) { return g_blas; }
 
 void *cuda_workspace(size_t *bytes) {
-    *bytes = g_ws_bytes;
-    return g_ws;
+    *bytes = g_ws_bytes - g_ws_reserved;
+    return *bytes ? g_ws : NULL;
+}
+
+void *cuda_workspace_reserve(size_t bytes) {
+    bytes = (bytes + 255) / 256 * 256;
+    if (!g_ws || g_ws_reserved || bytes == 0 || 2 * bytes > g_ws_bytes)
+        return NULL;
+    g_ws_reserved = bytes;
+    cuda_cublas_workspace_apply();
+    return (char *)g_ws + (g_ws_bytes - bytes);
+}
+
+void cuda_workspace_unreserve(void) {
+    g_ws_reserved = 0;
+    cuda_cublas_workspace_apply();
 }
 
 extern "C" int gpt_cuda_device(void) { return g_init_state == 1 ? g_device : -1; }
@@ -75,7 +90,7 @@ void cuda_cublas_workspace_apply(void) {
     if (!g_blas)
         return;
     if (g_ws) {
-        CUBLAS_CHECK(cublasSetWorkspace(g_blas, g_ws, g_ws_bytes));
+        CUBLAS_CHECK(cublasSetWorkspace(g_blas, g_ws, g_ws_bytes - g_ws_reserved));
         return;
     }
     /* "no workspace": if this cuBLAS version refuses NULL / 0, it keeps its own small pool;
@@ -89,6 +104,7 @@ extern "C" void gpt_cuda_workspace_set(void *ws, size_t bytes) {
     CUDA_CHECK(cudaDeviceSynchronize());
     g_ws = bytes ? ws : NULL;
     g_ws_bytes = ws ? bytes : 0;
+    g_ws_reserved = 0;
     /* cuBLAS would otherwise allocate its own workspace with cudaMalloc on first use */
     cuda_cublas_workspace_apply();
 }
@@ -262,6 +278,8 @@ extern "C" const GptBackend *gpt_backend_cuda(void) {
         t.norm_squared_accumulate = cuda_norm_squared_accumulate;
         t.reduce_sum = cuda_reduce_sum;
         t.adamw_update = cuda_adamw_update;
+        t.norm_squared_multi = cuda_norm_squared_multi;
+        t.adamw_update_multi = cuda_adamw_update_multi;
         t.workspace_set = gpt_cuda_workspace_set;
         t.last_error = gpt_cuda_last_error;
         g_table = t;
@@ -284,6 +302,8 @@ extern "C" const GptBackend *gpt_backend_cuda_grad_f32(void) {
         t.matmul_backward = cuda_matmul_backward_g32;
         t.norm_squared_accumulate = cuda_norm_squared_accumulate_g32;
         t.adamw_update = cuda_adamw_update_g32;
+        t.norm_squared_multi = cuda_norm_squared_multi_g32;
+        t.adamw_update_multi = cuda_adamw_update_multi_g32;
         g_table_grad_f32 = t;
     }
     return &g_table_grad_f32;

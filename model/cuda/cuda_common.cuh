@@ -67,8 +67,16 @@ static inline cudaStream_t cuda_stream(void *stream) { return (cudaStream_t)stre
 /* Handles created by cuda_backend_init (cuda_backend.cu). */
 cublasLtHandle_t cuda_cublaslt(void);
 cublasHandle_t cuda_cublas(void);
-/* The backend workspace (`ws.backend` in the arena), or NULL / 0 before it is set. */
+/* The backend workspace (`ws.backend` in the arena), or NULL / 0 before it is set; while a
+ * part is reserved, the rest (what the libraries and the other kernels may use). */
 void *cuda_workspace(size_t *bytes);
+/* Reserves `bytes` (rounded up to 256) at the top of the backend workspace for one caller's
+ * scratch, leaving the rest to cuBLASLt/cuBLAS and cuda_workspace's other users; NULL (nothing
+ * reserved) when there is no workspace, a reservation is held, or bytes is more than half of
+ * it. Stream-ordered use only: the caller releases it with cuda_workspace_unreserve after
+ * its last launch that touches the scratch. */
+void *cuda_workspace_reserve(size_t bytes);
+void cuda_workspace_unreserve(void);
 /* Gives cuBLAS the backend workspace (or none). Needed after every cublasSetStream, which
  * resets cuBLAS to its own workspace pool. */
 void cuda_cublas_workspace_apply(void);
@@ -119,6 +127,58 @@ __device__ __forceinline__ float cuda_block_max(float v, float *shared) {
     __syncthreads();
     float r = lane < nwarps ? shared[lane] : -INFINITY;
     return cuda_warp_max(r);
+}
+
+/* --- 128-bit access ------------------------------------------------------------------ */
+/* Packed128<T>: 16 bytes of T (8 values of a 16-bit storage type such as __half, 4 floats),
+ * loaded and stored as one 128-bit access (ld.global.v4 / st.global.v4 under nvcc). The
+ * address must be 16-byte aligned: the arena aligns every tensor to 256 bytes, so a row of a
+ * tensor whose row length is a multiple of size (C % 8 == 0 for f16) stays aligned; callers
+ * check cuda_aligned128 and take their scalar path otherwise. Templated on the storage type so
+ * that a bf16 layout can reuse it. */
+template <class T> struct alignas(16) Packed128 {
+    static constexpr int size = 16 / (int)sizeof(T);
+    T v[16 / sizeof(T)];
+};
+
+template <class T> __device__ __forceinline__ Packed128<T> load128(const T *p) {
+    Packed128<T> r;
+    *reinterpret_cast<int4 *>(&r) = *reinterpret_cast<const int4 *>(p);
+    return r;
+}
+
+template <class T> __device__ __forceinline__ void store128(T *p, const Packed128<T> &v) {
+    *reinterpret_cast<int4 *>(p) = *reinterpret_cast<const int4 *>(&v);
+}
+
+/* Whether every row of `cols` elements of T starting at p can be read with Packed128. */
+template <class T> static inline int cuda_aligned128(const void *p, int64_t cols) {
+    return ((uintptr_t)p % 16) == 0 && (cols * (int64_t)sizeof(T)) % 16 == 0;
+}
+
+/* P consecutive f16 values as f32, and back (rounded once): one 128-bit access for P = 8 (p
+ * 16-byte aligned), one 16-bit access for P = 1 (the fallback path of every packed kernel). */
+template <int P> __device__ __forceinline__ void cuda_load_f32(float *x, const __half *p) {
+    if constexpr (P == 8) {
+        Packed128<__half> v = load128(p);
+        for (int j = 0; j < 8; j++)
+            x[j] = __half2float(v.v[j]);
+    } else {
+        static_assert(P == 1, "packets of 8 or 1 f16 values");
+        x[0] = __half2float(*p);
+    }
+}
+
+template <int P> __device__ __forceinline__ void cuda_store_f32(__half *p, const float *x) {
+    if constexpr (P == 8) {
+        Packed128<__half> v;
+        for (int j = 0; j < 8; j++)
+            v.v[j] = __float2half_rn(x[j]);
+        store128(p, v);
+    } else {
+        static_assert(P == 1, "packets of 8 or 1 f16 values");
+        *p = __float2half_rn(x[0]);
+    }
 }
 
 /* --- kernels of the table, by file (signatures as backend.h, without the table) ------- */
@@ -199,6 +259,13 @@ void cuda_adamw_update(void *param, float *master, const void *grad, float *m, f
                        float grad_mul, float bias_correction1, float bias_correction2,
                        void *stream);
 void cuda_norm_squared_accumulate_g32(float *acc, const void *grad, int64_t n, void *stream);
+void cuda_norm_squared_multi(float *acc, const GptOptimTensor *list, int n, void *stream);
+void cuda_norm_squared_multi_g32(float *acc, const GptOptimTensor *list, int n, void *stream);
+void cuda_adamw_update_multi(const GptOptimTensor *list, int n, float lr, float beta1, float beta2,
+                             float eps, float grad_mul, float bc1, float bc2, void *stream);
+void cuda_adamw_update_multi_g32(const GptOptimTensor *list, int n, float lr, float beta1,
+                                 float beta2, float eps, float grad_mul, float bc1, float bc2,
+                                 void *stream);
 void cuda_adamw_update_g32(void *param, float *master, const void *grad, float *m, float *v,
                            int64_t n, float lr, float beta1, float beta2, float eps,
                            float weight_decay, float grad_mul, float bias_correction1,

@@ -3,8 +3,9 @@
  * mean/rstd, backward), GELU (tanh and erf, forward and backward), and the column reductions
  * that give bias and LayerNorm weight gradients.
  *
- * Determinism: no atomics. Column reductions (dweight, dbias, dwpe) run one thread per
- * column over all rows in a fixed order; the token-embedding gradient is summed per distinct
+ * Determinism: no atomics. Column reductions (dweight, dbias) sum row slices per column in a
+ * fixed order, then the slices in order (column_sums; the slice count depends on the shapes
+ * and the workspace size only); dwpe runs one thread per column over the batch; the token-embedding gradient is summed per distinct
  * token in position order: the positions are sorted by (token, position) in the backend
  * workspace (a bitonic sort of 64-bit keys), then one block per run of equal tokens sums its
  * rows. So the same inputs give the same bits, whatever the recompute mode.
@@ -12,6 +13,14 @@
  * Accumulating outputs (+=) read the f16 value, add the f32 contribution and round once. The
  * weight gradients (dwte, dwpe, LayerNorm and bias gradients) are f16 or, with
  * grad_dtype=float32, f32 (the kernels are templates on their type; the _g32 entry points).
+ * Access: the element-wise kernels (encoder forward, GELU, bias add) and the LayerNorm row
+ * kernels read and write 128 bits (8 f16) per access through Packed128 (cuda_common.cuh) when
+ * their tensors are 16-byte aligned and, for the row kernels, C % 8 == 0; otherwise the same
+ * kernels run with packets of one value (template parameter P = 8 or 1). The element-wise
+ * kernels give the same bits on both paths; the LayerNorm row sums add in another order (each
+ * lane sums its packets), so the two paths may differ in the last bits, and which one runs
+ * depends only on the shapes and the arena's alignment (deterministic).
+ *
  * Signatures are backend.h's (outputs, saved, inputs, weights, sizes, stream). */
 #include "cuda_common.cuh"
 
@@ -21,25 +30,46 @@
 static inline const __half *H(const void *p) { return (const __half *)p; }
 static inline __half *Hm(void *p) { return (__half *)p; }
 
+static inline int aligned(const void *p) { return p == NULL || (uintptr_t)p % 16 == 0; }
+
+/* Grid-stride indices of a packed element-wise kernel over n values: packet starts i (every P
+ * values up to the last whole packet), then the n % P values left one at a time. */
+#define FOR_PACKETS(i, n, P)                                                                       \
+    for (int64_t i = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) * (P); i < (n) / (P) * (P);  \
+         i += (int64_t)gridDim.x * blockDim.x * (P))
+#define FOR_TAIL(i, n, P)                                                                          \
+    for (int64_t i = (n) / (P) * (P) + blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < (n);    \
+         i += (int64_t)gridDim.x * blockDim.x)
+
 /* ---------------------------------------------------------------------------------------- */
 /* encoder                                                                                   */
 
+/* out = wte[token] + wpe[position]; P values per access (C % P == 0: a packet is in one row) */
+template <int P>
 __global__ void encoder_forward_kernel(__half *out, const int32_t *inp, const __half *wte,
                                        const __half *wpe, int64_t BT, int64_t T, int64_t C) {
     int64_t n = BT * C;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x) {
+    FOR_PACKETS(i, n, P) {
         int64_t bt = i / C, c = i % C, t = bt % T;
         int64_t tok = inp[bt];
-        out[i] = __float2half_rn(__half2float(wte[tok * C + c]) + __half2float(wpe[t * C + c]));
+        float a[P], b[P];
+        cuda_load_f32<P>(a, wte + tok * C + c);
+        cuda_load_f32<P>(b, wpe + t * C + c);
+        for (int j = 0; j < P; j++)
+            a[j] += b[j];
+        cuda_store_f32<P>(out + i, a);
     }
 }
 
 void cuda_encoder_forward(void *out, const int32_t *inp, const void *wte, const void *wpe,
                           int64_t B, int64_t T, int64_t C, void *stream) {
     int64_t n = B * T * C;
-    CUDA_LAUNCH(encoder_forward_kernel, cuda_blocks_for(n, 256), 256, 0, cuda_stream(stream),
-                Hm(out), inp, H(wte), H(wpe), B * T, T, C);
+    if (C % 8 == 0 && aligned(out) && aligned(wte) && aligned(wpe))
+        CUDA_LAUNCH(encoder_forward_kernel<8>, cuda_blocks_for(n / 8, 256), 256, 0,
+                    cuda_stream(stream), Hm(out), inp, H(wte), H(wpe), B * T, T, C);
+    else
+        CUDA_LAUNCH(encoder_forward_kernel<1>, cuda_blocks_for(n, 256), 256, 0, cuda_stream(stream),
+                    Hm(out), inp, H(wte), H(wpe), B * T, T, C);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -229,6 +259,8 @@ void cuda_encoder_backward_g32(void *dwte, void *dwpe, const void *dout, const i
 /* ---------------------------------------------------------------------------------------- */
 /* LayerNorm                                                                                 */
 
+/* One warp per row; each lane takes packets of P columns (C % P == 0). */
+template <int P>
 __global__ void layernorm_forward_kernel(__half *out, float *mean, float *rstd, const __half *inp,
                                          const __half *weight, const __half *bias, int64_t N,
                                          int64_t C) {
@@ -237,23 +269,34 @@ __global__ void layernorm_forward_kernel(__half *out, float *mean, float *rstd, 
     if (row >= N)
         return;
     const __half *x = inp + row * C;
-    float s = 0.0f;
-    for (int64_t c = lane; c < C; c += 32)
-        s += __half2float(x[c]);
+    float s = 0.0f, xv[P];
+    for (int64_t c = lane * P; c < C; c += 32 * P) {
+        cuda_load_f32<P>(xv, x + c);
+        for (int j = 0; j < P; j++)
+            s += xv[j];
+    }
     float m = cuda_warp_sum(s) / (float)C;
     float v = 0.0f;
-    for (int64_t c = lane; c < C; c += 32) {
-        float d = __half2float(x[c]) - m;
-        v += d * d;
+    for (int64_t c = lane * P; c < C; c += 32 * P) {
+        cuda_load_f32<P>(xv, x + c);
+        for (int j = 0; j < P; j++)
+            v += (xv[j] - m) * (xv[j] - m);
     }
     float var = cuda_warp_sum(v) / (float)C;
     float r = 1.0f / sqrtf(var + LN_EPS);
     __half *o = out + row * C;
-    for (int64_t c = lane; c < C; c += 32) {
-        float y = (__half2float(x[c]) - m) * r * __half2float(weight[c]);
-        if (bias)
-            y += __half2float(bias[c]);
-        o[c] = __float2half_rn(y);
+    for (int64_t c = lane * P; c < C; c += 32 * P) {
+        float w[P], b[P];
+        cuda_load_f32<P>(xv, x + c);
+        cuda_load_f32<P>(w, weight + c);
+        for (int j = 0; j < P; j++)
+            xv[j] = (xv[j] - m) * r * w[j];
+        if (bias) {
+            cuda_load_f32<P>(b, bias + c);
+            for (int j = 0; j < P; j++)
+                xv[j] += b[j];
+        }
+        cuda_store_f32<P>(o + c, xv);
     }
     if (lane == 0) {
         mean[row] = m;
@@ -261,16 +304,28 @@ __global__ void layernorm_forward_kernel(__half *out, float *mean, float *rstd, 
     }
 }
 
+/* Whether a row kernel over (N, C) f16 tensors can take 128-bit packets. */
+static int rows_packed(int64_t C, const void *a, const void *b, const void *c, const void *d,
+                       const void *e) {
+    return C % 8 == 0 && aligned(a) && aligned(b) && aligned(c) && aligned(d) && aligned(e);
+}
+
 void cuda_layernorm_forward(void *out, float *mean, float *rstd, const void *inp,
                             const void *weight, const void *bias, int64_t N, int64_t C,
                             void *stream) {
     unsigned blocks = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
-    CUDA_LAUNCH(layernorm_forward_kernel, blocks, 32 * ROWS_PER_BLOCK, 0, cuda_stream(stream),
-                Hm(out), mean, rstd, H(inp), H(weight), H(bias), N, C);
+    if (rows_packed(C, out, inp, weight, bias, NULL))
+        CUDA_LAUNCH(layernorm_forward_kernel<8>, blocks, 32 * ROWS_PER_BLOCK, 0,
+                    cuda_stream(stream), Hm(out), mean, rstd, H(inp), H(weight), H(bias), N, C);
+    else
+        CUDA_LAUNCH(layernorm_forward_kernel<1>, blocks, 32 * ROWS_PER_BLOCK, 0,
+                    cuda_stream(stream), Hm(out), mean, rstd, H(inp), H(weight), H(bias), N, C);
     CUDA_LAUNCH_CHECK();
 }
 
-/* dinp += (dnorm - mean(dnorm) - norm * mean(dnorm * norm)) * rstd, dnorm = weight * dout */
+/* dinp += (dnorm - mean(dnorm) - norm * mean(dnorm * norm)) * rstd, dnorm = weight * dout;
+ * one warp per row, packets of P columns */
+template <int P>
 __global__ void layernorm_backward_dinp_kernel(__half *dinp, const __half *dout, const __half *inp,
                                                const __half *weight, const float *mean,
                                                const float *rstd, int64_t N, int64_t C) {
@@ -280,41 +335,59 @@ __global__ void layernorm_backward_dinp_kernel(__half *dinp, const __half *dout,
         return;
     const __half *x = inp + row * C, *dy = dout + row * C;
     float m = mean[row], r = rstd[row];
-    float a = 0.0f, b = 0.0f;
-    for (int64_t c = lane; c < C; c += 32) {
-        float norm = (__half2float(x[c]) - m) * r;
-        float dn = __half2float(weight[c]) * __half2float(dy[c]);
-        a += dn;
-        b += dn * norm;
+    float a = 0.0f, b = 0.0f, xv[P], w[P], g[P];
+    for (int64_t c = lane * P; c < C; c += 32 * P) {
+        cuda_load_f32<P>(xv, x + c);
+        cuda_load_f32<P>(w, weight + c);
+        cuda_load_f32<P>(g, dy + c);
+        for (int j = 0; j < P; j++) {
+            float dn = w[j] * g[j];
+            a += dn;
+            b += dn * ((xv[j] - m) * r);
+        }
     }
     float dn_mean = cuda_warp_sum(a) / (float)C;
     float dnn_mean = cuda_warp_sum(b) / (float)C;
     __half *dx = dinp + row * C;
-    for (int64_t c = lane; c < C; c += 32) {
-        float norm = (__half2float(x[c]) - m) * r;
-        float dn = __half2float(weight[c]) * __half2float(dy[c]);
-        float g = (dn - dn_mean - norm * dnn_mean) * r;
-        dx[c] = __float2half_rn(__half2float(dx[c]) + g);
+    for (int64_t c = lane * P; c < C; c += 32 * P) {
+        float d[P];
+        cuda_load_f32<P>(xv, x + c);
+        cuda_load_f32<P>(w, weight + c);
+        cuda_load_f32<P>(g, dy + c);
+        cuda_load_f32<P>(d, dx + c);
+        for (int j = 0; j < P; j++) {
+            float norm = (xv[j] - m) * r;
+            d[j] += (w[j] * g[j] - dn_mean - norm * dnn_mean) * r;
+        }
+        cuda_store_f32<P>(dx + c, d);
     }
 }
 
 #define COL_X 32 /* columns per block */
 #define COL_Y 32 /* row groups per block */
+/* Blocks the first pass of a column sum aims for: a few per SM on an RTX 4070 (46 SMs) and
+ * about two on an H100 (132); a shape-only figure, so the reduction order does not depend on
+ * the card. */
+#define COL_TARGET_BLOCKS 256
 
-/* Column sums over N rows, one block per COL_X columns, fixed order (deterministic).
- * with_norm = 0: dst0[c] += sum_r dout[r,c].
- * with_norm = 1: dst0[c] += sum_r dout[r,c] * (inp[r,c] - mean[r]) * rstd[r]  (LayerNorm
- *                weight), dst1[c] += sum_r dout[r,c] (bias; dst1 may be NULL). */
+/* Column sums over the rows of one slice (blockIdx.y: rows [y * slice_rows, (y+1) *
+ * slice_rows) of N), one block per COL_X columns, in a fixed order (deterministic).
+ * with_norm = 0: s0[c] = sum_r dout[r,c].
+ * with_norm = 1: s0[c] = sum_r dout[r,c] * (inp[r,c] - mean[r]) * rstd[r]  (LayerNorm weight),
+ *                s1[c] = sum_r dout[r,c] (bias; dst1 may be NULL).
+ * partial == NULL (one slice): dst0[c] += s0, dst1[c] += s1. Otherwise the slice's sums go to
+ * partial[y * C + c] and partial[(slices + y) * C + c], for column_finish_kernel. */
 template <typename Tg>
-__global__ void column_sums_kernel(Tg *dst0, Tg *dst1, const __half *dout, const __half *inp,
-                                   const float *mean, const float *rstd, int64_t N, int64_t C,
-                                   int with_norm) {
+__global__ void column_sums_kernel(Tg *dst0, Tg *dst1, float *partial, const __half *dout,
+                                   const __half *inp, const float *mean, const float *rstd,
+                                   int64_t N, int64_t C, int64_t slice_rows, int with_norm) {
     __shared__ float s0[COL_Y][COL_X + 1];
     __shared__ float s1[COL_Y][COL_X + 1];
     int64_t c = blockIdx.x * (int64_t)COL_X + threadIdx.x;
+    int64_t r0 = blockIdx.y * slice_rows, r1 = r0 + slice_rows < N ? r0 + slice_rows : N;
     float a0 = 0.0f, a1 = 0.0f;
     if (c < C) {
-        for (int64_t r = threadIdx.y; r < N; r += COL_Y) {
+        for (int64_t r = r0 + threadIdx.y; r < r1; r += COL_Y) {
             float dy = __half2float(dout[r * C + c]);
             if (with_norm) {
                 float norm = (__half2float(inp[r * C + c]) - mean[r]) * rstd[r];
@@ -334,9 +407,60 @@ __global__ void column_sums_kernel(Tg *dst0, Tg *dst1, const __half *dout, const
             t0 += s0[y][threadIdx.x];
             t1 += s1[y][threadIdx.x];
         }
+        if (partial) {
+            partial[blockIdx.y * C + c] = t0;
+            partial[(gridDim.y + blockIdx.y) * C + c] = t1;
+        } else {
+            cuda_grad_add(&dst0[c], t0);
+            if (with_norm && dst1)
+                cuda_grad_add(&dst1[c], t1);
+        }
+    }
+}
+
+/* The second pass: each column's slice sums added in slice order, then into the gradient. */
+template <typename Tg>
+__global__ void column_finish_kernel(Tg *dst0, Tg *dst1, const float *partial, int64_t slices,
+                                     int64_t C, int with_norm) {
+    for (int64_t c = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; c < C;
+         c += (int64_t)gridDim.x * blockDim.x) {
+        float t0 = 0.0f, t1 = 0.0f;
+        for (int64_t y = 0; y < slices; y++) {
+            t0 += partial[y * C + c];
+            t1 += partial[(slices + y) * C + c];
+        }
         cuda_grad_add(&dst0[c], t0);
         if (with_norm && dst1)
             cuda_grad_add(&dst1[c], t1);
+    }
+}
+
+/* dst0 (and dst1) += the column sums of column_sums_kernel. Enough row slices that the first
+ * pass has about COL_TARGET_BLOCKS blocks, their sums in the backend workspace (2 x slices x C
+ * floats); one slice (one pass) when there is no workspace or it is too small. */
+template <typename Tg>
+static void column_sums(Tg *dst0, Tg *dst1, const __half *dout, const __half *inp,
+                        const float *mean, const float *rstd, int64_t N, int64_t C, int with_norm,
+                        cudaStream_t s) {
+    int64_t col_blocks = (C + COL_X - 1) / COL_X;
+    int64_t slices = (COL_TARGET_BLOCKS + col_blocks - 1) / col_blocks;
+    int64_t max_slices = (N + COL_Y - 1) / COL_Y; /* at least COL_Y rows a slice */
+    slices = slices < max_slices ? slices : max_slices;
+    size_t ws_bytes = 0;
+    float *partial = (float *)cuda_workspace(&ws_bytes);
+    if (!partial || (size_t)(2 * slices * C) * sizeof(float) > ws_bytes || slices < 2) {
+        slices = 1;
+        partial = NULL;
+    }
+    int64_t slice_rows = (N + slices - 1) / slices;
+    dim3 grid((unsigned)col_blocks, (unsigned)slices), cb(COL_X, COL_Y);
+    CUDA_LAUNCH(column_sums_kernel<Tg>, grid, cb, 0, s, dst0, dst1, partial, dout, inp, mean, rstd,
+                N, C, slice_rows, with_norm);
+    CUDA_LAUNCH_CHECK();
+    if (partial) {
+        CUDA_LAUNCH(column_finish_kernel<Tg>, cuda_blocks_for(C, 256), 256, 0, s, dst0, dst1,
+                    partial, slices, C, with_norm);
+        CUDA_LAUNCH_CHECK();
     }
 }
 
@@ -346,13 +470,14 @@ static void layernorm_backward(void *dinp, Tg *dweight, Tg *dbias, const void *d
                                const float *rstd, int64_t N, int64_t C, void *stream) {
     cudaStream_t s = cuda_stream(stream);
     unsigned blocks = (unsigned)((N + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK);
-    CUDA_LAUNCH(layernorm_backward_dinp_kernel, blocks, 32 * ROWS_PER_BLOCK, 0, s, Hm(dinp),
-                H(dout), H(inp), H(weight), mean, rstd, N, C);
+    if (rows_packed(C, dinp, dout, inp, weight, NULL))
+        CUDA_LAUNCH(layernorm_backward_dinp_kernel<8>, blocks, 32 * ROWS_PER_BLOCK, 0, s, Hm(dinp),
+                    H(dout), H(inp), H(weight), mean, rstd, N, C);
+    else
+        CUDA_LAUNCH(layernorm_backward_dinp_kernel<1>, blocks, 32 * ROWS_PER_BLOCK, 0, s, Hm(dinp),
+                    H(dout), H(inp), H(weight), mean, rstd, N, C);
     CUDA_LAUNCH_CHECK();
-    dim3 cb(COL_X, COL_Y);
-    CUDA_LAUNCH(column_sums_kernel<Tg>, (unsigned)((C + COL_X - 1) / COL_X), cb, 0, s, dweight,
-                dbias, H(dout), H(inp), mean, rstd, N, C, 1);
-    CUDA_LAUNCH_CHECK();
+    column_sums<Tg>(dweight, dbias, H(dout), H(inp), mean, rstd, N, C, 1, s);
 }
 
 void cuda_layernorm_backward(void *dinp, void *dweight, void *dbias, const void *dout,
@@ -370,29 +495,35 @@ void cuda_layernorm_backward_g32(void *dinp, void *dweight, void *dbias, const v
 
 void cuda_bias_backward(__half *dbias, const __half *dout, int64_t N, int64_t OC,
                         cudaStream_t stream) {
-    dim3 cb(COL_X, COL_Y);
-    CUDA_LAUNCH(column_sums_kernel<__half>, (unsigned)((OC + COL_X - 1) / COL_X), cb, 0, stream,
-                dbias, (__half *)NULL, dout, NULL, NULL, NULL, N, OC, 0);
-    CUDA_LAUNCH_CHECK();
+    column_sums<__half>(dbias, (__half *)NULL, dout, NULL, NULL, NULL, N, OC, 0, stream);
 }
 
 void cuda_bias_backward_f32(float *dbias, const __half *dout, int64_t N, int64_t OC,
                             cudaStream_t stream) {
-    dim3 cb(COL_X, COL_Y);
-    CUDA_LAUNCH(column_sums_kernel<float>, (unsigned)((OC + COL_X - 1) / COL_X), cb, 0, stream,
-                dbias, (float *)NULL, dout, NULL, NULL, NULL, N, OC, 0);
-    CUDA_LAUNCH_CHECK();
+    column_sums<float>(dbias, (float *)NULL, dout, NULL, NULL, NULL, N, OC, 0, stream);
 }
 
+/* out[r, c] += bias[c]; P values per access (OC % P == 0: a packet is in one row) */
+template <int P>
 __global__ void bias_add_kernel(__half *out, const __half *bias, int64_t N, int64_t OC) {
     int64_t n = N * OC;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x)
-        out[i] = __float2half_rn(__half2float(out[i]) + __half2float(bias[i % OC]));
+    FOR_PACKETS(i, n, P) {
+        float a[P], b[P];
+        cuda_load_f32<P>(a, out + i);
+        cuda_load_f32<P>(b, bias + i % OC);
+        for (int j = 0; j < P; j++)
+            a[j] += b[j];
+        cuda_store_f32<P>(out + i, a);
+    }
 }
 
 void cuda_bias_add(__half *out, const __half *bias, int64_t N, int64_t OC, cudaStream_t stream) {
-    CUDA_LAUNCH(bias_add_kernel, cuda_blocks_for(N * OC, 256), 256, 0, stream, out, bias, N, OC);
+    if (OC % 8 == 0 && aligned(out) && aligned(bias))
+        CUDA_LAUNCH(bias_add_kernel<8>, cuda_blocks_for(N * OC / 8, 256), 256, 0, stream, out, bias,
+                    N, OC);
+    else
+        CUDA_LAUNCH(bias_add_kernel<1>, cuda_blocks_for(N * OC, 256), 256, 0, stream, out, bias, N,
+                    OC);
     CUDA_LAUNCH_CHECK();
 }
 
@@ -420,29 +551,54 @@ __device__ __forceinline__ float gelu_grad_f(float x, int erf_kind) {
     return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
 }
 
+/* out = gelu(inp) over n values: packets of P, then the n % P values left */
+template <int P>
 __global__ void gelu_forward_kernel(__half *out, const __half *inp, int64_t n, int erf_kind) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x)
-        out[i] = __float2half_rn(gelu_f(__half2float(inp[i]), erf_kind));
+    FOR_PACKETS(i, n, P) {
+        float x[P];
+        cuda_load_f32<P>(x, inp + i);
+        for (int j = 0; j < P; j++)
+            x[j] = gelu_f(x[j], erf_kind);
+        cuda_store_f32<P>(out + i, x);
+    }
+    FOR_TAIL(i, n, P) { out[i] = __float2half_rn(gelu_f(__half2float(inp[i]), erf_kind)); }
 }
 
+/* dinp = gelu'(inp) * dout (overwrites) */
+template <int P>
 __global__ void gelu_backward_kernel(__half *dinp, const __half *inp, const __half *dout, int64_t n,
                                      int erf_kind) {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x)
+    FOR_PACKETS(i, n, P) {
+        float x[P], dy[P];
+        cuda_load_f32<P>(x, inp + i);
+        cuda_load_f32<P>(dy, dout + i);
+        for (int j = 0; j < P; j++)
+            x[j] = gelu_grad_f(x[j], erf_kind) * dy[j];
+        cuda_store_f32<P>(dinp + i, x);
+    }
+    FOR_TAIL(i, n, P) {
         dinp[i] =
             __float2half_rn(gelu_grad_f(__half2float(inp[i]), erf_kind) * __half2float(dout[i]));
+    }
 }
 
 void cuda_gelu_forward(void *out, const void *inp, int64_t N, int gelu, void *stream) {
-    CUDA_LAUNCH(gelu_forward_kernel, cuda_blocks_for(N, 256), 256, 0, cuda_stream(stream), Hm(out),
-                H(inp), N, gelu);
+    if (aligned(out) && aligned(inp))
+        CUDA_LAUNCH(gelu_forward_kernel<8>, cuda_blocks_for((N + 7) / 8, 256), 256, 0,
+                    cuda_stream(stream), Hm(out), H(inp), N, gelu);
+    else
+        CUDA_LAUNCH(gelu_forward_kernel<1>, cuda_blocks_for(N, 256), 256, 0, cuda_stream(stream),
+                    Hm(out), H(inp), N, gelu);
     CUDA_LAUNCH_CHECK();
 }
 
 void cuda_gelu_backward(void *dinp, const void *inp, const void *dout, int64_t N, int gelu,
                         void *stream) {
-    CUDA_LAUNCH(gelu_backward_kernel, cuda_blocks_for(N, 256), 256, 0, cuda_stream(stream),
-                Hm(dinp), H(inp), H(dout), N, gelu);
+    if (aligned(dinp) && aligned(inp) && aligned(dout))
+        CUDA_LAUNCH(gelu_backward_kernel<8>, cuda_blocks_for((N + 7) / 8, 256), 256, 0,
+                    cuda_stream(stream), Hm(dinp), H(inp), H(dout), N, gelu);
+    else
+        CUDA_LAUNCH(gelu_backward_kernel<1>, cuda_blocks_for(N, 256), 256, 0, cuda_stream(stream),
+                    Hm(dinp), H(inp), H(dout), N, gelu);
     CUDA_LAUNCH_CHECK();
 }

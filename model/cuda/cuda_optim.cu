@@ -16,7 +16,15 @@
  * f16 param is the master rounded to nearest. Without a master, param is f32 and updated.
  *
  * Gradients are f16, or f32 with grad_dtype=float32: the squared norm has a loader per type
- * and the AdamW kernel is a template on it (the _g32 entry points read f32). */
+ * and the AdamW kernel is a template on it (the _g32 entry points read f32).
+ *
+ * Multi-tensor entries (norm_squared_multi, adamw_update_multi): up to MULTI_MAX tensors per
+ * launch, their pointers and element offsets passed by value in the kernel's parameters; the
+ * tensors' elements are indexed as one concatenated range (a binary search over the offsets
+ * finds an element's tensor), so gpt_update's 2 x n_params launches become a few: one
+ * reduction over all the gradients, one AdamW launch per MULTI_MAX tensors. */
+#include <string.h>
+
 #include "cuda_common.cuh"
 
 #define REDUCE_THREADS 1024     /* the one-block pass (and the final sum of the partials) */
@@ -166,4 +174,137 @@ void cuda_adamw_update_g32(void *param, float *master, const void *grad, float *
                            float bias_correction2, void *stream) {
     adamw_update(param, master, (const float *)grad, m, v, n, lr, beta1, beta2, eps, weight_decay,
                  grad_mul, bias_correction1, bias_correction2, stream);
+}
+
+/* ---- multi-tensor ---- */
+
+#define MULTI_MAX                                                                                  \
+    48 /* tensors per launch: their pointers take 2.7 KiB of the 4 KiB of kernel
+                        parameters every architecture allows */
+
+template <typename Tg> struct MultiList {
+    void *param[MULTI_MAX];
+    float *master[MULTI_MAX];
+    const Tg *grad[MULTI_MAX];
+    float *m[MULTI_MAX];
+    float *v[MULTI_MAX];
+    float wd[MULTI_MAX];
+    int64_t start[MULTI_MAX + 1]; /* element offsets: tensor k is [start[k], start[k+1]) */
+    int count;
+};
+
+/* The tensor holding concatenated element i (start[0] = 0 <= i < start[count]). */
+template <typename Tg>
+__device__ __forceinline__ int multi_find(const MultiList<Tg> &l, int64_t i) {
+    int lo = 0, hi = l.count - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (l.start[mid] <= i)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+template <typename Tg> struct LoadSquareMulti {
+    MultiList<Tg> l;
+    __device__ float operator()(int64_t i) const {
+        int k = multi_find(l, i);
+        float x = cuda_grad_load(&l.grad[k][i - l.start[k]]);
+        return x * x;
+    }
+};
+
+template <typename Tg>
+__global__ void adamw_multi_kernel(MultiList<Tg> l, float lr, float beta1, float beta2, float eps,
+                                   float grad_mul, float bc1, float bc2) {
+    int64_t n = l.start[l.count];
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        int k = multi_find(l, i);
+        int64_t j = i - l.start[k];
+        float g = cuda_grad_load(&l.grad[k][j]) * grad_mul;
+        float mi = beta1 * l.m[k][j] + (1.0f - beta1) * g;
+        float vi = beta2 * l.v[k][j] + (1.0f - beta2) * g * g;
+        l.m[k][j] = mi;
+        l.v[k][j] = vi;
+        float mhat = mi / bc1;
+        float vhat = vi / bc2;
+        if (l.master[k]) {
+            float p = l.master[k][j];
+            p -= lr * (mhat / (sqrtf(vhat) + eps) + l.wd[k] * p);
+            l.master[k][j] = p;
+            ((__half *)l.param[k])[j] = __float2half_rn(p);
+        } else {
+            float *pf = (float *)l.param[k];
+            pf[j] -= lr * (mhat / (sqrtf(vhat) + eps) + l.wd[k] * pf[j]);
+        }
+    }
+}
+
+/* The next up to MULTI_MAX tensors of list from *at (empty ones skipped) into l. */
+template <typename Tg>
+static void multi_fill(MultiList<Tg> *l, const GptOptimTensor *list, int n, int *at) {
+    memset(l, 0, sizeof(*l));
+    for (; *at < n && l->count < MULTI_MAX; (*at)++) {
+        const GptOptimTensor *t = &list[*at];
+        if (t->n <= 0)
+            continue;
+        int k = l->count++;
+        l->param[k] = t->param;
+        l->master[k] = t->master;
+        l->grad[k] = (const Tg *)t->grad;
+        l->m[k] = t->m;
+        l->v[k] = t->v;
+        l->wd[k] = t->weight_decay;
+        l->start[k + 1] = l->start[k] + t->n;
+    }
+}
+
+template <typename Tg>
+static void norm_squared_multi(float *acc, const GptOptimTensor *list, int n, void *stream) {
+    int at = 0;
+    while (at < n) {
+        LoadSquareMulti<Tg> load;
+        multi_fill(&load.l, list, n, &at);
+        if (load.l.count)
+            reduce(acc, load, load.l.start[load.l.count], 1, cuda_stream(stream));
+    }
+}
+
+template <typename Tg>
+static void adamw_update_multi(const GptOptimTensor *list, int n, float lr, float beta1,
+                               float beta2, float eps, float grad_mul, float bc1, float bc2,
+                               void *stream) {
+    int at = 0;
+    while (at < n) {
+        MultiList<Tg> l;
+        multi_fill(&l, list, n, &at);
+        if (!l.count)
+            continue;
+        int64_t total = l.start[l.count];
+        CUDA_LAUNCH(adamw_multi_kernel<Tg>, cuda_blocks_for(total, ADAMW_THREADS), ADAMW_THREADS, 0,
+                    cuda_stream(stream), l, lr, beta1, beta2, eps, grad_mul, bc1, bc2);
+        CUDA_LAUNCH_CHECK();
+    }
+}
+
+void cuda_norm_squared_multi(float *acc, const GptOptimTensor *list, int n, void *stream) {
+    norm_squared_multi<__half>(acc, list, n, stream);
+}
+
+void cuda_norm_squared_multi_g32(float *acc, const GptOptimTensor *list, int n, void *stream) {
+    norm_squared_multi<float>(acc, list, n, stream);
+}
+
+void cuda_adamw_update_multi(const GptOptimTensor *list, int n, float lr, float beta1, float beta2,
+                             float eps, float grad_mul, float bc1, float bc2, void *stream) {
+    adamw_update_multi<__half>(list, n, lr, beta1, beta2, eps, grad_mul, bc1, bc2, stream);
+}
+
+void cuda_adamw_update_multi_g32(const GptOptimTensor *list, int n, float lr, float beta1,
+                                 float beta2, float eps, float grad_mul, float bc1, float bc2,
+                                 void *stream) {
+    adamw_update_multi<float>(list, n, lr, beta1, beta2, eps, grad_mul, bc1, bc2, stream);
 }

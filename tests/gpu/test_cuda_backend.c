@@ -168,9 +168,17 @@ static void test_cuda_encoder_forward_backward(void **state) {
         free(g2);
 }
 
+static void use_workspace(size_t bytes);
+
+/* (N, C): C = 67 takes the one-value path; C = 264 (a multiple of 8) the 128-bit one, with
+ * 33 packets a row (lane 0 takes two) and enough rows for several row slices of the column
+ * sums */
+static const int64_t LN_SHAPES[2][2] = {{29, 67}, {300, 264}};
+
 static void test_cuda_layernorm_forward_backward(void **state) {
-    const int64_t N = 29, C = 67;
-    for (int with_bias = 0; with_bias <= 1; with_bias++) {
+    for (int k = 0; k < 4; k++) {
+        const int64_t N = LN_SHAPES[k / 2][0], C = LN_SHAPES[k / 2][1];
+        int with_bias = k % 2;
         float *x = hmalloc(N * C), *w = hmalloc(C), *b = hmalloc(C);
         fill_uniform(x, N * C, -2, 3, 10);
         fill_uniform(w, C, 0.5f, 1.5f, 11);
@@ -197,8 +205,11 @@ static void test_cuda_layernorm_forward_backward(void **state) {
         Tensor *ddy = dup_f16(dy, N * C, "dy"), *ddinp = dup_f16(dinp, N * C, "dinp");
         Tensor *ddw = dup_f16(dwt, C, "dw"), *ddb = dup_f16(dbs, C, "db");
         Tensor *cm = dup_f32(mean, N, "cmean"), *cr = dup_f32(rstd, N, "crstd");
+        if (N >= 300) /* the column sums' two passes: row slices into the workspace */
+            use_workspace((size_t)1 << 20);
         cu->layernorm_backward(ddinp->data, ddw->data, with_bias ? ddb->data : NULL, ddy->data,
                                dx->data, dw->data, cm->data, cr->data, N, C, NULL);
+        use_workspace(0);
         cpu->layernorm_backward(dinp, dwt, with_bias ? dbs : NULL, dy, x, w, mean, rstd, N, C,
                                 NULL);
         float *g1 = down(ddinp, N * C), *g2 = down(ddw, C), *g3 = down(ddb, C);
@@ -277,7 +288,9 @@ static void test_cuda_matmul_tensor_core_sizes(void **state) {
     matmul_case(64, 384, 96, 0, 1, 1);
 }
 
-static void attention_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
+/* ws_bytes: the backend workspace during the backward (0: none, the per-thread fallback;
+ * else dP through the batched GEMM, in groups of heads when it holds fewer than NH) */
+static void attention_case(int64_t B, int64_t T, int64_t C, int64_t NH, size_t ws_bytes) {
     float *qkv = hmalloc(B * T * 3 * C);
     fill_uniform(qkv, B * T * 3 * C, -1.5f, 1.5f, 30 + (uint64_t)T);
     Tensor *dqkv_in = dup_f16(qkv, B * T * 3 * C, "qkv");
@@ -295,8 +308,10 @@ static void attention_case(int64_t B, int64_t T, int64_t C, int64_t NH) {
     fill_uniform(dy, B * T * C, -1, 1, 31);
     Tensor *ddy = dup_f16(dy, B * T * C, "dy");
     Tensor *ddqkv = dalloc(ARENA_DTYPE_F16, B * T * 3 * C, "dqkv");
+    use_workspace(ws_bytes);
     cu->attention[GPT_ATTENTION_NAIVE].backward(ddqkv->data, datt->data, NULL, ddy->data, NULL,
                                                 dqkv_in->data, B, T, C, NH, NULL);
+    use_workspace(0);
     cpu->attention[GPT_ATTENTION_NAIVE].backward(dqkv, att, NULL, dy, NULL, qkv, B, T, C, NH, NULL);
     float *g = down(ddqkv, B * T * 3 * C);
     assert_allclose(g, dqkv, (size_t)(B * T * 3 * C), TOL_ATT_ATOL, TOL_ATT_RTOL);
@@ -438,9 +453,14 @@ static void test_cuda_cudnn_attention_or_fallback(void **state) {
 }
 
 static void test_cuda_attention_odd_sizes(void **state) {
-    attention_case(2, 13, 24, 3);  /* HS 8 */
-    attention_case(3, 1, 10, 2);   /* T = 1: one key per query */
-    attention_case(2, 67, 160, 5); /* HS 32, T not a power of two */
+    const size_t all_heads = (size_t)1 << 20, two_heads = 4 * 67 * 67 * 2 + 256;
+    for (int k = 0; k < 2; k++) { /* the per-thread fallback, then dP through the GEMM */
+        attention_case(2, 13, 24, 3, k ? all_heads : 0);  /* HS 8 */
+        attention_case(3, 1, 10, 2, k ? all_heads : 0);   /* T = 1: one key per query */
+        attention_case(2, 67, 160, 5, k ? all_heads : 0); /* HS 32, T not a power of two */
+    }
+    attention_case(2, 64, 128, 4, all_heads); /* T % 8 == 0: 128-bit rows */
+    attention_case(2, 67, 160, 5, two_heads); /* heads in groups of 2, 2, 1 */
 }
 
 static void test_cuda_gelu_forward_backward(void **state) {
@@ -467,31 +487,38 @@ static void test_cuda_gelu_forward_backward(void **state) {
     }
 }
 
+/* (V, Vp): Vp % 8 == 0 takes the 128-bit path (V = 37: a partial last packet; V = 5000: more
+ * packets than threads, so each thread runs its loop more than once); Vp = 41 the scalar one */
+static const int64_t CE_SHAPES[3][2] = {{37, 40}, {37, 41}, {5000, 5008}};
+
 static void test_cuda_crossentropy_padded(void **state) {
-    const int64_t N = 11, V = 37, Vp = 40;
+    const int64_t N = 11;
     const float dscales[2] = {0.0f, 3.5f};
-    for (int k = 0; k < 2; k++) {
-        float *lg = hmalloc(N * Vp);
-        fill_uniform(lg, N * Vp, -4, 4, 50);
-        for (int64_t r = 0; r < N; r++) /* huge padded logits must take no part */
-            for (int64_t c = V; c < Vp; c++)
-                lg[r * Vp + c] = 1000.0f;
-        int32_t tg[11];
-        for (int i = 0; i < N; i++)
-            tg[i] = (int32_t)((i * 13) % V);
-        Tensor *dl = dup_f16(lg, N * Vp, "logits"), *dt = dup_i32(tg, N, "targets");
-        Tensor *dloss = dalloc(ARENA_DTYPE_F32, N, "losses");
-        cu->crossentropy_forward(dl->data, dloss->data, dt->data, N, V, Vp, dscales[k], NULL);
-        float *loss = hmalloc(N);
-        cpu->crossentropy_forward(lg, loss, tg, N, V, Vp, dscales[k], NULL);
-        float *gl = down(dloss, N), *glg = down(dl, N * Vp);
-        /* losses: f32 from identical f16 logits, V-term sums */
-        assert_allclose(gl, loss, (size_t)N, 1e-4, 1e-4);
-        assert_allclose(glg, lg, (size_t)(N * Vp), TOL_F16_ATOL * dscales[k] + 1e-6, TOL_F16_RTOL);
-        cuda_ok();
-        free(lg), free(loss), free(gl), free(glg);
-        arena_release_category(dev, ARENA_CAT_WORKSPACE);
-    }
+    for (int shape = 0; shape < 3; shape++)
+        for (int k = 0; k < 2; k++) {
+            const int64_t V = CE_SHAPES[shape][0], Vp = CE_SHAPES[shape][1];
+            float *lg = hmalloc(N * Vp);
+            fill_uniform(lg, N * Vp, -4, 4, 50);
+            for (int64_t r = 0; r < N; r++) /* huge padded logits must take no part */
+                for (int64_t c = V; c < Vp; c++)
+                    lg[r * Vp + c] = 1000.0f;
+            int32_t tg[11];
+            for (int i = 0; i < N; i++)
+                tg[i] = (int32_t)((i * 13) % V);
+            Tensor *dl = dup_f16(lg, N * Vp, "logits"), *dt = dup_i32(tg, N, "targets");
+            Tensor *dloss = dalloc(ARENA_DTYPE_F32, N, "losses");
+            cu->crossentropy_forward(dl->data, dloss->data, dt->data, N, V, Vp, dscales[k], NULL);
+            float *loss = hmalloc(N);
+            cpu->crossentropy_forward(lg, loss, tg, N, V, Vp, dscales[k], NULL);
+            float *gl = down(dloss, N), *glg = down(dl, N * Vp);
+            /* losses: f32 from identical f16 logits, V-term sums */
+            assert_allclose(gl, loss, (size_t)N, 1e-4, 1e-4);
+            assert_allclose(glg, lg, (size_t)(N * Vp), TOL_F16_ATOL * dscales[k] + 1e-6,
+                            TOL_F16_RTOL);
+            cuda_ok();
+            free(lg), free(loss), free(gl), free(glg);
+            arena_release_category(dev, ARENA_CAT_WORKSPACE);
+        }
 }
 
 static void test_cuda_reductions(void **state) {
@@ -658,6 +685,62 @@ static void test_cuda_adamw_master(void **state) {
     assert_allclose(gp, p, (size_t)n, 1e-6, 1.0 / 2048);
     cuda_ok();
     free(p), free(g), free(m), free(v), free(gm), free(gp), free(gmm), free(gv);
+}
+
+/* The multi-tensor optimizer entries against the per-tensor ones: 50 tensors (more than one
+ * launch's worth), sizes 0 to 40, with and without weight decay. AdamW gives the same bits;
+ * the squared norm the same sum within f32 summation order. */
+static void test_cuda_optim_multi(void **state) {
+    enum { K = 50 };
+    int64_t off[K + 1] = {0};
+    for (int k = 0; k < K; k++)
+        off[k + 1] = off[k] + (k * 7) % 41; /* tensor 0 is empty */
+    const int64_t n = off[K];
+    float *p = hmalloc(n), *g = hmalloc(n), *m = hmalloc(n), *v = hmalloc(n), zero = 0.0f;
+    fill_uniform(p, n, -1, 1, 80);
+    fill_uniform(g, n, -2, 2, 81);
+    fill_uniform(m, n, -0.1f, 0.1f, 82);
+    fill_uniform(v, n, 0, 0.1f, 83);
+    Tensor *dp[2], *dmaster[2], *dm[2], *dv[2], *dacc[2];
+    Tensor *dgrad = dup_f16(g, n, "grad");
+    for (int c = 0; c < 2; c++) {
+        dp[c] = dup_f16(p, n, "param"); /* p now holds the f16-rounded values */
+        dmaster[c] = dup_f32(p, n, "master");
+        dm[c] = dup_f32(m, n, "m");
+        dv[c] = dup_f32(v, n, "v");
+        dacc[c] = dup_f32(&zero, 1, "acc");
+    }
+    const float lr = 1e-2f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, mul = 0.37f;
+    const float bc1 = 1.0f - powf(b1, 3.0f), bc2 = 1.0f - powf(b2, 3.0f);
+    GptOptimTensor list[K];
+    for (int k = 0; k < K; k++) {
+        int64_t o = off[k], nk = off[k + 1] - off[k];
+        float wd = k % 3 ? 0.1f : 0.0f;
+        list[k] = (GptOptimTensor){(char *)dp[1]->data + 2 * o,
+                                   (float *)dmaster[1]->data + o,
+                                   (char *)dgrad->data + 2 * o,
+                                   (float *)dm[1]->data + o,
+                                   (float *)dv[1]->data + o,
+                                   nk,
+                                   wd};
+        cu->norm_squared_accumulate(dacc[0]->data, list[k].grad, nk, NULL);
+        cu->adamw_update((char *)dp[0]->data + 2 * o, (float *)dmaster[0]->data + o, list[k].grad,
+                         (float *)dm[0]->data + o, (float *)dv[0]->data + o, nk, lr, b1, b2, eps,
+                         wd, mul, bc1, bc2, NULL);
+    }
+    cu->norm_squared_multi(dacc[1]->data, list, K, NULL);
+    cu->adamw_update_multi(list, K, lr, b1, b2, eps, mul, bc1, bc2, NULL);
+    Tensor *const *pairs[4] = {dp, dmaster, dm, dv};
+    for (int t = 0; t < 4; t++) {
+        float *a = down(pairs[t][0], n), *b = down(pairs[t][1], n);
+        assert_memory_equal(a, b, (size_t)n * sizeof(float));
+        free(a), free(b);
+    }
+    float *acc0 = down(dacc[0], 1), *acc1 = down(dacc[1], 1);
+    assert_allclose(acc1, acc0, 1, 0.0, 1e-5);
+    cuda_ok();
+    free(p), free(g), free(m), free(v), free(acc0), free(acc1);
+    arena_release_category(dev, ARENA_CAT_WORKSPACE);
 }
 
 /* ------------------------------------------------------------------------------------- */
@@ -1119,6 +1202,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_cuda_encoder_backward_sorted, teardown_each),
         cmocka_unit_test(test_cuda_device_mem_proc_unknown),
         cmocka_unit_test_teardown(test_cuda_adamw_master, teardown_each),
+        cmocka_unit_test_teardown(test_cuda_optim_multi, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_bias_tanh_odd_vocab, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_nobias_erf, teardown_each),
         cmocka_unit_test_teardown(test_cuda_model_flash, teardown_each),
