@@ -536,15 +536,20 @@ int hf_gpt2_export(Gpt *g, const char *dir, Err *err) {
     if (!t || !names || !x.which || !x.tmp)
         rc = err_set(err, "%s: out of memory", dir);
     HfGpt2Info info = {.n_embd = C, .vocab_size = c->vocab_size, .n_positions = c->max_seq_len};
-    for (int k = 0; k < GPT_PARAM_KIND_COUNT && rc == 0; k++) {
-        int per_layer = gpt_param_is_per_layer(HF_NAMES[k].kind);
-        for (int l = 0; l < (per_layer ? c->n_layer : 1); l++, n++) {
+    /* the state dict's order: wte, wpe, block by block (ln_1 ... mlp.c_proj), ln_f */
+    for (int l = -1; l <= c->n_layer && rc == 0; l++) {
+        for (int k = 0; k < GPT_PARAM_KIND_COUNT; k++) {
+            int per_layer = gpt_param_is_per_layer(HF_NAMES[k].kind);
+            int first = HF_NAMES[k].kind < GPT_PARAM_LN1W;
+            if (per_layer != (l >= 0 && l < c->n_layer) || (!per_layer && first != (l < 0)))
+                continue;
             hf_name(names[n], sizeof names[n], "transformer.", per_layer ? l : -1,
                     HF_NAMES[k].name);
             t[n].name = names[n];
             t[n].ndim = hf_expected_shape(&info, HF_NAMES[k].kind, t[n].shape);
             x.which[n].kind = HF_NAMES[k].kind;
             x.which[n].layer = per_layer ? l : -1;
+            n++;
         }
     }
     char path[4200];

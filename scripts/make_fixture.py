@@ -359,7 +359,8 @@ def write_safetensors(path, tensors):
     header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
     for name, a, dtype in tensors:
         b = st_bytes(a, dtype)
-        header[name] = {"dtype": dtype, "shape": list(np.shape(a)), "data_offsets": [off, off + len(b)]}
+        header[name] = {"dtype": dtype, "shape": list(np.shape(a)),
+                        "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
     h = json.dumps(header).encode()

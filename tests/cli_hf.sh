@@ -93,6 +93,10 @@ fi
 # 4. the shape comes from the weights: contradicting keys refused, naming both
 expect 2 "n_layer = 3 (the command line) contradicts the weights" mem --init_from="$FX/hf/f32" --n_layer=3
 expect 2 "n_head = 6 (the command line) contradicts the weights" mem --init_from="$FX/hf/f32" --n_head=6
+expect 2 "n_embd = 24 (the command line) contradicts the weights" mem --init_from="$FX/hf/f16" --n_embd=24
+expect 2 "vocab_size = 60 (the command line) contradicts the weights" mem --init_from="$FX/hf/f16" --vocab_size=60
+expect 0 "n_layer 2, n_head 3, n_embd 18" mem --init_from="$FX/hf/f16" --n_layer=2 --vocab_size=57 --device=cpu
+expect 0 "n_layer 2, n_head 3, n_embd 18" mem --init_from="$FX/hf/f16" --n_layer=2 --vocab_size=64 --device=cpu
 expect 2 "exceeds the model's n_positions 16" mem --init_from="$FX/hf/f32" --block_size=32
 expect 2 "gelu = erf contradicts" mem --init_from="$FX/hf/f32" --gelu=erf
 expect 2 "dropout = 0.1 is not supported" train --init_from="$FX/hf/f32" --dropout=0.1

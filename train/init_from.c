@@ -133,6 +133,20 @@ static int key_agrees(const RunSetup *rs, const char *key, int64_t set, int64_t 
                    rs->model_path, what, (long long)have, key);
 }
 
+/* The shape keys set in the config file or on the command line (n_layer, n_head, n_embd,
+ * vocab_size: V or the padded Vp) against the weights'; -1 with err naming both on the first
+ * that differs (n_head 0: not known, not checked). */
+static int keys_agree(const RunSetup *rs, int64_t n_layer, int64_t n_head, int64_t n_embd,
+                      int64_t V, int64_t Vp, Err *err) {
+    const TrainConfig *c = &rs->cfg;
+    if (key_agrees(rs, "n_layer", c->n_layer, n_layer, "n_layer", err) ||
+        key_agrees(rs, "n_embd", c->n_embd, n_embd, "n_embd", err) ||
+        (n_head && key_agrees(rs, "n_head", c->n_head, n_head, "n_head", err)) ||
+        (c->vocab_size != V && key_agrees(rs, "vocab_size", c->vocab_size, Vp, "vocab_size", err)))
+        return -1;
+    return 0;
+}
+
 /* bias, gelu and block_size against the weights; the user's where they may choose. */
 static int hf_choices(RunSetup *rs, const HfGpt2Info *info, Err *err) {
     TrainConfig *c = &rs->cfg;
@@ -169,11 +183,7 @@ int init_from_hf_shape(RunSetup *rs, int *rc, Err *err) {
     TrainConfig *c = &rs->cfg;
     int64_t Vp = hf_gpt2_padded_vocab(info.vocab_size);
     *rc = CONFIG_EXIT_USAGE;
-    if (key_agrees(rs, "n_layer", c->n_layer, info.n_layer, "n_layer", err) ||
-        key_agrees(rs, "n_embd", c->n_embd, info.n_embd, "n_embd", err) ||
-        (info.n_head && key_agrees(rs, "n_head", c->n_head, info.n_head, "n_head", err)) ||
-        (c->vocab_size != info.vocab_size &&
-         key_agrees(rs, "vocab_size", c->vocab_size, Vp, "vocab_size (padded)", err)))
+    if (keys_agree(rs, info.n_layer, info.n_head, info.n_embd, info.vocab_size, Vp, err))
         return 1;
     if (!info.n_head && !config_is_set(c, "n_head")) {
         err_set(err,

@@ -9,7 +9,8 @@
  * come from the tensors, n_head, the GELU and the epsilon from config.json, bias from the
  * tensors (GPT-2 has biases; --bias=False is accepted only for all-zero biases); a shape key
  * set in the config or on the command line that contradicts the weights is refused, naming
- * both. block_size defaults to n_positions; a smaller one crops the position table
+ * both (an llm.c model file's header still overrides those keys silently, as before).
+ * block_size defaults to n_positions; a smaller one crops the position table
  * (crop_block_size); a larger one is refused. The vocabulary is padded to a multiple of 64. */
 #ifndef ARENAGPT_INIT_FROM_H
 #define ARENAGPT_INIT_FROM_H
