@@ -1092,8 +1092,9 @@ void cp_async(void *dst, const void *src, int bytes) {
                            "be aligned to %d",
                            cur_thread(), bytes, src, dst, bytes);
     if (!shared_range(dst, (size_t)bytes))
-        return launch_fail("thread %zu: cp.async destination %p is not shared memory", cur_thread(),
-                           dst);
+        return launch_fail("thread %zu: cp.async destination %p is not shared memory (the "
+                           "launch's dynamic buffer or a non-template kernel's __shared__ array)",
+                           cur_thread(), dst);
     if (!device_range(src, (size_t)bytes))
         return launch_fail("thread %zu: cp.async source %p (+%d bytes) is not inside one device "
                            "allocation",

@@ -18,7 +18,10 @@
  *   16-byte aligned, in shared memory); lane l receives in register m the elements
  *   (row l/4, columns 2(l%4), 2(l%4)+1) of matrix m, or with .trans those of its transpose
  *   (rows 2(l%4), 2(l%4)+1 of column l/4). Addresses of lanes past the last matrix are
- *   ignored, as on the GPU.
+ *   ignored, as on the GPU. What counts as shared memory: the launch's dynamic buffer and the
+ *   cudasim_shared section; g++ ignores that section attribute for the static locals of a
+ *   template, so a template kernel's __shared__ arrays are refused here (the tensor-core
+ *   kernels use dynamic shared memory).
  *
  * mma numerics: products of f16/bf16 values are exact in f32; D = C + sum_k A B is summed in
  * f32 in the fixed order c, k = 0..15 (see cudasim_mma.h for the tolerance against a GPU). */
@@ -108,7 +111,9 @@ const char *ldmatrix_collective(void *const lanes[32], int shape) {
                 return msg;
             }
             if (!shared_range(row, 16)) {
-                snprintf(msg, sizeof msg, "lane %d's row address %p is not shared memory",
+                snprintf(msg, sizeof msg,
+                         "lane %d's row address %p is not shared memory (the launch's dynamic "
+                         "buffer or a non-template kernel's __shared__ array)",
                          8 * mi + r, row);
                 return msg;
             }
