@@ -155,25 +155,26 @@ static void test_mem_html_loss_chunks(void **state) {
     cfg.loss_chunk = 5;    /* 32 rows: 7 chunks */
     char path[1024];
     snprintf(path, sizeof path, "%s/lc.html", test_dir());
-    Json *j = page_data(path, &cfg, GPT_DEVICE_CPU, NULL);
-    const Json *lc = json_get(j, "loss_chunks");
+    cJSON *j = page_data(path, &cfg, GPT_DEVICE_CPU, NULL);
+    const cJSON *lc = json_path_get(j, "loss_chunks");
     assert_non_null(lc);
-    assert_int_equal(lc->n_items, 3); /* 5 (set), 32 (automatic: one chunk), 16 (half) */
+    assert_int_equal(cJSON_GetArraySize(lc), 3); /* 5 (set), 32 (automatic: one chunk), 16 (half) */
     static const double chunk[3] = {5, 32, 16}, chunks[3] = {7, 1, 2};
+    const cJSON *auto_e = cJSON_GetArrayItem(lc, 1);
     for (int i = 0; i < 3; i++) {
-        const Json *e = lc->items[i];
+        const cJSON *e = cJSON_GetArrayItem(lc, i);
         assert_true(num(e, "chunk") == chunk[i]);
         assert_true(num(e, "chunks") == chunks[i]);
         assert_true(num(e, "logits_bytes") == chunk[i] * 4096 * 4); /* f32 on the CPU */
-        assert_true(num(e, "current") == (i == 0));
-        assert_true(num(e, "automatic") == (i == 1));
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "current")) == (i == 0));
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "automatic")) == (i == 1));
         /* per chunk: f32 wte read twice, f32 grad.wte read and written */
         assert_true(num(e, "wte_traffic_bytes") == chunks[i] * 4096.0 * 32 * 16);
-        assert_true(num(e, "peak_bytes") <= num(lc->items[1], "peak_bytes"));
+        assert_true(num(e, "peak_bytes") <= num(auto_e, "peak_bytes"));
     }
-    assert_true(num(lc->items[1], "extra_wte_traffic_bytes") == 0);
-    assert_true(num(lc->items[1], "peak_bytes") > num(lc->items[0], "peak_bytes"));
-    json_free(j);
+    assert_true(num(auto_e, "extra_wte_traffic_bytes") == 0);
+    assert_true(num(auto_e, "peak_bytes") > num(cJSON_GetArrayItem(lc, 0), "peak_bytes"));
+    cJSON_Delete(j);
 }
 
 static void test_mem_html_card_estimate_and_measured(void **state) {
