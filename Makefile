@@ -510,12 +510,17 @@ KERNEL_TIMES := $(R)/scripts/kernel_times
 $(KERNEL_TIMES): $(R)/scripts/kernel_times.o $(LIB_OBJ) $(NOCUDA_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS)
 
-bench: arenagpt $(BENCH_STEP)
+# sampling with and without the KV cache (scripts/bench_decode.sh)
+BENCH_DECODE := $(R)/scripts/bench_decode
+$(BENCH_DECODE): $(R)/scripts/bench_decode.o $(LIB_OBJ) $(NOCUDA_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+
+bench: arenagpt $(BENCH_STEP) $(BENCH_DECODE)
 	bash scripts/bench.sh
 
 # every benchmark script at its smallest size (BENCH_SMOKE=1): seconds, part of make test-cli
 # (tests/cli_bench.sh), so a benchmark that no longer builds or runs fails CI
-bench-smoke: arenagpt $(BENCH_STEP)
+bench-smoke: arenagpt $(BENCH_STEP) $(BENCH_DECODE)
 	BENCH_SMOKE=1 bash tests/cli_bench.sh ./arenagpt
 
 run: build/.setup-ok arenagpt

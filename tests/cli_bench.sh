@@ -35,6 +35,10 @@ for kind in naive flash; do
         bad "bench_flash_cpu.sh: no timed step for attention $kind"
 done
 
+if bash scripts/bench_decode.sh 1 >"$TMP/decode.out" 2>&1; then ok; else bad "scripts/bench_decode.sh exited non-zero: $(tail -5 "$TMP/decode.out")"; fi
+grep -Eq '^cached ms/token [0-9.]+ uncached ms/token [0-9.]+ speed-up [0-9.]+x tokens [0-9]+ identical yes$' \
+    "$TMP/decode.out" && ok || bad "bench_decode.sh: no line with both timings and identical tokens"
+
 # a benchmark that fails must fail the script (not print a partial log and exit 0)
 if BENCH_SMOKE=0 bash scripts/bench_flash_cpu.sh 1 1 1 0 >"$TMP/bad.out" 2>&1; then
     bad "bench_flash_cpu.sh with batch size 0 exited 0"
