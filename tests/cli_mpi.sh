@@ -98,6 +98,18 @@ peak_train=$(sed -n 's/^  rank 1: measured peak \([0-9]*\) bytes.*/\1/p' "$TMP/z
 peak_mem=$(grep -o '"peak_bytes": [0-9]*' "$TMP/mem.json" | head -1 | tr -dc '0-9')
 [ -n "$peak_train" ] && [ "$peak_train" = "$peak_mem" ] && ok || bad "mem's per-rank peak '$peak_mem' != rank 1's measured '$peak_train'"
 grep -q '"world_size": 2' "$TMP/mem.json" && ok || bad "mem json names the world"
+# --compare with a world: the stages side by side; --fit: the largest batch per rank grows
+# when the AdamW state is sharded (GPT-2 124M's CUDA layout on 8 ranks, 12 GiB cards)
+"$BIN" mem "$ROOT/configs/gpt2_124m.conf" --device=cuda --world_size=8 --compare --format=json >"$TMP/cmp.json" 2>&1 || bad "mem --compare --world_size=8: $(head -3 "$TMP/cmp.json")"
+opt0=$(grep '"zero_stage": 0' "$TMP/cmp.json" | grep -o '"optimizer": [0-9]*' | tr -dc '0-9')
+opt1=$(grep '"zero_stage": 1' "$TMP/cmp.json" | grep -o '"optimizer": [0-9]*' | tr -dc '0-9')
+# 12 bytes per parameter (124,373,760), and an eighth of it rounded up to 256 bytes per shard
+[ "$opt0" = 1492485120 ] && [ "$opt1" = 186561024 ] && ok || bad "per-rank optimizer bytes: stage 0 '$opt0', stage 1 '$opt1'"
+fit() { "$BIN" mem "$ROOT/configs/gpt2_124m.conf" --device=cuda --world_size=8 --zero_stage="$1" \
+    --recompute=full --fit=12GiB --format=json | grep -o '"max_batch_size": [0-9]*' | head -1 | tr -dc '0-9'; }
+b0=$(fit 0)
+b1=$(fit 1)
+[ -n "$b0" ] && [ -n "$b1" ] && [ "$b1" -gt "$b0" ] && ok || bad "--fit per rank: zero_stage 1 batch '$b1' not above stage 0's '$b0'"
 run1 --max_iters=4 --gradient_accumulation_steps=3 --out_dir="$TMP/one3" >"$TMP/one3.log" 2>&1 || bad "one rank x 3: $(tail -3 "$TMP/one3.log")"
 run3 --max_iters=4 --zero_stage=1 --out_dir="$TMP/z3" >"$TMP/z3.log" 2>&1 || bad "3 ranks, zero_stage=1: $(tail -5 "$TMP/z3.log")"
 d=$(model_diff "$TMP/one3/model.bin" "$TMP/z3/model.bin")
