@@ -9,7 +9,8 @@
 #   - resume with the same world size is bit-exact (model.bin); a state written by 2 ranks
 #     resumes on 1 (resharded, said);
 #   - a bad value on one rank, configs that differ across ranks and a rank killed mid-run each
-#     end the whole job within JOB_TIMEOUT_S, naming the rank and the cause;
+#     end the whole job within JOB_TIMEOUT_S, naming the rank and the cause; SIGTERM to one
+#     rank stops every rank at the next step with a checkpoint;
 #   - zero_stage=2 is refused before any rank starts.
 # Without mpirun the test skips (fails once the set-up has run: scripts/setup.sh installs Open
 # MPI); with a binary built without MPI it checks that a launch by mpirun is refused.
@@ -138,6 +139,17 @@ timeout "$JOB_TIMEOUT_S" $MPI -np 2 sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; t
 rc=$?
 [ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "rank 1 .*exited on signal 9" "$TMP/f3.log" && ok || bad "killed rank (rc $rc): $(tail -5 "$TMP/f3.log")"
 echo "cli_mpi: the three faults ended their jobs in $(($(date +%s) - t0)) s"
+
+# SIGTERM to one rank: every rank stops at the next step, rank 0 saves the state, exit 0
+$MPI -np 2 "$BIN" train "${CONF[@]}" --max_iters=50 --out_dir="$TMP/s" >"$TMP/s.log" 2>&1 &
+mp=$!
+for _ in $(seq 1 $((JOB_TIMEOUT_S * 5))); do grep -q "^iter 1/" "$TMP/s.log" && break; sleep 0.2; done
+kill -TERM "$(pgrep -P "$mp" | tail -1)"
+for _ in $(seq 1 $((JOB_TIMEOUT_S * 5))); do kill -0 "$mp" 2>/dev/null || break; sleep 0.2; done
+kill -9 "$mp" 2>/dev/null # still running: a hang, which fails below
+wait "$mp"
+rc=$?
+[ "$rc" = 0 ] && grep -q "stopped by signal 15 between steps" "$TMP/s.log" && ls "$TMP/s"/state_*.bin >/dev/null 2>&1 && ok || bad "SIGTERM to one rank (rc $rc): $(tail -3 "$TMP/s.log")"
 
 # 5. stages that are not built are refused before anything runs
 "$BIN" train "${CONF[@]}" --zero_stage=2 >"$TMP/z2.log" 2>&1

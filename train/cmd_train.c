@@ -352,6 +352,8 @@ static int train_loop(TrainState *s, Err *err) {
         int64_t stop = g_stop_signal; /* any rank's signal stops every rank here */
         if (dist_max(&stop, err) != 0)
             return -1;
+        if (stop && !g_stop_signal)
+            g_stop_signal = (sig_atomic_t)stop; /* another rank's signal */
         if (stop)
             return stop_here(s, &top, &top_pr, "between steps", err);
         int eval_due = it % cfg->eval_interval == 0 || it == cfg->max_iters;
@@ -734,7 +736,7 @@ int cmd_train(const TrainConfig *user_cfg) {
     s.cfg = cfg;
     s.dev = rs.dev;
     s.dt_avg = -1;
-    s.tty = isatty(fileno(stdout));
+    s.tty = isatty(fileno(stdout)) && s.dist->world_size == 1; /* mpirun: a pty, often a log */
     if (dist_setup(&rs, &err) != 0 || test_hooks_from_env(&s.hooks, &err) != 0 ||
         (s.hooks.n_inject > 0 && s.dev != GPT_DEVICE_CPU &&
          err_set(&err, "ARENAGPT_TEST_NONFINITE: injection is for the CPU backend only") != 0)) {
