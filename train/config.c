@@ -85,7 +85,8 @@ static const Key keys[] = {
     {"gradient_accumulation_steps", K_INT, OFF(gradient_accumulation_steps), MODEL_CMDS, 1, 1 << 24,
      NULL,
      "micro-steps per optimizer step, per rank: with mpirun -np N an optimizer step takes "
-     "batch_size x gradient_accumulation_steps x N windows (nanoGPT's convention)"},
+     "batch_size x gradient_accumulation_steps x N windows (nanoGPT's train.py divides its value "
+     "by N first; arenagpt does not)"},
     {"learning_rate", K_FLOAT, OFF(learning_rate), CONFIG_CMD_TRAIN, 0, 0, NULL,
      "peak learning rate"},
     {"max_iters", K_INT, OFF(max_iters), CONFIG_CMD_TRAIN, 0, I64MAX, NULL,
