@@ -72,7 +72,20 @@ NVCC_FLAGS := -O3 -std=c++17 $(GENCODE) -I. -MMD -MP -lineinfo -Xcompiler -Wall,
 CUDA_CFLAGS := -I$(CUDA_HOME)/include
 CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -ldl -lstdc++
 
-ALL_C := $(wildcard alloc/*.c data/*.c model/*.c model/cpu/*.c train/*.c)
+# The ranks (train/dist.h): Open MPI where pkg-config finds it (scripts/setup.sh installs
+# openmpi-bin and libopenmpi-dev), else the one-rank stand-in train/dist_nompi.c; MPI=0 forces
+# the stand-in. The GPU bundle always takes the stand-in (its machines may lack MPI).
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
+DIST_MPI_C := train/dist_mpi.c
+DIST_NOMPI_C := train/dist_nompi.c
+ifeq ($(MPI),1)
+DIST_C := $(DIST_MPI_C)
+BASE_CFLAGS += $(shell pkg-config --cflags ompi-c)
+LDLIBS += $(shell pkg-config --libs ompi-c)
+else
+DIST_C := $(DIST_NOMPI_C)
+endif
+ALL_C := $(filter-out $(DIST_MPI_C) $(DIST_NOMPI_C),$(wildcard alloc/*.c data/*.c model/*.c model/cpu/*.c train/*.c)) $(DIST_C)
 NOCUDA_C := $(filter %_nocuda.c,$(ALL_C))
 MAIN_C := train/main.c
 LIB_C := $(filter-out $(NOCUDA_C) $(MAIN_C),$(ALL_C))
@@ -337,7 +350,7 @@ BUNDLE_LIBS := -L$(GB)/lib -l:libarenagpt_openblas.so $(PCRE2_A) $(GB)/lib/libcj
                -lm -fopenmp \
                -Wl,-rpath,'$$ORIGIN/lib' -Wl,-rpath,'$$ORIGIN/../lib' \
                -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -ldl -lstdc++
-GB_LIB_OBJ := $(call obj,bundle,$(LIB_C) $(MAIN_C))
+GB_LIB_OBJ := $(call obj,bundle,$(filter-out $(DIST_MPI_C),$(LIB_C)) $(DIST_NOMPI_C) $(MAIN_C))
 GB_CUDA_C_OBJ := $(call obj,bundle,$(CUDA_C))
 GB_TEST_HELPER_OBJ := $(call obj,bundle,$(TEST_HELPER_C))
 GB_GPU_TESTS := $(patsubst tests/gpu/%.c,$(GB)/tests/%,$(GPU_TEST_C))

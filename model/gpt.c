@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "gpt_internal.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -74,6 +75,11 @@ int gpt_config_check(const GptConfig *c, GptDevice dev, Err *err) {
                        (long long)(c->channels / c->n_head));
     if (c->loss_chunk < 0)
         return err_set(err, "gpt: loss_chunk %lld is negative", (long long)c->loss_chunk);
+    if (c->world_size < 0 || c->zero_stage < 0 || c->zero_stage > 1)
+        return err_set(err,
+                       "gpt: world_size %d, zero_stage %d: expected world_size >= 1 and "
+                       "zero_stage 0 (replicated) or 1 (AdamW state sharded, model/dist.h)",
+                       c->world_size, c->zero_stage);
     return 0;
 }
 
@@ -214,6 +220,7 @@ static int build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_
     g->T = T;
     g->loss_chunk = gpt_loss_chunk(c, dev, B, T);
     g->loss_scale = 1.0f;
+    g->comm = arena_is_plan(arena) ? gpt_comm_plan() : NULL; /* a run: gpt_set_comm */
     static int tables_checked;
     if (!tables_checked) {
         block_tables_check();
@@ -240,6 +247,7 @@ static int build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_
             if (ts[j])
                 be->memset_zero(ts[j]->data, ts[j]->nbytes, g->stream);
     }
+    dist_optimizer_zero(g);
     return 0;
 }
 
@@ -595,9 +603,17 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
         return err_set(err, "gpt_update: step %lld must be >= 1", (long long)step);
     if (!(grad_scale > 0.0f))
         return err_set(err, "gpt_update: grad_scale %g must be > 0", (double)grad_scale);
+    arena_trace_mark(g->arena, "update");
+    if (g->config.world_size > 1) { /* data parallel: the mean over ranks (model/dist.h) */
+        if (gpt_dist_sharded(g))
+            return dist_update_sharded(g, lr, beta1, beta2, eps, weight_decay, grad_clip, step,
+                                       grad_scale, grad_norm_out, err);
+        if (dist_allreduce_grads(g, err))
+            return -1;
+        grad_scale *= (float)g->config.world_size;
+    }
     StepCtx s = {.g = g, .err = err};
     const GptBackend *be = g->backend;
-    arena_trace_mark(g->arena, "update");
     Tensor *acc = step_alloc(&s, 0, ARENA_DTYPE_F32, DIMS(1), "ws.grad_norm");
     if (s.failed)
         return step_fail(&s);

@@ -72,7 +72,9 @@ typedef struct GptConfig {
     GptRecompute recompute; /* what backward recomputes */
     GptAttention attention; /* which attention kernels (and what they save) */
     int64_t loss_chunk;     /* tokens per loss-head chunk; 0 = auto (gpt_loss_chunk) */
-    int grad_f32; /* 1: f32 weight gradients on CUDA (grad_dtype=float32); the CPU's are f32 */
+    int grad_f32;   /* 1: f32 weight gradients on CUDA (grad_dtype=float32); the CPU's are f32 */
+    int world_size; /* data-parallel ranks (model/dist.h); 0 or 1: one */
+    int zero_stage; /* 0: AdamW state on every rank; 1: sharded across ranks (ZeRO-1) */
 } GptConfig;
 
 /* Parameter tensors in llm.c's file order. Per-layer kinds exist once per layer. */
@@ -135,6 +137,12 @@ typedef struct Gpt {
     Tensor *ws_backend; /* `ws.backend` (layout.backend_workspace_bytes), or NULL */
 
     int inference; /* built by gpt_build_inference: no grads, no optimizer state */
+
+    /* data parallel (model/dist.h): the collectives (the plan's in a plan arena) and, under
+     * ZeRO-1, this rank's shard of the optimizer state (f32, gpt_dist_shard_numel each) */
+    const struct GptComm *comm;
+    Tensor *zero_master, *zero_m, *zero_v; /* NULL unless sharded (zero_master: CUDA layout) */
+    float *zero_gathered; /* rank 0: every rank's m then v, host (gpt_dist_optimizer_gather) */
 
     /* forward state, kept for backward (private to model/; the activations themselves are the
      * arena's activation stack) */
@@ -203,7 +211,9 @@ int gpt_backward(Gpt *g, Err *err);
  * global norm grad_clip (0 = no clipping). grad_norm_out gets the norm before clipping (of
  * the divided grads). Bias corrections use step (1-based). When that norm is not finite
  * (inf/NaN: an fp16 overflow under loss scaling) nothing is updated: GradScaler's skipped
- * step; the caller sees the non-finite norm and lowers the scale. */
+ * step; the caller sees the non-finite norm and lowers the scale. With world_size > 1 the
+ * grads are first summed over the ranks and divided by world_size * grad_scale (their mean),
+ * and under zero_stage 1 each rank updates its shard (model/dist.h). */
 int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weight_decay,
                float grad_clip, int64_t step, float grad_scale, float *grad_norm_out, Err *err);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../data/rng.h"
+#include "dist.h"
 #include "gpt_internal.h"
 
 static const char *const PARAM_NAMES[GPT_PARAM_KIND_COUNT] = {"wte",
@@ -167,6 +168,8 @@ int params_alloc(Gpt *g) {
         if (!(g->params[i].grad =
                   param_alloc(g, &g->params[i], ARENA_CAT_GRADS, lay->grad_dtype, "grad.")))
             return -1;
+    if (gpt_dist_sharded(g)) /* ZeRO-1: this rank's shard only (model/dist.h) */
+        return dist_optimizer_alloc(g);
     for (int i = 0; i < g->n_params; i++) {
         GptParam *p = &g->params[i];
         if (lay->has_master &&
@@ -180,6 +183,7 @@ int params_alloc(Gpt *g) {
 }
 
 void params_release(Gpt *g) {
+    dist_optimizer_release(g);
     for (int i = g->n_params - 1; i >= 0; i--) {
         GptParam *p = &g->params[i];
         arena_release(g->arena, p->v);
@@ -218,6 +222,7 @@ void gpt_param_write_f32(Gpt *g, GptParam *p, const float *src_host) {
     if (p->master)
         g->backend->params_from_host_f32(p->master->data, ARENA_DTYPE_F32, src_host, p->numel,
                                          g->stream);
+    dist_master_write(g, p, src_host); /* the sharded master's part, when there is one */
 }
 
 void gpt_init_weights(Gpt *g, uint64_t seed) {
@@ -261,5 +266,6 @@ void gpt_init_weights(Gpt *g, uint64_t seed) {
             if (state[j])
                 g->backend->memset_zero(state[j]->data, state[j]->nbytes, g->stream);
     }
+    dist_optimizer_zero(g);
     free(buf);
 }

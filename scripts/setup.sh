@@ -16,8 +16,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 browser=0
+# openmpi-bin, libopenmpi-dev: Open MPI, for data-parallel training under mpirun (train/dist.h)
 pkgs=(build-essential pkg-config libcmocka-dev libopenblas-dev libpcre2-dev libcjson-dev zlib1g-dev libzstd-dev
-      curl ca-certificates python3)
+      curl ca-certificates python3 openmpi-bin libopenmpi-dev)
 for arg in "$@"; do
     case "$arg" in
     --plots) pkgs+=(python3 python3-matplotlib python3-numpy) ;;

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../model/dist.h"
+
 #define FNV_OFFSET 1469598103934665603ULL
 #define FNV_PRIME 1099511628211ULL
 #define CHECKPOINT_MAX_FILES 4096
@@ -139,7 +141,7 @@ int checkpoint_save(const char *out_dir, const TrainConfig *cfg, Gpt *g,
     for (int i = 0; i < g->n_params; i++)
         if (g->params[i].numel > max_numel)
             max_numel = g->params[i].numel;
-    float *buf = malloc((size_t)max_numel * sizeof(float));
+    float *buf = malloc(2 * (size_t)max_numel * sizeof(float)); /* weights; then m, v */
     Writer w = {fopen(tmp, "wb"), FNV_OFFSET, 0};
     if (!buf || !w.f) {
         free(buf);
@@ -157,10 +159,9 @@ int checkpoint_save(const char *out_dir, const TrainConfig *cfg, Gpt *g,
         size_t bytes = (size_t)q->numel * sizeof(float);
         weights_to_host(g, q, buf);
         wr(&w, buf, bytes);
-        g->backend->copy_to_host(buf, q->m->data, bytes, g->stream);
+        gpt_param_read_adam(g, q, buf, buf + q->numel); /* sharded: gathered (model/dist.h) */
         wr(&w, buf, bytes);
-        g->backend->copy_to_host(buf, q->v->data, bytes, g->stream);
-        wr(&w, buf, bytes);
+        wr(&w, buf + q->numel, bytes);
     }
     uint64_t sum = w.hash;
     if (!w.failed && fwrite(&sum, sizeof sum, 1, w.f) != 1)
@@ -344,7 +345,7 @@ int checkpoint_load(const char *path, const TrainConfig *cfg, Gpt *g, Checkpoint
     for (int i = 0; i < g->n_params; i++) {
         GptParam *q = &g->params[i];
         size_t bytes = (size_t)q->numel * sizeof(float);
-        float *tmp = malloc(bytes);
+        float *tmp = malloc(2 * bytes);
         if (!tmp) {
             err_set(err, "out of host memory loading '%s'", path);
             goto out;
@@ -352,10 +353,9 @@ int checkpoint_load(const char *path, const TrainConfig *cfg, Gpt *g, Checkpoint
         memcpy(tmp, cur, bytes);
         gpt_param_write_f32(g, q, tmp); /* params (and the master copy where there is one) */
         cur += bytes;
-        g->backend->copy_from_host(q->m->data, cur, bytes, g->stream);
-        cur += bytes;
-        g->backend->copy_from_host(q->v->data, cur, bytes, g->stream);
-        cur += bytes;
+        memcpy(tmp, cur, 2 * bytes); /* m, v; sharded: this rank's part (model/dist.h) */
+        gpt_param_write_adam(g, q, tmp, tmp + q->numel);
+        cur += 2 * bytes;
         g->backend->synchronize(g->stream);
         free(tmp);
     }

@@ -7,6 +7,8 @@
  * libraries: by default the `gpu` table entry's estimate, model/gpu_table.h); --html=FILE also
  * writes the memory page (mem_html.h). The loss head's chunk is shown with its workspace and
  * the wte traffic it costs (model/loss_chunk.h); --compare adds 2-4 chunk sizes side by side.
+ * With --world_size=N every report is one rank's, and --compare shows ZeRO stages 0 and 1 side by
+ * side instead (mem_zero.h).
  * JSON schema: see README.md ("arenagpt mem --format=json"). */
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "../model/loss_chunk.h"
 #include "commands.h"
 #include "mem_html.h"
+#include "mem_zero.h"
 #include "run_common.h"
 
 #define FIT_MAX_BATCH (1 << 20) /* search bound for --fit; far beyond any card */
@@ -127,6 +130,8 @@ static void json_header(const RunSetup *rs) {
            "%lld, \"count\": %lld}, \"no_decay\": {\"tensors\": %lld, \"count\": %lld}},\n",
            (long long)pc.total, (long long)pc.non_embedding, (long long)pc.decay_tensors,
            (long long)pc.decay_count, (long long)pc.no_decay_tensors, (long long)pc.no_decay_count);
+    if (c->world_size > 1) /* per rank (mem_zero.h); absent for one process */
+        printf("  \"world_size\": %d,\n  \"zero_stage\": %d,\n", c->world_size, c->zero_stage);
 }
 
 /* The table header: the layout planned (first line), the model, its parameters, the batch. */
@@ -151,6 +156,7 @@ static void print_plan_header(const RunSetup *rs) {
            (long long)cfg->block_size, (long long)cfg->vocab_size, vnote,
            cfg->bias ? "True" : "False", GPT_GELU_NAMES[cfg->gelu]);
     run_print_params(c);
+    mem_zero_header(rs);
     printf("plan: batch_size %lld x block_size %lld, gradient_accumulation_steps %lld, attention "
            "%s, loss_chunk %lld tokens\n",
            (long long)cfg->batch_size, (long long)cfg->block_size,
@@ -478,6 +484,8 @@ int cmd_mem(const TrainConfig *cfg) {
     }
     if (rs.cfg.fit)
         return mem_fit(&rs);
+    if (rs.cfg.compare && rs.model.world_size > 1)
+        return mem_zero_compare(&rs); /* the ZeRO stages side by side, per rank */
     if (rs.cfg.compare)
         return mem_compare(&rs);
     return mem_single(&rs);

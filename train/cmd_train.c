@@ -22,7 +22,14 @@
  * inf/NaN); the CPU is fp32, scale 1, and a step with a non-finite loss or gradient is skipped and counted, STEP_GUARD_MAX_SKIPS
  * in a row stopping the run as diverged; no checkpoint is taken while steps are being skipped
  * (step_guard.h). The fault-injection hooks of the reliability tests (test_hooks.h) act only
- * when their environment variables are set. */
+ * when their environment variables are set.
+ *
+ * Data parallel (mpirun -np N, train/dist.h, model/dist.h): every rank runs this loop on its
+ * own arena. An optimizer step is the N ranks' gradient_accumulation_steps micro-steps each;
+ * the windows are those one rank draws with N x the micro-steps: every rank draws all of them
+ * from the same loader stream and keeps rank r's block [r*accum, r*accum + accum). The loss is
+ * the mean over all of them; gpt_update averages the gradients across the ranks. Rank 0 alone
+ * prints and writes files; a stop signal is agreed between steps (any rank's stops all). */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -42,6 +49,7 @@
 #include "checkpoint.h"
 #include "commands.h"
 #include "init_from.h"
+#include "dist.h"
 #include "mem_html.h"
 #include "metrics.h"
 #include "run_common.h"
@@ -73,6 +81,7 @@ typedef struct TrainState {
     StepGuard guard;       /* CPU: non-finite steps skipped, counted, "diverged" stop */
     TestHooks hooks;       /* fault injection, tests only (test_hooks.h) */
     int tty;               /* stdout is a terminal: live progress lines */
+    const Dist *dist;      /* the ranks (one without mpirun) */
 } TrainState;
 
 static volatile sig_atomic_t g_stop_signal = 0;
@@ -103,10 +112,15 @@ static int save_checkpoint(TrainState *s, LoaderStates *ls, const CheckpointProg
     const TrainConfig *cfg = s->cfg;
     char mpath[2 * CONFIG_STR_LEN], spath[2 * CONFIG_STR_LEN];
     snprintf(mpath, sizeof mpath, "%s/model.bin", cfg->out_dir);
-    if (model_file_write(&s->g, mpath, err) != 0)
+    /* ZeRO-1: every rank's optimizer shard gathered on rank 0, one state file for any world */
+    if (gpt_dist_optimizer_gather(&s->g, err) != 0)
         return -1;
-    if (checkpoint_save(cfg->out_dir, cfg, &s->g, pr, ls, sizeof *ls, (int)cfg->keep_checkpoints,
-                        spath, sizeof spath, err) != 0)
+    int rc = s->dist->rank != 0 ? 0 : model_file_write(&s->g, mpath, err);
+    if (rc == 0 && s->dist->rank == 0)
+        rc = checkpoint_save(cfg->out_dir, cfg, &s->g, pr, ls, sizeof *ls,
+                             (int)cfg->keep_checkpoints, spath, sizeof spath, err);
+    gpt_dist_optimizer_gather_free(&s->g);
+    if (rc != 0)
         return -1;
     printf("checkpoint: %s and %s (iteration %lld)\n", mpath, spath, (long long)pr->iter);
     return 0;
@@ -125,6 +139,27 @@ static int stop_here(TrainState *s, LoaderStates *top, const CheckpointProgress 
     return 0;
 }
 
+/* A state written by another number of ranks: said, and resumed (the state file holds the
+ * optimizer state whole, so each rank takes its shard of it; the loaders' stream is the same
+ * for any world size). */
+static int resume_world_note(TrainState *s, const char *path, Err *err) {
+    char *text = NULL;
+    if (checkpoint_read_config(path, &text, err) != 0)
+        return -1;
+    TrainConfig was;
+    config_defaults(&was);
+    static const char *const only[] = {"world_size", NULL};
+    int rc = config_apply_text(&was, text, path, only, err);
+    free(text);
+    if (rc == 0 && was.world_size != s->dist->world_size)
+        printf("the state was written by %lld rank(s), this run has %d: the optimizer state is "
+               "resharded; an optimizer step now takes %lld windows\n",
+               (long long)was.world_size, s->dist->world_size,
+               (long long)(s->cfg->batch_size * s->cfg->gradient_accumulation_steps *
+                           s->dist->world_size));
+    return rc;
+}
+
 static int resume(TrainState *s, Err *err) {
     char path[2 * CONFIG_STR_LEN];
     if (checkpoint_find_latest(s->cfg->out_dir, path, sizeof path, err) != 0)
@@ -134,7 +169,7 @@ static int resume(TrainState *s, Err *err) {
         return -1;
     loaders_set(s, &ls);
     printf("resumed from %s at iteration %lld\n", path, (long long)s->progress.iter);
-    return 0;
+    return resume_world_note(s, path, err);
 }
 
 /* Mean loss over eval_iters random batches of one split (nanoGPT's estimate_loss).
@@ -145,7 +180,7 @@ static int estimate_loss(TrainState *s, DataLoader *dl, int64_t it, int64_t *don
     const TrainConfig *cfg = s->cfg;
     double sum = 0, t_shown = 0;
     for (int64_t k = 0; k < cfg->eval_iters; k++) {
-        if (g_stop_signal)
+        if (g_stop_signal && s->dist->world_size == 1)
             return 1;
         float loss = 0;
         if (data_loader_next(dl, s->inputs, s->targets, err) != 0)
@@ -194,7 +229,16 @@ static int eval_point(TrainState *s, int64_t it, int *improved, Err *err) {
     return 0;
 }
 
-/* One optimizer step (accum micro-steps). 0, 1 (stopped between micro-steps) or -1. */
+/* Draws n batches of the training stream that other ranks train on (data order above). */
+static int skip_windows(TrainState *s, int64_t n, Err *err) {
+    for (int64_t k = 0; k < n; k++)
+        if (data_loader_next(s->train, s->inputs, s->targets, err) != 0)
+            return -1;
+    return 0;
+}
+
+/* One optimizer step (accum micro-steps on each rank). 0, 1 (stopped between micro-steps, one
+ * rank only) or -1. */
 static int train_step(TrainState *s, int64_t it, float lr, float *loss_out, float *norm_out,
                       Err *err) {
     const TrainConfig *cfg = s->cfg;
@@ -206,17 +250,22 @@ static int train_step(TrainState *s, int64_t it, float lr, float *loss_out, floa
     gpt_set_loss_scale(&s->g, loss_scale);
     double loss_sum = 0;
     for (int64_t micro = 0; micro < accum; micro++) {
-        if (g_stop_signal)
+        if (g_stop_signal && s->dist->world_size == 1)
             return 1;
         float loss = 0;
-        if (data_loader_next(s->train, s->inputs, s->targets, err) != 0)
+        if ((micro == 0 && skip_windows(s, s->dist->rank * accum, err) != 0) ||
+            data_loader_next(s->train, s->inputs, s->targets, err) != 0)
             return -1;
         if (gpt_forward(&s->g, s->inputs, s->targets, B, T, 1, &loss, err) != 0 ||
             gpt_backward(&s->g, err) != 0)
             return -1;
         loss_sum += loss;
     }
-    float loss = (float)(loss_sum / (double)accum);
+    /* the other ranks' windows after ours; the loss of all of them */
+    if (skip_windows(s, (s->dist->world_size - 1 - s->dist->rank) * accum, err) != 0 ||
+        dist_sum(&loss_sum, 1, err) != 0)
+        return -1;
+    float loss = (float)(loss_sum / (double)(accum * s->dist->world_size));
     if (test_hooks_inject(&s->hooks, it, &s->g, &loss, err) != 0)
         return -1;
     float norm = NAN; /* stays NaN when a non-finite loss skips the update (CPU) */
@@ -248,8 +297,8 @@ static int train_step(TrainState *s, int64_t it, float lr, float *loss_out, floa
 static void log_step(TrainState *s, int64_t it, float loss, float lr, float norm, float loss_scale,
                      double dt) {
     const TrainConfig *cfg = s->cfg;
-    const double tokens_per_iter =
-        (double)(cfg->batch_size * cfg->block_size * cfg->gradient_accumulation_steps);
+    const double tokens_per_iter = (double)(cfg->batch_size * cfg->block_size *
+                                            cfg->gradient_accumulation_steps * s->dist->world_size);
     CheckpointProgress *pr = &s->progress;
     s->dt_avg = s->dt_avg < 0 ? dt : (1 - ETA_SMOOTHING) * s->dt_avg + ETA_SMOOTHING * dt;
     ArenaStats st = arena_stats(s->arena);
@@ -302,7 +351,12 @@ static int train_loop(TrainState *s, Err *err) {
         LoaderStates top;
         loaders_get(s, &top);
         CheckpointProgress top_pr = *pr;
-        if (g_stop_signal)
+        int64_t stop = g_stop_signal; /* any rank's signal stops every rank here */
+        if (dist_max(&stop, err) != 0)
+            return -1;
+        if (stop && !g_stop_signal)
+            g_stop_signal = (sig_atomic_t)stop; /* another rank's signal */
+        if (stop)
             return stop_here(s, &top, &top_pr, "between steps", err);
         int eval_due = it % cfg->eval_interval == 0 || it == cfg->max_iters;
         int improved = 0;
@@ -410,11 +464,19 @@ static void print_run_header(const TrainState *s, const RunSetup *rs) {
            c->bias ? "True" : "False", GPT_GELU_NAMES[cfg->gelu],
            GPT_RECOMPUTE_NAMES[cfg->recompute], gpt_attention_name(cfg->attention));
     run_print_params(c);
+    const int64_t N = s->dist->world_size;
     printf("tokens per iteration: %lld (batch_size %lld x block_size %lld x "
-           "gradient_accumulation_steps %lld)\n",
-           (long long)(cfg->batch_size * cfg->block_size * cfg->gradient_accumulation_steps),
+           "gradient_accumulation_steps %lld",
+           (long long)(cfg->batch_size * cfg->block_size * cfg->gradient_accumulation_steps * N),
            (long long)cfg->batch_size, (long long)cfg->block_size,
            (long long)cfg->gradient_accumulation_steps);
+    if (N > 1)
+        printf(" x %lld ranks)\nranks: %lld (%s), zero_stage %lld: %s\n", (long long)N,
+               (long long)N, s->dist->name, (long long)cfg->zero_stage,
+               cfg->zero_stage ? "AdamW state sharded, each rank's plan below"
+                               : "gradients averaged, each rank holds everything (plan below)");
+    else
+        printf(")\n");
 }
 
 /* Weights: fresh, resumed, or read from the init_from model file. */
@@ -523,6 +585,32 @@ static int report_end(TrainState *s, const Arena *plan, DeviceMem *dm, int have_
     return rc;
 }
 
+/* Each rank's measured peak against the plan (every rank's plan is the same: model/dist.h),
+ * printed by rank 0; -1 when a rank differs. */
+static int report_ranks(TrainState *s, const Arena *plan, Err *err) {
+    const int N = s->dist->world_size;
+    double *v = calloc(2 * (size_t)N, sizeof *v); /* per rank: measured peak, all equal */
+    if (!v)
+        return err_set(err, "out of host memory for the per-rank report");
+    ArenaStats p = arena_stats(plan), m = arena_stats(s->arena);
+    int eq = p.peak_used_bytes == m.peak_used_bytes && p.high_water_bytes == m.high_water_bytes;
+    for (int c = 0; c < ARENA_CAT_COUNT; c++)
+        eq &= p.cat_peak_bytes[c] == m.cat_peak_bytes[c];
+    v[2 * s->dist->rank] = (double)m.peak_used_bytes;
+    v[2 * s->dist->rank + 1] = eq;
+    int rc = dist_sum(v, 2 * N, err);
+    int all_eq = 1;
+    for (int r = 0; rc == 0 && r < N; r++) {
+        printf("  rank %d: measured peak %.0f bytes, plan %zu: %s\n", r, v[2 * r],
+               p.peak_used_bytes, v[2 * r + 1] ? "equal in every category" : "DIFFERENT");
+        all_eq &= v[2 * r + 1] != 0;
+    }
+    free(v);
+    if (rc == 0)
+        printf("  plan == measured on every rank: %s\n", all_eq ? "yes, to the byte" : "NO");
+    return rc;
+}
+
 static void free_state(TrainState *s) {
     if (s->metrics)
         fclose(s->metrics);
@@ -575,10 +663,14 @@ static int build_run(TrainState *s, const RunSetup *rs, const Arena *plan, Devic
         s->arena = NULL;
         return -1;
     }
-    if (init_weights(s, rs, err) != 0 || run_mkdir_p(cfg->out_dir, err) != 0 ||
-        !(s->metrics = metrics_open(cfg->out_dir, err)))
+    if (s->dist->world_size > 1 && gpt_set_comm(&s->g, &s->dist->comm, err) != 0)
         return -1;
-    checkpoint_remove_stale_temps(cfg->out_dir, stdout);
+    if (init_weights(s, rs, err) != 0 || run_mkdir_p(cfg->out_dir, err) != 0 ||
+        !(s->metrics = s->dist->rank == 0 ? metrics_open(cfg->out_dir, err)
+                                          : fopen("/dev/null", "w"))) /* rank 0 writes */
+        return -1;
+    if (s->dist->rank == 0) /* the one writer */
+        checkpoint_remove_stale_temps(cfg->out_dir, stdout);
     s->inputs = malloc((size_t)(B * T) * sizeof(int32_t));
     s->targets = malloc((size_t)(B * T) * sizeof(int32_t));
     if (!s->inputs || !s->targets)
@@ -602,6 +694,29 @@ static int train_plan(const RunSetup *rs, GptPlan **plan, Err *err) {
     return rc;
 }
 
+/* The ranks: the model is built for them, the backend can run them, every rank has the same
+ * resolved config (a checksum of its text). */
+static int dist_setup(RunSetup *rs, Err *err) {
+    const Dist *d = dist_world();
+    rs->model.world_size = d->world_size;
+    rs->cfg.world_size = d->world_size; /* stored with checkpoints: a resume says a change */
+    if (d->world_size > 1 && rs->dev == GPT_DEVICE_CUDA)
+        return err_set(err,
+                       "rank %d: data parallel on cuda (NCCL) is not built yet: run the ranks "
+                       "with --device=cpu, or one process per GPU run",
+                       d->rank);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return err_set(err, "out of host memory for the config check");
+    config_write(&rs->cfg, f);
+    fclose(f);
+    int rc = dist_check_same(text, len, err);
+    free(text);
+    return rc;
+}
+
 int cmd_train(const TrainConfig *user_cfg) {
     Err err;
     run_threads(user_cfg);
@@ -622,11 +737,12 @@ int cmd_train(const TrainConfig *user_cfg) {
     const TrainConfig *cfg = &rs.cfg;
     TrainState s;
     memset(&s, 0, sizeof s);
+    s.dist = dist_world();
     s.cfg = cfg;
     s.dev = rs.dev;
     s.dt_avg = -1;
-    s.tty = isatty(fileno(stdout));
-    if (test_hooks_from_env(&s.hooks, &err) != 0 ||
+    s.tty = isatty(fileno(stdout)) && s.dist->world_size == 1; /* mpirun: a pty, often a log */
+    if (dist_setup(&rs, &err) != 0 || test_hooks_from_env(&s.hooks, &err) != 0 ||
         (s.hooks.n_inject > 0 && s.dev != GPT_DEVICE_CPU &&
          err_set(&err, "ARENAGPT_TEST_NONFINITE: injection is for the CPU backend only") != 0)) {
         fprintf(stderr, "arenagpt train: %s\n", err.msg);
@@ -662,7 +778,9 @@ int cmd_train(const TrainConfig *user_cfg) {
            (long long)s.progress.iter, run_now_s() - t0, cfg->out_dir);
 
     /* 3. what was measured, against the plan */
-    rc = report_end(&s, plan->arena, &dm, have_dm);
+    rc = s.dist->rank == 0 ? report_end(&s, plan->arena, &dm, have_dm) : 0; /* page, plots */
+    if (rc == 0 && s.dist->world_size > 1 && report_ranks(&s, plan->arena, &err) != 0)
+        goto fail;
     goto done;
 fail:
     fprintf(stderr, "arenagpt train: %s\n", err.msg);

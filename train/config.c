@@ -77,11 +77,19 @@ static const Key keys[] = {
      "tokens per chunk of the loss head; 0 = automatic: the fewest chunks whose (chunk, Vp) "
      "logits fit in 160 MiB of the activation dtype (f16 on CUDA, f32 on the CPU), split "
      "evenly, rounded up to 64 rows (mem shows the chunk and its wte traffic)"},
+    {"zero_stage", K_INT, OFF(zero_stage), MODEL_CMDS, 0, 3, NULL,
+     "data parallel (mpirun -np N): 0 = every rank holds the AdamW state; 1 = ZeRO-1, the f32 "
+     "master weights, m and v sharded across the ranks; 2 and 3 are refused"},
+    {"world_size", K_INT, OFF(world_size), CONFIG_CMD_MEM, 1, 1 << 20, NULL,
+     "ranks to plan for: each rank's bytes (train takes the number of ranks mpirun starts)"},
     /* optimisation */
     {"batch_size", K_INT, OFF(batch_size), MODEL_CMDS | CONFIG_CMD_EVAL, 1, 1 << 24, NULL,
      "micro-batch size B"},
     {"gradient_accumulation_steps", K_INT, OFF(gradient_accumulation_steps), MODEL_CMDS, 1, 1 << 24,
-     NULL, "micro-steps per optimizer step"},
+     NULL,
+     "micro-steps per optimizer step, per rank: with mpirun -np N an optimizer step takes "
+     "batch_size x gradient_accumulation_steps x N windows (nanoGPT's train.py divides its value "
+     "by N first; arenagpt does not)"},
     {"learning_rate", K_FLOAT, OFF(learning_rate), CONFIG_CMD_TRAIN, 0, 0, NULL,
      "peak learning rate"},
     {"max_iters", K_INT, OFF(max_iters), CONFIG_CMD_TRAIN, 0, I64MAX, NULL,
@@ -261,6 +269,7 @@ void config_defaults(TrainConfig *c) {
     c->seed = 1337;
     c->dtype = CONFIG_DTYPE_FLOAT16;
     c->grad_dtype = CONFIG_DTYPE_FLOAT16;
+    c->world_size = 1;
     c->compile = 1;
     snprintf(c->wandb_project, sizeof c->wandb_project, "owt");
     snprintf(c->wandb_run_name, sizeof c->wandb_run_name, "gpt2");
@@ -575,6 +584,18 @@ int config_load_file(TrainConfig *c, const char *path, unsigned cmd, Err *err) {
     return rc;
 }
 
+/* zero_stage: the stages data parallel has (model/dist.h); 2 and 3 are refused by name. */
+static int config_check_zero(const TrainConfig *c, unsigned cmd, Err *err) {
+    if (!(cmd & MODEL_CMDS) || c->zero_stage <= 1)
+        return 0;
+    return err_set(err,
+                   "zero_stage = %lld is not supported: 0 (every rank holds the AdamW state) or "
+                   "1 (ZeRO-1: the f32 master weights, m and v sharded across the ranks); stage "
+                   "%lld (%s sharded too) is not built",
+                   (long long)c->zero_stage, (long long)c->zero_stage,
+                   c->zero_stage == 2 ? "the gradients" : "the gradients and parameters");
+}
+
 int config_parse_args(TrainConfig *c, int argc, char **argv, unsigned cmd, int *help, Err *err) {
     *help = 0;
     int first = 0;
@@ -633,7 +654,7 @@ int config_parse_args(TrainConfig *c, int argc, char **argv, unsigned cmd, int *
         if (config_set(c, key, value, origin, cmd, err) != 0)
             return -1;
     }
-    return config_validate(c, cmd, err);
+    return config_validate(c, cmd, err) || config_check_zero(c, cmd, err) ? -1 : 0;
 }
 
 /* long: one check per rule across keys, in the order a user meets them, each with its own

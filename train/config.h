@@ -60,6 +60,8 @@ typedef struct TrainConfig {
     GptAttention attention;
     GptRecompute recompute;
     int64_t loss_chunk; /* tokens per chunk of the loss head; 0 = automatic */
+    int64_t zero_stage; /* 0: AdamW state on every rank; 1: sharded across ranks (ZeRO-1) */
+    int64_t world_size; /* mem: the ranks planned for (train: the launcher's, train/dist.h) */
     /* optimisation */
     int64_t batch_size;
     int64_t gradient_accumulation_steps;

@@ -1,11 +1,14 @@
 /* main.c: the arenagpt command line: picks the subcommand, parses its config (file and
  * --key=value overrides) and hands over to the command. Config errors exit with status 2;
- * commands return their own exit codes. This is the only layer that exits. */
+ * commands return their own exit codes. This is the only layer that exits. `train` under
+ * mpirun starts the ranks first (train/dist.h), so that a rank whose config is refused ends
+ * the whole job, naming itself. */
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
 #include "config.h"
+#include "dist.h"
 
 typedef struct Command {
     const char *name;
@@ -70,14 +73,21 @@ int main(int argc, char **argv) {
     config_defaults(&cfg);
     int help = 0;
     Err err;
-    if (config_parse_args(&cfg, argc - 2, argv + 2, cmd->mask, &help, &err) != 0) {
+    if (dist_start(cmd->mask == CONFIG_CMD_TRAIN, &err) != 0) {
         fprintf(stderr, "arenagpt %s: %s\n", cmd->name, err.msg);
         return CONFIG_EXIT_USAGE;
+    }
+    if (config_parse_args(&cfg, argc - 2, argv + 2, cmd->mask, &help, &err) != 0) {
+        if (dist_world()->world_size > 1)
+            fprintf(stderr, "arenagpt %s (rank %d): %s\n", cmd->name, dist_world()->rank, err.msg);
+        else
+            fprintf(stderr, "arenagpt %s: %s\n", cmd->name, err.msg);
+        return dist_end(CONFIG_EXIT_USAGE);
     }
     if (help) {
         printf("usage: %s\n%s\n\n", cmd->usage, cmd->summary);
         config_print_help(stdout, cmd->mask);
-        return 0;
+        return dist_end(0);
     }
-    return cmd->run(&cfg);
+    return dist_end(cmd->run(&cfg));
 }

@@ -550,6 +550,9 @@ static void write_meta(FILE *f, const TrainConfig *cfg, const GptConfig *c, GptD
             GPT_RECOMPUTE_NAMES[c->recompute]);
     fprintf(f, " \"params\": {\"total\": %lld, \"non_embedding\": %lld},\n", (long long)pc.total,
             (long long)pc.non_embedding);
+    /* the bytes are one rank's when world_size > 1 (mem --world_size, train under mpirun) */
+    fprintf(f, " \"world_size\": %d, \"zero_stage\": %d,\n", c->world_size > 1 ? c->world_size : 1,
+            c->zero_stage);
     fprintf(f, " \"categories\": [");
     for (int k = 0; k < ARENA_CAT_COUNT; k++)
         fprintf(f, "%s\"%s\"", k ? ", " : "", arena_category_name((ArenaCategory)k));

@@ -28,6 +28,8 @@ void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     out->attention = cfg->attention;
     out->loss_chunk = cfg->loss_chunk;
     out->grad_f32 = cfg->grad_dtype == CONFIG_DTYPE_FLOAT32;
+    out->world_size = (int)cfg->world_size; /* train: set from the ranks (cmd_train.c) */
+    out->zero_stage = (int)cfg->zero_stage;
 }
 
 static const char *origin_of(const TrainConfig *cfg) {
