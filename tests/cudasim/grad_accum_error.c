@@ -90,8 +90,7 @@ static int run(GptDevice dev, int grad_f32, Arena *arena, float **w, const int32
         }
         float loss = 0.0f;
         gpt_set_loss_scale(&g, s);
-        if (gpt_forward(&g, inp, tgt, B, T, 1, &loss, &err) != 0 ||
-            gpt_backward(&g, &err) != 0) {
+        if (gpt_forward(&g, inp, tgt, B, T, 1, &loss, &err) != 0 || gpt_backward(&g, &err) != 0) {
             fprintf(stderr, "grad_accum_error: micro-step %d: %s\n", m, err.msg);
             gpt_free(&g);
             return -1;
