@@ -74,6 +74,9 @@ int gpt_config_check(const GptConfig *c, GptDevice dev, Err *err) {
                        (long long)(c->channels / c->n_head));
     if (c->loss_chunk < 0)
         return err_set(err, "gpt: loss_chunk %lld is negative", (long long)c->loss_chunk);
+    if (c->optimizer_offload && dev != GPT_DEVICE_CUDA)
+        return err_set(err, "gpt: optimizer_offload=True needs --device=cuda (the CPU backend "
+                            "keeps its optimizer state in host memory already)");
     return 0;
 }
 
@@ -207,8 +210,8 @@ static int build_check(const GptConfig *c, GptDevice dev, const Arena *arena, in
 
 /* The build in allocation order (params, grads, optimizer, backend workspace), each step
  * with its refusal path, then the zero fill of what was allocated. */
-static int build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B, int64_t T,
-                 int inference, Err *err) {
+static int build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, Arena *host_arena,
+                 int64_t B, int64_t T, int inference, Err *err) {
     memset(g, 0, sizeof(*g));
     const GptLayout *lay = c->grad_f32 ? gpt_layout_grad_f32(dev) : gpt_layout(dev);
     /* a plan runs the plan backend: planning the CUDA layout never starts CUDA */
@@ -223,6 +226,8 @@ static int build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_
     g->layout = lay;
     g->backend = be;
     g->arena = arena;
+    g->host_arena = inference ? NULL : host_arena; /* inference holds no optimizer state */
+    g->offload = offload_ops(arena_is_plan(arena));
     g->inference = inference;
     g->B = B;
     g->T = T;
@@ -252,19 +257,35 @@ static int build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_
         Tensor *ts[] = {p->param, p->grad, p->m, p->v, p->master};
         for (int j = 0; j < 5; j++)
             if (ts[j])
-                be->memset_zero(ts[j]->data, ts[j]->nbytes, g->stream);
+                gpt_tensor_zero(g, ts[j]);
     }
     return 0;
 }
 
 int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B, int64_t T,
               Err *err) {
-    return build(g, c, dev, arena, B, T, 0, err);
+    if (c->optimizer_offload) {
+        memset(g, 0, sizeof(*g));
+        return err_set(err, "gpt_build: optimizer_offload=True needs a host arena for the "
+                            "optimizer state (gpt_build_offload)");
+    }
+    return build(g, c, dev, arena, NULL, B, T, 0, err);
+}
+
+int gpt_build_offload(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, Arena *host_arena,
+                      int64_t B, int64_t T, Err *err) {
+    memset(g, 0, sizeof(*g));
+    if (!c->optimizer_offload || !host_arena)
+        return err_set(err, "gpt_build_offload: needs optimizer_offload=True and a host arena");
+    if (arena_is_plan(arena) != arena_is_plan(host_arena))
+        return err_set(err, "gpt_build_offload: the device and host arenas must both be plans, "
+                            "or neither");
+    return build(g, c, dev, arena, host_arena, B, T, 0, err);
 }
 
 int gpt_build_inference(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B,
                         int64_t T, Err *err) {
-    return build(g, c, dev, arena, B, T, 1, err);
+    return build(g, c, dev, arena, NULL, B, T, 1, err);
 }
 
 void gpt_free(Gpt *g) {
@@ -596,7 +617,10 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
             if (coef < 1.0f)
                 grad_mul *= coef;
         }
-        update_params(g, lr, beta1, beta2, eps, weight_decay, grad_mul, step);
+        if (!g->host_arena)
+            update_params(g, lr, beta1, beta2, eps, weight_decay, grad_mul, step);
+        else if (offload_update(g, lr, beta1, beta2, eps, weight_decay, grad_mul, step, err))
+            return step_fail(&s); /* optimizer_offload: AdamW on the CPU (offload.c) */
     }
     ws_release_all(g, &s.ws);
     if (grad_norm_out)

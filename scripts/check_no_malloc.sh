@@ -11,7 +11,7 @@ set -euo pipefail
 root="${1:-$(cd "$(dirname "$0")/.." && pwd)}"
 cd "$root"
 allowed='alloc/arena_cuda.cu'
-pattern='\b(cudaMalloc(Async|Managed|Pitch|3D|Array|FromPoolAsync)?|cuMemAlloc[A-Za-z_]*|cuMemCreate)[[:space:]]*\('
+pattern='\b(cudaMalloc(Async|Managed|Pitch|3D|Array|FromPoolAsync|Host)?|cudaHostAlloc|cuMemAlloc[A-Za-z_]*|cuMemCreate)[[:space:]]*\('
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     mapfile -t files < <(git ls-files --cached --others --exclude-standard \
         '*.c' '*.h' '*.cu' '*.cuh' '*.cc' '*.cpp' '*.hpp')
