@@ -187,7 +187,10 @@ static int step_fail(StepCtx *s) {
 /* lifecycle                                                                                 */
 
 static int build_fail(Gpt *g, Err *err) {
-    err_set(err, "%s", arena_last_error(g->arena));
+    if (g->host_arena && arena_last_error(g->host_arena)[0]) /* optimizer_offload's arena */
+        err_set(err, "host arena (optimizer_offload): %s", arena_last_error(g->host_arena));
+    else
+        err_set(err, "%s", arena_last_error(g->arena));
     gpt_free(g);
     return -1;
 }
@@ -609,8 +612,8 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
     float norm = sqrtf(sumsq) / grad_scale;
     /* an overflow in the (loss-scaled) gradients: GradScaler skips the step and the caller
      * halves the scale; no parameter or optimizer state changes */
+    float grad_mul = 1.0f / grad_scale;
     if (isfinite(norm)) {
-        float grad_mul = 1.0f / grad_scale;
         /* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied when < 1 */
         if (grad_clip > 0.0f) {
             float coef = grad_clip / (norm + 1e-6f);
@@ -619,9 +622,12 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
         }
         if (!g->host_arena)
             update_params(g, lr, beta1, beta2, eps, weight_decay, grad_mul, step);
-        else if (offload_update(g, lr, beta1, beta2, eps, weight_decay, grad_mul, step, err))
-            return step_fail(&s); /* optimizer_offload: AdamW on the CPU (offload.c) */
     }
+    /* optimizer_offload: AdamW on the CPU (offload.c); its host staging is allocated for a
+     * skipped step too, so the host arena's calls do not depend on the data */
+    if (g->host_arena && offload_update(g, lr, beta1, beta2, eps, weight_decay, grad_mul, step,
+                                        isfinite(norm), err))
+        return step_fail(&s);
     ws_release_all(g, &s.ws);
     if (grad_norm_out)
         *grad_norm_out = norm;

@@ -213,9 +213,10 @@ const OffloadOps *offload_ops(int plan);
 /* Zeroes a persistent tensor wherever it lives. */
 void gpt_tensor_zero(Gpt *g, Tensor *t);
 /* AdamW of every parameter on the host (the gradient norm and the skip are the caller's):
- * gradients to the host, the CPU's AdamW on master, m, v, f16 params back. -1 with err when
- * the host arena refuses its staging or a transfer fails. */
+ * allocates the host staging, then when apply (the norm is finite) copies the gradients to the
+ * host, runs the CPU's AdamW on master, m, v and copies the f16 params back; releases the
+ * staging. -1 with err when the host arena refuses its staging or a transfer fails. */
 int offload_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weight_decay,
-                   float grad_mul, int64_t step, Err *err);
+                   float grad_mul, int64_t step, int apply, Err *err);
 
 #endif

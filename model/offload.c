@@ -16,8 +16,9 @@
  *        `ws.offload.param` and copied host -> device into the parameter.
  *   Every step is synchronous: each copy waits for the stream (the backend's copies do), and
  *   nothing overlaps (no second stream yet: the copies of one chunk do not overlap the CPU
- *   update of another). The staging tensors are host-arena workspace, allocated for the update
- *   and released after it, so the plan of the host arena holds them to the byte.
+ *   update of another). The staging tensors are host-arena workspace, allocated for every
+ *   update (a skipped one too: the arena's calls never depend on the data) and released after
+ *   it, so the plan of the host arena holds them to the byte.
  * Arithmetic: the CPU kernel and the CUDA kernel compute the same f32 operations in the same
  * order; bit-identical where neither compiler fuses a multiply-add (the CUDA simulator's build:
  * tested). On a GPU nvcc contracts multiply-adds into FMAs by default, and a release CPU build
@@ -30,6 +31,7 @@
 #include <string.h>
 
 #include "gpt_internal.h"
+#include "offload.h"
 
 /* elements per staged chunk: 1 Mi elements = 8 MiB of host staging for f16 grads */
 #define OFFLOAD_CHUNK ((int64_t)1 << 20)
@@ -55,7 +57,7 @@ struct OffloadOps {
 
 /* ---- f16 <-> f32 on the host (IEEE binary16; round to nearest even) ---------------------- */
 
-static float f16_to_f32(uint16_t h) {
+float offload_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
     uint32_t x;
     if (exp == 0) { /* zero or subnormal: mant * 2^-24, exact in f32 */
@@ -71,7 +73,7 @@ static float f16_to_f32(uint16_t h) {
     return f;
 }
 
-static uint16_t f32_to_f16(float f) {
+uint16_t offload_f32_to_f16(float f) {
     uint32_t x;
     memcpy(&x, &f, sizeof x);
     uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
@@ -96,6 +98,25 @@ static uint16_t f32_to_f16(float f) {
 static void host_zero(void *dst, size_t bytes) { memset(dst, 0, bytes); }
 static void host_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
 
+void offload_adamw_host(uint16_t *param, float *master, const uint16_t *grad_f16, float *grad_f32,
+                        float *m, float *v, int64_t n, float lr, float beta1, float beta2, float eps,
+                        float weight_decay, float grad_mul, float bias_correction1,
+                        float bias_correction2) {
+    if (grad_f16) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            grad_f32[i] = offload_f16_to_f32(grad_f16[i]);
+    }
+    /* the CPU backend's kernel on the f32 master (its table's AdamW with no master pointer
+     * updates `param` in f32: here the master) */
+    gpt_backend_cpu()->adamw_update(master, NULL, grad_f32, m, v, n, lr, beta1, beta2, eps,
+                                    weight_decay, grad_mul, bias_correction1, bias_correction2,
+                                    NULL);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        param[i] = offload_f32_to_f16(master[i]);
+}
+
 static int host_update_chunk(Gpt *g, GptParam *p, int64_t off, int64_t n, const OffloadStaging *st,
                              const OffloadAdam *a, Err *err) {
     const GptBackend *be = g->backend;
@@ -105,27 +126,14 @@ static int host_update_chunk(Gpt *g, GptParam *p, int64_t off, int64_t n, const 
     /* a failed copy leaves the staging unwritten: stop before the state is touched */
     if (check_device(g, "gpt_update (optimizer_offload, gradients to the host)", err))
         return -1;
-    float *grad = st->grad->data;
-    if (p->grad->dtype == ARENA_DTYPE_F16) {
-        const uint16_t *h = st->grad->data;
-        grad = st->grad_f32->data;
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            grad[i] = f16_to_f32(h[i]);
-    }
-    float *master = (float *)p->master->data + off;
-    /* the CPU backend's kernel on the f32 master (its table's AdamW with no master pointer
-     * updates `param` in f32: here the master) */
-    gpt_backend_cpu()->adamw_update(master, NULL, grad, (float *)p->m->data + off,
-                                    (float *)p->v->data + off, n, a->lr, a->beta1, a->beta2,
-                                    a->eps, a->weight_decay, a->grad_mul, a->bc1, a->bc2, NULL);
+    int f16 = p->grad->dtype == ARENA_DTYPE_F16;
     ASSERT(p->param->dtype == ARENA_DTYPE_F16);
-    uint16_t *out = st->param->data;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        out[i] = f32_to_f16(master[i]);
-    be->copy_from_host((char *)p->param->data + (size_t)off * psz, out, (size_t)n * psz,
-                       g->stream);
+    offload_adamw_host(st->param->data, (float *)p->master->data + off,
+                       f16 ? st->grad->data : NULL, f16 ? st->grad_f32->data : st->grad->data,
+                       (float *)p->m->data + off, (float *)p->v->data + off, n, a->lr, a->beta1,
+                       a->beta2, a->eps, a->weight_decay, a->grad_mul, a->bc1, a->bc2);
+    be->copy_from_host((char *)p->param->data + (size_t)off * psz, st->param->data,
+                       (size_t)n * psz, g->stream);
     return check_device(g, "gpt_update (optimizer_offload, parameters to the device)", err);
 }
 
@@ -185,7 +193,7 @@ static void staging_release(Gpt *g, OffloadStaging *st) {
 }
 
 int offload_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weight_decay,
-                   float grad_mul, int64_t step, Err *err) {
+                   float grad_mul, int64_t step, int apply, Err *err) {
     int64_t chunk = 0;
     for (int i = 0; i < g->n_params; i++)
         chunk = g->params[i].numel > chunk ? g->params[i].numel : chunk;
@@ -207,7 +215,7 @@ int offload_update(Gpt *g, float lr, float beta1, float beta2, float eps, float 
                      1.0f - powf(beta1, (float)step),
                      1.0f - powf(beta2, (float)step)};
     int rc = 0;
-    for (int i = 0; i < g->n_params && rc == 0; i++) {
+    for (int i = 0; i < g->n_params && rc == 0 && apply; i++) { /* a skipped step: no update */
         GptParam *p = &g->params[i];
         OffloadAdam pa = a;
         pa.weight_decay = p->decay ? weight_decay : 0.0f;

@@ -72,8 +72,8 @@ static void header_fill(CheckpointHeader *h, const Gpt *g) {
 
 /* The f32 weights the optimizer updates: master on the GPU, the params on the CPU. */
 static void weights_to_host(Gpt *g, const GptParam *p, float *buf) {
-    if (p->master)
-        g->backend->copy_to_host(buf, p->master->data, (size_t)p->numel * sizeof(float), g->stream);
+    if (p->master) /* on the device, or in the host arena with optimizer_offload */
+        gpt_tensor_read(g, p->master, buf);
     else
         gpt_param_read_f32(g, p, buf);
 }
@@ -157,9 +157,9 @@ int checkpoint_save(const char *out_dir, const TrainConfig *cfg, Gpt *g,
         size_t bytes = (size_t)q->numel * sizeof(float);
         weights_to_host(g, q, buf);
         wr(&w, buf, bytes);
-        g->backend->copy_to_host(buf, q->m->data, bytes, g->stream);
+        gpt_tensor_read(g, q->m, buf); /* wherever the optimizer state lives */
         wr(&w, buf, bytes);
-        g->backend->copy_to_host(buf, q->v->data, bytes, g->stream);
+        gpt_tensor_read(g, q->v, buf);
         wr(&w, buf, bytes);
     }
     uint64_t sum = w.hash;
@@ -352,9 +352,9 @@ int checkpoint_load(const char *path, const TrainConfig *cfg, Gpt *g, Checkpoint
         memcpy(tmp, cur, bytes);
         gpt_param_write_f32(g, q, tmp); /* params (and the master copy where there is one) */
         cur += bytes;
-        g->backend->copy_from_host(q->m->data, cur, bytes, g->stream);
+        gpt_tensor_write(g, q->m, cur); /* wherever the optimizer state lives */
         cur += bytes;
-        g->backend->copy_from_host(q->v->data, cur, bytes, g->stream);
+        gpt_tensor_write(g, q->v, cur);
         cur += bytes;
         g->backend->synchronize(g->stream);
         free(tmp);
