@@ -434,7 +434,7 @@ static int mem_fit(const RunSetup *rs) {
             mode_json(&modes[m], stdout);
             printf(", \"max_batch_size\": %lld, \"high_water_bytes\": %zu, "
                    "\"host_high_water_bytes\": %zu, \"host_fits\": %s}%s\n",
-                   (long long)(host_ok[m] ? best[m] : 0), hw[m], host[m],
+                   (long long)best[m], hw[m], host[m],
                    host_ok[m] ? "true" : "false", m + 1 < n_modes ? "," : "");
         }
         printf("  ]\n}\n");
