@@ -625,8 +625,8 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
     }
     /* optimizer_offload: AdamW on the CPU (offload.c); its host staging is allocated for a
      * skipped step too, so the host arena's calls do not depend on the data */
-    if (g->host_arena && offload_update(g, lr, beta1, beta2, eps, weight_decay, grad_mul, step,
-                                        isfinite(norm), err))
+    if (g->host_arena &&
+        offload_update(g, lr, beta1, beta2, eps, weight_decay, grad_mul, step, isfinite(norm), err))
         return step_fail(&s);
     ws_release_all(g, &s.ws);
     if (grad_norm_out)

@@ -127,9 +127,11 @@ typedef struct Gpt {
     const GptLayout *layout;
     const GptBackend *backend; /* the device's kernels; the plan backend in a plan arena */
     Arena *arena;
-    Arena *host_arena;               /* optimizer_offload: master, m, v live here; else NULL */
-    const struct OffloadOps *offload; /* the host side's ops (offload.c): real, or a plan's */
-    void *stream;                    /* NULL on the CPU */
+    /* optimizer_offload: the host arena holding master, m, v (else NULL), and the host side's
+     * ops (offload.c: the real ones, or a plan's) */
+    Arena *host_arena;
+    const struct OffloadOps *offload;
+    void *stream;       /* NULL on the CPU */
     int64_t B, T;       /* the largest batch shape built for */
     int64_t loss_chunk; /* resolved chunk */
     float loss_scale;   /* scale the fused head uses (gpt_set_loss_scale), 1 default */

@@ -99,8 +99,8 @@ static void host_zero(void *dst, size_t bytes) { memset(dst, 0, bytes); }
 static void host_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
 
 void offload_adamw_host(uint16_t *param, float *master, const uint16_t *grad_f16, float *grad_f32,
-                        float *m, float *v, int64_t n, float lr, float beta1, float beta2, float eps,
-                        float weight_decay, float grad_mul, float bias_correction1,
+                        float *m, float *v, int64_t n, float lr, float beta1, float beta2,
+                        float eps, float weight_decay, float grad_mul, float bias_correction1,
                         float bias_correction2) {
     if (grad_f16) {
 #pragma omp parallel for schedule(static)
@@ -128,12 +128,12 @@ static int host_update_chunk(Gpt *g, GptParam *p, int64_t off, int64_t n, const 
         return -1;
     int f16 = p->grad->dtype == ARENA_DTYPE_F16;
     ASSERT(p->param->dtype == ARENA_DTYPE_F16);
-    offload_adamw_host(st->param->data, (float *)p->master->data + off,
-                       f16 ? st->grad->data : NULL, f16 ? st->grad_f32->data : st->grad->data,
-                       (float *)p->m->data + off, (float *)p->v->data + off, n, a->lr, a->beta1,
-                       a->beta2, a->eps, a->weight_decay, a->grad_mul, a->bc1, a->bc2);
-    be->copy_from_host((char *)p->param->data + (size_t)off * psz, st->param->data,
-                       (size_t)n * psz, g->stream);
+    offload_adamw_host(st->param->data, (float *)p->master->data + off, f16 ? st->grad->data : NULL,
+                       f16 ? st->grad_f32->data : st->grad->data, (float *)p->m->data + off,
+                       (float *)p->v->data + off, n, a->lr, a->beta1, a->beta2, a->eps,
+                       a->weight_decay, a->grad_mul, a->bc1, a->bc2);
+    be->copy_from_host((char *)p->param->data + (size_t)off * psz, st->param->data, (size_t)n * psz,
+                       g->stream);
     return check_device(g, "gpt_update (optimizer_offload, parameters to the device)", err);
 }
 

@@ -91,14 +91,17 @@ static int host_fits(size_t host_bytes, char *buf, size_t len) {
     size_t total = 0, avail = 0;
     char h[32], a[32], t[32];
     if (host_memory(&total, &avail) != 0) {
-        snprintf(buf, len, "host arena %s (pinned); this machine's memory: unknown (no "
-                 "/proc/meminfo)", size_format(host_bytes, h, sizeof h));
+        snprintf(buf, len,
+                 "host arena %s (pinned); this machine's memory: unknown (no "
+                 "/proc/meminfo)",
+                 size_format(host_bytes, h, sizeof h));
         return -1;
     }
-    snprintf(buf, len, "host arena %s (pinned) against this machine's MemAvailable %s (MemTotal "
-             "%s, /proc/meminfo): %s", size_format(host_bytes, h, sizeof h),
-             size_format(avail, a, sizeof a), size_format(total, t, sizeof t),
-             host_bytes <= avail ? "fits" : "does NOT fit");
+    snprintf(buf, len,
+             "host arena %s (pinned) against this machine's MemAvailable %s (MemTotal "
+             "%s, /proc/meminfo): %s",
+             size_format(host_bytes, h, sizeof h), size_format(avail, a, sizeof a),
+             size_format(total, t, sizeof t), host_bytes <= avail ? "fits" : "does NOT fit");
     return host_bytes <= avail;
 }
 
@@ -291,6 +294,24 @@ static int mem_single(const RunSetup *rs) {
     return rc == 0 ? 0 : 1;
 }
 
+/* One row of --compare's table: the mode, the device arena at the peak, the host arena. */
+static void compare_row(const RunSetup *rs, const MemMode *mode, const GptConfig *c,
+                        const GptPlan *p, double fwd) {
+    const double mib = 1024.0 * 1024.0;
+    int64_t T = rs->cfg.block_size;
+    ArenaStats s = arena_stats(p->arena);
+    double extra = gpt_flops_recompute_per_token(c, T, c->recompute);
+    double attn = gpt_flops_attention_recompute_per_token(c, T, rs->dev);
+    printf("%-10s %-9s %-7s %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %9.1f%% "
+           "%9.1f%%\n",
+           GPT_RECOMPUTE_NAMES[mode->recompute], GPT_ATTENTION_NAMES[mode->attention],
+           mode->offload ? "on" : "off", s.at_peak_bytes[ARENA_CAT_PARAMS] / mib,
+           s.at_peak_bytes[ARENA_CAT_GRADS] / mib, s.at_peak_bytes[ARENA_CAT_OPTIMIZER] / mib,
+           s.at_peak_bytes[ARENA_CAT_ACTIVATIONS] / mib, s.at_peak_bytes[ARENA_CAT_WORKSPACE] / mib,
+           s.peak_used_bytes / mib, s.high_water_bytes / mib, host_high_water(p) / mib,
+           fwd > 0 ? 100.0 * extra / fwd : 0.0, fwd > 0 ? 100.0 * attn / fwd : 0.0);
+}
+
 static int mem_compare(const RunSetup *rs) {
     const TrainConfig *cfg = &rs->cfg;
     MemMode modes[MAX_MODES];
@@ -334,25 +355,11 @@ static int mem_compare(const RunSetup *rs) {
     } else if (rc == 0) {
         const double mib = 1024.0 * 1024.0;
         print_plan_header(rs);
-        printf("\n%-10s %-9s %-7s %11s %11s %11s %11s %11s %11s %11s %11s %10s %10s\n",
-               "recompute", "attention", "offload", "params MiB", "grads MiB", "optim MiB",
-               "activ MiB", "work MiB", "peak MiB", "high-water", "host MiB", "+fwd FLOPs",
-               "+attn bwd");
-        for (int m = 0; m < n_modes; m++) {
-            ArenaStats s = arena_stats(plans[m]->arena);
-            double extra = gpt_flops_recompute_per_token(&mc[m], cfg->block_size, mc[m].recompute);
-            double attn = gpt_flops_attention_recompute_per_token(&mc[m], cfg->block_size, rs->dev);
-            printf("%-10s %-9s %-7s %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %9.1f%% "
-                   "%9.1f%%\n",
-                   GPT_RECOMPUTE_NAMES[modes[m].recompute], GPT_ATTENTION_NAMES[modes[m].attention],
-                   modes[m].offload ? "on" : "off", s.at_peak_bytes[ARENA_CAT_PARAMS] / mib,
-                   s.at_peak_bytes[ARENA_CAT_GRADS] / mib,
-                   s.at_peak_bytes[ARENA_CAT_OPTIMIZER] / mib,
-                   s.at_peak_bytes[ARENA_CAT_ACTIVATIONS] / mib,
-                   s.at_peak_bytes[ARENA_CAT_WORKSPACE] / mib, s.peak_used_bytes / mib,
-                   s.high_water_bytes / mib, host_high_water(plans[m]) / mib,
-                   fwd > 0 ? 100.0 * extra / fwd : 0.0, fwd > 0 ? 100.0 * attn / fwd : 0.0);
-        }
+        printf("\n%-10s %-9s %-7s %11s %11s %11s %11s %11s %11s %11s %11s %10s %10s\n", "recompute",
+               "attention", "offload", "params MiB", "grads MiB", "optim MiB", "activ MiB",
+               "work MiB", "peak MiB", "high-water", "host MiB", "+fwd FLOPs", "+attn bwd");
+        for (int m = 0; m < n_modes; m++)
+            compare_row(rs, &modes[m], &mc[m], plans[m], fwd);
         printf("(category columns: the device arena's bytes at the step's peak; high-water: the "
                "reservation the run needs on the device; host MiB: the pinned host arena of "
                "optimizer_offload (the optimizer state); +fwd FLOPs: forward work recomputed in "
@@ -385,6 +392,22 @@ static int64_t fit_batch(const RunSetup *rs, const MemMode *mode, size_t limit, 
     return gpt_plan_fit(&c, rs->dev, &a, FIT_MAX_BATCH, hw_out);
 }
 
+/* optimizer_offload: the host arena of mode at batch B (at least 1), against this machine's
+ * memory: 1 fits (or no offload: *host 0, line ""), 0 does not. */
+static int fit_host(const RunSetup *rs, const MemMode *mode, int64_t B, size_t *host, char *line,
+                    size_t len) {
+    *host = 0;
+    line[0] = '\0';
+    if (!mode->offload)
+        return 1;
+    GptPlan *p = NULL;
+    Err err;
+    plan(rs, B > 0 ? B : 1, mode, 0, &p, &err);
+    *host = host_high_water(p);
+    gpt_plan_free(p);
+    return host_fits(*host, line, len) != 0;
+}
+
 static int mem_fit(const RunSetup *rs) {
     const TrainConfig *cfg = &rs->cfg;
     const char *why = "";
@@ -409,18 +432,7 @@ static int mem_fit(const RunSetup *rs) {
     char host_line[MAX_MODES][256];
     for (int m = 0; m < n_modes; m++) {
         best[m] = fit_batch(rs, &modes[m], arena_limit, &hw[m]);
-        host[m] = 0;
-        host_ok[m] = 1;
-        host_line[m][0] = '\0';
-        if (!modes[m].offload)
-            continue;
-        /* optimizer_offload: the host arena at that batch, against this machine's memory */
-        GptPlan *p = NULL;
-        Err err;
-        plan(rs, best[m] > 0 ? best[m] : 1, &modes[m], 0, &p, &err);
-        host[m] = host_high_water(p);
-        gpt_plan_free(p);
-        host_ok[m] = host_fits(host[m], host_line[m], sizeof host_line[m]) != 0;
+        host_ok[m] = fit_host(rs, &modes[m], best[m], &host[m], host_line[m], sizeof host_line[m]);
     }
     char sz[32];
     if (cfg->format == CONFIG_FORMAT_JSON) {
@@ -434,8 +446,8 @@ static int mem_fit(const RunSetup *rs) {
             mode_json(&modes[m], stdout);
             printf(", \"max_batch_size\": %lld, \"high_water_bytes\": %zu, "
                    "\"host_high_water_bytes\": %zu, \"host_fits\": %s}%s\n",
-                   (long long)best[m], hw[m], host[m],
-                   host_ok[m] ? "true" : "false", m + 1 < n_modes ? "," : "");
+                   (long long)best[m], hw[m], host[m], host_ok[m] ? "true" : "false",
+                   m + 1 < n_modes ? "," : "");
         }
         printf("  ]\n}\n");
         return 0;

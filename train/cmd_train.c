@@ -466,7 +466,8 @@ static int report_host(const TrainState *s, const Arena *plan_host) {
     arena_report_table(s->host_arena, stdout, (int)s->cfg->top);
     ArenaStats p = arena_stats(plan_host), m = arena_stats(s->host_arena);
     printf("host memory: plan vs measured (host arena, bytes)\n");
-    int all_equal = p.peak_used_bytes == m.peak_used_bytes && p.high_water_bytes == m.high_water_bytes;
+    int all_equal =
+        p.peak_used_bytes == m.peak_used_bytes && p.high_water_bytes == m.high_water_bytes;
     for (int c = 0; c < ARENA_CAT_COUNT; c++) {
         int eq = p.cat_peak_bytes[c] == m.cat_peak_bytes[c];
         all_equal &= eq;
@@ -593,9 +594,8 @@ static int build_run(TrainState *s, const RunSetup *rs, const Arena *plan, const
     if (cfg->trace_file[0])
         arena_trace_enable(s->arena, 1);
     /* optimizer_offload: the pinned host arena, exactly as large as the host plan */
-    if (plan_host &&
-        !(s->host_arena =
-              arena_init(ARENA_BACKING_PINNED, arena_stats(plan_host).high_water_bytes, 0, err)))
+    if (plan_host && !(s->host_arena = arena_init(ARENA_BACKING_PINNED,
+                                                  arena_stats(plan_host).high_water_bytes, 0, err)))
         err_prefix(err, "optimizer_offload");
     if (s->host_arena)
         test_hooks_arm_host_arena(&s->hooks, s->host_arena);

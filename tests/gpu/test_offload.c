@@ -234,8 +234,8 @@ static void equal_training(int grad_f32) {
                 g->backend->copy_from_host(p->grad->data, grad_f32 ? (const void *)&inf32 : &inf16,
                                            arena_dtype_size(p->grad->dtype), g->stream);
             }
-            assert_int_equal(gpt_update(g, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f,
-                                        s - skipped, (float)accum * scale, &norm[k], &err),
+            assert_int_equal(gpt_update(g, 1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, s - skipped,
+                                        (float)accum * scale, &norm[k], &err),
                              0);
             cuda_ok();
         }
