@@ -5,7 +5,8 @@
 #   - equals the same run without offload, bit for bit: the same logged losses and norms and
 #     a byte-identical model.bin (written from the f32 master weights), also through an fp16
 #     overflow that skips a step and halves the loss scale;
-#   - plan == measured in both arenas (device and host), to the byte;
+#   - plan == measured in both arenas (device and host), to the byte, also for a fine-tune
+#     step from a run's model.bin with recompute full (what scripts/gpu_check.sh runs);
 #   - a checkpoint written with offload resumes with or without it to the same losses;
 #   - a refused pinned reservation (CUDASIM_FAIL_HOST_ALLOC), a host arena refusal
 #     (ARENAGPT_TEST_HOST_ALLOC_FAIL_AT: names the tensor) and a failed transfer
@@ -70,6 +71,10 @@ grep -qE "^ +master\.h\.[0-9]+\.mlp\.c_fc\.weight +optimizer +f32" "$TMP/on.log"
     cat "$TMP/d1"
 }
 cmp -s "$TMP/off/model.bin" "$TMP/on/model.bin" && ok || bad "model.bin differs with offload"
+
+# 1b. a fine-tune step from a run's model (what scripts/gpu_check.sh runs on a GPU)
+run ft ft --max_iters=1 --init_from="$TMP/off" --optimizer_offload=True --recompute=full || bad "fine-tune with offload: $(tail -5 "$TMP/ft.log")"
+grep -q "initialised from .*off/model.bin" "$TMP/ft.log" && grep -q "host plan == measured: yes, to the byte" "$TMP/ft.log" && ok || bad "fine-tune: no init line or host plan != measured"
 
 # 2. an fp16 overflow (learning rate 0.5: deterministic) skips a step and halves the scale,
 # with offload exactly as without
