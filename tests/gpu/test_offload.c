@@ -328,8 +328,8 @@ static void test_offload_refusals(void **state) {
 
 int main(void) {
     if (!gpt_backend_cuda()) {
-        fprintf(stderr, "test_offload: no CUDA device (run on a GPU, or build with make "
-                        "test-sim)\n");
+        fprintf(stderr, "test_offload: no usable CUDA device; make test-gpu needs a GPU (or make "
+                        "test-sim, the simulator)\n");
         return 1;
     }
     const struct CMUnitTest tests[] = {
