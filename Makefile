@@ -151,6 +151,10 @@ build/release/train/mem_html.o build/asan/train/mem_html.o: train/mem_page.html
 $(R)/tests/%: $(R)/tests/%.o $(LIB_OBJ) $(NOCUDA_OBJ) $(TEST_HELPER_OBJ)
 	$(CC) -o $@ $^ $(LDLIBS) $(TEST_LDLIBS)
 
+# optimizer_offload's CPU AdamW benchmark (scripts/bench_offload.sh; its smoke: tests/cli_bench_offload.sh)
+$(R)/bench_offload: $(R)/scripts/bench_offload.o $(LIB_OBJ) $(NOCUDA_OBJ)
+	$(CC) -o $@ $^ $(LDLIBS)
+
 build/.setup-ok: scripts/setup.sh scripts/fetch_vocab.sh scripts/fetch_shakespeare.sh
 	VOCAB_DIR=$(VOCAB_DIR) SHAKESPEARE=$(SHAKESPEARE) bash scripts/setup.sh
 	@mkdir -p build && touch $@

@@ -116,6 +116,8 @@ const char *arena_backing_name(ArenaBacking b) {
         return "host";
     case ARENA_BACKING_DEVICE:
         return "device";
+    case ARENA_BACKING_PINNED:
+        return "pinned";
     }
     return "?";
 }
@@ -196,6 +198,15 @@ Arena *arena_init(ArenaBacking backing, size_t capacity_bytes, size_t limit_byte
         if (!ops) {
             err_set(err, "the device backing needs the CUDA build (this binary was built "
                          "without CUDA: rebuild with nvcc on PATH, or use the host backing)");
+            return NULL;
+        }
+        return arena_init_with(ops, capacity_bytes, limit_bytes, err);
+    }
+    case ARENA_BACKING_PINNED: {
+        const ArenaBackingOps *ops = arena_pinned_ops();
+        if (!ops) {
+            err_set(err, "the pinned host backing needs the CUDA build (this binary was built "
+                         "without CUDA: rebuild with nvcc on PATH)");
             return NULL;
         }
         return arena_init_with(ops, capacity_bytes, limit_bytes, err);

@@ -9,6 +9,8 @@
  *                         (Tensor.data is NULL). This is how `arenagpt mem` plans a run.
  *   ARENA_BACKING_HOST    one aligned host reservation of capacity_bytes.
  *   ARENA_BACKING_DEVICE  one cudaMalloc'd reservation (arena_cuda.cu; CUDA builds only).
+ *   ARENA_BACKING_PINNED  one cudaHostAlloc'd (page-locked host) reservation: the host arena
+ *                         of optimizer_offload (arena_cuda.cu; CUDA builds only).
  * The placement algorithm is the same code in all three, so the same sequence of calls
  * gives the same offsets and peaks in every backing (tested).
  *
@@ -64,7 +66,8 @@ typedef enum ArenaCategory {
 typedef enum ArenaBacking {
     ARENA_BACKING_PLAN = 0,
     ARENA_BACKING_HOST,
-    ARENA_BACKING_DEVICE
+    ARENA_BACKING_DEVICE,
+    ARENA_BACKING_PINNED
 } ArenaBacking;
 
 typedef enum ArenaDtype {
@@ -140,6 +143,9 @@ typedef struct Arena Arena;
 
 /* The device backing's ops (arena_cuda.cu); NULL in a build without CUDA (model/device_nocuda.c). */
 const ArenaBackingOps *arena_device_ops(void);
+/* The pinned host backing's ops (arena_cuda.cu: cudaHostAlloc/cudaFreeHost); NULL in a build
+ * without CUDA (model/device_nocuda.c). */
+const ArenaBackingOps *arena_pinned_ops(void);
 
 /* plan: capacity is unbounded (only limit_bytes applies). host: reserves capacity_bytes now.
  * Returns NULL with err on failure (bad arguments, reservation refused). */
@@ -207,7 +213,7 @@ int arena_trace_tensor(const Arena *a, int64_t i, ArenaDtype *dtype, int *ndim,
 const char *arena_category_name(ArenaCategory cat); /* "params", "grads", ... */
 const char *arena_dtype_name(ArenaDtype dt);        /* "f32", "f16", ... */
 size_t arena_dtype_size(ArenaDtype dt);
-const char *arena_backing_name(ArenaBacking b); /* "plan", "host", "device" */
+const char *arena_backing_name(ArenaBacking b); /* "plan", "host", "device", "pinned" */
 /* Inverse of arena_category_name; -1 when unknown. */
 int arena_category_from_name(const char *name);
 

@@ -1,6 +1,8 @@
 /* arena_cuda.cu: the device backing of the arena: one cudaMalloc'd reservation, released with
- * cudaFree. This is the only place in the project that calls cudaMalloc (scripts/check_no_malloc.sh
- * greps for others). Placement, statistics and reports are the shared C code in arena.c. */
+ * cudaFree; and the pinned host backing (optimizer_offload's host arena): one cudaHostAlloc'd
+ * page-locked reservation, released with cudaFreeHost. This is the only place in the project
+ * that calls cudaMalloc or cudaHostAlloc (scripts/check_no_malloc.sh greps for others).
+ * Placement, statistics and reports are the shared C code in arena.c. */
 #include <cuda_runtime.h>
 
 extern "C" {
@@ -40,3 +42,28 @@ static const ArenaBackingOps device_ops = {ARENA_BACKING_DEVICE, device_reserve,
                                            device_fill};
 
 extern "C" const ArenaBackingOps *arena_device_ops(void) { return &device_ops; }
+
+static void *pinned_reserve(size_t bytes, Err *err) {
+    void *p = NULL;
+    cudaError_t e = cudaHostAlloc(&p, bytes, cudaHostAllocDefault);
+    if (e != cudaSuccess) {
+        cudaGetLastError(); /* a refused host allocation is not a device fault */
+        err_set(err, "cudaHostAlloc of the pinned host arena reservation (%zu bytes) failed: %s",
+                bytes, cudaGetErrorString(e));
+        return NULL;
+    }
+    return p;
+}
+
+static void pinned_release(void *base) {
+    cudaError_t e = cudaFreeHost(base);
+    if (e != cudaSuccess)
+        fprintf(stderr, "arena: cudaFreeHost of the pinned reservation failed: %s\n",
+                cudaGetErrorString(e));
+}
+
+/* pinned memory is host memory: the ASan fill is a plain memset (ops.fill NULL) */
+static const ArenaBackingOps pinned_ops = {ARENA_BACKING_PINNED, pinned_reserve, pinned_release,
+                                           NULL};
+
+extern "C" const ArenaBackingOps *arena_pinned_ops(void) { return &pinned_ops; }

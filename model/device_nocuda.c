@@ -1,7 +1,8 @@
 /* device_nocuda.c: every CUDA entry point the shared code calls, in a build without CUDA (the
  * Makefile links this file in place of alloc/arena_cuda.cu and model/cuda/; the one place for
  * the no-CUDA stand-ins):
- *   - the device arena backing: there is none (arena_device_ops() is NULL);
+ *   - the device arena backing and the pinned host backing: there are none
+ *     (arena_device_ops() and arena_pinned_ops() are NULL);
  *   - the CUDA backends: none (gpt_backend_cuda() is NULL; plans of the CUDA layout still
  *     work, on the plan backend);
  *   - the device-memory measurements (device.h): there is no GPU to measure, so sampling fails
@@ -13,6 +14,7 @@
 #include "device.h"
 
 const ArenaBackingOps *arena_device_ops(void) { return NULL; }
+const ArenaBackingOps *arena_pinned_ops(void) { return NULL; }
 
 const GptBackend *gpt_backend_cuda(void) { return NULL; }
 const GptBackend *gpt_backend_cuda_grad_f32(void) { return NULL; }

@@ -126,9 +126,9 @@ void dist_master_write(Gpt *g, const GptParam *p, const float *src_host) {
 
 void gpt_param_read_adam(Gpt *g, const GptParam *p, float *m_host, float *v_host) {
     size_t bytes = (size_t)p->numel * sizeof(float);
-    if (!gpt_dist_sharded(g)) {
-        g->backend->copy_to_host(m_host, p->m->data, bytes, g->stream);
-        g->backend->copy_to_host(v_host, p->v->data, bytes, g->stream);
+    if (!gpt_dist_sharded(g)) { /* wherever the state lives (optimizer_offload: the host) */
+        gpt_tensor_read(g, p->m, m_host);
+        gpt_tensor_read(g, p->v, v_host);
         return;
     }
     ASSERT_MSG(g->zero_gathered, "gpt_param_read_adam: sharded state not gathered (rank 0)");
@@ -139,10 +139,9 @@ void gpt_param_read_adam(Gpt *g, const GptParam *p, float *m_host, float *v_host
 }
 
 void gpt_param_write_adam(Gpt *g, GptParam *p, const float *m_host, const float *v_host) {
-    if (!gpt_dist_sharded(g)) {
-        size_t bytes = (size_t)p->numel * sizeof(float);
-        g->backend->copy_from_host(p->m->data, m_host, bytes, g->stream);
-        g->backend->copy_from_host(p->v->data, v_host, bytes, g->stream);
+    if (!gpt_dist_sharded(g)) { /* wherever the state lives (optimizer_offload: the host) */
+        gpt_tensor_write(g, p->m, m_host);
+        gpt_tensor_write(g, p->v, v_host);
         return;
     }
     int64_t off = param_offset(g, p), a, b,

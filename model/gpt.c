@@ -80,6 +80,9 @@ int gpt_config_check(const GptConfig *c, GptDevice dev, Err *err) {
                        "gpt: world_size %d, zero_stage %d: expected world_size >= 1 and "
                        "zero_stage 0 (replicated) or 1 (AdamW state sharded, model/dist.h)",
                        c->world_size, c->zero_stage);
+    if (c->optimizer_offload && dev != GPT_DEVICE_CUDA)
+        return err_set(err, "gpt: optimizer_offload=True needs --device=cuda (the CPU backend "
+                            "keeps its optimizer state in host memory already)");
     return 0;
 }
 
@@ -176,7 +179,10 @@ static int step_fail(StepCtx *s) {
 /* lifecycle                                                                                 */
 
 static int build_fail(Gpt *g, Err *err) {
-    err_set(err, "%s", arena_last_error(g->arena));
+    if (g->host_arena && arena_last_error(g->host_arena)[0]) /* optimizer_offload's arena */
+        err_set(err, "host arena (optimizer_offload): %s", arena_last_error(g->host_arena));
+    else
+        err_set(err, "%s", arena_last_error(g->arena));
     gpt_free(g);
     return -1;
 }
@@ -199,8 +205,8 @@ static int build_check(const GptConfig *c, GptDevice dev, const Arena *arena, in
 
 /* The build in allocation order (params, grads, optimizer, backend workspace), each step
  * with its refusal path, then the zero fill of what was allocated. */
-static int build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B, int64_t T,
-                 int inference, Err *err) {
+static int build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, Arena *host_arena,
+                 int64_t B, int64_t T, int inference, Err *err) {
     memset(g, 0, sizeof(*g));
     const GptLayout *lay = c->grad_f32 ? gpt_layout_grad_f32(dev) : gpt_layout(dev);
     /* a plan runs the plan backend: planning the CUDA layout never starts CUDA */
@@ -215,6 +221,8 @@ static int build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_
     g->layout = lay;
     g->backend = be;
     g->arena = arena;
+    g->host_arena = inference ? NULL : host_arena; /* inference holds no optimizer state */
+    g->offload = offload_ops(arena_is_plan(arena));
     g->inference = inference;
     g->B = B;
     g->T = T;
@@ -245,7 +253,7 @@ static int build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_
         Tensor *ts[] = {p->param, p->grad, p->m, p->v, p->master};
         for (int j = 0; j < 5; j++)
             if (ts[j])
-                be->memset_zero(ts[j]->data, ts[j]->nbytes, g->stream);
+                gpt_tensor_zero(g, ts[j]);
     }
     dist_optimizer_zero(g);
     return 0;
@@ -253,12 +261,28 @@ static int build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_
 
 int gpt_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B, int64_t T,
               Err *err) {
-    return build(g, c, dev, arena, B, T, 0, err);
+    if (c->optimizer_offload) {
+        memset(g, 0, sizeof(*g));
+        return err_set(err, "gpt_build: optimizer_offload=True needs a host arena for the "
+                            "optimizer state (gpt_build_offload)");
+    }
+    return build(g, c, dev, arena, NULL, B, T, 0, err);
+}
+
+int gpt_build_offload(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, Arena *host_arena,
+                      int64_t B, int64_t T, Err *err) {
+    memset(g, 0, sizeof(*g));
+    if (!c->optimizer_offload || !host_arena)
+        return err_set(err, "gpt_build_offload: needs optimizer_offload=True and a host arena");
+    if (arena_is_plan(arena) != arena_is_plan(host_arena))
+        return err_set(err, "gpt_build_offload: the device and host arenas must both be plans, "
+                            "or neither");
+    return build(g, c, dev, arena, host_arena, B, T, 0, err);
 }
 
 int gpt_build_inference(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, int64_t B,
                         int64_t T, Err *err) {
-    return build(g, c, dev, arena, B, T, 1, err);
+    return build(g, c, dev, arena, NULL, B, T, 1, err);
 }
 
 void gpt_free(Gpt *g) {
@@ -629,17 +653,23 @@ int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weig
     float norm = sqrtf(sumsq) / grad_scale;
     /* an overflow in the (loss-scaled) gradients: GradScaler skips the step and the caller
      * halves the scale; no parameter or optimizer state changes */
+    float grad_mul = 1.0f / grad_scale;
     if (isfinite(norm)) {
-        float grad_mul = 1.0f / grad_scale;
         /* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied when < 1 */
         if (grad_clip > 0.0f) {
             float coef = grad_clip / (norm + 1e-6f);
             if (coef < 1.0f)
                 grad_mul *= coef;
         }
-        update_params(g, list, lr, beta1, beta2, eps, weight_decay, grad_mul, step);
+        if (!g->host_arena)
+            update_params(g, list, lr, beta1, beta2, eps, weight_decay, grad_mul, step);
     }
     free(list);
+    /* optimizer_offload: AdamW on the CPU (offload.c); its host staging is allocated for a
+     * skipped step too, so the host arena's calls do not depend on the data */
+    if (g->host_arena &&
+        offload_update(g, lr, beta1, beta2, eps, weight_decay, grad_mul, step, isfinite(norm), err))
+        return step_fail(&s);
     ws_release_all(g, &s.ws);
     if (grad_norm_out)
         *grad_norm_out = norm;

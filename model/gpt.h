@@ -10,7 +10,8 @@
  * Memory (every byte from one Arena, each tensor named and categorised):
  *   params      `wte`, `wpe`, `h.<l>.ln_1.weight`, ... `ln_f.weight` (+ biases)
  *   grads       `grad.<param name>`
- *   optimizer   `adam.m.<name>`, `adam.v.<name>` (+ `master.<name>` on CUDA)
+ *   optimizer   `adam.m.<name>`, `adam.v.<name>` (+ `master.<name>` on CUDA); with
+ *               optimizer_offload they live in a second, host arena (model/offload.c)
  *   activations a LIFO stack: forward pushes what backward reads, backward pops each tensor
  *               as soon as it is no longer needed. Names `act.h.<l>.ln_1`, `act.h.<l>.attn.att`,
  *               ... recompute=full keeps only each block's input (the residual stream:
@@ -75,6 +76,8 @@ typedef struct GptConfig {
     int grad_f32;   /* 1: f32 weight gradients on CUDA (grad_dtype=float32); the CPU's are f32 */
     int world_size; /* data-parallel ranks (model/dist.h); 0 or 1: one */
     int zero_stage; /* 0: AdamW state on every rank; 1: sharded across ranks (ZeRO-1) */
+    int optimizer_offload; /* 1: master, m, v in a host arena, AdamW on the CPU (CUDA layout;
+                              model/offload.c) */
 } GptConfig;
 
 /* Parameter tensors in llm.c's file order. Per-layer kinds exist once per layer. */
@@ -126,6 +129,10 @@ typedef struct Gpt {
     const GptLayout *layout;
     const GptBackend *backend; /* the device's kernels; the plan backend in a plan arena */
     Arena *arena;
+    /* optimizer_offload: the host arena holding master, m, v (else NULL), and the host side's
+     * ops (offload.c: the real ones, or a plan's) */
+    Arena *host_arena;
+    const struct OffloadOps *offload;
     void *stream;       /* NULL on the CPU */
     int64_t B, T;       /* the largest batch shape built for */
     int64_t loss_chunk; /* resolved chunk */
@@ -182,6 +189,19 @@ void gpt_init_weights(Gpt *g, uint64_t seed);
 /* Releases all of g's tensors (activations of an unfinished forward included): arena used
  * bytes return to what they were before gpt_build. */
 void gpt_free(Gpt *g);
+
+/* --- optimizer_offload (model/offload.c) ------------------------------------------------ */
+/* gpt_build for c->optimizer_offload (CUDA layout): the f32 master weights, m and v come from
+ * host_arena (the same names and category: optimizer), everything else from arena. Both arenas
+ * are plan arenas, or neither. gpt_build refuses an offload config (it has no host arena). */
+int gpt_build_offload(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, Arena *host_arena,
+                      int64_t B, int64_t T, Err *err);
+/* Whether a tensor of g lives in the host arena (the optimizer state under offload). */
+int gpt_tensor_on_host(const Gpt *g, const Tensor *t);
+/* A persistent tensor's bytes (t->nbytes) to and from host memory, wherever it lives
+ * (checkpoints, model files: the device's copies, or plain copies from the host arena). */
+void gpt_tensor_read(Gpt *g, const Tensor *t, void *dst_host);
+void gpt_tensor_write(Gpt *g, Tensor *t, const void *src_host);
 
 /* Per-parameter access (model files): kind and layer (layer ignored for non-layer kinds).
  * NULL when the kind is absent. */
@@ -263,6 +283,7 @@ typedef struct GptPlanArgs {
  * arena describes a run in progress. */
 typedef struct GptPlan {
     Arena *arena;
+    Arena *host_arena; /* optimizer_offload (training): the host arena's plan; else NULL */
     Gpt model;
 } GptPlan;
 

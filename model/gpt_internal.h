@@ -9,6 +9,7 @@
  *   attention.c  the attention kinds (ATTENTION_KINDS): what each saves, its scratch
  *   params.c     parameter bookkeeping: names, shapes, counts, allocation, init, host copies
  *   plan.c       the one planner (gpt_plan) and the step sequence it runs
+ *   offload.c    optimizer_offload: the host arena's tensors and the AdamW step on the CPU
  *   flops.c      matmul FLOPs from the block table
  *
  * Shapes: docs/ARCHITECTURE.md (B, T, C, NH, ...). */
@@ -203,5 +204,19 @@ void params_index(Gpt *g);
 int params_alloc(Gpt *g);
 /* Releases them in reverse allocation order. */
 void params_release(Gpt *g);
+
+/* ---- optimizer_offload (offload.c) -------------------------------------------------------- */
+
+typedef struct OffloadOps OffloadOps;
+/* The host side's ops: a plan's (do nothing) when plan, else the real ones. */
+const OffloadOps *offload_ops(int plan);
+/* Zeroes a persistent tensor wherever it lives. */
+void gpt_tensor_zero(Gpt *g, Tensor *t);
+/* AdamW of every parameter on the host (the gradient norm and the skip are the caller's):
+ * allocates the host staging, then when apply (the norm is finite) copies the gradients to the
+ * host, runs the CPU's AdamW on master, m, v and copies the f16 params back; releases the
+ * staging. -1 with err when the host arena refuses its staging or a transfer fails. */
+int offload_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weight_decay,
+                   float grad_mul, int64_t step, int apply, Err *err);
 
 #endif

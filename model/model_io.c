@@ -228,7 +228,7 @@ static int model_file_write_tensors(Gpt *g, FILE *f, const ModelFileHeader *h, f
             if (p) {
                 ASSERT((size_t)p->numel == n);
                 if (p->master) /* the f32 weights the optimizer updates, not their f16 copy */
-                    g->backend->copy_to_host(buf, p->master->data, n * sizeof(float), g->stream);
+                    gpt_tensor_read(g, p->master, buf); /* device or host arena */
                 else
                     gpt_param_read_f32(g, p, buf);
             } else {

@@ -150,10 +150,12 @@ static Tensor *param_alloc(Gpt *g, const GptParam *p, ArenaCategory cat, ArenaDt
                            const char *prefix) {
     int64_t shape[2];
     int nd = gpt_param_shape(&g->config, p->kind, shape);
+    /* optimizer_offload: the optimizer state lives in the host arena */
+    Arena *a = cat == ARENA_CAT_OPTIMIZER && g->host_arena ? g->host_arena : g->arena;
     if (p->layer >= 0)
-        return arena_try_alloc(g->arena, cat, dt, nd, shape, "%sh.%d.%s", prefix, p->layer,
+        return arena_try_alloc(a, cat, dt, nd, shape, "%sh.%d.%s", prefix, p->layer,
                                PARAM_NAMES[p->kind]);
-    return arena_try_alloc(g->arena, cat, dt, nd, shape, "%s%s", prefix, PARAM_NAMES[p->kind]);
+    return arena_try_alloc(a, cat, dt, nd, shape, "%s%s", prefix, PARAM_NAMES[p->kind]);
 }
 
 int params_alloc(Gpt *g) {
@@ -184,11 +186,12 @@ int params_alloc(Gpt *g) {
 
 void params_release(Gpt *g) {
     dist_optimizer_release(g);
+    Arena *oa = g->host_arena ? g->host_arena : g->arena; /* where the optimizer state is */
     for (int i = g->n_params - 1; i >= 0; i--) {
         GptParam *p = &g->params[i];
-        arena_release(g->arena, p->v);
-        arena_release(g->arena, p->m);
-        arena_release(g->arena, p->master);
+        arena_release(oa, p->v);
+        arena_release(oa, p->m);
+        arena_release(oa, p->master);
         p->v = p->m = p->master = NULL;
     }
     for (int i = g->n_params - 1; i >= 0; i--) {
@@ -220,8 +223,7 @@ void gpt_param_write_f32(Gpt *g, GptParam *p, const float *src_host) {
     g->backend->params_from_host_f32(p->param->data, p->param->dtype, src_host, p->numel,
                                      g->stream);
     if (p->master)
-        g->backend->params_from_host_f32(p->master->data, ARENA_DTYPE_F32, src_host, p->numel,
-                                         g->stream);
+        gpt_tensor_write(g, p->master, src_host); /* f32: a plain copy, wherever it lives */
     dist_master_write(g, p, src_host); /* the sharded master's part, when there is one */
 }
 
@@ -264,7 +266,7 @@ void gpt_init_weights(Gpt *g, uint64_t seed) {
         Tensor *state[] = {p->grad, p->m, p->v};
         for (int j = 0; j < 3; j++)
             if (state[j])
-                g->backend->memset_zero(state[j]->data, state[j]->nbytes, g->stream);
+                gpt_tensor_zero(g, state[j]);
     }
     dist_optimizer_zero(g);
     free(buf);

@@ -3,7 +3,9 @@
  * (gpt_plan_steps): the arena then holds the offsets, peaks and tensors of the real run, to
  * the byte, because the run executes the same code with the same calls (gpt.c's invariant).
  * Every command, the memory page, `mem --fit` and the tests plan through here; a test holds a
- * plan against a run by calling gpt_plan_steps on a real arena with the same arguments. */
+ * plan against a run by calling gpt_plan_steps on a real arena with the same arguments.
+ * With optimizer_offload a training plan has two arenas, the device's and the host's (the
+ * optimizer state and the update's staging), both planned by the same calls. */
 #include <stdlib.h>
 
 #include "gpt_internal.h"
@@ -60,7 +62,7 @@ int gpt_plan_steps(Gpt *g, const GptPlanArgs *a, const int32_t *inputs, const in
 
 int gpt_plan_build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, const GptPlanArgs *a,
                    Err *err) {
-    if (a->phase == GPT_PLAN_TRAIN)
+    if (a->phase == GPT_PLAN_TRAIN) /* refuses optimizer_offload: gpt_build_offload */
         return gpt_build(g, c, dev, arena, a->B, a->T, err);
     return gpt_build_inference(g, c, dev, arena, a->B, a->T, err);
 }
@@ -79,8 +81,16 @@ int gpt_plan(const GptConfig *c, GptDevice dev, const GptPlanArgs *a, GptPlan **
     }
     *out = p;
     arena_trace_enable(p->arena, a->trace);
-    if (gpt_plan_build(&p->model, c, dev, p->arena, a, err))
+    if (c->optimizer_offload && a->phase == GPT_PLAN_TRAIN) {
+        /* optimizer_offload: the optimizer state's arena is planned beside the device's */
+        if (!(p->host_arena = arena_init(ARENA_BACKING_PLAN, 0, 0, err)))
+            return -1;
+        arena_trace_enable(p->host_arena, a->trace);
+        if (gpt_build_offload(&p->model, c, dev, p->arena, p->host_arena, a->B, a->T, err))
+            return -1;
+    } else if (gpt_plan_build(&p->model, c, dev, p->arena, a, err)) {
         return -1;
+    }
     /* the model stays built: the arena describes a run in progress until gpt_plan_free */
     return gpt_plan_steps(&p->model, a, NULL, NULL, err);
 }
@@ -90,6 +100,7 @@ void gpt_plan_free(GptPlan *p) {
         return;
     gpt_free(&p->model);
     arena_free(p->arena);
+    arena_free(p->host_arena);
     free(p);
 }
 

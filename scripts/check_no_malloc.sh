@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # check_no_malloc.sh: every byte of device memory comes from the arena. The arena's device
-# backing (alloc/arena_cuda.cu) is the only source file allowed to allocate device memory;
+# backing and its pinned host backing (alloc/arena_cuda.cu) are the only source allowed to
+# allocate device or pinned memory;
 # this fails (exit 1) on a device allocation call anywhere else, listing file:line. The CUDA
 # simulator (tests/cudasim/) is not the product: it implements cudaMalloc and tests it.
 # Runtime API (cudaMalloc, cudaMallocAsync, cudaMallocManaged, cudaMallocPitch, cudaMalloc3D,
-# cudaMallocArray, cudaMallocFromPoolAsync) and driver API (cuMemAlloc*, cuMemCreate) calls
+# cudaMallocArray, cudaMallocFromPoolAsync; pinned host memory: cudaMallocHost, cudaHostAlloc) and
+# driver API (cuMemAlloc*, cuMemCreate) calls
 # are matched by name followed by "(", so prose in comments does not count.
 # Usage: scripts/check_no_malloc.sh [REPO_ROOT]   (default: the repository of this script)
 set -euo pipefail
 root="${1:-$(cd "$(dirname "$0")/.." && pwd)}"
 cd "$root"
 allowed='alloc/arena_cuda.cu'
-pattern='\b(cudaMalloc(Async|Managed|Pitch|3D|Array|FromPoolAsync)?|cuMemAlloc[A-Za-z_]*|cuMemCreate)[[:space:]]*\('
+pattern='\b(cudaMalloc(Async|Managed|Pitch|3D|Array|FromPoolAsync|Host)?|cudaHostAlloc|cuMemAlloc[A-Za-z_]*|cuMemCreate)[[:space:]]*\('
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     mapfile -t files < <(git ls-files --cached --others --exclude-standard \
         '*.c' '*.h' '*.cu' '*.cuh' '*.cc' '*.cpp' '*.hpp')

@@ -18,7 +18,9 @@
 #             recompute none and full: loss at each eval point, ms/iter, tokens/s and MFU as
 #             train prints them (MFU names its peak: the project's GPU table), the memory plan
 #             vs measured per category and the reconciliation with cudaMemGetInfo/NVML; then
-#             5 steps with CUDA_MODULE_LOADING=EAGER (where the unaccounted remainder goes).
+#             5 steps with CUDA_MODULE_LOADING=EAGER (where the unaccounted remainder goes);
+#             one fine-tune step with optimizer_offload=True (recompute full) from a model
+#             trained 2 steps: plan == measured in the device and the host arena.
 #   sanitize  compute-sanitizer memcheck (leak check) on the GPU tests, then short training
 #             runs: memcheck (recompute full), racecheck, initcheck, synccheck (each where the
 #             sanitizer supports it), memcheck (recompute none), in that order of priority.
@@ -373,6 +375,15 @@ summary_check() {
         sed -n '/^device memory (reconciliation/,/CUDA_MODULE_LOADING=EAGER moves/p' "$log"
         echo '```'
     done
+    log="$LOGS/train-offload.log"
+    if [ -f "$log" ]; then
+        echo
+        echo "### optimizer_offload: one fine-tune step (optimizer state in pinned host memory)"
+        echo
+        echo '```'
+        grep -E '^iter |plan == measured|^resumed|^init' "$log"
+        echo '```'
+    fi
     log="$LOGS/train-none-eager.log"
     if [ -f "$log" ]; then
         echo
@@ -574,6 +585,25 @@ group_check() {
         CUDA_MODULE_LOADING=EAGER train train-none-eager 90 "$CONF" --recompute=none --max_iters=5 \
             --eval_interval=5 --eval_iters=1 --log_interval=1
     fi
+    group_check_offload
+}
+
+# optimizer_offload: one fine-tune step, from a model trained 2 steps here, with the f32 master
+# weights, m and v in pinned host memory and AdamW on the CPU (plan == measured in both arenas)
+group_check_offload() {
+    if [ "$DEVICE" != cuda ]; then
+        skip_stage train-offload "optimizer_offload runs on the GPU only (the CPU backend refuses it)"
+        return 0
+    fi
+    local base="$WORK/out/offload-base"
+    run_stage train-offload-base 90 "$B/arenagpt" train "$CONF" --device=cuda --data_dir="$DATA" \
+        --out_dir="$base" --max_iters=2 --eval_interval=2 --eval_iters=1 --log_interval=1 \
+        "${EXTRA[@]}"
+    run_stage train-offload $T_TRAIN "$B/arenagpt" train "$CONF" --device=cuda --data_dir="$DATA" \
+        --out_dir="$WORK/out/offload" --init_from="$base" --optimizer_offload=True \
+        --recompute=full --max_iters=1 --eval_interval=1 --eval_iters=1 --log_interval=1 \
+        "${EXTRA[@]}"
+    rm -rf "$base" "$WORK/out/offload"
 }
 
 san_train() { # TOOL RECOMPUTE [sanitizer flags]: a short training run under the sanitizer

@@ -65,10 +65,12 @@ fi
 grep -Eq '^sample: arena peak by category: params [1-9][0-9]*, grads 0, optimizer 0,' "$TMP/s.txt" &&
     ok || bad "sample: no inference memory line: $(cat "$TMP/s.txt")"
 
-# mem: the attention axis
+# mem: the attention axis (the modes without optimizer_offload; tests/cli_offload_mem.sh has
+# the offload toggle)
 "$BIN" mem "$ROOT/configs/small_4070.conf" --device=cuda --compare >"$TMP/cmp.txt" 2>&1 || bad "mem --compare"
-n=$(grep -cE '^(none|selective|full) +(naive|flash|cudnn) ' "$TMP/cmp.txt")
-[ "$n" = 9 ] && ok || bad "mem --compare on cuda: $n rows, want 9 (3 recompute x 3 attention)"
+n=$(grep -cE '^(none|selective|full) +(naive|flash|cudnn) +off ' "$TMP/cmp.txt")
+n_on=$(grep -cE '^(none|selective|full) +(naive|flash|cudnn) +on ' "$TMP/cmp.txt")
+[ "$n" = 9 ] && [ "$n_on" = 9 ] && ok || bad "mem --compare on cuda: $n + $n_on rows, want 9 + 9 (3 recompute x 3 attention, optimizer_offload off and on)"
 "$BIN" mem "$ROOT/configs/small_4070.conf" --device=cpu --compare >"$TMP/cmpc.txt" 2>&1 || bad "mem --compare cpu"
 n=$(grep -cE '^(none|selective|full) +(naive|flash) ' "$TMP/cmpc.txt")
 [ "$n" = 6 ] && ! grep -qE '^none +cudnn' "$TMP/cmpc.txt" && ok || bad "mem --compare on cpu: $n rows, want 6 and no cudnn"
@@ -76,13 +78,13 @@ check_json() { # file python-expression-over-d
     python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"
 }
 "$BIN" mem "$ROOT/configs/small_4070.conf" --device=cuda --compare --format=json >"$TMP/cmp.json" 2>&1 || bad "mem --compare json"
-check_json "$TMP/cmp.json" "len(d['modes']) == 9 and all({'recompute', 'attention', 'peak_bytes', 'categories', 'attention_backward_extra_per_token'} <= set(m) for m in d['modes']) and {(m['recompute'], m['attention']) for m in d['modes']} == {(r, a) for r in ('none', 'selective', 'full') for a in ('naive', 'flash', 'cudnn')}" &&
+check_json "$TMP/cmp.json" "len([m for m in d['modes'] if not m['optimizer_offload']]) == 9 and all({'recompute', 'attention', 'peak_bytes', 'categories', 'attention_backward_extra_per_token'} <= set(m) for m in [m for m in d['modes'] if not m['optimizer_offload']]) and {(m['recompute'], m['attention']) for m in [m for m in d['modes'] if not m['optimizer_offload']]} == {(r, a) for r in ('none', 'selective', 'full') for a in ('naive', 'flash', 'cudnn')}" &&
     ok || bad "mem --compare json modes"
 # recompute none: flash saves L x (B*NH*T*T f16 probabilities - B*NH*T f32 lse) of activations
-check_json "$TMP/cmp.json" "[m['categories']['activations']['peak_bytes'] for m in d['modes'] if m['recompute'] == 'none' and m['attention'] == 'naive'][0] - [m['categories']['activations']['peak_bytes'] for m in d['modes'] if m['recompute'] == 'none' and m['attention'] == 'flash'][0] == 6 * (16 * 6 * 512 * 512 * 2 - 16 * 6 * 512 * 4)" &&
+check_json "$TMP/cmp.json" "[m['categories']['activations']['peak_bytes'] for m in [m for m in d['modes'] if not m['optimizer_offload']] if m['recompute'] == 'none' and m['attention'] == 'naive'][0] - [m['categories']['activations']['peak_bytes'] for m in [m for m in d['modes'] if not m['optimizer_offload']] if m['recompute'] == 'none' and m['attention'] == 'flash'][0] == 6 * (16 * 6 * 512 * 512 * 2 - 16 * 6 * 512 * 4)" &&
     ok || bad "mem --compare json: flash's saving is not L x (att - lse)"
 "$BIN" mem "$ROOT/configs/small_4070.conf" --device=cuda --fit=12GiB --format=json >"$TMP/fit.json" 2>&1 || bad "mem --fit json"
-check_json "$TMP/fit.json" "len(d['modes']) == 9 and all(m['max_batch_size'] > 0 and 'attention' in m for m in d['modes']) and [m['max_batch_size'] for m in d['modes'] if m['recompute'] == 'none' and m['attention'] == 'flash'][0] > [m['max_batch_size'] for m in d['modes'] if m['recompute'] == 'none' and m['attention'] == 'naive'][0]" &&
+check_json "$TMP/fit.json" "len([m for m in d['modes'] if not m['optimizer_offload']]) == 9 and all(m['max_batch_size'] > 0 and 'attention' in m for m in [m for m in d['modes'] if not m['optimizer_offload']]) and [m['max_batch_size'] for m in [m for m in d['modes'] if not m['optimizer_offload']] if m['recompute'] == 'none' and m['attention'] == 'flash'][0] > [m['max_batch_size'] for m in [m for m in d['modes'] if not m['optimizer_offload']] if m['recompute'] == 'none' and m['attention'] == 'naive'][0]" &&
     ok || bad "mem --fit json modes"
 
 # refusals

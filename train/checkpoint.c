@@ -74,8 +74,8 @@ static void header_fill(CheckpointHeader *h, const Gpt *g) {
 
 /* The f32 weights the optimizer updates: master on the GPU, the params on the CPU. */
 static void weights_to_host(Gpt *g, const GptParam *p, float *buf) {
-    if (p->master)
-        g->backend->copy_to_host(buf, p->master->data, (size_t)p->numel * sizeof(float), g->stream);
+    if (p->master) /* on the device, or in the host arena with optimizer_offload */
+        gpt_tensor_read(g, p->master, buf);
     else
         gpt_param_read_f32(g, p, buf);
 }

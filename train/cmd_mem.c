@@ -9,6 +9,10 @@
  * the wte traffic it costs (model/loss_chunk.h); --compare adds 2-4 chunk sizes side by side.
  * With --world_size=N every report is one rank's, and --compare shows ZeRO stages 0 and 1 side by
  * side instead (mem_zero.h).
+ * optimizer_offload plans two arenas, the device's and the host's (pinned: the optimizer
+ * state): the table and JSON show both, --compare and --fit add offload off/on as a toggle on
+ * the CUDA layout, and the host bytes are held against this machine's memory
+ * (/proc/meminfo's MemAvailable).
  * JSON schema: see README.md ("arenagpt mem --format=json"). */
 #include <stdio.h>
 #include <string.h>
@@ -27,8 +31,9 @@
 typedef struct MemMode {
     GptRecompute recompute;
     GptAttention attention;
+    int offload; /* optimizer_offload (CUDA layout only) */
 } MemMode;
-#define MAX_MODES (3 * GPT_ATTENTION_COUNT)
+#define MAX_MODES (2 * 3 * GPT_ATTENTION_COUNT)
 
 /* recompute none/selective/full x attention naive/flash/cudnn, the attention kind varying
  * fastest, without the combinations gpt_config_check refuses on this device (cudnn on the
@@ -37,27 +42,73 @@ static int mem_modes(const RunSetup *rs, MemMode *out) {
     static const GptAttention order[GPT_ATTENTION_COUNT] = {
         GPT_ATTENTION_NAIVE, GPT_ATTENTION_FLASH, GPT_ATTENTION_CUDNN};
     int n = 0;
-    for (int r = 0; r < 3; r++)
-        for (int a = 0; a < GPT_ATTENTION_COUNT; a++) {
-            GptConfig c = rs->model;
-            Err err;
-            c.recompute = (GptRecompute)r;
-            c.attention = order[a];
-            if (gpt_config_check(&c, rs->dev, &err) == 0)
-                out[n++] = (MemMode){(GptRecompute)r, order[a]};
-        }
+    for (int o = 0; o < (rs->dev == GPT_DEVICE_CUDA ? 2 : 1); o++) /* offload off, then on */
+        for (int r = 0; r < 3; r++)
+            for (int a = 0; a < GPT_ATTENTION_COUNT; a++) {
+                GptConfig c = rs->model;
+                Err err;
+                c.recompute = (GptRecompute)r;
+                c.attention = order[a];
+                c.optimizer_offload = o;
+                if (gpt_config_check(&c, rs->dev, &err) == 0)
+                    out[n++] = (MemMode){(GptRecompute)r, order[a], o};
+            }
     return n;
 }
 
 static void mode_apply(const MemMode *m, GptConfig *c) {
     c->recompute = m->recompute;
     c->attention = m->attention;
+    c->optimizer_offload = m->offload;
 }
 
 /* The JSON members that name a mode (after the opening brace). */
 static void mode_json(const MemMode *m, FILE *f) {
-    fprintf(f, "\"recompute\": \"%s\", \"attention\": \"%s\"", GPT_RECOMPUTE_NAMES[m->recompute],
-            GPT_ATTENTION_NAMES[m->attention]);
+    fprintf(f, "\"recompute\": \"%s\", \"attention\": \"%s\", \"optimizer_offload\": %s",
+            GPT_RECOMPUTE_NAMES[m->recompute], GPT_ATTENTION_NAMES[m->attention],
+            m->offload ? "true" : "false");
+}
+
+/* The host arena's high-water mark of a plan (0 without optimizer_offload). */
+static size_t host_high_water(const GptPlan *p) {
+    return p && p->host_arena ? arena_stats(p->host_arena).high_water_bytes : 0;
+}
+
+/* This machine's memory from /proc/meminfo (bytes): -1 when it cannot be read. */
+static int host_memory(size_t *total, size_t *available) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    unsigned long long kb;
+    int got = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "MemTotal: %llu kB", &kb) == 1)
+            *total = (size_t)kb * 1024, got |= 1;
+        else if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+            *available = (size_t)kb * 1024, got |= 2;
+    }
+    fclose(f);
+    return got == 3 ? 0 : -1;
+}
+
+/* The host arena against this machine's memory: 1 fits, 0 does not, -1 unknown; a line in buf. */
+static int host_fits(size_t host_bytes, char *buf, size_t len) {
+    size_t total = 0, avail = 0;
+    char h[32], a[32], t[32];
+    if (host_memory(&total, &avail) != 0) {
+        snprintf(buf, len,
+                 "host arena %s (pinned); this machine's memory: unknown (no "
+                 "/proc/meminfo)",
+                 size_format(host_bytes, h, sizeof h));
+        return -1;
+    }
+    snprintf(buf, len,
+             "host arena %s (pinned) against this machine's MemAvailable %s (MemTotal "
+             "%s, /proc/meminfo): %s",
+             size_format(host_bytes, h, sizeof h), size_format(avail, a, sizeof a),
+             size_format(total, t, sizeof t), host_bytes <= avail ? "fits" : "does NOT fit");
+    return host_bytes <= avail;
 }
 
 /* The training plan of the run (with mode m applied when not NULL) at batch B. */
@@ -233,6 +284,11 @@ static int mem_single(const RunSetup *rs) {
         json_header(rs);
         printf("  \"recompute\": \"%s\",\n  \"fits\": %s,\n", GPT_RECOMPUTE_NAMES[c->recompute],
                rc == 0 ? "true" : "false");
+        if (p->host_arena) { /* optimizer_offload: the host arena, then the device's fields */
+            printf("  \"host\": {\n");
+            arena_report_json_fields(p->host_arena, stdout, "    ");
+            printf("  },\n");
+        }
         printf("  \"flops\": {\"forward_per_token\": %.0f, \"recompute_extra_per_token\": %.0f, "
                "\"attention_backward_extra_per_token\": %.0f},\n",
                gpt_flops_forward_per_token(c, cfg->block_size),
@@ -240,6 +296,11 @@ static int mem_single(const RunSetup *rs) {
                gpt_flops_attention_recompute_per_token(c, cfg->block_size, rs->dev));
         arena_report_json_fields(a, stdout, "  ");
         printf("}\n");
+    } else if (cfg->format == CONFIG_FORMAT_CSV && p->host_arena) {
+        fprintf(stderr, "arenagpt mem: --format=csv writes one arena, and optimizer_offload plans "
+                        "two (device and host): use --format=table or --format=json\n");
+        gpt_plan_free(p);
+        return CONFIG_EXIT_USAGE;
     } else if (cfg->format == CONFIG_FORMAT_CSV) {
         arena_report_csv(a, stdout);
     } else {
@@ -248,13 +309,24 @@ static int mem_single(const RunSetup *rs) {
         if (rc != 0)
             printf("plan REFUSED by memory_limit: what follows is the partial plan up to the "
                    "refused allocation, not the run's needs\n");
+        if (p->host_arena)
+            printf("device arena (optimizer_offload: the optimizer state is in the host arena "
+                   "below):\n");
         arena_report_table(a, stdout, (int)cfg->top);
+        if (p->host_arena) {
+            printf("host arena (optimizer_offload: pinned host memory; f32 master, m, v and the "
+                   "update's staging):\n");
+            arena_report_table(p->host_arena, stdout, (int)cfg->top);
+        }
         if (rc != 0)
             printf("plan REFUSED: the run does not fit in memory_limit %zu bytes (see the "
                    "message below)\n",
                    cfg->memory_limit);
         else if (rs->dev == GPT_DEVICE_CUDA)
             print_on_gpu(rs, arena_stats(a).high_water_bytes);
+        char line[256];
+        if (rc == 0 && p->host_arena && host_fits(host_high_water(p), line, sizeof line) >= -1)
+            printf("  %s\n", line);
     }
     if (rc != 0)
         fprintf(stderr, "arenagpt mem: does not fit: %s\n", err.msg);
@@ -319,6 +391,24 @@ static int mem_compare_chunks(const RunSetup *rs, int json) {
     return 0;
 }
 
+/* One row of --compare's table: the mode, the device arena at the peak, the host arena. */
+static void compare_row(const RunSetup *rs, const MemMode *mode, const GptConfig *c,
+                        const GptPlan *p, double fwd) {
+    const double mib = 1024.0 * 1024.0;
+    int64_t T = rs->cfg.block_size;
+    ArenaStats s = arena_stats(p->arena);
+    double extra = gpt_flops_recompute_per_token(c, T, c->recompute);
+    double attn = gpt_flops_attention_recompute_per_token(c, T, rs->dev);
+    printf("%-10s %-9s %-7s %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %9.1f%% "
+           "%9.1f%%\n",
+           GPT_RECOMPUTE_NAMES[mode->recompute], GPT_ATTENTION_NAMES[mode->attention],
+           mode->offload ? "on" : "off", s.at_peak_bytes[ARENA_CAT_PARAMS] / mib,
+           s.at_peak_bytes[ARENA_CAT_GRADS] / mib, s.at_peak_bytes[ARENA_CAT_OPTIMIZER] / mib,
+           s.at_peak_bytes[ARENA_CAT_ACTIVATIONS] / mib, s.at_peak_bytes[ARENA_CAT_WORKSPACE] / mib,
+           s.peak_used_bytes / mib, s.high_water_bytes / mib, host_high_water(p) / mib,
+           fwd > 0 ? 100.0 * extra / fwd : 0.0, fwd > 0 ? 100.0 * attn / fwd : 0.0);
+}
+
 static int mem_compare(const RunSetup *rs) {
     const TrainConfig *cfg = &rs->cfg;
     MemMode modes[MAX_MODES];
@@ -331,9 +421,10 @@ static int mem_compare(const RunSetup *rs) {
         mc[m] = rs->model;
         mode_apply(&modes[m], &mc[m]);
         if (plan(rs, cfg->batch_size, &modes[m], cfg->memory_limit, &plans[m], &err) != 0) {
-            fprintf(stderr, "arenagpt mem --compare: recompute %s, attention %s: %s\n",
+            fprintf(stderr, "arenagpt mem --compare: recompute %s, attention %s, offload %s: %s\n",
                     GPT_RECOMPUTE_NAMES[modes[m].recompute],
-                    GPT_ATTENTION_NAMES[modes[m].attention], err.msg);
+                    GPT_ATTENTION_NAMES[modes[m].attention], modes[m].offload ? "on" : "off",
+                    err.msg);
             rc = 1;
         }
     }
@@ -349,6 +440,11 @@ static int mem_compare(const RunSetup *rs) {
             printf(", \"recompute_extra_per_token\": %.0f, \"extra_forward_flops_fraction\": %.6f, "
                    "\"attention_backward_extra_per_token\": %.0f,\n",
                    extra, fwd > 0 ? extra / fwd : 0.0, attn);
+            if (plans[m]->host_arena) {
+                printf("    \"host\": {\n");
+                arena_report_json_fields(plans[m]->host_arena, stdout, "      ");
+                printf("    },\n");
+            }
             arena_report_json_fields(plans[m]->arena, stdout, "    ");
             printf("   }%s\n", m + 1 < n_modes ? "," : "");
         }
@@ -358,34 +454,25 @@ static int mem_compare(const RunSetup *rs) {
     } else if (rc == 0) {
         const double mib = 1024.0 * 1024.0;
         print_plan_header(rs);
-        printf("\n%-10s %-9s %11s %11s %11s %11s %11s %11s %11s %10s %10s\n", "recompute",
-               "attention", "params MiB", "grads MiB", "optim MiB", "activ MiB", "work MiB",
-               "peak MiB", "high-water", "+fwd FLOPs", "+attn bwd");
-        for (int m = 0; m < n_modes; m++) {
-            ArenaStats s = arena_stats(plans[m]->arena);
-            double extra = gpt_flops_recompute_per_token(&mc[m], cfg->block_size, mc[m].recompute);
-            double attn = gpt_flops_attention_recompute_per_token(&mc[m], cfg->block_size, rs->dev);
-            printf("%-10s %-9s %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %11.2f %9.1f%% %9.1f%%\n",
-                   GPT_RECOMPUTE_NAMES[modes[m].recompute], GPT_ATTENTION_NAMES[modes[m].attention],
-                   s.at_peak_bytes[ARENA_CAT_PARAMS] / mib, s.at_peak_bytes[ARENA_CAT_GRADS] / mib,
-                   s.at_peak_bytes[ARENA_CAT_OPTIMIZER] / mib,
-                   s.at_peak_bytes[ARENA_CAT_ACTIVATIONS] / mib,
-                   s.at_peak_bytes[ARENA_CAT_WORKSPACE] / mib, s.peak_used_bytes / mib,
-                   s.high_water_bytes / mib, fwd > 0 ? 100.0 * extra / fwd : 0.0,
-                   fwd > 0 ? 100.0 * attn / fwd : 0.0);
-        }
-        printf("(category columns: bytes at the step's peak; high-water: the reservation the run "
-               "needs; +fwd FLOPs: forward work recomputed in backward; +attn bwd: what the fused "
-               "attention's backward recomputes (the scores), both as a share of the forward)\n");
+        printf("\n%-10s %-9s %-7s %11s %11s %11s %11s %11s %11s %11s %11s %10s %10s\n", "recompute",
+               "attention", "offload", "params MiB", "grads MiB", "optim MiB", "activ MiB",
+               "work MiB", "peak MiB", "high-water", "host MiB", "+fwd FLOPs", "+attn bwd");
+        for (int m = 0; m < n_modes; m++)
+            compare_row(rs, &modes[m], &mc[m], plans[m], fwd);
+        printf("(category columns: the device arena's bytes at the step's peak; high-water: the "
+               "reservation the run needs on the device; host MiB: the pinned host arena of "
+               "optimizer_offload (the optimizer state); +fwd FLOPs: forward work recomputed in "
+               "backward; +attn bwd: what the fused attention's backward recomputes (the scores), "
+               "both as a share of the forward)\n");
         ArenaStats s0 = arena_stats(plans[0]->arena); /* recompute none, attention naive */
         for (int m = 1; m < n_modes; m++) {
             ArenaStats s = arena_stats(plans[m]->arena);
             long long saved = (long long)s0.at_peak_bytes[ARENA_CAT_ACTIVATIONS] -
                               (long long)s.at_peak_bytes[ARENA_CAT_ACTIVATIONS];
-            printf("recompute %-9s attention %-5s saves %lld bytes of activations at the peak "
-                   "(%.2f MiB) and %lld bytes of high-water (%.2f MiB)\n",
+            printf("recompute %-9s attention %-5s offload %-3s saves %lld bytes of activations at "
+                   "the peak (%.2f MiB) and %lld bytes of device high-water (%.2f MiB)\n",
                    GPT_RECOMPUTE_NAMES[modes[m].recompute], GPT_ATTENTION_NAMES[modes[m].attention],
-                   saved, (double)saved / mib,
+                   modes[m].offload ? "on" : "off", saved, (double)saved / mib,
                    (long long)s0.high_water_bytes - (long long)s.high_water_bytes,
                    ((double)s0.high_water_bytes - (double)s.high_water_bytes) / mib);
         }
@@ -403,6 +490,22 @@ static int64_t fit_batch(const RunSetup *rs, const MemMode *mode, size_t limit, 
     mode_apply(mode, &c);
     GptPlanArgs a = plan_args(rs, 1, limit, 0);
     return gpt_plan_fit(&c, rs->dev, &a, FIT_MAX_BATCH, hw_out);
+}
+
+/* optimizer_offload: the host arena of mode at batch B (at least 1), against this machine's
+ * memory: 1 fits (or no offload: *host 0, line ""), 0 does not. */
+static int fit_host(const RunSetup *rs, const MemMode *mode, int64_t B, size_t *host, char *line,
+                    size_t len) {
+    *host = 0;
+    line[0] = '\0';
+    if (!mode->offload)
+        return 1;
+    GptPlan *p = NULL;
+    Err err;
+    plan(rs, B > 0 ? B : 1, mode, 0, &p, &err);
+    *host = host_high_water(p);
+    gpt_plan_free(p);
+    return host_fits(*host, line, len) != 0;
 }
 
 static int mem_fit(const RunSetup *rs) {
@@ -424,9 +527,13 @@ static int mem_fit(const RunSetup *rs) {
     MemMode modes[MAX_MODES];
     int n_modes = mem_modes(rs, modes);
     int64_t best[MAX_MODES];
-    size_t hw[MAX_MODES];
-    for (int m = 0; m < n_modes; m++)
+    size_t hw[MAX_MODES], host[MAX_MODES];
+    int host_ok[MAX_MODES];
+    char host_line[MAX_MODES][256];
+    for (int m = 0; m < n_modes; m++) {
         best[m] = fit_batch(rs, &modes[m], arena_limit, &hw[m]);
+        host_ok[m] = fit_host(rs, &modes[m], best[m], &host[m], host_line[m], sizeof host_line[m]);
+    }
     char sz[32];
     if (cfg->format == CONFIG_FORMAT_JSON) {
         printf("{\n  \"fit_bytes\": %zu,\n  \"reserve_bytes\": %zu,\n  \"reserve_source\": "
@@ -437,8 +544,10 @@ static int mem_fit(const RunSetup *rs) {
         for (int m = 0; m < n_modes; m++) {
             printf("    {");
             mode_json(&modes[m], stdout);
-            printf(", \"max_batch_size\": %lld, \"high_water_bytes\": %zu}%s\n", (long long)best[m],
-                   hw[m], m + 1 < n_modes ? "," : "");
+            printf(", \"max_batch_size\": %lld, \"high_water_bytes\": %zu, "
+                   "\"host_high_water_bytes\": %zu, \"host_fits\": %s}%s\n",
+                   (long long)best[m], hw[m], host[m], host_ok[m] ? "true" : "false",
+                   m + 1 < n_modes ? "," : "");
         }
         printf("  ]\n}\n");
         return 0;
@@ -455,13 +564,21 @@ static int mem_fit(const RunSetup *rs) {
     for (int m = 0; m < n_modes; m++) {
         const char *name = GPT_RECOMPUTE_NAMES[modes[m].recompute];
         const char *att = GPT_ATTENTION_NAMES[modes[m].attention];
+        const char *off = modes[m].offload ? "on" : "off";
         if (best[m] == 0)
-            printf("  recompute %-9s attention %-5s  none: even batch_size 1 does not fit\n", name,
-                   att);
+            printf("  recompute %-9s attention %-5s offload %-3s  none: even batch_size 1 does not "
+                   "fit the device\n",
+                   name, att, off);
+        else if (!host_ok[m])
+            printf("  recompute %-9s attention %-5s offload %-3s  none: the device fits batch_size "
+                   "%lld, but the host does not\n",
+                   name, att, off, (long long)best[m]);
         else
-            printf(
-                "  recompute %-9s attention %-5s  batch_size %6lld  (high-water %zu bytes, %s)\n",
-                name, att, (long long)best[m], hw[m], size_format(hw[m], sz, sizeof sz));
+            printf("  recompute %-9s attention %-5s offload %-3s  batch_size %6lld  (high-water "
+                   "%zu bytes, %s)\n",
+                   name, att, off, (long long)best[m], hw[m], size_format(hw[m], sz, sizeof sz));
+        if (host_line[m][0])
+            printf("      %s\n", host_line[m]);
     }
     return 0;
 }

@@ -70,6 +70,7 @@ typedef struct TrainState {
     GptDevice dev;
     Gpt g;
     Arena *arena;
+    Arena *host_arena; /* optimizer_offload: the pinned host arena (master, m, v); else NULL */
     DataLoader *train, *val, *train_eval;
     int32_t *inputs, *targets; /* (B,T) host */
     FILE *metrics;
@@ -524,9 +525,33 @@ static int draw_plots(const TrainConfig *cfg, Err *err) {
     return 0;
 }
 
+/* optimizer_offload: the host arena measured against its plan, category by category; 1 when
+ * every figure is equal. */
+static int report_host(const TrainState *s, const Arena *plan_host) {
+    printf("memory measured (host arena, %s backing: optimizer_offload's master, m, v):\n",
+           arena_backing_name(arena_backing(s->host_arena)));
+    arena_report_table(s->host_arena, stdout, (int)s->cfg->top);
+    ArenaStats p = arena_stats(plan_host), m = arena_stats(s->host_arena);
+    printf("host memory: plan vs measured (host arena, bytes)\n");
+    int all_equal =
+        p.peak_used_bytes == m.peak_used_bytes && p.high_water_bytes == m.high_water_bytes;
+    for (int c = 0; c < ARENA_CAT_COUNT; c++) {
+        int eq = p.cat_peak_bytes[c] == m.cat_peak_bytes[c];
+        all_equal &= eq;
+        printf("  %-12s %16zu %16zu %s\n", arena_category_name((ArenaCategory)c),
+               p.cat_peak_bytes[c], m.cat_peak_bytes[c], eq ? "equal" : "DIFFERENT");
+    }
+    printf("  %-12s %16zu %16zu\n  %-12s %16zu %16zu\n", "peak (sum)", p.peak_used_bytes,
+           m.peak_used_bytes, "high-water", p.high_water_bytes, m.high_water_bytes);
+    printf("  host plan == measured: %s\n",
+           all_equal ? "yes, to the byte" : "NO (a bug: report it)");
+    return all_equal;
+}
+
 /* The end of a run: what was measured against the plan, the device, the memory page, the
  * trace, the plots. */
-static int report_end(TrainState *s, const Arena *plan, DeviceMem *dm, int have_dm) {
+static int report_end(TrainState *s, const Arena *plan, const Arena *plan_host, DeviceMem *dm,
+                      int have_dm) {
     const TrainConfig *cfg = s->cfg;
     int rc = 0;
     printf("memory measured (arena, %s backing):\n", arena_backing_name(arena_backing(s->arena)));
@@ -549,6 +574,8 @@ static int report_end(TrainState *s, const Arena *plan, DeviceMem *dm, int have_
     printf("  %-12s %16zu %16zu %s\n", "high-water", p.high_water_bytes, m.high_water_bytes,
            eq_hw ? "equal" : "DIFFERENT");
     printf("  plan == measured: %s\n", all_equal ? "yes, to the byte" : "NO (a bug: report it)");
+    if (s->host_arena)
+        report_host(s, plan_host);
     if (s->dev == GPT_DEVICE_CUDA && have_dm) {
         Err dm_err;
         device_mem_sample(dm, DEVICE_MEM_NOW, &dm_err);
@@ -619,6 +646,7 @@ static void free_state(TrainState *s) {
     if (s->arena) {
         gpt_free(&s->g);
         arena_free(s->arena);
+        arena_free(s->host_arena);
     }
     data_loader_free(s->train);
     data_loader_free(s->val);
@@ -627,8 +655,8 @@ static void free_state(TrainState *s) {
 
 /* The real arena (exactly the plan's high-water mark), the device memory samples, the model
  * built and initialised, out_dir, metrics and the batch buffers. */
-static int build_run(TrainState *s, const RunSetup *rs, const Arena *plan, DeviceMem *dm,
-                     int *have_dm, Err *err) {
+static int build_run(TrainState *s, const RunSetup *rs, const Arena *plan, const Arena *plan_host,
+                     DeviceMem *dm, int *have_dm, Err *err) {
     const TrainConfig *cfg = s->cfg;
     const GptConfig *c = &rs->model;
     const int64_t B = cfg->batch_size, T = cfg->block_size;
@@ -658,9 +686,18 @@ static int build_run(TrainState *s, const RunSetup *rs, const Arena *plan, Devic
                         (double)(B * T * cfg->gradient_accumulation_steps);
     if (cfg->trace_file[0])
         arena_trace_enable(s->arena, 1);
-    if (gpt_build(&s->g, c, s->dev, s->arena, B, T, err) != 0) {
+    /* optimizer_offload: the pinned host arena, exactly as large as the host plan */
+    if (plan_host && !(s->host_arena = arena_init(ARENA_BACKING_PINNED,
+                                                  arena_stats(plan_host).high_water_bytes, 0, err)))
+        err_prefix(err, "optimizer_offload");
+    if (s->host_arena)
+        test_hooks_arm_host_arena(&s->hooks, s->host_arena);
+    if ((plan_host && !s->host_arena) ||
+        (s->host_arena ? gpt_build_offload(&s->g, c, s->dev, s->arena, s->host_arena, B, T, err)
+                       : gpt_build(&s->g, c, s->dev, s->arena, B, T, err)) != 0) {
         arena_free(s->arena); /* nothing built: gpt_free must not run */
-        s->arena = NULL;
+        arena_free(s->host_arena);
+        s->arena = s->host_arena = NULL;
         return -1;
     }
     if (s->dist->world_size > 1 && gpt_set_comm(&s->g, &s->dist->comm, err) != 0)
@@ -691,6 +728,11 @@ static int train_plan(const RunSetup *rs, GptPlan **plan, Err *err) {
     printf("\nmemory plan (one training step, exact):\n");
     if (*plan)
         arena_report_table((*plan)->arena, stdout, (int)cfg->top);
+    if (*plan && (*plan)->host_arena) {
+        printf("host memory plan (optimizer_offload: pinned host memory; master, m, v and the "
+               "update's staging):\n");
+        arena_report_table((*plan)->host_arena, stdout, (int)cfg->top);
+    }
     return rc;
 }
 
@@ -765,7 +807,7 @@ int cmd_train(const TrainConfig *user_cfg) {
     }
 
     /* 2. the real arena, exactly as large as the plan's high-water mark; the model in it */
-    if (build_run(&s, &rs, plan->arena, &dm, &have_dm, &err) != 0)
+    if (build_run(&s, &rs, plan->arena, plan->host_arena, &dm, &have_dm, &err) != 0)
         goto fail;
 
     printf("\n");
@@ -778,7 +820,8 @@ int cmd_train(const TrainConfig *user_cfg) {
            (long long)s.progress.iter, run_now_s() - t0, cfg->out_dir);
 
     /* 3. what was measured, against the plan */
-    rc = s.dist->rank == 0 ? report_end(&s, plan->arena, &dm, have_dm) : 0; /* page, plots */
+    rc = s.dist->rank == 0 ? report_end(&s, plan->arena, plan->host_arena, &dm, have_dm)
+                           : 0; /* page, plots */
     if (rc == 0 && s.dist->world_size > 1 && report_ranks(&s, plan->arena, &err) != 0)
         goto fail;
     goto done;

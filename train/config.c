@@ -145,6 +145,10 @@ static const Key keys[] = {
     {"grad_dtype", K_ENUM, OFF(grad_dtype), RUN_CMDS, 0, 0, dtype_names,
      "CUDA weight gradients: float16 (2 B/param) or float32 (4 B/param, accumulated in f32); "
      "the CPU's are always float32"},
+    {"optimizer_offload", K_BOOL, OFF(optimizer_offload), CONFIG_CMD_TRAIN | CONFIG_CMD_MEM, 0, 0,
+     NULL,
+     "CUDA: the f32 master weights, AdamW's m and v in pinned host memory (a host arena), "
+     "AdamW on the CPU; the device keeps f16 params, grads, activations"},
     {"device", K_ENUM, OFF(device), RUN_CMDS, 0, 0, device_names,
      "auto (train/eval/sample: cuda when a GPU is present, else cpu; mem: the dtype's "
      "layout, cuda for float16), cpu or cuda"},

@@ -91,6 +91,7 @@ typedef struct TrainConfig {
     int64_t seed;
     ConfigDtype dtype;
     ConfigDtype grad_dtype; /* CUDA weight gradients (the CPU's are f32 whatever it says) */
+    int optimizer_offload;  /* CUDA: master, m, v in a pinned host arena, AdamW on the CPU */
     ConfigDevice device;
     size_t memory_limit; /* bytes; 0 = no limit */
     int64_t threads;     /* CPU threads; 0 = all cores */

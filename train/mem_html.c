@@ -589,7 +589,15 @@ static int write_data(FILE *f, const TrainConfig *cfg, GptDevice dev,
     fprintf(f, " \"timeline_micro_steps\": %lld,\n", (long long)shown.gradient_accumulation_steps);
     fprintf(f, " \"report\": {\n");
     arena_report_json_fields(a, f, "  ");
-    fprintf(f, " },\n \"timeline\": ");
+    fprintf(f, " },\n \"host\": ");
+    if (p->host_arena) { /* optimizer_offload: the host arena's plan */
+        fprintf(f, "{\n");
+        arena_report_json_fields(p->host_arena, f, "  ");
+        fprintf(f, " }");
+    } else {
+        fprintf(f, "null");
+    }
+    fprintf(f, ",\n \"timeline\": ");
     int rc = write_timeline(f, a, err);
     size_t arena_bytes = arena_stats(a).high_water_bytes;
     gpt_plan_free(p);

@@ -30,6 +30,7 @@ void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     out->grad_f32 = cfg->grad_dtype == CONFIG_DTYPE_FLOAT32;
     out->world_size = (int)cfg->world_size; /* train: set from the ranks (cmd_train.c) */
     out->zero_stage = (int)cfg->zero_stage;
+    out->optimizer_offload = cfg->optimizer_offload;
 }
 
 static const char *origin_of(const TrainConfig *cfg) {
@@ -287,8 +288,10 @@ int run_setup(const TrainConfig *cfg, unsigned cmd, RunSetup *rs, Err *err) {
         return rc;
     if ((rc = resolve_vocab(rs, cmd, err)) != 0)
         return rc;
-    if (cmd & (CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE))
+    if (cmd & (CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE)) {
         rs->model.recompute = GPT_RECOMPUTE_NONE; /* no backward */
+        rs->model.optimizer_offload = 0;          /* no optimizer state */
+    }
     if (run_device(c, (cmd & CONFIG_CMD_MEM) != 0, &rs->dev, err) != 0)
         return CONFIG_EXIT_USAGE;
     rs->auto_cpu = c->device == CONFIG_DEVICE_AUTO && !(cmd & CONFIG_CMD_MEM) &&

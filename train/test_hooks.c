@@ -55,6 +55,12 @@ int test_hooks_from_env(TestHooks *h, Err *err) {
     if (v && *v && (parse_i64(v, &h->alloc_fail_at) != 0 || h->alloc_fail_at < 1))
         return err_set(err,
                        "ARENAGPT_TEST_ALLOC_FAIL_AT = '%s': expected an allocation number >= 1", v);
+    v = getenv("ARENAGPT_TEST_HOST_ALLOC_FAIL_AT");
+    if (v && *v && (parse_i64(v, &h->host_alloc_fail_at) != 0 || h->host_alloc_fail_at < 1))
+        return err_set(err,
+                       "ARENAGPT_TEST_HOST_ALLOC_FAIL_AT = '%s': expected an allocation number "
+                       ">= 1",
+                       v);
     v = getenv("ARENAGPT_TEST_NONFINITE");
     if (!v || !*v)
         return 0;
@@ -82,6 +88,11 @@ int test_hooks_from_env(TestHooks *h, Err *err) {
 void test_hooks_arm_arena(const TestHooks *h, Arena *a) {
     if (h->alloc_fail_at > 0)
         arena_set_alloc_budget(a, h->alloc_fail_at - 1);
+}
+
+void test_hooks_arm_host_arena(const TestHooks *h, Arena *a) {
+    if (h->host_alloc_fail_at > 0)
+        arena_set_alloc_budget(a, h->host_alloc_fail_at - 1);
 }
 
 int test_hooks_arm_arena_from_env(Arena *a, Err *err) {

@@ -4,6 +4,7 @@
  *   ARENAGPT_TEST_ALLOC_FAIL_AT=K  the arena of train, eval or sample refuses its K-th
  *                                 allocation (1-based) with the arena's report
  *                                 (arena_set_alloc_budget(K - 1)).
+ *   ARENAGPT_TEST_HOST_ALLOC_FAIL_AT=K  the same for train's host arena (optimizer_offload).
  *   ARENAGPT_TEST_NONFINITE=SPEC   SPEC is a comma-separated list of
  *                                 grad:ITER[:nan|inf[:INDEX]]  after the backward pass of
  *                                     step ITER (numbered as the log's "iter ITER", from 1),
@@ -30,7 +31,8 @@ typedef struct TestInjection {
 } TestInjection;
 
 typedef struct TestHooks {
-    int64_t alloc_fail_at; /* 0 = off */
+    int64_t alloc_fail_at;      /* 0 = off */
+    int64_t host_alloc_fail_at; /* the host arena's (optimizer_offload); 0 = off */
     TestInjection inject[TEST_HOOKS_MAX_INJECT];
     int n_inject;
 } TestHooks;
@@ -39,6 +41,8 @@ typedef struct TestHooks {
 int test_hooks_from_env(TestHooks *h, Err *err);
 /* Applies ARENAGPT_TEST_ALLOC_FAIL_AT to the arena (no-op when unset). */
 void test_hooks_arm_arena(const TestHooks *h, Arena *a);
+/* Applies ARENAGPT_TEST_HOST_ALLOC_FAIL_AT to the host arena (no-op when unset). */
+void test_hooks_arm_host_arena(const TestHooks *h, Arena *a);
 /* Both in one call, for eval and sample (which use no other hook); -1 with err when a
  * variable is malformed. */
 int test_hooks_arm_arena_from_env(Arena *a, Err *err);

@@ -9,6 +9,11 @@
  * Device memory is host memory: every cudaMalloc range is recorded, and copies and memsets
  * check that each pointer is on the side the copy's kind says. Allocations are rounded up to
  * CUDASIM_GRANULE_BYTES in the used count, as the driver's 2 MiB pages are.
+ * Pinned host memory (cudaHostAlloc) is host memory, recorded apart from the device ranges
+ * (it is not device memory for the copies' checks and is not counted on the card). Two fault
+ * injections for the tests of optimizer_offload: CUDASIM_FAIL_HOST_ALLOC=1 refuses every
+ * cudaHostAlloc (cudaErrorMemoryAllocation), CUDASIM_FAIL_PINNED_COPY=N fails the N-th copy
+ * (1-based) whose host side is pinned memory (cudaErrorUnknown; the copy does not happen).
  *
  * Launches: the configuration is checked against sm_89 (1024 threads per block, block
  * dimensions 1024 x 1024 x 64, grid 2^31-1 x 65535 x 65535, 48 KiB of static + dynamic shared
@@ -272,6 +277,76 @@ extern "C" cudaError_t cudaFree(void *p) {
     return cudaSuccess;
 }
 
+/* --- pinned host memory -------------------------------------------------------------- */
+static std::map<uintptr_t, size_t> *g_pinned; /* base -> bytes */
+static long g_pinned_copies;                  /* copies with a pinned host side so far */
+
+static std::map<uintptr_t, size_t> &pinned(void) {
+    if (!g_pinned)
+        g_pinned = new std::map<uintptr_t, size_t>();
+    return *g_pinned;
+}
+
+static bool pinned_pointer(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    auto &m = pinned();
+    auto it = m.upper_bound(a);
+    if (it == m.begin())
+        return false;
+    --it;
+    return a >= it->first && a < it->first + it->second;
+}
+
+static long env_long(const char *name) {
+    const char *s = getenv(name);
+    return s && s[0] ? strtol(s, NULL, 0) : 0;
+}
+
+extern "C" cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int flags) {
+    context_make();
+    if (api_result() != cudaSuccess)
+        return g_sticky;
+    if (!p)
+        return set_error(cudaErrorInvalidValue, "cudaHostAlloc: NULL result pointer");
+    *p = NULL;
+    if (flags != cudaHostAllocDefault)
+        return set_error(cudaErrorInvalidValue, "cudaHostAlloc: flags %u not simulated", flags);
+    if (env_long("CUDASIM_FAIL_HOST_ALLOC"))
+        return set_error(cudaErrorMemoryAllocation,
+                         "cudaHostAlloc of %zu bytes: refused (CUDASIM_FAIL_HOST_ALLOC)", bytes);
+    size_t rounded = (bytes + CUDASIM_ALIGN - 1) & ~(size_t)(CUDASIM_ALIGN - 1);
+    void *m = aligned_alloc(CUDASIM_ALIGN, rounded ? rounded : CUDASIM_ALIGN);
+    if (!m)
+        return set_error(cudaErrorMemoryAllocation,
+                         "cudaHostAlloc of %zu bytes: host out of memory", bytes);
+    pinned()[(uintptr_t)m] = bytes ? bytes : 1;
+    *p = m;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaFreeHost(void *p) {
+    context_make();
+    if (api_result() != cudaSuccess)
+        return g_sticky;
+    if (!p)
+        return cudaSuccess;
+    auto it = pinned().find((uintptr_t)p);
+    if (it == pinned().end())
+        return set_error(cudaErrorInvalidValue,
+                         "cudaFreeHost(%p): not the start of a pinned allocation", p);
+    pinned().erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+/* CUDASIM_FAIL_PINNED_COPY: whether this copy (dst <- src) is the one to fail */
+static bool pinned_copy_fails(const void *dst, const void *src) {
+    if (!pinned_pointer(dst) && !pinned_pointer(src))
+        return false;
+    long n = env_long("CUDASIM_FAIL_PINNED_COPY");
+    return ++g_pinned_copies == n && n > 0;
+}
+
 extern "C" cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b) {
     context_make();
     if (api_result() != cudaSuccess)
@@ -350,6 +425,11 @@ extern "C" cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cuda
     cudaError_t e = copy_check("cudaMemcpy", dst, src, bytes, kind);
     if (e != cudaSuccess)
         return e;
+    if (pinned_copy_fails(dst, src))
+        return set_error(cudaErrorUnknown,
+                         "cudaMemcpy %s of %zu bytes to or from pinned memory: injected failure "
+                         "(CUDASIM_FAIL_PINNED_COPY)",
+                         kind_name(kind), bytes);
     memmove(dst, src, bytes);
     return cudaSuccess;
 }
