@@ -58,7 +58,7 @@
 set -uo pipefail
 
 usage() {
-    echo "usage: $0 RESULTS_DIR [check|sanitize|table|torch|all ...]" >&2
+    echo "usage: $0 RESULTS_DIR [check|sanitize|table|torch|kernels|all ...]" >&2
     exit 2
 }
 [ $# -ge 1 ] || usage
