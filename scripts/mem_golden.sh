@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # mem_golden.sh: the memory plans a user sees, pinned byte for byte. For each config in
-# CONFIGS x recompute none/selective/full x device cpu/cuda (plus attention=cudnn on the cuda
-# layout and attention=flash on both), `arenagpt mem CONFIG --format=json` is
-# tests/golden/mem/<config>_<device>[_<attention>]_<mode>.json.
+# CONFIGS x recompute none/selective/full x device cpu/cuda with attention=naive (plus
+# attention=cudnn on the cuda layout and attention=flash on both), `arenagpt mem CONFIG
+# --format=json` is tests/golden/mem/<config>_<device>[_<attention>]_<mode>.json (naive is
+# named: the cuda layout's default attention is flash, pinned by its own files).
 # That JSON holds the tensors live at the peak; the order of every allocation and release is
 # pinned too, by the trace (--trace_file) of tiny with 2 layers per device and mode
 # (trace_<device>_<mode>.json). Default: compares the binary's output with those files (exit 1
@@ -46,15 +47,16 @@ for rc in none selective full; do
     for dev in cpu cuda; do
         name=trace_${dev}_${rc}
         plan "$name.report" "$ROOT/configs/tiny.conf" --n_layer=2 --device=$dev --recompute=$rc \
-            --trace_file="$TMP/$name.json" && compare "$name.json" "mem tiny --n_layer=2 --trace_file"
+            --attention=naive --trace_file="$TMP/$name.json" &&
+            compare "$name.json" "mem tiny --n_layer=2 --trace_file"
     done
 done
 for cfg in $CONFIGS; do
     for rc in none selective full; do
         for dev in cpu cuda; do
             name=${cfg}_${dev}_${rc}
-            plan "$name" "$ROOT/configs/$cfg.conf" --device=$dev --recompute=$rc &&
-                compare "$name.json" "mem $cfg --device=$dev --recompute=$rc"
+            plan "$name" "$ROOT/configs/$cfg.conf" --device=$dev --recompute=$rc --attention=naive &&
+                compare "$name.json" "mem $cfg --device=$dev --recompute=$rc --attention=naive"
         done
         # the fused-attention plan (f32 log-sum-exp instead of the T x T probabilities)
         name=${cfg}_cuda_cudnn_${rc}

@@ -19,6 +19,14 @@ head -1 "$TMP/auto.txt" | grep -q "layout: cuda.*float16" && ok || bad "auto: fi
 grep -q "master.wte" "$TMP/auto.txt" && ok || bad "auto: not the cuda layout (no master weights)"
 "$BIN" mem "$C4070" --device=cpu >"$TMP/cpu.txt" 2>&1 || bad "mem small_4070 --device=cpu"
 head -1 "$TMP/cpu.txt" | grep -q "layout: cpu.*float32" && ok || bad "cpu: first line: $(head -1 "$TMP/cpu.txt")"
+# attention unset: flash on the cuda layout (head size 64 here), naive on the cpu; a head size
+# over the CUDA flash kernels' 64 stays naive; a set value is kept
+grep -q "^plan: .*attention flash," "$TMP/auto.txt" && ok || bad "cuda default attention is not flash: $(grep '^plan:' "$TMP/auto.txt")"
+grep -q "^plan: .*attention naive," "$TMP/cpu.txt" && ok || bad "cpu default attention is not naive: $(grep '^plan:' "$TMP/cpu.txt")"
+"$BIN" mem "$C4070" --n_head=3 >"$TMP/hs128.txt" 2>&1 && grep -q "^plan: .*attention naive," "$TMP/hs128.txt" &&
+    ok || bad "cuda, head size 128: not naive: $(grep '^plan:' "$TMP/hs128.txt")"
+"$BIN" mem "$C4070" --attention=naive >"$TMP/set.txt" 2>&1 && grep -q "^plan: .*attention naive," "$TMP/set.txt" &&
+    ok || bad "cuda, attention=naive set: not kept: $(grep '^plan:' "$TMP/set.txt")"
 
 # 2. train: the 4070 config asks for cuda; auto without a GPU says it uses the CPU
 if [ "$has_gpu" = 0 ]; then

@@ -68,7 +68,7 @@ static const Key keys[] = {
      "GELU form: tanh (GPT-2, llm.c) or erf (nanoGPT's nn.GELU)"},
     {"attention", K_ENUM, OFF(attention), RUN_CMDS, 0, 0, GPT_ATTENTION_NAMES,
      "naive (materialised B*NH*T*T scores), flash (fused, O(T) memory; CPU and GPU) or cudnn "
-     "(cuDNN's fused SDPA, GPU)"},
+     "(cuDNN's fused SDPA, GPU); unset: flash on cuda (head size <= 64), naive on the cpu"},
     {"recompute", K_ENUM, OFF(recompute), MODEL_CMDS, 0, 0, GPT_RECOMPUTE_NAMES,
      "gradient checkpointing: none; selective (drops the LayerNorm outputs, the attention "
      "probabilities and the GELU output, recomputed in backward); full (keeps only each "

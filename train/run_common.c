@@ -296,6 +296,12 @@ int run_setup(const TrainConfig *cfg, unsigned cmd, RunSetup *rs, Err *err) {
         return CONFIG_EXIT_USAGE;
     rs->auto_cpu = c->device == CONFIG_DEVICE_AUTO && !(cmd & CONFIG_CMD_MEM) &&
                    c->dtype == CONFIG_DTYPE_FLOAT16 && rs->dev == GPT_DEVICE_CPU;
+    /* attention unset: flash on CUDA where its kernels take the head size (the estimate in
+     * docs/results/gpu_estimate.md puts it ahead of naive; gpu_check times both), naive on
+     * the CPU */
+    if (!config_is_set(c, "attention") && rs->dev == GPT_DEVICE_CUDA &&
+        rs->model.channels / rs->model.n_head <= GPT_FLASH_CUDA_MAX_HS)
+        c->attention = rs->model.attention = GPT_ATTENTION_FLASH;
     if (gpt_config_check(&rs->model, rs->dev, err) != 0)
         return CONFIG_EXIT_USAGE;
     if (!(cmd & CONFIG_CMD_MEM)) {
