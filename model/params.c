@@ -224,7 +224,7 @@ void gpt_param_write_f32(Gpt *g, GptParam *p, const float *src_host) {
                                      g->stream);
     if (p->master)
         gpt_tensor_write(g, p->master, src_host); /* f32: a plain copy, wherever it lives */
-    dist_master_write(g, p, src_host); /* the sharded master's part, when there is one */
+    dist_master_write(g, p, src_host);            /* the sharded master's part, when there is one */
 }
 
 void gpt_init_weights(Gpt *g, uint64_t seed) {
