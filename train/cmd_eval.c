@@ -38,23 +38,8 @@
 /* The model on an arena sized by its plan (gpt_plan's eval phase: an inference build, one
  * forward with the loss head), built for inference and loaded from the model file. */
 static int eval_load(const RunSetup *rs, Gpt *g, Arena **arena_out, Err *err) {
-    const TrainConfig *cfg = &rs->cfg;
-    GptPlanArgs args = {.phase = GPT_PLAN_EVAL, .B = cfg->batch_size, .T = cfg->block_size};
-    Arena *arena;
-    if (run_arena_open(rs, &args, &arena, err))
-        return -1;
-    if (test_hooks_arm_arena_from_env(arena, err) != 0 ||
-        gpt_plan_build(g, &rs->model, rs->dev, arena, &args, err)) {
-        arena_free(arena);
-        return -1;
-    }
-    if (init_from_read(g, rs->model_path, err)) {
-        gpt_free(g);
-        arena_free(arena);
-        return -1;
-    }
-    *arena_out = arena;
-    return 0;
+    GptPlanArgs args = {.phase = GPT_PLAN_EVAL, .B = rs->cfg.batch_size, .T = rs->cfg.block_size};
+    return run_model_open(rs, &args, g, arena_out, err);
 }
 
 /* What is evaluated, on stderr (stdout carries only the loss). */

@@ -17,21 +17,7 @@
  * phase at one token: the parameters and a one-token forward's workspace), weights loaded. */
 static int export_load(const RunSetup *rs, Gpt *g, Arena **arena_out, Err *err) {
     GptPlanArgs args = {.phase = GPT_PLAN_EVAL, .B = 1, .T = 1};
-    Arena *arena;
-    *arena_out = NULL;
-    if (run_arena_open(rs, &args, &arena, err))
-        return -1;
-    if (gpt_plan_build(g, &rs->model, rs->dev, arena, &args, err) != 0) {
-        arena_free(arena);
-        return -1;
-    }
-    if (init_from_read(g, rs->model_path, err) != 0) {
-        gpt_free(g);
-        arena_free(arena);
-        return -1;
-    }
-    *arena_out = arena;
-    return 0;
+    return run_model_open(rs, &args, g, arena_out, err);
 }
 
 int cmd_export(const TrainConfig *user_cfg) {

@@ -69,22 +69,7 @@ int64_t sample_pick(float *logits, int64_t V, double temperature, int64_t top_k,
  * from the model file. *arena_out is NULL on failure. */
 static int sample_load(const RunSetup *rs, Gpt *g, Arena **arena_out, Err *err) {
     GptPlanArgs args = {.phase = GPT_PLAN_SAMPLE, .B = 1, .T = rs->cfg.block_size};
-    Arena *arena;
-    *arena_out = NULL;
-    if (run_arena_open(rs, &args, &arena, err))
-        return -1;
-    if (test_hooks_arm_arena_from_env(arena, err) != 0 ||
-        gpt_plan_build(g, &rs->model, rs->dev, arena, &args, err) != 0) {
-        arena_free(arena);
-        return -1;
-    }
-    if (init_from_read(g, rs->model_path, err) != 0) {
-        gpt_free(g);
-        arena_free(arena);
-        return -1;
-    }
-    *arena_out = arena;
-    return 0;
+    return run_model_open(rs, &args, g, arena_out, err);
 }
 
 /* num_samples continuations of the prompt, written to stdout as they are drawn. */

@@ -13,6 +13,7 @@
 #include "../model/model_io.h"
 #include "checkpoint.h"
 #include "init_from.h"
+#include "test_hooks.h"
 
 void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     memset(out, 0, sizeof *out);
@@ -361,6 +362,25 @@ int run_arena_open(const RunSetup *rs, const GptPlanArgs *args, Arena **out, Err
     if (!a)
         return -1;
     *out = a;
+    return 0;
+}
+
+int run_model_open(const RunSetup *rs, const GptPlanArgs *args, Gpt *g, Arena **out, Err *err) {
+    Arena *arena;
+    *out = NULL;
+    if (run_arena_open(rs, args, &arena, err))
+        return -1;
+    if (test_hooks_arm_arena_from_env(arena, err) != 0 ||
+        gpt_plan_build(g, &rs->model, rs->dev, arena, args, err) != 0) {
+        arena_free(arena);
+        return -1;
+    }
+    if (init_from_read(g, rs->model_path, err) != 0) {
+        gpt_free(g);
+        arena_free(arena);
+        return -1;
+    }
+    *out = arena;
     return 0;
 }
 

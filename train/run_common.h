@@ -66,6 +66,10 @@ void run_print_params(const GptConfig *c);
 /* The arena a command runs in: planned first (gpt_plan of args), then reserved exactly as
  * large as the plan's high-water mark on rs's device, with the config's memory_limit. */
 int run_arena_open(const RunSetup *rs, const GptPlanArgs *args, Arena **out, Err *err);
+/* The model of rs->model_path ready to run args's phase: the arena (run_arena_open; armed by
+ * the test hooks' environment), the build gpt_plan makes for args (inference for eval and
+ * sample), the weights read (init_from_read). On failure nothing is left allocated. */
+int run_model_open(const RunSetup *rs, const GptPlanArgs *args, Gpt *g, Arena **out, Err *err);
 /* One line: what (e.g. "eval"), then the arena's peak bytes per category and its high-water. */
 void run_print_arena_line(FILE *f, const char *what, const Arena *a);
 /* Sets OpenMP/BLAS threads from cfg->threads. */
