@@ -8,10 +8,11 @@
  * gpt_forward_last_logits computes for the same tokens, up to the summation order of the
  * attention (the tokens sampled are the same: tests/test_decode.c).
  *
- * Batch 1 only (what sample runs). The cache holds the built T positions; when the window is
- * full the caller starts again from an empty cache over the cropped window (nanoGPT's
- * generate crops to the last block_size tokens, which shifts every position, so cached keys,
- * which carry their position's embedding, are no longer valid). */
+ * Batch 1 only (what sample runs). The cache holds the built T positions. Past them, nanoGPT's
+ * generate crops to the last block_size tokens, which shifts every position, so cached keys
+ * (which carry their position's embedding) are no longer valid: gpt_kv_window then runs one
+ * uncached forward over the cropped window per token, with the cache still allocated (the
+ * sample plan holds both). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,9 +127,13 @@ int gpt_kv_step(Gpt *g, GptKvCache *kv, int32_t token, float *logits, Err *err) 
 }
 
 int gpt_kv_window(Gpt *g, GptKvCache *kv, const int32_t *ids, int64_t n, float *logits, Err *err) {
-    int64_t start = n > kv->cap ? n - kv->cap : 0;
-    if (start != kv->base || kv->base + kv->n > n) { /* the window moved: start over */
-        kv->base = start;
+    if (n > kv->cap) { /* the window moved (every position shifts): one uncached forward */
+        kv->base = -1;
+        kv->n = 0;
+        return gpt_forward_last_logits(g, ids + n - kv->cap, 1, kv->cap, logits, err);
+    }
+    if (kv->base != 0 || kv->n > n) { /* another sequence: start over */
+        kv->base = 0;
         kv->n = 0;
     }
     if (kv->base + kv->n == n)

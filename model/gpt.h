@@ -244,7 +244,8 @@ typedef struct GptKvCache {
     Tensor **layer; /* n_layer tensors */
     int64_t n;      /* positions cached (0..n-1); set to 0 to start over */
     int64_t cap;    /* positions it can hold: the built T */
-    int64_t base;   /* gpt_kv_window: the index in the caller's ids of position 0 */
+    int64_t base;   /* gpt_kv_window: 0 while the cache holds the caller's ids from the start,
+                       -1 once the window has moved past cap */
 } GptKvCache;
 
 /* Allocates the cache (empty) on a built model. -1 with err when the arena refuses. */
@@ -255,10 +256,11 @@ void gpt_kv_free(Gpt *g, GptKvCache *kv);
  * position, as gpt_forward_last_logits gives for the same tokens. -1 with err when the cache
  * is full or on a device error. */
 int gpt_kv_step(Gpt *g, GptKvCache *kv, int32_t token, float *logits /* (Vp) */, Err *err);
-/* The logits after ids[0..n) as nanoGPT's generate sees them (the last cap tokens): the cache
- * is brought to hold that window, stepping only the tokens it lacks; when the window has moved
- * (n > cap) it starts over from the cropped window (positions shift). Call with the same ids
- * growing by one token per call for one decode per token. */
+/* The logits after ids[0..n) as nanoGPT's generate sees them (the last cap tokens): while
+ * n <= cap the cache is brought to hold ids[0..n), stepping only the tokens it lacks (call with
+ * the same ids growing by one token per call: one decode step per token); past cap the window
+ * has moved and every position shifts, so it is one uncached forward over the last cap tokens
+ * (gpt_forward_last_logits), what uncached sampling costs. */
 int gpt_kv_window(Gpt *g, GptKvCache *kv, const int32_t *ids, int64_t n, float *logits /* (Vp) */,
                   Err *err);
 
@@ -268,7 +270,8 @@ typedef enum GptPlanPhase {
     GPT_PLAN_TRAIN = 0, /* train: one evaluation forward (estimate_loss), then one optimizer
                            step of grad_accum micro-steps (forward + backward each, update) */
     GPT_PLAN_EVAL,      /* eval: one forward with the loss head, on an inference build */
-    GPT_PLAN_SAMPLE,    /* sample: the KV cache and one decoding step, inference (B 1) */
+    GPT_PLAN_SAMPLE,    /* sample: the KV cache, one decoding step and (past the window) one
+                           uncached forward beside the cache; inference, B 1 */
 } GptPlanPhase;
 
 typedef struct GptPlanArgs {

@@ -46,11 +46,13 @@ int gpt_plan_steps(Gpt *g, const GptPlanArgs *a, const int32_t *inputs, const in
     case GPT_PLAN_EVAL:
         rc = gpt_forward(g, inputs, targets, B, T, 0, NULL, err);
         break;
-    case GPT_PLAN_SAMPLE: {
+    case GPT_PLAN_SAMPLE: { /* the cache, a step, and past the window an uncached forward */
         GptKvCache kv;
         rc = gpt_kv_init(g, &kv, err);
         if (rc == 0)
             rc = gpt_kv_step(g, &kv, inputs[0], logits, err);
+        if (rc == 0)
+            rc = gpt_forward_last_logits(g, inputs, B, T, logits, err);
         gpt_kv_free(g, &kv);
         break;
     }

@@ -2,8 +2,8 @@
 # bench_decode.sh: sampling with the KV cache against sampling without it, in the same run on
 # the CPU: greedy tokens from the same random-weight model (scripts/bench_decode.c), which
 # must be the same tokens; prints ms per token for each and the speed-up. For configs/tiny.conf
-# at its block_size and the 4070 model's shape (configs/small_4070.conf) at block_size 256,
-# each generating past a full window (where the cache starts over every token).
+# at block_size 64 generating past a full window (where both run the uncached forward), and
+# the 4070 model's shape (configs/small_4070.conf) at block_size 256 within the window.
 # Usage: scripts/bench_decode.sh [THREADS]   (default 2)
 # BENCH_SMOKE=1 (make bench-smoke): tiny only, a few tokens.
 # The raw output is what docs/results/decode_bench.md records.

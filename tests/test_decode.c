@@ -1,8 +1,9 @@
 /* test_decode.c: decoding with the KV cache (model/decode.c) on the CPU: at every length,
- * including past the window where the cache starts over from the cropped window, the logits
- * equal gpt_forward_last_logits's over the same (cropped) tokens; greedy and seeded sampling
- * pick the same tokens; the sample plan (cache + one step) equals a measured run to the byte;
- * a full cache refuses another step; inference builds hold no gradients or optimizer state. */
+ * including past the window (where an uncached forward of the cropped window takes over), the
+ * logits equal gpt_forward_last_logits's over the same (cropped) tokens; greedy and seeded
+ * sampling pick the same tokens; the sample plan (cache, one step, the uncached forward)
+ * equals a measured run to the byte; a full cache refuses another step; inference builds hold
+ * no gradients or optimizer state. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -126,8 +127,9 @@ static void test_decode_sampled_tokens_equal(void **state) {
     test_model_free(&g, arena);
 }
 
-/* The sample plan (an inference build, the cache, one step) against the same calls on a host
- * arena, to the byte; inference holds no gradients and no optimizer state. */
+/* The sample plan (an inference build, the cache, one step, an uncached forward of the whole
+ * window) against the same calls on a host arena, to the byte; inference holds no gradients
+ * and no optimizer state. */
 static void test_decode_plan_equals_measured(void **state) {
     GptConfig c = decode_config(0, 1);
     Err err = {{0}};
@@ -142,7 +144,9 @@ static void test_decode_plan_equals_measured(void **state) {
     Gpt g;
     assert_int_equal(gpt_plan_build(&g, &c, GPT_DEVICE_CPU, host, &a, &err), 0);
     gpt_init_weights(&g, 1);
-    int32_t tok[1] = {3};
+    int32_t tok[64]; /* (1, T) tokens */
+    assert_true(c.max_seq_len <= 64);
+    test_tokens_random(tok, c.max_seq_len, c.vocab_size, 4);
     assert_int_equal(gpt_plan_steps(&g, &a, tok, tok, &err), 0);
     ArenaStats ms = arena_stats(host);
     for (int k = 0; k < ARENA_CAT_COUNT; k++)

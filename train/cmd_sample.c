@@ -6,8 +6,8 @@
  * block_size tokens of context (default: the model's maxT), with temperature (0 = argmax) and
  * top_k, from a seeded Rng. Decoding keeps a KV cache (model/decode.c, planned in the arena):
  * each new token runs one position through the model while the window is not full; once it
- * is, every token starts the cache over from the cropped window (nanoGPT's crop shifts every
- * position), which costs what uncached sampling costs. */
+ * is, nanoGPT's crop shifts every position and each token runs one uncached forward over the
+ * cropped window, what sampling cost before the cache. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
