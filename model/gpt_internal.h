@@ -10,6 +10,8 @@
  *   params.c     parameter bookkeeping: names, shapes, counts, allocation, init, host copies
  *   plan.c       the one planner (gpt_plan) and the step sequence it runs
  *   offload.c    optimizer_offload: the host arena's tensors and the AdamW step on the CPU
+ *   dist.c       data parallel: the collectives table and ZeRO-1's shards
+ *   decode.c     sample's KV cache and its one-position step
  *   flops.c      matmul FLOPs from the block table
  *
  * Shapes: docs/ARCHITECTURE.md (B, T, C, NH, ...). */
