@@ -240,7 +240,8 @@ fuzz_CFLAGS := -std=gnu11 $(WARN) -Wno-format-nonliteral -Wno-pass-failed -fopen
 FUZZ_TARGET_C := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_MAIN_C := $(filter-out tests/fuzz/fuzz_common.c tests/fuzz/fuzz_model.c,$(FUZZ_TARGET_C))
 FUZZ_HELPER_OBJ := $(call obj,fuzz,tests/fuzz/fuzz_common.c tests/fuzz/fuzz_model.c)
-FUZZ_LIB_OBJ := $(call obj,fuzz,$(LIB_C) $(NOCUDA_C))
+# the fuzz targets take the one-rank stand-in: their clang flags carry no MPI include path
+FUZZ_LIB_OBJ := $(call obj,fuzz,$(filter-out $(DIST_MPI_C),$(LIB_C)) $(DIST_NOMPI_C) $(NOCUDA_C))
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,build/fuzz/bin/%,$(FUZZ_MAIN_C))
 
 build/fuzz/%.o: %.c tests/fuzz/coverage_ignore.txt
