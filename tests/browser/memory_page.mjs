@@ -1,5 +1,6 @@
 // memory_page.mjs: the memory page tested as a user sees it, in headless Chromium (Debian's
-// chromium, driven by playwright-core; no browser is downloaded). For the 4070 config it
+// chromium, driven by playwright-core; no browser is downloaded). For the 4070 config with
+// attention=naive (the option names below are its modes) it
 // writes the page with `arenagpt mem --html`, opens it from disk and checks that:
 //   - it loads with no console error, no page error and no request to anything but the file
 //     itself (it works offline);
@@ -36,8 +37,8 @@ const check = (ok, what) => {
 const tmp = mkdtempSync(join(tmpdir(), "arenagpt-page-"));
 const page_path = join(tmp, "m.html");
 const run = (args) => execFileSync(BIN, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-run(["mem", CONFIG, "--device=cuda", "--html=" + page_path]);
-const report = JSON.parse(run(["mem", CONFIG, "--device=cuda", "--format=json"]));
+run(["mem", CONFIG, "--device=cuda", "--attention=naive", "--html=" + page_path]);
+const report = JSON.parse(run(["mem", CONFIG, "--device=cuda", "--attention=naive", "--format=json"]));
 const size = statSync(page_path).size;
 check(size > 0 && size < 2 * 1024 * 1024, `page size ${size} bytes, under 2 MiB`);
 
@@ -78,7 +79,7 @@ try {
   }
 
   // the timeline's mode selector: recompute full draws that plan (its high-water is the report's)
-  const full = JSON.parse(run(["mem", CONFIG, "--device=cuda", "--recompute=full", "--format=json"]));
+  const full = JSON.parse(run(["mem", CONFIG, "--device=cuda", "--attention=naive", "--recompute=full", "--format=json"]));
   const fullOption = await page.locator("#tl-mode option", { hasText: "attention naive, recompute full" }).getAttribute("value");
   await page.selectOption("#tl-mode", fullOption);
   const sub = await page.locator("#tl-sub").innerText();
