@@ -47,9 +47,10 @@ typedef struct GptLayout {
 
 /* The layout of a device (static data; never NULL). */
 const GptLayout *gpt_layout(GptDevice dev);
-/* The same with f32 weight gradients (grad_dtype=float32): CUDA's variant; the CPU's layout
- * is f32 already, so it is returned unchanged. */
-const GptLayout *gpt_layout_grad_f32(GptDevice dev);
+/* The layout of a device with its 16-bit dtype bfloat16 (bf16) or float16, and f32 weight
+ * gradients (grad_f32, grad_dtype=float32): CUDA's variants; the CPU's layout is f32
+ * whatever they say. gpt_layout(dev) is gpt_layout_of(dev, 0, 0). */
+const GptLayout *gpt_layout_of(GptDevice dev, int bf16, int grad_f32);
 
 /* Attention kinds: the model's table (model/attention.c) gives each its name, what it saves
  * and its scratch; the values are stable (configs and checkpoints name them). */
@@ -230,11 +231,12 @@ const GptBackend *gpt_backend_cpu(void);
 const GptBackend *gpt_backend_cuda(void);
 /* The backend of a device, or NULL when this build or machine has none. */
 const GptBackend *gpt_backend(GptDevice dev);
-/* The backend whose weight-gradient kernels write and read the layout's grad_dtype (CUDA:
- * f16 or f32 grads; the CPU: f32), or NULL as gpt_backend. */
+/* The backend whose kernels take the layout's dtypes (CUDA: f16 or bf16 storage, 16-bit or
+ * f32 weight gradients; the CPU: f32), or NULL as gpt_backend. */
 const GptBackend *gpt_backend_for(const GptLayout *lay);
-/* The CUDA kernels for the f32-gradient layout (model/cuda/), or NULL without CUDA. */
-const GptBackend *gpt_backend_cuda_grad_f32(void);
+/* The CUDA kernels for bf16 (else f16) storage and f32 (else 16-bit) weight gradients
+ * (model/cuda/), or NULL without CUDA; gpt_backend_cuda() is gpt_backend_cuda_dtypes(0, 0). */
+const GptBackend *gpt_backend_cuda_dtypes(int bf16, int grad_f32);
 
 /* CPU threads (n <= 0: all cores): OpenMP runs n threads; OpenBLAS runs single-threaded
  * inside them (the CPU matmul splits each sgemm over the OpenMP threads). */

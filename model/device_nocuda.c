@@ -17,7 +17,11 @@ const ArenaBackingOps *arena_device_ops(void) { return NULL; }
 const ArenaBackingOps *arena_pinned_ops(void) { return NULL; }
 
 const GptBackend *gpt_backend_cuda(void) { return NULL; }
-const GptBackend *gpt_backend_cuda_grad_f32(void) { return NULL; }
+const GptBackend *gpt_backend_cuda_dtypes(int bf16, int grad_f32) {
+    (void)bf16;
+    (void)grad_f32;
+    return NULL;
+}
 
 int device_mem_sample(DeviceMem *m, DeviceMemStage stage, Err *err) {
     if (stage == DEVICE_MEM_BEFORE_CONTEXT)

@@ -208,7 +208,7 @@ static int build_check(const GptConfig *c, GptDevice dev, const Arena *arena, in
 static int build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, Arena *host_arena,
                  int64_t B, int64_t T, int inference, Err *err) {
     memset(g, 0, sizeof(*g));
-    const GptLayout *lay = c->grad_f32 ? gpt_layout_grad_f32(dev) : gpt_layout(dev);
+    const GptLayout *lay = gpt_layout_of(dev, c->bf16, c->grad_f32);
     /* a plan runs the plan backend: planning the CUDA layout never starts CUDA */
     const GptBackend *be = arena_is_plan(arena) ? gpt_backend_plan() : gpt_backend_for(lay);
     if (build_check(c, dev, arena, B, T, be, err))

@@ -73,6 +73,7 @@ typedef struct GptConfig {
     GptRecompute recompute; /* what backward recomputes */
     GptAttention attention; /* which attention kernels (and what they save) */
     int64_t loss_chunk;     /* tokens per loss-head chunk; 0 = auto (gpt_loss_chunk) */
+    int bf16;       /* 1: CUDA's 16-bit params, grads, activations are bfloat16, else float16 */
     int grad_f32;   /* 1: f32 weight gradients on CUDA (grad_dtype=float32); the CPU's are f32 */
     int world_size; /* data-parallel ranks (model/dist.h); 0 or 1: one */
     int zero_stage; /* 0: AdamW state on every rank; 1: sharded across ranks (ZeRO-1) */

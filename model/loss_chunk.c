@@ -35,7 +35,7 @@ int64_t gpt_loss_chunk(const GptConfig *c, GptDevice dev, int64_t B, int64_t T) 
 
 void gpt_loss_head_cost(const GptConfig *c, GptDevice dev, int64_t B, int64_t T, int64_t chunk,
                         GptLossHeadCost *out) {
-    const GptLayout *lay = c->grad_f32 ? gpt_layout_grad_f32(dev) : gpt_layout(dev);
+    const GptLayout *lay = gpt_layout_of(dev, c->bf16, c->grad_f32);
     int64_t n = B * T;
     double wte = (double)(c->padded_vocab_size * c->channels);
     /* per chunk: wte read by the logits GEMM and by the dx GEMM; grad.wte read and written by

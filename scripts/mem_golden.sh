@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # mem_golden.sh: the memory plans a user sees, pinned byte for byte. For each config in
 # CONFIGS x recompute none/selective/full x device cpu/cuda with attention=naive (plus
-# attention=cudnn on the cuda layout and attention=flash on both), `arenagpt mem CONFIG
-# --format=json` is tests/golden/mem/<config>_<device>[_<attention>]_<mode>.json (naive is
-# named: the cuda layout's default attention is flash, pinned by its own files).
+# attention=cudnn on the cuda layout, attention=flash on both, and the cuda layout in
+# bfloat16 with flash), `arenagpt mem CONFIG --format=json` is
+# tests/golden/mem/<config>_<device>[_bf16][_<attention>]_<mode>.json (naive is named: the
+# cuda layout's default attention is flash, pinned by its own files).
 # That JSON holds the tensors live at the peak; the order of every allocation and release is
 # pinned too, by the trace (--trace_file) of tiny with 2 layers per device and mode
 # (trace_<device>_<mode>.json). Default: compares the binary's output with those files (exit 1
@@ -68,6 +69,11 @@ for cfg in $CONFIGS; do
             plan "$name" "$ROOT/configs/$cfg.conf" --device=$dev --recompute=$rc --attention=flash &&
                 compare "$name.json" "mem $cfg --device=$dev --recompute=$rc --attention=flash"
         done
+        # bfloat16: the float16 bytes in bf16, with f32 weight gradients (its default)
+        name=${cfg}_cuda_bf16_flash_${rc}
+        plan "$name" "$ROOT/configs/$cfg.conf" --device=cuda --dtype=bfloat16 --recompute=$rc \
+            --attention=flash &&
+            compare "$name.json" "mem $cfg --device=cuda --dtype=bfloat16 --recompute=$rc --attention=flash"
     done
 done
 if [ "$UPDATE" != --update ]; then

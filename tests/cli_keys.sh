@@ -40,10 +40,18 @@ done
 # selective recompute: everything it drops
 "$BIN" mem --help | grep -- "--recompute " | grep -q "attention probabilities" && ok || bad "recompute help omits the attention probabilities"
 
-# dtype: float16 is the CUDA layout; float32 has no CUDA backend; bfloat16 none at all
+# dtype: float16 and bfloat16 are CUDA layouts (bf16's gradients f32 unless grad_dtype says);
+# float32 has no CUDA backend; the CPU has no bfloat16
 expect_exit 0 "params f16" mem "$ROOT/configs/tiny.conf" --device=cuda --dtype=float16
 expect_exit 2 "dtype = float32" mem "$ROOT/configs/tiny.conf" --device=cuda --dtype=float32
-expect_exit 2 "bfloat16" mem "$ROOT/configs/tiny.conf" --dtype=bfloat16
+expect_exit 0 "dtype bfloat16, mixed precision (params bf16, grads f32, activations bf16" \
+    mem "$ROOT/configs/tiny.conf" --device=cuda --dtype=bfloat16
+expect_exit 0 "params bf16, grads bf16" mem "$ROOT/configs/tiny.conf" --device=cuda \
+    --dtype=bfloat16 --grad_dtype=bfloat16
+expect_exit 2 "dtype = bfloat16 with device = cpu" mem "$ROOT/configs/tiny.conf" --device=cpu \
+    --dtype=bfloat16
+expect_exit 2 "grad_dtype = float16 with dtype = bfloat16" mem "$ROOT/configs/tiny.conf" \
+    --device=cuda --dtype=bfloat16 --grad_dtype=float16
 expect_exit 0 "params f32" mem "$ROOT/configs/tiny.conf" --device=cpu --dtype=float32
 
 # gpu: one of the table's keys

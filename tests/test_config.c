@@ -166,10 +166,14 @@ static void test_config_bad_values(void **state) {
     expect_error(1, a7, CONFIG_CMD_TRAIN, "bias = 'maybe'", "True or False");
     char *a8[] = {"--recompute=some"};
     expect_error(1, a8, CONFIG_CMD_TRAIN, "recompute = 'some'", "none, selective, full");
-    char *a9[] = {"--dtype=bfloat16"};
-    expect_error(1, a9, CONFIG_CMD_TRAIN, "bfloat16", "float16");
+    char *a9[] = {"--dtype=bfloat16", "--grad_dtype=float16"};
+    expect_error(2, a9, CONFIG_CMD_TRAIN, "grad_dtype = float16 with dtype = bfloat16",
+                 "(bfloat16) or float32");
+    char *a9c[] = {"--dtype=float16", "--grad_dtype=bfloat16"};
+    expect_error(2, a9c, CONFIG_CMD_MEM, "grad_dtype = bfloat16 with dtype = float16",
+                 "(float16) or float32");
     char *a9b[] = {"--grad_dtype=float64"};
-    expect_error(1, a9b, CONFIG_CMD_TRAIN, "grad_dtype = 'float64'", "float16, float32");
+    expect_error(1, a9b, CONFIG_CMD_TRAIN, "grad_dtype = 'float64'", "float16, float32, bfloat16");
     char *a10[] = {"--memory_limit=12XB"};
     expect_error(1, a10, CONFIG_CMD_TRAIN, "memory_limit", "'12XB'");
     char *a11[] = {"--batch_size=4", "--batch_size=8"};
@@ -194,6 +198,35 @@ static void test_config_bad_values(void **state) {
     expect_error(1, a19, CONFIG_CMD_TRAIN, "expected --n_layer=VALUE", NULL);
     char *a20[] = {"--val_fraction=1.0"};
     expect_error(1, a20, CONFIG_CMD_PREPARE, "val_fraction = 1", NULL);
+}
+
+/* grad_dtype unset follows dtype (bfloat16: CONFIG_BF16_GRAD_DTYPE); set, it wins */
+static void test_config_grad_dtype(void **state) {
+    (void)state;
+    const struct {
+        const char *dtype, *grad;
+        ConfigDtype want;
+    } cases[] = {
+        {"float16", NULL, CONFIG_DTYPE_FLOAT16},
+        {"float16", "float32", CONFIG_DTYPE_FLOAT32},
+        {"bfloat16", NULL, CONFIG_BF16_GRAD_DTYPE},
+        {"bfloat16", "bfloat16", CONFIG_DTYPE_BFLOAT16},
+        {"bfloat16", "float32", CONFIG_DTYPE_FLOAT32},
+        {"float32", NULL, CONFIG_DTYPE_FLOAT32},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        TrainConfig c;
+        config_defaults(&c);
+        char a0[64], a1[64];
+        snprintf(a0, sizeof a0, "--dtype=%s", cases[i].dtype);
+        snprintf(a1, sizeof a1, "--grad_dtype=%s", cases[i].grad ? cases[i].grad : "");
+        char *argv[] = {a0, a1};
+        int help = 0;
+        Err err;
+        assert_int_equal(
+            config_parse_args(&c, cases[i].grad ? 2 : 1, argv, CONFIG_CMD_TRAIN, &help, &err), 0);
+        assert_int_equal(config_grad_dtype(&c), cases[i].want);
+    }
 }
 
 static void test_config_bad_files(void **state) {
@@ -266,6 +299,7 @@ int main(void) {
         cmocka_unit_test(test_config_every_key_round_trips),
         cmocka_unit_test(test_config_overrides_win),
         cmocka_unit_test(test_config_bad_values),
+        cmocka_unit_test(test_config_grad_dtype),
         cmocka_unit_test(test_config_bad_files),
         cmocka_unit_test(test_config_committed_configs),
     };

@@ -244,9 +244,36 @@ static void test_gpt_plan_grad_f32(void **state) {
             assert_int_equal(s32.cat_peak_bytes[cat], s16.cat_peak_bytes[cat]);
         assert_int_equal(cpu32.cat_peak_bytes[cat], cpu16.cat_peak_bytes[cat]);
     }
-    assert_int_equal(gpt_layout_grad_f32(GPT_DEVICE_CUDA)->grad_dtype, ARENA_DTYPE_F32);
-    assert_int_equal(gpt_layout_grad_f32(GPT_DEVICE_CUDA)->param_dtype, ARENA_DTYPE_F16);
-    assert_ptr_equal(gpt_layout_grad_f32(GPT_DEVICE_CPU), gpt_layout(GPT_DEVICE_CPU));
+    assert_int_equal(gpt_layout_of(GPT_DEVICE_CUDA, 0, 1)->grad_dtype, ARENA_DTYPE_F32);
+    assert_int_equal(gpt_layout_of(GPT_DEVICE_CUDA, 0, 1)->param_dtype, ARENA_DTYPE_F16);
+    assert_ptr_equal(gpt_layout_of(GPT_DEVICE_CPU, 0, 1), gpt_layout(GPT_DEVICE_CPU));
+    /* bfloat16: the same bytes as float16, in bf16; the CPU stays f32 */
+    for (int g32 = 0; g32 < 2; g32++) {
+        const GptLayout *b = gpt_layout_of(GPT_DEVICE_CUDA, 1, g32);
+        const GptLayout *h = gpt_layout_of(GPT_DEVICE_CUDA, 0, g32);
+        assert_int_equal(b->param_dtype, ARENA_DTYPE_BF16);
+        assert_int_equal(b->act_dtype, ARENA_DTYPE_BF16);
+        assert_int_equal(b->grad_dtype, g32 ? ARENA_DTYPE_F32 : ARENA_DTYPE_BF16);
+        assert_int_equal(arena_dtype_size(b->grad_dtype), arena_dtype_size(h->grad_dtype));
+        assert_int_equal(b->has_master, h->has_master);
+        assert_int_equal(b->backend_workspace_bytes, h->backend_workspace_bytes);
+    }
+    assert_ptr_equal(gpt_layout_of(GPT_DEVICE_CPU, 1, 0), gpt_layout(GPT_DEVICE_CPU));
+    /* and its plan: every category's bytes equal float16's with the same gradient dtype */
+    for (int f32 = 0; f32 < 2; f32++) {
+        ArenaStats b[2];
+        for (int bf = 0; bf < 2; bf++) {
+            c.bf16 = bf;
+            c.grad_f32 = f32;
+            GptPlan *plan = NULL;
+            assert_int_equal(test_plan(&c, GPT_DEVICE_CUDA, 2, 16, 1, 0, &plan, &err), 0);
+            b[bf] = arena_stats(plan->arena);
+            gpt_plan_free(plan);
+        }
+        for (int cat = 0; cat < ARENA_CAT_COUNT; cat++)
+            assert_int_equal(b[1].cat_peak_bytes[cat], b[0].cat_peak_bytes[cat]);
+        assert_int_equal(b[1].peak_used_bytes, b[0].peak_used_bytes);
+    }
 }
 
 /* ------------------------------------------------------------------------------------- */

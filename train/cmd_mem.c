@@ -167,10 +167,12 @@ static void json_header(const RunSetup *rs) {
            (long long)cfg->n_layer, (long long)cfg->n_head, (long long)cfg->n_embd,
            (long long)cfg->block_size, (long long)cfg->vocab_size, cfg->bias ? "true" : "false",
            GPT_GELU_NAMES[cfg->gelu]);
-    printf("  \"device\": \"%s\",\n  \"batch_size\": %lld,\n  \"gradient_accumulation_steps\": "
-           "%lld,\n  \"attention\": \"%s\",\n  \"loss_chunk\": %lld,\n",
-           rs->dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", (long long)cfg->batch_size,
-           (long long)cfg->gradient_accumulation_steps, gpt_attention_name(cfg->attention),
+    printf("  \"device\": \"%s\",\n  \"dtype\": \"%s\",\n  \"batch_size\": %lld,\n  "
+           "\"gradient_accumulation_steps\": %lld,\n  \"attention\": \"%s\",\n  \"loss_chunk\": "
+           "%lld,\n",
+           rs->dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", run_dtype_name(rs->dev, c),
+           (long long)cfg->batch_size, (long long)cfg->gradient_accumulation_steps,
+           gpt_attention_name(cfg->attention),
            (long long)gpt_loss_chunk(c, rs->dev, cfg->batch_size, cfg->block_size));
     GptLossHeadCost h;
     loss_head_cost(rs, gpt_loss_chunk(c, rs->dev, cfg->batch_size, cfg->block_size), &h);
@@ -189,10 +191,10 @@ static void json_header(const RunSetup *rs) {
 static void print_plan_header(const RunSetup *rs) {
     const TrainConfig *cfg = &rs->cfg;
     const GptConfig *c = &rs->model;
-    const GptLayout *lay = c->grad_f32 ? gpt_layout_grad_f32(rs->dev) : gpt_layout(rs->dev);
-    printf("layout: %s, %s (params %s, grads %s, activations %s, optimizer f32 %s)%s\n",
-           rs->dev == GPT_DEVICE_CUDA ? "cuda" : "cpu",
-           rs->dev == GPT_DEVICE_CUDA ? "dtype float16, mixed precision" : "float32",
+    const GptLayout *lay = gpt_layout_of(rs->dev, c->bf16, c->grad_f32);
+    printf("layout: %s, %s%s%s (params %s, grads %s, activations %s, optimizer f32 %s)%s\n",
+           rs->dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", rs->dev == GPT_DEVICE_CUDA ? "dtype " : "",
+           run_dtype_name(rs->dev, c), rs->dev == GPT_DEVICE_CUDA ? ", mixed precision" : "",
            arena_dtype_name(lay->param_dtype), arena_dtype_name(lay->grad_dtype),
            arena_dtype_name(lay->act_dtype), lay->has_master ? "master + m + v" : "m + v",
            cfg->device != CONFIG_DEVICE_AUTO ? ""

@@ -17,10 +17,11 @@
  * newest state in out_dir and, on the CPU, reproduces the uninterrupted run's losses bit for
  * bit.
  *
- * Mixed precision on the GPU uses dynamic loss scaling with GradScaler's rules (start 65536,
- * x2 after scaler_growth_interval clean steps (default 2000), x0.5 and skip the step on
- * inf/NaN); the CPU is fp32, scale 1, and a step with a non-finite loss or gradient is skipped and counted, STEP_GUARD_MAX_SKIPS
- * in a row stopping the run as diverged; no checkpoint is taken while steps are being skipped
+ * float16 on the GPU uses dynamic loss scaling with GradScaler's rules (start 65536, x2
+ * after scaler_growth_interval clean steps (default 2000), x0.5 and skip the step on
+ * inf/NaN); the CPU (fp32) and bfloat16 on the GPU (f32's exponent range) run at scale 1, and
+ * a step with a non-finite loss or gradient is skipped and counted, STEP_GUARD_MAX_SKIPS in a
+ * row stopping the run as diverged; no checkpoint is taken while steps are being skipped
  * (step_guard.h). The fault-injection hooks of the reliability tests (test_hooks.h) act only
  * when their environment variables are set.
  *
@@ -275,7 +276,7 @@ static int train_step(TrainState *s, int64_t it, float lr, float *loss_out, floa
                    (float)cfg->weight_decay, (float)cfg->grad_clip, it + 1 - pr->skipped,
                    (float)accum * loss_scale, &norm, err) != 0)
         return -1;
-    if (s->dev == GPT_DEVICE_CUDA) {
+    if (s->dev == GPT_DEVICE_CUDA && !s->g.config.bf16) {
         /* GradScaler: a non-finite norm means the update was skipped */
         if (!isfinite(norm)) {
             pr->skipped++;
@@ -310,7 +311,10 @@ static void log_step(TrainState *s, int64_t it, float loss, float lr, float norm
            tokens_per_iter / dt, st.peak_used_bytes / (1024.0 * 1024.0));
     double mfu = s->peak_flops > 0 ? s->flops_per_iter / dt / s->peak_flops : -1;
     if (s->dev == GPT_DEVICE_CUDA) {
-        printf(", scale %.0f, skipped %lld", loss_scale, (long long)pr->skipped);
+        if (s->g.config.bf16)
+            printf(", skipped %lld", (long long)pr->skipped);
+        else
+            printf(", scale %.0f, skipped %lld", loss_scale, (long long)pr->skipped);
         if (mfu >= 0) /* names the peak it divides by */
             printf(", mfu %.1f%% (peak %.1f TFLOP/s %s)", 100 * mfu, s->peak_flops / 1e12,
                    s->gpu ? s->gpu->key : "?");
@@ -449,9 +453,10 @@ static void print_run_header(const TrainState *s, const RunSetup *rs) {
     const TrainConfig *cfg = s->cfg;
     const GptConfig *c = &rs->model;
     if (rs->auto_cpu)
-        printf("no GPU found (device = auto): training on the CPU in float32 (16 bytes per "
+        printf("no GPU found (device = auto): training on the CPU in float32%s (16 bytes per "
                "parameter for weights, grads and AdamW, see the plan below) and far slower than "
-               "on a GPU; --device=cpu makes this explicit\n");
+               "on a GPU; --device=cpu makes this explicit\n",
+               cfg->dtype == CONFIG_DTYPE_BFLOAT16 ? ", not bfloat16 (a GPU's dtype)" : "");
     printf("arenagpt train: device %s, data %s (%lld train tokens, %lld val tokens)\n",
            s->dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", rs->data_dir,
            (long long)data_loader_n_tokens(s->train), (long long)data_loader_n_tokens(s->val));
@@ -483,7 +488,8 @@ static void print_run_header(const TrainState *s, const RunSetup *rs) {
 /* Weights: fresh, resumed, or read from the init_from model file. */
 static int init_weights(TrainState *s, const RunSetup *rs, Err *err) {
     const TrainConfig *cfg = s->cfg;
-    s->progress.loss_scale = s->dev == GPT_DEVICE_CUDA ? SCALER_INIT : 1.0f;
+    /* bfloat16 has float32's exponent range: no loss scaling (nanoGPT's GradScaler is off) */
+    s->progress.loss_scale = s->dev == GPT_DEVICE_CUDA && !rs->model.bf16 ? SCALER_INIT : 1.0f;
     s->progress.best_val_loss = INFINITY;
     gpt_init_weights(&s->g, (uint64_t)cfg->seed); /* also zeroes the optimizer state */
     if (strcmp(cfg->init_from, "resume") == 0)

@@ -41,7 +41,7 @@ static const struct {
 };
 
 static const char *const device_names[] = {"auto", "cpu", "cuda", NULL};
-static const char *const dtype_names[] = {"float16", "float32", NULL};
+static const char *const dtype_names[] = {"float16", "float32", "bfloat16", NULL};
 static const char *const format_names[] = {"table", "json", "csv", NULL};
 static const char *const tokenizer_names[] = {"gpt2", "char", NULL};
 static const char *const data_format_names[] = {"llmc", "nanogpt", NULL};
@@ -141,10 +141,12 @@ static const Key keys[] = {
      "random seed"},
     {"dtype", K_ENUM, OFF(dtype), RUN_CMDS, 0, 0, dtype_names,
      "float16: the CUDA layout (f16 params, grads, activations; f32 master, AdamW; loss "
-     "scaling); float32: the CPU's (refused on cuda); the CPU always computes in float32"},
+     "scaling); bfloat16: the same in bf16 (no loss scaling; CUDA only); float32: the CPU's "
+     "(refused on cuda); the CPU always computes in float32"},
     {"grad_dtype", K_ENUM, OFF(grad_dtype), RUN_CMDS, 0, 0, dtype_names,
-     "CUDA weight gradients: float16 (2 B/param) or float32 (4 B/param, accumulated in f32); "
-     "the CPU's are always float32"},
+     "CUDA weight gradients: the 16-bit dtype (float16 or bfloat16, 2 B/param) or float32 "
+     "(4 B/param, accumulated in f32); unset: float16 with dtype float16, "
+     "float32 with bfloat16 (8-bit mantissas lose more when summed); the CPU's are always float32"},
     {"optimizer_offload", K_BOOL, OFF(optimizer_offload), CONFIG_CMD_TRAIN | CONFIG_CMD_MEM, 0, 0,
      NULL,
      "CUDA: the f32 master weights, AdamW's m and v in pinned host memory (a host arena), "
@@ -499,12 +501,6 @@ int config_set(TrainConfig *c, const char *key, const char *value, const char *o
                                     k->choices[i]);
         }
         if (found < 0) {
-            if (strcmp(key, "dtype") == 0 && strcmp(text, "bfloat16") == 0)
-                return err_set(err,
-                               "%s: dtype = 'bfloat16' is not supported: use float16 "
-                               "(mixed precision with loss scaling, the RTX 4070 path) or "
-                               "float32",
-                               origin);
             return err_set(err, "%s: %s = '%s': expected one of %s", origin, key, text, list);
         }
         *(int *)field = found;
@@ -698,6 +694,13 @@ int config_validate(const TrainConfig *c, unsigned cmd, Err *err) {
                            "are 32-bit in BLAS and cuBLAS)",
                            src, bt, INT32_MAX);
     }
+    if ((cmd & RUN_CMDS) && config_is_set(c, "grad_dtype") && c->dtype != CONFIG_DTYPE_FLOAT32 &&
+        c->grad_dtype != CONFIG_DTYPE_FLOAT32 && c->grad_dtype != c->dtype)
+        return err_set(err,
+                       "%s: grad_dtype = %s with dtype = %s: the weight gradients are the "
+                       "run's 16-bit dtype (%s) or float32",
+                       src, dtype_names[c->grad_dtype], dtype_names[c->dtype],
+                       dtype_names[c->dtype]);
     if (cmd & CONFIG_CMD_TRAIN) {
         if (!(c->learning_rate >= 0) || !(c->min_lr >= 0))
             return err_set(err, "%s: learning_rate = %g, min_lr = %g: expected >= 0", src,
@@ -852,6 +855,12 @@ void config_print_help(FILE *f, unsigned cmd) {
 
 const char *config_device_name(ConfigDevice d) { return device_names[d]; }
 const char *config_dtype_name(ConfigDtype d) { return dtype_names[d]; }
+
+ConfigDtype config_grad_dtype(const TrainConfig *c) {
+    if (config_is_set(c, "grad_dtype") || c->dtype != CONFIG_DTYPE_BFLOAT16)
+        return c->grad_dtype == CONFIG_DTYPE_FLOAT32 ? CONFIG_DTYPE_FLOAT32 : c->dtype;
+    return CONFIG_BF16_GRAD_DTYPE;
+}
 
 int config_apply_text(TrainConfig *c, const char *text, const char *origin, const char *const *only,
                       Err *err) {

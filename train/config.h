@@ -38,7 +38,11 @@ typedef enum ConfigDevice {
     CONFIG_DEVICE_CPU,
     CONFIG_DEVICE_CUDA
 } ConfigDevice;
-typedef enum ConfigDtype { CONFIG_DTYPE_FLOAT16 = 0, CONFIG_DTYPE_FLOAT32 } ConfigDtype;
+typedef enum ConfigDtype {
+    CONFIG_DTYPE_FLOAT16 = 0,
+    CONFIG_DTYPE_FLOAT32,
+    CONFIG_DTYPE_BFLOAT16
+} ConfigDtype;
 typedef enum ConfigFormat {
     CONFIG_FORMAT_TABLE = 0,
     CONFIG_FORMAT_JSON,
@@ -174,5 +178,11 @@ void config_write(const TrainConfig *c, FILE *f);
 /* Names for the enums (as written in files). */
 const char *config_device_name(ConfigDevice d);
 const char *config_dtype_name(ConfigDtype d);
+/* The weight gradients' dtype: grad_dtype when set (float32, or the run's 16-bit dtype);
+ * unset, float16 with dtype float16 and CONFIG_BF16_GRAD_DTYPE with bfloat16. */
+ConfigDtype config_grad_dtype(const TrainConfig *c);
+/* grad_dtype's default with dtype = bfloat16: accumulating gradients in bf16 keeps 8
+ * significant bits (docs/results/grad_accumulation.md measures the error). */
+#define CONFIG_BF16_GRAD_DTYPE CONFIG_DTYPE_FLOAT32
 
 #endif

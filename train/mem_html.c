@@ -543,11 +543,12 @@ static void write_meta(FILE *f, const TrainConfig *cfg, const GptConfig *c, GptD
             (long long)cfg->block_size, (long long)cfg->vocab_size, cfg->bias ? "true" : "false",
             GPT_GELU_NAMES[cfg->gelu]);
     fprintf(f,
-            " \"device\": \"%s\", \"batch_size\": %lld, \"gradient_accumulation_steps\": %lld, "
-            "\"attention\": \"%s\", \"recompute\": \"%s\",\n",
-            dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", (long long)cfg->batch_size,
-            (long long)cfg->gradient_accumulation_steps, gpt_attention_name(cfg->attention),
-            GPT_RECOMPUTE_NAMES[c->recompute]);
+            " \"device\": \"%s\", \"dtype\": \"%s\", \"batch_size\": %lld, "
+            "\"gradient_accumulation_steps\": %lld, \"attention\": \"%s\", \"recompute\": "
+            "\"%s\",\n",
+            dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", run_dtype_name(dev, c),
+            (long long)cfg->batch_size, (long long)cfg->gradient_accumulation_steps,
+            gpt_attention_name(cfg->attention), GPT_RECOMPUTE_NAMES[c->recompute]);
     fprintf(f, " \"params\": {\"total\": %lld, \"non_embedding\": %lld},\n", (long long)pc.total,
             (long long)pc.non_embedding);
     /* the bytes are one rank's when world_size > 1 (mem --world_size, train under mpirun) */

@@ -16,7 +16,7 @@ void mem_zero_header(const RunSetup *rs) {
 }
 
 double mem_zero_formula_bytes(const GptConfig *c, GptDevice dev, int zero_stage) {
-    const GptLayout *lay = c->grad_f32 ? gpt_layout_grad_f32(dev) : gpt_layout(dev);
+    const GptLayout *lay = gpt_layout_of(dev, c->bf16, c->grad_f32);
     double psi = (double)gpt_dist_numel(c);
     double k = lay->has_master ? 12.0 : 8.0; /* master + m + v, or m + v, f32 */
     double n = c->world_size > 1 && zero_stage >= 1 ? (double)c->world_size : 1.0;

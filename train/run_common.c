@@ -28,10 +28,17 @@ void run_gpt_config(const TrainConfig *cfg, GptConfig *out) {
     out->recompute = cfg->recompute;
     out->attention = cfg->attention;
     out->loss_chunk = cfg->loss_chunk;
-    out->grad_f32 = cfg->grad_dtype == CONFIG_DTYPE_FLOAT32;
+    out->bf16 = cfg->dtype == CONFIG_DTYPE_BFLOAT16;
+    out->grad_f32 = config_grad_dtype(cfg) == CONFIG_DTYPE_FLOAT32;
     out->world_size = (int)cfg->world_size; /* train: set from the ranks (cmd_train.c) */
     out->zero_stage = (int)cfg->zero_stage;
     out->optimizer_offload = cfg->optimizer_offload;
+}
+
+const char *run_dtype_name(GptDevice dev, const GptConfig *c) {
+    if (dev != GPT_DEVICE_CUDA)
+        return "float32";
+    return c->bf16 ? "bfloat16" : "float16";
 }
 
 static const char *origin_of(const TrainConfig *cfg) {
@@ -39,19 +46,27 @@ static const char *origin_of(const TrainConfig *cfg) {
 }
 
 int run_device(const TrainConfig *cfg, int plan_only, GptDevice *out, Err *err) {
+    const GptLayout *cuda_layout =
+        gpt_layout_of(GPT_DEVICE_CUDA, cfg->dtype == CONFIG_DTYPE_BFLOAT16, 0);
     switch (cfg->device) {
     case CONFIG_DEVICE_CPU:
+        if (cfg->dtype == CONFIG_DTYPE_BFLOAT16)
+            return err_set(err,
+                           "%s: dtype = bfloat16 with device = cpu: the CPU backend computes in "
+                           "float32 only: use device = cuda for bfloat16, or dtype = float32 "
+                           "on the cpu",
+                           origin_of(cfg));
         *out = GPT_DEVICE_CPU;
         return 0;
     case CONFIG_DEVICE_CUDA:
         if (cfg->dtype == CONFIG_DTYPE_FLOAT32)
             return err_set(err,
                            "%s: dtype = float32 with device = cuda: the CUDA backend computes "
-                           "in float16 (f16 params, grads and activations; f32 master weights "
-                           "and AdamW; loss scaling): use dtype = float16 on cuda, or device = "
-                           "cpu (always float32)",
+                           "in float16 or bfloat16 (16-bit params, grads and activations; f32 "
+                           "master weights and AdamW): use dtype = float16 or bfloat16 on cuda, "
+                           "or device = cpu (always float32)",
                            origin_of(cfg));
-        if (!plan_only && !gpt_backend(GPT_DEVICE_CUDA))
+        if (!plan_only && !gpt_backend_for(cuda_layout))
             return err_set(err, "device = cuda, but no usable CUDA GPU was found (or this "
                                 "binary was built without CUDA): use --device=cpu, or plan it "
                                 "with arenagpt mem --device=cuda");
@@ -63,7 +78,7 @@ int run_device(const TrainConfig *cfg, int plan_only, GptDevice *out, Err *err) 
         else if (plan_only)
             *out = GPT_DEVICE_CUDA;
         else
-            *out = gpt_backend(GPT_DEVICE_CUDA) ? GPT_DEVICE_CUDA : GPT_DEVICE_CPU;
+            *out = gpt_backend_for(cuda_layout) ? GPT_DEVICE_CUDA : GPT_DEVICE_CPU;
         return 0;
     }
     return err_set(err, "unknown device %d", (int)cfg->device);
@@ -296,7 +311,7 @@ int run_setup(const TrainConfig *cfg, unsigned cmd, RunSetup *rs, Err *err) {
     if (run_device(c, (cmd & CONFIG_CMD_MEM) != 0, &rs->dev, err) != 0)
         return CONFIG_EXIT_USAGE;
     rs->auto_cpu = c->device == CONFIG_DEVICE_AUTO && !(cmd & CONFIG_CMD_MEM) &&
-                   c->dtype == CONFIG_DTYPE_FLOAT16 && rs->dev == GPT_DEVICE_CPU;
+                   c->dtype != CONFIG_DTYPE_FLOAT32 && rs->dev == GPT_DEVICE_CPU;
     /* attention unset: flash on CUDA where its kernels take the head size (the estimate in
      * docs/results/gpu_estimate.md puts it ahead of naive; gpu_check times both), naive on
      * the CPU */

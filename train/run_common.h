@@ -79,4 +79,7 @@ double run_now_s(void);
 /* mkdir -p; -1 with err naming the path on failure. */
 int run_mkdir_p(const char *path, Err *err);
 
+/* The dtype a run computes in: "float32" on the CPU, "float16" or "bfloat16" on CUDA. */
+const char *run_dtype_name(GptDevice dev, const GptConfig *c);
+
 #endif

@@ -7,6 +7,8 @@
 void step_guard_first_nonfinite_grad(const Gpt *g, char *name, size_t len, int64_t *index) {
     name[0] = 0;
     *index = -1;
+    if (g->device != GPT_DEVICE_CPU) /* device memory: the norm alone says it */
+        return;
     for (int i = 0; i < g->n_params; i++) {
         const Tensor *t = g->params[i].grad;
         if (!t->data || t->dtype != ARENA_DTYPE_F32)

@@ -1,4 +1,4 @@
-/* cuda_backend.cu: the CUDA backend's tables (gpt_backend_cuda, and gpt_backend_cuda_grad_f32
+/* cuda_backend.cu: the CUDA backend's tables (gpt_backend_cuda, and gpt_backend_cuda_dtypes
  * whose weight-gradient kernels use f32 gradients), its one-time initialisation
  * (device, context, cuBLASLt and cuBLAS handles), the sticky error record, the workspace
  * hand-over, and the memory entries of the table (memset, copies, f32 <-> f16 conversion,
@@ -291,7 +291,7 @@ extern "C" const GptBackend *gpt_backend_cuda(void) {
  * read weight gradients are the _g32 ones. */
 static GptBackend g_table_grad_f32;
 
-extern "C" const GptBackend *gpt_backend_cuda_grad_f32(void) {
+static const GptBackend *backend_cuda_grad_f32(void) {
     const GptBackend *base = gpt_backend_cuda();
     if (!base)
         return NULL;
@@ -307,4 +307,10 @@ extern "C" const GptBackend *gpt_backend_cuda_grad_f32(void) {
         g_table_grad_f32 = t;
     }
     return &g_table_grad_f32;
+}
+
+extern "C" const GptBackend *gpt_backend_cuda_dtypes(int bf16, int grad_f32) {
+    if (bf16)
+        return NULL;
+    return grad_f32 ? backend_cuda_grad_f32() : gpt_backend_cuda();
 }
