@@ -84,7 +84,7 @@ int gpt_attention_resolve(GptConfig *c, GptDevice dev, int64_t B, int64_t T, cha
         notice[0] = '\0';
     if (c->attention != GPT_ATTENTION_CUDNN || dev != GPT_DEVICE_CUDA)
         return 0;
-    const GptBackend *be = gpt_backend(dev);
+    const GptBackend *be = gpt_backend_for(gpt_layout_of(dev, c->bf16, c->grad_f32));
     if (!be)
         return 0; /* nothing runs: a plan */
     char reason[512] = "this build's CUDA backend has no cuDNN attention";

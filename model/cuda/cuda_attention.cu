@@ -24,35 +24,36 @@
 
 #include "cuda_common.cuh"
 
+namespace CUDA_X_NS {
+
 #define SOFTMAX_ROWS_PER_BLOCK 8
 #define DSCORE_THREADS 128
 
 /* att rows (b,h,t1): p = softmax over t2 <= t1 of the scores (already scaled), 0 beyond. */
-__global__ void causal_softmax_kernel(__half *att, int64_t rows, int64_t T) {
+__global__ void causal_softmax_kernel(floatX *att, int64_t rows, int64_t T) {
     int lane = threadIdx.x % 32;
     int64_t row = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32;
     if (row >= rows)
         return;
     int64_t t1 = row % T;
-    __half *a = att + row * T;
+    floatX *a = att + row * T;
     float mx = -INFINITY;
     for (int64_t t2 = lane; t2 <= t1; t2 += 32)
-        mx = fmaxf(mx, __half2float(a[t2]));
+        mx = fmaxf(mx, x2f(a[t2]));
     mx = cuda_warp_max(mx);
     float sum = 0.0f;
     for (int64_t t2 = lane; t2 <= t1; t2 += 32)
-        sum += expf(__half2float(a[t2]) - mx);
+        sum += expf(x2f(a[t2]) - mx);
     sum = cuda_warp_sum(sum);
     float inv = 1.0f / sum;
     for (int64_t t2 = lane; t2 < T; t2 += 32)
-        a[t2] = t2 <= t1 ? __float2half_rn(expf(__half2float(a[t2]) - mx) * inv)
-                         : __float2half_rn(0.0f);
+        a[t2] = t2 <= t1 ? f2x<floatX>(expf(x2f(a[t2]) - mx) * inv) : f2x<floatX>(0.0f);
 }
 
 /* One block per row (b,h,t1): dp[t2] = dy[t1] . v[t2] for t2 <= t1, D = sum_t2 p dp, then
  * att[t1,t2] = p (dp - D) (0 above the diagonal). dy is the head's slice of dout (ld C), v the
  * head's slice of qkv (ld 3C). */
-__global__ void attention_dscores_kernel(__half *att, const __half *dout, const __half *qkv,
+__global__ void attention_dscores_kernel(floatX *att, const floatX *dout, const floatX *qkv,
                                          int64_t T, int64_t C, int64_t NH) {
     CUDA_DYNAMIC_SHARED(float, smem);
     __shared__ float red[32];
@@ -61,39 +62,38 @@ __global__ void attention_dscores_kernel(__half *att, const __half *dout, const 
     float *dy = smem + T; /* (HS) */
     int64_t row = blockIdx.x;
     int64_t t1 = row % T, bh = row / T, h = bh % NH, b = bh / NH;
-    const __half *dyg = dout + (b * T + t1) * C + h * HS;
+    const floatX *dyg = dout + (b * T + t1) * C + h * HS;
     for (int64_t d = threadIdx.x; d < HS; d += blockDim.x)
-        dy[d] = __half2float(dyg[d]);
+        dy[d] = x2f(dyg[d]);
     __syncthreads();
-    __half *a = att + row * T;
-    const __half *v = qkv + b * T * 3 * C + 2 * C + h * HS;
+    floatX *a = att + row * T;
+    const floatX *v = qkv + b * T * 3 * C + 2 * C + h * HS;
     float part = 0.0f;
     for (int64_t t2 = threadIdx.x; t2 <= t1; t2 += blockDim.x) {
-        const __half *vr = v + t2 * 3 * C;
+        const floatX *vr = v + t2 * 3 * C;
         float s = 0.0f;
         for (int64_t d = 0; d < HS; d++)
-            s += dy[d] * __half2float(vr[d]);
+            s += dy[d] * x2f(vr[d]);
         dp[t2] = s;
-        part += __half2float(a[t2]) * s;
+        part += x2f(a[t2]) * s;
     }
     float D = cuda_block_sum(part, red);
     for (int64_t t2 = threadIdx.x; t2 < T; t2 += blockDim.x)
-        a[t2] =
-            t2 <= t1 ? __float2half_rn(__half2float(a[t2]) * (dp[t2] - D)) : __float2half_rn(0.0f);
+        a[t2] = t2 <= t1 ? f2x<floatX>(x2f(a[t2]) * (dp[t2] - D)) : f2x<floatX>(0.0f);
 }
 
 /* Rows (b, h, t1) of one group of heads, att and dp (hn, T, T) each: D = sum over t2 <= t1 of
  * P dP, then att[t1, t2] = P (dP - D), 0 above the diagonal. One warp per row, packets of PK
  * values (T % PK == 0); f32 arithmetic. */
 template <int PK>
-__global__ void softmax_backward_kernel(__half *att, const __half *dp, int64_t rows, int64_t T) {
+__global__ void softmax_backward_kernel(floatX *att, const floatX *dp, int64_t rows, int64_t T) {
     int lane = threadIdx.x % 32;
     int64_t row = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32;
     if (row >= rows)
         return;
     int64_t t1 = row % T;
-    __half *a = att + row * T;
-    const __half *d = dp + row * T;
+    floatX *a = att + row * T;
+    const floatX *d = dp + row * T;
     float p[PK], g[PK], part = 0.0f;
     for (int64_t c = lane * PK; c <= t1; c += 32 * PK) {
         cuda_load_f32<PK>(p, a + c);
@@ -127,56 +127,63 @@ static void dscores_shared(int *limit, size_t *static_bytes) {
     *static_bytes = fa.sharedSizeBytes;
 }
 
-/* The limit less the static part, in f32 values, less the HS values of dy. */
+} // namespace CUDA_X_NS
+
+/* The limit less the static part, in f32 values, less the HS values of dy. Defined by the
+ * float16 compile: the bf16 kernel's shared memory is the same f32 rows. */
+#ifndef CUDA_STORAGE_BF16
 extern "C" int64_t gpt_cuda_attention_max_seq_len(int64_t HS) {
     int limit;
     size_t static_bytes;
-    dscores_shared(&limit, &static_bytes);
+    CUDA_X_NS::dscores_shared(&limit, &static_bytes);
     return ((int64_t)limit - (int64_t)static_bytes) / (int64_t)sizeof(float) - HS;
 }
+#endif
+
+namespace CUDA_X_NS {
 
 void cuda_attention_forward(void *out, void *att, void *workspace, const void *qkv, int64_t B,
                             int64_t T, int64_t C, int64_t NH, void *stream) {
     cudaStream_t s = cuda_stream(stream);
     int64_t HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
-    const __half *q = (const __half *)qkv;
-    __half *a = (__half *)att, *y = (__half *)out;
+    const floatX *q = (const floatX *)qkv;
+    floatX *a = (floatX *)att, *y = (floatX *)out;
     ASSERT(NH <= INT32_MAX);
     for (int64_t b = 0; b < B; b++) {
-        const __half *qb = q + b * T * 3 * C;
-        __half *ab = a + b * NH * T * T;
+        const floatX *qb = q + b * T * 3 * C;
+        floatX *ab = a + b * NH * T * T;
         /* scores^T per head (column-major T2 x T1) = K (as HS x T2)^T . Q (HS x T1) */
-        cuda_gemm_f16(1, 0, T, T, HS, scale, qb + C, 3 * C, HS, qb, 3 * C, HS, 0.0f, NULL, T, T * T,
-                      ab, T, T * T, (int)NH, NULL, s);
+        cuda_gemm_x(1, 0, T, T, HS, scale, qb + C, 3 * C, HS, qb, 3 * C, HS, 0.0f, NULL, T, T * T,
+                    ab, T, T * T, (int)NH, NULL, s);
     }
     int64_t rows = B * NH * T;
     unsigned blocks = (unsigned)((rows + SOFTMAX_ROWS_PER_BLOCK - 1) / SOFTMAX_ROWS_PER_BLOCK);
     CUDA_LAUNCH(causal_softmax_kernel, blocks, 32 * SOFTMAX_ROWS_PER_BLOCK, 0, s, a, rows, T);
     CUDA_LAUNCH_CHECK();
     for (int64_t b = 0; b < B; b++) {
-        const __half *qb = q + b * T * 3 * C;
+        const floatX *qb = q + b * T * 3 * C;
         /* y^T per head (HS x T1, ld C) = V^T (HS x T2, ld 3C) . P^T (T2 x T1, ld T) */
-        cuda_gemm_f16(0, 0, HS, T, T, 1.0f, qb + 2 * C, 3 * C, HS, a + b * NH * T * T, T, T * T,
-                      0.0f, NULL, C, HS, y + b * T * C, C, HS, (int)NH, NULL, s);
+        cuda_gemm_x(0, 0, HS, T, T, 1.0f, qb + 2 * C, 3 * C, HS, a + b * NH * T * T, T, T * T, 0.0f,
+                    NULL, C, HS, y + b * T * C, C, HS, (int)NH, NULL, s);
     }
 }
 
 /* dS = P (dP - D) into att for batch element b, heads in groups of hpg whose dP (hpg, T, T)
  * fits the reserved scratch. */
-static void dscores_gemm(__half *a, __half *scratch, int64_t hpg, const __half *dy, const __half *q,
+static void dscores_gemm(floatX *a, floatX *scratch, int64_t hpg, const floatX *dy, const floatX *q,
                          int64_t b, int64_t T, int64_t C, int64_t NH, cudaStream_t s) {
     int64_t HS = C / NH;
-    const __half *qb = q + b * T * 3 * C, *dyb = dy + b * T * C;
-    int packed = cuda_aligned128<__half>(a, T) && cuda_aligned128<__half>(scratch, T);
+    const floatX *qb = q + b * T * 3 * C, *dyb = dy + b * T * C;
+    int packed = cuda_aligned128<floatX>(a, T) && cuda_aligned128<floatX>(scratch, T);
     for (int64_t h0 = 0; h0 < NH; h0 += hpg) {
         int64_t hn = NH - h0 < hpg ? NH - h0 : hpg;
         /* dP^T per head (column-major T2 x T1, ld T) = V (as HS x T2)^T . dy (HS x T1) */
-        cuda_gemm_f16(1, 0, T, T, HS, 1.0f, qb + 2 * C + h0 * HS, 3 * C, HS, dyb + h0 * HS, C, HS,
-                      0.0f, NULL, T, T * T, scratch, T, T * T, (int)hn, NULL, s);
+        cuda_gemm_x(1, 0, T, T, HS, 1.0f, qb + 2 * C + h0 * HS, 3 * C, HS, dyb + h0 * HS, C, HS,
+                    0.0f, NULL, T, T * T, scratch, T, T * T, (int)hn, NULL, s);
         int64_t rows = hn * T;
         unsigned blocks = (unsigned)((rows + SOFTMAX_ROWS_PER_BLOCK - 1) / SOFTMAX_ROWS_PER_BLOCK);
-        __half *ah = a + (b * NH + h0) * T * T;
+        floatX *ah = a + (b * NH + h0) * T * T;
         if (packed)
             CUDA_LAUNCH(softmax_backward_kernel<8>, blocks, 32 * SOFTMAX_ROWS_PER_BLOCK, 0, s, ah,
                         scratch, rows, T);
@@ -212,21 +219,20 @@ void cuda_attention_backward(void *dqkv, void *att, void *workspace, const void 
     cudaStream_t s = cuda_stream(stream);
     int64_t HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
-    const __half *q = (const __half *)qkv, *dy = (const __half *)dout;
-    __half *a = (__half *)att, *dq = (__half *)dqkv;
+    const floatX *q = (const floatX *)qkv, *dy = (const floatX *)dout;
+    floatX *a = (floatX *)att, *dq = (floatX *)dqkv;
     /* the dP scratch: as many heads as fit half the workspace (the rest stays cuBLAS's) */
-    size_t ws_bytes = 0, head_bytes = (size_t)(T * T) * sizeof(__half);
+    size_t ws_bytes = 0, head_bytes = (size_t)(T * T) * sizeof(floatX);
     cuda_workspace(&ws_bytes);
     int64_t hpg = (int64_t)(ws_bytes / 2 / 256 * 256 / head_bytes); /* reserve rounds to 256 */
     hpg = hpg < NH ? hpg : NH;
-    __half *scratch = hpg >= 1 ? (__half *)cuda_workspace_reserve((size_t)hpg * head_bytes) : NULL;
+    floatX *scratch = hpg >= 1 ? (floatX *)cuda_workspace_reserve((size_t)hpg * head_bytes) : NULL;
     if (!scratch && !dscores_fits(T, HS))
         return;
     /* dV^T per head (HS x T2, ld 3C) = dy^T (HS x T1, ld C) . P (T1 x T2): opB = T on P^T */
     for (int64_t b = 0; b < B; b++)
-        cuda_gemm_f16(0, 1, HS, T, T, 1.0f, dy + b * T * C, C, HS, a + b * NH * T * T, T, T * T,
-                      0.0f, NULL, 3 * C, HS, dq + b * T * 3 * C + 2 * C, 3 * C, HS, (int)NH, NULL,
-                      s);
+        cuda_gemm_x(0, 1, HS, T, T, 1.0f, dy + b * T * C, C, HS, a + b * NH * T * T, T, T * T, 0.0f,
+                    NULL, 3 * C, HS, dq + b * T * 3 * C + 2 * C, 3 * C, HS, (int)NH, NULL, s);
     if (scratch) {
         for (int64_t b = 0; b < B; b++)
             dscores_gemm(a, scratch, hpg, dy, q, b, T, C, NH, s);
@@ -239,15 +245,15 @@ void cuda_attention_backward(void *dqkv, void *att, void *workspace, const void 
         CUDA_LAUNCH_CHECK();
     }
     for (int64_t b = 0; b < B; b++) {
-        const __half *qb = q + b * T * 3 * C;
-        __half *ab = a + b * NH * T * T;
-        __half *dqb = dq + b * T * 3 * C;
+        const floatX *qb = q + b * T * 3 * C;
+        floatX *ab = a + b * NH * T * T;
+        floatX *dqb = dq + b * T * 3 * C;
         /* dQ^T (HS x T1) = scale * K^T (HS x T2, ld 3C) . dS^T (T2 x T1, ld T) */
-        cuda_gemm_f16(0, 0, HS, T, T, scale, qb + C, 3 * C, HS, ab, T, T * T, 0.0f, NULL, 3 * C, HS,
-                      dqb, 3 * C, HS, (int)NH, NULL, s);
+        cuda_gemm_x(0, 0, HS, T, T, scale, qb + C, 3 * C, HS, ab, T, T * T, 0.0f, NULL, 3 * C, HS,
+                    dqb, 3 * C, HS, (int)NH, NULL, s);
         /* dK^T (HS x T2) = scale * Q^T (HS x T1, ld 3C) . dS (T1 x T2): opB = T on dS^T */
-        cuda_gemm_f16(0, 1, HS, T, T, scale, qb, 3 * C, HS, ab, T, T * T, 0.0f, NULL, 3 * C, HS,
-                      dqb + C, 3 * C, HS, (int)NH, NULL, s);
+        cuda_gemm_x(0, 1, HS, T, T, scale, qb, 3 * C, HS, ab, T, T * T, 0.0f, NULL, 3 * C, HS,
+                    dqb + C, 3 * C, HS, (int)NH, NULL, s);
     }
 }
 
@@ -255,23 +261,23 @@ void cuda_attention_backward(void *dqkv, void *att, void *workspace, const void 
 
 #define DECODE_MAX_DIMS_PER_LANE 4 /* head sizes up to 128 */
 
-__device__ __forceinline__ float decode_score(const __half *q, const __half *k, int HS,
+__device__ __forceinline__ float decode_score(const floatX *q, const floatX *k, int HS,
                                               float scale) {
     float s = 0.0f;
     for (int i = 0; i < HS; i++)
-        s += __half2float(q[i]) * __half2float(k[i]);
+        s += x2f(q[i]) * x2f(k[i]);
     return s * scale;
 }
 
 /* One warp per head: the last row's query against every cached key. The maximum first, then
  * 32 keys at a time: each lane turns one score into a weight, the warp shares the 32 weights
  * in shared memory, and each lane adds them into its output dimensions (lane + 32 r). */
-__global__ void attention_decode_kernel(__half *out, const __half *qkv, int T, int C, int NH,
+__global__ void attention_decode_kernel(floatX *out, const floatX *qkv, int T, int C, int NH,
                                         float scale) {
     __shared__ float w[32];
     int h = blockIdx.x, lane = threadIdx.x, HS = C / NH, C3 = 3 * C;
-    const __half *q = qkv + (int64_t)(T - 1) * C3 + h * HS;
-    const __half *k0 = qkv + C + h * HS, *v0 = qkv + 2 * C + h * HS;
+    const floatX *q = qkv + (int64_t)(T - 1) * C3 + h * HS;
+    const floatX *k0 = qkv + C + h * HS, *v0 = qkv + 2 * C + h * HS;
     float mx = -INFINITY;
     for (int t = lane; t < T; t += 32)
         mx = fmaxf(mx, decode_score(q, k0 + (int64_t)t * C3, HS, scale));
@@ -286,18 +292,18 @@ __global__ void attention_decode_kernel(__half *out, const __half *qkv, int T, i
         __syncthreads();
         int n = T - t0 < 32 ? T - t0 : 32;
         for (int j = 0; j < n; j++) {
-            const __half *v = v0 + (int64_t)(t0 + j) * C3;
+            const floatX *v = v0 + (int64_t)(t0 + j) * C3;
 #pragma unroll
             for (int r = 0; r < DECODE_MAX_DIMS_PER_LANE; r++)
                 if (lane + 32 * r < HS)
-                    acc[r] += w[j] * __half2float(v[lane + 32 * r]);
+                    acc[r] += w[j] * x2f(v[lane + 32 * r]);
         }
     }
     sum = cuda_warp_sum(sum);
 #pragma unroll
     for (int r = 0; r < DECODE_MAX_DIMS_PER_LANE; r++)
         if (lane + 32 * r < HS)
-            out[h * HS + lane + 32 * r] = __float2half_rn(acc[r] / sum);
+            out[h * HS + lane + 32 * r] = f2x<floatX>(acc[r] / sum);
 }
 
 void cuda_attention_decode(void *out, const void *qkv, int64_t T, int64_t C, int64_t NH,
@@ -310,7 +316,9 @@ void cuda_attention_decode(void *out, const void *qkv, int64_t T, int64_t C, int
         cuda_error_record("cuda_attention_decode", msg, __FILE__, __LINE__);
         return;
     }
-    CUDA_LAUNCH(attention_decode_kernel, (unsigned)NH, 32, 0, cuda_stream(stream), (__half *)out,
-                (const __half *)qkv, (int)T, (int)C, (int)NH, 1.0f / sqrtf((float)HS));
+    CUDA_LAUNCH(attention_decode_kernel, (unsigned)NH, 32, 0, cuda_stream(stream), (floatX *)out,
+                (const floatX *)qkv, (int)T, (int)C, (int)NH, 1.0f / sqrtf((float)HS));
     CUDA_LAUNCH_CHECK();
 }
+
+} // namespace CUDA_X_NS

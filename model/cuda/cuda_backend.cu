@@ -1,12 +1,12 @@
-/* cuda_backend.cu: the CUDA backend's tables (gpt_backend_cuda, and gpt_backend_cuda_dtypes
- * whose weight-gradient kernels use f32 gradients), its one-time initialisation
- * (device, context, cuBLASLt and cuBLAS handles), the sticky error record, the workspace
- * hand-over, and the memory entries of the table (memset, copies, f32 <-> f16 conversion,
- * synchronize).
+/* cuda_backend.cu: the CUDA backend's tables (gpt_backend_cuda_dtypes: float16 or bfloat16
+ * storage, 16-bit or f32 weight gradients; gpt_backend_cuda is float16's), its one-time
+ * initialisation (device, context, cuBLASLt and cuBLAS handles), the sticky error record, the
+ * workspace hand-over, and the memory entries of the table (memset, copies, f32 <-> f16/bf16
+ * conversion, synchronize).
  *
  * Copies to and from the host are synchronous on return (the host buffer may be reused or
  * freed right after), done with cudaMemcpyAsync on the given stream plus a stream sync.
- * f32 <-> f16 parameter conversion is done on the host in fixed-size chunks of a stack buffer,
+ * f32 <-> f16/bf16 parameter conversion is done on the host in fixed-size chunks of a stack buffer,
  * so no device scratch is needed.
  *
  * Not here: kernels (cuda_layers.cu, cuda_matmul.cu, cuda_attention.cu, cuda_flash.cu,
@@ -206,37 +206,51 @@ static void cu_copy_from_host(void *dst, const void *src_host, size_t bytes, voi
 /* elements converted per chunk through a stack buffer */
 #define CUDA_CONVERT_CHUNK 8192
 
-static void cu_params_from_host_f32(void *dst, ArenaDtype dtype, const float *src_host, int64_t n,
-                                    void *stream) {
-    if (dtype == ARENA_DTYPE_F32) {
-        cu_copy_from_host(dst, src_host, (size_t)n * sizeof(float), stream);
-        return;
-    }
-    ASSERT_MSG(dtype == ARENA_DTYPE_F16, "cuda params_from_host_f32: dtype must be f32 or f16");
-    __half buf[CUDA_CONVERT_CHUNK];
+template <class X>
+static void params_from_host_x(X *dst, const float *src_host, int64_t n, void *stream) {
+    X buf[CUDA_CONVERT_CHUNK];
     for (int64_t i = 0; i < n; i += CUDA_CONVERT_CHUNK) {
         int64_t k = n - i < CUDA_CONVERT_CHUNK ? n - i : CUDA_CONVERT_CHUNK;
         for (int64_t j = 0; j < k; j++)
-            buf[j] = __float2half_rn(src_host[i + j]);
-        cu_copy_from_host((__half *)dst + i, buf, (size_t)k * sizeof(__half), stream);
+            buf[j] = f2x<X>(src_host[i + j]);
+        cu_copy_from_host(dst + i, buf, (size_t)k * sizeof(X), stream);
     }
+}
+
+template <class X>
+static void params_to_host_x(float *dst_host, const X *src, int64_t n, void *stream) {
+    X buf[CUDA_CONVERT_CHUNK];
+    for (int64_t i = 0; i < n; i += CUDA_CONVERT_CHUNK) {
+        int64_t k = n - i < CUDA_CONVERT_CHUNK ? n - i : CUDA_CONVERT_CHUNK;
+        memset(buf, 0, sizeof(buf)); /* a failed copy leaves zeros, not stack garbage */
+        cu_copy_to_host(buf, src + i, (size_t)k * sizeof(X), stream);
+        for (int64_t j = 0; j < k; j++)
+            dst_host[i + j] = x2f(buf[j]);
+    }
+}
+
+static void cu_params_from_host_f32(void *dst, ArenaDtype dtype, const float *src_host, int64_t n,
+                                    void *stream) {
+    if (dtype == ARENA_DTYPE_F32)
+        cu_copy_from_host(dst, src_host, (size_t)n * sizeof(float), stream);
+    else if (dtype == ARENA_DTYPE_F16)
+        params_from_host_x((__half *)dst, src_host, n, stream);
+    else if (dtype == ARENA_DTYPE_BF16)
+        params_from_host_x((__nv_bfloat16 *)dst, src_host, n, stream);
+    else
+        ASSERT_MSG(0, "cuda params_from_host_f32: dtype must be f32, f16 or bf16");
 }
 
 static void cu_params_to_host_f32(float *dst_host, const void *src, ArenaDtype dtype, int64_t n,
                                   void *stream) {
-    if (dtype == ARENA_DTYPE_F32) {
+    if (dtype == ARENA_DTYPE_F32)
         cu_copy_to_host(dst_host, src, (size_t)n * sizeof(float), stream);
-        return;
-    }
-    ASSERT_MSG(dtype == ARENA_DTYPE_F16, "cuda params_to_host_f32: dtype must be f32 or f16");
-    __half buf[CUDA_CONVERT_CHUNK];
-    for (int64_t i = 0; i < n; i += CUDA_CONVERT_CHUNK) {
-        int64_t k = n - i < CUDA_CONVERT_CHUNK ? n - i : CUDA_CONVERT_CHUNK;
-        memset(buf, 0, sizeof(buf)); /* a failed copy leaves zeros, not stack garbage */
-        cu_copy_to_host(buf, (const __half *)src + i, (size_t)k * sizeof(__half), stream);
-        for (int64_t j = 0; j < k; j++)
-            dst_host[i + j] = __half2float(buf[j]);
-    }
+    else if (dtype == ARENA_DTYPE_F16)
+        params_to_host_x(dst_host, (const __half *)src, n, stream);
+    else if (dtype == ARENA_DTYPE_BF16)
+        params_to_host_x(dst_host, (const __nv_bfloat16 *)src, n, stream);
+    else
+        ASSERT_MSG(0, "cuda params_to_host_f32: dtype must be f32, f16 or bf16");
 }
 
 static void cu_synchronize(void *stream) { CUDA_CHECK(cudaStreamSynchronize(cuda_stream(stream))); }
@@ -244,73 +258,71 @@ static void cu_synchronize(void *stream) { CUDA_CHECK(cudaStreamSynchronize(cuda
 /* ---------------------------------------------------------------------------------------- */
 /* the table                                                                                 */
 
-static GptBackend g_table;
+/* The four tables: storage type (namespace x_f16 or x_bf16, cuda_common.cuh) x weight-gradient
+ * type (the namespace's floatX, or f32: the _g32 entries). Filled on first use. */
+#define CUDA_FILL_KERNELS(t, NS, G32)                                                              \
+    do {                                                                                           \
+        (t).encoder_forward = NS::cuda_encoder_forward;                                            \
+        (t).encoder_backward = NS::cuda_encoder_backward##G32;                                     \
+        (t).layernorm_forward = NS::cuda_layernorm_forward;                                        \
+        (t).layernorm_backward = NS::cuda_layernorm_backward##G32;                                 \
+        (t).matmul_forward = NS::cuda_matmul_forward;                                              \
+        (t).matmul_backward = NS::cuda_matmul_backward##G32;                                       \
+        (t).attention[GPT_ATTENTION_NAIVE] = {NS::cuda_attention_forward,                          \
+                                              NS::cuda_attention_backward, NULL};                  \
+        (t).attention[GPT_ATTENTION_FLASH] = {NS::cuda_flash_attention_forward,                    \
+                                              NS::cuda_flash_attention_backward, NULL};            \
+        (t).attention_decode = NS::cuda_attention_decode;                                          \
+        (t).gelu_forward = NS::cuda_gelu_forward;                                                  \
+        (t).gelu_backward = NS::cuda_gelu_backward;                                                \
+        (t).crossentropy_forward = NS::cuda_crossentropy_forward;                                  \
+        (t).norm_squared_accumulate = NS::cuda_norm_squared_accumulate##G32;                       \
+        (t).reduce_sum = NS::cuda_reduce_sum;                                                      \
+        (t).adamw_update = NS::cuda_adamw_update##G32;                                             \
+        (t).norm_squared_multi = NS::cuda_norm_squared_multi##G32;                                 \
+        (t).adamw_update_multi = NS::cuda_adamw_update_multi##G32;                                 \
+    } while (0)
 
-extern "C" const GptBackend *gpt_backend_cuda(void) {
+static GptBackend g_tables[2][2]; /* [bf16][grad_f32] */
+
+static const GptBackend *backend_table(int bf16, int grad_f32) {
     if (cuda_backend_init() != 1)
         return NULL;
-    if (!g_table.name) {
-        GptBackend t;
-        memset(&t, 0, sizeof(t));
-        t.device = GPT_DEVICE_CUDA;
-        t.name = "cuda";
-        t.memset_zero = cu_memset_zero;
-        t.copy_to_host = cu_copy_to_host;
-        t.copy_from_host = cu_copy_from_host;
-        t.params_from_host_f32 = cu_params_from_host_f32;
-        t.params_to_host_f32 = cu_params_to_host_f32;
-        t.synchronize = cu_synchronize;
-        t.encoder_forward = cuda_encoder_forward;
-        t.encoder_backward = cuda_encoder_backward;
-        t.layernorm_forward = cuda_layernorm_forward;
-        t.layernorm_backward = cuda_layernorm_backward;
-        t.matmul_forward = cuda_matmul_forward;
-        t.matmul_backward = cuda_matmul_backward;
-        t.attention[GPT_ATTENTION_NAIVE] = {cuda_attention_forward, cuda_attention_backward, NULL};
-        t.attention[GPT_ATTENTION_FLASH] = {cuda_flash_attention_forward,
-                                            cuda_flash_attention_backward, NULL};
-        t.attention[GPT_ATTENTION_CUDNN] = {cudnn_sdpa_forward, cudnn_sdpa_backward,
+    GptBackend *t = &g_tables[bf16 != 0][grad_f32 != 0];
+    if (t->name)
+        return t;
+    GptBackend n;
+    memset(&n, 0, sizeof(n));
+    n.device = GPT_DEVICE_CUDA;
+    n.name = "cuda";
+    n.memset_zero = cu_memset_zero;
+    n.copy_to_host = cu_copy_to_host;
+    n.copy_from_host = cu_copy_from_host;
+    n.params_from_host_f32 = cu_params_from_host_f32;
+    n.params_to_host_f32 = cu_params_to_host_f32;
+    n.synchronize = cu_synchronize;
+    n.workspace_set = gpt_cuda_workspace_set;
+    n.last_error = gpt_cuda_last_error;
+    if (bf16 && grad_f32)
+        CUDA_FILL_KERNELS(n, x_bf16, _g32);
+    else if (bf16)
+        CUDA_FILL_KERNELS(n, x_bf16, );
+    else if (grad_f32)
+        CUDA_FILL_KERNELS(n, x_f16, _g32);
+    else
+        CUDA_FILL_KERNELS(n, x_f16, );
+    if (bf16)
+        n.attention[GPT_ATTENTION_CUDNN] = {cudnn_sdpa_forward_bf16, cudnn_sdpa_backward_bf16,
+                                            cudnn_sdpa_prepare_bf16};
+    else
+        n.attention[GPT_ATTENTION_CUDNN] = {cudnn_sdpa_forward, cudnn_sdpa_backward,
                                             cudnn_sdpa_prepare};
-        t.attention_decode = cuda_attention_decode;
-        t.gelu_forward = cuda_gelu_forward;
-        t.gelu_backward = cuda_gelu_backward;
-        t.crossentropy_forward = cuda_crossentropy_forward;
-        t.norm_squared_accumulate = cuda_norm_squared_accumulate;
-        t.reduce_sum = cuda_reduce_sum;
-        t.adamw_update = cuda_adamw_update;
-        t.norm_squared_multi = cuda_norm_squared_multi;
-        t.adamw_update_multi = cuda_adamw_update_multi;
-        t.workspace_set = gpt_cuda_workspace_set;
-        t.last_error = gpt_cuda_last_error;
-        g_table = t;
-    }
-    return &g_table;
+    *t = n;
+    return t;
 }
 
-/* The same kernels with f32 weight gradients (grad_dtype=float32): the entries that write or
- * read weight gradients are the _g32 ones. */
-static GptBackend g_table_grad_f32;
-
-static const GptBackend *backend_cuda_grad_f32(void) {
-    const GptBackend *base = gpt_backend_cuda();
-    if (!base)
-        return NULL;
-    if (!g_table_grad_f32.name) {
-        GptBackend t = *base;
-        t.encoder_backward = cuda_encoder_backward_g32;
-        t.layernorm_backward = cuda_layernorm_backward_g32;
-        t.matmul_backward = cuda_matmul_backward_g32;
-        t.norm_squared_accumulate = cuda_norm_squared_accumulate_g32;
-        t.adamw_update = cuda_adamw_update_g32;
-        t.norm_squared_multi = cuda_norm_squared_multi_g32;
-        t.adamw_update_multi = cuda_adamw_update_multi_g32;
-        g_table_grad_f32 = t;
-    }
-    return &g_table_grad_f32;
-}
+extern "C" const GptBackend *gpt_backend_cuda(void) { return backend_table(0, 0); }
 
 extern "C" const GptBackend *gpt_backend_cuda_dtypes(int bf16, int grad_f32) {
-    if (bf16)
-        return NULL;
-    return grad_f32 ? backend_cuda_grad_f32() : gpt_backend_cuda();
+    return backend_table(bf16, grad_f32);
 }

@@ -8,6 +8,14 @@
  * kernel launch is followed by CUDA_LAUNCH_CHECK() (cudaGetLastError). Programmer errors
  * (unsupported dtype, impossible sizes) are ASSERTs.
  *
+ * The 16-bit storage type (floatX): every kernel file is one source compiled twice, once as
+ * itself (floatX = __half, namespace x_f16: dtype=float16) and once through its *_bf16.cu
+ * twin, which defines CUDA_STORAGE_BF16 and includes it (floatX = __nv_bfloat16, namespace
+ * x_bf16: dtype=bfloat16). Each compile wraps the file's code in its namespace, so the two
+ * instances never share a symbol; cuda_backend.cu fills one table per namespace. Kernels
+ * convert with x2f (to f32) and f2x<X> (from f32, round to nearest even) and never name
+ * __half or __nv_bfloat16 themselves.
+ *
  * Not here: the kernels themselves (cuda_*.cu) or any device allocation: all device memory
  * comes from the arena (alloc/arena_cuda.cu is the only cudaMalloc). */
 #ifndef ARENAGPT_CUDA_COMMON_CUH
@@ -15,10 +23,12 @@
 
 #include <cublasLt.h>
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 extern "C" {
 #include "../../alloc/base.h"
@@ -63,6 +73,38 @@ void cuda_error_record(const char *call, const char *msg, const char *file, int 
 #endif
 
 static inline cudaStream_t cuda_stream(void *stream) { return (cudaStream_t)stream; }
+
+/* The storage type of this compile (see the top of the file), and its namespace. */
+#ifdef CUDA_STORAGE_BF16
+#define CUDA_X_NS x_bf16
+#else
+#define CUDA_X_NS x_f16
+#endif
+
+/* 16-bit values to f32 (exact) and f32 to the 16-bit type (round to nearest even). */
+__host__ __device__ __forceinline__ float x2f(__half v) { return __half2float(v); }
+__host__ __device__ __forceinline__ float x2f(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <class X> __host__ __device__ __forceinline__ X f2x(float v);
+template <> __host__ __device__ __forceinline__ __half f2x<__half>(float v) {
+    return __float2half_rn(v);
+}
+template <> __host__ __device__ __forceinline__ __nv_bfloat16 f2x<__nv_bfloat16>(float v) {
+    return __float2bfloat16_rn(v);
+}
+/* Two f32 values as two 16-bit values of one 32-bit word (lo in the low 16 bits, as the mma
+ * fragments and a little-endian store of two consecutive values want), each rounded to
+ * nearest even. */
+template <class X> __device__ __forceinline__ uint32_t cuda_pack2(float lo, float hi) {
+    X a = f2x<X>(lo), b = f2x<X>(hi);
+    uint16_t ua, ub;
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    return (uint32_t)ua | (uint32_t)ub << 16;
+}
+/* cuBLAS's name of a 16-bit type */
+template <class X> static inline cudaDataType_t cuda_data_type(void);
+template <> inline cudaDataType_t cuda_data_type<__half>(void) { return CUDA_R_16F; }
+template <> inline cudaDataType_t cuda_data_type<__nv_bfloat16>(void) { return CUDA_R_16BF; }
 
 /* Handles created by cuda_backend_init (cuda_backend.cu). */
 cublasLtHandle_t cuda_cublaslt(void);
@@ -156,128 +198,49 @@ template <class T> static inline int cuda_aligned128(const void *p, int64_t cols
     return ((uintptr_t)p % 16) == 0 && (cols * (int64_t)sizeof(T)) % 16 == 0;
 }
 
-/* P consecutive f16 values as f32, and back (rounded once): one 128-bit access for P = 8 (p
- * 16-byte aligned), one 16-bit access for P = 1 (the fallback path of every packed kernel). */
-template <int P> __device__ __forceinline__ void cuda_load_f32(float *x, const __half *p) {
+/* P consecutive 16-bit values as f32, and back (rounded once): one 128-bit access for P = 8
+ * (p 16-byte aligned), one 16-bit access for P = 1 (the fallback path of every packed
+ * kernel). */
+template <int P, class X> __device__ __forceinline__ void cuda_load_f32(float *x, const X *p) {
     if constexpr (P == 8) {
-        Packed128<__half> v = load128(p);
+        Packed128<X> v = load128(p);
         for (int j = 0; j < 8; j++)
-            x[j] = __half2float(v.v[j]);
+            x[j] = x2f(v.v[j]);
     } else {
-        static_assert(P == 1, "packets of 8 or 1 f16 values");
-        x[0] = __half2float(*p);
+        static_assert(P == 1, "packets of 8 or 1 16-bit values");
+        x[0] = x2f(*p);
     }
 }
 
-template <int P> __device__ __forceinline__ void cuda_store_f32(__half *p, const float *x) {
+template <int P, class X> __device__ __forceinline__ void cuda_store_f32(X *p, const float *x) {
     if constexpr (P == 8) {
-        Packed128<__half> v;
+        Packed128<X> v;
         for (int j = 0; j < 8; j++)
-            v.v[j] = __float2half_rn(x[j]);
+            v.v[j] = f2x<X>(x[j]);
         store128(p, v);
     } else {
-        static_assert(P == 1, "packets of 8 or 1 f16 values");
-        *p = __float2half_rn(x[0]);
+        static_assert(P == 1, "packets of 8 or 1 16-bit values");
+        *p = f2x<X>(x[0]);
     }
 }
 
-/* --- kernels of the table, by file (signatures as backend.h, without the table) ------- */
-/* The weight-gradient kernels (encoder, LayerNorm and matmul backward, squared norm, AdamW)
- * exist twice: as declared here for f16 gradients, and with the suffix _g32 for f32 ones
- * (grad_dtype=float32, the table gpt_backend_cuda_grad_f32); same signatures otherwise. */
-/* cuda_layers.cu */
-void cuda_encoder_forward(void *out, const int32_t *inp, const void *wte, const void *wpe,
-                          int64_t B, int64_t T, int64_t C, void *stream);
-void cuda_encoder_backward(void *dwte, void *dwpe, const void *dout, const int32_t *inp, int64_t B,
-                           int64_t T, int64_t C, void *stream);
-void cuda_layernorm_forward(void *out, float *mean, float *rstd, const void *inp,
-                            const void *weight, const void *bias, int64_t N, int64_t C,
-                            void *stream);
-void cuda_layernorm_backward(void *dinp, void *dweight, void *dbias, const void *dout,
-                             const void *inp, const void *weight, const float *mean,
-                             const float *rstd, int64_t N, int64_t C, void *stream);
-void cuda_encoder_backward_g32(void *dwte, void *dwpe, const void *dout, const int32_t *inp,
-                               int64_t B, int64_t T, int64_t C, void *stream);
-void cuda_layernorm_backward_g32(void *dinp, void *dweight, void *dbias, const void *dout,
-                                 const void *inp, const void *weight, const float *mean,
-                                 const float *rstd, int64_t N, int64_t C, void *stream);
-void cuda_gelu_forward(void *out, const void *inp, int64_t N, int gelu, void *stream);
-void cuda_gelu_backward(void *dinp, const void *inp, const void *dout, int64_t N, int gelu,
-                        void *stream);
-/* dbias[c] += sum over rows of dout[:, c] (f16 in, f32 sums, f16 accumulate). */
-void cuda_bias_backward(__half *dbias, const __half *dout, int64_t N, int64_t OC,
-                        cudaStream_t stream);
-/* The same into f32 gradients (grad_dtype=float32). */
-void cuda_bias_backward_f32(float *dbias, const __half *dout, int64_t N, int64_t OC,
-                            cudaStream_t stream);
-/* out[r, c] += bias[c] (used when cuBLASLt's bias epilogue is not available). */
-void cuda_bias_add(__half *out, const __half *bias, int64_t N, int64_t OC, cudaStream_t stream);
-
-/* cuda_matmul.cu */
-void cuda_matmul_forward(void *out, const void *inp, const void *weight, const void *bias,
-                         const void *residual, int64_t N, int64_t IC, int64_t OC, void *stream);
-void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout, const void *inp,
-                          const void *weight, int64_t N, int64_t IC, int64_t OC, void *stream);
-void cuda_matmul_backward_g32(void *dinp, void *dweight, void *dbias, const void *dout,
-                              const void *inp, const void *weight, int64_t N, int64_t IC,
-                              int64_t OC, void *stream);
-/* Column-major D (m x n, ldd) = alpha * op(A) op(B) + beta * C, all f16, f32 compute,
- * `batch` matrices at the given element strides (0 for one). C may equal D. */
-void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha,
-                   const __half *A, int64_t lda, int64_t strideA, const __half *B, int64_t ldb,
-                   int64_t strideB, float beta, const __half *Cm, int64_t ldc, int64_t strideC,
-                   __half *D, int64_t ldd, int64_t strideD, int batch, const __half *bias,
-                   cudaStream_t stream);
-
-/* cuda_attention.cu (backend.h's GptAttentionKernels signature; naive: saved = att) */
-void cuda_attention_forward(void *out, void *att, void *workspace, const void *qkv, int64_t B,
-                            int64_t T, int64_t C, int64_t NH, void *stream);
-void cuda_attention_backward(void *dqkv, void *att, void *workspace, const void *dout,
-                             const void *out, const void *qkv, int64_t B, int64_t T, int64_t C,
-                             int64_t NH, void *stream);
-
-/* one decoding step (backend.h's attention_decode) */
-void cuda_attention_decode(void *out, const void *qkv, int64_t T, int64_t C, int64_t NH,
-                           void *stream);
-
-/* cuda_flash.cu (the same signature; saved = lse f32 (B,NH,T), backward workspace = D) */
-void cuda_flash_attention_forward(void *out, void *lse, void *workspace, const void *qkv, int64_t B,
-                                  int64_t T, int64_t C, int64_t NH, void *stream);
-void cuda_flash_attention_backward(void *dqkv, void *lse, void *workspace, const void *dout,
-                                   const void *out, const void *qkv, int64_t B, int64_t T,
-                                   int64_t C, int64_t NH, void *stream);
-
-/* cuda_loss.cu */
-void cuda_crossentropy_forward(void *logits, float *losses, const int32_t *targets, int64_t N,
-                               int64_t V, int64_t Vp, float dscale, void *stream);
-
-/* cuda_optim.cu */
-void cuda_norm_squared_accumulate(float *acc, const void *grad, int64_t n, void *stream);
-void cuda_reduce_sum(float *out, const float *in, int64_t n, void *stream);
-void cuda_adamw_update(void *param, float *master, const void *grad, float *m, float *v, int64_t n,
-                       float lr, float beta1, float beta2, float eps, float weight_decay,
-                       float grad_mul, float bias_correction1, float bias_correction2,
-                       void *stream);
-void cuda_norm_squared_accumulate_g32(float *acc, const void *grad, int64_t n, void *stream);
-void cuda_norm_squared_multi(float *acc, const GptOptimTensor *list, int n, void *stream);
-void cuda_norm_squared_multi_g32(float *acc, const GptOptimTensor *list, int n, void *stream);
-void cuda_adamw_update_multi(const GptOptimTensor *list, int n, float lr, float beta1, float beta2,
-                             float eps, float grad_mul, float bc1, float bc2, void *stream);
-void cuda_adamw_update_multi_g32(const GptOptimTensor *list, int n, float lr, float beta1,
-                                 float beta2, float eps, float grad_mul, float bc1, float bc2,
-                                 void *stream);
-void cuda_adamw_update_g32(void *param, float *master, const void *grad, float *m, float *v,
-                           int64_t n, float lr, float beta1, float beta2, float eps,
-                           float weight_decay, float grad_mul, float bias_correction1,
-                           float bias_correction2, void *stream);
+/* --- kernels of the table, by file (cuda_kernels.inc), once per storage type ----------- */
+namespace x_f16 {
+typedef __half floatX;
+#include "cuda_kernels.inc"
+} // namespace x_f16
+namespace x_bf16 {
+typedef __nv_bfloat16 floatX;
+#include "cuda_kernels.inc"
+} // namespace x_bf16
 
 /* Accumulating weight-gradient stores: dst += v, rounded once to dst's type. */
-__device__ __forceinline__ void cuda_grad_add(__half *dst, float v) {
-    *dst = __float2half_rn(__half2float(*dst) + v);
+template <class X> __device__ __forceinline__ void cuda_grad_add(X *dst, float v) {
+    *dst = f2x<X>(x2f(*dst) + v);
 }
 __device__ __forceinline__ void cuda_grad_add(float *dst, float v) { *dst += v; }
 /* A weight gradient as f32. */
-__device__ __forceinline__ float cuda_grad_load(const __half *g) { return __half2float(*g); }
+template <class X> __device__ __forceinline__ float cuda_grad_load(const X *g) { return x2f(*g); }
 __device__ __forceinline__ float cuda_grad_load(const float *g) { return *g; }
 
 #endif

@@ -47,26 +47,28 @@
 #include "cuda_common.cuh"
 #include "cuda_mma.cuh"
 
+namespace CUDA_X_NS {
+
 #define FLASH_TILE 32 /* rows per tile = threads per block */
 #define FLASH_ROWDOT_THREADS 128
 
 /* q/k/v of head h, row t of sequence b in the (B,T,3C) qkv: qkv + (b*T + t)*3C + part*C + h*HS */
 template <int HSP>
-__device__ __forceinline__ void flash_load_row(float *dst, const __half *src, int HS) {
+__device__ __forceinline__ void flash_load_row(float *dst, const floatX *src, int HS) {
 #pragma unroll
     for (int d = 0; d < HSP; d++)
-        dst[d] = d < HS ? __half2float(src[d]) : 0.0f;
+        dst[d] = d < HS ? x2f(src[d]) : 0.0f;
 }
 
 template <int HSP>
-__global__ void flash_forward_kernel(__half *out, float *lse, const __half *qkv, int T, int C,
+__global__ void flash_forward_kernel(floatX *out, float *lse, const floatX *qkv, int T, int C,
                                      int NH, float scale) {
     __shared__ float ks[FLASH_TILE][HSP];
     __shared__ float vs[FLASH_TILE][HSP];
     int HS = C / NH, bh = blockIdx.x, b = bh / NH, h = bh % NH;
     int r = threadIdx.x, i0 = blockIdx.y * FLASH_TILE, t = i0 + r;
     int last = i0 + FLASH_TILE - 1 < T - 1 ? i0 + FLASH_TILE - 1 : T - 1; /* tile's last row */
-    const __half *base = qkv + (int64_t)b * T * 3 * C + h * HS;
+    const floatX *base = qkv + (int64_t)b * T * 3 * C + h * HS;
     float q[HSP], acc[HSP];
     float m = -INFINITY, l = 0.0f;
     if (t < T)
@@ -115,31 +117,31 @@ __global__ void flash_forward_kernel(__half *out, float *lse, const __half *qkv,
     }
     if (t < T) {
         float inv = 1.0f / l;
-        __half *o = out + ((int64_t)b * T + t) * C + h * HS;
+        floatX *o = out + ((int64_t)b * T + t) * C + h * HS;
         for (int d = 0; d < HS; d++)
-            o[d] = __float2half_rn(acc[d] * inv);
+            o[d] = f2x<floatX>(acc[d] * inv);
         lse[(int64_t)bh * T + t] = m + logf(l);
     }
 }
 
 /* D[b,h,t] = sum_d dout[b,t,h*HS+d] * out[b,t,h*HS+d] (f32), rows = B*NH*T; grid-stride */
-__global__ void flash_rowdot_kernel(float *D, const __half *dout, const __half *out, int64_t rows,
+__global__ void flash_rowdot_kernel(float *D, const floatX *dout, const floatX *out, int64_t rows,
                                     int T, int C, int NH) {
     int HS = C / NH;
     for (int64_t row = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; row < rows;
          row += (int64_t)gridDim.x * blockDim.x) {
         int64_t t = row % T, bh = row / T, h = bh % NH, b = bh / NH;
-        const __half *dy = dout + (b * T + t) * C + h * HS, *o = out + (b * T + t) * C + h * HS;
+        const floatX *dy = dout + (b * T + t) * C + h * HS, *o = out + (b * T + t) * C + h * HS;
         float s = 0.0f;
         for (int d = 0; d < HS; d++)
-            s += __half2float(dy[d]) * __half2float(o[d]);
+            s += x2f(dy[d]) * x2f(o[d]);
         D[row] = s;
     }
 }
 
 template <int HSP>
-__global__ void flash_dkdv_kernel(__half *dqkv, const __half *dout, const float *lse,
-                                  const float *D, const __half *qkv, int T, int C, int NH,
+__global__ void flash_dkdv_kernel(floatX *dqkv, const floatX *dout, const float *lse,
+                                  const float *D, const floatX *qkv, int T, int C, int NH,
                                   float scale) {
     __shared__ float qs[FLASH_TILE][HSP];
     __shared__ float dys[FLASH_TILE][HSP];
@@ -148,8 +150,8 @@ __global__ void flash_dkdv_kernel(__half *dqkv, const __half *dout, const float 
     __shared__ float dvs[FLASH_TILE][HSP + 1];
     int HS = C / NH, bh = blockIdx.x, b = bh / NH, h = bh % NH;
     int c = threadIdx.x, j0 = blockIdx.y * FLASH_TILE, j = j0 + c;
-    const __half *base = qkv + (int64_t)b * T * 3 * C + h * HS;
-    const __half *dybase = dout + (int64_t)b * T * C + h * HS;
+    const floatX *base = qkv + (int64_t)b * T * 3 * C + h * HS;
+    const floatX *dybase = dout + (int64_t)b * T * C + h * HS;
     float k[HSP], v[HSP];
     if (j < T) {
         flash_load_row<HSP>(k, base + (int64_t)j * 3 * C + C, HS);
@@ -188,24 +190,24 @@ __global__ void flash_dkdv_kernel(__half *dqkv, const __half *dout, const float 
         }
     }
     if (j < T) {
-        __half *dk = dqkv + ((int64_t)b * T + j) * 3 * C + C + h * HS;
+        floatX *dk = dqkv + ((int64_t)b * T + j) * 3 * C + C + h * HS;
         for (int d = 0; d < HS; d++) {
-            dk[d] = __float2half_rn(dks[c][d]);
-            dk[C + d] = __float2half_rn(dvs[c][d]);
+            dk[d] = f2x<floatX>(dks[c][d]);
+            dk[C + d] = f2x<floatX>(dvs[c][d]);
         }
     }
 }
 
 template <int HSP>
-__global__ void flash_dq_kernel(__half *dqkv, const __half *dout, const float *lse, const float *D,
-                                const __half *qkv, int T, int C, int NH, float scale) {
+__global__ void flash_dq_kernel(floatX *dqkv, const floatX *dout, const float *lse, const float *D,
+                                const floatX *qkv, int T, int C, int NH, float scale) {
     __shared__ float ks[FLASH_TILE][HSP];
     __shared__ float vs[FLASH_TILE][HSP];
     __shared__ float dys[FLASH_TILE][HSP + 1]; /* each thread's own dout row */
     int HS = C / NH, bh = blockIdx.x, b = bh / NH, h = bh % NH;
     int r = threadIdx.x, i0 = blockIdx.y * FLASH_TILE, t = i0 + r;
     int last = i0 + FLASH_TILE - 1 < T - 1 ? i0 + FLASH_TILE - 1 : T - 1;
-    const __half *base = qkv + (int64_t)b * T * 3 * C + h * HS;
+    const floatX *base = qkv + (int64_t)b * T * 3 * C + h * HS;
     float q[HSP], dq[HSP];
     float lt = 0.0f, Dt = 0.0f;
     if (t < T) {
@@ -243,9 +245,9 @@ __global__ void flash_dq_kernel(__half *dqkv, const __half *dout, const float *l
         }
     }
     if (t < T) {
-        __half *o = dqkv + ((int64_t)b * T + t) * 3 * C + h * HS;
+        floatX *o = dqkv + ((int64_t)b * T + t) * 3 * C + h * HS;
         for (int d = 0; d < HS; d++)
-            o[d] = __float2half_rn(dq[d]);
+            o[d] = f2x<floatX>(dq[d]);
     }
 }
 
@@ -278,11 +280,11 @@ __global__ void flash_dq_kernel(__half *dqkv, const __half *dout, const float *l
 
 /* rows row0..row0+63 of a matrix whose row r starts at src + r * stride into a shared tile by
  * 16-byte cp.async (rows >= T: zeros, stored directly) */
-__device__ static void ft_tile_load(__half *dst, const __half *src, int64_t stride, int row0,
+__device__ static void ft_tile_load(floatX *dst, const floatX *src, int64_t stride, int row0,
                                     int T) {
     for (int i = threadIdx.x; i < FT_ROWS * (FT_HS / 8); i += FT_THREADS) {
         int r = i / (FT_HS / 8), c = (i % (FT_HS / 8)) * 8;
-        __half *d = dst + r * FT_PITCH + c;
+        floatX *d = dst + r * FT_PITCH + c;
         if (row0 + r < T) {
             cp_async_16(d, src + (int64_t)(row0 + r) * stride + c);
         } else {
@@ -293,7 +295,7 @@ __device__ static void ft_tile_load(__half *dst, const __half *src, int64_t stri
 }
 
 /* A fragments of the warp's 16 rows of a tile, k = the 64 columns in 4 steps of 16 */
-__device__ static void ft_frag_a(uint32_t a[4][4], const __half *tile, int warp) {
+__device__ static void ft_frag_a(uint32_t a[4][4], const floatX *tile, int warp) {
     int lane = threadIdx.x & 31, m = lane >> 3, r = lane & 7;
 #pragma unroll
     for (int kk = 0; kk < 4; kk++)
@@ -302,7 +304,7 @@ __device__ static void ft_frag_a(uint32_t a[4][4], const __half *tile, int warp)
 }
 
 /* s = x tileᵀ: x the warp's 16 rows (A fragments), the tile's 64 rows the columns of s */
-__device__ static void ft_mma_abt(float s[8][4], const uint32_t x[4][4], const __half *tile) {
+__device__ static void ft_mma_abt(float s[8][4], const uint32_t x[4][4], const floatX *tile) {
     int lane = threadIdx.x & 31, m = lane >> 3, r = lane & 7;
 #pragma unroll
     for (int n = 0; n < 8; n++)
@@ -314,21 +316,18 @@ __device__ static void ft_mma_abt(float s[8][4], const uint32_t x[4][4], const _
             uint32_t b[4]; /* matrices: rows np*16 + {0, 8}, columns kk*16 + {0, 8} */
             ldmatrix_x4(b, tile + (np * 16 + (m >> 1) * 8 + r) * FT_PITCH + kk * 16 + (m & 1) * 8);
             uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
-            mma_m16n8k16<__half>(s[2 * np], x[kk], b0, s[2 * np]);
-            mma_m16n8k16<__half>(s[2 * np + 1], x[kk], b1, s[2 * np + 1]);
+            mma_m16n8k16<floatX>(s[2 * np], x[kk], b0, s[2 * np]);
+            mma_m16n8k16<floatX>(s[2 * np + 1], x[kk], b1, s[2 * np + 1]);
         }
 }
 
 __device__ __forceinline__ uint32_t ft_pack(float lo, float hi) {
-    __half2 h = __floats2half2_rn(lo, hi); /* .x (lo) in the low 16 bits */
-    uint32_t u;
-    memcpy(&u, &h, sizeof u);
-    return u;
+    return cuda_pack2<floatX>(lo, hi);
 }
 
 /* acc += p tile: p (16 x 64, accumulator layout) rounded to f16 as the A operand (its n-tiles
  * 2kk, 2kk+1 are A's k-step kk), the tile's 64 rows the k dimension (ldmatrix .trans) */
-__device__ static void ft_mma_pv(float acc[8][4], const float p[8][4], const __half *tile) {
+__device__ static void ft_mma_pv(float acc[8][4], const float p[8][4], const floatX *tile) {
     int lane = threadIdx.x & 31, m = lane >> 3, r = lane & 7;
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
@@ -341,8 +340,8 @@ __device__ static void ft_mma_pv(float acc[8][4], const float p[8][4], const __h
             ldmatrix_x4_trans(b, tile + (kk * 16 + (m & 1) * 8 + r) * FT_PITCH + dp * 16 +
                                      (m >> 1) * 8);
             uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
-            mma_m16n8k16<__half>(acc[2 * dp], a, b0, acc[2 * dp]);
-            mma_m16n8k16<__half>(acc[2 * dp + 1], a, b1, acc[2 * dp + 1]);
+            mma_m16n8k16<floatX>(acc[2 * dp], a, b0, acc[2 * dp]);
+            mma_m16n8k16<floatX>(acc[2 * dp + 1], a, b1, acc[2 * dp + 1]);
         }
     }
 }
@@ -392,14 +391,14 @@ __device__ static void ft_softmax_step(float s[8][4], float o[8][4], float m[2],
 /* grid (B*NH, ceil(T/64)), FT_THREADS threads, FT_FWD_SMEM dynamic shared bytes; the block
  * for the last query tile (the most key tiles) starts first */
 __global__ void __launch_bounds__(FT_THREADS, FT_MIN_BLOCKS)
-    flash_tc_forward_kernel(__half *out, float *lse, const __half *qkv, int T, int C, int NH,
+    flash_tc_forward_kernel(floatX *out, float *lse, const floatX *qkv, int T, int C, int NH,
                             float scale) {
-    CUDA_DYNAMIC_SHARED(__half, smem);
-    __half *qs = smem, *ks = smem + FT_TILE, *vs = smem + 3 * FT_TILE;
+    CUDA_DYNAMIC_SHARED(floatX, smem);
+    floatX *qs = smem, *ks = smem + FT_TILE, *vs = smem + 3 * FT_TILE;
     int bh = blockIdx.x, b = bh / NH, h = bh % NH;
     int qt = (int)gridDim.y - 1 - (int)blockIdx.y, i0 = qt * FT_ROWS;
     int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-    const __half *base = qkv + (int64_t)b * T * 3 * C + h * FT_HS;
+    const floatX *base = qkv + (int64_t)b * T * 3 * C + h * FT_HS;
     int64_t stride = 3 * (int64_t)C;
     ft_tile_load(qs, base, stride, i0, T);
     ft_tile_load(ks, base + C, stride, 0, T);
@@ -436,11 +435,11 @@ __global__ void __launch_bounds__(FT_THREADS, FT_MIN_BLOCKS)
         if (row[hh] >= T)
             continue;
         float inv = 1.0f / sum;
-        __half *orow = out + ((int64_t)b * T + row[hh]) * C + h * FT_HS + 2 * t;
+        floatX *orow = out + ((int64_t)b * T + row[hh]) * C + h * FT_HS + 2 * t;
 #pragma unroll
         for (int n = 0; n < 8; n++)
-            *(__half2 *)(orow + 8 * n) =
-                __floats2half2_rn(o[n][2 * hh] * inv, o[n][2 * hh + 1] * inv);
+            *(uint32_t *)(orow + 8 * n) =
+                cuda_pack2<floatX>(o[n][2 * hh] * inv, o[n][2 * hh + 1] * inv);
         if (t == 0)
             lse[(int64_t)bh * T + row[hh]] = m[hh] + logf(sum);
     }
@@ -448,30 +447,30 @@ __global__ void __launch_bounds__(FT_THREADS, FT_MIN_BLOCKS)
 
 /* stores a warp's 16x64 f32 accumulator as f16 rows row[0], row[1] (those < T) of a matrix
  * whose row r starts at dst + r * stride */
-__device__ static void ft_store_rows(__half *dst, int64_t stride, const float acc[8][4],
+__device__ static void ft_store_rows(floatX *dst, int64_t stride, const float acc[8][4],
                                      const int row[2], int T) {
     int t = threadIdx.x & 3;
 #pragma unroll
     for (int hh = 0; hh < 2; hh++) {
         if (row[hh] >= T)
             continue;
-        __half *d = dst + (int64_t)row[hh] * stride + 2 * t;
+        floatX *d = dst + (int64_t)row[hh] * stride + 2 * t;
 #pragma unroll
         for (int n = 0; n < 8; n++)
-            *(__half2 *)(d + 8 * n) = __floats2half2_rn(acc[n][2 * hh], acc[n][2 * hh + 1]);
+            *(uint32_t *)(d + 8 * n) = cuda_pack2<floatX>(acc[n][2 * hh], acc[n][2 * hh + 1]);
     }
 }
 
 /* dQ of one 64-row query tile: grid (B*NH, ceil(T/64)), the last tile first */
 __global__ void __launch_bounds__(FT_THREADS, FT_MIN_BLOCKS)
-    flash_tc_dq_kernel(__half *dqkv, const __half *dout, const float *lse, const float *D,
-                       const __half *qkv, int T, int C, int NH, float scale) {
-    CUDA_DYNAMIC_SHARED(__half, smem);
-    __half *ks = smem, *vs = smem + 2 * FT_TILE;
+    flash_tc_dq_kernel(floatX *dqkv, const floatX *dout, const float *lse, const float *D,
+                       const floatX *qkv, int T, int C, int NH, float scale) {
+    CUDA_DYNAMIC_SHARED(floatX, smem);
+    floatX *ks = smem, *vs = smem + 2 * FT_TILE;
     int bh = blockIdx.x, b = bh / NH, h = bh % NH;
     int qt = (int)gridDim.y - 1 - (int)blockIdx.y, i0 = qt * FT_ROWS;
     int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-    const __half *base = qkv + (int64_t)b * T * 3 * C + h * FT_HS;
+    const floatX *base = qkv + (int64_t)b * T * 3 * C + h * FT_HS;
     int64_t stride = 3 * (int64_t)C;
     /* Q and dO pass through the second buffers once, into registers */
     ft_tile_load(ks + FT_TILE, base, stride, i0, T);
@@ -537,16 +536,16 @@ __device__ static void ft_rows_load(float *ls, float *Ds, const float *lse, cons
 /* dK, dV of one 64-row key tile: grid (B*NH, ceil(T/64)); key tile 0 (every query tile
  * below it) first */
 __global__ void __launch_bounds__(FT_THREADS, FT_MIN_BLOCKS)
-    flash_tc_dkdv_kernel(__half *dqkv, const __half *dout, const float *lse, const float *D,
-                         const __half *qkv, int T, int C, int NH, float scale) {
-    CUDA_DYNAMIC_SHARED(__half, smem);
-    __half *qs = smem, *ys = smem + 2 * FT_TILE;
+    flash_tc_dkdv_kernel(floatX *dqkv, const floatX *dout, const float *lse, const float *D,
+                         const floatX *qkv, int T, int C, int NH, float scale) {
+    CUDA_DYNAMIC_SHARED(floatX, smem);
+    floatX *qs = smem, *ys = smem + 2 * FT_TILE;
     float *ls = (float *)(smem + 4 * FT_TILE), *Ds = ls + 2 * FT_ROWS; /* [2][FT_ROWS] each */
     int bh = blockIdx.x, b = bh / NH, h = bh % NH;
     int kt = blockIdx.y, j0 = kt * FT_ROWS, ntiles = (int)gridDim.y;
     int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2, t = threadIdx.x & 3;
-    const __half *base = qkv + (int64_t)b * T * 3 * C + h * FT_HS;
-    const __half *ybase = dout + (int64_t)b * T * C + h * FT_HS;
+    const floatX *base = qkv + (int64_t)b * T * 3 * C + h * FT_HS;
+    const floatX *ybase = dout + (int64_t)b * T * C + h * FT_HS;
     int64_t stride = 3 * (int64_t)C, off = (int64_t)bh * T;
     ft_tile_load(qs + FT_TILE, base + C, stride, j0, T); /* K, V staged in the second buffers */
     ft_tile_load(ys + FT_TILE, base + 2 * C, stride, j0, T);
@@ -632,8 +631,8 @@ void cuda_flash_attention_forward(void *out, void *lse_, void *workspace, const 
     int64_t HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
     dim3 grid = flash_grid(B, T, NH);
-    __half *o = (__half *)out;
-    const __half *x = (const __half *)qkv;
+    floatX *o = (floatX *)out;
+    const floatX *x = (const floatX *)qkv;
     if (flash_tc_fits(HS, qkv, out))
         CUDA_LAUNCH(flash_tc_forward_kernel, flash_tc_grid(B, T, NH), FT_THREADS, FT_FWD_SMEM, s, o,
                     lse, x, (int)T, (int)C, (int)NH, scale);
@@ -659,11 +658,11 @@ void cuda_flash_attention_backward(void *dqkv, void *lse_, void *workspace_, con
     int64_t HS = C / NH;
     float scale = 1.0f / sqrtf((float)HS);
     dim3 grid = flash_grid(B, T, NH);
-    __half *dx = (__half *)dqkv;
-    const __half *dy = (const __half *)dout, *x = (const __half *)qkv;
+    floatX *dx = (floatX *)dqkv;
+    const floatX *dy = (const floatX *)dout, *x = (const floatX *)qkv;
     int64_t rows = B * NH * T;
     CUDA_LAUNCH(flash_rowdot_kernel, cuda_blocks_for(rows, FLASH_ROWDOT_THREADS),
-                FLASH_ROWDOT_THREADS, 0, s, workspace, dy, (const __half *)out, rows, (int)T,
+                FLASH_ROWDOT_THREADS, 0, s, workspace, dy, (const floatX *)out, rows, (int)T,
                 (int)C, (int)NH);
     CUDA_LAUNCH_CHECK();
     if (flash_tc_fits(HS, qkv, dout) && flash_tc_fits(HS, dqkv, qkv)) {
@@ -694,3 +693,5 @@ void cuda_flash_attention_backward(void *dqkv, void *lse_, void *workspace_, con
     }
     CUDA_LAUNCH_CHECK();
 }
+
+} // namespace CUDA_X_NS

@@ -24,11 +24,13 @@
  * Signatures are backend.h's (outputs, saved, inputs, weights, sizes, stream). */
 #include "cuda_common.cuh"
 
+namespace CUDA_X_NS {
+
 #define LN_EPS 1e-5f
 #define ROWS_PER_BLOCK 8 /* warps per block in the one-warp-per-row kernels */
 
-static inline const __half *H(const void *p) { return (const __half *)p; }
-static inline __half *Hm(void *p) { return (__half *)p; }
+static inline const floatX *H(const void *p) { return (const floatX *)p; }
+static inline floatX *Hm(void *p) { return (floatX *)p; }
 
 static inline int aligned(const void *p) { return p == NULL || (uintptr_t)p % 16 == 0; }
 
@@ -46,8 +48,8 @@ static inline int aligned(const void *p) { return p == NULL || (uintptr_t)p % 16
 
 /* out = wte[token] + wpe[position]; P values per access (C % P == 0: a packet is in one row) */
 template <int P>
-__global__ void encoder_forward_kernel(__half *out, const int32_t *inp, const __half *wte,
-                                       const __half *wpe, int64_t BT, int64_t T, int64_t C) {
+__global__ void encoder_forward_kernel(floatX *out, const int32_t *inp, const floatX *wte,
+                                       const floatX *wpe, int64_t BT, int64_t T, int64_t C) {
     int64_t n = BT * C;
     FOR_PACKETS(i, n, P) {
         int64_t bt = i / C, c = i % C, t = bt % T;
@@ -75,14 +77,14 @@ void cuda_encoder_forward(void *out, const int32_t *inp, const void *wte, const 
 
 /* dwpe[t,c] += sum_b dout[b,t,c] */
 template <typename Tg>
-__global__ void encoder_backward_wpe_kernel(Tg *dwpe, const __half *dout, int64_t B, int64_t T,
+__global__ void encoder_backward_wpe_kernel(Tg *dwpe, const floatX *dout, int64_t B, int64_t T,
                                             int64_t C) {
     int64_t n = T * C;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
         float acc = 0.0f;
         for (int64_t b = 0; b < B; b++)
-            acc += __half2float(dout[b * n + i]);
+            acc += x2f(dout[b * n + i]);
         cuda_grad_add(&dwpe[i], acc);
     }
 }
@@ -93,7 +95,7 @@ __global__ void encoder_backward_wpe_kernel(Tg *dwpe, const __half *dout, int64_
  * dout over every position j >= i holding the same token (in order) and adds the sum to
  * dwte[token] once. O((B*T)^2) token reads: the sorted path below is the one runs use. */
 template <typename Tg>
-__global__ void encoder_backward_wte_scan_kernel(Tg *dwte, const __half *dout, const int32_t *inp,
+__global__ void encoder_backward_wte_scan_kernel(Tg *dwte, const floatX *dout, const int32_t *inp,
                                                  int64_t BT, int64_t C) {
     __shared__ int32_t toks[WTE_BLOCK];
     int64_t i = blockIdx.x;
@@ -118,7 +120,7 @@ __global__ void encoder_backward_wte_scan_kernel(Tg *dwte, const __half *dout, c
             if (c < C)
                 for (int64_t q = 0; q < jn; q++)
                     if (toks[q] == tok)
-                        acc += __half2float(dout[(j0 + q) * C + c]);
+                        acc += x2f(dout[(j0 + q) * C + c]);
         }
         if (c < C)
             cuda_grad_add(dwte + (int64_t)tok * C + c, acc);
@@ -187,7 +189,7 @@ __global__ void bitonic_local_kernel(uint64_t *keys, int64_t n, int64_t k_only) 
 /* One block per sorted index r; the first index of each run of equal tokens sums dout over
  * the run's positions (ascending) and adds the sum to dwte[token] once. */
 template <typename Tg>
-__global__ void encoder_backward_wte_sorted_kernel(Tg *dwte, const __half *dout,
+__global__ void encoder_backward_wte_sorted_kernel(Tg *dwte, const floatX *dout,
                                                    const uint64_t *keys, int64_t BT, int64_t C) {
     int64_t r = blockIdx.x;
     uint32_t tok = (uint32_t)(keys[r] >> 32);
@@ -196,7 +198,7 @@ __global__ void encoder_backward_wte_sorted_kernel(Tg *dwte, const __half *dout,
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
         float acc = 0.0f;
         for (int64_t e = r; e < BT && (uint32_t)(keys[e] >> 32) == tok; e++)
-            acc += __half2float(dout[(int64_t)(keys[e] & 0xffffffffULL) * C + c]);
+            acc += x2f(dout[(int64_t)(keys[e] & 0xffffffffULL) * C + c]);
         cuda_grad_add(dwte + (int64_t)tok * C + c, acc);
     }
 }
@@ -261,14 +263,14 @@ void cuda_encoder_backward_g32(void *dwte, void *dwpe, const void *dout, const i
 
 /* One warp per row; each lane takes packets of P columns (C % P == 0). */
 template <int P>
-__global__ void layernorm_forward_kernel(__half *out, float *mean, float *rstd, const __half *inp,
-                                         const __half *weight, const __half *bias, int64_t N,
+__global__ void layernorm_forward_kernel(floatX *out, float *mean, float *rstd, const floatX *inp,
+                                         const floatX *weight, const floatX *bias, int64_t N,
                                          int64_t C) {
     int lane = threadIdx.x % 32;
     int64_t row = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32;
     if (row >= N)
         return;
-    const __half *x = inp + row * C;
+    const floatX *x = inp + row * C;
     float s = 0.0f, xv[P];
     for (int64_t c = lane * P; c < C; c += 32 * P) {
         cuda_load_f32<P>(xv, x + c);
@@ -284,7 +286,7 @@ __global__ void layernorm_forward_kernel(__half *out, float *mean, float *rstd, 
     }
     float var = cuda_warp_sum(v) / (float)C;
     float r = 1.0f / sqrtf(var + LN_EPS);
-    __half *o = out + row * C;
+    floatX *o = out + row * C;
     for (int64_t c = lane * P; c < C; c += 32 * P) {
         float w[P], b[P];
         cuda_load_f32<P>(xv, x + c);
@@ -326,14 +328,14 @@ void cuda_layernorm_forward(void *out, float *mean, float *rstd, const void *inp
 /* dinp += (dnorm - mean(dnorm) - norm * mean(dnorm * norm)) * rstd, dnorm = weight * dout;
  * one warp per row, packets of P columns */
 template <int P>
-__global__ void layernorm_backward_dinp_kernel(__half *dinp, const __half *dout, const __half *inp,
-                                               const __half *weight, const float *mean,
+__global__ void layernorm_backward_dinp_kernel(floatX *dinp, const floatX *dout, const floatX *inp,
+                                               const floatX *weight, const float *mean,
                                                const float *rstd, int64_t N, int64_t C) {
     int lane = threadIdx.x % 32;
     int64_t row = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32;
     if (row >= N)
         return;
-    const __half *x = inp + row * C, *dy = dout + row * C;
+    const floatX *x = inp + row * C, *dy = dout + row * C;
     float m = mean[row], r = rstd[row];
     float a = 0.0f, b = 0.0f, xv[P], w[P], g[P];
     for (int64_t c = lane * P; c < C; c += 32 * P) {
@@ -348,7 +350,7 @@ __global__ void layernorm_backward_dinp_kernel(__half *dinp, const __half *dout,
     }
     float dn_mean = cuda_warp_sum(a) / (float)C;
     float dnn_mean = cuda_warp_sum(b) / (float)C;
-    __half *dx = dinp + row * C;
+    floatX *dx = dinp + row * C;
     for (int64_t c = lane * P; c < C; c += 32 * P) {
         float d[P];
         cuda_load_f32<P>(xv, x + c);
@@ -378,8 +380,8 @@ __global__ void layernorm_backward_dinp_kernel(__half *dinp, const __half *dout,
  * partial == NULL (one slice): dst0[c] += s0, dst1[c] += s1. Otherwise the slice's sums go to
  * partial[y * C + c] and partial[(slices + y) * C + c], for column_finish_kernel. */
 template <typename Tg>
-__global__ void column_sums_kernel(Tg *dst0, Tg *dst1, float *partial, const __half *dout,
-                                   const __half *inp, const float *mean, const float *rstd,
+__global__ void column_sums_kernel(Tg *dst0, Tg *dst1, float *partial, const floatX *dout,
+                                   const floatX *inp, const float *mean, const float *rstd,
                                    int64_t N, int64_t C, int64_t slice_rows, int with_norm) {
     __shared__ float s0[COL_Y][COL_X + 1];
     __shared__ float s1[COL_Y][COL_X + 1];
@@ -388,9 +390,9 @@ __global__ void column_sums_kernel(Tg *dst0, Tg *dst1, float *partial, const __h
     float a0 = 0.0f, a1 = 0.0f;
     if (c < C) {
         for (int64_t r = r0 + threadIdx.y; r < r1; r += COL_Y) {
-            float dy = __half2float(dout[r * C + c]);
+            float dy = x2f(dout[r * C + c]);
             if (with_norm) {
-                float norm = (__half2float(inp[r * C + c]) - mean[r]) * rstd[r];
+                float norm = (x2f(inp[r * C + c]) - mean[r]) * rstd[r];
                 a0 += dy * norm;
                 a1 += dy;
             } else {
@@ -439,7 +441,7 @@ __global__ void column_finish_kernel(Tg *dst0, Tg *dst1, const float *partial, i
  * pass has about COL_TARGET_BLOCKS blocks, their sums in the backend workspace (2 x slices x C
  * floats); one slice (one pass) when there is no workspace or it is too small. */
 template <typename Tg>
-static void column_sums(Tg *dst0, Tg *dst1, const __half *dout, const __half *inp,
+static void column_sums(Tg *dst0, Tg *dst1, const floatX *dout, const floatX *inp,
                         const float *mean, const float *rstd, int64_t N, int64_t C, int with_norm,
                         cudaStream_t s) {
     int64_t col_blocks = (C + COL_X - 1) / COL_X;
@@ -493,19 +495,19 @@ void cuda_layernorm_backward_g32(void *dinp, void *dweight, void *dbias, const v
                        stream);
 }
 
-void cuda_bias_backward(__half *dbias, const __half *dout, int64_t N, int64_t OC,
+void cuda_bias_backward(floatX *dbias, const floatX *dout, int64_t N, int64_t OC,
                         cudaStream_t stream) {
-    column_sums<__half>(dbias, (__half *)NULL, dout, NULL, NULL, NULL, N, OC, 0, stream);
+    column_sums<floatX>(dbias, (floatX *)NULL, dout, NULL, NULL, NULL, N, OC, 0, stream);
 }
 
-void cuda_bias_backward_f32(float *dbias, const __half *dout, int64_t N, int64_t OC,
+void cuda_bias_backward_f32(float *dbias, const floatX *dout, int64_t N, int64_t OC,
                             cudaStream_t stream) {
     column_sums<float>(dbias, (float *)NULL, dout, NULL, NULL, NULL, N, OC, 0, stream);
 }
 
 /* out[r, c] += bias[c]; P values per access (OC % P == 0: a packet is in one row) */
 template <int P>
-__global__ void bias_add_kernel(__half *out, const __half *bias, int64_t N, int64_t OC) {
+__global__ void bias_add_kernel(floatX *out, const floatX *bias, int64_t N, int64_t OC) {
     int64_t n = N * OC;
     FOR_PACKETS(i, n, P) {
         float a[P], b[P];
@@ -517,7 +519,7 @@ __global__ void bias_add_kernel(__half *out, const __half *bias, int64_t N, int6
     }
 }
 
-void cuda_bias_add(__half *out, const __half *bias, int64_t N, int64_t OC, cudaStream_t stream) {
+void cuda_bias_add(floatX *out, const floatX *bias, int64_t N, int64_t OC, cudaStream_t stream) {
     if (OC % 8 == 0 && aligned(out) && aligned(bias))
         CUDA_LAUNCH(bias_add_kernel<8>, cuda_blocks_for(N * OC / 8, 256), 256, 0, stream, out, bias,
                     N, OC);
@@ -553,7 +555,7 @@ __device__ __forceinline__ float gelu_grad_f(float x, int erf_kind) {
 
 /* out = gelu(inp) over n values: packets of P, then the n % P values left */
 template <int P>
-__global__ void gelu_forward_kernel(__half *out, const __half *inp, int64_t n, int erf_kind) {
+__global__ void gelu_forward_kernel(floatX *out, const floatX *inp, int64_t n, int erf_kind) {
     FOR_PACKETS(i, n, P) {
         float x[P];
         cuda_load_f32<P>(x, inp + i);
@@ -561,12 +563,12 @@ __global__ void gelu_forward_kernel(__half *out, const __half *inp, int64_t n, i
             x[j] = gelu_f(x[j], erf_kind);
         cuda_store_f32<P>(out + i, x);
     }
-    FOR_TAIL(i, n, P) { out[i] = __float2half_rn(gelu_f(__half2float(inp[i]), erf_kind)); }
+    FOR_TAIL(i, n, P) { out[i] = f2x<floatX>(gelu_f(x2f(inp[i]), erf_kind)); }
 }
 
 /* dinp = gelu'(inp) * dout (overwrites) */
 template <int P>
-__global__ void gelu_backward_kernel(__half *dinp, const __half *inp, const __half *dout, int64_t n,
+__global__ void gelu_backward_kernel(floatX *dinp, const floatX *inp, const floatX *dout, int64_t n,
                                      int erf_kind) {
     FOR_PACKETS(i, n, P) {
         float x[P], dy[P];
@@ -576,10 +578,7 @@ __global__ void gelu_backward_kernel(__half *dinp, const __half *inp, const __ha
             x[j] = gelu_grad_f(x[j], erf_kind) * dy[j];
         cuda_store_f32<P>(dinp + i, x);
     }
-    FOR_TAIL(i, n, P) {
-        dinp[i] =
-            __float2half_rn(gelu_grad_f(__half2float(inp[i]), erf_kind) * __half2float(dout[i]));
-    }
+    FOR_TAIL(i, n, P) { dinp[i] = f2x<floatX>(gelu_grad_f(x2f(inp[i]), erf_kind) * x2f(dout[i])); }
 }
 
 void cuda_gelu_forward(void *out, const void *inp, int64_t N, int gelu, void *stream) {
@@ -602,3 +601,5 @@ void cuda_gelu_backward(void *dinp, const void *inp, const void *dout, int64_t N
                     Hm(dinp), H(inp), H(dout), N, gelu);
     CUDA_LAUNCH_CHECK();
 }
+
+} // namespace CUDA_X_NS

@@ -17,6 +17,8 @@
 
 #include "cuda_common.cuh"
 
+namespace CUDA_X_NS {
+
 #define CE_THREADS 512
 
 /* (m1, s1) merged with (m2, s2): sums of exp(x - m) over two sets, under their joint max.
@@ -60,11 +62,11 @@ __device__ __forceinline__ void ce_block_merge(float &m, float &s, float *shared
 }
 
 template <int P>
-__global__ void crossentropy_kernel(__half *logits, float *losses, const int32_t *targets,
+__global__ void crossentropy_kernel(floatX *logits, float *losses, const int32_t *targets,
                                     int64_t V, int64_t Vp, float dscale) {
     __shared__ float red[64];
     int64_t row = blockIdx.x;
-    __half *l = logits + row * Vp;
+    floatX *l = logits + row * Vp;
     float m = -INFINITY, s = 0.0f, x[P];
     int64_t full = V / P * P; /* packets wholly inside the vocabulary */
     for (int64_t i = threadIdx.x * (int64_t)P; i < full; i += (int64_t)blockDim.x * P) {
@@ -72,14 +74,14 @@ __global__ void crossentropy_kernel(__half *logits, float *losses, const int32_t
         ce_online<P>(m, s, x);
     }
     for (int64_t i = full + threadIdx.x; i < V; i += blockDim.x) { /* the partial packet */
-        float xi = __half2float(l[i]);
+        float xi = x2f(l[i]);
         ce_online<1>(m, s, &xi);
     }
     ce_block_merge(m, s, red);
     int64_t tg = targets[row];
     int valid = tg >= 0 && tg < V;
     if (threadIdx.x == 0)
-        losses[row] = valid ? logf(s) + m - __half2float(l[tg]) : NAN;
+        losses[row] = valid ? logf(s) + m - x2f(l[tg]) : NAN;
     if (dscale == 0.0f)
         return;
     __syncthreads(); /* l[tg] is read above before any thread overwrites it */
@@ -106,8 +108,8 @@ void cuda_crossentropy_forward(void *logits, float *losses, const int32_t *targe
     if (N <= 0)
         return;
     ASSERT(N <= 0x7fffffffLL);
-    __half *l = (__half *)logits;
-    if (cuda_aligned128<__half>(logits, Vp))
+    floatX *l = (floatX *)logits;
+    if (cuda_aligned128<floatX>(logits, Vp))
         CUDA_LAUNCH(crossentropy_kernel<8>, (unsigned)N, CE_THREADS, 0, cuda_stream(stream), l,
                     losses, targets, V, Vp, dscale);
     else
@@ -115,3 +117,5 @@ void cuda_crossentropy_forward(void *logits, float *losses, const int32_t *targe
                     losses, targets, V, Vp, dscale);
     CUDA_LAUNCH_CHECK();
 }
+
+} // namespace CUDA_X_NS

@@ -19,6 +19,8 @@
 
 #include "cuda_common.cuh"
 
+namespace CUDA_X_NS {
+
 /* alignment of a device pointer in bytes, capped at 256 (what cuBLASLt's heuristic uses) */
 static uint32_t ptr_alignment(const void *p) {
     uintptr_t a = (uintptr_t)p;
@@ -105,15 +107,15 @@ static void plan_build(GemmPlan *p, const GemmKey *k) {
         cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
         CUBLAS_CHECK(
             cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof(ep)));
-        cudaDataType_t bt = CUDA_R_16F;
+        cudaDataType_t bt = cuda_data_type<floatX>();
         CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt,
                                                     sizeof(bt)));
     }
-    cudaDataType_t cd = k->d_f32 ? CUDA_R_32F : CUDA_R_16F;
-    p->a = layout_make(CUDA_R_16F, k->transa ? k->k : k->m, k->transa ? k->m : k->k, k->lda,
-                       k->batch, k->sa);
-    p->b = layout_make(CUDA_R_16F, k->transb ? k->n : k->k, k->transb ? k->k : k->n, k->ldb,
-                       k->batch, k->sb);
+    cudaDataType_t cd = k->d_f32 ? CUDA_R_32F : cuda_data_type<floatX>();
+    p->a = layout_make(cuda_data_type<floatX>(), k->transa ? k->k : k->m, k->transa ? k->m : k->k,
+                       k->lda, k->batch, k->sa);
+    p->b = layout_make(cuda_data_type<floatX>(), k->transb ? k->n : k->k, k->transb ? k->k : k->n,
+                       k->ldb, k->batch, k->sb);
     p->c = layout_make(cd, k->m, k->n, k->ldc, k->batch, k->sc);
     p->d = layout_make(cd, k->m, k->n, k->ldd, k->batch, k->sd);
     if (!p->a || !p->b || !p->c || !p->d)
@@ -171,10 +173,10 @@ static GemmPlan *plan_get(const GemmKey *k) {
 }
 
 /* the cuBLAS path for shapes cuBLASLt declines */
-static void gemm_fallback(const GemmKey *k, float alpha, const __half *A, const __half *B,
-                          float beta, const void *Cm, void *D, const __half *bias,
+static void gemm_fallback(const GemmKey *k, float alpha, const floatX *A, const floatX *B,
+                          float beta, const void *Cm, void *D, const floatX *bias,
                           cudaStream_t stream) {
-    size_t es = k->d_f32 ? sizeof(float) : sizeof(__half);
+    size_t es = k->d_f32 ? sizeof(float) : sizeof(floatX);
     cublasHandle_t h = cuda_cublas();
     CUBLAS_CHECK(cublasSetStream(h, stream));
     /* cublasSetStream resets the workspace to cuBLAS's own pool: give it ours (or none) */
@@ -187,21 +189,22 @@ static void gemm_fallback(const GemmKey *k, float alpha, const __half *A, const 
     }
     CUBLAS_CHECK(cublasGemmStridedBatchedEx(
         h, k->transa ? CUBLAS_OP_T : CUBLAS_OP_N, k->transb ? CUBLAS_OP_T : CUBLAS_OP_N, (int)k->m,
-        (int)k->n, (int)k->k, &alpha, A, CUDA_R_16F, (int)k->lda, k->sa, B, CUDA_R_16F, (int)k->ldb,
-        k->sb, &beta, D, k->d_f32 ? CUDA_R_32F : CUDA_R_16F, (int)k->ldd, k->sd, k->batch,
+        (int)k->n, (int)k->k, &alpha, A, cuda_data_type<floatX>(), (int)k->lda, k->sa, B,
+        cuda_data_type<floatX>(), (int)k->ldb, k->sb, &beta, D,
+        k->d_f32 ? CUDA_R_32F : cuda_data_type<floatX>(), (int)k->ldd, k->sd, k->batch,
         CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     if (bias) {
         ASSERT_MSG(k->batch == 1 && k->ldd == k->m && !k->d_f32,
                    "gemm fallback: bias needs a dense f16 D");
-        cuda_bias_add((__half *)D, bias, k->n, k->m, stream);
+        cuda_bias_add((floatX *)D, bias, k->n, k->m, stream);
     }
 }
 
-/* cuda_gemm_f16 with C and D of either type (d_f32: f32, else f16); bias only with f16 D. */
+/* cuda_gemm_x with C and D of either type (d_f32: f32, else f16); bias only with f16 D. */
 static void gemm(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha,
-                 const __half *A, int64_t lda, int64_t strideA, const __half *B, int64_t ldb,
+                 const floatX *A, int64_t lda, int64_t strideA, const floatX *B, int64_t ldb,
                  int64_t strideB, float beta, const void *Cm, int64_t ldc, int64_t strideC, void *D,
-                 int64_t ldd, int64_t strideD, int batch, const __half *bias, int d_f32,
+                 int64_t ldd, int64_t strideD, int batch, const floatX *bias, int d_f32,
                  cudaStream_t stream) {
     ASSERT(m > 0 && n > 0 && k > 0 && batch >= 1);
     ASSERT(!(bias && d_f32));
@@ -234,9 +237,9 @@ static void gemm(int transa, int transb, int64_t m, int64_t n, int64_t k, float 
     key.sc = batch > 1 ? strideC : 0;
     key.sd = batch > 1 ? strideD : 0;
     /* every matrix of a batch must meet the alignment asked for, not just the first */
-    size_t es = d_f32 ? sizeof(float) : sizeof(__half);
-    key.align_a = operand_alignment(A, key.sa, sizeof(__half));
-    key.align_b = operand_alignment(B, key.sb, sizeof(__half));
+    size_t es = d_f32 ? sizeof(float) : sizeof(floatX);
+    key.align_a = operand_alignment(A, key.sa, sizeof(floatX));
+    key.align_b = operand_alignment(B, key.sb, sizeof(floatX));
     key.align_c = operand_alignment(Cm, key.sc, es);
     key.align_d = operand_alignment(D, key.sd, es);
     key.align_bias = bias ? ptr_alignment(bias) : 0;
@@ -260,11 +263,11 @@ static void gemm(int transa, int transb, int64_t m, int64_t n, int64_t k, float 
     CUBLAS_CHECK(st);
 }
 
-void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha,
-                   const __half *A, int64_t lda, int64_t strideA, const __half *B, int64_t ldb,
-                   int64_t strideB, float beta, const __half *Cm, int64_t ldc, int64_t strideC,
-                   __half *D, int64_t ldd, int64_t strideD, int batch, const __half *bias,
-                   cudaStream_t stream) {
+void cuda_gemm_x(int transa, int transb, int64_t m, int64_t n, int64_t k, float alpha,
+                 const floatX *A, int64_t lda, int64_t strideA, const floatX *B, int64_t ldb,
+                 int64_t strideB, float beta, const floatX *Cm, int64_t ldc, int64_t strideC,
+                 floatX *D, int64_t ldd, int64_t strideD, int batch, const floatX *bias,
+                 cudaStream_t stream) {
     gemm(transa, transb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta, Cm, ldc, strideC,
          D, ldd, strideD, batch, bias, 0, stream);
 }
@@ -275,9 +278,9 @@ void cuda_gemm_f16(int transa, int transb, int64_t m, int64_t n, int64_t k, floa
 void cuda_matmul_forward(void *out, const void *inp, const void *weight, const void *bias,
                          const void *residual, int64_t N, int64_t IC, int64_t OC, void *stream) {
     /* out^T (OC x N) = W^T inp^T (+ residual^T) (+ bias per row of out^T) */
-    cuda_gemm_f16(1, 0, OC, N, IC, 1.0f, (const __half *)weight, IC, 0, (const __half *)inp, IC, 0,
-                  residual ? 1.0f : 0.0f, (const __half *)residual, OC, 0, (__half *)out, OC, 0, 1,
-                  (const __half *)bias, cuda_stream(stream));
+    cuda_gemm_x(1, 0, OC, N, IC, 1.0f, (const floatX *)weight, IC, 0, (const floatX *)inp, IC, 0,
+                residual ? 1.0f : 0.0f, (const floatX *)residual, OC, 0, (floatX *)out, OC, 0, 1,
+                (const floatX *)bias, cuda_stream(stream));
 }
 
 /* dweight and dbias f16, or f32 when grad_f32 (grad_dtype=float32) */
@@ -287,16 +290,16 @@ static void matmul_backward(void *dinp, void *dweight, void *dbias, const void *
     cudaStream_t s = cuda_stream(stream);
     /* dweight^T (IC x OC) += inp^T (IC x N) @ dout (N x OC): opA = N on inp^T, opB = T on
      * dout^T (OC x N, ld OC). Done first: dinp may alias inp. */
-    gemm(0, 1, IC, OC, N, 1.0f, (const __half *)inp, IC, 0, (const __half *)dout, OC, 0, 1.0f,
+    gemm(0, 1, IC, OC, N, 1.0f, (const floatX *)inp, IC, 0, (const floatX *)dout, OC, 0, 1.0f,
          dweight, IC, 0, dweight, IC, 0, 1, NULL, grad_f32, s);
     if (dbias && grad_f32)
-        cuda_bias_backward_f32((float *)dbias, (const __half *)dout, N, OC, s);
+        cuda_bias_backward_f32((float *)dbias, (const floatX *)dout, N, OC, s);
     else if (dbias)
-        cuda_bias_backward((__half *)dbias, (const __half *)dout, N, OC, s);
+        cuda_bias_backward((floatX *)dbias, (const floatX *)dout, N, OC, s);
     /* dinp^T (IC x N) = W^T... as column-major: W (IC x OC, ld IC) @ dout^T (OC x N, ld OC) */
     if (dinp)
-        cuda_gemm_f16(0, 0, IC, N, OC, 1.0f, (const __half *)weight, IC, 0, (const __half *)dout,
-                      OC, 0, 0.0f, NULL, IC, 0, (__half *)dinp, IC, 0, 1, NULL, s);
+        cuda_gemm_x(0, 0, IC, N, OC, 1.0f, (const floatX *)weight, IC, 0, (const floatX *)dout, OC,
+                    0, 0.0f, NULL, IC, 0, (floatX *)dinp, IC, 0, 1, NULL, s);
 }
 
 void cuda_matmul_backward(void *dinp, void *dweight, void *dbias, const void *dout, const void *inp,
@@ -309,3 +312,5 @@ void cuda_matmul_backward_g32(void *dinp, void *dweight, void *dbias, const void
                               int64_t OC, void *stream) {
     matmul_backward(dinp, dweight, dbias, dout, inp, weight, N, IC, OC, 1, stream);
 }
+
+} // namespace CUDA_X_NS

@@ -27,6 +27,8 @@
 
 #include "cuda_common.cuh"
 
+namespace CUDA_X_NS {
+
 #define REDUCE_THREADS 1024     /* the one-block pass (and the final sum of the partials) */
 #define REDUCE_PART_THREADS 256 /* first-pass blocks */
 #define REDUCE_MAX_PARTS 1024   /* partials: at most one per thread of the final block */
@@ -34,9 +36,9 @@
 #define ADAMW_THREADS 256
 
 struct LoadSquareHalf {
-    const __half *p;
+    const floatX *p;
     __device__ float operator()(int64_t i) const {
-        float x = __half2float(p[i]);
+        float x = x2f(p[i]);
         return x * x;
     }
 };
@@ -106,7 +108,7 @@ static void reduce(float *out, Load load, int64_t n, int accumulate, cudaStream_
 void cuda_norm_squared_accumulate(float *acc, const void *grad, int64_t n, void *stream) {
     if (n <= 0)
         return;
-    LoadSquareHalf load = {(const __half *)grad};
+    LoadSquareHalf load = {(const floatX *)grad};
     reduce(acc, load, n, 1, cuda_stream(stream));
 }
 
@@ -139,7 +141,7 @@ __global__ void adamw_kernel(void *param, float *master, const Tg *grad, float *
             float p = master[i];
             p -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p);
             master[i] = p;
-            ((__half *)param)[i] = __float2half_rn(p);
+            ((floatX *)param)[i] = f2x<floatX>(p);
         } else {
             float *pf = (float *)param;
             pf[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * pf[i]);
@@ -164,7 +166,7 @@ void cuda_adamw_update(void *param, float *master, const void *grad, float *m, f
                        float lr, float beta1, float beta2, float eps, float weight_decay,
                        float grad_mul, float bias_correction1, float bias_correction2,
                        void *stream) {
-    adamw_update(param, master, (const __half *)grad, m, v, n, lr, beta1, beta2, eps, weight_decay,
+    adamw_update(param, master, (const floatX *)grad, m, v, n, lr, beta1, beta2, eps, weight_decay,
                  grad_mul, bias_correction1, bias_correction2, stream);
 }
 
@@ -235,7 +237,7 @@ __global__ void adamw_multi_kernel(MultiList<Tg> l, float lr, float beta1, float
             float p = l.master[k][j];
             p -= lr * (mhat / (sqrtf(vhat) + eps) + l.wd[k] * p);
             l.master[k][j] = p;
-            ((__half *)l.param[k])[j] = __float2half_rn(p);
+            ((floatX *)l.param[k])[j] = f2x<floatX>(p);
         } else {
             float *pf = (float *)l.param[k];
             pf[j] -= lr * (mhat / (sqrtf(vhat) + eps) + l.wd[k] * pf[j]);
@@ -291,7 +293,7 @@ static void adamw_update_multi(const GptOptimTensor *list, int n, float lr, floa
 }
 
 void cuda_norm_squared_multi(float *acc, const GptOptimTensor *list, int n, void *stream) {
-    norm_squared_multi<__half>(acc, list, n, stream);
+    norm_squared_multi<floatX>(acc, list, n, stream);
 }
 
 void cuda_norm_squared_multi_g32(float *acc, const GptOptimTensor *list, int n, void *stream) {
@@ -300,7 +302,7 @@ void cuda_norm_squared_multi_g32(float *acc, const GptOptimTensor *list, int n, 
 
 void cuda_adamw_update_multi(const GptOptimTensor *list, int n, float lr, float beta1, float beta2,
                              float eps, float grad_mul, float bc1, float bc2, void *stream) {
-    adamw_update_multi<__half>(list, n, lr, beta1, beta2, eps, grad_mul, bc1, bc2, stream);
+    adamw_update_multi<floatX>(list, n, lr, beta1, beta2, eps, grad_mul, bc1, bc2, stream);
 }
 
 void cuda_adamw_update_multi_g32(const GptOptimTensor *list, int n, float lr, float beta1,
@@ -308,3 +310,5 @@ void cuda_adamw_update_multi_g32(const GptOptimTensor *list, int n, float lr, fl
                                  void *stream) {
     adamw_update_multi<float>(list, n, lr, beta1, beta2, eps, grad_mul, bc1, bc2, stream);
 }
+
+} // namespace CUDA_X_NS

@@ -1,5 +1,5 @@
 /* cudnn_sdpa.c: attention=cudnn: cuDNN 9's fused scaled-dot-product attention, causal, f16
- * in/out, f32 statistics, through the backend C API (descriptors; no C++ frontend). NOT YET
+ * or bf16 in/out, f32 statistics, through the backend C API (descriptors; no C++ frontend). NOT YET
  * VERIFIED ON A GPU: it compiles here, and where cuDNN is absent or refuses a graph the model
  * falls back to attention=flash (gpt_attention_resolve) with a one-line notice.
  *
@@ -60,6 +60,7 @@ typedef SdpaStatus (*SdpaExecuteFn)(SdpaHandle handle, SdpaDesc plan, SdpaDesc v
 enum {
     SDPA_DATA_FLOAT = 0,
     SDPA_DATA_HALF = 2,
+    SDPA_DATA_BFLOAT16 = 9,
     SDPA_DATA_INT32 = 4,
     SDPA_DATA_BOOLEAN = 11,
     SDPA_PW_ADD = 0,
@@ -162,6 +163,7 @@ SDPA_SAME_TYPE(cudnnBackendExecute, SdpaExecuteFn);
     _Static_assert((long long)(ours) == (long long)(theirs), #theirs " changed value")
 SDPA_SAME_VALUE(SDPA_DATA_FLOAT, CUDNN_DATA_FLOAT);
 SDPA_SAME_VALUE(SDPA_DATA_HALF, CUDNN_DATA_HALF);
+SDPA_SAME_VALUE(SDPA_DATA_BFLOAT16, CUDNN_DATA_BFLOAT16);
 SDPA_SAME_VALUE(SDPA_DATA_INT32, CUDNN_DATA_INT32);
 SDPA_SAME_VALUE(SDPA_DATA_BOOLEAN, CUDNN_DATA_BOOLEAN);
 SDPA_SAME_VALUE(SDPA_PW_ADD, CUDNN_POINTWISE_ADD);
@@ -485,6 +487,7 @@ enum {
 
 typedef struct SdpaShape {
     int64_t B, T, C, NH, HS;
+    int dtype; /* of q, k, v, o and their gradients: SDPA_DATA_HALF or SDPA_DATA_BFLOAT16 */
 } SdpaShape;
 
 /* q/k/v and their transposes as views of qkv; o-like (B,T,C) tensors; the stats */
@@ -528,12 +531,12 @@ static void sdpa_graph_forward(SdpaBuild *b, const SdpaShape *s) {
     int64_t uid = UID_VIRTUAL, d[4], st[4];
     int64_t dss[4] = {s->B, s->NH, s->T, s->T}, drow[4] = {s->B, s->NH, s->T, 1};
     dims_qkv(s, d, st, 0);
-    SdpaDesc q = sdpa_tensor(b, UID_Q, SDPA_DATA_HALF, d, st, 0, 0);
-    SdpaDesc v = sdpa_tensor(b, UID_V, SDPA_DATA_HALF, d, st, 0, 0);
+    SdpaDesc q = sdpa_tensor(b, UID_Q, s->dtype, d, st, 0, 0);
+    SdpaDesc v = sdpa_tensor(b, UID_V, s->dtype, d, st, 0, 0);
     dims_qkv(s, d, st, 1);
-    SdpaDesc kt = sdpa_tensor(b, UID_KT, SDPA_DATA_HALF, d, st, 0, 0);
+    SdpaDesc kt = sdpa_tensor(b, UID_KT, s->dtype, d, st, 0, 0);
     dims_btc(s, d, st);
-    SdpaDesc o = sdpa_tensor(b, UID_O, SDPA_DATA_HALF, d, st, 0, 0);
+    SdpaDesc o = sdpa_tensor(b, UID_O, s->dtype, d, st, 0, 0);
     dims_stats(s, d, st);
     SdpaDesc stats = sdpa_tensor(b, UID_STATS, SDPA_DATA_FLOAT, d, st, 0, 0);
 
@@ -559,17 +562,17 @@ static void sdpa_graph_backward(SdpaBuild *b, const SdpaShape *s) {
     int64_t dss[4] = {s->B, s->NH, s->T, s->T};
     int64_t dhd[4] = {s->B, s->NH, s->T, s->HS};
     dims_qkv(s, d, st, 0);
-    SdpaDesc q = sdpa_tensor(b, UID_Q, SDPA_DATA_HALF, d, st, 0, 0);
-    SdpaDesc k = sdpa_tensor(b, UID_K, SDPA_DATA_HALF, d, st, 0, 0);
-    SdpaDesc dq = sdpa_tensor(b, UID_DQ, SDPA_DATA_HALF, d, st, 0, 0);
-    SdpaDesc dk = sdpa_tensor(b, UID_DK, SDPA_DATA_HALF, d, st, 0, 0);
-    SdpaDesc dv = sdpa_tensor(b, UID_DV, SDPA_DATA_HALF, d, st, 0, 0);
+    SdpaDesc q = sdpa_tensor(b, UID_Q, s->dtype, d, st, 0, 0);
+    SdpaDesc k = sdpa_tensor(b, UID_K, s->dtype, d, st, 0, 0);
+    SdpaDesc dq = sdpa_tensor(b, UID_DQ, s->dtype, d, st, 0, 0);
+    SdpaDesc dk = sdpa_tensor(b, UID_DK, s->dtype, d, st, 0, 0);
+    SdpaDesc dv = sdpa_tensor(b, UID_DV, s->dtype, d, st, 0, 0);
     dims_qkv(s, d, st, 1);
-    SdpaDesc kt = sdpa_tensor(b, UID_KT, SDPA_DATA_HALF, d, st, 0, 0);
-    SdpaDesc vt = sdpa_tensor(b, UID_VT, SDPA_DATA_HALF, d, st, 0, 0);
+    SdpaDesc kt = sdpa_tensor(b, UID_KT, s->dtype, d, st, 0, 0);
+    SdpaDesc vt = sdpa_tensor(b, UID_VT, s->dtype, d, st, 0, 0);
     dims_btc(s, d, st);
-    SdpaDesc o = sdpa_tensor(b, UID_O, SDPA_DATA_HALF, d, st, 0, 0);
-    SdpaDesc dout = sdpa_tensor(b, UID_DO, SDPA_DATA_HALF, d, st, 0, 0);
+    SdpaDesc o = sdpa_tensor(b, UID_O, s->dtype, d, st, 0, 0);
+    SdpaDesc dout = sdpa_tensor(b, UID_DO, s->dtype, d, st, 0, 0);
     dims_stats(s, d, st);
     SdpaDesc stats = sdpa_tensor(b, UID_STATS, SDPA_DATA_FLOAT, d, st, 0, 0);
     SdpaDesc dsum = sdpa_tensor(b, UID_D, SDPA_DATA_FLOAT, d, st, 0, 0); /* in the workspace */
@@ -682,19 +685,19 @@ static void sdpa_plan_free(SdpaPlan *p) {
     memset(p, 0, sizeof *p);
 }
 
-static SdpaPlan *sdpa_find(int64_t B, int64_t T, int64_t C, int64_t NH) {
+static SdpaPlan *sdpa_find(int dtype, int64_t B, int64_t T, int64_t C, int64_t NH) {
     for (int i = 0; i < n_cache; i++)
         if (cache[i].shape.B == B && cache[i].shape.T == T && cache[i].shape.C == C &&
-            cache[i].shape.NH == NH)
+            cache[i].shape.NH == NH && cache[i].shape.dtype == dtype)
             return &cache[i];
     return NULL;
 }
 
 static size_t align256(size_t n) { return (n + 255) & ~(size_t)255; }
 
-int cudnn_sdpa_prepare(int64_t B, int64_t T, int64_t C, int64_t NH, size_t workspace_bytes,
-                       char *reason, size_t len) {
-    if (sdpa_find(B, T, C, NH))
+static int sdpa_prepare(int dtype, int64_t B, int64_t T, int64_t C, int64_t NH,
+                        size_t workspace_bytes, char *reason, size_t len) {
+    if (sdpa_find(dtype, B, T, C, NH))
         return 0;
     if (sdpa_load() != 1) {
         snprintf(reason, len, "%s", dnn.reason);
@@ -702,7 +705,7 @@ int cudnn_sdpa_prepare(int64_t B, int64_t T, int64_t C, int64_t NH, size_t works
     }
     if (C % 8 != 0) {
         snprintf(reason, len,
-                 "q, k, v start at multiples of n_embd = %lld halfs: cuDNN needs "
+                 "q, k, v start at multiples of n_embd = %lld 16-bit values: cuDNN needs "
                  "16-byte alignment (n_embd a multiple of 8)",
                  (long long)C);
         return -1;
@@ -711,7 +714,7 @@ int cudnn_sdpa_prepare(int64_t B, int64_t T, int64_t C, int64_t NH, size_t works
         sdpa_plan_free(&cache[--n_cache]);
     SdpaPlan *p = &cache[n_cache];
     memset(p, 0, sizeof *p);
-    p->shape = (SdpaShape){B, T, C, NH, C / NH};
+    p->shape = (SdpaShape){B, T, C, NH, C / NH, dtype};
     sdpa_graph_forward(&p->graph[0], &p->shape);
     sdpa_graph_backward(&p->graph[1], &p->shape);
     for (int k = 0; k < 2; k++) {
@@ -742,15 +745,15 @@ int cudnn_sdpa_prepare(int64_t B, int64_t T, int64_t C, int64_t NH, size_t works
 
 /* The plans of a shape, prepared now if gpt_attention_resolve did not (another batch shape);
  * NULL with the reason in the sticky device error when cuDNN cannot run it. */
-static SdpaPlan *sdpa_prepared(int64_t B, int64_t T, int64_t C, int64_t NH) {
+static SdpaPlan *sdpa_prepared(int dtype, int64_t B, int64_t T, int64_t C, int64_t NH) {
     char reason[512];
-    if (!sdpa_find(B, T, C, NH) &&
-        cudnn_sdpa_prepare(B, T, C, NH, gpt_cudnn_workspace_bytes(B, T, C, NH), reason,
-                           sizeof reason) != 0) {
+    if (!sdpa_find(dtype, B, T, C, NH) &&
+        sdpa_prepare(dtype, B, T, C, NH, gpt_cudnn_workspace_bytes(B, T, C, NH), reason,
+                     sizeof reason) != 0) {
         gpt_cuda_error_record("cudnn_sdpa_prepare", reason, __FILE__, __LINE__);
         return NULL;
     }
-    return sdpa_find(B, T, C, NH);
+    return sdpa_find(dtype, B, T, C, NH);
 }
 
 /* Runs one cached plan with the given (uid, pointer) pairs. */
@@ -775,13 +778,13 @@ static void sdpa_run(SdpaPlan *p, int k, int n, const int64_t *uids, void *const
     sdpa_build_free(&vp);
 }
 
-void cudnn_sdpa_forward(void *out, void *lse, void *workspace, const void *qkv, int64_t B,
-                        int64_t T, int64_t C, int64_t NH, void *stream) {
-    SdpaPlan *p = sdpa_prepared(B, T, C, NH);
+static void sdpa_forward(int dtype, void *out, void *lse, void *workspace, const void *qkv,
+                         int64_t B, int64_t T, int64_t C, int64_t NH, void *stream) {
+    SdpaPlan *p = sdpa_prepared(dtype, B, T, C, NH);
     if (!p)
         return;
     float scale = 1.0f / sqrtf((float)(C / NH)), ninf = -INFINITY;
-    const uint16_t *x = qkv; /* f16 elements */
+    const uint16_t *x = qkv; /* 16-bit elements */
     int64_t uids[] = {UID_Q, UID_KT, UID_V, UID_O, UID_STATS, UID_SCALE, UID_NEG_INF};
     void *ptrs[] = {(void *)x, (void *)(x + C), (void *)(x + 2 * C), out, lse, &scale, &ninf};
     /* the forward plan's workspace starts after D's place, like the backward's */
@@ -789,10 +792,10 @@ void cudnn_sdpa_forward(void *out, void *lse, void *workspace, const void *qkv, 
     sdpa_run(p, 0, 7, uids, ptrs, ws, stream);
 }
 
-void cudnn_sdpa_backward(void *dqkv, void *lse, void *workspace, const void *dout, const void *out,
-                         const void *qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
-                         void *stream) {
-    SdpaPlan *p = sdpa_prepared(B, T, C, NH);
+static void sdpa_backward(int dtype, void *dqkv, void *lse, void *workspace, const void *dout,
+                          const void *out, const void *qkv, int64_t B, int64_t T, int64_t C,
+                          int64_t NH, void *stream) {
+    SdpaPlan *p = sdpa_prepared(dtype, B, T, C, NH);
     if (!p)
         return;
     float scale = 1.0f / sqrtf((float)(C / NH)), ninf = -INFINITY;
@@ -806,4 +809,32 @@ void cudnn_sdpa_backward(void *dqkv, void *lse, void *workspace, const void *dou
                     dx,          dx + C,          dx + 2 * C,      &scale,
                     &ninf,       &scale};
     sdpa_run(p, 1, 14, uids, ptrs, ws, stream);
+}
+
+/* the table's entries: float16 and bfloat16 */
+int cudnn_sdpa_prepare(int64_t B, int64_t T, int64_t C, int64_t NH, size_t workspace_bytes,
+                       char *reason, size_t len) {
+    return sdpa_prepare(SDPA_DATA_HALF, B, T, C, NH, workspace_bytes, reason, len);
+}
+int cudnn_sdpa_prepare_bf16(int64_t B, int64_t T, int64_t C, int64_t NH, size_t workspace_bytes,
+                            char *reason, size_t len) {
+    return sdpa_prepare(SDPA_DATA_BFLOAT16, B, T, C, NH, workspace_bytes, reason, len);
+}
+void cudnn_sdpa_forward(void *out, void *lse, void *workspace, const void *qkv, int64_t B,
+                        int64_t T, int64_t C, int64_t NH, void *stream) {
+    sdpa_forward(SDPA_DATA_HALF, out, lse, workspace, qkv, B, T, C, NH, stream);
+}
+void cudnn_sdpa_forward_bf16(void *out, void *lse, void *workspace, const void *qkv, int64_t B,
+                             int64_t T, int64_t C, int64_t NH, void *stream) {
+    sdpa_forward(SDPA_DATA_BFLOAT16, out, lse, workspace, qkv, B, T, C, NH, stream);
+}
+void cudnn_sdpa_backward(void *dqkv, void *lse, void *workspace, const void *dout, const void *out,
+                         const void *qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
+                         void *stream) {
+    sdpa_backward(SDPA_DATA_HALF, dqkv, lse, workspace, dout, out, qkv, B, T, C, NH, stream);
+}
+void cudnn_sdpa_backward_bf16(void *dqkv, void *lse, void *workspace, const void *dout,
+                              const void *out, const void *qkv, int64_t B, int64_t T, int64_t C,
+                              int64_t NH, void *stream) {
+    sdpa_backward(SDPA_DATA_BFLOAT16, dqkv, lse, workspace, dout, out, qkv, B, T, C, NH, stream);
 }

@@ -20,4 +20,13 @@ void cudnn_sdpa_backward(void *dqkv, void *lse, void *workspace, const void *dou
                          const void *qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
                          void *stream);
 
+/* The same for the bfloat16 layout (q, k, v, out and their gradients bf16). */
+int cudnn_sdpa_prepare_bf16(int64_t B, int64_t T, int64_t C, int64_t NH, size_t workspace_bytes,
+                            char *reason, size_t len);
+void cudnn_sdpa_forward_bf16(void *out, void *lse, void *workspace, const void *qkv, int64_t B,
+                             int64_t T, int64_t C, int64_t NH, void *stream);
+void cudnn_sdpa_backward_bf16(void *dqkv, void *lse, void *workspace, const void *dout,
+                              const void *out, const void *qkv, int64_t B, int64_t T, int64_t C,
+                              int64_t NH, void *stream);
+
 #endif

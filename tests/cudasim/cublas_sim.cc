@@ -6,10 +6,12 @@
  *
  * Semantics are NVIDIA's, column-major: D = alpha * op(A) op(B) + beta * C (+ bias per row of D
  * with CUBLASLT_EPILOGUE_BIAS), element (i, j) of a matrix at ptr[i + j * ld], batch member b
- * at ptr + b * stride elements. Types: A and B f16, C and D both f16 or both f32, compute and
- * scale f32. Products are summed in f32 in k order; alpha, beta * C and the bias are applied in
- * f32; the result is rounded to D's type once, when D is written (f16: round to nearest even,
- * with the toolkit's __float2half_rn). When beta == 0, C is not read (as the libraries do), so
+ * at ptr + b * stride elements. Types (the "Datatypes Supported" rows for CUBLAS_COMPUTE_32F
+ * with CUDA_R_32F scale that the backend uses): A and B both f16 or both bf16, C and D both of
+ * A's type or both f32; compute and scale f32. Products are summed in f32 in k order; alpha,
+ * beta * C and the bias are applied in f32; the result is rounded to D's type once, when D is
+ * written (f16, bf16: round to nearest even, with the toolkit's __float2half_rn and
+ * __float2bfloat16_rn). When beta == 0, C is not read (as the libraries do), so
  * a C never written does not leak into D.
  *
  * Refusals: every check returns the status the real library documents for it, and its comment
@@ -24,7 +26,7 @@
  * cublas_sim_last_refusal() and printed to stderr unless CUBLASLT_LOG_LEVEL=0 (the heuristic,
  * whose NOT_SUPPORTED is an answer, prints only at CUBLASLT_LOG_LEVEL >= 2).
  *
- * The algorithms' model: an f16 algorithm reads with 16-byte vectors when it can. The heuristic
+ * The algorithms' model: a 16-bit algorithm reads with 16-byte vectors when it can. The heuristic
  * derives what the chosen algorithm needs from what it is told: the preference's minimum
  * alignments (default 256), the leading dimensions and batch strides, and the bias pointer's
  * value in the descriptor. cublasLtMatmul then refuses operands less aligned than that, as
@@ -34,6 +36,7 @@
  *
  * Everything runs synchronously at the call, whatever the stream. Not here: the CUDA runtime,
  * memory and kernels (the rest of tests/cudasim/). */
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,7 +52,7 @@
 
 namespace {
 
-/* widest vector an f16 algorithm reads with ("Tensor Core Usage": 16-byte aligned pointers) */
+/* widest vector a 16-bit algorithm reads with ("Tensor Core Usage": 16-byte aligned pointers) */
 const uint32_t SIM_VECTOR_BYTES = 16;
 /* the default of the preference's CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_*_BYTES */
 const uint32_t SIM_DEFAULT_ALIGNMENT = 256;
@@ -200,7 +203,8 @@ struct Gemm {
     int ta, tb; /* op is a transpose */
     int64_t m, n, k;
     int batch;
-    int32_t ctype; /* C's and D's type; A and B are f16 */
+    int32_t atype; /* A's and B's type: f16 or bf16 */
+    int32_t ctype; /* C's and D's type: atype or f32 */
     const void *A, *B, *C;
     void *D;
     int64_t lda, ldb, ldc, ldd, sa, sb, sc, sd;
@@ -213,14 +217,24 @@ struct Gemm {
 float load(const void *p, int32_t type, int64_t i) {
     if (type == CUDA_R_16F)
         return __half2float(static_cast<const __half *>(p)[i]);
+    if (type == CUDA_R_16BF)
+        return __bfloat162float(static_cast<const __nv_bfloat16 *>(p)[i]);
     return static_cast<const float *>(p)[i];
 }
 
 void store(void *p, int32_t type, int64_t i, float v) {
     if (type == CUDA_R_16F)
         static_cast<__half *>(p)[i] = __float2half_rn(v); /* the one rounding */
+    else if (type == CUDA_R_16BF)
+        static_cast<__nv_bfloat16 *>(p)[i] = __float2bfloat16_rn(v);
     else
         static_cast<float *>(p)[i] = v;
+}
+
+/* "Datatypes Supported" (cublasLtMatmul(), cublasGemmEx()), the CUBLAS_COMPUTE_32F rows with
+ * 16-bit inputs: A and B the same 16-bit type, C and D that type or f32. */
+bool types_supported(int32_t a, int32_t b, int32_t c) {
+    return (a == CUDA_R_16F || a == CUDA_R_16BF) && b == a && (c == a || c == CUDA_R_32F);
 }
 
 void gemm_run(const Gemm &g) {
@@ -234,15 +248,15 @@ void gemm_run(const Gemm &g) {
         host_acc.resize((size_t)(g.m * g.n));
         acc = host_acc.data();
     }
-    const __half *A0 = static_cast<const __half *>(g.A), *B0 = static_cast<const __half *>(g.B);
     for (int b = 0; b < g.batch; b++) {
-        const __half *A = A0 + b * g.sa, *B = B0 + b * g.sb;
+        const void *A = static_cast<const char *>(g.A) + (size_t)(b * g.sa) * 2;
+        const void *B = static_cast<const char *>(g.B) + (size_t)(b * g.sb) * 2;
         for (int64_t i = 0; i < g.m; i++)
             for (int64_t p = 0; p < g.k; p++)
-                opa[i * g.k + p] = __half2float(g.ta ? A[p + i * g.lda] : A[i + p * g.lda]);
+                opa[i * g.k + p] = load(A, g.atype, g.ta ? p + i * g.lda : i + p * g.lda);
         for (int64_t j = 0; j < g.n; j++)
             for (int64_t p = 0; p < g.k; p++)
-                opb[j * g.k + p] = __half2float(g.tb ? B[j + p * g.ldb] : B[p + j * g.ldb]);
+                opb[j * g.k + p] = load(B, g.atype, g.tb ? j + p * g.ldb : p + j * g.ldb);
         for (int64_t j = 0; j < g.n; j++)
             for (int64_t i = 0; i < g.m; i++) {
                 const float *a = &opa[i * g.k], *bb = &opb[j * g.k];
@@ -291,17 +305,17 @@ cublasStatus_t lt_check(const char *fn, const SimDesc *op, const SimLayout *a, c
     if (!c)
         c = d;
     /* cublasLtMatmul(), Datatypes Supported: the simulator implements the CUBLAS_COMPUTE_32F /
-     * CUDA_R_32F scale rows with A, B CUDA_R_16F and C, D CUDA_R_16F or CUDA_R_32F */
+     * CUDA_R_32F scale rows with A, B both CUDA_R_16F or both CUDA_R_16BF and C, D of their type
+     * or CUDA_R_32F */
     if (op->compute != CUBLAS_COMPUTE_32F || op->scale != CUDA_R_32F)
         return refuse_at(lvl, CUBLAS_STATUS_NOT_SUPPORTED, fn,
                          "compute type %d / scale type %s: only CUBLAS_COMPUTE_32F with "
                          "CUDA_R_32F scale is implemented (cublasLtMatmul(), Datatypes Supported)",
                          op->compute, type_name(op->scale));
-    if (a->type != CUDA_R_16F || b->type != CUDA_R_16F ||
-        (d->type != CUDA_R_16F && d->type != CUDA_R_32F))
+    if (!types_supported(a->type, b->type, d->type))
         return refuse_at(lvl, CUBLAS_STATUS_NOT_SUPPORTED, fn,
-                         "A %s, B %s, D %s: only f16 A and B with f16 or f32 D are implemented "
-                         "(cublasLtMatmul(), Datatypes Supported)",
+                         "A %s, B %s, D %s: A and B both f16 or both bf16, D of their type or "
+                         "f32 (cublasLtMatmul(), Datatypes Supported)",
                          type_name(a->type), type_name(b->type), type_name(d->type));
     /* cublasLtMatmul(): out of place, C and D "must have the same data type, number of rows,
      * number of columns, batch size, and memory order" */
@@ -912,6 +926,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t
     g.n = p.n;
     g.k = p.k;
     g.batch = p.d->batch;
+    g.atype = p.a->type;
     g.ctype = p.d->type;
     g.A = A;
     g.B = B;
@@ -1048,13 +1063,13 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
     if (!alpha || !beta)
         return REFUSE(CUBLAS_STATUS_INVALID_VALUE, fn, "alpha or beta is NULL");
     /* NOT_SUPPORTED: "the combination of the parameters Atype, Btype and Ctype or the
-     * algorithm, algo is not supported"; the simulator implements CUBLAS_COMPUTE_32F with f16
-     * A and B and f16 or f32 C, and the default algorithms */
-    if (computeType != CUBLAS_COMPUTE_32F || Atype != CUDA_R_16F || Btype != CUDA_R_16F ||
-        (Ctype != CUDA_R_16F && Ctype != CUDA_R_32F))
+     * algorithm, algo is not supported"; the simulator implements CUBLAS_COMPUTE_32F with A
+     * and B both f16 or both bf16 and C of their type or f32 (cublasGemmEx(), Datatypes
+     * Supported), and the default algorithms */
+    if (computeType != CUBLAS_COMPUTE_32F || !types_supported(Atype, Btype, Ctype))
         return REFUSE(CUBLAS_STATUS_NOT_SUPPORTED, fn,
-                      "compute %d with A %s, B %s, C %s: only CUBLAS_COMPUTE_32F with f16 A, B "
-                      "and f16 or f32 C are implemented",
+                      "compute %d with A %s, B %s, C %s: only CUBLAS_COMPUTE_32F with A and B "
+                      "both f16 or both bf16 and C of their type or f32 are implemented",
                       (int)computeType, type_name(Atype), type_name(Btype), type_name(Ctype));
     if (algo != CUBLAS_GEMM_DEFAULT && algo != CUBLAS_GEMM_DEFAULT_TENSOR_OP)
         return REFUSE(CUBLAS_STATUS_NOT_SUPPORTED, fn, "algo %d: only the default is implemented",
@@ -1080,6 +1095,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
     g.n = n;
     g.k = k;
     g.batch = batchCount;
+    g.atype = Atype;
     g.ctype = Ctype;
     g.A = A;
     g.B = B;

@@ -2,8 +2,9 @@
  * double-precision reference: column-major GEMMs at odd sizes for every transpose pair, padded
  * leading dimensions, strided batches, the bias epilogue, f32 output, and f16 rounding done
  * exactly once; then every refusal the simulator makes, each with the status the real library
- * documents. The f16 reference conversions use the compiler's IEEE _Float16 (round to nearest
- * even), independent of the toolkit header the simulator uses. */
+ * documents; the same GEMMs in bf16. The f16 reference conversions use the compiler's IEEE
+ * _Float16 (round to nearest even), the bf16 ones the bit arithmetic below (round to nearest
+ * even), independent of the toolkit headers the simulator uses. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,10 +30,25 @@
  * subnormal (2^-25) in absolute terms */
 #define F16_HALF_ULP_REL 4.8828125e-04             /* 2^-11 */
 #define F16_HALF_SUBNORMAL 2.98023223876953125e-08 /* 2^-25 */
+/* rounding to bf16 once: half an ulp of 8 significant bits, 2^-8 relative; bf16's smallest
+ * subnormal is 2^-133, so half of it is far below every test value's tolerance */
+#define BF16_HALF_ULP_REL 3.90625e-03 /* 2^-8 */
 /* bytes of the aligned test buffers, and the alignment they get */
 #define BUF_ALIGN 256
 
+/* The 16-bit type of the GEMMs under test: 0 f16, 1 bf16 (the bf16 tests set it and put it
+ * back); f2h and h2f convert to and from it, every 16-bit buffer holds it. */
+static int g_bf16;
+
 static uint16_t f2h(float f) {
+    if (g_bf16) {
+        uint32_t u;
+        memcpy(&u, &f, sizeof(u));
+        if ((u & 0x7fffffffu) > 0x7f800000u)
+            return (uint16_t)((u >> 16) | 0x40u); /* NaN stays NaN */
+        u += 0x7fffu + ((u >> 16) & 1u);          /* to nearest, ties to even */
+        return (uint16_t)(u >> 16);
+    }
     _Float16 h = (_Float16)f;
     uint16_t u;
     memcpy(&u, &h, sizeof(u));
@@ -40,10 +56,18 @@ static uint16_t f2h(float f) {
 }
 
 static float h2f(uint16_t u) {
+    if (g_bf16) {
+        uint32_t w = (uint32_t)u << 16;
+        float f;
+        memcpy(&f, &w, sizeof(f));
+        return f;
+    }
     _Float16 h;
     memcpy(&h, &u, sizeof(h));
     return (float)h;
 }
+
+static cudaDataType x16_type(void) { return g_bf16 ? CUDA_R_16BF : CUDA_R_16F; }
 
 static uint32_t g_rng = 12345u;
 static float rnd(void) { /* uniform in [-1, 1), exactly representable in f16 */
@@ -109,7 +133,8 @@ static void check_gemm(const Ref *r, const void *D, const void *c_before) {
                 }
                 double tol = (r->k + SUM_SLACK) * F32_UNIT_ROUNDOFF * mag;
                 if (!r->d_f32)
-                    tol += F16_HALF_ULP_REL * (fabs(ref) + tol) + F16_HALF_SUBNORMAL;
+                    tol += (g_bf16 ? BF16_HALF_ULP_REL : F16_HALF_ULP_REL) * (fabs(ref) + tol) +
+                           F16_HALF_SUBNORMAL;
                 double got = getd(D, r->d_f32, b * r->sd + i + (int64_t)j * r->ldd);
                 if (!(fabs(got - ref) <= tol)) {
                     if (bad++ == 0)
@@ -184,9 +209,9 @@ static void lt_setup(Lt *s, const Ref *r) {
                                                         &bp, sizeof(bp)),
                          CUBLAS_STATUS_SUCCESS);
     }
-    cudaDataType dt = r->d_f32 ? CUDA_R_32F : CUDA_R_16F;
-    s->a = layout(CUDA_R_16F, r->ta ? r->k : r->m, r->ta ? r->m : r->k, r->lda, r->batch, r->sa);
-    s->b = layout(CUDA_R_16F, r->tb ? r->n : r->k, r->tb ? r->k : r->n, r->ldb, r->batch, r->sb);
+    cudaDataType dt = r->d_f32 ? CUDA_R_32F : x16_type();
+    s->a = layout(x16_type(), r->ta ? r->k : r->m, r->ta ? r->m : r->k, r->lda, r->batch, r->sa);
+    s->b = layout(x16_type(), r->tb ? r->n : r->k, r->tb ? r->k : r->n, r->ldb, r->batch, r->sb);
     s->c = layout(dt, r->m, r->n, r->ldc, r->batch, r->sc);
     s->d = layout(dt, r->m, r->n, r->ldd, r->batch, r->sd);
     assert_int_equal(cublasLtMatmulPreferenceCreate(&s->pref), CUBLAS_STATUS_SUCCESS);
@@ -476,11 +501,11 @@ static void test_cublas_sim_gemm_strided_batched_ex(void **state) {
             } else {
                 assert_int_equal(cublasSetWorkspace(h, NULL, 0), CUBLAS_STATUS_SUCCESS);
             }
-            cudaDataType ct = f32 ? CUDA_R_32F : CUDA_R_16F;
+            cudaDataType ct = f32 ? CUDA_R_32F : x16_type();
             assert_int_equal(
                 cublasGemmStridedBatchedEx(
                     h, r.ta ? CUBLAS_OP_T : CUBLAS_OP_N, r.tb ? CUBLAS_OP_T : CUBLAS_OP_N, r.m, r.n,
-                    r.k, &r.alpha, A, CUDA_R_16F, (int)r.lda, r.sa, B, CUDA_R_16F, (int)r.ldb, r.sb,
+                    r.k, &r.alpha, A, x16_type(), (int)r.lda, r.sa, B, x16_type(), (int)r.ldb, r.sb,
                     &r.beta, C, ct, (int)r.ldc, r.sc, 2, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                 CUBLAS_STATUS_SUCCESS);
             check_gemm(&r, C, c_before);
@@ -491,6 +516,35 @@ static void test_cublas_sim_gemm_strided_batched_ex(void **state) {
             free(ws);
         }
     assert_int_equal(cublasDestroy(h), CUBLAS_STATUS_SUCCESS);
+}
+
+/* The numerics tests again with bf16 A, B (and C, D, bias when not f32); then bf16's one
+ * rounding: 1 + 4 * 2^-9 = 1 + 2^-7 is a bf16 number, each 1 + 2^-9 rounds back to 1. */
+static void test_cublas_sim_bf16(void **state) {
+    g_bf16 = 1;
+    test_cublas_sim_lt_odd_sizes_every_transpose(state);
+    test_cublas_sim_lt_strided_batch(state);
+    test_cublas_sim_lt_bias_epilogue(state);
+    test_cublas_sim_gemm_strided_batched_ex(state);
+    uint16_t *A = h16(5), *B = h16(5), *D = h16(1);
+    A[0] = f2h(1.0f);
+    for (int p = 1; p < 5; p++)
+        A[p] = f2h(1.0f / 512.0f);
+    for (int p = 0; p < 5; p++)
+        B[p] = f2h(1.0f);
+    Ref r = ref_dense(1, 0, 1, 1, 5, 0);
+    r.A = A;
+    r.B = B;
+    Lt s;
+    lt_setup(&s, &r);
+    assert_int_equal(lt_run(&s, &r, D, D, NULL, NULL, 0), CUBLAS_STATUS_SUCCESS);
+    assert_int_equal(D[0], f2h(1.0f + 1.0f / 128.0f));
+    assert_int_not_equal(D[0], f2h(1.0f));
+    lt_teardown(&s);
+    free(A);
+    free(B);
+    free(D);
+    g_bf16 = 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -592,6 +646,22 @@ static void test_cublas_sim_refuses_unsupported_types_and_epilogues(void **state
     assert_int_equal(lt_run(&f.s, &f.r, f.D, f.D, NULL, NULL, 0), CUBLAS_STATUS_NOT_SUPPORTED);
     assert_no_algo(&f);
     fx_free(&f);
+    /* A bf16 with B f16, and bf16 A and B with an f16 D ("Datatypes Supported" has neither) */
+    uint32_t tbf = CUDA_R_16BF;
+    for (int which = 0; which < 2; which++) {
+        fx_init(&f);
+        if (which == 1)
+            assert_int_equal(cublasLtMatrixLayoutSetAttribute(f.s.b, CUBLASLT_MATRIX_LAYOUT_TYPE,
+                                                              &tbf, sizeof(tbf)),
+                             CUBLAS_STATUS_SUCCESS);
+        assert_int_equal(
+            cublasLtMatrixLayoutSetAttribute(f.s.a, CUBLASLT_MATRIX_LAYOUT_TYPE, &tbf, sizeof(tbf)),
+            CUBLAS_STATUS_SUCCESS);
+        assert_int_equal(lt_run(&f.s, &f.r, f.D, f.D, NULL, NULL, 0), CUBLAS_STATUS_NOT_SUPPORTED);
+        assert_refusal_mentions("CUDA_R_16BF");
+        assert_no_algo(&f);
+        fx_free(&f);
+    }
     /* C f16 but D f32 */
     fx_init(&f);
     assert_int_equal(
@@ -643,6 +713,12 @@ static void test_cublas_sim_refuses_unsupported_types_and_epilogues(void **state
     assert_int_equal(cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, 8, 3, 8, &one, f.A,
                                                 CUDA_R_16F, 8, 0, f.B, CUDA_R_16F, 8, 0, &zero, f.D,
                                                 CUDA_R_16F, 8, 0, 1, CUBLAS_COMPUTE_64F,
+                                                CUBLAS_GEMM_DEFAULT),
+                     CUBLAS_STATUS_NOT_SUPPORTED);
+    /* bf16 A and B into f16 C */
+    assert_int_equal(cublasGemmStridedBatchedEx(h, CUBLAS_OP_T, CUBLAS_OP_N, 8, 3, 8, &one, f.A,
+                                                CUDA_R_16BF, 8, 0, f.B, CUDA_R_16BF, 8, 0, &zero,
+                                                f.D, CUDA_R_16F, 8, 0, 1, CUBLAS_COMPUTE_32F,
                                                 CUBLAS_GEMM_DEFAULT),
                      CUBLAS_STATUS_NOT_SUPPORTED);
     fx_free(&f);
@@ -899,6 +975,7 @@ int main(void) {
         cmocka_unit_test(test_cublas_sim_lt_bias_epilogue),
         cmocka_unit_test(test_cublas_sim_rounds_to_f16_once),
         cmocka_unit_test(test_cublas_sim_gemm_strided_batched_ex),
+        cmocka_unit_test(test_cublas_sim_bf16),
         cmocka_unit_test(test_cublas_sim_refuses_small_leading_dimension),
         cmocka_unit_test(test_cublas_sim_refuses_unsupported_types_and_epilogues),
         cmocka_unit_test(test_cublas_sim_refuses_misaligned_operands),
