@@ -616,16 +616,27 @@ extern "C" void *dlopen(const char *file, int mode) {
 }
 
 /* --- kernels' names and static shared memory, from the symbol table -------------------- */
-/* mangled name "_Z<len><name>..." (a plain function at namespace scope) -> name */
+/* mangled name -> name: "_Z<len><name>..." (a function at global scope) -> name;
+ * "_ZN<len><ns><len><name>...E..." (in a namespace, as the backend's kernels are: x_f16 and
+ * x_bf16, cuda_common.cuh) -> "ns::name". Template arguments are not part of it. */
 static std::string base_name(const char *m) {
     if (strncmp(m, "_Z", 2) != 0)
         return m;
     const char *p = m + 2;
-    char *end;
-    long n = strtol(p, &end, 10);
-    if (end == p || n <= 0 || (long)strlen(end) < n)
-        return m;
-    return std::string(end, (size_t)n);
+    int nested = *p == 'N';
+    if (nested)
+        p++;
+    std::string out;
+    for (;;) {
+        char *end;
+        long n = strtol(p, &end, 10);
+        if (end == p || n <= 0 || (long)strlen(end) < n)
+            return out.empty() ? std::string(m) : out;
+        out += (out.empty() ? "" : "::") + std::string(end, (size_t)n);
+        p = end + n;
+        if (!nested || *p < '1' || *p > '9')
+            return out;
+    }
 }
 
 static std::map<std::string, size_t> *g_static_shared; /* kernel name -> bytes */
@@ -1285,7 +1296,6 @@ namespace cudasim {
 
 void launch(const char *name, const void *fn, dim3 grid, dim3 block, size_t shared_bytes,
             cudaStream_t stream, void (*body)(void *), void *ctx) {
-    (void)fn;
     (void)stream;
     context_make();
     uint64_t seed = seed_get();
@@ -1316,7 +1326,11 @@ void launch(const char *name, const void *fn, dim3 grid, dim3 block, size_t shar
                   grid.y, grid.z, SM89_MAX_GRID_X, SM89_MAX_GRID_YZ, SM89_MAX_GRID_YZ);
         return;
     }
-    size_t stat = static_shared_bytes(name);
+    /* the kernel's own symbol (its namespace included) when the table knows its address */
+    symbols_load();
+    auto fn_name = g_func_names->find((uintptr_t)fn);
+    size_t stat =
+        static_shared_bytes(fn_name != g_func_names->end() ? fn_name->second.c_str() : name);
     if (stat + shared_bytes > SM89_SHARED_PER_BLOCK) {
         set_error(cudaErrorInvalidValue,
                   "launch of %s refused: %zu bytes of static + %zu of dynamic shared memory > "
