@@ -115,6 +115,16 @@ def demangle(names):
     return {n: n for n in names}
 
 
+def twin_of(src):
+    """model/cuda/x_bf16.cu (which includes model/cuda/x.cu for bfloat16) -> model/cuda/x.cu;
+    any other file is its own."""
+    if src.endswith("_bf16.cu"):
+        base = src[: -len("_bf16.cu")] + ".cu"
+        if os.path.exists(base):
+            return base
+    return src
+
+
 def base_name(demangled):
     """'void flash_dkdv_kernel<64>(__half*, ...)' -> 'flash_dkdv_kernel'"""
     s = demangled.split("(")[0]
@@ -189,7 +199,10 @@ def main():
         log, ptx = results[src]
         entries = parse_ptxas(log)
         names = demangle(sorted({e["name"] for e in entries}))
-        lines = open(src).read().splitlines()
+        # a *_bf16.cu twin is its float16 file compiled for bf16: that file's source, comments
+        # and list entries are its own
+        lsrc = twin_of(src)
+        lines = open(lsrc).read().splitlines()
         for e in entries:
             e["file"], e["demangled"] = src, names.get(e["name"], e["name"])
             e["kernel"] = base_name(e["demangled"])
@@ -199,17 +212,18 @@ def main():
                 why = annotated(lines, e["kernel"])
                 if why:
                     e["why"] = "annotated: " + why
-                elif (src, e["kernel"]) in allow:
-                    used_allow.add((src, e["kernel"]))
-                    e["why"] = "allow-list: " + allow[(src, e["kernel"])]
+                elif (lsrc, e["kernel"]) in allow:
+                    used_allow.add((lsrc, e["kernel"]))
+                    e["why"] = "allow-list: " + allow[(lsrc, e["kernel"])]
                 else:
                     failures.append(f"{src}: {e['demangled']} on {e['arch']}: {e['stack']} bytes "
                                     f"stack, {e['spill_st']}/{e['spill_ld']} bytes spill "
                                     f"stores/loads, and no '{ANNOTATION}' comment above its "
                                     f"__global__ line saying why")
             e["vec"] = "-"
-            full = e["demangled"].split("(")[0].split()[-1]  # with template arguments
-            key = next((k for k in ((src, full), (src, e["kernel"])) if k in vector), None)
+            # with template arguments, without the storage type's namespace (x_f16::, x_bf16::)
+            full = re.sub(r"^(\w+::)+", "", e["demangled"].split("(")[0].split()[-1])
+            key = next((k for k in ((lsrc, full), (lsrc, e["kernel"])) if k in vector), None)
             if key:
                 seen_vec.add(key)
                 body = ptx_entry(ptx.get(e["arch"], ""), e["name"])

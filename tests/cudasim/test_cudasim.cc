@@ -561,6 +561,38 @@ static void test_cudasim_half_on_host(void **state) {
     assert_true(__half2float(__float2half_rn(2048.0f) + __float2half_rn(1.0f)) == 2048.0f);
 }
 
+/* The toolkit's cuda_bf16.h on the host, as cuda_fp16.h above: 8 significant bits, f32's
+ * exponent range; conversions round to nearest even, NaN stays NaN, the operators are the f32
+ * operation rounded once. */
+static uint16_t bf16_raw(__nv_bfloat16 h) {
+    uint16_t b;
+    memcpy(&b, &h, sizeof b);
+    return b;
+}
+
+static void test_cudasim_bf16_on_host(void **state) {
+    assert_int_equal(bf16_raw(__float2bfloat16_rn(1.0f)), 0x3f80);
+    assert_int_equal(bf16_raw(__float2bfloat16_rn(1.0f + 1.0f / 256)), 0x3f80); /* tie: even */
+    assert_int_equal(bf16_raw(__float2bfloat16_rn(1.0f + 3.0f / 256)), 0x3f82); /* tie: even */
+    assert_int_equal(bf16_raw(__float2bfloat16_rn(1.0f + 3.0f / 512)), 0x3f81); /* nearest */
+    assert_int_equal(bf16_raw(__float2bfloat16_rn(65520.0f)), 0x4780); /* finite: f32's range */
+    assert_int_equal(bf16_raw(__float2bfloat16_rn(3.3895314e38f)), 0x7f7f); /* largest */
+    assert_int_equal(bf16_raw(__float2bfloat16_rn(3.4028235e38f)), 0x7f80); /* rounds to inf */
+    assert_int_equal(bf16_raw(__float2bfloat16_rn(-INFINITY)), 0xff80);
+    assert_int_equal(bf16_raw(__float2bfloat16_rn(9.1835496e-41f)), 0x0001); /* 2^-133 */
+    assert_int_equal(bf16_raw(__float2bfloat16_rn(-0.0f)), 0x8000);
+    assert_true(isnan(__bfloat162float(__float2bfloat16_rn(NAN))));
+    assert_true(__bfloat162float(__float2bfloat16_rn(0.333333f)) == 0.333984375f);
+    __nv_bfloat16 a = __float2bfloat16_rn(1.5f), b = __float2bfloat16_rn(2.25f);
+    assert_true(__bfloat162float(a * b) == 3.375f);
+    assert_true(__bfloat162float(a + b) == 3.75f);
+    assert_true(__bfloat162float(b - a) == 0.75f);
+    assert_true(a < b && !(b < a));
+    /* a bf16 sum that must round: 256 + 1 is a tie between 256 and 258, to even 256 */
+    assert_true(__bfloat162float(__float2bfloat16_rn(256.0f) + __float2bfloat16_rn(1.0f)) ==
+                256.0f);
+}
+
 /* f16 and bf16 bits of a float (round to nearest even), and back */
 static uint16_t f16_bits(float f) { return half_bits(__float2half_rn(f)); }
 static float f16_value(uint16_t b) { return __half2float(__ushort_as_half(b)); }
@@ -759,6 +791,7 @@ int main(void) {
         cmocka_unit_test(test_cudasim_memory),
         cmocka_unit_test(test_cudasim_no_nvml),
         cmocka_unit_test(test_cudasim_half_on_host),
+        cmocka_unit_test(test_cudasim_bf16_on_host),
         cmocka_unit_test(test_cudasim_mma_fragments),
         cmocka_unit_test(test_cudasim_ldmatrix_layouts),
         cmocka_unit_test(test_cudasim_ldmatrix_mma),
