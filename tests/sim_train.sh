@@ -5,8 +5,10 @@
 # device memory report with its reconciliation lines on the simulated card (no NVML); the loss
 # scaler's state in the log; an fp16 overflow (a large learning rate) skips its step and
 # halves the loss scale, which doubles after scaler_growth_interval clean steps; a checkpoint
-# and a resume that gives the same losses as an uninterrupted run; memory_limit below the plan gives the arena's report and a clean exit; a
-# card too small for the reservation gives the cudaMalloc report and a clean exit.
+# and a resume that gives the same losses as an uninterrupted run; memory_limit below the plan
+# gives the arena's report and a clean exit; a card too small for the reservation gives the
+# cudaMalloc report and a clean exit; dtype = bfloat16 trains without a loss scaler, plans
+# exactly, and resumes to the same losses.
 # Usage: tests/sim_train.sh path/to/build/sim/arenagpt   (make test-sim runs it)
 set -u
 BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -98,6 +100,27 @@ CUDASIM_MEMORY_BYTES=$((270 << 20)) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 rc=$?
 [ "$rc" = 1 ] && ok || bad "small card: exit $rc, expected 1"
 grep -q "cudaMalloc of the arena reservation (.* bytes) failed: out of memory" "$TMP/d.log" && ok || bad "small card: no cudaMalloc report"
+
+# 6. dtype = bfloat16: no loss scaler (the log has no scale), plan == measured, the first loss
+# within bf16's rounding of float16's (same weights and data), a checkpoint and a resume that
+# gives the same losses as the uninterrupted run
+"$BIN" train "$TMP/tiny.conf" --dtype=bfloat16 --max_iters=5 --out_dir="$TMP/h" >"$TMP/h.log" 2>&1 || bad "train bf16: $(tail -5 "$TMP/h.log")"
+grep -q "plan == measured: yes, to the byte" "$TMP/h.log" && ok || bad "bf16: plan == measured"
+grep -q "device cuda, dtype bfloat16," "$TMP/h.log" && grep -q "grad.h.0.mlp.c_fc.weight .* f32 " "$TMP/h.log" && ok || bad "bf16: the dtype is not named, or its gradients are not f32"
+grep -q "^iter 5/5: .*, skipped 0," "$TMP/h.log" && ! grep -q "^iter .*scale" "$TMP/h.log" && ok || bad "bf16: the log shows a loss scale or no skipped count: $(grep '^iter 5/5' "$TMP/h.log")"
+first() { grep -m1 '"loss"' "$1" | sed 's/.*"loss": \([-0-9.e]*\).*/\1/'; }
+# bf16's unit roundoff 2^-8 through a few roundings per layer: 2% of the loss
+awk -v a="$(first "$TMP/a/metrics.jsonl")" -v b="$(first "$TMP/h/metrics.jsonl")" \
+    'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && b > 0 && d <= 0.02 * a) }' && ok ||
+    bad "bf16 first loss $(first "$TMP/h/metrics.jsonl") is not within 2% of float16's $(first "$TMP/a/metrics.jsonl")"
+"$BIN" train "$TMP/tiny.conf" --dtype=bfloat16 --max_iters=3 --out_dir="$TMP/i" >"$TMP/i1.log" 2>&1 || bad "train bf16 (first part): $(tail -5 "$TMP/i1.log")"
+"$BIN" train "$TMP/tiny.conf" --dtype=bfloat16 --max_iters=5 --out_dir="$TMP/i" --init_from=resume >"$TMP/i2.log" 2>&1 || bad "train bf16 (resume): $(tail -5 "$TMP/i2.log")"
+if [ -n "$(losses "$TMP/h/metrics.jsonl")" ] && diff <(losses "$TMP/h/metrics.jsonl") <(losses "$TMP/i/metrics.jsonl") >"$TMP/diff"; then
+    ok
+else
+    bad "bf16: resumed losses differ from the uninterrupted run:"
+    cat "$TMP/diff"
+fi
 
 echo "sim_train: $pass passed, $fail failed"
 [ "$fail" = 0 ]

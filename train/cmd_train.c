@@ -457,8 +457,8 @@ static void print_run_header(const TrainState *s, const RunSetup *rs) {
                "parameter for weights, grads and AdamW, see the plan below) and far slower than "
                "on a GPU; --device=cpu makes this explicit\n",
                cfg->dtype == CONFIG_DTYPE_BFLOAT16 ? ", not bfloat16 (a GPU's dtype)" : "");
-    printf("arenagpt train: device %s, data %s (%lld train tokens, %lld val tokens)\n",
-           s->dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", rs->data_dir,
+    printf("arenagpt train: device %s, dtype %s, data %s (%lld train tokens, %lld val tokens)\n",
+           s->dev == GPT_DEVICE_CUDA ? "cuda" : "cpu", run_dtype_name(s->dev, c), rs->data_dir,
            (long long)data_loader_n_tokens(s->train), (long long)data_loader_n_tokens(s->val));
     char vnote[3 * CONFIG_STR_LEN + 8] = "";
     if (rs->vocab_note[0])

@@ -1,5 +1,6 @@
 /* grad_accum_error.c: measures on the CUDA simulator what accumulating weight gradients in f16
- * (the default CUDA layout) costs against accumulating them in f32 (grad_dtype=float32), over
+ * (the default CUDA layout), or in bf16 (dtype=bfloat16, grad_dtype=bfloat16), costs against
+ * accumulating them in f32 (grad_dtype=float32), over
  * N micro-steps of gradient accumulation, as `arenagpt train` does them: per micro-step one
  * fused forward (the loss head adds each chunk's grad.wte) and one backward, every gradient
  * scaled by the loss scale; the sum divided by scale * N at the end (what gpt_update sees).
@@ -10,10 +11,11 @@
  * largest power of two up to train's initial 65536 under which the accumulated f16 gradients
  * do not overflow (found from the f32 run's largest sum, then halved while the f16 run still
  * overflows). Printed per N: relative L2 errors ||a - b|| / ||b|| over all weight gradients,
- * grad.wte's alone, and the worst tensor.
+ * grad.wte's alone, and the worst tensor. With dtype=bf16 the same with bf16 weights,
+ * activations and (16-bit) gradients, and no loss scaling (scale 1, as train runs bfloat16).
  *
- * Usage: grad_accum_error TEXT_FILE [chunk=K] [N ...]   (default: loss_chunk 32 tokens, 4
- * chunks per micro-step; N 4 40). Only in simulated builds
+ * Usage: grad_accum_error TEXT_FILE [chunk=K] [dtype=f16|bf16] [N ...]   (default: loss_chunk
+ * 32 tokens, 4 chunks per micro-step; f16; N 4 40). Only in simulated builds
  * (make grad-accum-sim); its figures are simulator figures. Exits 1 on a failure. */
 #include <math.h>
 #include <stdio.h>
@@ -44,6 +46,18 @@ typedef struct {
 } Grads;
 
 static int64_t g_loss_chunk = LOSS_CHUNK;
+static int g_bf16; /* dtype=bf16: the bfloat16 layout, no loss scaling */
+
+/* x rounded to the storage type (f16, or bf16: 8 significant bits, to nearest even) */
+static float round16(float x) {
+    if (!g_bf16)
+        return (float)(_Float16)x;
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u; /* finite inputs only (weights) */
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 
 static GptConfig model_config(int grad_f32) {
     GptConfig c;
@@ -57,6 +71,7 @@ static GptConfig model_config(int grad_f32) {
     c.bias = 1;
     c.loss_chunk = g_loss_chunk;
     c.grad_f32 = grad_f32;
+    c.bf16 = g_bf16;
     return c;
 }
 
@@ -138,13 +153,22 @@ int main(int argc, char **argv) {
         return 2;
     }
     int steps[16] = {4, 40}, n_steps = 2, first = 2;
-    if (argc > 2 && strncmp(argv[2], "chunk=", 6) == 0) {
-        g_loss_chunk = atoi(argv[2] + 6);
-        if (g_loss_chunk < 1 || g_loss_chunk > B * T) {
-            fprintf(stderr, "grad_accum_error: '%s': expected chunk=1..%d\n", argv[2], B * T);
+    for (; first < argc && strchr(argv[first], '='); first++) {
+        if (strncmp(argv[first], "chunk=", 6) == 0) {
+            g_loss_chunk = atoi(argv[first] + 6);
+            if (g_loss_chunk < 1 || g_loss_chunk > B * T) {
+                fprintf(stderr, "grad_accum_error: '%s': expected chunk=1..%d\n", argv[first],
+                        B * T);
+                return 2;
+            }
+        } else if (strcmp(argv[first], "dtype=bf16") == 0 ||
+                   strcmp(argv[first], "dtype=f16") == 0) {
+            g_bf16 = argv[first][6] == 'b';
+        } else {
+            fprintf(stderr, "grad_accum_error: '%s': expected chunk=K or dtype=f16|bf16\n",
+                    argv[first]);
             return 2;
         }
-        first = 3;
     }
     if (argc > first) {
         n_steps = 0;
@@ -188,7 +212,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "grad_accum_error: arena: %s\n", err.msg);
         return 1;
     }
-    /* nanoGPT init on the CPU, rounded to f16 so that every run starts from the same weights */
+    /* nanoGPT init on the CPU, rounded to the 16-bit type so that every run starts from the same
+     * weights */
     GptConfig c = model_config(0);
     Gpt g0;
     if (gpt_build(&g0, &c, GPT_DEVICE_CPU, host, B, T, &err) != 0) {
@@ -208,7 +233,7 @@ int main(int argc, char **argv) {
         w[i] = malloc((size_t)p->numel * sizeof(float));
         gpt_param_read_f32(&g0, p, w[i]);
         for (int64_t j = 0; j < p->numel; j++)
-            w[i][j] = (float)(_Float16)w[i][j];
+            w[i][j] = round16(w[i][j]);
         names[i] = gpt_param_kind_name(p->kind);
         if (p->layer >= 0)
             snprintf(label[i], 64, "h.%d.%s", p->layer, names[i]);
@@ -220,17 +245,19 @@ int main(int argc, char **argv) {
     gpt_free(&g0);
 
     printf("model: n_layer %d, n_head %d, n_embd %d, block_size %d, vocab %d (bytes of %s), "
-           "batch %d, loss_chunk %d (%d chunks per micro-step)\n",
+           "batch %d, loss_chunk %d (%d chunks per micro-step), %s\n",
            L, NH, CH, T, V, argv[1], B, (int)g_loss_chunk,
-           (int)((B * T + g_loss_chunk - 1) / g_loss_chunk));
-    printf("| micro-steps N | loss scale | f16-accumulated vs f32-accumulated (all grads) | "
-           "same, grad.wte | worst tensor | CUDA f16 grads vs CPU f32 | CUDA f32 grads vs CPU "
-           "f32 |\n|---|---|---|---|---|---|---|\n");
+           (int)((B * T + g_loss_chunk - 1) / g_loss_chunk), g_bf16 ? "bfloat16" : "float16");
+    const char *x = g_bf16 ? "bf16" : "f16";
+    printf("| micro-steps N | loss scale | %s-accumulated vs f32-accumulated (all grads) | "
+           "same, grad.wte | worst tensor | CUDA %s grads vs CPU f32 | CUDA f32 grads vs CPU "
+           "f32 |\n|---|---|---|---|---|---|---|\n",
+           x, x);
     int rc = 0;
     for (int k = 0; k < n_steps; k++) {
         int n = steps[k];
         Grads g16 = {0}, g32 = {0}, gcpu = {0};
-        float scale = SCALE_INIT;
+        float scale = g_bf16 ? 1.0f : SCALE_INIT; /* bf16: no loss scaling */
         if (run(GPT_DEVICE_CUDA, 1, dev, w, tok, n, scale, &g32) != 0)
             return 1;
         double gmax = 0.0; /* largest |accumulated gradient| / scale */
@@ -251,7 +278,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "grad_accum_error: f16 gradients overflow even at scale 1\n");
             return 1;
         }
-        if (scale != SCALE_INIT) { /* the f32 run again, under the f16 run's scale */
+        if (scale != (g_bf16 ? 1.0f : SCALE_INIT)) { /* the f32 run again, under its scale */
             grads_free(&g32);
             if (run(GPT_DEVICE_CUDA, 1, dev, w, tok, n, scale, &g32) != 0)
                 return 1;
