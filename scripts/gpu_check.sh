@@ -19,7 +19,7 @@
 #             train prints them (MFU names its peak: the project's GPU table), the memory plan
 #             vs measured per category and the reconciliation with cudaMemGetInfo/NVML; then
 #             5 steps with CUDA_MODULE_LOADING=EAGER (where the unaccounted remainder goes);
-#             one fine-tune step with optimizer_offload=True (recompute full) from a model
+#             STEPS steps in dtype=bfloat16 (recompute none); one fine-tune step with optimizer_offload=True (recompute full) from a model
 #             trained 2 steps: plan == measured in the device and the host arena.
 #   sanitize  compute-sanitizer memcheck (leak check) on the GPU tests, then short training
 #             runs: memcheck (recompute full), racecheck, initcheck, synccheck (each where the
@@ -375,6 +375,15 @@ summary_check() {
         sed -n '/^device memory (reconciliation/,/CUDA_MODULE_LOADING=EAGER moves/p' "$log"
         echo '```'
     done
+    log="$LOGS/train-bf16.log"
+    if [ -f "$log" ]; then
+        echo
+        echo "### dtype bfloat16, recompute none"
+        echo
+        echo "- loss at the eval points (step: train / val): $(eval_points "$log" | grep . || echo n/a)"
+        echo "- ms/iter $(ms_iter "$log"), tokens/s $(tok_s "$log"), MFU $(mfu "$log" | grep . || echo n/a) (medians over the log lines after the first)"
+        echo "- nvidia-smi process peak (sampled): $(smi_peak "$LOGS/train-bf16.smi") MiB; plan == measured: $(plan_equal "$log")"
+    fi
     log="$LOGS/train-offload.log"
     if [ -f "$log" ]; then
         echo
@@ -584,6 +593,12 @@ group_check() {
     if [ "$DEVICE" = cuda ]; then
         CUDA_MODULE_LOADING=EAGER train train-none-eager 90 "$CONF" --recompute=none --max_iters=5 \
             --eval_interval=5 --eval_iters=1 --log_interval=1
+        # dtype=bfloat16 (no loss scaler; f32 weight gradients, its default): the same steps
+        train train-bf16 $T_TRAIN "$CONF" --dtype=bfloat16 --recompute=none --max_iters="$STEPS" \
+            --eval_interval="$EVAL_INTERVAL" --eval_iters="$EVAL_ITERS" --log_interval=$LOG_INTERVAL \
+            --checkpoint_interval=100000
+    else
+        skip_stage train-bf16 "dtype=bfloat16 runs on the GPU only (the CPU backend refuses it)"
     fi
     group_check_offload
 }

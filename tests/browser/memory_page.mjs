@@ -63,6 +63,9 @@ try {
     const shown = await num("peak-" + c), want = report.at_peak[c + "_bytes"];
     check(shown === want, `page shows ${c} at the peak = ${shown}, the JSON report says ${want}`);
   }
+  const body = await page.locator("body").innerText();
+  check(body.includes(`device cuda (${report.dtype})`) && report.dtype === "float16",
+    `the page names the dtype (device cuda (${report.dtype}))`);
   const total = await num("peak-total");
   check(total === report.peak_bytes, `page's total at the peak ${total} = report's peak_bytes ${report.peak_bytes}`);
 
