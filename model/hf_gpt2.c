@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "half.h"
 #include "safetensors.h"
 
 #define HF_LN_EPS 1e-5 /* the LayerNorm epsilon of our kernels (and GPT-2's) */
@@ -288,7 +289,7 @@ static float hf_value(const SafeTensor *t, uint64_t i) {
         return f;
     }
     uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
-    return t->dtype == SAFE_DTYPE_F16 ? safetensors_f16_to_f32(h) : safetensors_bf16_to_f32(h);
+    return t->dtype == SAFE_DTYPE_F16 ? half_f16_to_f32(h) : half_bf16_to_f32(h);
 }
 
 /* Every name must be GPT-2's: a parameter, a skipped mask buffer or the tied lm_head. */

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "gpt_internal.h"
+#include "half.h"
 #include "offload.h"
 
 /* elements per staged chunk: 1 Mi elements = 8 MiB of host staging for f16 grads */
@@ -55,43 +56,10 @@ struct OffloadOps {
                         const OffloadAdam *a, Err *err);
 };
 
-/* ---- f16 <-> f32 on the host (IEEE binary16; round to nearest even) ---------------------- */
+/* ---- f16 <-> f32 on the host (half.h's, under offload.h's older names) ------------------ */
 
-float offload_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-    uint32_t x;
-    if (exp == 0) { /* zero or subnormal: mant * 2^-24, exact in f32 */
-        float f = (float)mant * 0x1p-24f;
-        return sign ? -f : f;
-    }
-    if (exp == 31)
-        x = sign | 0x7f800000u | (mant << 13);
-    else
-        x = sign | ((exp + 112u) << 23) | (mant << 13);
-    float f;
-    memcpy(&f, &x, sizeof f);
-    return f;
-}
-
-uint16_t offload_f32_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u)
-        return 0x7fffu; /* NaN: the canonical one __float2half_rn gives */
-    if (ax >= 0x477ff000u)
-        return sign | 0x7c00u; /* >= 65520 (and inf) rounds to inf */
-    if (ax < 0x33000000u)
-        return sign; /* < 2^-25 (ties at 2^-25 go to even: 0) */
-    uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u;
-    uint32_t shift = e < 113 ? 126 - e : 13; /* subnormal f16 below 2^-14 */
-    uint32_t r = e < 113 ? m >> shift : (((e - 112) << 10) | ((ax & 0x7fffffu) >> 13));
-    uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (r & 1u)))
-        r++; /* a carry into the exponent is the right rounding */
-    return sign | (uint16_t)r;
-}
+float offload_f16_to_f32(uint16_t h) { return half_f16_to_f32(h); }
+uint16_t offload_f32_to_f16(float f) { return half_f32_to_f16(f); }
 
 /* ---- the ops ------------------------------------------------------------------------------ */
 

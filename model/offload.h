@@ -8,7 +8,8 @@
 #include <stdint.h>
 
 /* f16 bits -> f32 (exact) and f32 -> f16 bits, rounded to nearest even as __float2half_rn
- * (65520 and above to inf; NaN to the canonical 0x7fff). */
+ * (65520 and above to inf; NaN to the canonical 0x7fff): half.h's half_f16_to_f32 and
+ * half_f32_to_f16 under the names the device tests and the benchmark call. */
 float offload_f16_to_f32(uint16_t h);
 uint16_t offload_f32_to_f16(float f);
 

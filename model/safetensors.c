@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "half.h" /* f16, bf16 -> f32 */
+
 #define SAFE_MAX_OFFSET ((double)(1ull << 53)) /* larger integers do not survive a double */
 
 static const struct {
@@ -358,34 +360,6 @@ const char *safetensors_path(const Safetensors *st, const SafeTensor *t) {
     return st->files[t->file].path;
 }
 
-float safetensors_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13); /* inf, NaN */
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    } else if (man == 0) {
-        bits = sign;
-    } else { /* subnormal: normalise */
-        int e = -1;
-        do {
-            e++;
-            man <<= 1;
-        } while (!(man & 0x400));
-        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-float safetensors_bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 int safetensors_read_f32(const Safetensors *st, const SafeTensor *t, float *out, Err *err) {
     const uint8_t *p = t->data;
     for (uint64_t i = 0; i < t->numel; i++) {
@@ -394,10 +368,10 @@ int safetensors_read_f32(const Safetensors *st, const SafeTensor *t, float *out,
             memcpy(&out[i], p + 4 * i, 4);
             break;
         case SAFE_DTYPE_F16:
-            out[i] = safetensors_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+            out[i] = half_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
             break;
         case SAFE_DTYPE_BF16:
-            out[i] = safetensors_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+            out[i] = half_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
             break;
         default:
             return err_set(err, "%s: tensor '%s' has dtype %s: expected F32, F16 or BF16",

@@ -81,10 +81,6 @@ const char *safetensors_path(const Safetensors *st, const SafeTensor *t);
  * refused with its index. */
 int safetensors_read_f32(const Safetensors *st, const SafeTensor *t, float *out, Err *err);
 
-/* f16 and bf16 <-> f32 (round to nearest even; NaN stays NaN). */
-float safetensors_f16_to_f32(uint16_t h);
-float safetensors_bf16_to_f32(uint16_t h);
-
 /* Writing: n tensors, each F32 with its name and shape, in that order; fill(ctx, i, out)
  * writes tensor i's values (numel floats) into out, returning 0 or -1 with err. metadata:
  * the "__metadata__" strings as key, value, key, value, ..., NULL (or NULL for none). The
