@@ -492,7 +492,7 @@ static int hf_write_text(const char *path, const char *text, Err *err) {
 }
 
 /* config.json of GPT2LMHeadModel for g's shape. */
-static int hf_write_config(Gpt *g, const char *path, Err *err) {
+static int hf_write_config(Gpt *g, const char *path, int bf16, Err *err) {
     const GptConfig *c = &g->config;
     cJSON *r = cJSON_CreateObject();
     cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
@@ -512,7 +512,7 @@ static int hf_write_config(Gpt *g, const char *path, Err *err) {
     cJSON_AddNumberToObject(r, "attn_pdrop", 0.0);
     cJSON_AddNumberToObject(r, "initializer_range", 0.02);
     cJSON_AddBoolToObject(r, "tie_word_embeddings", 1);
-    cJSON_AddStringToObject(r, "torch_dtype", "float32");
+    cJSON_AddStringToObject(r, "torch_dtype", bf16 ? "bfloat16" : "float32");
     char *text = cJSON_Print(r);
     cJSON_Delete(r);
     if (!text)
@@ -522,7 +522,7 @@ static int hf_write_config(Gpt *g, const char *path, Err *err) {
     return rc;
 }
 
-int hf_gpt2_export(Gpt *g, const char *dir, Err *err) {
+int hf_gpt2_export_as(Gpt *g, const char *dir, int bf16, Err *err) {
     const GptConfig *c = &g->config;
     size_t n_max = 4 + 12 * (size_t)c->n_layer; /* wte, wpe, ln_f (2); 12 per block */
     int n = 0;
@@ -557,13 +557,16 @@ int hf_gpt2_export(Gpt *g, const char *dir, Err *err) {
     static const char *const meta[] = {"format", "pt", NULL};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (rc == 0)
-        rc = safetensors_write(path, t, n, meta, hf_export_fill, &x, err);
+        rc = safetensors_write(path, bf16 ? SAFE_DTYPE_BF16 : SAFE_DTYPE_F32, t, n, meta,
+                               hf_export_fill, &x, err);
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (rc == 0)
-        rc = hf_write_config(g, path, err);
+        rc = hf_write_config(g, path, bf16, err);
     free(t);
     free(names);
     free(x.which);
     free(x.tmp);
     return rc;
 }
+
+int hf_gpt2_export(Gpt *g, const char *dir, Err *err) { return hf_gpt2_export_as(g, dir, 0, err); }
