@@ -165,15 +165,35 @@ static int resume_world_note(TrainState *s, const char *path, Err *err) {
     return rc;
 }
 
+/* A state resumed in the other CUDA dtype (checkpoint.h): the params came from the f32 master;
+ * the loss scaler starts again as a fresh run of this dtype's would. */
+static void resume_converted(TrainState *s, const CheckpointPrecision *was) {
+    CheckpointPrecision now = checkpoint_precision_of(&s->g);
+    s->progress.loss_scale = s->g.config.bf16 ? 1.0f : SCALER_INIT;
+    s->progress.clean_steps = 0;
+    printf("the state was written in %s, this run is %s: the %s params are rounded from its f32 "
+           "master weights (AdamW's m and v as saved), %s %.0f\n",
+           checkpoint_dtype_name(was), checkpoint_dtype_name(&now), checkpoint_dtype_name(&now),
+           s->g.config.bf16 ? "no loss scaling: scale" : "the loss scale starts again at",
+           (double)s->progress.loss_scale);
+}
+
 static int resume(TrainState *s, Err *err) {
     char path[2 * CONFIG_STR_LEN];
     if (checkpoint_find_latest(s->cfg->out_dir, path, sizeof path, err) != 0)
+        return -1;
+    CheckpointPrecision was, now = checkpoint_precision_of(&s->g);
+    int how;
+    if (checkpoint_read_precision(path, &was, err) != 0 ||
+        (how = checkpoint_resume_precision(path, &was, &now, err)) < 0)
         return -1;
     LoaderStates ls;
     if (checkpoint_load(path, s->cfg, &s->g, &s->progress, &ls, sizeof ls, err) != 0)
         return -1;
     loaders_set(s, &ls);
     printf("resumed from %s at iteration %lld\n", path, (long long)s->progress.iter);
+    if (how == CHECKPOINT_RESUME_CONVERT)
+        resume_converted(s, &was);
     return resume_world_note(s, path, err);
 }
 
