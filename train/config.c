@@ -151,12 +151,12 @@ static const Key keys[] = {
     {"model_dtype", K_ENUM, OFF(model_dtype), CONFIG_CMD_TRAIN | CONFIG_CMD_EXPORT, 0, 0,
      model_dtype_names,
      "the weights train writes (out_dir/model.bin) and export writes: float32 (llm.c's version 3; "
-     "export: F32) or bfloat16 (version 5; export: BF16), rounded to nearest even from the f32 "
-     "weights; state_*.bin keeps f32 either way"},
+     "export: F32) or bfloat16 (version 5; export: BF16; the f32 weights rounded to nearest "
+     "even); state_*.bin keeps f32 either way"},
     {"optimizer_offload", K_BOOL, OFF(optimizer_offload), CONFIG_CMD_TRAIN | CONFIG_CMD_MEM, 0, 0,
      NULL,
      "CUDA: the f32 master weights, AdamW's m and v in pinned host memory (a host arena), "
-     "AdamW on the CPU; the device keeps f16 params, grads, activations"},
+     "AdamW on the CPU; the device keeps 16-bit params, grads, activations"},
     {"device", K_ENUM, OFF(device), RUN_CMDS, 0, 0, device_names,
      "auto (train/eval/sample: cuda when a GPU is present, else cpu; mem: the dtype's "
      "layout, cuda for float16), cpu or cuda"},
