@@ -16,6 +16,12 @@
 #define FNV_PRIME 1099511628211ULL
 #define CHECKPOINT_MAX_FILES 4096
 
+/* state files store a run's param dtype as ArenaDtype's value: these numbers are the format */
+_Static_assert(ARENA_DTYPE_F32 == 0 && ARENA_DTYPE_F16 == 1 && ARENA_DTYPE_BF16 == 2,
+               "checkpoint headers hold f32 = 0, f16 = 1, bf16 = 2 as param_dtype");
+_Static_assert(GPT_DEVICE_CPU == 0 && GPT_DEVICE_CUDA == 1,
+               "checkpoint headers hold cpu = 0, cuda = 1 as device");
+
 typedef struct CheckpointHeader {
     char magic[8]; /* "AGPTSTAT" */
     uint32_t version;

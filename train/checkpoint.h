@@ -14,8 +14,8 @@
  * previous checkpoint stays valid until the new one is complete. The last `keep` are kept.
  * The run's dtype is the header's precision (device, param_dtype, has_master: CheckpointPrecision):
  * float32 on the CPU (f32 params, no master), float16 or bfloat16 on CUDA (16-bit params of
- * that dtype, f32 master). Files of version 1 have always recorded it, so every state file
- * names its dtype and loads.
+ * that dtype, f32 master). Every version 1 file has recorded it, so the states written before
+ * bfloat16 existed name their dtype (float32 or float16) and load as they did.
  * Refused on load, with the reason: bad magic/version, truncated or oversized file, bad
  * checksum, a model shape different from the run's, a precision the run cannot resume.
  *
