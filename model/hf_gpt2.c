@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "half.h"
 #include "safetensors.h"
 
 #define HF_LN_EPS 1e-5 /* the LayerNorm epsilon of our kernels (and GPT-2's) */
@@ -288,7 +289,7 @@ static float hf_value(const SafeTensor *t, uint64_t i) {
         return f;
     }
     uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
-    return t->dtype == SAFE_DTYPE_F16 ? safetensors_f16_to_f32(h) : safetensors_bf16_to_f32(h);
+    return t->dtype == SAFE_DTYPE_F16 ? half_f16_to_f32(h) : half_bf16_to_f32(h);
 }
 
 /* Every name must be GPT-2's: a parameter, a skipped mask buffer or the tied lm_head. */
@@ -491,7 +492,7 @@ static int hf_write_text(const char *path, const char *text, Err *err) {
 }
 
 /* config.json of GPT2LMHeadModel for g's shape. */
-static int hf_write_config(Gpt *g, const char *path, Err *err) {
+static int hf_write_config(Gpt *g, const char *path, int bf16, Err *err) {
     const GptConfig *c = &g->config;
     cJSON *r = cJSON_CreateObject();
     cJSON *arch = cJSON_AddArrayToObject(r, "architectures");
@@ -511,7 +512,7 @@ static int hf_write_config(Gpt *g, const char *path, Err *err) {
     cJSON_AddNumberToObject(r, "attn_pdrop", 0.0);
     cJSON_AddNumberToObject(r, "initializer_range", 0.02);
     cJSON_AddBoolToObject(r, "tie_word_embeddings", 1);
-    cJSON_AddStringToObject(r, "torch_dtype", "float32");
+    cJSON_AddStringToObject(r, "torch_dtype", bf16 ? "bfloat16" : "float32");
     char *text = cJSON_Print(r);
     cJSON_Delete(r);
     if (!text)
@@ -521,7 +522,7 @@ static int hf_write_config(Gpt *g, const char *path, Err *err) {
     return rc;
 }
 
-int hf_gpt2_export(Gpt *g, const char *dir, Err *err) {
+int hf_gpt2_export_as(Gpt *g, const char *dir, int bf16, Err *err) {
     const GptConfig *c = &g->config;
     size_t n_max = 4 + 12 * (size_t)c->n_layer; /* wte, wpe, ln_f (2); 12 per block */
     int n = 0;
@@ -556,13 +557,16 @@ int hf_gpt2_export(Gpt *g, const char *dir, Err *err) {
     static const char *const meta[] = {"format", "pt", NULL};
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     if (rc == 0)
-        rc = safetensors_write(path, t, n, meta, hf_export_fill, &x, err);
+        rc = safetensors_write(path, bf16 ? SAFE_DTYPE_BF16 : SAFE_DTYPE_F32, t, n, meta,
+                               hf_export_fill, &x, err);
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (rc == 0)
-        rc = hf_write_config(g, path, err);
+        rc = hf_write_config(g, path, bf16, err);
     free(t);
     free(names);
     free(x.which);
     free(x.tmp);
     return rc;
 }
+
+int hf_gpt2_export(Gpt *g, const char *dir, Err *err) { return hf_gpt2_export_as(g, dir, 0, err); }

@@ -21,8 +21,10 @@
  *
  * Writing (hf_gpt2_export): DIR/model.safetensors with GPT2LMHeadModel's state-dict names
  * (the transformer. prefix; lm_head.weight left out, tied, as save_pretrained does), every
- * tensor F32, wte with V rows (the padding dropped), wpe with block_size rows, zero biases
- * for a bias-free model; DIR/config.json (model_type gpt2). Both written atomically. */
+ * tensor F32 (or BF16, rounded to nearest even from the f32 weights: hf_gpt2_export_as), wte
+ * with V rows (the padding dropped), wpe with block_size rows, zero biases for a bias-free
+ * model; DIR/config.json (model_type gpt2, its torch_dtype float32 or bfloat16). Both written
+ * atomically. */
 #ifndef ARENAGPT_HF_GPT2_H
 #define ARENAGPT_HF_GPT2_H
 
@@ -54,7 +56,10 @@ int64_t hf_gpt2_padded_vocab(int64_t V);
 /* Loads the probed checkpoint into g (built with its n_layer, n_head, n_embd, V = vocab_size,
  * and max_seq_len <= n_positions, else refused; a bias-free g takes only all-zero biases). */
 int hf_gpt2_load(Gpt *g, const HfGpt2Info *info, Err *err);
-/* Writes g's weights as DIR/model.safetensors + DIR/config.json (DIR must exist). */
+/* Writes g's weights as DIR/model.safetensors + DIR/config.json (DIR must exist): F32, or
+ * BF16 when bf16 is 1. */
+int hf_gpt2_export_as(Gpt *g, const char *dir, int bf16, Err *err);
+/* hf_gpt2_export_as in F32. */
 int hf_gpt2_export(Gpt *g, const char *dir, Err *err);
 
 #endif

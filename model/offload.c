@@ -1,19 +1,20 @@
 /* offload.c: optimizer_offload: the f32 master weights, AdamW's m and v in a second arena of
  * host memory (pinned on CUDA: cudaHostAlloc, alloc/arena_cuda.cu), with the device keeping the
- * f16 parameters, the gradients and the activations. This file owns where a persistent tensor
+ * 16-bit (f16 or bf16, the layout's) parameters, the gradients and the activations. This file owns where a persistent tensor
  * lives (gpt_tensor_on_host), the copies of a tensor to and from host memory wherever it lives
  * (checkpoints, model files, init), and the offloaded AdamW step.
  *
  * One optimizer step with offload (gpt_update; the gradient norm and the skip decision are the
  * device's, unchanged, so a non-finite norm skips the step exactly as without offload):
  *   for each parameter, in chunks of at most OFFLOAD_CHUNK elements:
- *     1. the chunk of its gradient is copied device -> host as stored (f16, or f32 with
+ *     1. the chunk of its gradient is copied device -> host as stored (f16 or bf16, or f32 with
  *        grad_dtype=float32) into the host workspace `ws.offload.grad`;
- *     2. f16 gradients are widened to f32 (`ws.offload.grad_f32`), exactly;
+ *     2. f16 and bf16 gradients are widened to f32 (`ws.offload.grad_f32`), exactly;
  *     3. the CPU backend's AdamW kernel (OpenMP, vectorised) updates master, m and v in place:
  *        the same f32 formula, term for term, as the CUDA kernel (cuda_optim.cu);
- *     4. the updated master is rounded to f16 (round to nearest even, as __float2half_rn) into
- *        `ws.offload.param` and copied host -> device into the parameter.
+ *     4. the updated master is rounded to the params' dtype (round to nearest even, as
+ *        __float2half_rn or __float2bfloat16_rn: half.h) into `ws.offload.param` and copied
+ *        host -> device into the parameter.
  *   Every step is synchronous: each copy waits for the stream (the backend's copies do), and
  *   nothing overlaps (no second stream yet: the copies of one chunk do not overlap the CPU
  *   update of another). The staging tensors are host-arena workspace, allocated for every
@@ -31,16 +32,17 @@
 #include <string.h>
 
 #include "gpt_internal.h"
+#include "half.h"
 #include "offload.h"
 
-/* elements per staged chunk: 1 Mi elements = 8 MiB of host staging for f16 grads */
+/* elements per staged chunk: 1 Mi elements = 8 MiB of host staging for 16-bit grads */
 #define OFFLOAD_CHUNK ((int64_t)1 << 20)
 
 /* The staging of one update (host-arena workspace). */
 typedef struct OffloadStaging {
     Tensor *grad;     /* (chunk) grad dtype: the gradient as stored on the device */
-    Tensor *grad_f32; /* (chunk) f32, only for f16 gradients */
-    Tensor *param;    /* (chunk) param dtype (f16): the rounded master, for the device */
+    Tensor *grad_f32; /* (chunk) f32, only for 16-bit (f16 or bf16) gradients */
+    Tensor *param;    /* (chunk) param dtype (f16 or bf16): the rounded master, for the device */
 } OffloadStaging;
 
 typedef struct OffloadAdam {
@@ -55,66 +57,56 @@ struct OffloadOps {
                         const OffloadAdam *a, Err *err);
 };
 
-/* ---- f16 <-> f32 on the host (IEEE binary16; round to nearest even) ---------------------- */
+/* ---- f16 <-> f32 on the host (half.h's, under offload.h's older names) ------------------ */
 
-float offload_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
-    uint32_t x;
-    if (exp == 0) { /* zero or subnormal: mant * 2^-24, exact in f32 */
-        float f = (float)mant * 0x1p-24f;
-        return sign ? -f : f;
-    }
-    if (exp == 31)
-        x = sign | 0x7f800000u | (mant << 13);
-    else
-        x = sign | ((exp + 112u) << 23) | (mant << 13);
-    float f;
-    memcpy(&f, &x, sizeof f);
-    return f;
-}
-
-uint16_t offload_f32_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, sizeof x);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u)
-        return 0x7fffu; /* NaN: the canonical one __float2half_rn gives */
-    if (ax >= 0x477ff000u)
-        return sign | 0x7c00u; /* >= 65520 (and inf) rounds to inf */
-    if (ax < 0x33000000u)
-        return sign; /* < 2^-25 (ties at 2^-25 go to even: 0) */
-    uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u;
-    uint32_t shift = e < 113 ? 126 - e : 13; /* subnormal f16 below 2^-14 */
-    uint32_t r = e < 113 ? m >> shift : (((e - 112) << 10) | ((ax & 0x7fffffu) >> 13));
-    uint32_t rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (r & 1u)))
-        r++; /* a carry into the exponent is the right rounding */
-    return sign | (uint16_t)r;
-}
+float offload_f16_to_f32(uint16_t h) { return half_f16_to_f32(h); }
+uint16_t offload_f32_to_f16(float f) { return half_f32_to_f16(f); }
 
 /* ---- the ops ------------------------------------------------------------------------------ */
 
 static void host_zero(void *dst, size_t bytes) { memset(dst, 0, bytes); }
 static void host_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
 
-void offload_adamw_host(uint16_t *param, float *master, const uint16_t *grad_f16, float *grad_f32,
-                        float *m, float *v, int64_t n, float lr, float beta1, float beta2,
-                        float eps, float weight_decay, float grad_mul, float bias_correction1,
-                        float bias_correction2) {
-    if (grad_f16) {
+void offload_adamw_host_as(ArenaDtype param_dtype, uint16_t *param, float *master,
+                           ArenaDtype grad_dtype, const uint16_t *grad16, float *grad_f32, float *m,
+                           float *v, int64_t n, float lr, float beta1, float beta2, float eps,
+                           float weight_decay, float grad_mul, float bias_correction1,
+                           float bias_correction2) {
+    ASSERT(param_dtype == ARENA_DTYPE_F16 || param_dtype == ARENA_DTYPE_BF16);
+    ASSERT(grad_dtype == ARENA_DTYPE_F32 || grad16 != NULL);
+    if (grad_dtype == ARENA_DTYPE_F16) {
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < n; i++)
-            grad_f32[i] = offload_f16_to_f32(grad_f16[i]);
+            grad_f32[i] = half_f16_to_f32(grad16[i]);
+    } else if (grad_dtype == ARENA_DTYPE_BF16) {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            grad_f32[i] = half_bf16_to_f32(grad16[i]);
     }
     /* the CPU backend's kernel on the f32 master (its table's AdamW with no master pointer
      * updates `param` in f32: here the master) */
     gpt_backend_cpu()->adamw_update(master, NULL, grad_f32, m, v, n, lr, beta1, beta2, eps,
                                     weight_decay, grad_mul, bias_correction1, bias_correction2,
                                     NULL);
+    if (param_dtype == ARENA_DTYPE_BF16) {
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        param[i] = offload_f32_to_f16(master[i]);
+        for (int64_t i = 0; i < n; i++)
+            param[i] = half_f32_to_bf16(master[i]);
+    } else {
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            param[i] = half_f32_to_f16(master[i]);
+    }
+}
+
+void offload_adamw_host(uint16_t *param, float *master, const uint16_t *grad_f16, float *grad_f32,
+                        float *m, float *v, int64_t n, float lr, float beta1, float beta2,
+                        float eps, float weight_decay, float grad_mul, float bias_correction1,
+                        float bias_correction2) {
+    offload_adamw_host_as(ARENA_DTYPE_F16, param, master,
+                          grad_f16 ? ARENA_DTYPE_F16 : ARENA_DTYPE_F32, grad_f16, grad_f32, m, v, n,
+                          lr, beta1, beta2, eps, weight_decay, grad_mul, bias_correction1,
+                          bias_correction2);
 }
 
 static int host_update_chunk(Gpt *g, GptParam *p, int64_t off, int64_t n, const OffloadStaging *st,
@@ -126,12 +118,12 @@ static int host_update_chunk(Gpt *g, GptParam *p, int64_t off, int64_t n, const 
     /* a failed copy leaves the staging unwritten: stop before the state is touched */
     if (check_device(g, "gpt_update (optimizer_offload, gradients to the host)", err))
         return -1;
-    int f16 = p->grad->dtype == ARENA_DTYPE_F16;
-    ASSERT(p->param->dtype == ARENA_DTYPE_F16);
-    offload_adamw_host(st->param->data, (float *)p->master->data + off, f16 ? st->grad->data : NULL,
-                       f16 ? st->grad_f32->data : st->grad->data, (float *)p->m->data + off,
-                       (float *)p->v->data + off, n, a->lr, a->beta1, a->beta2, a->eps,
-                       a->weight_decay, a->grad_mul, a->bc1, a->bc2);
+    int g16 = p->grad->dtype != ARENA_DTYPE_F32; /* f16 or bf16: widened into grad_f32 */
+    offload_adamw_host_as(p->param->dtype, st->param->data, (float *)p->master->data + off,
+                          p->grad->dtype, g16 ? st->grad->data : NULL,
+                          g16 ? st->grad_f32->data : st->grad->data, (float *)p->m->data + off,
+                          (float *)p->v->data + off, n, a->lr, a->beta1, a->beta2, a->eps,
+                          a->weight_decay, a->grad_mul, a->bc1, a->bc2);
     be->copy_from_host((char *)p->param->data + (size_t)off * psz, st->param->data, (size_t)n * psz,
                        g->stream);
     return check_device(g, "gpt_update (optimizer_offload, parameters to the device)", err);
@@ -200,7 +192,7 @@ int offload_update(Gpt *g, float lr, float beta1, float beta2, float eps, float 
     chunk = chunk < OFFLOAD_CHUNK ? chunk : OFFLOAD_CHUNK;
     OffloadStaging st = {0};
     if (!(st.grad = staging_alloc(g, g->layout->grad_dtype, chunk, "ws.offload.grad", err)) ||
-        (g->layout->grad_dtype == ARENA_DTYPE_F16 &&
+        (g->layout->grad_dtype != ARENA_DTYPE_F32 &&
          !(st.grad_f32 = staging_alloc(g, ARENA_DTYPE_F32, chunk, "ws.offload.grad_f32", err))) ||
         !(st.param = staging_alloc(g, g->layout->param_dtype, chunk, "ws.offload.param", err))) {
         staging_release(g, &st);

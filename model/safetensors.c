@@ -1,6 +1,6 @@
 /* safetensors.c: the safetensors container (see safetensors.h for the format and the checks):
  * the header parsed with cJSON and checked entry by entry, files mapped read-only, sharded
- * checkpoints through their index, f16/bf16 -> f32, and the atomic F32 writer. */
+ * checkpoints through their index, f16/bf16 -> f32, and the atomic F32 or BF16 writer. */
 #define _GNU_SOURCE
 #include "safetensors.h"
 
@@ -15,6 +15,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "half.h" /* f16, bf16 <-> f32 */
 
 #define SAFE_MAX_OFFSET ((double)(1ull << 53)) /* larger integers do not survive a double */
 
@@ -358,34 +360,6 @@ const char *safetensors_path(const Safetensors *st, const SafeTensor *t) {
     return st->files[t->file].path;
 }
 
-float safetensors_f16_to_f32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13); /* inf, NaN */
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    } else if (man == 0) {
-        bits = sign;
-    } else { /* subnormal: normalise */
-        int e = -1;
-        do {
-            e++;
-            man <<= 1;
-        } while (!(man & 0x400));
-        bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-float safetensors_bf16_to_f32(uint16_t h) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 int safetensors_read_f32(const Safetensors *st, const SafeTensor *t, float *out, Err *err) {
     const uint8_t *p = t->data;
     for (uint64_t i = 0; i < t->numel; i++) {
@@ -394,10 +368,10 @@ int safetensors_read_f32(const Safetensors *st, const SafeTensor *t, float *out,
             memcpy(&out[i], p + 4 * i, 4);
             break;
         case SAFE_DTYPE_F16:
-            out[i] = safetensors_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+            out[i] = half_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
             break;
         case SAFE_DTYPE_BF16:
-            out[i] = safetensors_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+            out[i] = half_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
             break;
         default:
             return err_set(err, "%s: tensor '%s' has dtype %s: expected F32, F16 or BF16",
@@ -410,9 +384,9 @@ int safetensors_read_f32(const Safetensors *st, const SafeTensor *t, float *out,
     return 0;
 }
 
-/* The header JSON of an F32 file, padded with spaces to a multiple of 8 bytes. */
-static char *safe_header(const SafeWriteTensor *tensors, int n, const char *const *metadata,
-                         size_t *len) {
+/* The header JSON of an F32 or BF16 file, padded with spaces to a multiple of 8 bytes. */
+static char *safe_header(const SafeWriteTensor *tensors, int n, SafeDtype dtype,
+                         const char *const *metadata, size_t *len) {
     cJSON *root = cJSON_CreateObject(), *meta = NULL;
     if (root && metadata && metadata[0]) {
         meta = cJSON_AddObjectToObject(root, "__metadata__");
@@ -430,9 +404,9 @@ static char *safe_header(const SafeWriteTensor *tensors, int n, const char *cons
             numel *= (uint64_t)t->shape[d];
         }
         offs[0] = (double)off;
-        off += 4 * numel;
+        off += (dtype == SAFE_DTYPE_BF16 ? 2 : 4) * numel;
         offs[1] = (double)off;
-        if (!e || !cJSON_AddStringToObject(e, "dtype", "F32") ||
+        if (!e || !cJSON_AddStringToObject(e, "dtype", dtype == SAFE_DTYPE_BF16 ? "BF16" : "F32") ||
             !cJSON_AddItemToObject(e, "shape", cJSON_CreateDoubleArray(shape, t->ndim)) ||
             !cJSON_AddItemToObject(e, "data_offsets", cJSON_CreateDoubleArray(offs, 2))) {
             cJSON_Delete(root);
@@ -455,9 +429,21 @@ static char *safe_header(const SafeWriteTensor *tensors, int n, const char *cons
     return out;
 }
 
+/* numel f32 values of buf to f as F32, or as BF16 (rounded to nearest even, in place: the
+ * bf16 bits overwrite the front of buf, each after its value was read). */
+static int safe_write_values(FILE *f, float *buf, size_t numel, SafeDtype dtype) {
+    if (dtype != SAFE_DTYPE_BF16)
+        return fwrite(buf, sizeof(float), numel, f) == numel ? 0 : -1;
+    uint16_t *bits = (uint16_t *)buf;
+    for (size_t i = 0; i < numel; i++)
+        bits[i] = half_f32_to_bf16(buf[i]);
+    return fwrite(bits, sizeof(uint16_t), numel, f) == numel ? 0 : -1;
+}
+
 /* The header length, the header and every tensor, staged through buf (max_numel floats). */
 static int safe_write_body(FILE *f, const char *header, size_t hlen, const SafeWriteTensor *tensors,
-                           int n, SafeFillFn fill, void *ctx, float *buf, Err *err) {
+                           int n, SafeDtype dtype, SafeFillFn fill, void *ctx, float *buf,
+                           Err *err) {
     uint8_t len8[8];
     for (int k = 0; k < 8; k++)
         len8[k] = (uint8_t)((uint64_t)hlen >> (8 * k));
@@ -469,14 +455,15 @@ static int safe_write_body(FILE *f, const char *header, size_t hlen, const SafeW
             numel *= (size_t)tensors[i].shape[d];
         if (fill(ctx, i, buf, err) != 0)
             return -1;
-        if (fwrite(buf, sizeof(float), numel, f) != numel)
+        if (safe_write_values(f, buf, numel, dtype) != 0)
             return -2;
     }
     return 0;
 }
 
-int safetensors_write(const char *path, const SafeWriteTensor *tensors, int n,
+int safetensors_write(const char *path, SafeDtype dtype, const SafeWriteTensor *tensors, int n,
                       const char *const *metadata, SafeFillFn fill, void *ctx, Err *err) {
+    ASSERT(dtype == SAFE_DTYPE_F32 || dtype == SAFE_DTYPE_BF16);
     size_t hlen = 0, max_numel = 1;
     for (int i = 0; i < n; i++) {
         size_t numel = 1;
@@ -484,7 +471,7 @@ int safetensors_write(const char *path, const SafeWriteTensor *tensors, int n,
             numel *= (size_t)tensors[i].shape[d];
         max_numel = numel > max_numel ? numel : max_numel;
     }
-    char *header = safe_header(tensors, n, metadata, &hlen);
+    char *header = safe_header(tensors, n, dtype, metadata, &hlen);
     float *buf = malloc(max_numel * sizeof(float)); /* host staging: one tensor */
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path);
@@ -497,7 +484,7 @@ int safetensors_write(const char *path, const SafeWriteTensor *tensors, int n,
         rc = err_set(err, "%s: cannot create a temporary file next to it: %s", path,
                      strerror(errno));
     else
-        rc = safe_write_body(f, header, hlen, tensors, n, fill, ctx, buf, err);
+        rc = safe_write_body(f, header, hlen, tensors, n, dtype, fill, ctx, buf, err);
     if (rc == 0 && f && (fflush(f) != 0 || fsync(fileno(f)) != 0))
         rc = -2;
     if (f && fclose(f) != 0 && rc == 0)

@@ -17,8 +17,9 @@
  * Values: F32, F16 and BF16 tensors convert to f32 (safetensors_read_f32); other dtypes may
  * be present (they are checked for size) but cannot be read as weights.
  *
- * Writing: safetensors_write writes f32 tensors supplied one at a time by a callback, to a
- * temporary file in the same directory, fsync'd and renamed over the target. */
+ * Writing: safetensors_write writes f32 tensors supplied one at a time by a callback, as F32
+ * or as BF16 (rounded to nearest even, half.h), to a temporary file in the same directory,
+ * fsync'd and renamed over the target. */
 #ifndef ARENAGPT_SAFETENSORS_H
 #define ARENAGPT_SAFETENSORS_H
 
@@ -81,11 +82,8 @@ const char *safetensors_path(const Safetensors *st, const SafeTensor *t);
  * refused with its index. */
 int safetensors_read_f32(const Safetensors *st, const SafeTensor *t, float *out, Err *err);
 
-/* f16 and bf16 <-> f32 (round to nearest even; NaN stays NaN). */
-float safetensors_f16_to_f32(uint16_t h);
-float safetensors_bf16_to_f32(uint16_t h);
-
-/* Writing: n tensors, each F32 with its name and shape, in that order; fill(ctx, i, out)
+/* Writing: n tensors, each of dtype (SAFE_DTYPE_F32 or SAFE_DTYPE_BF16) with its name and
+ * shape, in that order; fill(ctx, i, out)
  * writes tensor i's values (numel floats) into out, returning 0 or -1 with err. metadata:
  * the "__metadata__" strings as key, value, key, value, ..., NULL (or NULL for none). The
  * header is padded with spaces to a multiple of 8 bytes. The host is little-endian (x86-64,
@@ -96,7 +94,7 @@ typedef struct SafeWriteTensor {
     int64_t shape[2];
 } SafeWriteTensor;
 typedef int (*SafeFillFn)(void *ctx, int i, float *out, Err *err);
-int safetensors_write(const char *path, const SafeWriteTensor *tensors, int n,
+int safetensors_write(const char *path, SafeDtype dtype, const SafeWriteTensor *tensors, int n,
                       const char *const *metadata, SafeFillFn fill, void *ctx, Err *err);
 
 #endif

@@ -55,6 +55,15 @@ hf_expected.txt, one line per check "<folder> <B> <T> <N> <loss>": the mean cros
 independent float64 forward over the stored (rounded, for f16/bf16) weights in Hugging Face's
 layout (x @ W + b for Conv1D, GPT-2's tanh GELU written out), windows as for eval_expected.txt.
 
+llm.c's bf16 model file (--only llmc_bf16 writes just this one): llmc_bf16_model.bin, the
+hf_bias_tanh weights as an llm.c model file of version 5: the same 256-int32 header with
+version 5, then every value as bf16 (little-endian, the top 16 bits of the float32), in the
+order and shapes of version 3. The float32 weights are rounded to bf16 by PyTorch's own
+conversion (torch.Tensor.to(torch.bfloat16): round to nearest even), so the file is made
+independently of the C rounding. Its values are those of hf/bf16 (the padded wte rows zero),
+so hf_expected.txt's bf16 losses are its losses too; hf_bias_tanh_model.bin holds the float32
+values it was rounded from.
+
 Array file format (little-endian):
     header  int32 magic 0x58464741 ("AGFX"), int32 version 1, int32 n_arrays, int32 0
     array   char name[64] (NUL-padded), int32 dtype (0 f32, 1 i32, 2 f64), int32 ndim,
@@ -74,6 +83,7 @@ FX_MAGIC = 0x58464741
 FX_VERSION = 1
 MODEL_MAGIC = 20240326
 MODEL_VERSION_FP32 = 3
+MODEL_VERSION_BF16 = 5
 SHARD_MAGIC = 20240520
 SHARD_VERSION = 1
 
@@ -217,6 +227,22 @@ def write_model(path, p, V, Vp):
             f.write(np.ascontiguousarray(p[name], dtype="<f4").tobytes())
 
 
+def bf16_bits(a):
+    """float32 values of a rounded to bf16 by PyTorch, as little-endian uint16 bytes."""
+    t = torch.tensor(np.asarray(a, dtype=np.float32)).to(torch.bfloat16)
+    return t.view(torch.int16).numpy().astype("<i2").tobytes()
+
+
+def write_model_bf16(path, p, V, Vp):
+    """An llm.c model file of version 5: write_model's header and order, bf16 values."""
+    header = np.zeros(256, dtype="<i4")
+    header[:8] = [MODEL_MAGIC, MODEL_VERSION_BF16, MAXT, V, L, NH, C, Vp]
+    with open(path, "wb") as f:
+        f.write(header.tobytes())
+        for name, _ in ORDER:
+            f.write(bf16_bits(p[name]))
+
+
 def write_arrays(path, arrays):
     dt = {np.dtype("<f4"): 0, np.dtype("<i4"): 1, np.dtype("<f8"): 2}
     with open(path, "wb") as f:
@@ -340,8 +366,7 @@ def st_bytes(a, dtype):
         return np.ascontiguousarray(a, dtype="<f4").tobytes()
     if dtype == "F16":
         return np.ascontiguousarray(a, dtype="<f2").tobytes()
-    t = torch.tensor(np.asarray(a, dtype=np.float32)).to(torch.bfloat16)
-    return t.view(torch.int16).numpy().astype("<i2").tobytes()
+    return bf16_bits(a)
 
 
 def st_round(a, dtype):
@@ -430,10 +455,22 @@ def read_shard(path):
         return np.frombuffer(f.read(), dtype="<u2").astype(np.int64)[:header[2]]
 
 
-def make_hf(out):
+def hf_params():
+    """The hf_bias_tanh weights (float64 arrays holding float32 values) and V, Vp."""
     name, bias, gelu, V, Vp, seed = HF_CASE
     p = init_params(np.random.default_rng(seed), bias, V, Vp)
     p["wte"][V:] = 0.0  # Hugging Face's wte has V rows: the llm.c file's padding is zero
+    return p, V, Vp
+
+
+def make_llmc_bf16(out):
+    p, V, Vp = hf_params()
+    write_model_bf16(os.path.join(out, "llmc_bf16_model.bin"), p, V, Vp)
+
+
+def make_hf(out):
+    name = HF_CASE[0]
+    p, V, Vp = hf_params()
     write_model(os.path.join(out, name + "_model.bin"), p, V, Vp)
     sd = hf_state_dict(p, V)
     tokens = read_shard(os.path.join(out, "eval_shard.bin"))
@@ -479,12 +516,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
                                                   "fixtures"))
-    ap.add_argument("--only", choices=["hf"], help="write only the Hugging Face checkpoints")
+    ap.add_argument("--only", choices=["hf", "llmc_bf16"],
+                    help="write only the Hugging Face checkpoints, or only llm.c's bf16 file")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(1)  # deterministic reductions
     if args.only == "hf":
         make_hf(args.out)
+        return
+    if args.only == "llmc_bf16":
+        make_llmc_bf16(args.out)
         return
 
     params = {}
@@ -504,6 +545,7 @@ def main():
             f.write(f"{name} {'True' if bias else 'False'} {gelu} {Bn} {Tn} {N} {val:.6f}\n")
             print(f"eval {name} B={Bn} T={Tn} N={N}: loss {val:.6f}")
     make_hf(args.out)
+    make_llmc_bf16(args.out)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@
 # llm.c file exactly (the printed loss, and the exported bytes); export then import is
 # bit-identical; nanoGPT's init_from=gpt2 found in a fake Hugging Face cache (HF_HUB_CACHE,
 # HF_HOME) and the fetch command when absent; shape keys that contradict the weights refused;
-# mem plans the model init_from names; train fine-tunes from the weights.
+# mem plans the model init_from names; train fine-tunes from the weights. llm.c's bf16 model
+# file (llmc_bf16_model.bin, version 5: the same weights rounded to bf16 by PyTorch) evaluates
+# exactly as hf/bf16, and so does export --model_dtype=bfloat16 (BF16) of the F32 weights.
 # Usage: tests/cli_hf.sh path/to/arenagpt
 set -u
 . "$(dirname "$0")/lib_cli.sh" cli_hf "$1"
@@ -46,6 +48,10 @@ while read -r folder B T N want; do
         llmc=$(run_eval "$FX/hf_bias_tanh_model.bin" "$B" "$T" "$N" --bias=True)
         [ -n "$llmc" ] && [ "$got" = "$llmc" ] && ok || bad "hf/$folder T=$T: loss $got, llm.c file $llmc"
     fi
+    if [ "$folder" = bf16 ]; then # the same bf16 values in llm.c's version 5
+        llmc=$(run_eval "$FX/llmc_bf16_model.bin" "$B" "$T" "$N" --bias=True)
+        [ -n "$llmc" ] && [ "$got" = "$llmc" ] && ok || bad "hf/bf16 T=$T: loss $got, llm.c bf16 file $llmc"
+    fi
 done <"$FX/hf_expected.txt"
 grep -q "bias True, gelu tanh" "$TMP/err" && ok || bad "eval did not take bias and gelu from the weights"
 
@@ -58,6 +64,13 @@ for e in e2 e3 e4; do
     cmp -s "$TMP/e1/model.safetensors" "$TMP/$e/model.safetensors" && ok || bad "export $e differs from e1"
 done
 [ "$(run_eval "$TMP/e1" 2 16 3)" = "$(run_eval "$FX/hf/f32" 2 16 3)" ] && ok || bad "the export evaluates differently"
+# model_dtype = bfloat16: BF16 tensors, the values PyTorch's rounding gives (hf/bf16's)
+"$BIN" export --init_from="$FX/hf/f32" --out="$TMP/e5" --model_dtype=bfloat16 >"$TMP/out" 2>&1 \
+    && grep -q '"dtype":"BF16"' "$TMP/e5/model.safetensors" && ! grep -q '"dtype":"F32"' "$TMP/e5/model.safetensors" \
+    && grep -q '"torch_dtype":.*"bfloat16"' "$TMP/e5/config.json" && ok || bad "export bf16: $(cat "$TMP/out")"
+[ "$(run_eval "$TMP/e5" 2 16 3)" = "$(run_eval "$FX/hf/bf16" 2 16 3)" ] && ok || bad "the bf16 export evaluates unlike hf/bf16"
+expect 2 "model_dtype = 'float16': expected one of float32, bfloat16" export --init_from="$FX/hf/f32" \
+    --out="$TMP/e6" --model_dtype=float16
 grep -q '"activation_function":[[:space:]]*"gelu_new"' "$TMP/e1/config.json" && ok || bad "config.json: $(cat "$TMP/e1/config.json")"
 ls "$TMP/e1" | grep -q tmp && bad "a temporary file was left in the export folder" || ok
 expect 2 "--out=DIR is required" export --init_from="$FX/hf/f32"
@@ -114,4 +127,8 @@ for i in $(seq 1 300); do echo "abc def ghi $((i % 7))"; done >"$TMP/text.txt"
     || bad "train from hf/bf16: $(tail -5 "$TMP/train.out")"
 "$BIN" export --init_from="$TMP/run" --out="$TMP/ft" >/dev/null 2>&1 && [ -s "$TMP/ft/model.safetensors" ] \
     && ok || bad "export of the fine-tuned run"
+"$BIN" train --init_from="$FX/llmc_bf16_model.bin" --bias=True --data_dir="$TMP/data" --out_dir="$TMP/run5" \
+    --device=cpu --max_iters=2 --eval_interval=1 --eval_iters=1 --batch_size=2 --block_size=8 --threads=1 \
+    >"$TMP/train5.out" 2>&1 && grep -q "initialised from $FX/llmc_bf16_model.bin" "$TMP/train5.out" && ok \
+    || bad "train from llmc_bf16_model.bin: $(tail -5 "$TMP/train5.out")"
 cli_done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cli_keys.sh: every key --help lists acts, refuses clearly, or is marked as a nanoGPT no-op:
 # defaults printed as written (6e-4), the recompute help naming all that selective drops,
-# dtype acting on the layout (float16 on cuda) and refusing what no backend computes, the
+# dtype acting on the layout (float16 on cuda) and refusing what no backend computes,
+# model_dtype refusing a model file dtype llm.c has not (float16) and commands it is not for, the
 # `gpu` key choosing a GPU table entry (an unknown one lists the valid keys).
 # Usage: tests/cli_keys.sh path/to/arenagpt
 set -u
@@ -53,6 +54,11 @@ expect_exit 2 "dtype = bfloat16 with device = cpu" mem "$ROOT/configs/tiny.conf"
 expect_exit 2 "grad_dtype = float16 with dtype = bfloat16" mem "$ROOT/configs/tiny.conf" \
     --device=cuda --dtype=bfloat16 --grad_dtype=float16
 expect_exit 0 "params f32" mem "$ROOT/configs/tiny.conf" --device=cpu --dtype=float32
+# model_dtype: the model files train and export write, float32 or bfloat16 (no float16 file)
+expect_exit 2 "model_dtype = 'float16': expected one of float32, bfloat16" train \
+    "$ROOT/configs/tiny.conf" --model_dtype=float16
+expect_exit 2 "'model_dtype' is not used by 'mem' (it belongs to: train, export)" mem \
+    "$ROOT/configs/tiny.conf" --model_dtype=bfloat16
 
 # gpu: one of the table's keys
 expect_exit 2 "rtx4070" mem "$ROOT/configs/tiny.conf" --gpu=rtx9999

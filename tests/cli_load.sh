@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # cli_load.sh: loading what the user points at. `sample` and `eval` take a run directory with no
 # config file: the model's shape from model.bin, bias, gelu, block_size and the data from the
-# run's stored config. Model paths that are not llm.c model files are named: a training state,
+# run's stored config. model_dtype = bfloat16 writes llm.c's version 5 model.bin (bf16 values,
+# half the bytes), which eval and sample load. Model paths that are not llm.c model files are
+# named: a training state,
 # a PyTorch zip checkpoint, a directory without a model, a pretrained model name absent from
 # the Hugging Face cache.
 # Usage: tests/cli_load.sh path/to/arenagpt
@@ -52,6 +54,23 @@ expect 0 "loss " eval --init_from="$TMP/run" --device=cpu --eval_batches=2 --bat
 explicit=$(cd "$TMP/elsewhere" && "$BIN" eval --init_from="$TMP/run/model.bin" --data="$TMP/data/val.bin" \
     --block_size=16 --bias=True --gelu=erf --device=cpu --eval_batches=2 --batch_size=2 2>/dev/null)
 [ -n "$explicit" ] && [ "$explicit" = "$(grep '^loss' "$TMP/out")" ] && ok || bad "eval from the run directory ($(grep '^loss' "$TMP/out")) differs from the explicit form ($explicit)"
+
+# model_dtype = bfloat16: the same run's model.bin as llm.c's version 5, 2 bytes a value
+"$BIN" train "$TMP/run.conf" --out_dir="$TMP/run16" --model_dtype=bfloat16 >"$TMP/train16.log" 2>&1 \
+    || bad "train --model_dtype=bfloat16: $(tail -2 "$TMP/train16.log")"
+grep -q "model.bin (llm.c GPT-2 format, version 5, bf16)" "$TMP/train16.log" && ok || bad "train did not say version 5"
+header=$(od -An -t d4 -N 32 "$TMP/run16/model.bin" | tr -s ' ' | sed 's/^ //')
+[ "$header" = "$(od -An -t d4 -N 32 "$TMP/run/model.bin" | tr -s ' ' | sed 's/^ //' | sed 's/^20240326 3 /20240326 5 /')" ] \
+    && case "$header" in "20240326 5 "*) true ;; *) false ;; esac && ok || bad "bf16 model.bin header: $header"
+s32=$(stat -c %s "$TMP/run/model.bin")
+s16=$(stat -c %s "$TMP/run16/model.bin")
+[ $((s16 - 1024)) -eq $(((s32 - 1024) / 2)) ] && ok || bad "bf16 model.bin is $s16 bytes, fp32 $s32"
+expect 0 "to be" sample --init_from="$TMP/run16" --device=cpu --prompt="to be" --max_new_tokens=5 --num_samples=1
+expect 0 "loss " eval --init_from="$TMP/run16" --device=cpu --eval_batches=2 --batch_size=2
+expect 0 "loss " eval --init_from="$TMP/run16/model.bin" --data="$TMP/data/val.bin" --block_size=16 \
+    --bias=True --gelu=erf --device=cpu --eval_batches=2 --batch_size=2
+expect 2 "model_dtype = 'float16': expected one of float32, bfloat16" train "$TMP/run.conf" \
+    --out_dir="$TMP/run_x" --model_dtype=float16
 
 # nanoGPT's sample.py way: init_from = resume is the run in out_dir
 expect 0 "to be" sample --init_from=resume --out_dir="$TMP/run" --device=cpu --prompt="to be" --max_new_tokens=5 --num_samples=1

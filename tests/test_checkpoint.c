@@ -1,7 +1,9 @@
 /* test_checkpoint.c: training state files: save -> load restores weights, m, v, progress and
  * the loader blob exactly; keep-last-K; an interrupted save (a leftover temp file) leaves the
  * previous checkpoint loadable; truncated, corrupted and mismatched files are refused with a
- * message naming the reason. */
+ * message naming the reason. The dtype a state records (its precision) and the resume
+ * decision across dtypes: float16 <-> bfloat16 on CUDA converts, another device is refused
+ * with what to do (the conversion itself runs on CUDA: the simulator's tests). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -188,11 +190,111 @@ static void test_checkpoint_refusals(void **state) {
     test_model_free(&a.g, a.arena);
 }
 
+/* --- the dtype a state records, and resuming in another one -------------------------- */
+
+static const CheckpointPrecision PREC_CPU_F32 = {GPT_DEVICE_CPU, ARENA_DTYPE_F32, 0};
+static const CheckpointPrecision PREC_CUDA_F16 = {GPT_DEVICE_CUDA, ARENA_DTYPE_F16, 1};
+static const CheckpointPrecision PREC_CUDA_BF16 = {GPT_DEVICE_CUDA, ARENA_DTYPE_BF16, 1};
+
+/* The header's precision fields (version 1's layout, checkpoint.c's CheckpointHeader: magic,
+ * version, header_bytes, six int64 sizes, bias, gelu, then these) */
+#define HDR_DEVICE_OFFSET 72
+#define HDR_PARAM_DTYPE_OFFSET 76
+#define HDR_HAS_MASTER_OFFSET 80
+
+static uint64_t fnv1a(const unsigned char *p, size_t n) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* A state file saved on the CPU records float32; the same bytes with CUDA's fields (and the
+ * checksum redone) read as float16 or bfloat16: the header has always named the dtype. */
+static void test_checkpoint_records_dtype(void **state) {
+    (void)state;
+    GptConfig c = test_gpt_config(2, 2, 12, TT, 37, 40, 1, GPT_GELU_TANH, GPT_RECOMPUTE_NONE);
+    TrainConfig cfg;
+    config_defaults(&cfg);
+    Model a;
+    model_make(&a, &c, 6, 1);
+    Err err;
+    char path[1024], cuda[1100];
+    CheckpointProgress p = {.iter = 3, .loss_scale = 1.0f};
+    assert_int_equal(
+        checkpoint_save(test_dir(), &cfg, &a.g, &p, NULL, 0, 5, path, sizeof path, &err), 0);
+    CheckpointPrecision got, ours = checkpoint_precision_of(&a.g);
+    assert_int_equal(checkpoint_read_precision(path, &got, &err), 0);
+    assert_memory_equal(&got, &PREC_CPU_F32, sizeof got);
+    assert_memory_equal(&ours, &PREC_CPU_F32, sizeof ours);
+    assert_string_equal(checkpoint_dtype_name(&got), "float32");
+    size_t n;
+    unsigned char *data = (unsigned char *)test_read_file(path, &n);
+    const CheckpointPrecision *as[2] = {&PREC_CUDA_F16, &PREC_CUDA_BF16};
+    const char *names[2] = {"float16", "bfloat16"};
+    snprintf(cuda, sizeof cuda, "%s/cuda_state.bin", test_dir());
+    for (int k = 0; k < 2; k++) {
+        memcpy(data + HDR_DEVICE_OFFSET, &as[k]->device, 4);
+        memcpy(data + HDR_PARAM_DTYPE_OFFSET, &as[k]->param_dtype, 4);
+        memcpy(data + HDR_HAS_MASTER_OFFSET, &as[k]->has_master, 4);
+        uint64_t sum = fnv1a(data, n - 8);
+        memcpy(data + n - 8, &sum, 8);
+        test_write_file(cuda, data, n);
+        assert_int_equal(checkpoint_read_precision(cuda, &got, &err), 0);
+        assert_string_equal(checkpoint_dtype_name(&got), names[k]);
+        /* a CUDA state on the CPU: refused, with the flags that resume it */
+        char want[80];
+        snprintf(want, sizeof want, "--device=cuda --dtype=%s", names[k]);
+        expect_refusal(cuda, &a.g, 0, want);
+        expect_refusal(cuda, &a.g, 0, "--init_from=<its out_dir>/model.bin");
+    }
+    free(data);
+    test_model_free(&a.g, a.arena);
+}
+
+/* The decision for every pair of the three precisions, and for one no layout has. */
+static void test_checkpoint_resume_decision(void **state) {
+    (void)state;
+    const CheckpointPrecision *all[3] = {&PREC_CPU_F32, &PREC_CUDA_F16, &PREC_CUDA_BF16};
+    const int want[3][3] = {
+        /* run:  cpu f32                 cuda f16                    cuda bf16 */
+        {CHECKPOINT_RESUME_SAME, -1, -1},                        /* cpu f32 */
+        {-1, CHECKPOINT_RESUME_SAME, CHECKPOINT_RESUME_CONVERT}, /* f16 */
+        {-1, CHECKPOINT_RESUME_CONVERT, CHECKPOINT_RESUME_SAME}, /* bf16 */
+    };
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            Err err;
+            err.msg[0] = 0;
+            int got = checkpoint_resume_precision("s.bin", all[i], all[j], &err);
+            if (got != want[i][j])
+                fail_msg("state %s, run %s: %d, expected %d (%s)", checkpoint_dtype_name(all[i]),
+                         checkpoint_dtype_name(all[j]), got, want[i][j], err.msg);
+            if (got < 0) { /* names the file, both dtypes, the device that resumes it */
+                assert_non_null(strstr(err.msg, "s.bin"));
+                assert_non_null(strstr(err.msg, checkpoint_dtype_name(all[i])));
+                assert_non_null(strstr(err.msg, checkpoint_dtype_name(all[j])));
+                assert_non_null(strstr(err.msg, i == 0 ? "--device=cpu --dtype=float32"
+                                                       : "--device=cuda --dtype="));
+            }
+        }
+    const CheckpointPrecision odd = {GPT_DEVICE_CUDA, ARENA_DTYPE_F32, 1}; /* no such layout */
+    Err err;
+    assert_int_equal(checkpoint_resume_precision("s.bin", &odd, &PREC_CUDA_BF16, &err), -1);
+    assert_non_null(strstr(err.msg, "unknown precision"));
+    assert_int_equal(checkpoint_resume_precision("s.bin", &PREC_CUDA_F16, &odd, &err), -1);
+    assert_non_null(strstr(err.msg, "refusing to resume a different backend precision"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checkpoint_round_trip),
         cmocka_unit_test(test_checkpoint_keep_last_and_interrupted_save),
         cmocka_unit_test(test_checkpoint_refusals),
+        cmocka_unit_test(test_checkpoint_records_dtype),
+        cmocka_unit_test(test_checkpoint_resume_decision),
     };
     return cmocka_run_group_tests(tests, test_dir_setup, test_dir_teardown);
 }

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../model/half.h"
 #include "../model/hf_gpt2.h"
 #include "../model/model_io.h"
 #include "../model/safetensors.h"
@@ -170,12 +171,12 @@ static void test_hf_gpt2_half_conversions(void **state) {
                {0x3555, 0x1.554p-2f},
                {0x8000, -0.0f}};
     for (size_t i = 0; i < sizeof f16 / sizeof f16[0]; i++)
-        assert_true(safetensors_f16_to_f32(f16[i].h) == f16[i].f);
-    assert_true(isinf(safetensors_f16_to_f32(0x7C00)));
-    assert_true(isnan(safetensors_f16_to_f32(0x7E00)));
-    assert_true(safetensors_bf16_to_f32(0x3F80) == 1.0f);
-    assert_true(safetensors_bf16_to_f32(0xC0A0) == -5.0f);
-    assert_true(isnan(safetensors_bf16_to_f32(0x7FC0)));
+        assert_true(half_f16_to_f32(f16[i].h) == f16[i].f);
+    assert_true(isinf(half_f16_to_f32(0x7C00)));
+    assert_true(isnan(half_f16_to_f32(0x7E00)));
+    assert_true(half_bf16_to_f32(0x3F80) == 1.0f);
+    assert_true(half_bf16_to_f32(0xC0A0) == -5.0f);
+    assert_true(isnan(half_bf16_to_f32(0x7FC0)));
 }
 
 /* ---- bad files: variants of the F32 fixture ---- */

@@ -16,6 +16,12 @@
 #define FNV_PRIME 1099511628211ULL
 #define CHECKPOINT_MAX_FILES 4096
 
+/* state files store a run's param dtype as ArenaDtype's value: these numbers are the format */
+_Static_assert(ARENA_DTYPE_F32 == 0 && ARENA_DTYPE_F16 == 1 && ARENA_DTYPE_BF16 == 2,
+               "checkpoint headers hold f32 = 0, f16 = 1, bf16 = 2 as param_dtype");
+_Static_assert(GPT_DEVICE_CPU == 0 && GPT_DEVICE_CUDA == 1,
+               "checkpoint headers hold cpu = 0, cuda = 1 as device");
+
 typedef struct CheckpointHeader {
     char magic[8]; /* "AGPTSTAT" */
     uint32_t version;
@@ -70,6 +76,70 @@ static void header_fill(CheckpointHeader *h, const Gpt *g) {
     h->n_params = g->n_params;
     for (int i = 0; i < g->n_params; i++)
         h->total_numel += g->params[i].numel;
+}
+
+CheckpointPrecision checkpoint_precision_of(const Gpt *g) {
+    return (CheckpointPrecision){(int32_t)g->device, (int32_t)g->layout->param_dtype,
+                                 g->layout->has_master};
+}
+
+/* The run's dtype a precision is, or NULL for none of the three layouts. */
+static const char *dtype_of(const CheckpointPrecision *p) {
+    if (p->device == GPT_DEVICE_CPU && p->param_dtype == ARENA_DTYPE_F32 && !p->has_master)
+        return "float32";
+    if (p->device == GPT_DEVICE_CUDA && p->has_master && p->param_dtype == ARENA_DTYPE_F16)
+        return "float16";
+    if (p->device == GPT_DEVICE_CUDA && p->has_master && p->param_dtype == ARENA_DTYPE_BF16)
+        return "bfloat16";
+    return NULL;
+}
+
+const char *checkpoint_dtype_name(const CheckpointPrecision *p) {
+    return dtype_of(p) ? dtype_of(p) : "an unknown precision";
+}
+
+static const char *device_name_of(int32_t device) {
+    return device == GPT_DEVICE_CUDA ? "cuda" : device == GPT_DEVICE_CPU ? "cpu" : "?";
+}
+
+int checkpoint_resume_precision(const char *path, const CheckpointPrecision *saved,
+                                const CheckpointPrecision *run, Err *err) {
+    const char *was = dtype_of(saved), *now = checkpoint_dtype_name(run);
+    if (saved->device == run->device && saved->param_dtype == run->param_dtype &&
+        saved->has_master == run->has_master)
+        return CHECKPOINT_RESUME_SAME;
+    /* CUDA float16 <-> bfloat16: the state holds the f32 master, m and v of either; the
+     * 16-bit params are rounded from the master into this run's dtype as it loads */
+    if (was && dtype_of(run) && saved->device == GPT_DEVICE_CUDA && run->device == GPT_DEVICE_CUDA)
+        return CHECKPOINT_RESUME_CONVERT;
+    if (was && saved->device != run->device)
+        return err_set(err,
+                       "checkpoint '%s' was written by a %s run on the %s, this run is %s on the "
+                       "%s: a state resumes on the device it was written on. Resume it with "
+                       "--device=%s --dtype=%s, or start this run from its weights with "
+                       "--init_from=<its out_dir>/model.bin and another out_dir (AdamW's m and v "
+                       "and the step count start afresh)",
+                       path, was, device_name_of(saved->device), now, device_name_of(run->device),
+                       device_name_of(saved->device), was);
+    return err_set(err,
+                   "checkpoint '%s' was written in %s (device %d, param dtype %d, master %d), "
+                   "this run is %s on the %s: refusing to resume a different backend precision",
+                   path, checkpoint_dtype_name(saved), (int)saved->device, (int)saved->param_dtype,
+                   (int)saved->has_master, now, device_name_of(run->device));
+}
+
+int checkpoint_read_precision(const char *path, CheckpointPrecision *out, Err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return err_set(err, "cannot open checkpoint '%s': %s", path, strerror(errno));
+    CheckpointHeader h;
+    int ok = fread(&h, sizeof h, 1, f) == 1 && memcmp(h.magic, "AGPTSTAT", 8) == 0 &&
+             h.version == CHECKPOINT_VERSION && h.header_bytes == sizeof h;
+    fclose(f);
+    if (!ok)
+        return err_set(err, "'%s' is not a checkpoint of this build (bad header)", path);
+    *out = (CheckpointPrecision){h.device, h.param_dtype, h.has_master};
+    return 0;
 }
 
 /* The f32 weights the optimizer updates: master on the GPU, the params on the CPU. */
@@ -234,25 +304,23 @@ int checkpoint_find_latest(const char *out_dir, char *path, size_t len, Err *err
     return 0;
 }
 
-/* The checkpoint's header against the run's model: the same shape and device precision,
- * and the loader state size this build packs. */
+/* The checkpoint's header against the run's model: the same shape, a precision the run can
+ * resume (checkpoint_resume_precision), and the loader state size this build packs. */
 static int header_matches(const char *path, const CheckpointHeader *hp, Gpt *g, size_t extra_bytes,
                           Err *err) {
     const CheckpointHeader h = *hp;
     CheckpointHeader ours;
     header_fill(&ours, g);
     Err e2;
-    int bad = 0;
+    CheckpointPrecision saved = {h.device, h.param_dtype, h.has_master};
+    CheckpointPrecision run = checkpoint_precision_of(g);
+    int bad = checkpoint_resume_precision(path, &saved, &run, &e2) < 0;
 #define CHECK(field)                                                                               \
     if (!bad && h.field != ours.field) {                                                           \
         err_set(&e2,                                                                               \
                 "checkpoint '%s' was made with %s = %lld, this run has %lld: refusing to "         \
-                "resume a different %s",                                                           \
-                path, #field, (long long)h.field, (long long)ours.field,                           \
-                strcmp(#field, "device") == 0 || strcmp(#field, "param_dtype") == 0 ||             \
-                        strcmp(#field, "has_master") == 0                                          \
-                    ? "backend precision"                                                          \
-                    : "model");                                                                    \
+                "resume a different model",                                                        \
+                path, #field, (long long)h.field, (long long)ours.field);                          \
         bad = 1;                                                                                   \
     }
     CHECK(n_layer)
@@ -263,9 +331,6 @@ static int header_matches(const char *path, const CheckpointHeader *hp, Gpt *g, 
     CHECK(padded_vocab_size)
     CHECK(bias)
     CHECK(gelu)
-    CHECK(device)
-    CHECK(param_dtype)
-    CHECK(has_master)
     CHECK(n_params)
     CHECK(total_numel)
 #undef CHECK

@@ -1,9 +1,10 @@
 /* cmd_export.c: `arenagpt export --init_from=RUN_OR_MODEL --out=DIR`: any model init_from
  * names (a train out_dir, an llm.c model file, Hugging Face weights, a cached gpt2* name),
  * resolved as sample resolves it (run_setup), built on the CPU in float32 and written as
- * Hugging Face GPT-2: DIR/model.safetensors (F32, GPT2LMHeadModel's tensor names, lm_head
- * tied and left out) and DIR/config.json (model/hf_gpt2.h), each written atomically. Export
- * then import gives the same weights bit for bit (tests/cli_hf.sh). */
+ * Hugging Face GPT-2: DIR/model.safetensors (F32, or BF16 with model_dtype = bfloat16;
+ * GPT2LMHeadModel's tensor names, lm_head tied and left out) and DIR/config.json
+ * (model/hf_gpt2.h), each written atomically. Export then import gives the same weights bit
+ * for bit (F32; BF16: the same bf16 values) (tests/cli_hf.sh). */
 #include <stdio.h>
 #include <string.h>
 
@@ -50,7 +51,9 @@ int cmd_export(const TrainConfig *user_cfg) {
     }
     Gpt g;
     Arena *arena = NULL;
-    if (export_load(&rs, &g, &arena, &err) != 0 || hf_gpt2_export(&g, cfg.out, &err) != 0) {
+    int bf16 = cfg.model_dtype == CONFIG_MODEL_DTYPE_BFLOAT16;
+    if (export_load(&rs, &g, &arena, &err) != 0 ||
+        hf_gpt2_export_as(&g, cfg.out, bf16, &err) != 0) {
         fprintf(stderr, "arenagpt export: %s\n", err.msg);
         if (arena) {
             gpt_free(&g);
@@ -59,12 +62,13 @@ int cmd_export(const TrainConfig *user_cfg) {
         return 1;
     }
     const GptConfig *c = &g.config;
-    printf("exported %s -> %s/model.safetensors (F32, %lld tensors named as GPT2LMHeadModel's, "
+    printf("exported %s -> %s/model.safetensors (%s, %lld tensors named as GPT2LMHeadModel's, "
            "lm_head tied) and %s/config.json (n_layer %lld, n_head %lld, n_embd %lld, "
            "vocab_size %lld, n_positions %lld, %s)\n",
-           rs.model_path, cfg.out, (long long)(4 + 12 * c->n_layer), cfg.out, (long long)c->n_layer,
-           (long long)c->n_head, (long long)c->channels, (long long)c->vocab_size,
-           (long long)c->max_seq_len, c->gelu == GPT_GELU_ERF ? "gelu" : "gelu_new");
+           rs.model_path, cfg.out, bf16 ? "BF16" : "F32", (long long)(4 + 12 * c->n_layer), cfg.out,
+           (long long)c->n_layer, (long long)c->n_head, (long long)c->channels,
+           (long long)c->vocab_size, (long long)c->max_seq_len,
+           c->gelu == GPT_GELU_ERF ? "gelu" : "gelu_new");
     gpt_free(&g);
     arena_free(arena);
     return 0;

@@ -5,7 +5,8 @@
  * with the measured peaks next to the plan, category by category.
  *
  * An iteration `it` (it optimizer steps done) runs: the eval when due, then the checkpoint when
- * due, then step it+1. Checkpoints (model.bin in llm.c format + state_<iter>.bin, checkpoint.h)
+ * due, then step it+1. Checkpoints (model.bin in llm.c format, version 3 (f32) or 5 (bf16) as
+ * model_dtype says, + state_<iter>.bin, checkpoint.h)
  * are due every checkpoint_interval steps (0: at every eval point) and at max_iters; with
  * always_save_checkpoint = False only where this iteration's eval improved the best val loss
  * (nanoGPT). A checkpoint holds the state at the top of its iteration: the loaders' RNG and the
@@ -117,7 +118,9 @@ static int save_checkpoint(TrainState *s, LoaderStates *ls, const CheckpointProg
     /* ZeRO-1: every rank's optimizer shard gathered on rank 0, one state file for any world */
     if (gpt_dist_optimizer_gather(&s->g, err) != 0)
         return -1;
-    int rc = s->dist->rank != 0 ? 0 : model_file_write(&s->g, mpath, err);
+    int32_t version = cfg->model_dtype == CONFIG_MODEL_DTYPE_BFLOAT16 ? MODEL_FILE_VERSION_BF16
+                                                                      : MODEL_FILE_VERSION_FP32;
+    int rc = s->dist->rank != 0 ? 0 : model_file_write_as(&s->g, mpath, version, err);
     if (rc == 0 && s->dist->rank == 0)
         rc = checkpoint_save(cfg->out_dir, cfg, &s->g, pr, ls, sizeof *ls,
                              (int)cfg->keep_checkpoints, spath, sizeof spath, err);
@@ -162,15 +165,35 @@ static int resume_world_note(TrainState *s, const char *path, Err *err) {
     return rc;
 }
 
+/* A state resumed in the other CUDA dtype (checkpoint.h): the params came from the f32 master;
+ * the loss scaler starts again as a fresh run of this dtype's would. */
+static void resume_converted(TrainState *s, const CheckpointPrecision *was) {
+    CheckpointPrecision now = checkpoint_precision_of(&s->g);
+    s->progress.loss_scale = s->g.config.bf16 ? 1.0f : SCALER_INIT;
+    s->progress.clean_steps = 0;
+    printf("the state was written in %s, this run is %s: the %s params are rounded from its f32 "
+           "master weights (AdamW's m and v as saved), %s %.0f\n",
+           checkpoint_dtype_name(was), checkpoint_dtype_name(&now), checkpoint_dtype_name(&now),
+           s->g.config.bf16 ? "no loss scaling: scale" : "the loss scale starts again at",
+           (double)s->progress.loss_scale);
+}
+
 static int resume(TrainState *s, Err *err) {
     char path[2 * CONFIG_STR_LEN];
     if (checkpoint_find_latest(s->cfg->out_dir, path, sizeof path, err) != 0)
+        return -1;
+    CheckpointPrecision was, now = checkpoint_precision_of(&s->g);
+    int how;
+    if (checkpoint_read_precision(path, &was, err) != 0 ||
+        (how = checkpoint_resume_precision(path, &was, &now, err)) < 0)
         return -1;
     LoaderStates ls;
     if (checkpoint_load(path, s->cfg, &s->g, &s->progress, &ls, sizeof ls, err) != 0)
         return -1;
     loaders_set(s, &ls);
     printf("resumed from %s at iteration %lld\n", path, (long long)s->progress.iter);
+    if (how == CHECKPOINT_RESUME_CONVERT)
+        resume_converted(s, &was);
     return resume_world_note(s, path, err);
 }
 
@@ -822,8 +845,9 @@ int cmd_train(const TrainConfig *user_cfg) {
     double t0 = run_now_s();
     if (train_loop(&s, &err) != 0)
         goto fail;
-    printf("ran to iteration %lld in %.1f s; model in %s/model.bin (llm.c GPT-2 format)\n\n",
-           (long long)s.progress.iter, run_now_s() - t0, cfg->out_dir);
+    printf("ran to iteration %lld in %.1f s; model in %s/model.bin (llm.c GPT-2 format, %s)\n\n",
+           (long long)s.progress.iter, run_now_s() - t0, cfg->out_dir,
+           cfg->model_dtype == CONFIG_MODEL_DTYPE_BFLOAT16 ? "version 5, bf16" : "version 3, fp32");
 
     /* 3. what was measured, against the plan */
     rc = s.dist->rank == 0 ? report_end(&s, plan->arena, plan->host_arena, &dm, have_dm)

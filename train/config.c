@@ -42,6 +42,7 @@ static const struct {
 
 static const char *const device_names[] = {"auto", "cpu", "cuda", NULL};
 static const char *const dtype_names[] = {"float16", "float32", "bfloat16", NULL};
+static const char *const model_dtype_names[] = {"float32", "bfloat16", NULL};
 static const char *const format_names[] = {"table", "json", "csv", NULL};
 static const char *const tokenizer_names[] = {"gpt2", "char", NULL};
 static const char *const data_format_names[] = {"llmc", "nanogpt", NULL};
@@ -147,10 +148,15 @@ static const Key keys[] = {
      "CUDA weight gradients: the 16-bit dtype (float16 or bfloat16, 2 B/param) or float32 "
      "(4 B/param, accumulated in f32); unset: float16 with dtype float16, "
      "float32 with bfloat16 (8-bit mantissas lose more when summed); the CPU's are always float32"},
+    {"model_dtype", K_ENUM, OFF(model_dtype), CONFIG_CMD_TRAIN | CONFIG_CMD_EXPORT, 0, 0,
+     model_dtype_names,
+     "the weights train writes (out_dir/model.bin) and export writes: float32 (llm.c's version 3; "
+     "export: F32) or bfloat16 (version 5; export: BF16; the f32 weights rounded to nearest "
+     "even); state_*.bin keeps f32 either way"},
     {"optimizer_offload", K_BOOL, OFF(optimizer_offload), CONFIG_CMD_TRAIN | CONFIG_CMD_MEM, 0, 0,
      NULL,
      "CUDA: the f32 master weights, AdamW's m and v in pinned host memory (a host arena), "
-     "AdamW on the CPU; the device keeps f16 params, grads, activations"},
+     "AdamW on the CPU; the device keeps 16-bit params, grads, activations"},
     {"device", K_ENUM, OFF(device), RUN_CMDS, 0, 0, device_names,
      "auto (train/eval/sample: cuda when a GPU is present, else cpu; mem: the dtype's "
      "layout, cuda for float16), cpu or cuda"},
@@ -355,10 +361,10 @@ static const char *key_nearest(const char *name) {
 }
 
 static const char *cmd_names(unsigned cmds, char *buf, size_t len) {
-    static const char *names[] = {"train", "mem", "eval", "sample", "prepare"};
+    static const char *names[] = {"train", "mem", "eval", "sample", "prepare", "export"};
     buf[0] = 0;
     size_t off = 0;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (cmds & (1u << i))
             off += (size_t)snprintf(buf + off, len - off, "%s%s", off ? ", " : "", names[i]);
     return buf;

@@ -43,6 +43,11 @@ typedef enum ConfigDtype {
     CONFIG_DTYPE_FLOAT32,
     CONFIG_DTYPE_BFLOAT16
 } ConfigDtype;
+/* model_dtype: the values of the model files train and export write */
+typedef enum ConfigModelDtype {
+    CONFIG_MODEL_DTYPE_FLOAT32 = 0, /* llm.c version 3; export: F32 safetensors */
+    CONFIG_MODEL_DTYPE_BFLOAT16     /* llm.c version 5; export: BF16 safetensors */
+} ConfigModelDtype;
 typedef enum ConfigFormat {
     CONFIG_FORMAT_TABLE = 0,
     CONFIG_FORMAT_JSON,
@@ -94,8 +99,9 @@ typedef struct TrainConfig {
     /* run */
     int64_t seed;
     ConfigDtype dtype;
-    ConfigDtype grad_dtype; /* CUDA weight gradients (the CPU's are f32 whatever it says) */
-    int optimizer_offload;  /* CUDA: master, m, v in a pinned host arena, AdamW on the CPU */
+    ConfigDtype grad_dtype;       /* CUDA weight gradients (the CPU's are f32 whatever it says) */
+    ConfigModelDtype model_dtype; /* the values of model.bin (train) and export's weights */
+    int optimizer_offload;        /* CUDA: master, m, v in a pinned host arena, AdamW on the CPU */
     ConfigDevice device;
     size_t memory_limit; /* bytes; 0 = no limit */
     int64_t threads;     /* CPU threads; 0 = all cores */

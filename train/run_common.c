@@ -165,8 +165,9 @@ static int resolve_init_from(RunSetup *rs, unsigned cmd, Err *err) {
     if (got >= 4 && memcmp(magic, "PK\003\004", 4) == 0) {
         err_set(err,
                 "init_from = '%s' is a PyTorch zip checkpoint, not supported: this program "
-                "reads llm.c's GPT-2 model file (float32, version 3); write one from the "
-                "PyTorch weights with llm.c's write_model (train_gpt2.py) and pass that",
+                "reads llm.c's GPT-2 model file (float32, version 3, or bfloat16, version 5): "
+                "write one from the PyTorch weights with llm.c's write_model (train_gpt2.py) "
+                "and pass that",
                 from);
         return CONFIG_EXIT_USAGE;
     }
