@@ -94,5 +94,15 @@ st=$?
 "$BIN" train "$TMP/small.conf" --max_iters=9 --out_dir="$TMP/a" --init_from=resume --n_embd=64 >"$TMP/e2.log" 2>&1
 grep -q "refusing to resume a different model" "$TMP/e2.log" && ok || bad "mismatched resume: $(grep arenagpt "$TMP/e2.log")"
 
+# dtype = bfloat16 with device = auto where no GPU is usable: the CPU in float32, said in one
+# line (this machine has no GPU; on one with a GPU the run is CUDA's and the line is absent)
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
+    "$BIN" train "$TMP/small.conf" --device=auto --dtype=bfloat16 --max_iters=1 --eval_interval=1 \
+        --eval_iters=1 --out_dir="$TMP/auto" >"$TMP/auto.log" 2>&1 &&
+        grep -q "no GPU found (device = auto): training on the CPU in float32, not bfloat16" "$TMP/auto.log" &&
+        grep -q "arenagpt train: device cpu, dtype float32" "$TMP/auto.log" && ok ||
+        bad "device auto + bfloat16 without a GPU: $(head -3 "$TMP/auto.log")"
+fi
+
 echo "cli_train: $pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -8,7 +8,7 @@
 # and a resume that gives the same losses as an uninterrupted run; memory_limit below the plan
 # gives the arena's report and a clean exit; a card too small for the reservation gives the
 # cudaMalloc report and a clean exit; dtype = bfloat16 trains without a loss scaler, plans
-# exactly, and resumes to the same losses.
+# exactly, and resumes to the same losses; a state resumes in the other 16-bit dtype.
 # Usage: tests/sim_train.sh path/to/build/sim/arenagpt   (make test-sim runs it)
 set -u
 BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -121,6 +121,13 @@ else
     bad "bf16: resumed losses differ from the uninterrupted run:"
     cat "$TMP/diff"
 fi
+
+# 7. a float16 state resumed as bfloat16 and a bfloat16 one as float16: converted from the f32
+# master weights (one line says so), the loss scaler restarted for the new dtype, the run goes on
+"$BIN" train "$TMP/tiny.conf" --dtype=bfloat16 --max_iters=6 --out_dir="$TMP/b" --init_from=resume >"$TMP/j.log" 2>&1 || bad "resume float16 as bf16: $(tail -5 "$TMP/j.log")"
+grep -q "the state was written in float16, this run is bfloat16: .*no loss scaling: scale 1" "$TMP/j.log" && grep -qE '^iter 6/6: loss [0-9]' "$TMP/j.log" && ok || bad "float16 -> bfloat16 resume: $(grep -E 'state was|^iter' "$TMP/j.log")"
+"$BIN" train "$TMP/tiny.conf" --dtype=float16 --max_iters=6 --out_dir="$TMP/i" --init_from=resume >"$TMP/k.log" 2>&1 || bad "resume bf16 as float16: $(tail -5 "$TMP/k.log")"
+grep -q "the state was written in bfloat16, this run is float16: .*the loss scale starts again at 65536" "$TMP/k.log" && grep -qE '^iter 6/6: loss [0-9].*scale 65536' "$TMP/k.log" && ok || bad "bfloat16 -> float16 resume: $(grep -E 'state was|^iter' "$TMP/k.log")"
 
 echo "sim_train: $pass passed, $fail failed"
 [ "$fail" = 0 ]
