@@ -419,14 +419,16 @@ static void test_cublas_sim_lt_bias_epilogue(void **state) {
     }
 }
 
-/* 1 + 4 * 2^-12 = 1 + 2^-10 is an f16 number; summed in f16, each 1 + 2^-12 rounds back to 1
- * (a tie, to even), so a GEMM that rounds more than once returns 1.0. */
-static void test_cublas_sim_rounds_to_f16_once(void **state) {
+/* 1 + 4 * ulp/4 = 1 + ulp (ulp of 1: 2^-10 in f16, 2^-7 in bf16) is a 16-bit number; summed in
+ * 16 bits, each 1 + ulp/4 rounds back to 1 (a quarter of an ulp, under half), so a GEMM that
+ * rounds more than once returns 1.0. */
+static void test_cublas_sim_rounds_once(void **state) {
     (void)state;
+    const float ulp = g_bf16 ? 1.0f / 128.0f : 1.0f / 1024.0f;
     uint16_t *A = h16(5), *B = h16(5), *D = h16(1);
     A[0] = f2h(1.0f);
     for (int p = 1; p < 5; p++)
-        A[p] = f2h(1.0f / 4096.0f);
+        A[p] = f2h(ulp / 4.0f);
     for (int p = 0; p < 5; p++)
         B[p] = f2h(1.0f);
     Ref r = ref_dense(1, 0, 1, 1, 5, 0);
@@ -435,14 +437,14 @@ static void test_cublas_sim_rounds_to_f16_once(void **state) {
     Lt s;
     lt_setup(&s, &r);
     assert_int_equal(lt_run(&s, &r, D, D, NULL, NULL, 0), CUBLAS_STATUS_SUCCESS);
-    assert_int_equal(D[0], f2h(1.0f + 1.0f / 1024.0f));
+    assert_int_equal(D[0], f2h(1.0f + ulp));
     assert_int_not_equal(D[0], f2h(1.0f));
-    /* and beta * C joins the f32 sum before the rounding: C = 1, the products 4 * 2^-12 */
+    /* and beta * C joins the f32 sum before the rounding: C = 1, the products 4 * ulp/4 */
     A[0] = f2h(0.0f);
     D[0] = f2h(1.0f);
     r.beta = 1.0f;
     assert_int_equal(lt_run(&s, &r, D, D, NULL, NULL, 0), CUBLAS_STATUS_SUCCESS);
-    assert_int_equal(D[0], f2h(1.0f + 1.0f / 1024.0f));
+    assert_int_equal(D[0], f2h(1.0f + ulp));
     lt_teardown(&s);
     /* a long sum: k = 4096 products of [-1, 1) values stays within one f16 rounding of the
      * double reference (f16 partial sums would be off by far more) */
@@ -518,32 +520,15 @@ static void test_cublas_sim_gemm_strided_batched_ex(void **state) {
     assert_int_equal(cublasDestroy(h), CUBLAS_STATUS_SUCCESS);
 }
 
-/* The numerics tests again with bf16 A, B (and C, D, bias when not f32); then bf16's one
- * rounding: 1 + 4 * 2^-9 = 1 + 2^-7 is a bf16 number, each 1 + 2^-9 rounds back to 1. */
+/* The numerics tests again with bf16 A, B (and C, D, bias when not f32), and bf16's one
+ * rounding. */
 static void test_cublas_sim_bf16(void **state) {
     g_bf16 = 1;
     test_cublas_sim_lt_odd_sizes_every_transpose(state);
     test_cublas_sim_lt_strided_batch(state);
     test_cublas_sim_lt_bias_epilogue(state);
     test_cublas_sim_gemm_strided_batched_ex(state);
-    uint16_t *A = h16(5), *B = h16(5), *D = h16(1);
-    A[0] = f2h(1.0f);
-    for (int p = 1; p < 5; p++)
-        A[p] = f2h(1.0f / 512.0f);
-    for (int p = 0; p < 5; p++)
-        B[p] = f2h(1.0f);
-    Ref r = ref_dense(1, 0, 1, 1, 5, 0);
-    r.A = A;
-    r.B = B;
-    Lt s;
-    lt_setup(&s, &r);
-    assert_int_equal(lt_run(&s, &r, D, D, NULL, NULL, 0), CUBLAS_STATUS_SUCCESS);
-    assert_int_equal(D[0], f2h(1.0f + 1.0f / 128.0f));
-    assert_int_not_equal(D[0], f2h(1.0f));
-    lt_teardown(&s);
-    free(A);
-    free(B);
-    free(D);
+    test_cublas_sim_rounds_once(state);
     g_bf16 = 0;
 }
 
@@ -973,7 +958,7 @@ int main(void) {
         cmocka_unit_test(test_cublas_sim_lt_odd_sizes_every_transpose),
         cmocka_unit_test(test_cublas_sim_lt_strided_batch),
         cmocka_unit_test(test_cublas_sim_lt_bias_epilogue),
-        cmocka_unit_test(test_cublas_sim_rounds_to_f16_once),
+        cmocka_unit_test(test_cublas_sim_rounds_once),
         cmocka_unit_test(test_cublas_sim_gemm_strided_batched_ex),
         cmocka_unit_test(test_cublas_sim_bf16),
         cmocka_unit_test(test_cublas_sim_refuses_small_leading_dimension),
