@@ -476,10 +476,12 @@ test-cublas-sim:
 	@echo "test-cublas-sim: skipped: needs the CUDA toolkit's cuda_fp16.h (CUDA_HOME=$(CUDA_HOME))"
 endif
 
-# `make grad-accum-sim`: the error of f16 against f32 weight-gradient accumulation over 4 and 40
-# micro-steps, measured on the simulator (docs/results/grad_accumulation.md). Needs the
-# simulator's build/sim/ objects; GRAD_ACCUM_TEXT is the text whose bytes are the tokens.
+# `make grad-accum-sim`: the error of 16-bit against f32 weight-gradient accumulation over 4 and
+# 40 micro-steps, measured on the simulator (docs/results/grad_accumulation.md), in f16
+# (GRAD_ACCUM_DTYPE=f16, the default) or bf16 (GRAD_ACCUM_DTYPE=bf16). Needs the simulator's
+# build/sim/ objects; GRAD_ACCUM_TEXT is the text whose bytes are the tokens.
 GRAD_ACCUM_TEXT ?= $(SHAKESPEARE)
+GRAD_ACCUM_DTYPE ?= f16
 .PHONY: grad-accum-sim
 ifdef SIM_BACKEND_OBJ
 build/sim/tests/cudasim/grad_accum_error: build/sim/tests/cudasim/grad_accum_error.o \
@@ -489,7 +491,7 @@ build/sim/tests/cudasim/grad_accum_error: build/sim/tests/cudasim/grad_accum_err
 grad-accum-sim: build/sim/tests/cudasim/grad_accum_error
 	@test -f "$(GRAD_ACCUM_TEXT)" || { echo "grad-accum-sim: text file '$(GRAD_ACCUM_TEXT)' not \
 	  found: pass GRAD_ACCUM_TEXT=FILE (the set-up fetches tinyshakespeare there)"; exit 2; }
-	$(SIM_ENV) ./$< $(GRAD_ACCUM_TEXT) 4 40
+	$(SIM_ENV) ./$< $(GRAD_ACCUM_TEXT) dtype=$(GRAD_ACCUM_DTYPE) 4 40
 else
 grad-accum-sim:
 	@echo "grad-accum-sim: needs the CUDA simulator's build (its Makefile section, make sim)"; \

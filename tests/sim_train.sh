@@ -122,6 +122,11 @@ else
     cat "$TMP/diff"
 fi
 
+# bf16's step guard (no scaler): a NaN gradient at step 2 and a NaN loss at step 3 each skip
+# their step, counted and logged, and the run goes on
+ARENAGPT_TEST_NONFINITE=grad:2:nan:3,loss:3:nan "$BIN" train "$TMP/tiny.conf" --dtype=bfloat16 --max_iters=4 --out_dir="$TMP/n" >"$TMP/n.log" 2>&1 || bad "bf16 non-finite steps: $(tail -5 "$TMP/n.log")"
+grep -q "^iter 2: step skipped: gradient norm nan" "$TMP/n.log" && grep -q "^iter 3: step skipped: the loss is nan" "$TMP/n.log" && grep -q "^iter 4/4: .*, skipped 2," "$TMP/n.log" && ok || bad "bf16: the non-finite steps are not skipped and counted: $(grep '^iter' "$TMP/n.log")"
+
 # 7. a float16 state resumed as bfloat16 and a bfloat16 one as float16: converted from the f32
 # master weights (one line says so), the loss scaler restarted for the new dtype, the run goes on
 "$BIN" train "$TMP/tiny.conf" --dtype=bfloat16 --max_iters=6 --out_dir="$TMP/b" --init_from=resume >"$TMP/j.log" 2>&1 || bad "resume float16 as bf16: $(tail -5 "$TMP/j.log")"

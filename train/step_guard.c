@@ -40,7 +40,7 @@ int step_guard_after_step(StepGuard *sg, const Gpt *g, int64_t it, float loss, f
     if (name[0])
         snprintf(what + off, sizeof what - (size_t)off,
                  ", first non-finite tensor '%s' (element %lld)", name, (long long)index);
-    else
+    else if (g->device == GPT_DEVICE_CPU) /* a GPU's gradients are not searched */
         snprintf(what + off, sizeof what - (size_t)off, ", no non-finite gradient");
     printf("iter %lld: step skipped: %s (%lld in a row, %lld skipped in all; AdamW's step "
            "count not advanced)\n",

@@ -1,6 +1,8 @@
 /* test_hooks.c: see test_hooks.h. */
 #include "test_hooks.h"
 
+#include "../model/half.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -110,15 +112,19 @@ int test_hooks_inject(const TestHooks *h, int64_t it, Gpt *g, float *loss, Err *
             continue;
         if (in->is_loss) {
             *loss = in->value;
-        } else if (in->param >= g->n_params ||
-                   g->params[in->param].grad->dtype != ARENA_DTYPE_F32 ||
-                   !g->params[in->param].grad->data) {
+        } else if (in->param >= g->n_params || !g->params[in->param].grad->data) {
             return err_set(err,
                            "ARENAGPT_TEST_NONFINITE: parameter index %d: the model has %d "
-                           "parameters (0..%d) with f32 host gradients",
+                           "parameters (0..%d) with gradients",
                            in->param, g->n_params, g->n_params - 1);
-        } else {
-            ((float *)g->params[in->param].grad->data)[0] = in->value; /* CPU: f32 host */
+        } else { /* element 0, in the gradient's dtype, wherever the backend keeps it */
+            const Tensor *t = g->params[in->param].grad;
+            uint16_t h = t->dtype == ARENA_DTYPE_BF16 ? half_f32_to_bf16(in->value)
+                                                      : half_f32_to_f16(in->value);
+            if (t->dtype == ARENA_DTYPE_F32)
+                g->backend->copy_from_host(t->data, &in->value, sizeof in->value, g->stream);
+            else
+                g->backend->copy_from_host(t->data, &h, sizeof h, g->stream);
         }
     }
     return 0;

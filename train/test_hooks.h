@@ -11,7 +11,7 @@
  *                                     element 0 of the gradient of parameter INDEX (gpt.h
  *                                     order, default 0) becomes NaN (default) or inf;
  *                                 loss:ITER[:nan|inf]  step ITER's loss becomes NaN/inf.
- * CPU only (the gradients are host memory there); train refuses SPEC on the GPU.
+ * On every device: the gradient element is written in its dtype through the backend.
  * Malformed values are refused with the variable, the value and what was expected. */
 #ifndef ARENAGPT_TEST_HOOKS_H
 #define ARENAGPT_TEST_HOOKS_H
