@@ -76,6 +76,16 @@ cmp -s "$TMP/off/model.bin" "$TMP/on/model.bin" && ok || bad "model.bin differs 
 run ft ft --max_iters=1 --init_from="$TMP/off" --optimizer_offload=True --recompute=full || bad "fine-tune with offload: $(tail -5 "$TMP/ft.log")"
 grep -q "initialised from .*off/model.bin" "$TMP/ft.log" && grep -q "host plan == measured: yes, to the byte" "$TMP/ft.log" && ok || bad "fine-tune: no init line or host plan != measured"
 
+# 1c. bfloat16 with bf16 gradients: the host step rounds the params to bf16 and widens the
+# gradients from bf16, exactly as the device update does: the same steps, the same model file
+run boff boff --max_iters=2 --dtype=bfloat16 --grad_dtype=bfloat16 || bad "bf16 without offload: $(tail -5 "$TMP/boff.log")"
+run bon bon --max_iters=2 --dtype=bfloat16 --grad_dtype=bfloat16 --optimizer_offload=True || bad "bf16 with offload: $(tail -5 "$TMP/bon.log")"
+grep -q "host plan == measured: yes, to the byte" "$TMP/bon.log" && [ -n "$(steps "$TMP/bon.log")" ] &&
+    diff <(steps "$TMP/boff.log") <(steps "$TMP/bon.log") >"$TMP/d1c" && cmp -s "$TMP/boff/model.bin" "$TMP/bon/model.bin" && ok || {
+    bad "bf16: offload's steps or model differ from the device update's (or host plan != measured):"
+    cat "$TMP/d1c"
+}
+
 # 2. an fp16 overflow (learning rate 0.5: deterministic) skips a step and halves the scale,
 # with offload exactly as without
 run soff soff --max_iters=4 --learning_rate=0.5 --warmup_iters=0 || bad "lr 0.5 without offload"
