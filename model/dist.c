@@ -79,8 +79,8 @@ int dist_optimizer_alloc(Gpt *g) {
     return g->zero_v ? 0 : -1;
 }
 
-void dist_optimizer_zero(Gpt *g) {
-    Tensor *ts[] = {g->zero_master, g->zero_m, g->zero_v};
+void dist_optimizer_zero(Gpt *g, int with_master) {
+    Tensor *ts[] = {with_master ? g->zero_master : NULL, g->zero_m, g->zero_v};
     for (int j = 0; j < 3; j++)
         if (ts[j])
             g->backend->memset_zero(ts[j]->data, ts[j]->nbytes, g->stream);

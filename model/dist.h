@@ -70,9 +70,10 @@ void gpt_dist_optimizer_gather_free(Gpt *g);
 /* ---- for the model's own files (gpt.c, params.c) ------------------------------------------ */
 /* The plan's communicator: rank 0, collectives that do nothing. */
 const GptComm *gpt_comm_plan(void);
-/* The sharded optimizer state: allocate (after the grads), zero, release. */
+/* The sharded optimizer state: allocate (after the grads), zero (m and v; the master shard too
+ * when with_master: at build, not after gpt_init_weights wrote it), release. */
 int dist_optimizer_alloc(Gpt *g);
-void dist_optimizer_zero(Gpt *g);
+void dist_optimizer_zero(Gpt *g, int with_master);
 void dist_optimizer_release(Gpt *g);
 /* Writes this rank's part of p's master copy (CUDA layout, sharded) from host f32. */
 void dist_master_write(Gpt *g, const GptParam *p, const float *src_host);

@@ -255,7 +255,7 @@ static int build(Gpt *g, const GptConfig *c, GptDevice dev, Arena *arena, Arena 
             if (ts[j])
                 gpt_tensor_zero(g, ts[j]);
     }
-    dist_optimizer_zero(g);
+    dist_optimizer_zero(g, 1);
     return 0;
 }
 

@@ -268,6 +268,6 @@ void gpt_init_weights(Gpt *g, uint64_t seed) {
             if (state[j])
                 gpt_tensor_zero(g, state[j]);
     }
-    dist_optimizer_zero(g);
+    dist_optimizer_zero(g, 0); /* m and v: the master shard was written with the weights */
     free(buf);
 }
