@@ -731,6 +731,7 @@ static int build_run(TrainState *s, const RunSetup *rs, const Arena *plan, const
         s->arena = s->host_arena = NULL;
         return -1;
     }
+    dist_set_stream(s->g.stream); /* NCCL's collectives follow the model's kernels */
     if (s->dist->world_size > 1 && gpt_set_comm(&s->g, &s->dist->comm, err) != 0)
         return -1;
     if (init_weights(s, rs, err) != 0 || run_mkdir_p(cfg->out_dir, err) != 0 ||
@@ -767,17 +768,17 @@ static int train_plan(const RunSetup *rs, GptPlan **plan, Err *err) {
     return rc;
 }
 
-/* The ranks: the model is built for them, the backend can run them, every rank has the same
- * resolved config (a checksum of its text). */
+/* The ranks: the model is built for them, the backend can run them (on CUDA: NCCL, loaded
+ * here), every rank has the same resolved config (a checksum of its text). */
 static int dist_setup(RunSetup *rs, Err *err) {
     const Dist *d = dist_world();
     rs->model.world_size = d->world_size;
     rs->cfg.world_size = d->world_size; /* stored with checkpoints: a resume says a change */
-    if (d->world_size > 1 && rs->dev == GPT_DEVICE_CUDA)
+    if (d->world_size > 1 && rs->model.optimizer_offload)
         return err_set(err,
-                       "rank %d: data parallel on cuda (NCCL) is not built yet: run the ranks "
-                       "with --device=cpu, or one process per GPU run",
-                       d->rank);
+                       "rank %d: optimizer_offload with %d ranks is not supported yet: run one "
+                       "rank, or the ranks without optimizer_offload",
+                       d->rank, d->world_size);
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -787,6 +788,8 @@ static int dist_setup(RunSetup *rs, Err *err) {
     fclose(f);
     int rc = dist_check_same(text, len, err);
     free(text);
+    if (rc == 0 && d->world_size > 1 && rs->dev == GPT_DEVICE_CUDA)
+        rc = dist_use_cuda(err); /* NCCL: the device collectives */
     return rc;
 }
 

@@ -36,6 +36,13 @@ int dist_end(int rc);
 /* Every rank's text must be the same (the resolved config): compares 64-bit hashes; -1 with
  * err naming the ranks whose config differs from rank 0's. */
 int dist_check_same(const char *text, size_t len, Err *err);
+/* On CUDA with several ranks (collective): loads NCCL, makes one communicator of every rank
+ * on each rank's GPU (rank 0's unique id broadcast over MPI) and points the comm's device
+ * collectives at it; its host collectives stay on MPI. -1 with err on every rank when any rank
+ * cannot (NCCL missing: what to install). Does nothing on one rank. */
+int dist_use_cuda(Err *err);
+/* The stream the device collectives are enqueued on (the model's, Gpt.stream). */
+void dist_set_stream(void *stream);
 /* vals (n) = their sum over ranks, in place; *val = the max over ranks (a stop flag agreed). */
 int dist_sum(double *vals, int n, Err *err);
 int dist_max(int64_t *val, Err *err);

@@ -1,12 +1,15 @@
 /* dist_mpi.c: train/dist.h on MPI (Open MPI from Debian's openmpi-bin, libopenmpi-dev): the
- * ranks, the model's collectives on host memory (the CPU backend's tensors), the config check
- * and the job's end. MPI_Init runs only for `train` under a launcher; MPI_ERRORS_RETURN makes
- * a failed call an Err, and a failed rank aborts the job (dist_end). */
+ * ranks, the model's collectives (on host memory for the CPU backend's tensors; on CUDA the
+ * device ones over NCCL, model/nccl_comm.h, whose id rank 0 broadcasts here), each rank's GPU
+ * (its index among the ranks of its host), the config check and the job's end. MPI_Init runs
+ * only for `train` under a launcher; MPI_ERRORS_RETURN makes a failed call an Err, and a failed
+ * rank aborts the job (dist_end), NCCL's communicator first. */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../model/nccl_comm.h"
 #include "dist.h"
 
 #define FNV_OFFSET 1469598103934665603ULL
@@ -14,6 +17,7 @@
 
 static Dist g_dist = {.rank = 0, .world_size = 1, .name = "none"};
 static int g_started;
+static GptNccl *g_nccl; /* on CUDA with several ranks (dist_use_cuda) */
 
 static int mpi_fail(int rc, const char *what, Err *err) {
     char msg[MPI_MAX_ERROR_STRING];
@@ -95,6 +99,14 @@ int dist_start(int start, Err *err) {
     MPI_Get_library_version(lib, &len);
     lib[strcspn(lib, ",\n")] = 0;
     snprintf(g_dist.name, sizeof g_dist.name, "%.63s", lib);
+    MPI_Comm host; /* the ranks sharing this host: one GPU each, in rank order */
+    int local = 0;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_dist.rank, MPI_INFO_NULL,
+                            &host) == MPI_SUCCESS) {
+        MPI_Comm_rank(host, &local);
+        MPI_Comm_free(&host);
+    }
+    gpt_cuda_select_device(local);
     g_dist.comm = (GptComm){.rank = g_dist.rank,
                             .world_size = g_dist.world_size,
                             .copy = host_copy,
@@ -120,8 +132,11 @@ int dist_end(int rc) {
                 "ending every rank\n",
                 g_dist.rank, g_dist.world_size, rc);
         fflush(stderr);
+        gpt_nccl_free(g_nccl, 1);
         MPI_Abort(MPI_COMM_WORLD, rc);
     }
+    gpt_nccl_free(g_nccl, 0);
+    g_nccl = NULL;
     MPI_Finalize();
     return rc;
 }
@@ -173,4 +188,46 @@ int dist_max(int64_t *val, Err *err) {
         return 0;
     int rc = MPI_Allreduce(MPI_IN_PLACE, val, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
     return rc == MPI_SUCCESS ? 0 : mpi_fail(rc, "MPI_Allreduce", err);
+}
+
+/* rc of every rank: 0 when all are 0, else -1 with err (this rank's own, or naming the others) */
+static int all_ok(int rc, const char *what, Err *err) {
+    int any = rc != 0;
+    if (MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return err_set(err, "rank %d: MPI_Allreduce (%s) failed", g_dist.rank, what);
+    if (any && rc == 0)
+        return err_set(err, "rank %d: %s failed on another rank (its message is above)",
+                       g_dist.rank, what);
+    return any ? -1 : 0;
+}
+
+int dist_use_cuda(Err *err) {
+    if (g_dist.world_size == 1)
+        return 0;
+    struct {
+        int ok;
+        unsigned char id[GPT_NCCL_ID_BYTES];
+    } msg = {0};
+    Err mine = {0};
+    int rc = gpt_nccl_load(&mine);
+    if (all_ok(rc, "loading NCCL", err) != 0)
+        return rc ? err_set(err, "rank %d: %s", g_dist.rank, mine.msg) : -1;
+    if (g_dist.rank == 0)
+        msg.ok = gpt_nccl_unique_id(msg.id, err) == 0;
+    if (MPI_Bcast(&msg, (int)sizeof msg, MPI_BYTE, 0, MPI_COMM_WORLD) != MPI_SUCCESS)
+        return err_set(err, "rank %d: MPI_Bcast of NCCL's unique id failed", g_dist.rank);
+    if (!msg.ok)
+        return g_dist.rank == 0 ? -1 : err_set(err, "rank 0 could not make NCCL's unique id");
+    g_nccl = gpt_nccl_init(msg.id, g_dist.rank, g_dist.world_size, err);
+    if (!g_nccl)
+        return -1;
+    gpt_nccl_fill(g_nccl, &g_dist.comm);
+    size_t len = strlen(g_dist.name);
+    snprintf(g_dist.name + len, sizeof g_dist.name - len, ", %s", gpt_nccl_version());
+    return 0;
+}
+
+void dist_set_stream(void *stream) {
+    if (g_nccl)
+        gpt_nccl_set_stream(g_nccl, stream);
 }

@@ -25,3 +25,5 @@ int dist_end(int rc) { return rc; }
 int dist_check_same(const char *text, size_t len, Err *err) { return 0; }
 int dist_sum(double *vals, int n, Err *err) { return 0; }
 int dist_max(int64_t *val, Err *err) { return 0; }
+int dist_use_cuda(Err *err) { return 0; }
+void dist_set_stream(void *stream) {}

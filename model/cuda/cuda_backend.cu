@@ -56,6 +56,7 @@ extern "C" int gpt_cuda_last_error(char *msg, size_t len) {
 
 static int g_init_state = 0; /* 0 not tried, 1 ready, -1 failed */
 static int g_device = -1;
+static int g_rank_device = -1; /* gpt_cuda_select_device (model/nccl_comm.h): a rank's GPU */
 static cublasLtHandle_t g_lt = NULL;
 static cublasHandle_t g_blas = NULL;
 static void *g_ws = NULL;
@@ -85,6 +86,7 @@ void cuda_workspace_unreserve(void) {
 }
 
 extern "C" int gpt_cuda_device(void) { return g_init_state == 1 ? g_device : -1; }
+extern "C" void gpt_cuda_select_device(int local_rank) { g_rank_device = local_rank; }
 
 void cuda_cublas_workspace_apply(void) {
     if (!g_blas)
@@ -164,6 +166,16 @@ static int cuda_backend_init(void) {
     }
     int dev = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
+    if (g_rank_device >= count) { /* one GPU per rank: NCCL refuses two ranks on one GPU */
+        g_error_set = 1;
+        snprintf(g_error_msg, sizeof(g_error_msg),
+                 "this rank is rank %d of the ranks on its host, which has %d CUDA device(s): "
+                 "start at most %d rank(s) per host",
+                 g_rank_device, count, count);
+        return -1;
+    }
+    if (g_rank_device >= 0)
+        dev = g_rank_device;
     CUDA_CHECK(cudaSetDevice(dev));
     CUDA_CHECK(cudaFree(NULL)); /* creates the primary context now, not inside a kernel call */
     CUBLAS_CHECK(cublasLtCreate(&g_lt));

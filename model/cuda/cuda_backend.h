@@ -6,7 +6,8 @@
  * accumulates in f32. The `stream` argument of every table entry is a cudaStream_t cast to
  * void * (NULL: the legacy default stream).
  *
- * gpt_backend_cuda() initialises on its first call: picks device 0 (or the current device),
+ * gpt_backend_cuda() initialises on its first call: picks the device gpt_cuda_select_device
+ * chose (a rank's; model/nccl_comm.h), else the current device (0 unless set),
  * creates the primary context and the cuBLASLt and cuBLAS handles, and returns NULL (with the
  * reason in gpt_cuda_last_error) when there is no usable GPU. No device memory is allocated
  * by the backend: cuBLAS and cuBLASLt get the arena's `ws.backend` tensor through
