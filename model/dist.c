@@ -155,32 +155,45 @@ void gpt_param_write_adam(Gpt *g, GptParam *p, const float *m_host, const float 
                                bytes, g->stream);
 }
 
+void gpt_param_read_weights(Gpt *g, const GptParam *p, float *dst_host) {
+    if (p->master) { /* on the device, or in the host arena with optimizer_offload */
+        gpt_tensor_read(g, p->master, dst_host);
+        return;
+    }
+    if (!gpt_dist_sharded(g) || !g->zero_master) { /* no master copy: the params are f32 */
+        gpt_param_read_f32(g, p, dst_host);
+        return;
+    }
+    ASSERT_MSG(g->zero_gathered, "gpt_param_read_weights: sharded master not gathered (rank 0)");
+    int64_t whole = world_of(&g->config) * gpt_dist_shard_numel(&g->config);
+    memcpy(dst_host, g->zero_gathered + 2 * whole + param_offset(g, p),
+           (size_t)p->numel * sizeof(float));
+}
+
 int gpt_dist_optimizer_gather(Gpt *g, Err *err) {
     if (!gpt_dist_sharded(g))
         return 0;
     int64_t S = gpt_dist_shard_numel(&g->config), N = world_of(&g->config);
-    size_t shard_bytes = (size_t)S * sizeof(float);
-    float *mine = malloc(2 * shard_bytes);
-    float *all = g->comm->rank == 0 ? malloc(2 * (size_t)N * shard_bytes) : NULL;
-    float *recv_v = malloc((size_t)N * shard_bytes);
-    if (!mine || !recv_v || (g->comm->rank == 0 && !all)) {
+    const Tensor *state[] = {g->zero_m, g->zero_v, g->zero_master}; /* master: CUDA layout */
+    int n_state = g->zero_master ? 3 : 2;
+    size_t shard_bytes = (size_t)S * sizeof(float), whole_bytes = (size_t)N * shard_bytes;
+    float *mine = malloc(shard_bytes);
+    float *all = g->comm->rank == 0 ? malloc((size_t)n_state * whole_bytes) : NULL;
+    if (!mine || (g->comm->rank == 0 && !all)) {
         free(mine);
         free(all);
-        free(recv_v);
         return err_set(err,
                        "checkpoint: out of host memory gathering the optimizer shards "
                        "(%lld floats per rank)",
-                       (long long)(2 * S));
+                       (long long)(n_state * S));
     }
-    g->backend->copy_to_host(mine, g->zero_m->data, shard_bytes, g->stream);
-    g->backend->copy_to_host(mine + S, g->zero_v->data, shard_bytes, g->stream);
-    int rc = g->comm->gather_host(g->comm->ctx, all, mine, shard_bytes, err);
-    if (rc == 0)
-        rc = g->comm->gather_host(g->comm->ctx, recv_v, mine + S, shard_bytes, err);
-    if (rc == 0 && all)
-        memcpy(all + N * S, recv_v, (size_t)N * shard_bytes);
+    int rc = 0;
+    for (int j = 0; rc == 0 && j < n_state; j++) { /* rank 0: state j of rank r at j*N*S + r*S */
+        g->backend->copy_to_host(mine, state[j]->data, shard_bytes, g->stream);
+        rc = g->comm->gather_host(g->comm->ctx, all ? all + (size_t)j * N * S : NULL, mine,
+                                  shard_bytes, err);
+    }
     free(mine);
-    free(recv_v);
     if (rc != 0) {
         free(all);
         return -1;

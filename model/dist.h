@@ -61,9 +61,13 @@ int gpt_dist_sharded(const Gpt *g);
  * copy gpt_dist_optimizer_gather made (rank 0 only); write sets this rank's part of them. */
 void gpt_param_read_adam(Gpt *g, const GptParam *p, float *m_host, float *v_host);
 void gpt_param_write_adam(Gpt *g, GptParam *p, const float *m_host, const float *v_host);
-/* Collective when sharded: gathers every rank's m and v shards into host memory on rank 0
- * (2 * world_size * S floats, malloc'd outside the arena) for gpt_param_read_adam; freed by
- * gpt_dist_optimizer_gather_free. Does nothing when not sharded. */
+/* The f32 weights the optimizer updates, as host f32 (numel): p's master copy where the layout
+ * has one (sharded: from gpt_dist_optimizer_gather's copy, rank 0 only), else the params. */
+void gpt_param_read_weights(Gpt *g, const GptParam *p, float *dst_host);
+/* Collective when sharded: gathers every rank's m, v (and, in the CUDA layout, master) shards
+ * into host memory on rank 0 (2 or 3 x world_size * S floats, malloc'd outside the arena) for
+ * gpt_param_read_adam and gpt_param_read_weights; freed by gpt_dist_optimizer_gather_free.
+ * Does nothing when not sharded. */
 int gpt_dist_optimizer_gather(Gpt *g, Err *err);
 void gpt_dist_optimizer_gather_free(Gpt *g);
 

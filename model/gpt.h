@@ -150,7 +150,7 @@ typedef struct Gpt {
      * ZeRO-1, this rank's shard of the optimizer state (f32, gpt_dist_shard_numel each) */
     const struct GptComm *comm;
     Tensor *zero_master, *zero_m, *zero_v; /* NULL unless sharded (zero_master: CUDA layout) */
-    float *zero_gathered; /* rank 0: every rank's m then v, host (gpt_dist_optimizer_gather) */
+    float *zero_gathered; /* rank 0: every rank's m, v (and master), host (dist_optimizer_gather) */
 
     /* forward state, kept for backward (private to model/; the activations themselves are the
      * arena's activation stack) */

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dist.h" /* gpt_param_read_weights */
 #include "half.h" /* bf16 <-> f32 */
 
 /* Values per layer (or in total for the non-layer kinds) of each tensor kind, file order.
@@ -269,10 +270,8 @@ static int model_file_write_tensors(Gpt *g, FILE *f, const ModelFileHeader *h, f
             GptParam *p = gpt_param(g, kind, l);
             if (p) {
                 ASSERT((size_t)p->numel == n);
-                if (p->master) /* the f32 weights the optimizer updates, not their 16-bit copy */
-                    gpt_tensor_read(g, p->master, buf); /* device or host arena */
-                else
-                    gpt_param_read_f32(g, p, buf);
+                /* the f32 weights the optimizer updates (master), not their 16-bit copy */
+                gpt_param_read_weights(g, p, buf);
             } else {
                 ASSERT(model_file_kind_is_bias(kind) && !g->config.bias);
                 memset(buf, 0, n * sizeof(float));

@@ -142,12 +142,10 @@ int checkpoint_read_precision(const char *path, CheckpointPrecision *out, Err *e
     return 0;
 }
 
-/* The f32 weights the optimizer updates: master on the GPU, the params on the CPU. */
+/* The f32 weights the optimizer updates: master on the GPU (its gathered shards under ZeRO-1),
+ * the params on the CPU. */
 static void weights_to_host(Gpt *g, const GptParam *p, float *buf) {
-    if (p->master) /* on the device, or in the host arena with optimizer_offload */
-        gpt_tensor_read(g, p->master, buf);
-    else
-        gpt_param_read_f32(g, p, buf);
+    gpt_param_read_weights(g, p, buf);
 }
 
 static int cmp_str(const void *a, const void *b) {
