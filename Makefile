@@ -271,7 +271,7 @@ SIM_RT_OBJ := $(patsubst %.cc,$(SIM)/%.o,$(SIM_RT_CC))
 SIM_CU_OBJ := $(patsubst %.cu,$(SIM)/%.o,$(CU))
 SIM_LIB_OBJ := $(call obj,sim,$(LIB_C) $(CUDA_C))
 SIM_BACKEND_OBJ := $(SIM_LIB_OBJ) $(SIM_CU_OBJ) $(SIM_RT_OBJ)
-SIM_LDLIBS := $(asan_LDFLAGS) $(LDLIBS) -ldl -lstdc++
+SIM_LDLIBS := $(asan_LDFLAGS) $(LDLIBS) -ldl -lstdc++ -Wl,--export-dynamic-symbol=cudasim_device_range
 SIM_GPU_TEST_BIN := $(patsubst tests/gpu/%.c,$(SIM)/tests/gpu/%,$(GPU_TEST_C))
 SIM_SELF_TEST_BIN := $(SIM)/tests/cudasim/test_cudasim
 SIM_ENV = ARENAGPT_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -302,6 +302,21 @@ $(SIM)/tests/gpu/%: $(SIM)/tests/gpu/%.o $(SIM_BACKEND_OBJ) $(call obj,sim,$(TES
 $(SIM_SELF_TEST_BIN): $(SIM)/tests/cudasim/test_cudasim.o $(SIM_RT_OBJ)
 	$(SIM_CXX) -o $@ $^ $(SIM_LDLIBS) $(TEST_LDLIBS)
 
+# the simulator's NCCL (tests/cudasim/nccl/): a stand-in libnccl.so.2 over MPI that the
+# simulated binaries' dlopen loads from next to them; built only where MPI is (MPI=1)
+SIM_NCCL := $(if $(filter 1,$(MPI)),$(SIM)/libnccl.so.2)
+$(SIM)/libnccl.so.2: tests/cudasim/nccl/nccl_sim.cc
+	@mkdir -p $(dir $@)
+	$(SIM_CXX) -std=c++17 $(WARN) -g -fPIC -shared $(asan_CFLAGS) -I$(CUDA_HOME)/include \
+	  $(shell pkg-config --cflags ompi-c) -DOMPI_SKIP_MPICXX=1 -Wl,-soname,libnccl.so.2 $< -o $@ \
+	  $(shell pkg-config --libs ompi-c)
+
+# the stand-in's own checks, under mpirun -np 2 (tests/sim_nccl.sh runs it)
+$(SIM)/tests/cudasim/nccl/test_nccl_sim: tests/cudasim/nccl/test_nccl_sim.c $(SIM_NCCL)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(asan_CFLAGS) -rdynamic $< -o $@ -L$(SIM) -l:libnccl.so.2 \
+	  -Wl,-rpath,'$$ORIGIN/../../..' $(shell pkg-config --libs ompi-c) $(TEST_LDLIBS)
+
 # the backend's GEMMs need the simulator's host cuBLASLt/cuBLAS (tests/cudasim/cublas_sim.cc);
 # without it only the simulator's own tests build and run (said, not hidden)
 SIM_HAVE_BLAS := $(wildcard tests/cudasim/cublas_sim.cc)
@@ -316,7 +331,8 @@ test-sim: build/.setup-ok sim
 sim-faults:
 	@echo "sim-faults: needs tests/cudasim/cublas_sim.cc (the host cuBLAS)"; exit 2
 else
-sim: $(SIM)/arenagpt $(SIM_GPU_TEST_BIN) $(SIM_SELF_TEST_BIN) $(SIM)/scripts/kernel_times
+sim: $(SIM)/arenagpt $(SIM_GPU_TEST_BIN) $(SIM_SELF_TEST_BIN) $(SIM)/scripts/kernel_times \
+     $(SIM_NCCL) $(if $(SIM_NCCL),$(SIM)/tests/cudasim/nccl/test_nccl_sim)
 
 test-sim: build/.setup-ok sim
 	@fail=0; for t in $(SIM_SELF_TEST_BIN) $(SIM_GPU_TEST_BIN); do echo "== $$t"; \

@@ -236,6 +236,12 @@ bool device_range(const void *p, size_t n) {
 bool device_pointer(const void *p) { return device_range(p, 1); }
 } // namespace cudasim
 
+/* device_range for the NCCL stand-in (a library the binary dlopens; the sim link exports this
+ * one symbol to it): 1 when [p, p + n) lies inside one simulated device allocation */
+extern "C" int cudasim_device_range(const void *p, size_t n) {
+    return cudasim::device_range(p, n) ? 1 : 0;
+}
+
 extern "C" cudaError_t cudaMalloc(void **p, size_t bytes) {
     context_make();
     if (api_result() != cudaSuccess)
@@ -521,8 +527,12 @@ extern "C" cudaError_t cudaRuntimeGetVersion(int *version) {
     return cudaSuccess;
 }
 
+/* the current device: each process simulates one card, whichever index it picks (the ranks of
+ * a data-parallel run pick one each, as on a machine with CUDASIM_DEVICE_COUNT cards) */
+static int g_current_device = 0;
+
 extern "C" cudaError_t cudaGetDevice(int *dev) {
-    *dev = 0;
+    *dev = g_current_device;
     return cudaSuccess;
 }
 
@@ -530,6 +540,7 @@ extern "C" cudaError_t cudaSetDevice(int dev) {
     if (dev < 0 || dev >= device_count())
         return set_error(cudaErrorInvalidDevice, "cudaSetDevice(%d): %d simulated devices", dev,
                          device_count());
+    g_current_device = dev;
     return cudaSuccess;
 }
 
@@ -602,9 +613,25 @@ extern "C" cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr at
     }
 }
 
+/* NCCL: a real libnccl.so.2 on the machine drives real GPUs, so the simulated binaries load
+ * the simulator's stand-in instead (tests/cudasim/nccl/, collectives over MPI between the rank
+ * processes): the file CUDASIM_NCCL names, else libnccl.so.2 next to the binary
+ * (build/sim/libnccl.so.2). A missing file fails as a missing NCCL does, with dlerror's text. */
+static const char *nccl_standin(char *buf, size_t len) {
+    const char *env = getenv("CUDASIM_NCCL");
+    if (env && env[0])
+        return env;
+    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+    buf[n > 0 ? n : 0] = 0;
+    char *slash = strrchr(buf, '/');
+    snprintf(slash ? slash + 1 : buf, len - (size_t)(slash ? slash + 1 - buf : 0), "libnccl.so.2");
+    return buf;
+}
+
 /* NVML is absent on the simulated card: a real libnvidia-ml.so on the machine describes a
  * real GPU, not this one, so the simulated binaries never load it (device_mem.c's dlopen
- * resolves to this definition in them) and the report's no-NVML path runs everywhere. */
+ * resolves to this definition in them) and the report's no-NVML path runs everywhere.
+ * libnccl is the stand-in (nccl_standin). */
 extern "C" void *dlopen(const char *file, int mode) {
     typedef void *(*DlopenFn)(const char *, int);
     static DlopenFn next = NULL;
@@ -612,6 +639,9 @@ extern "C" void *dlopen(const char *file, int mode) {
         return NULL;
     if (!next)
         next = (DlopenFn)dlsym(RTLD_NEXT, "dlopen");
+    char path[4096];
+    if (file && strstr(file, "libnccl"))
+        file = nccl_standin(path, sizeof path);
     return next ? next(file, mode) : NULL;
 }
 
