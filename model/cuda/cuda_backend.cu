@@ -172,6 +172,7 @@ static int cuda_backend_init(void) {
                  "this rank is rank %d of the ranks on its host, which has %d CUDA device(s): "
                  "start at most %d rank(s) per host",
                  g_rank_device, count, count);
+        fprintf(stderr, "arenagpt cuda: %s\n", g_error_msg);
         return -1;
     }
     if (g_rank_device >= 0)
