@@ -3,8 +3,8 @@
  *
  * Loading: libnccl.so.2 is opened with dlopen on first use (model/cuda/nccl_comm.c), so a
  * binary builds, links and runs one process where NCCL is absent; only a run of several ranks
- * on CUDA needs it (Debian: libnccl2; NVIDIA's CUDA repository: libnccl2). Builds without CUDA
- * get model/nccl_nocuda.c, whose calls fail saying so.
+ * on CUDA needs it (the libnccl2 package: Debian non-free, Ubuntu multiverse, NVIDIA's CUDA
+ * repository). Builds without CUDA get model/nccl_nocuda.c, whose calls fail saying so.
  *
  * Start-up (collective: every rank, in this order): gpt_nccl_load; rank 0 takes an id with
  * gpt_nccl_unique_id and hands its bytes to every rank (the caller's job: MPI_Bcast in

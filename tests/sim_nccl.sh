@@ -121,7 +121,7 @@ CUDASIM_NCCL="$TMP/absent/libnccl.so.2" run2 --out_dir="$TMP/nn" >"$TMP/nn.log" 
 rc=$?
 [ "$rc" != 0 ] && [ "$rc" != 124 ] && ok || bad "NCCL missing: exit $rc, expected a refusal (124: the timeout)"
 grep -q "rank 1: data parallel on cuda needs NCCL, and libnccl.so.2 cannot be loaded" "$TMP/nn.log" &&
-    grep -q "libnccl2" "$TMP/nn.log" && ok || bad "NCCL missing: no message naming libnccl.so.2 and libnccl2: $(tail -5 "$TMP/nn.log")"
+    grep -q "the libnccl2 package" "$TMP/nn.log" && ok || bad "NCCL missing: no message naming libnccl.so.2 and libnccl2: $(tail -5 "$TMP/nn.log")"
 
 # 4. two ranks on a host with one GPU: the second has none
 CUDASIM_DEVICE_COUNT=1 run2 --out_dir="$TMP/dc" >"$TMP/dc.log" 2>&1

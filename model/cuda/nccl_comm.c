@@ -120,8 +120,8 @@ struct GptNccl {
 /* loading                                                                                   */
 
 #define NCCL_INSTALL_HINT                                                                          \
-    "install NCCL 2 (Debian: the libnccl2 package; NVIDIA's CUDA repository: libnccl2), or run "   \
-    "the ranks with --device=cpu"
+    "install NCCL 2 (the libnccl2 package: Debian non-free, Ubuntu multiverse, or NVIDIA's CUDA "  \
+    "repository), or run the ranks with --device=cpu"
 
 static int nccl_open(void) {
     nccl.lib = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
