@@ -71,7 +71,9 @@ enum {
                    #fn ": nccl.h declares another type than nccl_comm.c")
 NCCL_SAME_TYPE(ncclGetVersion, NcclGetVersionFn);
 NCCL_SAME_TYPE(ncclGetErrorString, NcclGetErrorStringFn);
-NCCL_SAME_TYPE(ncclGetLastError, NcclGetLastErrorFn);
+#if defined(NCCL_VERSION_CODE) && NCCL_VERSION_CODE >= NCCL_VERSION(2, 13, 0)
+NCCL_SAME_TYPE(ncclGetLastError, NcclGetLastErrorFn); /* 2.13 and newer */
+#endif
 NCCL_SAME_TYPE(ncclCommDestroy, NcclCommDestroyFn);
 NCCL_SAME_TYPE(ncclCommAbort, NcclCommAbortFn);
 NCCL_SAME_TYPE(ncclCommGetAsyncError, NcclCommGetAsyncErrorFn);
