@@ -7,6 +7,8 @@
 #   - 2 ranks x gradient_accumulation_steps 1 train the losses of 1 rank x 2 (LOSS_RTOL);
 #   - zero_stage=1 gives the model of zero_stage=0 (PARAM_ATOL);
 #   - each rank's measured arena equals its plan to the byte, at both stages;
+#   - ZeRO-1: 3 steps, then a resume to 4, give the uninterrupted run's model.bin bit for bit
+#     (the f32 master and AdamW shards gathered into the state and scattered back);
 #   - NCCL missing (CUDASIM_NCCL names no file): every rank refuses, naming libnccl.so.2 and
 #     the package, exit non-zero within JOB_TIMEOUT_S;
 #   - more ranks on a host than it has GPUs: the rank without one says so, the job ends.
@@ -115,6 +117,12 @@ within "$d" "$PARAM_ATOL" && ok || bad "zero_stage=1 model differs from zero_sta
 grep -q "master.shard" "$TMP/z1.log" && ok || bad "the sharded master in the plan"
 grep -q "rank 1: measured peak .* equal in every category" "$TMP/z1.log" &&
     grep -q "plan == measured on every rank: yes, to the byte" "$TMP/z1.log" && ok || bad "per-rank plan == measured (zero_stage 1)"
+
+# 2b. ZeRO-1 resume: bit-exact
+run2 --zero_stage=1 --max_iters=3 --out_dir="$TMP/r" >"$TMP/r1.log" 2>&1 || bad "zero_stage=1, 3 steps: $(tail -20 "$TMP/r1.log")"
+run2 --zero_stage=1 --init_from=resume --out_dir="$TMP/r" >"$TMP/r2.log" 2>&1 || bad "zero_stage=1 resume: $(tail -20 "$TMP/r2.log")"
+grep -q "resumed from .*state_00000003.bin at iteration 3" "$TMP/r2.log" && ok || bad "zero_stage=1 resume message"
+cmp -s "$TMP/z1/model.bin" "$TMP/r/model.bin" && ok || bad "zero_stage=1: resumed model.bin differs from the uninterrupted run's"
 
 # 3. NCCL missing: a clear refusal on every rank, non-zero exit, no hang
 CUDASIM_NCCL="$TMP/absent/libnccl.so.2" run2 --out_dir="$TMP/nn" >"$TMP/nn.log" 2>&1
