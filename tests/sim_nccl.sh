@@ -4,7 +4,8 @@
 # simulator's stand-in (build/sim/libnccl.so.2, collectives over MPI), loaded by the same
 # dlopen as a real libnccl.so.2. A tiny model (sim_train.sh's), 4 optimizer steps:
 #   - the stand-in's own checks (build/sim/tests/cudasim/nccl/test_nccl_sim, 2 ranks);
-#   - 2 ranks x gradient_accumulation_steps 1 train the losses of 1 rank x 2 (LOSS_RTOL);
+#   - 2 ranks x gradient_accumulation_steps 1 train the losses of 1 rank x 2 (LOSS_RTOL), in
+#     float16 and in bfloat16 with bf16 gradients (LOSS_RTOL_BF16: ncclBfloat16);
 #   - zero_stage=1 gives the model of zero_stage=0 (PARAM_ATOL);
 #   - each rank's measured arena equals its plan to the byte, at both stages;
 #   - ZeRO-1: 3 steps, then a resume to 4, give the uninterrupted run's model.bin bit for bit
@@ -33,6 +34,8 @@ done_() { echo "sim_nccl: $pass passed, $fail failed"; [ "$fail" = 0 ]; }
 # elements. The losses after 4 steps differed by 1.7e-6 relative (measured); metrics.jsonl
 # prints 6 decimals.
 LOSS_RTOL=1e-4
+# the same with bf16 gradients, whose unit roundoff is 8x f16's (measured 6.6e-6 after 4 steps)
+LOSS_RTOL_BF16=8e-4
 # zero_stage=1 takes the gradient norm as a sum of per-shard sums (another f32 order): a clip
 # coefficient a few ulps away; the f32 master weights differed by 1e-7 after 4 steps (measured).
 PARAM_ATOL=1e-6
@@ -94,21 +97,33 @@ model_diff() {
              END { if (bad || NR == 0) print "nan"; else printf "%g\n", m }'
 }
 within() { awk -v x="$1" -v t="$2" 'BEGIN { exit !(x != "nan" && x + 0 <= t + 0) }'; }
+# the 4 losses of two metrics files agree within rtol (NaN fails); else prints them side by side
+losses_close() {
+    if paste <(losses "$1") <(losses "$2") |
+        awk -v rtol="$3" 'NF != 4 || $1 != $3 || !($2 == $2 + 0) || !($4 == $4 + 0) { exit 1 }
+            { d = $2 - $4; if (d < 0) d = -d; r = $2 < 0 ? -$2 : $2; if (!(d <= rtol * r)) exit 1; n++ }
+            END { exit !(n == 4) }'; then return 0; fi
+    paste <(losses "$1") <(losses "$2")
+    return 1
+}
 
 # 1. two ranks = one rank with twice the accumulation
 "$BIN" train "$TMP/tiny.conf" --gradient_accumulation_steps=2 --out_dir="$TMP/one" >"$TMP/one.log" 2>&1 || bad "one rank: $(tail -5 "$TMP/one.log")"
 run2 --out_dir="$TMP/two" >"$TMP/two.log" 2>&1 || bad "two ranks: $(tail -20 "$TMP/two.log")"
 grep -q "^ranks: 2 (.*NCCL 2" "$TMP/two.log" && ok || bad "the ranks line names NCCL: $(grep '^ranks' "$TMP/two.log")"
 grep -q "GPU: NVIDIA GeForce RTX 4070 (simulated)" "$TMP/two.log" && ok || bad "rank 0 on the simulated card"
-if paste <(losses "$TMP/one/metrics.jsonl") <(losses "$TMP/two/metrics.jsonl") |
-    awk -v rtol="$LOSS_RTOL" 'NF != 4 || $1 != $3 || !($2 == $2 + 0) || !($4 == $4 + 0) { exit 1 }
-        { d = $2 - $4; if (d < 0) d = -d; r = $2 < 0 ? -$2 : $2; if (!(d <= rtol * r)) exit 1; n++ }
-        END { exit !(n == 4) }'; then ok; else
-    bad "losses of 2 ranks differ from 1 rank x 2 accumulation beyond $LOSS_RTOL:"
-    paste <(losses "$TMP/one/metrics.jsonl") <(losses "$TMP/two/metrics.jsonl")
-fi
+losses_close "$TMP/one/metrics.jsonl" "$TMP/two/metrics.jsonl" "$LOSS_RTOL" && ok ||
+    bad "losses of 2 ranks differ from 1 rank x 2 accumulation beyond $LOSS_RTOL (above)"
 grep -q "rank 1: measured peak .* equal in every category" "$TMP/two.log" &&
     grep -q "plan == measured on every rank: yes, to the byte" "$TMP/two.log" && ok || bad "per-rank plan == measured (zero_stage 0)"
+
+# 1b. bfloat16 with bf16 gradients: the all-reduce in ncclBfloat16
+BF=(--dtype=bfloat16 --grad_dtype=bfloat16)
+"$BIN" train "$TMP/tiny.conf" "${BF[@]}" --gradient_accumulation_steps=2 --out_dir="$TMP/one_bf" >"$TMP/one_bf.log" 2>&1 || bad "one rank, bf16: $(tail -5 "$TMP/one_bf.log")"
+run2 "${BF[@]}" --out_dir="$TMP/two_bf" >"$TMP/two_bf.log" 2>&1 || bad "two ranks, bf16: $(tail -20 "$TMP/two_bf.log")"
+losses_close "$TMP/one_bf/metrics.jsonl" "$TMP/two_bf/metrics.jsonl" "$LOSS_RTOL_BF16" && ok ||
+    bad "bf16: losses of 2 ranks differ from 1 rank x 2 accumulation beyond $LOSS_RTOL_BF16 (above)"
+grep -q "plan == measured on every rank: yes, to the byte" "$TMP/two_bf.log" && ok || bad "per-rank plan == measured (bf16)"
 
 # 2. ZeRO-1: the same model (the f32 master weights in model.bin); each rank's peak is the plan's
 run2 --zero_stage=1 --out_dir="$TMP/z1" >"$TMP/z1.log" 2>&1 || bad "zero_stage=1: $(tail -20 "$TMP/z1.log")"
