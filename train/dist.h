@@ -38,8 +38,9 @@ int dist_end(int rc);
 int dist_check_same(const char *text, size_t len, Err *err);
 /* On CUDA with several ranks (collective): loads NCCL, makes one communicator of every rank
  * on each rank's GPU (rank 0's unique id broadcast over MPI) and points the comm's device
- * collectives at it; its host collectives stay on MPI. -1 with err on every rank when any rank
- * cannot (NCCL missing: what to install). Does nothing on one rank. */
+ * collectives at it; its host collectives stay on MPI. -1 with err on every rank when NCCL
+ * cannot be loaded on some rank (what to install), or on the rank whose set-up failed (its
+ * dist_end then ends the job). Does nothing on one rank. */
 int dist_use_cuda(Err *err);
 /* The stream the device collectives are enqueued on (the model's, Gpt.stream). */
 void dist_set_stream(void *stream);

@@ -9,8 +9,8 @@
  *   - ncclCommInitRank: an id from ncclGetUniqueId (its magic), the same id and nranks on
  *     every rank, rank in [0, nranks), each rank once; the stand-in's one limit: nranks is
  *     the number of MPI processes (ncclInvalidArgument otherwise);
- *   - every collective: an initialised communicator (a call before ncclCommInitRank, or after
- *     destroy, is ncclInvalidArgument), a valid dtype and op (ncclInvalidArgument), buffers
+ *   - every collective: an initialised communicator (a call before ncclCommInitRank, with
+ *     a NULL or foreign comm, is ncclInvalidArgument), a valid dtype and op (ncclInvalidArgument), buffers
  *     inside one simulated device allocation each (ncclInvalidArgument), and the same call
  *     (kind, count, dtype, op, sequence number) on every rank: a rank that differs makes
  *     every rank return ncclInvalidUsage, naming it. A failure sticks to the communicator
