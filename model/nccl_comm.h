@@ -15,7 +15,9 @@
  * Every collective is enqueued on the stream of gpt_nccl_set_stream (the model's: NULL is the
  * legacy default stream, which the CUDA backend's kernels use), so it is ordered after the
  * kernels that wrote its input and before those that read its output, without a host wait.
- * Dtypes: f16, bf16, f32 (and f64). A failed call returns -1 with NCCL's reason in err. */
+ * Dtypes: f16, bf16, f32 (and f64). A failed call returns -1 with NCCL's reason in err.
+ * Memory: the collectives work in place on arena tensors; NCCL's own staging buffers are
+ * allocated by NCCL at gpt_nccl_init, outside the arena (like the CUDA context). */
 #ifndef ARENAGPT_NCCL_COMM_H
 #define ARENAGPT_NCCL_COMM_H
 
