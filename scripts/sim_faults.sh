@@ -75,7 +75,7 @@ fault out_of_bounds model/cuda/cuda_layers.cu \
 fault missing_barrier model/cuda/cuda_common.cuh \
     's.replace("        shared[warp] = v;\n    __syncthreads();\n    float r = lane < nwarps ? shared[lane] : 0.0f;", "        shared[warp] = v;\n    float r = lane < nwarps ? shared[lane] : 0.0f;")'
 fault swapped_transpose model/cuda/cuda_matmul.cu \
-    's.replace("cuda_gemm_f16(1, 0, OC, N, IC,", "cuda_gemm_f16(0, 0, OC, N, IC,")'
+    's.replace("cuda_gemm_x(1, 0, OC, N, IC,", "cuda_gemm_x(0, 0, OC, N, IC,")'
 
 fault unwritten_output model/cuda/cuda_layers.cu \
     's.replace("    if (lane == 0) {\n        mean[row] = m;\n        rstd[row] = r;\n    }\n", "")'
