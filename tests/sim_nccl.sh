@@ -60,33 +60,8 @@ export CUDASIM_DEVICE_COUNT=2
 STANDIN_TEST=$SIM_DIR/tests/cudasim/nccl/test_nccl_sim
 $MPI -np 2 "$STANDIN_TEST" >"$TMP/standin.log" 2>&1 && ok || bad "test_nccl_sim: $(tail -20 "$TMP/standin.log")"
 
-if [ -f "$TEXT" ]; then
-    head -c 60000 "$TEXT" >"$TMP/text.txt"
-else
-    for i in $(seq 1 1500); do echo "To be, or not to be, that is the question $((i % 7)):"; done >"$TMP/text.txt"
-fi
-"$BIN" prepare --input="$TMP/text.txt" --out="$TMP/data" --tokenizer=char >"$TMP/prep.log" 2>&1 || bad "prepare: $(tail -3 "$TMP/prep.log")"
-# sim_train.sh's model: small enough for the simulator (every GPU thread is a fiber)
-cat >"$TMP/tiny.conf" <<CONF
-data_dir = '$TMP/data'
-device = 'cuda'
-n_layer = 2
-n_head = 2
-n_embd = 32
-block_size = 16
-vocab_size = 65
-batch_size = 4
-gradient_accumulation_steps = 1
-learning_rate = 3e-3
-warmup_iters = 2
-lr_decay_iters = 100
-min_lr = 3e-4
-eval_interval = 100
-eval_iters = 1
-log_interval = 1
-max_iters = 4
-seed = 7
-CONF
+. "$ROOT/tests/lib_sim.sh"
+sim_data_and_conf gradient_accumulation_steps=1 eval_interval=100 max_iters=4
 run2() { $MPI -np 2 "$BIN" train "$TMP/tiny.conf" "$@"; }
 
 losses() { grep '"loss"' "$1" | sed 's/.*"iter": \([0-9]*\), "loss": \([^,]*\),.*/\1 \2/'; }

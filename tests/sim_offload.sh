@@ -25,31 +25,8 @@ ok() { pass=$((pass + 1)); }
 bad() { echo "sim_offload: FAILED: $*"; fail=$((fail + 1)); }
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 
-if [ -f "$TEXT" ]; then
-    head -c 60000 "$TEXT" >"$TMP/text.txt"
-else
-    for i in $(seq 1 1500); do echo "To be, or not to be, that is the question $((i % 7)):"; done >"$TMP/text.txt"
-fi
-"$BIN" prepare --input="$TMP/text.txt" --out="$TMP/data" --tokenizer=char >"$TMP/prep.log" 2>&1 || bad "prepare: $(tail -3 "$TMP/prep.log")"
-cat >"$TMP/tiny.conf" <<CONF
-data_dir = '$TMP/data'
-device = 'cuda'
-n_layer = 2
-n_head = 2
-n_embd = 32
-block_size = 16
-vocab_size = 65
-batch_size = 4
-gradient_accumulation_steps = 2
-learning_rate = 3e-3
-warmup_iters = 2
-lr_decay_iters = 100
-min_lr = 3e-4
-eval_interval = 3
-eval_iters = 1
-log_interval = 1
-seed = 7
-CONF
+. "$ROOT/tests/lib_sim.sh"
+sim_data_and_conf
 run() { # out_dir, log name, then arguments
     local out=$1 log=$2
     shift 2

@@ -21,32 +21,8 @@ fail=0
 ok() { pass=$((pass + 1)); }
 bad() { echo "sim_train: FAILED: $*"; fail=$((fail + 1)); }
 
-if [ -f "$TEXT" ]; then
-    head -c 60000 "$TEXT" >"$TMP/text.txt"
-else
-    for i in $(seq 1 1500); do echo "To be, or not to be, that is the question $((i % 7)):"; done >"$TMP/text.txt"
-fi
-"$BIN" prepare --input="$TMP/text.txt" --out="$TMP/data" --tokenizer=char >"$TMP/prep.log" 2>&1 || bad "prepare: $(tail -3 "$TMP/prep.log")"
-# small enough for the simulator (every GPU thread is a fiber): 2 layers, 32 channels
-cat >"$TMP/tiny.conf" <<CONF
-data_dir = '$TMP/data'
-device = 'cuda'
-n_layer = 2
-n_head = 2
-n_embd = 32
-block_size = 16
-vocab_size = 65
-batch_size = 4
-gradient_accumulation_steps = 2
-learning_rate = 3e-3
-warmup_iters = 2
-lr_decay_iters = 100
-min_lr = 3e-4
-eval_interval = 3
-eval_iters = 1
-log_interval = 1
-seed = 7
-CONF
+. "$ROOT/tests/lib_sim.sh"
+sim_data_and_conf
 
 # 1. uninterrupted: 5 steps
 "$BIN" train "$TMP/tiny.conf" --max_iters=5 --out_dir="$TMP/a" >"$TMP/a.log" 2>&1 || bad "train: $(tail -5 "$TMP/a.log")"

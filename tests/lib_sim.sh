@@ -1,0 +1,46 @@
+# lib_sim.sh: what the simulated-CUDA training tests (sim_train.sh, sim_offload.sh,
+# sim_nccl.sh) share: their data and their model. After BIN, TEXT and TMP are set and ok/bad
+# defined, a test sources it and calls
+#     sim_data_and_conf [KEY=VALUE ...]
+# which writes $TMP/text.txt (60000 bytes of TEXT, or a stand-in text when TEXT is absent),
+# prepares $TMP/data from it with char tokens (a failure counts as one bad check), and writes
+# $TMP/tiny.conf: a model small enough for the simulator (every GPU thread is a fiber: 2
+# layers, 32 channels, 16 positions), each KEY=VALUE replacing that key's line or, for a key
+# the file lacks, added at its end.
+sim_data_and_conf() {
+    if [ -f "$TEXT" ]; then
+        head -c 60000 "$TEXT" >"$TMP/text.txt"
+    else
+        for i in $(seq 1 1500); do echo "To be, or not to be, that is the question $((i % 7)):"; done >"$TMP/text.txt"
+    fi
+    "$BIN" prepare --input="$TMP/text.txt" --out="$TMP/data" --tokenizer=char >"$TMP/prep.log" 2>&1 ||
+        bad "prepare: $(tail -3 "$TMP/prep.log")"
+    cat >"$TMP/tiny.conf" <<CONF
+data_dir = '$TMP/data'
+device = 'cuda'
+n_layer = 2
+n_head = 2
+n_embd = 32
+block_size = 16
+vocab_size = 65
+batch_size = 4
+gradient_accumulation_steps = 2
+learning_rate = 3e-3
+warmup_iters = 2
+lr_decay_iters = 100
+min_lr = 3e-4
+eval_interval = 3
+eval_iters = 1
+log_interval = 1
+seed = 7
+CONF
+    local kv key
+    for kv in "$@"; do
+        key=${kv%%=*}
+        if grep -q "^$key = " "$TMP/tiny.conf"; then
+            sed -i "s|^$key = .*|$key = ${kv#*=}|" "$TMP/tiny.conf"
+        else
+            echo "$key = ${kv#*=}" >>"$TMP/tiny.conf"
+        fi
+    done
+}
