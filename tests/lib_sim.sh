@@ -1,12 +1,14 @@
 # lib_sim.sh: what the simulated-CUDA training tests (sim_train.sh, sim_offload.sh,
-# sim_nccl.sh) share: their data and their model. After BIN, TEXT and TMP are set and ok/bad
-# defined, a test sources it and calls
+# sim_nccl.sh) share: their data and their model. A test sources tests/lib_cli.sh (BIN, ROOT,
+# TMP, ok, bad, cli_done) and then this file, which sets TEXT (ARENAGPT_SHAKESPEARE, else the
+# set-up's .cache/tinyshakespeare.txt), and calls
 #     sim_data_and_conf [KEY=VALUE ...]
 # which writes $TMP/text.txt (60000 bytes of TEXT, or a stand-in text when TEXT is absent),
 # prepares $TMP/data from it with char tokens (a failure counts as one bad check), and writes
 # $TMP/tiny.conf: a model small enough for the simulator (every GPU thread is a fiber: 2
 # layers, 32 channels, 16 positions), each KEY=VALUE replacing that key's line or, for a key
 # the file lacks, added at its end.
+TEXT=${ARENAGPT_SHAKESPEARE:-$ROOT/.cache/tinyshakespeare.txt}
 sim_data_and_conf() {
     if [ -f "$TEXT" ]; then
         head -c 60000 "$TEXT" >"$TMP/text.txt"

@@ -16,17 +16,9 @@
 # Skips without mpirun or with a binary built without MPI (fails once the set-up has run).
 # Usage: tests/sim_nccl.sh path/to/build/sim/arenagpt   (make test-sim runs it)
 set -u
-BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+. "$(dirname "$0")/lib_cli.sh" sim_nccl "$1"
+. "$ROOT/tests/lib_sim.sh"
 SIM_DIR=$(dirname "$BIN")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TEXT=${ARENAGPT_SHAKESPEARE:-$ROOT/.cache/tinyshakespeare.txt}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "sim_nccl: FAILED: $*"; fail=$((fail + 1)); }
-done_() { echo "sim_nccl: $pass passed, $fail failed"; [ "$fail" = 0 ]; }
 
 # One rank accumulates the second micro-batch's gradient into the f16 gradient (one rounding);
 # two ranks round each micro-batch's gradient to f16 and the all-reduce sums them (another
@@ -44,7 +36,7 @@ JOB_TIMEOUT_S=300
 
 skip() {
     if [ "${ARENAGPT_REQUIRE_DATA:-0}" = 1 ]; then bad "$1"; else echo "sim_nccl: skipped: $1"; fi
-    done_
+    cli_done
     exit $?
 }
 command -v mpirun >/dev/null 2>&1 || skip "mpirun not found (scripts/setup.sh installs openmpi-bin)"
@@ -60,7 +52,6 @@ export CUDASIM_DEVICE_COUNT=2
 STANDIN_TEST=$SIM_DIR/tests/cudasim/nccl/test_nccl_sim
 $MPI -np 2 "$STANDIN_TEST" >"$TMP/standin.log" 2>&1 && ok || bad "test_nccl_sim: $(tail -20 "$TMP/standin.log")"
 
-. "$ROOT/tests/lib_sim.sh"
 sim_data_and_conf gradient_accumulation_steps=1 eval_interval=100 max_iters=4
 run2() { $MPI -np 2 "$BIN" train "$TMP/tiny.conf" "$@"; }
 
@@ -128,4 +119,4 @@ rc=$?
 grep -q "rank 1 of the ranks on its host, which has 1 CUDA device(s): start at most 1 rank(s) per host" "$TMP/dc.log" &&
     ok || bad "one GPU for 2 ranks: $(tail -5 "$TMP/dc.log")"
 
-done_
+cli_done

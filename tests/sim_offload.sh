@@ -14,18 +14,10 @@
 #   - the CPU backend refuses optimizer_offload (exit 2).
 # Usage: tests/sim_offload.sh path/to/build/sim/arenagpt   (make test-sim runs it)
 set -u
-BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TEXT=${ARENAGPT_SHAKESPEARE:-$ROOT/.cache/tinyshakespeare.txt}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "sim_offload: FAILED: $*"; fail=$((fail + 1)); }
+. "$(dirname "$0")/lib_cli.sh" sim_offload "$1"
+. "$ROOT/tests/lib_sim.sh"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 
-. "$ROOT/tests/lib_sim.sh"
 sim_data_and_conf
 run() { # out_dir, log name, then arguments
     local out=$1 log=$2
@@ -104,5 +96,4 @@ grep -q "LeakSanitizer" "$TMP"/f*.log && bad "a leak after an injected failure" 
 rc=$?
 [ "$rc" = 2 ] && grep -q "optimizer_offload=True needs --device=cuda" "$TMP/c.log" && ok || bad "device=cpu: exit $rc: $(tail -2 "$TMP/c.log")"
 
-echo "sim_offload: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+cli_done

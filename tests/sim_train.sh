@@ -11,17 +11,9 @@
 # exactly, and resumes to the same losses; a state resumes in the other 16-bit dtype.
 # Usage: tests/sim_train.sh path/to/build/sim/arenagpt   (make test-sim runs it)
 set -u
-BIN=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TEXT=${ARENAGPT_SHAKESPEARE:-$ROOT/.cache/tinyshakespeare.txt}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "sim_train: FAILED: $*"; fail=$((fail + 1)); }
-
+. "$(dirname "$0")/lib_cli.sh" sim_train "$1"
 . "$ROOT/tests/lib_sim.sh"
+
 sim_data_and_conf
 
 # 1. uninterrupted: 5 steps
@@ -112,5 +104,4 @@ grep -q "the state was written in float16, this run is bfloat16: .*no loss scali
 "$BIN" train "$TMP/tiny.conf" --dtype=float16 --max_iters=6 --out_dir="$TMP/i" --init_from=resume >"$TMP/k.log" 2>&1 || bad "resume bf16 as float16: $(tail -5 "$TMP/k.log")"
 grep -q "the state was written in bfloat16, this run is float16: .*the loss scale starts again at 65536" "$TMP/k.log" && grep -qE '^iter 6/6: loss [0-9].*scale 65536' "$TMP/k.log" && ok || bad "bfloat16 -> float16 resume: $(grep -E 'state was|^iter' "$TMP/k.log")"
 
-echo "sim_train: $pass passed, $fail failed"
-[ "$fail" = 0 ]
+cli_done
