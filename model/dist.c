@@ -210,37 +210,82 @@ void gpt_dist_optimizer_gather_free(Gpt *g) {
 
 /* ---- the update ------------------------------------------------------------------------- */
 
-/* flat (whole, dtype) <- every parameter's gradient (to_flat) or the reverse. */
-static void pack_grads(Gpt *g, Tensor *flat, int to_flat) {
+/* flat (whole, dtype) <- every parameter's gradient, end to end in gpt.h order */
+static void pack_grads(Gpt *g, Tensor *flat) {
     ArenaDtype dt = g->layout->grad_dtype;
     int64_t off = 0;
     for (int i = 0; i < g->n_params; i++) {
         GptParam *p = &g->params[i];
-        size_t bytes = (size_t)p->numel * arena_dtype_size(dt);
-        void *f = at(flat->data, off, dt);
-        if (to_flat)
-            g->comm->copy(g->comm->ctx, f, p->grad->data, bytes);
-        else
-            g->comm->copy(g->comm->ctx, p->grad->data, f, bytes);
+        g->comm->copy(g->comm->ctx, at(flat->data, off, dt), p->grad->data,
+                      (size_t)p->numel * arena_dtype_size(dt));
         off += p->numel;
     }
 }
 
+static int need_comm(const Gpt *g, Err *err) {
+    if (g->comm)
+        return 0;
+    return err_set(err, "gpt_update: world_size %lld needs a communicator (gpt_set_comm)",
+                   (long long)world_of(&g->config));
+}
+
+/* Sums the gradients of the params at `layer` (-1: the model-level ones) whose kind is in
+ * mask: started (start = 1: allreduce_sum_start, one call for all of them) or done now. */
+static int reduce_params(Gpt *g, int layer, unsigned mask, int start, Err *err) {
+    void *bufs[GPT_PARAM_KIND_COUNT];
+    int64_t ns[GPT_PARAM_KIND_COUNT];
+    int n = 0;
+    ArenaDtype dt = g->layout->grad_dtype;
+    for (int i = 0; i < g->n_params; i++) {
+        const GptParam *p = &g->params[i];
+        if (p->layer != layer || !((mask >> p->kind) & 1u))
+            continue;
+        if (!start && g->comm->allreduce_sum(g->comm->ctx, p->grad->data, p->numel, dt, err))
+            return -1;
+        bufs[n] = p->grad->data;
+        ns[n++] = p->numel;
+    }
+    if (!start || n == 0)
+        return 0;
+    g->reduce_started += n;
+    g->reduce_waiting = 1;
+    return g->comm->allreduce_sum_start(g->comm->ctx, bufs, ns, n, dt, err);
+}
+
+int dist_reduce_start(Gpt *g, int layer, unsigned kind_mask, Err *err) {
+    if (!g->reduce_in_backward)
+        return 0;
+    return reduce_params(g, layer, kind_mask, 1, err);
+}
+
+int gpt_grads_wait(Gpt *g, Err *err) {
+    if (!g->reduce_waiting)
+        return 0;
+    g->reduce_waiting = 0;
+    return g->comm->reduce_wait(g->comm->ctx, err);
+}
+
+void gpt_reduce_in_next_backward(Gpt *g) {
+    g->reduce_in_backward = !g->inference && world_of(&g->config) > 1 && !gpt_dist_sharded(g) &&
+                            g->comm && g->comm->allreduce_sum_start && g->comm->reduce_wait;
+}
+
 int dist_allreduce_grads(Gpt *g, Err *err) {
-    if (!g->comm)
-        return err_set(err, "gpt_update: world_size %lld needs a communicator (gpt_set_comm)",
-                       (long long)world_of(&g->config));
-    StepCtx s = {.g = g, .err = err};
-    int64_t P = gpt_dist_numel(&g->config);
-    Tensor *flat = step_alloc(&s, 0, g->layout->grad_dtype, DIMS(P), "ws.dist.grads");
-    if (s.failed)
+    if (need_comm(g, err))
         return -1;
-    pack_grads(g, flat, 1);
-    int rc = g->comm->allreduce_sum(g->comm->ctx, flat->data, P, flat->dtype, err);
-    if (rc == 0)
-        pack_grads(g, flat, 0);
-    ws_release_all(g, &s.ws);
-    return rc;
+    if (g->reduce_started != 0 && g->reduce_started != g->n_params)
+        return err_set(err,
+                       "gpt_update: %d of %d gradient sums were started (an unfinished "
+                       "backward)",
+                       g->reduce_started, g->n_params);
+    /* not started in the backward: the same sums now, started and waited for where the
+     * communicator can (the same calls as overlapped, so the same results) */
+    int start = g->comm->allreduce_sum_start && g->comm->reduce_wait;
+    if (g->reduce_started == 0)
+        for (int l = -1; l < g->config.n_layer; l++)
+            if (reduce_params(g, l, DIST_ALL_KINDS, start, err))
+                return -1;
+    return gpt_grads_wait(g, err);
 }
 
 /* AdamW on this rank's shard: the part of each parameter inside it. */
@@ -292,9 +337,8 @@ static int allgather_params(Gpt *g, Tensor *flat, Err *err) {
 int dist_update_sharded(Gpt *g, float lr, float beta1, float beta2, float eps, float weight_decay,
                         float grad_clip, int64_t step, float grad_scale, float *grad_norm_out,
                         Err *err) {
-    if (!g->comm)
-        return err_set(err, "gpt_update: world_size %lld needs a communicator (gpt_set_comm)",
-                       (long long)world_of(&g->config));
+    if (need_comm(g, err))
+        return -1;
     const GptBackend *be = g->backend;
     StepCtx s = {.g = g, .err = err};
     int64_t N = world_of(&g->config), S = gpt_dist_shard_numel(&g->config);
@@ -307,7 +351,7 @@ int dist_update_sharded(Gpt *g, float lr, float beta1, float beta2, float eps, f
         return -1;
     }
     be->memset_zero(flat->data, flat->nbytes, g->stream); /* the last shard's padding */
-    pack_grads(g, flat, 1);
+    pack_grads(g, flat);
     int rc = g->comm->reduce_scatter_sum(g->comm->ctx, gshard->data, flat->data, S, gdt, err);
     float norm = NAN;
     if (rc == 0) {

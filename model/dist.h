@@ -4,10 +4,16 @@
  *
  * World: GptConfig.world_size ranks (1 = one process; nothing here runs), each with its own
  * arena and the same model. Every rank holds the whole parameters and gradients.
- *   zero_stage 0: before the update, the gradients are packed into `ws.dist.grads` (P
- *     elements of the gradient dtype, P = every parameter), summed over the ranks in place
- *     (allreduce) and unpacked; the update divides them by world_size * grad_scale (the mean
- *     over ranks) and runs on every rank alike.
+ *   zero_stage 0: every gradient tensor is summed over the ranks in place (no buffer); the
+ *     update divides them by world_size * grad_scale (the mean over ranks) and runs on every
+ *     rank alike. When the caller asks (gpt_reduce_in_next_backward, before the last
+ *     micro-step's backward) and the communicator can start a reduction without waiting
+ *     (allreduce_sum_start), the backward starts each layer's sums as soon as it has finished
+ *     that layer's gradients: ln_f's first, then the blocks from the last to the first, then
+ *     wte and wpe (wte also takes the tied head's part, so it is final only after the
+ *     encoder's backward). gpt_grads_wait (gpt_update calls it) makes the model's later work
+ *     wait for them. The sums are the same calls either way, in the same order; only when
+ *     they run differs.
  *   zero_stage 1 (the ZeRO paper's P_os): the optimizer state (`adam.m.shard`, `adam.v.shard`,
  *     and `master.shard` in the CUDA layout) holds S = ceil(P / world_size) f32 per rank: rank r
  *     owns the elements [r*S, r*S + S) of the parameters laid end to end in gpt.h order (the
@@ -40,6 +46,16 @@ typedef struct GptComm {
                               Err *err);
     /* buf (world_size*n): every rank's block [rank*n, rank*n + n) to every rank, in place */
     int (*allgather)(void *ctx, void *buf, int64_t n, ArenaDtype dtype, Err *err);
+    /* Optional (NULL: the reductions run with allreduce_sum, after the backward). Starts
+     * summing bufs[i] (ns[i] elements each) over the ranks in place, ordered after the work
+     * already issued on the model's stream (what wrote them), and returns without waiting;
+     * the caller leaves the buffers alone until reduce_wait. Collective, in the same order on
+     * every rank. */
+    int (*allreduce_sum_start)(void *ctx, void *const *bufs, const int64_t *ns, int count,
+                               ArenaDtype dtype, Err *err);
+    /* The model's later work waits for every reduction started (on CUDA without blocking the
+     * host); -1 with err when one failed. */
+    int (*reduce_wait)(void *ctx, Err *err);
     /* host values (n) = the sum over ranks, in place */
     int (*allreduce_sum_host)(void *ctx, double *vals, int n, Err *err);
     /* host bytes: rank 0's recv (world_size*bytes) gets every rank's send, in rank order */
@@ -81,7 +97,13 @@ void dist_optimizer_zero(Gpt *g, int with_master);
 void dist_optimizer_release(Gpt *g);
 /* Writes this rank's part of p's master copy (CUDA layout, sharded) from host f32. */
 void dist_master_write(Gpt *g, const GptParam *p, const float *src_host);
-/* zero_stage 0, world_size > 1: the gradients summed over ranks in place. */
+/* zero_stage 0, world_size > 1: starts summing over the ranks the gradients of the params at
+ * `layer` (-1: wte, wpe, ln_f) whose kind is in kind_mask (bit GptParamKind); nothing when the
+ * reductions do not overlap the backward (gpt_reduce_in_next_backward). */
+#define DIST_ALL_KINDS (~0u)
+int dist_reduce_start(Gpt *g, int layer, unsigned kind_mask, Err *err);
+/* zero_stage 0, world_size > 1: every gradient summed over the ranks in place: what the
+ * backward started, waited for; the rest reduced now. */
 int dist_allreduce_grads(Gpt *g, Err *err);
 /* zero_stage 1: gpt_update's whole step (its arguments, documented in gpt.h). */
 int dist_update_sharded(Gpt *g, float lr, float beta1, float beta2, float eps, float weight_decay,

@@ -289,6 +289,8 @@ void gpt_free(Gpt *g) {
     if (!g->arena)
         return;
     release_stack(g);
+    Err ignored = {{0}}; /* the run is over: its result no longer matters */
+    gpt_grads_wait(g, &ignored);
     if (g->ws_backend) {
         if (g->backend->workspace_set)
             g->backend->workspace_set(NULL, 0);
@@ -318,6 +320,10 @@ static int check_training(const Gpt *g, const char *what, Err *err) {
 
 int gpt_zero_grad(Gpt *g) {
     ASSERT_MSG(!g->inference, "gpt_zero_grad on a model built for inference");
+    ASSERT_MSG(!g->reduce_waiting,
+               "gpt_zero_grad while gradient sums are running: gpt_grads_wait first");
+    g->reduce_in_backward = 0;
+    g->reduce_started = 0;
     for (int i = 0; i < g->n_params; i++)
         g->backend->memset_zero(g->params[i].grad->data, g->params[i].grad->nbytes, g->stream);
     return 0;
@@ -545,14 +551,18 @@ int gpt_backward(Gpt *g, Err *err) {
     act_pop(g, &top->lnf_mean);
     /* the last block's output: read by ln_f's backward only */
     act_pop(g, xl_slot);
+    /* data parallel, last micro-step: each group of gradients is summed over the ranks as
+     * soon as it is final (model/dist.h), while the backward goes on */
+    if (dist_reduce_start(g, -1, 1u << GPT_PARAM_LNFW | 1u << GPT_PARAM_LNFB, err))
+        return step_fail(&s);
     /* the blocks in reverse; each pops its tensors and its input, the output of block l-1 */
     for (int l = (int)L - 1; l >= 0; l--) {
         Tensor **in_slot = l > 0 ? &g->saved[l - 1].t[BT_OUT] : &top->enc_out;
         block_backward_layer(&s, l, in_slot, g->saved[l].t, dx, d1, d4, B, T);
-        if (s.failed)
+        if (s.failed || dist_reduce_start(g, l, DIST_ALL_KINDS, err))
             return step_fail(&s);
     }
-    /* embeddings */
+    /* embeddings (wte's gradient also holds the tied head's part) */
     be->encoder_backward(gpt_param(g, GPT_PARAM_WTE, -1)->grad->data,
                          gpt_param(g, GPT_PARAM_WPE, -1)->grad->data, dx->data, top->inputs->data,
                          B, T, C, st);
@@ -560,7 +570,9 @@ int gpt_backward(Gpt *g, Err *err) {
     ws_release_all(g, &s.ws);
     ASSERT(arena_activation_top(g->arena) == NULL);
     g->have_forward = 0;
-    return 0;
+    int rc = dist_reduce_start(g, -1, 1u << GPT_PARAM_WTE | 1u << GPT_PARAM_WPE, err);
+    g->reduce_in_backward = 0;
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -151,6 +151,9 @@ typedef struct Gpt {
     const struct GptComm *comm;
     Tensor *zero_master, *zero_m, *zero_v; /* NULL unless sharded (zero_master: CUDA layout) */
     float *zero_gathered; /* rank 0: every rank's m, v (and master), host (dist_optimizer_gather) */
+    int reduce_in_backward; /* gpt_reduce_in_next_backward: the next backward starts the sums */
+    int reduce_started;     /* gradients whose sum was started since gpt_zero_grad */
+    int reduce_waiting;     /* some of them not waited for yet (gpt_grads_wait) */
 
     /* forward state, kept for backward (private to model/; the activations themselves are the
      * arena's activation stack) */
@@ -237,6 +240,15 @@ int gpt_backward(Gpt *g, Err *err);
  * and under zero_stage 1 each rank updates its shard (model/dist.h). */
 int gpt_update(Gpt *g, float lr, float beta1, float beta2, float eps, float weight_decay,
                float grad_clip, int64_t step, float grad_scale, float *grad_norm_out, Err *err);
+/* Data parallel at zero_stage 0 (model/dist.h): the next gpt_backward is the last
+ * micro-step's, and starts each layer's gradient sum over the ranks as soon as it has finished
+ * the layer, so the communication overlaps the rest of the backward. No effect with one rank,
+ * under zero_stage 1, or with a communicator that has no allreduce_sum_start. */
+void gpt_reduce_in_next_backward(Gpt *g);
+/* The model's later work waits for the sums the last backward started (gpt_update and the
+ * test hooks that write gradients call it first). 0 when none are pending; -1 with err when
+ * one failed. */
+int gpt_grads_wait(Gpt *g, Err *err);
 
 /* --- decoding with a KV cache (model/decode.c) ------------------------------------------ */
 /* Per layer the qkv rows of the positions decoded so far: `act.h.<l>.attn.kv` (T,3C), T the

@@ -10,11 +10,17 @@
  * gpt_nccl_unique_id and hands its bytes to every rank (the caller's job: MPI_Bcast in
  * train/dist_mpi.c); gpt_nccl_init on every rank makes the communicator on the current device.
  * gpt_nccl_fill then points a GptComm's device entries (copy, allreduce_sum,
- * reduce_scatter_sum, allgather) at it; its host entries stay the caller's (MPI).
+ * allreduce_sum_start, reduce_wait, reduce_scatter_sum, allgather) at it; its host entries
+ * stay the caller's (MPI).
  *
  * Every collective is enqueued on the stream of gpt_nccl_set_stream (the model's: NULL is the
  * legacy default stream, which the CUDA backend's kernels use), so it is ordered after the
  * kernels that wrote its input and before those that read its output, without a host wait.
+ * Except the sums started during the backward (GptComm.allreduce_sum_start, llm.c's overlap):
+ * they go on a second, non-blocking stream made at gpt_nccl_init, which first waits for an
+ * event recorded on the model's stream (the layer's gradients are written), so they run
+ * while the model's stream goes on with the backward; reduce_wait records an event on that
+ * stream and makes the model's stream wait for it, again without a host wait.
  * Dtypes: f16, bf16, f32 (and f64). A failed call returns -1 with NCCL's reason in err.
  * Memory: the collectives work in place on arena tensors; NCCL's own staging buffers are
  * allocated by NCCL at gpt_nccl_init, outside the arena (like the CUDA context). */

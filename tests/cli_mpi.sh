@@ -3,6 +3,8 @@
 # configs/tiny.conf's model with tinyshakespeare in characters (vocab_size 66: the parameter
 # count is then not a multiple of 3), 4 optimizer steps:
 #   - 2 ranks x gradient_accumulation_steps 1 train the losses of 1 rank x 2 (LOSS_RTOL);
+#   - grad_reduce_overlap True (each layer's gradient sum started during the last backward)
+#     and False (after it) give the same model.bin, bit for bit;
 #   - zero_stage=1 gives the model of zero_stage=0 (PARAM_ATOL), each rank's measured peak
 #     equals the plan and `mem --world_size=2 --zero_stage=1`, to the byte; on 3 ranks (the
 #     last shard padded) it gives the model of 1 rank x 3 accumulation;
@@ -86,6 +88,14 @@ if paste <(losses "$TMP/one/metrics.jsonl") <(losses "$TMP/two/metrics.jsonl") |
 fi
 grep -q "rank 1: measured peak .* equal in every category" "$TMP/two.log" &&
     grep -q "plan == measured on every rank: yes, to the byte" "$TMP/two.log" && ok || bad "per-rank plan == measured (zero_stage 0)"
+
+# 1b. the sums started during the last micro-step's backward (the default) and the same sums
+# after it (grad_reduce_overlap=False): the same model, bit for bit
+run2 --max_iters=3 --gradient_accumulation_steps=2 --out_dir="$TMP/ov1" >"$TMP/ov1.log" 2>&1 || bad "overlapped sums: $(tail -5 "$TMP/ov1.log")"
+run2 --max_iters=3 --gradient_accumulation_steps=2 --grad_reduce_overlap=False --out_dir="$TMP/ov0" >"$TMP/ov0.log" 2>&1 || bad "sums after the backward: $(tail -5 "$TMP/ov0.log")"
+cmp -s "$TMP/ov1/model.bin" "$TMP/ov0/model.bin" && [ -s "$TMP/ov1/model.bin" ] && ok || bad "grad_reduce_overlap=False gives another model.bin than True"
+grep -q "gradient sums: each layer's during the last backward" "$TMP/ov1.log" &&
+    grep -q "gradient sums: all after the last backward" "$TMP/ov0.log" && ok || bad "the ranks line names when the gradient sums run"
 
 # 2. ZeRO-1: the same model; each rank's peak is the plan's and mem's
 run2 --max_iters=4 --zero_stage=1 --out_dir="$TMP/z1" >"$TMP/z1.log" 2>&1 || bad "zero_stage=1: $(tail -5 "$TMP/z1.log")"

@@ -40,9 +40,24 @@ typedef struct Shared {
     const void *bufs[N_RANKS];
 } Shared;
 
+/* How the thread communicator runs the sums the backward starts (allreduce_sum_start) */
+typedef enum {
+    OVERLAP_NONE,     /* no allreduce_sum_start: gpt_update sums after the backward */
+    OVERLAP_EAGER,    /* summed at the start call: a start before the gradient is final
+                         sums a partial one */
+    OVERLAP_DEFERRED, /* summed at reduce_wait: an update that does not wait reads unsummed
+                         gradients */
+} Overlap;
+
+#define MAX_PENDING 256
+
 typedef struct RankCtx {
     Shared *sh;
     int rank;
+    Overlap overlap;
+    int n_pending, n_started, n_start_calls;
+    void *pending[MAX_PENDING];
+    int64_t pending_n[MAX_PENDING];
 } RankCtx;
 
 static void t_copy(void *ctx, void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
@@ -66,6 +81,30 @@ static int t_allreduce(void *ctx, void *buf, int64_t n, ArenaDtype dt, Err *err)
     done(r);
     memcpy(buf, sum, (size_t)n * sizeof(float));
     free(sum);
+    return 0;
+}
+
+static int t_allreduce_start(void *ctx, void *const *bufs, const int64_t *ns, int count,
+                             ArenaDtype dt, Err *err) {
+    RankCtx *r = ctx;
+    r->n_start_calls++;
+    for (int i = 0; i < count; i++, r->n_started++) {
+        if (r->overlap == OVERLAP_EAGER) {
+            assert_int_equal(t_allreduce(ctx, bufs[i], ns[i], dt, err), 0);
+            continue;
+        }
+        assert_true(r->n_pending < MAX_PENDING);
+        r->pending[r->n_pending] = bufs[i];
+        r->pending_n[r->n_pending++] = ns[i];
+    }
+    return 0;
+}
+
+static int t_reduce_wait(void *ctx, Err *err) {
+    RankCtx *r = ctx;
+    for (int i = 0; i < r->n_pending; i++)
+        assert_int_equal(t_allreduce(ctx, r->pending[i], r->pending_n[i], ARENA_DTYPE_F32, err), 0);
+    r->n_pending = 0;
     return 0;
 }
 
@@ -140,9 +179,11 @@ static void tokens(int rank, int step, int32_t *in, int32_t *tg) {
 typedef struct RankRun {
     RankCtx ctx;
     int zero_stage;
-    float *weights;    /* out: every parameter, end to end */
-    float norm[STEPS]; /* out: gpt_update's gradient norm per step */
-    int plan_equal;    /* out: the measured arena equals the plan, per category */
+    int accum; /* micro-steps per step (0: 1); the last one's backward starts the sums */
+    int n_started, n_start_calls; /* out: the ctx's counts after the training steps */
+    float *weights;               /* out: every parameter, end to end */
+    float norm[STEPS];            /* out: gpt_update's gradient norm per step */
+    int plan_equal;               /* out: the measured arena equals the plan, per category */
 } RankRun;
 
 static void weights_copy(Gpt *g, float *dst) {
@@ -165,20 +206,33 @@ static void *rank_main(void *arg) {
                     .allgather = t_allgather,
                     .allreduce_sum_host = t_allreduce_host,
                     .gather_host = t_gather_host};
+    if (run->ctx.overlap != OVERLAP_NONE) {
+        comm.allreduce_sum_start = t_allreduce_start;
+        comm.reduce_wait = t_reduce_wait;
+    }
+    int accum = run->accum > 0 ? run->accum : 1;
     Err err = {{0}};
     Gpt g;
     Arena *a = test_model_build(&g, &c, B, T, 42);
     assert_int_equal(gpt_set_comm(&g, &comm, &err), 0);
     int32_t in[B * T], tg[B * T];
     for (int step = 0; step < STEPS; step++) {
-        tokens(rank, step, in, tg);
         gpt_zero_grad(&g);
-        assert_int_equal(gpt_forward(&g, in, tg, B, T, 1, NULL, &err), 0);
-        assert_int_equal(gpt_backward(&g, &err), 0);
-        assert_int_equal(gpt_update(&g, LR, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, step + 1, 1.0f,
+        for (int micro = 0; micro < accum; micro++) {
+            tokens(rank, step * accum + micro, in, tg);
+            if (micro == accum - 1)
+                gpt_reduce_in_next_backward(&g);
+            assert_int_equal(gpt_forward(&g, in, tg, B, T, 1, NULL, &err), 0);
+            assert_int_equal(gpt_backward(&g, &err), 0);
+        }
+        if (step % 2 == 1) /* as train does; on even steps gpt_update's own wait is tested */
+            assert_int_equal(gpt_grads_wait(&g, &err), 0);
+        assert_int_equal(gpt_update(&g, LR, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, step + 1, (float)accum,
                                     &run->norm[step], &err),
                          0);
     }
+    run->n_started = run->ctx.n_started;
+    run->n_start_calls = run->ctx.n_start_calls;
     weights_copy(&g, run->weights);
     /* plan == measured: the phases of a training step on this arena, against the plan */
     GptPlanArgs pa = {.phase = GPT_PLAN_TRAIN, .B = B, .T = T, .grad_accum = 1};
@@ -192,6 +246,24 @@ static void *rank_main(void *arg) {
     gpt_plan_free(plan);
     test_model_free(&g, a);
     return NULL;
+}
+
+/* N_RANKS threads run rank_main to the end (runs[r].weights: n floats each, malloc'd) */
+static void run_ranks(RankRun *runs, Shared *sh, int zero_stage, Overlap overlap, int accum,
+                      size_t n) {
+    pthread_barrier_init(&sh->barrier, NULL, N_RANKS);
+    pthread_t th[N_RANKS];
+    for (int r = 0; r < N_RANKS; r++) {
+        runs[r] = (RankRun){.ctx = {.sh = sh, .rank = r, .overlap = overlap},
+                            .zero_stage = zero_stage,
+                            .accum = accum};
+        runs[r].weights = malloc(n * sizeof(float));
+        assert_non_null(runs[r].weights);
+        assert_int_equal(pthread_create(&th[r], NULL, rank_main, &runs[r]), 0);
+    }
+    for (int r = 0; r < N_RANKS; r++)
+        pthread_join(th[r], NULL);
+    pthread_barrier_destroy(&sh->barrier);
 }
 
 /* One model, both ranks' micro-batches accumulated (rank 0's, then rank 1's), grad_scale 2. */
@@ -224,17 +296,8 @@ static void ranks_match_one_model(int zero_stage) {
     float ref_norm[STEPS];
     reference_weights(ref, ref_norm);
     Shared sh;
-    pthread_barrier_init(&sh.barrier, NULL, N_RANKS);
     RankRun runs[N_RANKS];
-    pthread_t th[N_RANKS];
-    for (int r = 0; r < N_RANKS; r++) {
-        runs[r] = (RankRun){.ctx = {&sh, r}, .zero_stage = zero_stage};
-        runs[r].weights = malloc(n * sizeof(float));
-        assert_non_null(runs[r].weights);
-        assert_int_equal(pthread_create(&th[r], NULL, rank_main, &runs[r]), 0);
-    }
-    for (int r = 0; r < N_RANKS; r++)
-        pthread_join(th[r], NULL);
+    run_ranks(runs, &sh, zero_stage, OVERLAP_NONE, 1, n);
     for (int r = 0; r < N_RANKS; r++) {
         assert_allclose(runs[r].weights, ref, n, WEIGHT_ATOL, 0.0);
         assert_allclose(runs[r].norm, ref_norm, STEPS, 0.0, NORM_RTOL);
@@ -253,11 +316,39 @@ static void ranks_match_one_model(int zero_stage) {
     assert_true(moved > 0);
     free(init);
     free(ref);
-    pthread_barrier_destroy(&sh.barrier);
 }
 
 static void test_dist_zero0_matches_one_model(void **state) { ranks_match_one_model(0); }
 static void test_dist_zero1_matches_one_model(void **state) { ranks_match_one_model(1); }
+
+/* zero_stage 0 with 2 micro-steps: the sums the last backward starts, run at the start call
+ * (a start before a gradient is final would sum a partial one) or at the wait (an update
+ * that does not wait would read unsummed gradients), give bit for bit the weights and norms
+ * of summing after the backward; one start per group (ln_f, each block, the embeddings),
+ * every gradient once per step. */
+static void test_dist_zero0_overlap_same_sums(void **state) {
+    GptConfig c = small_config(1, 0);
+    size_t n = (size_t)gpt_dist_numel(&c);
+    Shared sh;
+    RankRun after[N_RANKS], during[N_RANKS];
+    run_ranks(after, &sh, 0, OVERLAP_NONE, 2, n);
+    for (Overlap o = OVERLAP_EAGER; o <= OVERLAP_DEFERRED; o++) {
+        run_ranks(during, &sh, 0, o, 2, n);
+        for (int r = 0; r < N_RANKS; r++) {
+            assert_memory_equal(during[r].weights, after[r].weights, n * sizeof(float));
+            assert_memory_equal(during[r].norm, after[r].norm, sizeof during[r].norm);
+            assert_true(during[r].plan_equal);
+            Gpt probe;
+            Arena *a = test_model_build(&probe, &c, B, T, 1);
+            assert_int_equal(during[r].n_started, STEPS * probe.n_params);
+            assert_int_equal(during[r].n_start_calls, STEPS * (c.n_layer + 2));
+            test_model_free(&probe, a);
+            free(during[r].weights);
+        }
+    }
+    for (int r = 0; r < N_RANKS; r++)
+        free(after[r].weights);
+}
 
 /* ---- plans ------------------------------------------------------------------------------ */
 
@@ -358,6 +449,7 @@ int main(void) {
         cmocka_unit_test(test_dist_refusals),
         cmocka_unit_test(test_dist_zero0_matches_one_model),
         cmocka_unit_test(test_dist_zero1_matches_one_model),
+        cmocka_unit_test(test_dist_zero0_overlap_same_sums),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

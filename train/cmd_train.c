@@ -281,11 +281,16 @@ static int train_step(TrainState *s, int64_t it, float lr, float *loss_out, floa
         if ((micro == 0 && skip_windows(s, s->dist->rank * accum, err) != 0) ||
             data_loader_next(s->train, s->inputs, s->targets, err) != 0)
             return -1;
+        if (micro == accum - 1 && cfg->grad_reduce_overlap) /* several ranks, zero_stage 0 */
+            gpt_reduce_in_next_backward(&s->g);
         if (gpt_forward(&s->g, s->inputs, s->targets, B, T, 1, &loss, err) != 0 ||
             gpt_backward(&s->g, err) != 0)
             return -1;
         loss_sum += loss;
     }
+    /* the gradient sums the backward started: done before anything reads or skips them */
+    if (gpt_grads_wait(&s->g, err) != 0)
+        return -1;
     /* the other ranks' windows after ours; the loss of all of them */
     if (skip_windows(s, (s->dist->world_size - 1 - s->dist->rank) * accum, err) != 0 ||
         dist_sum(&loss_sum, 1, err) != 0)
@@ -502,10 +507,13 @@ static void print_run_header(const TrainState *s, const RunSetup *rs) {
            (long long)cfg->batch_size, (long long)cfg->block_size,
            (long long)cfg->gradient_accumulation_steps);
     if (N > 1)
-        printf(" x %lld ranks)\nranks: %lld (%s), zero_stage %lld: %s\n", (long long)N,
-               (long long)N, s->dist->name, (long long)cfg->zero_stage,
+        printf(" x %lld ranks)\nranks: %lld (%s), zero_stage %lld: %s; gradient sums: %s\n",
+               (long long)N, (long long)N, s->dist->name, (long long)cfg->zero_stage,
                cfg->zero_stage ? "AdamW state sharded, each rank's plan below"
-                               : "gradients averaged, each rank holds everything (plan below)");
+                               : "gradients averaged, each rank holds everything (plan below)",
+               cfg->zero_stage            ? "reduce-scattered after the last backward"
+               : cfg->grad_reduce_overlap ? "each layer's during the last backward"
+                                          : "all after the last backward");
     else
         printf(")\n");
 }

@@ -81,6 +81,9 @@ static const Key keys[] = {
     {"zero_stage", K_INT, OFF(zero_stage), MODEL_CMDS, 0, 3, NULL,
      "data parallel (mpirun -np N): 0 = every rank holds the AdamW state; 1 = ZeRO-1, the f32 "
      "master weights, m and v sharded across the ranks; 2 and 3 are refused"},
+    {"grad_reduce_overlap", K_BOOL, OFF(grad_reduce_overlap), CONFIG_CMD_TRAIN, 0, 0, NULL,
+     "data parallel, zero_stage 0: sum each layer's gradients over the ranks during the last "
+     "micro-step's backward (True) or all after it (False); the same sums either way"},
     {"world_size", K_INT, OFF(world_size), CONFIG_CMD_MEM, 1, 1 << 20, NULL,
      "ranks to plan for: each rank's bytes (train takes the number of ranks mpirun starts)"},
     /* optimisation */
@@ -282,6 +285,7 @@ void config_defaults(TrainConfig *c) {
     c->dtype = CONFIG_DTYPE_FLOAT16;
     c->grad_dtype = CONFIG_DTYPE_FLOAT16;
     c->world_size = 1;
+    c->grad_reduce_overlap = 1;
     c->compile = 1;
     snprintf(c->wandb_project, sizeof c->wandb_project, "owt");
     snprintf(c->wandb_run_name, sizeof c->wandb_run_name, "gpt2");

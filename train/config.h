@@ -68,9 +68,10 @@ typedef struct TrainConfig {
     GptGelu gelu;   /* the model's enums (model/gpt.h), named by GPT_*_NAMES */
     GptAttention attention;
     GptRecompute recompute;
-    int64_t loss_chunk; /* tokens per chunk of the loss head; 0 = automatic */
-    int64_t zero_stage; /* 0: AdamW state on every rank; 1: sharded across ranks (ZeRO-1) */
-    int64_t world_size; /* mem: the ranks planned for (train: the launcher's, train/dist.h) */
+    int64_t loss_chunk;      /* tokens per chunk of the loss head; 0 = automatic */
+    int64_t zero_stage;      /* 0: AdamW state on every rank; 1: sharded across ranks (ZeRO-1) */
+    int64_t world_size;      /* mem: the ranks planned for (train: the launcher's, train/dist.h) */
+    int grad_reduce_overlap; /* zero_stage 0: the gradient sums run during the backward */
     /* optimisation */
     int64_t batch_size;
     int64_t gradient_accumulation_steps;

@@ -53,6 +53,44 @@ static int c_allreduce(void *ctx, void *buf, int64_t n, ArenaDtype dt, Err *err)
     return rc == MPI_SUCCESS ? 0 : mpi_fail(rc, "MPI_Allreduce", err);
 }
 
+/* the sums started and not yet waited for (MPI_Iallreduce), in start order */
+static MPI_Request *g_reqs;
+static int g_n_reqs, g_cap_reqs;
+
+static int c_allreduce_start(void *ctx, void *const *bufs, const int64_t *ns, int count,
+                             ArenaDtype dt, Err *err) {
+    MPI_Datatype t = MPI_FLOAT;
+    if (mpi_type(dt, &t, err))
+        return -1;
+    if (g_n_reqs + count > g_cap_reqs) {
+        int cap = 2 * (g_n_reqs + count);
+        MPI_Request *r = realloc(g_reqs, (size_t)cap * sizeof *r);
+        if (!r)
+            return err_set(err, "rank %d: out of host memory for %d MPI requests", g_dist.rank,
+                           cap);
+        g_reqs = r;
+        g_cap_reqs = cap;
+    }
+    for (int i = 0; i < count; i++) {
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, bufs[i], (int)ns[i], t, MPI_SUM, MPI_COMM_WORLD,
+                                &g_reqs[g_n_reqs]);
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(rc, "MPI_Iallreduce", err);
+        g_n_reqs++;
+    }
+    /* Open MPI moves a non-blocking collective on inside MPI calls: one here lets the sums
+     * started so far progress while the backward goes on */
+    int flag = 0;
+    MPI_Testall(g_n_reqs, g_reqs, &flag, MPI_STATUSES_IGNORE);
+    return 0;
+}
+
+static int c_reduce_wait(void *ctx, Err *err) {
+    int n = g_n_reqs, rc = MPI_Waitall(n, g_reqs, MPI_STATUSES_IGNORE);
+    g_n_reqs = 0;
+    return rc == MPI_SUCCESS ? 0 : mpi_fail(rc, "MPI_Waitall (the gradient sums)", err);
+}
+
 static int c_reduce_scatter(void *ctx, void *out, const void *in, int64_t n, ArenaDtype dt,
                             Err *err) {
     MPI_Datatype t = MPI_FLOAT;
@@ -111,6 +149,8 @@ int dist_start(int start, Err *err) {
                             .world_size = g_dist.world_size,
                             .copy = host_copy,
                             .allreduce_sum = c_allreduce,
+                            .allreduce_sum_start = c_allreduce_start,
+                            .reduce_wait = c_reduce_wait,
                             .reduce_scatter_sum = c_reduce_scatter,
                             .allgather = c_allgather,
                             .allreduce_sum_host = c_allreduce_host,
@@ -137,6 +177,8 @@ int dist_end(int rc) {
     }
     gpt_nccl_free(g_nccl, 0);
     g_nccl = NULL;
+    free(g_reqs);
+    g_reqs = NULL;
     MPI_Finalize();
     return rc;
 }

@@ -114,8 +114,12 @@ static struct {
 
 struct GptNccl {
     NcclComm comm;
-    NcclStream stream;
+    NcclStream stream; /* the model's */
     int rank, world_size;
+    /* the sums started during the backward: their own stream, which waits for `ready` (the
+     * model's stream at the start), and `done`, which the model's stream waits for */
+    cudaStream_t reduce_stream;
+    cudaEvent_t ready, done;
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -199,6 +203,13 @@ int gpt_nccl_unique_id(unsigned char *id, Err *err) {
     return 0;
 }
 
+/* e != cudaSuccess: err names the call and the rank */
+static int cuda_fail(cudaError_t e, const char *what, const GptNccl *n, Err *err) {
+    if (e == cudaSuccess)
+        return 0;
+    return err_set(err, "rank %d: %s failed: %s", n->rank, what, cudaGetErrorString(e));
+}
+
 GptNccl *gpt_nccl_init(const unsigned char *id, int rank, int world_size, Err *err) {
     if (gpt_nccl_load(err) != 0)
         return NULL;
@@ -220,6 +231,15 @@ GptNccl *gpt_nccl_init(const unsigned char *id, int rank, int world_size, Err *e
     }
     n->rank = rank;
     n->world_size = world_size;
+    if (cuda_fail(cudaStreamCreateWithFlags(&n->reduce_stream, cudaStreamNonBlocking),
+                  "cudaStreamCreateWithFlags (the gradient sums' stream)", n, err) ||
+        cuda_fail(cudaEventCreateWithFlags(&n->ready, cudaEventDisableTiming), "cudaEventCreate", n,
+                  err) ||
+        cuda_fail(cudaEventCreateWithFlags(&n->done, cudaEventDisableTiming), "cudaEventCreate", n,
+                  err)) {
+        gpt_nccl_free(n, 1);
+        return NULL;
+    }
     return n;
 }
 
@@ -230,6 +250,12 @@ void gpt_nccl_free(GptNccl *n, int abort) {
         return;
     if (n->comm)
         (abort ? nccl.abort : nccl.destroy)(n->comm);
+    if (n->done)
+        cudaEventDestroy(n->done);
+    if (n->ready)
+        cudaEventDestroy(n->ready);
+    if (n->reduce_stream)
+        cudaStreamDestroy(n->reduce_stream);
     free(n);
 }
 
@@ -277,6 +303,36 @@ static int nc_allreduce(void *ctx, void *buf, int64_t n_elems, ArenaDtype dt, Er
     return nccl_check(n, r, "ncclAllReduce", n_elems, dt, err);
 }
 
+static int nc_allreduce_start(void *ctx, void *const *bufs, const int64_t *ns, int count,
+                              ArenaDtype dt, Err *err) {
+    GptNccl *n = ctx;
+    int t = nccl_dtype(dt, "ncclAllReduce", err);
+    if (t < 0 || cuda_fail(cudaEventRecord(n->ready, n->stream), "cudaEventRecord", n, err) ||
+        cuda_fail(cudaStreamWaitEvent(n->reduce_stream, n->ready, 0), "cudaStreamWaitEvent", n,
+                  err))
+        return -1;
+    for (int i = 0; i < count; i++) {
+        NcclResult r = nccl.all_reduce(bufs[i], bufs[i], (size_t)ns[i], t, NCCL_SUM, n->comm,
+                                       n->reduce_stream);
+        if (nccl_check(n, r, "ncclAllReduce (started)", ns[i], dt, err))
+            return -1;
+    }
+    return 0;
+}
+
+static int nc_reduce_wait(void *ctx, Err *err) {
+    GptNccl *n = ctx;
+    if (cuda_fail(cudaEventRecord(n->done, n->reduce_stream), "cudaEventRecord", n, err) ||
+        cuda_fail(cudaStreamWaitEvent(n->stream, n->done, 0), "cudaStreamWaitEvent", n, err))
+        return -1;
+    NcclResult a = NCCL_SUCCESS;
+    if (nccl.async_error(n->comm, &a) != NCCL_SUCCESS || a == NCCL_SUCCESS)
+        return 0;
+    char what[96];
+    snprintf(what, sizeof what, "rank %d: the gradient sums (ncclAllReduce)", n->rank);
+    return nccl_fail(n->comm, a, what, err);
+}
+
 static int nc_reduce_scatter(void *ctx, void *out, const void *in, int64_t n_elems, ArenaDtype dt,
                              Err *err) {
     GptNccl *n = ctx;
@@ -312,6 +368,8 @@ void gpt_nccl_fill(GptNccl *n, GptComm *comm) {
     comm->ctx = n;
     comm->copy = nc_copy;
     comm->allreduce_sum = nc_allreduce;
+    comm->allreduce_sum_start = nc_allreduce_start;
+    comm->reduce_wait = nc_reduce_wait;
     comm->reduce_scatter_sum = nc_reduce_scatter;
     comm->allgather = nc_allgather;
 }
