@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# sim_overlap.sh: the gradient sums that overlap the backward (grad_reduce_overlap, model/dist.h)
+# on CUDA under mpirun, on the CUDA simulator (2 ranks, each its own simulated GPU, the
+# stand-in NCCL; sim_train.sh's tiny model), 2 micro-steps per step, 3 steps:
+#   - the sums started during the last micro-step's backward on NCCL's second stream (the
+#     default) and the same sums after the backward give the same model.bin, bit for bit, in
+#     float16 and in bfloat16 with bf16 gradients;
+#   - the overlapped run's arena equals its plan on every rank, to the byte.
+# The simulator runs a created stream's work only when something waits for it, so an update
+# that does not wait for the sums reads unsummed gradients and the first check fails
+# (scripts/sim_faults.sh removes the wait to show it).
+# Skips without mpirun or with a binary built without MPI (fails once the set-up has run).
+# Usage: tests/sim_overlap.sh path/to/build/sim/arenagpt   (make test-sim runs it)
+set -u
+. "$(dirname "$0")/lib_cli.sh" sim_overlap "$1"
+. "$ROOT/tests/lib_sim.sh"
+SIM_DIR=$(dirname "$BIN")
+# a failed run must end the job this fast (a hang would run to the timeout)
+JOB_TIMEOUT_S=300
+
+skip() {
+    if [ "${ARENAGPT_REQUIRE_DATA:-0}" = 1 ]; then bad "$1"; else echo "sim_overlap: skipped: $1"; fi
+    cli_done
+    exit $?
+}
+command -v mpirun >/dev/null 2>&1 || skip "mpirun not found (scripts/setup.sh installs openmpi-bin)"
+ldd "$BIN" | grep -q libmpi || skip "$BIN is built without MPI"
+[ -f "$SIM_DIR/libnccl.so.2" ] || skip "no $SIM_DIR/libnccl.so.2 (make sim builds it where MPI is)"
+
+# Open MPI's own allocations at MPI_Finalize read as leaks to LeakSanitizer (as sim_nccl.sh)
+MPI="timeout $JOB_TIMEOUT_S mpirun --allow-run-as-root --oversubscribe -x ASAN_OPTIONS=detect_leaks=0:abort_on_error=1"
+export CUDASIM_DEVICE_COUNT=2
+
+sim_data_and_conf gradient_accumulation_steps=2 eval_interval=100 max_iters=3
+run2() { $MPI -np 2 "$BIN" train "$TMP/tiny.conf" "$@"; }
+
+# same_model NAME ARGS...: overlapped and not, the same model.bin
+same_model() {
+    local name=$1
+    shift
+    run2 "$@" --out_dir="$TMP/$name.on" >"$TMP/$name.on.log" 2>&1 || bad "$name, overlapped: $(tail -20 "$TMP/$name.on.log")"
+    run2 "$@" --grad_reduce_overlap=False --out_dir="$TMP/$name.off" >"$TMP/$name.off.log" 2>&1 ||
+        bad "$name, after the backward: $(tail -20 "$TMP/$name.off.log")"
+    [ -s "$TMP/$name.on/model.bin" ] && cmp -s "$TMP/$name.on/model.bin" "$TMP/$name.off/model.bin" && ok ||
+        bad "$name: the sums during the backward give another model.bin than after it"
+    grep -q "gradient sums: each layer's during the last backward" "$TMP/$name.on.log" && ok ||
+        bad "$name: the ranks line: $(grep '^ranks' "$TMP/$name.on.log")"
+    grep -q "plan == measured on every rank: yes, to the byte" "$TMP/$name.on.log" && ok ||
+        bad "$name: per-rank plan == measured, overlapped"
+}
+same_model f16
+same_model bf16 --dtype=bfloat16 --grad_dtype=bfloat16
+
+cli_done
