@@ -119,12 +119,12 @@ int test_hooks_inject(const TestHooks *h, int64_t it, Gpt *g, float *loss, Err *
                            in->param, g->n_params, g->n_params - 1);
         } else { /* element 0, in the gradient's dtype, wherever the backend keeps it */
             const Tensor *t = g->params[in->param].grad;
-            uint16_t h = t->dtype == ARENA_DTYPE_BF16 ? half_f32_to_bf16(in->value)
-                                                      : half_f32_to_f16(in->value);
+            uint16_t bits = t->dtype == ARENA_DTYPE_BF16 ? half_f32_to_bf16(in->value)
+                                                         : half_f32_to_f16(in->value);
             if (t->dtype == ARENA_DTYPE_F32)
                 g->backend->copy_from_host(t->data, &in->value, sizeof in->value, g->stream);
             else
-                g->backend->copy_from_host(t->data, &h, sizeof h, g->stream);
+                g->backend->copy_from_host(t->data, &bits, sizeof bits, g->stream);
         }
     }
     return 0;
