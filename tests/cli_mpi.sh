@@ -3,6 +3,8 @@
 # configs/tiny.conf's model with tinyshakespeare in characters (vocab_size 66: the parameter
 # count is then not a multiple of 3), 4 optimizer steps:
 #   - 2 ranks x gradient_accumulation_steps 1 train the losses of 1 rank x 2 (LOSS_RTOL);
+#   - the eval's batches are shared out among the ranks: the eval losses of 2 ranks are 1
+#     rank's (LOSS_RTOL);
 #   - grad_reduce_overlap True (each layer's gradient sum started during the last backward)
 #     and False (after it) give the same model.bin, bit for bit;
 #   - zero_stage=1 gives the model of zero_stage=0 (PARAM_ATOL), each rank's measured peak
@@ -59,7 +61,7 @@ fi
 "$BIN" prepare --input="$TEXT" --out="$TMP/data" --tokenizer=char >"$TMP/prep.log" 2>&1 || bad "prepare: $(tail -2 "$TMP/prep.log")"
 
 CONF=("$ROOT/configs/tiny.conf" --data_dir="$TMP/data" --vocab_size=66 --eval_interval=2
-      --eval_iters=1 --log_interval=1 --threads=1)
+      --eval_iters=3 --log_interval=1 --threads=1)
 run1() { "$BIN" train "${CONF[@]}" "$@"; }
 run2() { timeout "$JOB_TIMEOUT_S" $MPI -np 2 "$BIN" train "${CONF[@]}" "$@"; }
 run3() { timeout "$JOB_TIMEOUT_S" $MPI -np 3 "$BIN" train "${CONF[@]}" "$@"; }
@@ -88,6 +90,16 @@ if paste <(losses "$TMP/one/metrics.jsonl") <(losses "$TMP/two/metrics.jsonl") |
 fi
 grep -q "rank 1: measured peak .* equal in every category" "$TMP/two.log" &&
     grep -q "plan == measured on every rank: yes, to the byte" "$TMP/two.log" && ok || bad "per-rank plan == measured (zero_stage 0)"
+# the eval's 3 batches shared out (rank 0 two, rank 1 one) and summed: one process's losses
+evals() { grep '"val_loss"' "$1" | sed 's/.*"iter": \([0-9]*\), "train_loss": \([^,]*\), "val_loss": \([^}]*\)}/\1 \2 \3/'; }
+if paste <(evals "$TMP/one/metrics.jsonl") <(evals "$TMP/two/metrics.jsonl") |
+    awk -v rtol="$LOSS_RTOL" 'NF != 6 || $1 != $4 { exit 1 }
+        { for (i = 2; i <= 3; i++) { a = $i; b = $(i + 3); if (!(a == a + 0) || !(b == b + 0)) exit 1
+          d = a - b; if (d < 0) d = -d; r = a < 0 ? -a : a; if (!(d <= rtol * r)) exit 1 } n++ }
+        END { exit !(n == 3) }'; then ok; else
+    bad "eval losses of 2 ranks differ from 1 rank's beyond $LOSS_RTOL:"
+    paste <(evals "$TMP/one/metrics.jsonl") <(evals "$TMP/two/metrics.jsonl")
+fi
 
 # 1b. the sums started during the last micro-step's backward (the default) and the same sums
 # after it (grad_reduce_overlap=False): the same model, bit for bit

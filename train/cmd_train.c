@@ -197,20 +197,24 @@ static int resume(TrainState *s, Err *err) {
     return resume_world_note(s, path, err);
 }
 
-/* Mean loss over eval_iters random batches of one split (nanoGPT's estimate_loss).
+/* Mean loss over eval_iters random batches of one split (nanoGPT's estimate_loss). With N
+ * ranks every rank draws every batch (the loaders stay alike) and evaluates batches
+ * k = rank, rank + N, ...; the sum is over all of them: one process's mean, in another order.
  * done/total/t0 count the batches of the whole eval point, for the progress line.
  * Returns 0, 1 when a stop signal came (between batches), -1 on error. */
 static int estimate_loss(TrainState *s, DataLoader *dl, int64_t it, int64_t *done, int64_t total,
                          double t0, float *out, Err *err) {
     const TrainConfig *cfg = s->cfg;
+    const int64_t N = s->dist->world_size;
     double sum = 0, t_shown = 0;
     for (int64_t k = 0; k < cfg->eval_iters; k++) {
-        if (g_stop_signal && s->dist->world_size == 1)
+        if (g_stop_signal && N == 1)
             return 1;
         float loss = 0;
         if (data_loader_next(dl, s->inputs, s->targets, err) != 0)
             return -1;
-        if (gpt_forward(&s->g, s->inputs, s->targets, cfg->batch_size, cfg->block_size, 0, &loss,
+        if (k % N == s->dist->rank &&
+            gpt_forward(&s->g, s->inputs, s->targets, cfg->batch_size, cfg->block_size, 0, &loss,
                         err) != 0)
             return -1;
         sum += loss;
@@ -226,6 +230,8 @@ static int estimate_loss(TrainState *s, DataLoader *dl, int64_t it, int64_t *don
             t_shown = t;
         }
     }
+    if (dist_sum(&sum, 1, err) != 0)
+        return -1;
     *out = (float)(sum / (double)cfg->eval_iters);
     return 0;
 }
