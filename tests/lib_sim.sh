@@ -1,5 +1,5 @@
 # lib_sim.sh: what the simulated-CUDA training tests (sim_train.sh, sim_offload.sh,
-# sim_nccl.sh) share: their data and their model. A test sources tests/lib_cli.sh (BIN, ROOT,
+# sim_nccl.sh, sim_overlap.sh, sim_multi_gpu_check.sh) share: their data and their model. A test sources tests/lib_cli.sh (BIN, ROOT,
 # TMP, ok, bad, cli_done) and then this file, which sets TEXT (ARENAGPT_SHAKESPEARE, else the
 # set-up's .cache/tinyshakespeare.txt), and calls
 #     sim_data_and_conf [KEY=VALUE ...]
