@@ -271,7 +271,8 @@ SIM_RT_OBJ := $(patsubst %.cc,$(SIM)/%.o,$(SIM_RT_CC))
 SIM_CU_OBJ := $(patsubst %.cu,$(SIM)/%.o,$(CU))
 SIM_LIB_OBJ := $(call obj,sim,$(LIB_C) $(CUDA_C))
 SIM_BACKEND_OBJ := $(SIM_LIB_OBJ) $(SIM_CU_OBJ) $(SIM_RT_OBJ)
-SIM_LDLIBS := $(asan_LDFLAGS) $(LDLIBS) -ldl -lstdc++ -Wl,--export-dynamic-symbol=cudasim_device_range
+SIM_LDLIBS := $(asan_LDFLAGS) $(LDLIBS) -ldl -lstdc++ -Wl,--export-dynamic-symbol=cudasim_device_range \
+              -Wl,--export-dynamic-symbol=cudasim_stream_enqueue
 SIM_GPU_TEST_BIN := $(patsubst tests/gpu/%.c,$(SIM)/tests/gpu/%,$(GPU_TEST_C))
 SIM_SELF_TEST_BIN := $(SIM)/tests/cudasim/test_cudasim
 SIM_ENV = ARENAGPT_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
