@@ -11,7 +11,8 @@
  * events (a created stream's work has not happened before a wait and has after it, a wait runs
  * exactly the work up to the event's record, the legacy stream runs blocking streams' work but
  * not non-blocking ones', launches copy their arguments, cudaFree runs queued work first,
- * pageable host copies are staged, bad handles and flags are refused).
+ * pageable host copies are staged, bad handles and flags are refused, a cuBLAS GEMM is its
+ * stream's work).
  *
  * C++ because the kernels are written here, compiled like the backend's .cu files against the
  * simulator's cuda_runtime.h. */
@@ -19,6 +20,7 @@
 #include <cuda_runtime.h>
 
 #include "model/cuda/cuda_mma.cuh" /* the tensor-core primitives, as the kernels call them */
+#include <cublas_v2.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1042,6 +1044,42 @@ static void test_cudasim_queued_fault_is_sticky(void **state) {
     cudaFree(d);
 }
 
+/* a cuBLAS GEMM on a created stream is that stream's work (tests/cudasim/cublas_sim.cc): D is
+ * unchanged until the stream runs; a stream the runtime does not know is refused */
+static void test_cudasim_cublas_on_created_stream(void **state) {
+    const int n = 4; /* D (f32, n x n) = A (f16, n x n, all 1) x B (all 1): n everywhere */
+    __half *ab = dev_alloc<__half>(n * n);
+    float *dm = dev_alloc<float>(n * n), h[n * n], one = 1.0f, zero = 0.0f;
+    __half ones[n * n];
+    for (int i = 0; i < n * n; i++)
+        ones[i] = __float2half_rn(1.0f);
+    cudaMemcpy(ab, ones, sizeof(ones), cudaMemcpyHostToDevice);
+    cudaMemset(dm, 0, sizeof(h));
+    cudaStream_t s = stream_new(cudaStreamNonBlocking);
+    cublasHandle_t hd = NULL;
+    assert_int_equal(cublasCreate(&hd), CUBLAS_STATUS_SUCCESS);
+    assert_int_equal(cublasSetStream(hd, s), CUBLAS_STATUS_SUCCESS);
+    assert_int_equal(cublasGemmStridedBatchedEx(hd, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, ab,
+                                                CUDA_R_16F, n, 0, ab, CUDA_R_16F, n, 0, &zero, dm,
+                                                CUDA_R_32F, n, 0, 1, CUBLAS_COMPUTE_32F,
+                                                CUBLAS_GEMM_DEFAULT),
+                     CUBLAS_STATUS_SUCCESS);
+    cudaMemcpy(h, dm, sizeof(h), cudaMemcpyDeviceToHost);
+    assert_true(h[0] == 0.0f && h[n * n - 1] == 0.0f);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    cudaMemcpy(h, dm, sizeof(h), cudaMemcpyDeviceToHost);
+    for (int i = 0; i < n * n; i++)
+        assert_true(h[i] == (float)n);
+    assert_int_equal(cudaStreamDestroy(s), cudaSuccess);
+    assert_int_equal(cublasGemmStridedBatchedEx(hd, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, ab,
+                                                CUDA_R_16F, n, 0, ab, CUDA_R_16F, n, 0, &zero, dm,
+                                                CUDA_R_32F, n, 0, 1, CUBLAS_COMPUTE_32F,
+                                                CUBLAS_GEMM_DEFAULT),
+                     CUBLAS_STATUS_EXECUTION_FAILED); /* its stream is destroyed */
+    cublasDestroy(hd);
+    cudaFree(ab), cudaFree(dm);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cudasim_missing_barrier_changes_result),
@@ -1068,6 +1106,7 @@ int main(void) {
         cmocka_unit_test(test_cudasim_free_runs_queued_work),
         cmocka_unit_test(test_cudasim_async_copy_pageable_host),
         cmocka_unit_test(test_cudasim_queued_fault_is_sticky),
+        cmocka_unit_test(test_cudasim_cublas_on_created_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
