@@ -1288,7 +1288,10 @@ static void cp_async_thread_end(void) {
     q.clear();
 }
 
-extern char __start_cudasim_shared[], __stop_cudasim_shared[]; /* the linker's bounds */
+/* the linker's bounds of the section; weak: a program without __shared__ arrays (the NCCL
+ * stand-in's test) has no such section, and the bounds are then NULL */
+extern char __start_cudasim_shared[] __attribute__((weak));
+extern char __stop_cudasim_shared[] __attribute__((weak));
 
 namespace cudasim {
 
@@ -1297,7 +1300,8 @@ bool shared_range(const void *p, size_t n) {
     uintptr_t a = (uintptr_t)p, d = (uintptr_t)g_dyn_shared;
     if (g_dyn_shared && a >= d && a + n <= d + g_dyn_bytes)
         return true;
-    return a >= (uintptr_t)__start_cudasim_shared && a + n <= (uintptr_t)__stop_cudasim_shared;
+    return __start_cudasim_shared && a >= (uintptr_t)__start_cudasim_shared &&
+           a + n <= (uintptr_t)__stop_cudasim_shared;
 }
 
 void cp_async(void *dst, const void *src, int bytes) {
