@@ -298,17 +298,20 @@ void gemm_queued(void *p) {
     delete g;
 }
 
-/* g as work on `stream` (a copy of it when queued); false: the runtime knows no such stream */
-bool gemm_submit(const Gemm &g, cudaStream_t stream) {
+/* g as work on `stream` (a copy of it when queued); refused when the runtime knows no such
+ * stream (simulator check: the launch would fail) */
+cublasStatus_t gemm_submit(const Gemm &g, cudaStream_t stream, const char *fn) {
     if (!cudasim_stream_enqueue) {
         gemm_run(g);
-        return true;
+        return CUBLAS_STATUS_SUCCESS;
     }
     Gemm *q = new Gemm(g);
     if (cudasim_stream_enqueue(stream, gemm_queued, q) >= 0)
-        return true; /* ran now (and freed), or queued */
+        return CUBLAS_STATUS_SUCCESS; /* ran now (and freed), or queued */
     delete q;
-    return false;
+    return REFUSE(CUBLAS_STATUS_EXECUTION_FAILED, fn,
+                  "stream %p is not a stream of the simulated runtime (simulator check)",
+                  (void *)stream);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -975,11 +978,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t
     g.bias = p.op->epilogue == CUBLASLT_EPILOGUE_BIAS ? p.op->bias : nullptr;
     g.bias_stride = p.op->bias_stride;
     g.ws = al.ws_bytes > 0 ? static_cast<float *>(workspace) : nullptr;
-    if (!gemm_submit(g, stream))
-        return REFUSE(CUBLAS_STATUS_EXECUTION_FAILED, fn,
-                      "stream %p is not a stream of the simulated runtime (simulator check)",
-                      (void *)stream);
-    return CUBLAS_STATUS_SUCCESS;
+    return gemm_submit(g, stream, fn);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1145,12 +1144,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
     /* the handle's workspace holds the accumulator when it is large enough */
     if (handle->ws && handle->ws_bytes >= cublas_sim_workspace_bytes(m, n))
         g.ws = static_cast<float *>(handle->ws);
-    if (!gemm_submit(g, handle->stream))
-        return REFUSE(CUBLAS_STATUS_EXECUTION_FAILED, fn,
-                      "stream %p (cublasSetStream) is not a stream of the simulated runtime "
-                      "(simulator check)",
-                      (void *)handle->stream);
-    return CUBLAS_STATUS_SUCCESS;
+    return gemm_submit(g, handle->stream, fn);
 }
 
 } /* extern "C" */
