@@ -27,7 +27,10 @@
  * is ncclInvalidArgument (its agreement runs at the call). Without the runtime (no
  * cudasim_stream_enqueue) everything runs at the call. ncclCommDestroy keeps a communicator's
  * MPI side until its queued collectives have run (NCCL's finalize completes them);
- * ncclCommAbort drops them. Numerics: the reduction sums in rank order in double
+ * ncclCommAbort drops them. The exchange is a blocking MPI call made when a rank's stream runs:
+ * every rank must come to a point that runs it (a wait, a synchronize, cudaFree) in the same
+ * order relative to its own MPI calls, or the ranks wait for each other (a GPU would not).
+ * Numerics: the reduction sums in rank order in double
  * and rounds once to the dtype (f16, bf16, f32, f64); NCCL's ring rounds at each hop, so sums
  * of f16 differ from a GPU's in their last bits. Integer and fp8 dtypes are valid in NCCL but
  * not implemented here (ncclInvalidUsage, said). Not simulated: timing, overlap of streams,
