@@ -271,7 +271,8 @@ SIM_RT_OBJ := $(patsubst %.cc,$(SIM)/%.o,$(SIM_RT_CC))
 SIM_CU_OBJ := $(patsubst %.cu,$(SIM)/%.o,$(CU))
 SIM_LIB_OBJ := $(call obj,sim,$(LIB_C) $(CUDA_C))
 SIM_BACKEND_OBJ := $(SIM_LIB_OBJ) $(SIM_CU_OBJ) $(SIM_RT_OBJ)
-SIM_LDLIBS := $(asan_LDFLAGS) $(LDLIBS) -ldl -lstdc++ -Wl,--export-dynamic-symbol=cudasim_device_range
+SIM_LDLIBS := $(asan_LDFLAGS) $(LDLIBS) -ldl -lstdc++ -Wl,--export-dynamic-symbol=cudasim_device_range \
+              -Wl,--export-dynamic-symbol=cudasim_stream_enqueue
 SIM_GPU_TEST_BIN := $(patsubst tests/gpu/%.c,$(SIM)/tests/gpu/%,$(GPU_TEST_C))
 SIM_SELF_TEST_BIN := $(SIM)/tests/cudasim/test_cudasim
 SIM_ENV = ARENAGPT_ROOT=$(CURDIR) ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -311,11 +312,12 @@ $(SIM)/libnccl.so.2: tests/cudasim/nccl/nccl_sim.cc
 	  $(shell pkg-config --cflags ompi-c) -DOMPI_SKIP_MPICXX=1 -Wl,-soname,libnccl.so.2 $< -o $@ \
 	  $(shell pkg-config --libs ompi-c)
 
-# the stand-in's own checks, under mpirun -np 2 (tests/sim_nccl.sh runs it)
-$(SIM)/tests/cudasim/nccl/test_nccl_sim: tests/cudasim/nccl/test_nccl_sim.c $(SIM_NCCL)
-	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(asan_CFLAGS) -rdynamic $< -o $@ -L$(SIM) -l:libnccl.so.2 \
-	  -Wl,-rpath,'$$ORIGIN/../../..' $(shell pkg-config --libs ompi-c) $(TEST_LDLIBS)
+# the stand-in's own checks, under mpirun -np 2 (tests/sim_nccl.sh runs it), linked with the
+# simulator's runtime (device memory, streams; SIM_LDLIBS exports what the stand-in looks up)
+$(SIM)/tests/cudasim/nccl/test_nccl_sim: $(SIM)/tests/cudasim/nccl/test_nccl_sim.o $(SIM_RT_OBJ) \
+                                         $(SIM_NCCL)
+	$(SIM_CXX) -o $@ $< $(SIM_RT_OBJ) -L$(SIM) -l:libnccl.so.2 -Wl,-rpath,'$$ORIGIN/../../..' \
+	  $(SIM_LDLIBS) $(TEST_LDLIBS)
 
 # the backend's GEMMs need the simulator's host cuBLASLt/cuBLAS (tests/cudasim/cublas_sim.cc);
 # without it only the simulator's own tests build and run (said, not hidden)

@@ -34,8 +34,14 @@
  * With enough workspace the algorithm keeps its f32 accumulator there (split-K style), so a
  * workspace smaller than declared is caught by the simulator's memory poisoning.
  *
- * Everything runs synchronously at the call, whatever the stream. Not here: the CUDA runtime,
- * memory and kernels (the rest of tests/cudasim/). */
+ * Streams: the arguments are checked and alpha and beta read at the call; the GEMM itself is
+ * work on the call's stream (cublasLtMatmul's argument, cublasSetStream's for cuBLAS). Linked
+ * into the simulated binaries it goes through the runtime's stream queue
+ * (cudasim_stream_enqueue, tests/cudasim/cudasim_stream.cc): it runs at the call on the legacy
+ * stream, and when something waits for it on a created stream; a stream handle the runtime
+ * does not know is refused (CUBLAS_STATUS_EXECUTION_FAILED, simulator check: the launch would
+ * fail). Linked without the runtime (test_cublas_sim) every GEMM runs at the call. Not here:
+ * the CUDA runtime, memory and kernels (the rest of tests/cudasim/). */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <stdarg.h>
@@ -49,6 +55,10 @@
 #include "cublasLt.h"
 #include "cublas_sim.h"
 #include "cublas_v2.h"
+
+/* the simulated runtime's stream queue; NULL when linked without it (weak) */
+extern "C" int cudasim_stream_enqueue(cudaStream_t s, void (*fn)(void *), void *ctx)
+    __attribute__((weak));
 
 namespace {
 
@@ -280,6 +290,28 @@ void gemm_run(const Gemm &g) {
                 store(D, g.ctype, i + j * g.ldd, v);
             }
     }
+}
+
+void gemm_queued(void *p) {
+    Gemm *g = static_cast<Gemm *>(p);
+    gemm_run(*g);
+    delete g;
+}
+
+/* g as work on `stream` (a copy of it when queued); refused when the runtime knows no such
+ * stream (simulator check: the launch would fail) */
+cublasStatus_t gemm_submit(const Gemm &g, cudaStream_t stream, const char *fn) {
+    if (!cudasim_stream_enqueue) {
+        gemm_run(g);
+        return CUBLAS_STATUS_SUCCESS;
+    }
+    Gemm *q = new Gemm(g);
+    if (cudasim_stream_enqueue(stream, gemm_queued, q) >= 0)
+        return CUBLAS_STATUS_SUCCESS; /* ran now (and freed), or queued */
+    delete q;
+    return REFUSE(CUBLAS_STATUS_EXECUTION_FAILED, fn,
+                  "stream %p is not a stream of the simulated runtime (simulator check)",
+                  (void *)stream);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -838,7 +870,6 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t
                               cublasLtMatrixLayout_t Ddesc, const cublasLtMatmulAlgo_t *algo,
                               void *workspace, size_t workspaceSizeInBytes, cudaStream_t stream) {
     const char *fn = "cublasLtMatmul";
-    (void)stream; /* synchronous */
     /* cublasLtMatmul(): NOT_INITIALIZED "if cuBLASLt handle has not been initialized" */
     if (!lightHandle || lightHandle->magic != MAGIC_LT)
         return REFUSE(CUBLAS_STATUS_NOT_INITIALIZED, fn, "handle not initialized");
@@ -947,8 +978,7 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t
     g.bias = p.op->epilogue == CUBLASLT_EPILOGUE_BIAS ? p.op->bias : nullptr;
     g.bias_stride = p.op->bias_stride;
     g.ws = al.ws_bytes > 0 ? static_cast<float *>(workspace) : nullptr;
-    gemm_run(g);
-    return CUBLAS_STATUS_SUCCESS;
+    return gemm_submit(g, stream, fn);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1114,8 +1144,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t handle, cublasOperation
     /* the handle's workspace holds the accumulator when it is large enough */
     if (handle->ws && handle->ws_bytes >= cublas_sim_workspace_bytes(m, n))
         g.ws = static_cast<float *>(handle->ws);
-    gemm_run(g);
-    return CUBLAS_STATUS_SUCCESS;
+    return gemm_submit(g, handle->stream, fn);
 }
 
 } /* extern "C" */

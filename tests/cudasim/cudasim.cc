@@ -37,10 +37,21 @@
  * or barrier of the thread), never at issue; their destination must be shared memory (the
  * launch's dynamic buffer or the cudasim_shared section) and their source device memory.
  *
- * Not simulated: concurrency between streams (every call completes before it returns), the
- * GPU's speed, its floating-point contraction (the host compiler's applies), NVML (absent:
- * dlopen of libnvidia-ml fails in the simulated binaries). */
+ * Streams (cudasim_stream.cc): the legacy default stream (NULL) is immediate, every call on
+ * it completes before it returns. A stream made by cudaStreamCreate* is deferred: its launches,
+ * async copies and memsets (checked at the call) and library work wait in a queue until
+ * something waits for them (a stream or event synchronize, cudaStreamWaitEvent, an operation
+ * of the legacy stream for a blocking stream, cudaDeviceSynchronize, cudaFree). A program that
+ * forgets a wait then reads stale memory here, as it may on a GPU; a race the other way (work
+ * of a stream that a GPU may run before the program expects) is not caught, since queued work
+ * runs as late as the waits allow.
+ *
+ * Not simulated: concurrency between streams and the timing of their work (a queue runs in
+ * one go, in order), the GPU's speed, its floating-point contraction (the host compiler's
+ * applies), NVML (absent: dlopen of libnvidia-ml fails in the simulated binaries). */
 #include <cuda_runtime.h>
+
+#include "cudasim_internal.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -56,6 +67,7 @@
 #include <unistd.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -94,14 +106,19 @@ static cudaError_t g_sticky = cudaSuccess; /* a device fault: every later call f
 static char g_detail[1024];                /* why the last error happened */
 static cudaError_t g_detail_code = cudaSuccess;
 
-static cudaError_t set_error(cudaError_t e, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
+static cudaError_t set_error_v(cudaError_t e, const char *fmt, va_list ap) {
     vsnprintf(g_detail, sizeof(g_detail), fmt, ap);
-    va_end(ap);
     g_detail_code = e;
     g_last = e;
     fprintf(stderr, "cudasim: %s\n", g_detail);
+    return e;
+}
+
+static cudaError_t set_error(cudaError_t e, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    set_error_v(e, fmt, ap);
+    va_end(ap);
     return e;
 }
 
@@ -110,6 +127,18 @@ static cudaError_t api_result(void) {
         g_last = g_sticky;
     return g_sticky;
 }
+
+namespace cudasim {
+cudaError_t api_error(cudaError_t e, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    set_error_v(e, fmt, ap);
+    va_end(ap);
+    return e;
+}
+cudaError_t api_status(void) { return api_result(); }
+bool device_faulted(void) { return g_sticky != cudaSuccess; }
+} // namespace cudasim
 
 extern "C" cudaError_t cudaGetLastError(void) {
     cudaError_t e = g_last;
@@ -141,6 +170,10 @@ static const char *base_string(cudaError_t e) {
         return "invalid copy direction for memcpy";
     case cudaErrorInvalidDeviceFunction:
         return "invalid device function";
+    case cudaErrorInvalidResourceHandle:
+        return "invalid resource handle";
+    case cudaErrorNotReady:
+        return "device not ready";
     default:
         return "unknown error";
     }
@@ -169,6 +202,10 @@ extern "C" const char *cudaGetErrorName(cudaError_t e) {
         return "cudaErrorLaunchFailure";
     case cudaErrorNoDevice:
         return "cudaErrorNoDevice";
+    case cudaErrorInvalidResourceHandle:
+        return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotReady:
+        return "cudaErrorNotReady";
     default:
         return "cudaErrorUnknown";
     }
@@ -267,8 +304,10 @@ extern "C" cudaError_t cudaMalloc(void **p, size_t bytes) {
     return cudaSuccess;
 }
 
+/* cudaFree and cudaFreeHost synchronize the device in CUDA: queued work runs first */
 extern "C" cudaError_t cudaFree(void *p) {
     context_make();
+    cudasim::streams_flush_all();
     if (api_result() != cudaSuccess)
         return g_sticky;
     if (!p)
@@ -332,6 +371,7 @@ extern "C" cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned int flags)
 
 extern "C" cudaError_t cudaFreeHost(void *p) {
     context_make();
+    cudasim::streams_flush_all();
     if (api_result() != cudaSuccess)
         return g_sticky;
     if (!p)
@@ -422,34 +462,87 @@ static cudaError_t copy_check(const char *call, void *dst, const void *src, size
     return cudaSuccess;
 }
 
-extern "C" cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+/* one copy of `height` rows of `width` bytes (a 1D copy: one row) */
+struct Copy {
+    char *dst;
+    size_t dpitch;
+    const char *src;
+    size_t spitch, width, height;
+};
+
+static void copy_rows(const Copy &c) {
+    for (size_t r = 0; r < c.height; r++)
+        memmove(c.dst + r * c.dpitch, c.src + r * c.spitch, c.width);
+}
+
+/* host memory that cudaHostAlloc did not give (pageable) */
+static bool pageable(const void *p) { return !cudasim::device_pointer(p) && !pinned_pointer(p); }
+
+/* A checked copy issued to stream s. CUDA stages pageable host memory ("API synchronization
+ * behavior"): a pageable source is read at the call, and a copy to pageable memory is done
+ * before the call returns (s runs up to it). Otherwise the copy is s's work like a kernel. */
+static cudaError_t copy_issue(const char *call, cudaStream_t s, Copy c) {
+    bool dst_staged = pageable(c.dst);
+    std::shared_ptr<std::vector<char>> staged;
+    if (!dst_staged && pageable(c.src) && cudasim::stream_deferred(s)) {
+        staged = std::make_shared<std::vector<char>>(c.width * c.height);
+        copy_rows(Copy{staged->data(), c.width, c.src, c.spitch, c.width, c.height});
+        c.src = staged->data();
+        c.spitch = c.width;
+    }
+    uint64_t seq = 0;
+    cudaError_t e = cudasim::stream_issue(
+        s, call,
+        [c, staged] {
+            if (!cudasim::device_faulted())
+                copy_rows(c);
+        },
+        &seq);
+    if (e == cudaSuccess && seq && dst_staged)
+        cudasim::stream_run_to(s, seq);
+    return e;
+}
+
+/* the checks of a 1D copy at its call (cudaSuccess: the copy may go ahead) */
+static cudaError_t copy_checked(const char *call, void *dst, const void *src, size_t bytes,
+                                cudaMemcpyKind kind) {
     context_make();
     if (api_result() != cudaSuccess)
         return g_sticky;
     if (bytes == 0)
         return cudaSuccess;
-    cudaError_t e = copy_check("cudaMemcpy", dst, src, bytes, kind);
+    cudaError_t e = copy_check(call, dst, src, bytes, kind);
     if (e != cudaSuccess)
         return e;
     if (pinned_copy_fails(dst, src))
         return set_error(cudaErrorUnknown,
-                         "cudaMemcpy %s of %zu bytes to or from pinned memory: injected failure "
+                         "%s %s of %zu bytes to or from pinned memory: injected failure "
                          "(CUDASIM_FAIL_PINNED_COPY)",
-                         kind_name(kind), bytes);
-    memmove(dst, src, bytes);
+                         call, kind_name(kind), bytes);
     return cudaSuccess;
+}
+
+/* the synchronous copy: an operation of the legacy stream */
+extern "C" cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind) {
+    cudaError_t e = copy_checked("cudaMemcpy", dst, src, bytes, kind);
+    if (e != cudaSuccess || bytes == 0)
+        return e;
+    return copy_issue("cudaMemcpy", NULL,
+                      Copy{(char *)dst, bytes, (const char *)src, bytes, bytes, 1});
 }
 
 extern "C" cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
                                        cudaMemcpyKind kind, cudaStream_t stream) {
-    (void)stream;
-    return cudaMemcpy(dst, src, bytes, kind);
+    cudaError_t e = copy_checked("cudaMemcpyAsync", dst, src, bytes, kind);
+    if (e != cudaSuccess || bytes == 0)
+        return e;
+    return copy_issue("cudaMemcpyAsync", stream,
+                      Copy{(char *)dst, bytes, (const char *)src, bytes, bytes, 1});
 }
 
 extern "C" cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch,
                                          size_t width, size_t height, cudaMemcpyKind kind,
                                          cudaStream_t stream) {
-    (void)stream;
     context_make();
     if (api_result() != cudaSuccess)
         return g_sticky;
@@ -460,17 +553,18 @@ extern "C" cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *s
                          "cudaMemcpy2DAsync: width %zu exceeds a pitch (dst %zu, src %zu)", width,
                          dpitch, spitch);
     for (size_t r = 0; r < height; r++) {
-        char *d = (char *)dst + r * dpitch;
-        const char *s = (const char *)src + r * spitch;
-        cudaError_t e = copy_check("cudaMemcpy2DAsync", d, s, width, kind);
+        cudaError_t e = copy_check("cudaMemcpy2DAsync", (char *)dst + r * dpitch,
+                                   (const char *)src + r * spitch, width, kind);
         if (e != cudaSuccess)
             return e;
-        memmove(d, s, width);
     }
-    return cudaSuccess;
+    return copy_issue("cudaMemcpy2DAsync", stream,
+                      Copy{(char *)dst, dpitch, (const char *)src, spitch, width, height});
 }
 
-extern "C" cudaError_t cudaMemset(void *dst, int value, size_t bytes) {
+/* the checks of a memset at its call, then the fill as stream s's work */
+static cudaError_t memset_issue(const char *call, void *dst, int value, size_t bytes,
+                                cudaStream_t s) {
     context_make();
     if (api_result() != cudaSuccess)
         return g_sticky;
@@ -478,24 +572,28 @@ extern "C" cudaError_t cudaMemset(void *dst, int value, size_t bytes) {
         return cudaSuccess;
     if (!cudasim::device_range(dst, bytes))
         return set_error(cudaErrorInvalidValue,
-                         "cudaMemset: %p (+%zu bytes) is not inside one device allocation", dst,
+                         "%s: %p (+%zu bytes) is not inside one device allocation", call, dst,
                          bytes);
-    memset(dst, value, bytes);
-    return cudaSuccess;
+    return cudasim::stream_issue(
+        s, call,
+        [dst, value, bytes] {
+            if (!cudasim::device_faulted())
+                memset(dst, value, bytes);
+        },
+        NULL);
+}
+
+extern "C" cudaError_t cudaMemset(void *dst, int value, size_t bytes) {
+    return memset_issue("cudaMemset", dst, value, bytes, NULL);
 }
 
 extern "C" cudaError_t cudaMemsetAsync(void *dst, int value, size_t bytes, cudaStream_t stream) {
-    (void)stream;
-    return cudaMemset(dst, value, bytes);
-}
-
-extern "C" cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
-    (void)stream;
-    return api_result();
+    return memset_issue("cudaMemsetAsync", dst, value, bytes, stream);
 }
 
 extern "C" cudaError_t cudaDeviceSynchronize(void) {
     context_make();
+    cudasim::streams_flush_all();
     return api_result();
 }
 
@@ -1190,7 +1288,10 @@ static void cp_async_thread_end(void) {
     q.clear();
 }
 
-extern char __start_cudasim_shared[], __stop_cudasim_shared[]; /* the linker's bounds */
+/* the linker's bounds of the section; weak: a program without __shared__ arrays (the NCCL
+ * stand-in's test) has no such section, and the bounds are then NULL */
+extern char __start_cudasim_shared[] __attribute__((weak));
+extern char __stop_cudasim_shared[] __attribute__((weak));
 
 namespace cudasim {
 
@@ -1199,7 +1300,8 @@ bool shared_range(const void *p, size_t n) {
     uintptr_t a = (uintptr_t)p, d = (uintptr_t)g_dyn_shared;
     if (g_dyn_shared && a >= d && a + n <= d + g_dyn_bytes)
         return true;
-    return a >= (uintptr_t)__start_cudasim_shared && a + n <= (uintptr_t)__stop_cudasim_shared;
+    return __start_cudasim_shared && a >= (uintptr_t)__start_cudasim_shared &&
+           a + n <= (uintptr_t)__stop_cudasim_shared;
 }
 
 void cp_async(void *dst, const void *src, int bytes) {
@@ -1322,53 +1424,47 @@ static bool block_run(int nthreads, dim3 block, Order mode, uint64_t *rng) {
     }
 }
 
-namespace cudasim {
-
-void launch(const char *name, const void *fn, dim3 grid, dim3 block, size_t shared_bytes,
-            cudaStream_t stream, void (*body)(void *), void *ctx) {
-    (void)stream;
-    context_make();
-    uint64_t seed = seed_get();
-    if (g_sticky != cudaSuccess) {
-        g_last = g_sticky;
-        return;
-    }
+/* a launch's configuration against sm_89's limits: cudaSuccess, or the refusal (set as the
+ * last error, naming the kernel) */
+static cudaError_t launch_check(const char *name, const void *fn, dim3 grid, dim3 block,
+                                size_t shared_bytes) {
     unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
-    if (block.x == 0 || block.y == 0 || block.z == 0 || grid.x == 0 || grid.y == 0 || grid.z == 0) {
-        set_error(cudaErrorInvalidConfiguration,
-                  "launch of %s refused: grid (%u,%u,%u), block "
-                  "(%u,%u,%u) has a zero dimension",
-                  name, grid.x, grid.y, grid.z, block.x, block.y, block.z);
-        return;
-    }
+    if (block.x == 0 || block.y == 0 || block.z == 0 || grid.x == 0 || grid.y == 0 || grid.z == 0)
+        return set_error(cudaErrorInvalidConfiguration,
+                         "launch of %s refused: grid (%u,%u,%u), block "
+                         "(%u,%u,%u) has a zero dimension",
+                         name, grid.x, grid.y, grid.z, block.x, block.y, block.z);
     if (threads > SM89_MAX_THREADS || block.x > SM89_MAX_BLOCK_X || block.y > SM89_MAX_BLOCK_Y ||
-        block.z > SM89_MAX_BLOCK_Z) {
-        set_error(cudaErrorInvalidConfiguration,
-                  "launch of %s refused: block (%u,%u,%u) = %llu threads; sm_89 allows %d per "
-                  "block, dimensions up to (%d,%d,%d)",
-                  name, block.x, block.y, block.z, threads, SM89_MAX_THREADS, SM89_MAX_BLOCK_X,
-                  SM89_MAX_BLOCK_Y, SM89_MAX_BLOCK_Z);
-        return;
-    }
-    if (grid.x > SM89_MAX_GRID_X || grid.y > SM89_MAX_GRID_YZ || grid.z > SM89_MAX_GRID_YZ) {
-        set_error(cudaErrorInvalidConfiguration,
-                  "launch of %s refused: grid (%u,%u,%u); sm_89 allows (%u,%u,%u)", name, grid.x,
-                  grid.y, grid.z, SM89_MAX_GRID_X, SM89_MAX_GRID_YZ, SM89_MAX_GRID_YZ);
-        return;
-    }
+        block.z > SM89_MAX_BLOCK_Z)
+        return set_error(cudaErrorInvalidConfiguration,
+                         "launch of %s refused: block (%u,%u,%u) = %llu threads; sm_89 allows %d "
+                         "per block, dimensions up to (%d,%d,%d)",
+                         name, block.x, block.y, block.z, threads, SM89_MAX_THREADS,
+                         SM89_MAX_BLOCK_X, SM89_MAX_BLOCK_Y, SM89_MAX_BLOCK_Z);
+    if (grid.x > SM89_MAX_GRID_X || grid.y > SM89_MAX_GRID_YZ || grid.z > SM89_MAX_GRID_YZ)
+        return set_error(cudaErrorInvalidConfiguration,
+                         "launch of %s refused: grid (%u,%u,%u); sm_89 allows (%u,%u,%u)", name,
+                         grid.x, grid.y, grid.z, SM89_MAX_GRID_X, SM89_MAX_GRID_YZ,
+                         SM89_MAX_GRID_YZ);
     /* the kernel's own symbol (its namespace included) when the table knows its address */
     symbols_load();
     auto fn_name = g_func_names->find((uintptr_t)fn);
     size_t stat =
         static_shared_bytes(fn_name != g_func_names->end() ? fn_name->second.c_str() : name);
-    if (stat + shared_bytes > SM89_SHARED_PER_BLOCK) {
-        set_error(cudaErrorInvalidValue,
-                  "launch of %s refused: %zu bytes of static + %zu of dynamic shared memory > "
-                  "%d per block (sm_89 without opt-in)",
-                  name, stat, shared_bytes, SM89_SHARED_PER_BLOCK);
-        return;
-    }
-    uint64_t rng = seed ^ (0x51ed2701ULL * ++g_launches);
+    if (stat + shared_bytes > SM89_SHARED_PER_BLOCK)
+        return set_error(cudaErrorInvalidValue,
+                         "launch of %s refused: %zu bytes of static + %zu of dynamic shared "
+                         "memory > %d per block (sm_89 without opt-in)",
+                         name, stat, shared_bytes, SM89_SHARED_PER_BLOCK);
+    return cudaSuccess;
+}
+
+/* runs an accepted launch's grid (now, or when its stream's queue reaches it) */
+static void launch_run(const char *name, dim3 grid, dim3 block, size_t shared_bytes,
+                       void (*body)(void *), void *ctx) {
+    if (g_sticky != cudaSuccess)
+        return; /* a faulted device runs nothing more */
+    uint64_t rng = seed_get() ^ (0x51ed2701ULL * ++g_launches);
     Order mode = (Order)(splitmix64(&rng) % 3);
     g_kernel = name;
     g_body = body;
@@ -1378,7 +1474,7 @@ void launch(const char *name, const void *fn, dim3 grid, dim3 block, size_t shar
     g_cp_rng = splitmix64(&rng);
     cudasim::cur_block_dim = block;
     cudasim::cur_grid_dim = grid;
-    int nthreads = (int)threads;
+    int nthreads = (int)(block.x * block.y * block.z);
     bool ok = true;
     for (unsigned z = 0; z < grid.z && ok; z++)
         for (unsigned y = 0; y < grid.y && ok; y++)
@@ -1391,6 +1487,29 @@ void launch(const char *name, const void *fn, dim3 grid, dim3 block, size_t shar
     free(g_dyn_shared);
     g_dyn_shared = NULL;
     g_kernel = NULL;
+}
+
+namespace cudasim {
+
+void launch(const char *name, const void *fn, dim3 grid, dim3 block, size_t shared_bytes,
+            cudaStream_t stream, void (*body)(void *), void *ctx, void (*release)(void *)) {
+    context_make();
+    seed_get();
+    cudaError_t e = g_sticky;
+    if (e != cudaSuccess)
+        g_last = g_sticky;
+    else
+        e = launch_check(name, fn, grid, block, shared_bytes);
+    if (e == cudaSuccess)
+        e = cudasim::stream_issue(
+            stream, name,
+            [=] {
+                launch_run(name, grid, block, shared_bytes, body, ctx);
+                release(ctx);
+            },
+            NULL);
+    if (e != cudaSuccess)
+        release(ctx); /* refused: nothing runs */
 }
 
 } // namespace cudasim

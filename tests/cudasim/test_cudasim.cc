@@ -7,7 +7,12 @@
  * tensor-core primitives of model/cuda/cuda_mma.cuh (mma.m16n8k16 f16 and bf16, ldmatrix
  * x1/x2/x4 with and without .trans, cp.async) against scalar references built from the PTX
  * ISA's fragment tables, and their refusals (a lane missing, lanes at different shapes, a
- * misaligned row address, a read of cp.async's destination before the wait).
+ * misaligned row address, a read of cp.async's destination before the wait); streams and
+ * events (a created stream's work has not happened before a wait and has after it, a wait runs
+ * exactly the work up to the event's record, the legacy stream runs blocking streams' work but
+ * not non-blocking ones', launches copy their arguments, cudaFree runs queued work first,
+ * pageable host copies are staged, bad handles and flags are refused, a cuBLAS GEMM is its
+ * stream's work).
  *
  * C++ because the kernels are written here, compiled like the backend's .cu files against the
  * simulator's cuda_runtime.h. */
@@ -15,6 +20,7 @@
 #include <cuda_runtime.h>
 
 #include "model/cuda/cuda_mma.cuh" /* the tensor-core primitives, as the kernels call them */
+#include <cublas_v2.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -306,6 +312,12 @@ __global__ void cp_async_groups_kernel(uint16_t *first, const uint16_t *src) {
     for (int i = 0; i < 8; i++)
         first[t * 8 + i] = s[t * 8 + i];
     cp_async_wait<0>();
+}
+
+/* out[0..n) = value (the streams' tests) */
+__global__ void fill_kernel(int *out, int n, int value) {
+    for (int i = (int)threadIdx.x; i < n; i += (int)blockDim.x)
+        out[i] = value;
 }
 
 /* ------------------------------------------------------------------------------------- */
@@ -780,6 +792,294 @@ static void test_cudasim_no_nvml(void **state) {
     dlclose(m);
 }
 
+/* ------------------------------------------------------------------------------------- */
+/* streams and events: a created stream's work waits until something waits for it         */
+
+#define SN 32 /* ints per buffer in the streams' tests */
+
+/* 1 when the device buffer d holds SN copies of v (read by cudaMemcpy: a legacy-stream
+ * operation, so it runs the blocking streams' queues first, never the non-blocking ones') */
+static int dev_all(const int *d, int v) {
+    int h[SN];
+    assert_int_equal(cudaMemcpy(h, d, sizeof(h), cudaMemcpyDeviceToHost), cudaSuccess);
+    for (int i = 0; i < SN; i++)
+        if (h[i] != v)
+            return 0;
+    return 1;
+}
+
+static cudaStream_t stream_new(unsigned flags) {
+    cudaStream_t s = NULL;
+    assert_int_equal(cudaStreamCreateWithFlags(&s, flags), cudaSuccess);
+    assert_non_null(s);
+    return s;
+}
+
+static cudaEvent_t event_new(void) {
+    cudaEvent_t e = NULL;
+    assert_int_equal(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), cudaSuccess);
+    return e;
+}
+
+/* a kernel and a memset on a non-blocking stream have not happened before a wait, have after
+ * cudaStreamSynchronize; cudaStreamDestroy completes the work left */
+static void test_cudasim_stream_deferred_until_sync(void **state) {
+    int *d = dev_alloc<int>(SN);
+    assert_int_equal(cudaMemset(d, 0, SN * sizeof(int)), cudaSuccess);
+    cudaStream_t s = stream_new(cudaStreamNonBlocking);
+    assert_int_equal(cudaStreamQuery(s), cudaSuccess); /* nothing queued */
+    CUDA_LAUNCH(fill_kernel, 1, 32, 0, s, d, SN, 7);
+    assert_int_equal(cudaGetLastError(), cudaSuccess);
+    assert_true(dev_all(d, 0));
+    assert_int_equal(cudaStreamQuery(s), cudaErrorNotReady);
+    assert_int_equal(cudaGetLastError(), cudaSuccess); /* not ready is no error */
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    assert_true(dev_all(d, 7));
+    assert_int_equal(cudaStreamQuery(s), cudaSuccess);
+    assert_int_equal(cudaMemsetAsync(d, 0x01, SN * sizeof(int), s), cudaSuccess);
+    assert_true(dev_all(d, 7));
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    assert_true(dev_all(d, 0x01010101));
+    CUDA_LAUNCH(fill_kernel, 1, 32, 0, s, d, SN, 8);
+    assert_true(dev_all(d, 0x01010101));
+    assert_int_equal(cudaStreamDestroy(s), cudaSuccess);
+    assert_true(dev_all(d, 8));
+    cudaFree(d);
+}
+
+/* cudaStreamWaitEvent(NULL, e) runs the work up to e's record and no more; the event's query
+ * is not ready until then */
+static void test_cudasim_stream_wait_event_runs_to_record(void **state) {
+    int *d1 = dev_alloc<int>(SN), *d2 = dev_alloc<int>(SN);
+    cudaMemset(d1, 0, SN * sizeof(int)), cudaMemset(d2, 0, SN * sizeof(int));
+    cudaStream_t s = stream_new(cudaStreamNonBlocking);
+    cudaEvent_t e = event_new(), never = event_new();
+    assert_int_equal(cudaEventQuery(never), cudaSuccess); /* never recorded: complete */
+    CUDA_LAUNCH(fill_kernel, 1, 32, 0, s, d1, SN, 1);
+    assert_int_equal(cudaEventRecord(e, s), cudaSuccess);
+    CUDA_LAUNCH(fill_kernel, 1, 32, 0, s, d2, SN, 2);
+    assert_int_equal(cudaEventQuery(e), cudaErrorNotReady);
+    assert_true(dev_all(d1, 0) && dev_all(d2, 0));
+    assert_int_equal(cudaStreamWaitEvent(NULL, e, 0), cudaSuccess);
+    assert_true(dev_all(d1, 1));
+    assert_true(dev_all(d2, 0)); /* recorded after e: still queued */
+    assert_int_equal(cudaEventQuery(e), cudaSuccess);
+    assert_int_equal(cudaStreamQuery(s), cudaErrorNotReady);
+    assert_int_equal(cudaEventRecord(e, s), cudaSuccess);
+    assert_int_equal(cudaEventSynchronize(e), cudaSuccess);
+    assert_true(dev_all(d2, 2));
+    assert_int_equal(cudaEventRecord(e, NULL), cudaSuccess); /* an immediate stream's record */
+    assert_int_equal(cudaEventQuery(e), cudaSuccess);
+    cudaEventDestroy(e), cudaEventDestroy(never), cudaStreamDestroy(s);
+    cudaFree(d1), cudaFree(d2);
+}
+
+/* work on the legacy stream first runs the blocking streams' queues, not the non-blocking
+ * ones' */
+static void test_cudasim_legacy_stream_and_blocking_streams(void **state) {
+    int *d1 = dev_alloc<int>(SN), *d2 = dev_alloc<int>(SN);
+    cudaMemset(d1, 0, SN * sizeof(int)), cudaMemset(d2, 0, SN * sizeof(int));
+    cudaStream_t b = NULL, nb = stream_new(cudaStreamNonBlocking);
+    assert_int_equal(cudaStreamCreate(&b), cudaSuccess);
+    CUDA_LAUNCH(fill_kernel, 1, 32, 0, b, d1, SN, 5);
+    CUDA_LAUNCH(fill_kernel, 1, 32, 0, nb, d2, SN, 6);
+    assert_int_equal(cudaStreamQuery(b), cudaErrorNotReady);
+    CUDA_LAUNCH(empty_kernel, 1, 1, 0, NULL, (int *)NULL); /* a legacy-stream launch */
+    assert_int_equal(cudaStreamQuery(b), cudaSuccess);
+    assert_int_equal(cudaStreamQuery(nb), cudaErrorNotReady);
+    assert_true(dev_all(d1, 5));
+    assert_true(dev_all(d2, 0));
+    CUDA_LAUNCH(fill_kernel, 1, 32, 0, b, d1, SN, 9);
+    assert_true(dev_all(d1, 9)); /* cudaMemcpy is a legacy-stream operation too */
+    assert_true(dev_all(d2, 0));
+    assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+    assert_true(dev_all(d2, 6));
+    cudaStreamDestroy(b), cudaStreamDestroy(nb);
+    cudaFree(d1), cudaFree(d2);
+}
+
+/* a wait queued on deferred stream A for an event of deferred stream B runs B's work up to the
+ * record when A's queue reaches it; the wait takes the record the event had at the call */
+static void test_cudasim_wait_between_created_streams(void **state) {
+    int *db = dev_alloc<int>(SN), *db2 = dev_alloc<int>(SN), *da = dev_alloc<int>(SN);
+    cudaMemset(db, 0, SN * sizeof(int)), cudaMemset(db2, 0, SN * sizeof(int));
+    cudaMemset(da, 0, SN * sizeof(int));
+    cudaStream_t a = stream_new(cudaStreamNonBlocking), b = stream_new(cudaStreamNonBlocking);
+    cudaEvent_t e = event_new();
+    CUDA_LAUNCH(fill_kernel, 1, 32, 0, b, db, SN, 3);
+    cudaEventRecord(e, b);
+    assert_int_equal(cudaStreamWaitEvent(a, e, 0), cudaSuccess);
+    assert_int_equal(cudaMemcpyAsync(da, db, SN * sizeof(int), cudaMemcpyDeviceToDevice, a),
+                     cudaSuccess);
+    CUDA_LAUNCH(fill_kernel, 1, 32, 0, b, db2, SN, 4);
+    cudaEventRecord(e, b); /* a new record: a's wait keeps the old one */
+    assert_int_equal(cudaStreamQuery(b), cudaErrorNotReady);
+    assert_true(dev_all(db, 0) && dev_all(da, 0));
+    assert_int_equal(cudaStreamSynchronize(a), cudaSuccess);
+    assert_true(dev_all(db, 3));
+    assert_true(dev_all(da, 3)); /* the copy ran after b's fill */
+    assert_true(dev_all(db2, 0));
+    assert_int_equal(cudaStreamQuery(b), cudaErrorNotReady);
+    assert_int_equal(cudaStreamSynchronize(b), cudaSuccess);
+    assert_true(dev_all(db2, 4));
+    cudaEventDestroy(e), cudaStreamDestroy(a), cudaStreamDestroy(b);
+    cudaFree(db), cudaFree(db2), cudaFree(da);
+}
+
+/* a refusal: the error, its message naming `call`, and the last error it set */
+static void expect_handle_refused(cudaError_t got, cudaError_t want, const char *call) {
+    assert_int_equal(got, want);
+    const char *msg = cudaGetErrorString(cudaGetLastError());
+    if (!strstr(msg, call))
+        fail_msg("error '%s' does not name %s", msg, call);
+}
+
+/* handles never created or destroyed, and flags not simulated, are refused */
+static void test_cudasim_stream_event_handles_refused(void **state) {
+    const cudaError_t BAD = cudaErrorInvalidResourceHandle;
+    cudaStream_t s = stream_new(cudaStreamNonBlocking), junk = (cudaStream_t)0x1230;
+    cudaEvent_t e = event_new();
+    int *d = dev_alloc<int>(SN);
+    assert_int_equal(cudaStreamDestroy(s), cudaSuccess);
+    assert_int_equal(cudaEventDestroy(e), cudaSuccess);
+    expect_handle_refused(cudaStreamSynchronize(junk), BAD, "cudaStreamSynchronize");
+    expect_handle_refused(cudaStreamSynchronize(s), BAD, "cudaStreamSynchronize");
+    expect_handle_refused(cudaStreamQuery(s), BAD, "cudaStreamQuery");
+    expect_handle_refused(cudaStreamDestroy(s), BAD, "cudaStreamDestroy");
+    expect_handle_refused(cudaStreamDestroy(NULL), BAD, "cudaStreamDestroy");
+    expect_handle_refused(cudaMemsetAsync(d, 0, 4, s), BAD, "cudaMemsetAsync");
+    expect_handle_refused(cudaMemcpyAsync(d, d, 4, cudaMemcpyDeviceToDevice, junk), BAD,
+                          "cudaMemcpyAsync");
+    CUDA_LAUNCH(fill_kernel, 1, 32, 0, s, d, SN, 1);
+    expect_handle_refused(cudaPeekAtLastError(), BAD, "fill_kernel");
+    expect_handle_refused(cudaEventRecord(e, NULL), BAD, "cudaEventRecord");
+    expect_handle_refused(cudaEventQuery(e), BAD, "cudaEventQuery");
+    expect_handle_refused(cudaEventSynchronize(e), BAD, "cudaEventSynchronize");
+    expect_handle_refused(cudaEventDestroy(e), BAD, "cudaEventDestroy");
+    expect_handle_refused(cudaStreamWaitEvent(NULL, e, 0), BAD, "cudaStreamWaitEvent");
+    cudaEvent_t live = event_new();
+    expect_handle_refused(cudaEventRecord(live, s), BAD, "cudaEventRecord");
+    expect_handle_refused(cudaStreamWaitEvent(junk, live, 0), BAD, "cudaStreamWaitEvent");
+    cudaStream_t t = NULL;
+    expect_handle_refused(cudaStreamCreateWithFlags(&t, 0x8), cudaErrorInvalidValue,
+                          "cudaStreamCreateWithFlags");
+    assert_null(t);
+    cudaEvent_t f = NULL;
+    expect_handle_refused(cudaEventCreateWithFlags(&f, cudaEventInterprocess),
+                          cudaErrorInvalidValue, "cudaEventCreateWithFlags");
+    assert_int_equal(cudaGetLastError(), cudaSuccess); /* none of them is sticky */
+    cudaEventDestroy(live);
+    cudaFree(d);
+}
+
+/* a launch copies its arguments: changing the variable after a launch on a created stream
+ * (and a second launch whose arguments take the first's place on the host stack) does not
+ * change what the first kernel sees */
+static void test_cudasim_launch_copies_arguments(void **state) {
+    int *d1 = dev_alloc<int>(SN), *d2 = dev_alloc<int>(SN);
+    cudaStream_t s = stream_new(cudaStreamNonBlocking);
+    int v = 5;
+    int *target = d1;
+    CUDA_LAUNCH(fill_kernel, 1, 32, 0, s, target, SN, v);
+    v = 9;
+    target = d2;
+    CUDA_LAUNCH(fill_kernel, 1, 32, 0, s, target, SN, v);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    assert_true(dev_all(d1, 5));
+    assert_true(dev_all(d2, 9));
+    cudaStreamDestroy(s);
+    cudaFree(d1), cudaFree(d2);
+}
+
+/* cudaFree synchronizes the device: the queued work runs before any memory goes */
+static void test_cudasim_free_runs_queued_work(void **state) {
+    int *d = dev_alloc<int>(SN), *other = dev_alloc<int>(1), *pin = NULL;
+    assert_int_equal(cudaHostAlloc((void **)&pin, SN * sizeof(int), cudaHostAllocDefault),
+                     cudaSuccess);
+    memset(pin, 0, SN * sizeof(int));
+    cudaStream_t s = stream_new(cudaStreamNonBlocking);
+    CUDA_LAUNCH(fill_kernel, 1, 32, 0, s, d, SN, 4);
+    assert_int_equal(cudaMemcpyAsync(pin, d, SN * sizeof(int), cudaMemcpyDeviceToHost, s),
+                     cudaSuccess);
+    assert_int_equal(pin[0], 0); /* pinned memory: the copy is the stream's work */
+    assert_int_equal(cudaFree(other), cudaSuccess);
+    for (int i = 0; i < SN; i++)
+        assert_int_equal(pin[i], 4);
+    CUDA_LAUNCH(fill_kernel, 1, 32, 0, s, d, SN, 5); /* writes d: runs before d is freed */
+    assert_int_equal(cudaFree(d), cudaSuccess);
+    assert_int_equal(cudaStreamQuery(s), cudaSuccess);
+    cudaStreamDestroy(s);
+    cudaFreeHost(pin);
+}
+
+/* pageable host memory is staged, as CUDA does: the source of a host-to-device copy is read at
+ * the call, and a copy to pageable memory is done when the call returns */
+static void test_cudasim_async_copy_pageable_host(void **state) {
+    int *d = dev_alloc<int>(SN), h[SN];
+    cudaStream_t s = stream_new(cudaStreamNonBlocking);
+    for (int i = 0; i < SN; i++)
+        h[i] = 1;
+    assert_int_equal(cudaMemcpyAsync(d, h, sizeof(h), cudaMemcpyHostToDevice, s), cudaSuccess);
+    for (int i = 0; i < SN; i++)
+        h[i] = 2;
+    assert_int_equal(cudaStreamQuery(s), cudaErrorNotReady);
+    CUDA_LAUNCH(fill_kernel, 1, 16, 0, s, d, SN / 2, 3);
+    assert_int_equal(cudaMemcpyAsync(h, d, sizeof(h), cudaMemcpyDeviceToHost, s), cudaSuccess);
+    for (int i = 0; i < SN; i++)
+        assert_int_equal(h[i], i < SN / 2 ? 3 : 1);
+    assert_int_equal(cudaStreamQuery(s), cudaSuccess);
+    cudaStreamDestroy(s);
+    cudaFree(d);
+}
+
+/* a fault in queued work is a sticky device error, reported by the call that ran it */
+static void test_cudasim_queued_fault_is_sticky(void **state) {
+    int *d = dev_alloc<int>(64);
+    cudaStream_t s = stream_new(cudaStreamNonBlocking);
+    CUDA_LAUNCH(divergent_kernel, 1, 64, 0, s, d);
+    assert_int_equal(cudaGetLastError(), cudaSuccess); /* accepted at the launch */
+    assert_int_equal(cudaStreamSynchronize(s), cudaErrorLaunchFailure);
+    expect_fault("divergent_kernel", "barrier divergence");
+    assert_int_equal(cudaStreamDestroy(s), cudaSuccess);
+    cudaFree(d);
+}
+
+/* a cuBLAS GEMM on a created stream is that stream's work (tests/cudasim/cublas_sim.cc): D is
+ * unchanged until the stream runs; a stream the runtime does not know is refused */
+static void test_cudasim_cublas_on_created_stream(void **state) {
+    const int n = 4; /* D (f32, n x n) = A (f16, n x n, all 1) x B (all 1): n everywhere */
+    __half *ab = dev_alloc<__half>(n * n);
+    float *dm = dev_alloc<float>(n * n), h[n * n], one = 1.0f, zero = 0.0f;
+    __half ones[n * n];
+    for (int i = 0; i < n * n; i++)
+        ones[i] = __float2half_rn(1.0f);
+    cudaMemcpy(ab, ones, sizeof(ones), cudaMemcpyHostToDevice);
+    cudaMemset(dm, 0, sizeof(h));
+    cudaStream_t s = stream_new(cudaStreamNonBlocking);
+    cublasHandle_t hd = NULL;
+    assert_int_equal(cublasCreate(&hd), CUBLAS_STATUS_SUCCESS);
+    assert_int_equal(cublasSetStream(hd, s), CUBLAS_STATUS_SUCCESS);
+    assert_int_equal(cublasGemmStridedBatchedEx(hd, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, ab,
+                                                CUDA_R_16F, n, 0, ab, CUDA_R_16F, n, 0, &zero, dm,
+                                                CUDA_R_32F, n, 0, 1, CUBLAS_COMPUTE_32F,
+                                                CUBLAS_GEMM_DEFAULT),
+                     CUBLAS_STATUS_SUCCESS);
+    cudaMemcpy(h, dm, sizeof(h), cudaMemcpyDeviceToHost);
+    assert_true(h[0] == 0.0f && h[n * n - 1] == 0.0f);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    cudaMemcpy(h, dm, sizeof(h), cudaMemcpyDeviceToHost);
+    for (int i = 0; i < n * n; i++)
+        assert_true(h[i] == (float)n);
+    assert_int_equal(cudaStreamDestroy(s), cudaSuccess);
+    assert_int_equal(cublasGemmStridedBatchedEx(hd, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, ab,
+                                                CUDA_R_16F, n, 0, ab, CUDA_R_16F, n, 0, &zero, dm,
+                                                CUDA_R_32F, n, 0, 1, CUBLAS_COMPUTE_32F,
+                                                CUBLAS_GEMM_DEFAULT),
+                     CUBLAS_STATUS_EXECUTION_FAILED); /* its stream is destroyed */
+    cublasDestroy(hd);
+    cudaFree(ab), cudaFree(dm);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cudasim_missing_barrier_changes_result),
@@ -797,6 +1097,16 @@ int main(void) {
         cmocka_unit_test(test_cudasim_ldmatrix_mma),
         cmocka_unit_test(test_cudasim_mma_divergence),
         cmocka_unit_test(test_cudasim_cp_async),
+        cmocka_unit_test(test_cudasim_stream_deferred_until_sync),
+        cmocka_unit_test(test_cudasim_stream_wait_event_runs_to_record),
+        cmocka_unit_test(test_cudasim_legacy_stream_and_blocking_streams),
+        cmocka_unit_test(test_cudasim_wait_between_created_streams),
+        cmocka_unit_test(test_cudasim_stream_event_handles_refused),
+        cmocka_unit_test(test_cudasim_launch_copies_arguments),
+        cmocka_unit_test(test_cudasim_free_runs_queued_work),
+        cmocka_unit_test(test_cudasim_async_copy_pageable_host),
+        cmocka_unit_test(test_cudasim_queued_fault_is_sticky),
+        cmocka_unit_test(test_cudasim_cublas_on_created_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

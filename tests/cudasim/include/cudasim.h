@@ -12,7 +12,9 @@
  * and fail the launch (a sticky error, like a device fault).
  *
  * Atomics are plain read-modify-writes: fibers only switch at barriers, so nothing interleaves.
- * Not here: streams run nothing concurrently (every call completes before it returns). */
+ * Streams: a launch on the legacy stream runs before the call returns; on a created stream it
+ * is queued and runs when something waits for it (cudasim_stream.cc); nothing runs
+ * concurrently. */
 #ifndef CUDASIM_H
 #define CUDASIM_H
 
@@ -72,28 +74,33 @@ void cp_async_commit(void);
  * (cp.async.wait_group pending) */
 void cp_async_wait(int pending);
 
-/* Runs body(ctx) once per thread of every block of the grid (see the file comment). */
+/* Runs body(ctx) once per thread of every block of the grid (see the file comment), now on an
+ * immediate stream, when its queue runs on a created one (tests/cudasim/cudasim_stream.cc);
+ * then release(ctx). A refused launch runs nothing and releases ctx at once. */
 void launch(const char *name, const void *fn, dim3 grid, dim3 block, size_t shared_bytes,
-            cudaStream_t stream, void (*body)(void *), void *ctx);
+            cudaStream_t stream, void (*body)(void *), void *ctx, void (*release)(void *));
 
 template <typename... P> std::tuple<P...> params_of(void (*)(P...));
 
+/* the arguments are copied into the launch (a heap copy the launch releases), so a launch on a
+ * created stream runs with the values they had at the call, as on the GPU */
 template <typename... P>
 void launch_kernel(const char *name, void (*kernel)(P...), dim3 grid, dim3 block,
                    size_t shared_bytes, cudaStream_t stream, std::tuple<P...> args) {
     struct Ctx {
         void (*kernel)(P...);
-        std::tuple<P...> *args;
-    } c = {kernel, &args};
+        std::tuple<P...> args;
+    };
+    Ctx *c = new Ctx{kernel, std::move(args)};
     /* every thread gets its own copy of the parameters, as on the GPU */
     launch(
         name, (const void *)kernel, grid, block, shared_bytes, stream,
         [](void *p) {
             Ctx *cx = (Ctx *)p;
-            std::tuple<P...> mine = *cx->args;
+            std::tuple<P...> mine = cx->args;
             std::apply(cx->kernel, mine);
         },
-        &c);
+        c, [](void *p) { delete (Ctx *)p; });
 }
 
 template <typename T> static inline uint64_t bits_of(T v) {

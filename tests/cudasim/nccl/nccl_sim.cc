@@ -15,8 +15,22 @@
  *     (kind, count, dtype, op, sequence number) on every rank: a rank that differs makes
  *     every rank return ncclInvalidUsage, naming it. A failure sticks to the communicator
  *     (ncclCommGetAsyncError), and ncclGetLastError says what it was.
- * Stream order: like the simulator's other library calls, a collective completes before it
- * returns, so it is ordered on any stream. Numerics: the reduction sums in rank order in double
+ * Stream order: the checks above that need no other rank are made at the call (and their
+ * failure returned there), as is the call's sequence number; the agreement of the ranks, the
+ * exchange and the reduction are the work of the call's stream, handed to the simulated
+ * runtime (cudasim_stream_enqueue, tests/cudasim/cudasim_stream.cc, found with dlsym). On the
+ * legacy stream they run at the call; on a created stream when something waits for that
+ * stream's work, so a program that reads the result without waiting sees its own unsummed
+ * data. A failure then sticks to the communicator (ncclCommGetAsyncError, ncclGetLastError)
+ * and later calls return it; a call whose checks failed still joins the agreement when its
+ * stream runs, so the other ranks fail instead of waiting. A stream the runtime does not know
+ * is ncclInvalidArgument (its agreement runs at the call). Without the runtime (no
+ * cudasim_stream_enqueue) everything runs at the call. ncclCommDestroy keeps a communicator's
+ * MPI side until its queued collectives have run (NCCL's finalize completes them);
+ * ncclCommAbort drops them. The exchange is a blocking MPI call made when a rank's stream runs:
+ * every rank must come to a point that runs it (a wait, a synchronize, cudaFree) in the same
+ * order relative to its own MPI calls, or the ranks wait for each other (a GPU would not).
+ * Numerics: the reduction sums in rank order in double
  * and rounds once to the dtype (f16, bf16, f32, f64); NCCL's ring rounds at each hop, so sums
  * of f16 differ from a GPU's in their last bits. Integer and fp8 dtypes are valid in NCCL but
  * not implemented here (ncclInvalidUsage, said). Not simulated: timing, overlap of streams,
@@ -82,6 +96,9 @@ struct ncclComm {
     MPI_Comm mpi; /* the ranks in NCCL rank order */
     uint64_t seq; /* collectives so far: every rank's must match */
     ncclResult_t failed;
+    uint64_t failed_after; /* 0, or 1 + the sequence number of the call that failed */
+    int pending;           /* collectives queued on a stream, not yet run */
+    int aborted;           /* ncclCommAbort: queued collectives do nothing */
     char last[512];
 };
 
@@ -211,19 +228,28 @@ extern "C" ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqu
     return ncclSuccess;
 }
 
-static ncclResult_t comm_end(ncclComm_t comm, const char *call) {
+static void comm_free(ncclComm_t comm) {
+    MPI_Comm_free(&comm->mpi);
+    free(comm);
+}
+
+/* the handle is dead at once; its memory and MPI side go when no collective is queued */
+static ncclResult_t comm_end(ncclComm_t comm, const char *call, int abort) {
     if (!comm || comm->live != SIM_COMM_LIVE)
         return fail(NULL, ncclInvalidArgument, "%s: not a live communicator", call);
     comm->live = 0;
-    MPI_Comm_free(&comm->mpi);
-    free(comm);
+    comm->aborted = abort;
+    if (comm->pending == 0)
+        comm_free(comm);
     return ncclSuccess;
 }
 
 extern "C" ncclResult_t ncclCommDestroy(ncclComm_t comm) {
-    return comm_end(comm, "ncclCommDestroy");
+    return comm_end(comm, "ncclCommDestroy", 0);
 }
-extern "C" ncclResult_t ncclCommAbort(ncclComm_t comm) { return comm_end(comm, "ncclCommAbort"); }
+extern "C" ncclResult_t ncclCommAbort(ncclComm_t comm) {
+    return comm_end(comm, "ncclCommAbort", 1);
+}
 
 extern "C" ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *async_error) {
     if (!comm || comm->live != SIM_COMM_LIVE || !async_error)
@@ -385,34 +411,100 @@ static ncclResult_t exchange(ncclComm_t c, const CallInfo *ci, const void *send,
                              : fail(c, ncclSystemError, "%s: MPI failed", COLL_NAMES[ci->kind]);
 }
 
+/* a collective as its stream's work: what it needs when the queue reaches it */
+typedef struct {
+    ncclComm_t comm;
+    CallInfo ci;
+    const void *send;
+    void *recv;
+    ncclResult_t result; /* when it ran at the call */
+    int queued;          /* it frees itself when it runs */
+} Pending;
+
+/* the simulated runtime's stream queue (NULL: run everything at the call) */
+typedef int (*EnqueueFn)(cudaStream_t, void (*)(void *), void *);
+static EnqueueFn stream_enqueue(void) {
+    static EnqueueFn fn = (EnqueueFn)dlsym(RTLD_DEFAULT, "cudasim_stream_enqueue");
+    return fn;
+}
+
+/* the agreement and the exchange of one call, now or when its stream's queue runs. Skipped
+ * after ncclCommAbort, and when an earlier call of the communicator has failed (every rank
+ * skips it then); a call whose own checks failed still joins the agreement. */
+static void collective_run(void *arg) {
+    Pending *p = (Pending *)arg;
+    ncclComm_t c = p->comm;
+    bool earlier_failed = c->failed_after != 0 && c->failed_after <= p->ci.seq;
+    ncclResult_t r = c->failed;
+    if (!c->aborted && (p->ci.status != ncclSuccess || !earlier_failed)) {
+        r = call_agree(c, &p->ci);
+        if (r == ncclSuccess)
+            r = exchange(c, &p->ci, p->send, p->recv);
+        if (r != ncclSuccess && c->failed_after == 0)
+            c->failed_after = p->ci.seq + 1;
+    }
+    p->result = r;
+    c->pending--;
+    if (!p->queued)
+        return;
+    free(p);
+    if (c->live != SIM_COMM_LIVE && c->pending == 0)
+        comm_free(c);
+}
+
 static ncclResult_t collective(int kind, const void *send, void *recv, size_t count, int dtype,
-                               int op, ncclComm_t comm) {
+                               int op, ncclComm_t comm, cudaStream_t stream) {
     if (!comm || comm->live != SIM_COMM_LIVE)
         return fail(NULL, ncclInvalidArgument,
                     "%s: comm is not an initialised communicator (ncclCommInitRank first)",
                     COLL_NAMES[kind]);
     if (comm->failed != ncclSuccess)
         return comm->failed; /* its text stays in comm->last */
-    CallInfo ci = {ncclSuccess, kind, dtype, op, (uint64_t)count, comm->seq++};
-    ci.status = call_local(comm, &ci, send, recv);
-    ncclResult_t r = call_agree(comm, &ci);
-    return r != ncclSuccess ? r : exchange(comm, &ci, send, recv);
+    Pending *p = (Pending *)calloc(1, sizeof *p);
+    if (!p)
+        return fail(comm, ncclSystemError, "%s: out of host memory", COLL_NAMES[kind]);
+    *p = Pending{comm,        {ncclSuccess, kind, dtype, op, (uint64_t)count, comm->seq++},
+                 send,        recv,
+                 ncclSuccess, 0};
+    p->ci.status = call_local(comm, &p->ci, send, recv);
+    if (p->ci.status != ncclSuccess)
+        comm->failed_after = p->ci.seq + 1;
+    comm->pending++;
+    EnqueueFn enqueue = stream_enqueue();
+    int q = enqueue ? enqueue(stream, collective_run, p) : 0;
+    if (q == 1) {
+        p->queued = 1; /* runs (and frees itself) later */
+        return (ncclResult_t)p->ci.status;
+    }
+    if (q < 0) { /* no such stream: refused, but the other ranks still need this rank */
+        if (p->ci.status == ncclSuccess)
+            p->ci.status = fail(comm, ncclInvalidArgument, "%s: stream %p is not a stream",
+                                COLL_NAMES[kind], (void *)stream);
+        comm->failed_after = p->ci.seq + 1;
+        collective_run(p);
+    } else if (!enqueue) {
+        collective_run(p);
+    }
+    ncclResult_t r = p->result;
+    free(p);
+    return r;
 }
 
 extern "C" ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
                                       ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
                                       cudaStream_t stream) {
-    return collective(COLL_ALLREDUCE, sendbuff, recvbuff, count, datatype, op, comm);
+    return collective(COLL_ALLREDUCE, sendbuff, recvbuff, count, datatype, op, comm, stream);
 }
 
 extern "C" ncclResult_t ncclReduceScatter(const void *sendbuff, void *recvbuff, size_t recvcount,
                                           ncclDataType_t datatype, ncclRedOp_t op, ncclComm_t comm,
                                           cudaStream_t stream) {
-    return collective(COLL_REDUCE_SCATTER, sendbuff, recvbuff, recvcount, datatype, op, comm);
+    return collective(COLL_REDUCE_SCATTER, sendbuff, recvbuff, recvcount, datatype, op, comm,
+                      stream);
 }
 
 extern "C" ncclResult_t ncclAllGather(const void *sendbuff, void *recvbuff, size_t sendcount,
                                       ncclDataType_t datatype, ncclComm_t comm,
                                       cudaStream_t stream) {
-    return collective(COLL_ALLGATHER, sendbuff, recvbuff, sendcount, datatype, 0, comm);
+    return collective(COLL_ALLGATHER, sendbuff, recvbuff, sendcount, datatype, 0, comm, stream);
 }

@@ -3,7 +3,13 @@
  * f32, f16 and bf16, and NCCL's checks: a call before ncclCommInitRank, a rank or nranks out of
  * range, an id not from ncclGetUniqueId, ranks with different ids, an invalid dtype or op, a
  * host buffer, and ranks whose calls differ (every rank fails, naming the one that differs).
- * Device memory is this test's own: cudasim_device_range (exported, -rdynamic) says which. */
+ * On a created non-blocking stream: an all-reduce has not summed before the program waits for
+ * the stream and has after (cudaStreamWaitEvent on the legacy stream, cudaStreamSynchronize),
+ * and ranks whose calls differ find out when the stream runs (ncclCommGetAsyncError).
+ * Linked with the simulator's runtime (the .cc files of tests/cudasim/): device memory is
+ * cudaMalloc's, and the stand-in finds cudasim_device_range and cudasim_stream_enqueue in the
+ * binary. */
+#include <cuda_runtime.h>
 #include <mpi.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,38 +39,28 @@ int ncclReduceScatter(const void *send, void *recv, size_t count, int dtype, int
                       void *stream);
 int ncclAllGather(const void *send, void *recv, size_t count, int dtype, Comm comm, void *stream);
 
-/* ---- this test's "device" memory -------------------------------------------------------- */
+/* ---- device memory (the simulator's) --------------------------------------------------- */
 
 #define N_DEV 8
-static struct {
-    char *p;
-    size_t n;
-} g_dev[N_DEV];
+static void *g_dev[N_DEV];
 
+/* n zeroed bytes of simulated device memory (host memory underneath: the test reads and
+ * writes it directly) */
 static void *dev_alloc(size_t n) {
     for (int i = 0; i < N_DEV; i++)
-        if (!g_dev[i].p) {
-            g_dev[i].p = calloc(1, n);
-            g_dev[i].n = n;
-            return g_dev[i].p;
+        if (!g_dev[i]) {
+            assert_int_equal(cudaMalloc(&g_dev[i], n), cudaSuccess);
+            memset(g_dev[i], 0, n);
+            return g_dev[i];
         }
     return NULL;
 }
 
 static void dev_free_all(void) {
     for (int i = 0; i < N_DEV; i++) {
-        free(g_dev[i].p);
-        g_dev[i].p = NULL;
+        cudaFree(g_dev[i]);
+        g_dev[i] = NULL;
     }
-}
-
-int cudasim_device_range(const void *p, size_t n);
-int cudasim_device_range(const void *p, size_t n) {
-    for (int i = 0; i < N_DEV; i++)
-        if (g_dev[i].p && (const char *)p >= g_dev[i].p &&
-            (const char *)p + n <= g_dev[i].p + g_dev[i].n)
-            return 1;
-    return 0;
 }
 
 static int g_rank, g_size;
@@ -194,6 +190,72 @@ static void test_nccl_sim_refusals(void **state) {
     dev_free_all();
 }
 
+static cudaStream_t nonblocking_stream(void) {
+    cudaStream_t s = NULL;
+    assert_int_equal(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), cudaSuccess);
+    return s;
+}
+
+/* the model's overlap: the reduction on a non-blocking stream after an event of the legacy
+ * stream, the legacy stream waiting for it before it uses the sum */
+static void test_nccl_sim_deferred_stream(void **state) {
+    Comm c = comm_new();
+    float *a = dev_alloc(4 * sizeof(float));
+    cudaStream_t s = nonblocking_stream();
+    cudaEvent_t ready, done;
+    assert_int_equal(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming), cudaSuccess);
+    assert_int_equal(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), cudaSuccess);
+    for (int i = 0; i < 4; i++)
+        a[i] = (float)(g_rank + 1); /* 1 on rank 0, 2 on rank 1 */
+    assert_int_equal(cudaEventRecord(ready, NULL), cudaSuccess);
+    assert_int_equal(cudaStreamWaitEvent(s, ready, 0), cudaSuccess);
+    assert_int_equal(ncclAllReduce(a, a, 4, F32, SUM, c, s), OK);
+    assert_int_equal(cudaEventRecord(done, s), cudaSuccess);
+    assert_true(a[0] == (float)(g_rank + 1)); /* not summed before the wait */
+    assert_int_equal(cudaStreamQuery(s), cudaErrorNotReady);
+    assert_int_equal(cudaStreamWaitEvent(NULL, done, 0), cudaSuccess);
+    for (int i = 0; i < 4; i++)
+        assert_true(a[i] == 3.0f);
+    assert_int_equal(ncclAllReduce(a, a, 4, F32, SUM, c, s), OK);
+    assert_true(a[3] == 3.0f);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    assert_true(a[0] == 6.0f && a[3] == 6.0f);
+    int async = -1;
+    assert_int_equal(ncclCommGetAsyncError(c, &async), OK);
+    assert_int_equal(async, OK);
+    cudaEventDestroy(ready), cudaEventDestroy(done), cudaStreamDestroy(s);
+    assert_int_equal(ncclCommDestroy(c), OK);
+    dev_free_all();
+}
+
+/* on a created stream a mismatch shows when the stream runs: the calls return ncclSuccess (or
+ * the failing rank's own check), the communicator's async error afterwards */
+static void test_nccl_sim_deferred_mismatch(void **state) {
+    float *a = dev_alloc(4 * sizeof(float));
+    float host[4] = {0};
+    int me_bad = g_rank == 1, async = -1;
+    cudaStream_t s = nonblocking_stream();
+    Comm c = comm_new();
+    assert_int_equal(ncclAllReduce(a, a, me_bad ? 3 : 4, F32, SUM, c, s), OK);
+    assert_int_equal(ncclCommGetAsyncError(c, &async), OK);
+    assert_int_equal(async, OK); /* nothing has run yet */
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    assert_int_equal(ncclCommGetAsyncError(c, &async), OK);
+    assert_int_equal(async, INVALID_USAGE);
+    assert_non_null(strstr(ncclGetLastError(c), "rank 1 called ncclAllReduce (count 3"));
+    assert_int_equal(ncclAllReduce(a, a, 4, F32, SUM, c, s), INVALID_USAGE); /* it sticks */
+    ncclCommDestroy(c);
+    c = comm_new(); /* rank 1's own check fails at the call; rank 0 learns it at the run */
+    assert_int_equal(ncclAllReduce(me_bad ? (void *)host : a, a, 4, F32, SUM, c, s),
+                     me_bad ? INVALID_ARGUMENT : OK);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    assert_int_equal(ncclCommGetAsyncError(c, &async), OK);
+    assert_int_equal(async, me_bad ? INVALID_ARGUMENT : INVALID_USAGE);
+    ncclCommDestroy(c);
+    cudaStreamDestroy(s);
+    dev_free_all();
+}
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
@@ -208,6 +270,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_nccl_sim_init_checks),
         cmocka_unit_test(test_nccl_sim_sums),
         cmocka_unit_test(test_nccl_sim_refusals),
+        cmocka_unit_test(test_nccl_sim_deferred_stream),
+        cmocka_unit_test(test_nccl_sim_deferred_mismatch),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();
