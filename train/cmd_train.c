@@ -230,6 +230,13 @@ static int estimate_loss(TrainState *s, DataLoader *dl, int64_t it, int64_t *don
             t_shown = t;
         }
     }
+    /* a rank without a batch (eval_iters < N) runs one anyway, its loss unused: every rank's
+     * arena goes through the eval the plan has */
+    float unused = 0;
+    if (s->dist->rank >= cfg->eval_iters &&
+        gpt_forward(&s->g, s->inputs, s->targets, cfg->batch_size, cfg->block_size, 0, &unused,
+                    err) != 0)
+        return -1;
     if (dist_sum(&sum, 1, err) != 0)
         return -1;
     *out = (float)(sum / (double)cfg->eval_iters);
