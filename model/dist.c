@@ -278,12 +278,11 @@ int dist_allreduce_grads(Gpt *g, Err *err) {
                        "gpt_update: %d of %d gradient sums were started (an unfinished "
                        "backward)",
                        g->reduce_started, g->n_params);
-    /* not started in the backward: the same sums now, started and waited for where the
-     * communicator can (the same calls as overlapped, so the same results) */
-    int start = g->comm->allreduce_sum_start && g->comm->reduce_wait;
+    /* not started in the backward: the same sums now, each on the model's stream (no second
+     * stream, no event: the path the overlapped one is checked against) */
     if (g->reduce_started == 0)
         for (int l = -1; l < g->config.n_layer; l++)
-            if (reduce_params(g, l, DIST_ALL_KINDS, start, err))
+            if (reduce_params(g, l, DIST_ALL_KINDS, 0, err))
                 return -1;
     return gpt_grads_wait(g, err);
 }

@@ -12,8 +12,9 @@
  *     that layer's gradients: ln_f's first, then the blocks from the last to the first, then
  *     wte and wpe (wte also takes the tied head's part, so it is final only after the
  *     encoder's backward). gpt_grads_wait (gpt_update calls it) makes the model's later work
- *     wait for them. The sums are the same calls either way, in the same order; only when
- *     they run differs.
+ *     wait for them. Otherwise gpt_update sums each gradient with allreduce_sum, on the
+ *     model's stream. The sums are the same either way (each gradient once, in place, over
+ *     the same ranks); only when, and on which stream, they run differs.
  *   zero_stage 1 (the ZeRO paper's P_os): the optimizer state (`adam.m.shard`, `adam.v.shard`,
  *     and `master.shard` in the CUDA layout) holds S = ceil(P / world_size) f32 per rank: rank r
  *     owns the elements [r*S, r*S + S) of the parameters laid end to end in gpt.h order (the

@@ -77,7 +77,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%
     echo "# Data parallel on $N GPUs"
     echo
     echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u '+%Y-%m-%d %H:%M UTC')"
-    echo "- GPUs: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | sort | uniq -c | tr -s ' ' | paste -sd';' - || true)"
+    gpus=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | sort | uniq -c | tr -s ' ' | paste -sd';' -)
+    echo "- GPUs (nvidia-smi: count, name, driver): ${gpus:-none listed (no nvidia-smi, or no GPU)}"
     echo "- train's view: $(grep -m1 '^GPU' "$OUT/z0.log" 2>/dev/null); $(grep -m1 '^ranks' "$OUT/z0.log" 2>/dev/null)"
     echo "- config: $CONF, $STEPS steps (time: median over the steps after $WARMUP), $ACCUM micro-step(s) per rank"
     echo

@@ -3,8 +3,8 @@
 # on CUDA under mpirun, on the CUDA simulator (2 ranks, each its own simulated GPU, the
 # stand-in NCCL; sim_train.sh's tiny model), 2 micro-steps per step, 3 steps:
 #   - the sums started during the last micro-step's backward on NCCL's second stream (the
-#     default) and the same sums after the backward give the same model.bin, bit for bit, in
-#     float16 and in bfloat16 with bf16 gradients;
+#     default) and the same sums after the backward on the model's stream give the same
+#     model.bin, bit for bit, in float16 and in bfloat16 with bf16 gradients;
 #   - the overlapped run's arena equals its plan on every rank, to the byte.
 # The simulator runs a created stream's work only when something waits for it, so an update
 # that does not wait for the sums reads unsummed gradients and the first check fails

@@ -83,7 +83,7 @@ static const Key keys[] = {
      "master weights, m and v sharded across the ranks; 2 and 3 are refused"},
     {"grad_reduce_overlap", K_BOOL, OFF(grad_reduce_overlap), CONFIG_CMD_TRAIN, 0, 0, NULL,
      "data parallel, zero_stage 0: sum each layer's gradients over the ranks during the last "
-     "micro-step's backward (True) or all after it (False); the same sums either way"},
+     "micro-step's backward (True) or all after it, on the model's stream (False)"},
     {"world_size", K_INT, OFF(world_size), CONFIG_CMD_MEM, 1, 1 << 20, NULL,
      "ranks to plan for: each rank's bytes (train takes the number of ranks mpirun starts)"},
     /* optimisation */
