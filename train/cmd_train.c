@@ -213,9 +213,8 @@ static int estimate_loss(TrainState *s, DataLoader *dl, int64_t it, int64_t *don
         float loss = 0;
         if (data_loader_next(dl, s->inputs, s->targets, err) != 0)
             return -1;
-        if (k % N == s->dist->rank &&
-            gpt_forward(&s->g, s->inputs, s->targets, cfg->batch_size, cfg->block_size, 0, &loss,
-                        err) != 0)
+        if (k % N == s->dist->rank && gpt_forward(&s->g, s->inputs, s->targets, cfg->batch_size,
+                                                  cfg->block_size, 0, &loss, err) != 0)
             return -1;
         sum += loss;
         ++*done;
