@@ -274,7 +274,8 @@ bool device_pointer(const void *p) { return device_range(p, 1); }
 } // namespace cudasim
 
 /* device_range for the NCCL stand-in (a library the binary dlopens; the sim link exports this
- * one symbol to it): 1 when [p, p + n) lies inside one simulated device allocation */
+ * symbol and cudasim_stream_enqueue to it): 1 when [p, p + n) lies inside one simulated device
+ * allocation */
 extern "C" int cudasim_device_range(const void *p, size_t n) {
     return cudasim::device_range(p, n) ? 1 : 0;
 }

@@ -5,7 +5,8 @@
  * host buffer, and ranks whose calls differ (every rank fails, naming the one that differs).
  * On a created non-blocking stream: an all-reduce has not summed before the program waits for
  * the stream and has after (cudaStreamWaitEvent on the legacy stream, cudaStreamSynchronize),
- * and ranks whose calls differ find out when the stream runs (ncclCommGetAsyncError).
+ * ranks whose calls differ find out when the stream runs (ncclCommGetAsyncError), and a
+ * destroyed communicator's queued call still runs (an aborted one's does not).
  * Linked with the simulator's runtime (the .cc files of tests/cudasim/): device memory is
  * cudaMalloc's, and the stand-in finds cudasim_device_range and cudasim_stream_enqueue in the
  * binary. */
@@ -31,6 +32,7 @@ typedef struct ncclComm *Comm;
 int ncclGetUniqueId(Id *id);
 int ncclCommInitRank(Comm *comm, int nranks, Id id, int rank);
 int ncclCommDestroy(Comm comm);
+int ncclCommAbort(Comm comm);
 int ncclCommGetAsyncError(Comm comm, int *async_error);
 const char *ncclGetLastError(Comm comm);
 int ncclAllReduce(const void *send, void *recv, size_t count, int dtype, int op, Comm comm,
@@ -256,6 +258,27 @@ static void test_nccl_sim_deferred_mismatch(void **state) {
     dev_free_all();
 }
 
+/* ncclCommDestroy with a collective still queued: it runs when the stream does (NCCL's
+ * finalize completes it); ncclCommAbort drops it */
+static void test_nccl_sim_destroy_with_queued_call(void **state) {
+    float *a = dev_alloc(2 * sizeof(float));
+    cudaStream_t s = nonblocking_stream();
+    Comm c = comm_new();
+    a[0] = a[1] = (float)(g_rank + 1);
+    assert_int_equal(ncclAllReduce(a, a, 2, F32, SUM, c, s), OK);
+    assert_int_equal(ncclCommDestroy(c), OK);
+    assert_true(a[0] == (float)(g_rank + 1));
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    assert_true(a[0] == 3.0f && a[1] == 3.0f);
+    c = comm_new();
+    assert_int_equal(ncclAllReduce(a, a, 2, F32, SUM, c, s), OK);
+    assert_int_equal(ncclCommAbort(c), OK);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    assert_true(a[0] == 3.0f); /* dropped */
+    cudaStreamDestroy(s);
+    dev_free_all();
+}
+
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
@@ -272,6 +295,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_nccl_sim_refusals),
         cmocka_unit_test(test_nccl_sim_deferred_stream),
         cmocka_unit_test(test_nccl_sim_deferred_mismatch),
+        cmocka_unit_test(test_nccl_sim_destroy_with_queued_call),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();
