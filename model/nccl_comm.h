@@ -17,8 +17,9 @@
  * legacy default stream, which the CUDA backend's kernels use), so it is ordered after the
  * kernels that wrote its input and before those that read its output, without a host wait.
  * Except the sums started during the backward (GptComm.allreduce_sum_start, llm.c's overlap):
- * they go on a second, non-blocking stream made at gpt_nccl_init, which first waits for an
- * event recorded on the model's stream (the layer's gradients are written), so they run
+ * they go on a second, non-blocking stream made at gpt_nccl_init, one NCCL group per call
+ * (a layer's gradients launched together), which first waits for an event recorded on the
+ * model's stream (the layer's gradients are written), so they run
  * while the model's stream goes on with the backward; reduce_wait records an event on that
  * stream and makes the model's stream wait for it, again without a host wait.
  * Dtypes: f16, bf16, f32 (and f64). A failed call returns -1 with NCCL's reason in err.

@@ -7,7 +7,11 @@
 # prepares $TMP/data from it with char tokens (a failure counts as one bad check), and writes
 # $TMP/tiny.conf: a model small enough for the simulator (every GPU thread is a fiber: 2
 # layers, 32 channels, 16 positions), each KEY=VALUE replacing that key's line or, for a key
-# the file lacks, added at its end.
+# the file lacks, added at its end. The data-parallel tests start with
+#     sim_ranks_ready
+# which ends the test there (a skip; a failure where ARENAGPT_REQUIRE_DATA=1, after the set-up)
+# without mpirun, with a binary built without MPI or without the stand-in NCCL beside BIN, and
+# else sets SIM_DIR, MPI_ARGS (mpirun's flags for the tests) and CUDASIM_DEVICE_COUNT=2.
 TEXT=${ARENAGPT_SHAKESPEARE:-$ROOT/.cache/tinyshakespeare.txt}
 sim_data_and_conf() {
     if [ -f "$TEXT" ]; then
@@ -45,4 +49,25 @@ CONF
             echo "$key = ${kv#*=}" >>"$TMP/tiny.conf"
         fi
     done
+}
+
+sim_ranks_ready() {
+    SIM_DIR=$(dirname "$BIN")
+    local why=""
+    if ! command -v mpirun >/dev/null 2>&1; then
+        why="mpirun not found (scripts/setup.sh installs openmpi-bin)"
+    elif ! ldd "$BIN" | grep -q libmpi; then
+        why="$BIN is built without MPI"
+    elif [ ! -f "$SIM_DIR/libnccl.so.2" ]; then
+        why="no $SIM_DIR/libnccl.so.2 (make sim builds it where MPI is)"
+    fi
+    if [ -n "$why" ]; then
+        if [ "${ARENAGPT_REQUIRE_DATA:-0}" = 1 ]; then bad "$why"; else echo "$CLI_NAME: skipped: $why"; fi
+        cli_done
+        exit $?
+    fi
+    # as root in CI; Open MPI's own allocations at MPI_Finalize read as leaks to
+    # LeakSanitizer: the ranks run with the leak check off, every other ASan check on
+    MPI_ARGS="--allow-run-as-root --oversubscribe -x ASAN_OPTIONS=detect_leaks=0:abort_on_error=1"
+    export CUDASIM_DEVICE_COUNT=2 # a simulated GPU per rank
 }

@@ -10,22 +10,11 @@
 set -u
 . "$(dirname "$0")/lib_cli.sh" sim_multi_gpu_check "$1"
 . "$ROOT/tests/lib_sim.sh"
-SIM_DIR=$(dirname "$BIN")
 
-skip() {
-    if [ "${ARENAGPT_REQUIRE_DATA:-0}" = 1 ]; then bad "$1"; else echo "sim_multi_gpu_check: skipped: $1"; fi
-    cli_done
-    exit $?
-}
-command -v mpirun >/dev/null 2>&1 || skip "mpirun not found (scripts/setup.sh installs openmpi-bin)"
-ldd "$BIN" | grep -q libmpi || skip "$BIN is built without MPI"
-[ -f "$SIM_DIR/libnccl.so.2" ] || skip "no $SIM_DIR/libnccl.so.2 (make sim builds it where MPI is)"
-export CUDASIM_DEVICE_COUNT=2
+sim_ranks_ready
 
 sim_data_and_conf gradient_accumulation_steps=1 eval_interval=100
-# as root in CI; Open MPI's allocations at MPI_Finalize read as leaks to LeakSanitizer
-BIN="$BIN" CONF="$TMP/tiny.conf" STEPS=3 WARMUP=1 \
-    MPIRUN_ARGS="--allow-run-as-root --oversubscribe -x ASAN_OPTIONS=detect_leaks=0:abort_on_error=1" \
+BIN="$BIN" CONF="$TMP/tiny.conf" STEPS=3 WARMUP=1 MPIRUN_ARGS="$MPI_ARGS" \
     timeout 600 bash "$ROOT/scripts/multi_gpu_check.sh" "$TMP/out" 2 >"$TMP/check.log" 2>&1 ||
     bad "multi_gpu_check.sh: exit $?: $(tail -5 "$TMP/check.log")"
 S=$TMP/out/summary.md

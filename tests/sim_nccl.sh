@@ -18,7 +18,6 @@
 set -u
 . "$(dirname "$0")/lib_cli.sh" sim_nccl "$1"
 . "$ROOT/tests/lib_sim.sh"
-SIM_DIR=$(dirname "$BIN")
 
 # One rank accumulates the second micro-batch's gradient into the f16 gradient (one rounding);
 # two ranks round each micro-batch's gradient to f16 and the all-reduce sums them (another
@@ -34,19 +33,8 @@ PARAM_ATOL=1e-6
 # a refused or failed run must end the job this fast (a hang would run to the timeout)
 JOB_TIMEOUT_S=300
 
-skip() {
-    if [ "${ARENAGPT_REQUIRE_DATA:-0}" = 1 ]; then bad "$1"; else echo "sim_nccl: skipped: $1"; fi
-    cli_done
-    exit $?
-}
-command -v mpirun >/dev/null 2>&1 || skip "mpirun not found (scripts/setup.sh installs openmpi-bin)"
-ldd "$BIN" | grep -q libmpi || skip "$BIN is built without MPI"
-[ -f "$SIM_DIR/libnccl.so.2" ] || skip "no $SIM_DIR/libnccl.so.2 (make sim builds it where MPI is)"
-
-# Open MPI's own allocations at MPI_Finalize read as leaks to LeakSanitizer: the ranks run
-# with the leak check off (the one-rank runs here keep it); every other ASan check stays on.
-MPI="timeout $JOB_TIMEOUT_S mpirun --allow-run-as-root --oversubscribe -x ASAN_OPTIONS=detect_leaks=0:abort_on_error=1"
-export CUDASIM_DEVICE_COUNT=2
+sim_ranks_ready
+MPI="timeout $JOB_TIMEOUT_S mpirun $MPI_ARGS"
 
 # 0. the stand-in's own checks
 STANDIN_TEST=$SIM_DIR/tests/cudasim/nccl/test_nccl_sim

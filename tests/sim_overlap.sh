@@ -14,22 +14,11 @@
 set -u
 . "$(dirname "$0")/lib_cli.sh" sim_overlap "$1"
 . "$ROOT/tests/lib_sim.sh"
-SIM_DIR=$(dirname "$BIN")
 # a failed run must end the job this fast (a hang would run to the timeout)
 JOB_TIMEOUT_S=300
 
-skip() {
-    if [ "${ARENAGPT_REQUIRE_DATA:-0}" = 1 ]; then bad "$1"; else echo "sim_overlap: skipped: $1"; fi
-    cli_done
-    exit $?
-}
-command -v mpirun >/dev/null 2>&1 || skip "mpirun not found (scripts/setup.sh installs openmpi-bin)"
-ldd "$BIN" | grep -q libmpi || skip "$BIN is built without MPI"
-[ -f "$SIM_DIR/libnccl.so.2" ] || skip "no $SIM_DIR/libnccl.so.2 (make sim builds it where MPI is)"
-
-# Open MPI's own allocations at MPI_Finalize read as leaks to LeakSanitizer (as sim_nccl.sh)
-MPI="timeout $JOB_TIMEOUT_S mpirun --allow-run-as-root --oversubscribe -x ASAN_OPTIONS=detect_leaks=0:abort_on_error=1"
-export CUDASIM_DEVICE_COUNT=2
+sim_ranks_ready
+MPI="timeout $JOB_TIMEOUT_S mpirun $MPI_ARGS"
 
 sim_data_and_conf gradient_accumulation_steps=2 eval_interval=100 max_iters=3
 run2() { $MPI -np 2 "$BIN" train "$TMP/tiny.conf" "$@"; }

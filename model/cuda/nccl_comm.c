@@ -41,6 +41,7 @@ typedef NcclResult (*NcclCommAbortFn)(NcclComm comm);
 typedef NcclResult (*NcclCommGetAsyncErrorFn)(NcclComm comm, NcclResult *async_error);
 typedef const char *(*NcclGetErrorStringFn)(NcclResult result);
 typedef const char *(*NcclGetLastErrorFn)(NcclComm comm);
+typedef NcclResult (*NcclGroupFn)(void);
 typedef NcclResult (*NcclAllReduceFn)(const void *send, void *recv, size_t count, NcclEnum dtype,
                                       NcclEnum op, NcclComm comm, NcclStream stream);
 typedef NcclResult (*NcclReduceScatterFn)(const void *send, void *recv, size_t recv_count,
@@ -77,6 +78,8 @@ NCCL_SAME_TYPE(ncclGetLastError, NcclGetLastErrorFn); /* 2.13 and newer */
 NCCL_SAME_TYPE(ncclCommDestroy, NcclCommDestroyFn);
 NCCL_SAME_TYPE(ncclCommAbort, NcclCommAbortFn);
 NCCL_SAME_TYPE(ncclCommGetAsyncError, NcclCommGetAsyncErrorFn);
+NCCL_SAME_TYPE(ncclGroupStart, NcclGroupFn);
+NCCL_SAME_TYPE(ncclGroupEnd, NcclGroupFn);
 NCCL_SAME_TYPE(ncclAllReduce, NcclAllReduceFn);
 NCCL_SAME_TYPE(ncclReduceScatter, NcclReduceScatterFn);
 NCCL_SAME_TYPE(ncclAllGather, NcclAllGatherFn);
@@ -107,6 +110,7 @@ static struct {
     NcclCommGetAsyncErrorFn async_error;
     NcclGetErrorStringFn error_string;
     NcclGetLastErrorFn last_error; /* NCCL 2.13 and newer; NULL before */
+    NcclGroupFn group_start, group_end;
     NcclAllReduceFn all_reduce;
     NcclReduceScatterFn reduce_scatter;
     NcclAllGatherFn all_gather;
@@ -154,6 +158,8 @@ static int nccl_open(void) {
     NCCL_SYM(abort, "ncclCommAbort");
     NCCL_SYM(async_error, "ncclCommGetAsyncError");
     NCCL_SYM(error_string, "ncclGetErrorString");
+    NCCL_SYM(group_start, "ncclGroupStart");
+    NCCL_SYM(group_end, "ncclGroupEnd");
     NCCL_SYM(all_reduce, "ncclAllReduce");
     NCCL_SYM(reduce_scatter, "ncclReduceScatter");
     NCCL_SYM(all_gather, "ncclAllGather");
@@ -311,13 +317,19 @@ static int nc_allreduce_start(void *ctx, void *const *bufs, const int64_t *ns, i
         cuda_fail(cudaStreamWaitEvent(n->reduce_stream, n->ready, 0), "cudaStreamWaitEvent", n,
                   err))
         return -1;
-    for (int i = 0; i < count; i++) {
-        NcclResult r = nccl.all_reduce(bufs[i], bufs[i], (size_t)ns[i], t, NCCL_SUM, n->comm,
-                                       n->reduce_stream);
-        if (nccl_check(n, r, "ncclAllReduce (started)", ns[i], dt, err))
-            return -1;
+    /* one group: NCCL launches the layer's sums together at its end */
+    NcclResult r = nccl.group_start();
+    if (r != NCCL_SUCCESS)
+        return nccl_check(n, r, "ncclGroupStart", 0, dt, err);
+    int64_t total = 0;
+    for (int i = 0; r == NCCL_SUCCESS && i < count; i++) {
+        r = nccl.all_reduce(bufs[i], bufs[i], (size_t)ns[i], t, NCCL_SUM, n->comm,
+                            n->reduce_stream);
+        total += ns[i];
     }
-    return 0;
+    NcclResult end = nccl.group_end(); /* even after a failed call: the group must close */
+    return nccl_check(n, r != NCCL_SUCCESS ? r : end, "ncclAllReduce (a group, started)", total, dt,
+                      err);
 }
 
 static int nc_reduce_wait(void *ctx, Err *err) {

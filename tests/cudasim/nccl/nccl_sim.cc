@@ -14,7 +14,10 @@
  *     inside one simulated device allocation each (ncclInvalidArgument), and the same call
  *     (kind, count, dtype, op, sequence number) on every rank: a rank that differs makes
  *     every rank return ncclInvalidUsage, naming it. A failure sticks to the communicator
- *     (ncclCommGetAsyncError), and ncclGetLastError says what it was.
+ *     (ncclCommGetAsyncError), and ncclGetLastError says what it was;
+ *   - ncclGroupStart / ncclGroupEnd: the calls between them are checked at the call and
+ *     handed to their streams, in call order, at the outermost ncclGroupEnd (as NCCL launches
+ *     a group there); an ncclGroupEnd without a start is ncclInvalidUsage.
  * Stream order: the checks above that need no other rank are made at the call (and their
  * failure returned there), as is the call's sequence number; the agreement of the ranks, the
  * exchange and the reduction are the work of the call's stream, handed to the simulated
@@ -452,6 +455,60 @@ static void collective_run(void *arg) {
         comm_free(c);
 }
 
+/* p (its checks made) to its stream: queued, or run now; the call's result */
+static ncclResult_t issue(Pending *p, cudaStream_t stream) {
+    ncclComm_t comm = p->comm;
+    EnqueueFn enqueue = stream_enqueue();
+    int q = enqueue ? enqueue(stream, collective_run, p) : 0;
+    if (q == 1) {
+        p->queued = 1; /* runs (and frees itself) later */
+        return (ncclResult_t)p->ci.status;
+    }
+    if (q < 0) { /* no such stream: refused, but the other ranks still need this rank */
+        if (p->ci.status == ncclSuccess)
+            p->ci.status = fail(comm, ncclInvalidArgument, "%s: stream %p is not a stream",
+                                COLL_NAMES[p->ci.kind], (void *)stream);
+        comm->failed_after = p->ci.seq + 1;
+        collective_run(p);
+    } else if (!enqueue) {
+        collective_run(p);
+    }
+    ncclResult_t r = p->result;
+    free(p);
+    return r;
+}
+
+/* ncclGroupStart .. ncclGroupEnd: the calls in between, checked at the call and issued to
+ * their streams in call order at the outermost ncclGroupEnd (NCCL launches a group's
+ * operations together there) */
+typedef struct {
+    Pending *p;
+    cudaStream_t stream;
+} Grouped;
+static int g_group_depth;
+static std::vector<Grouped> g_grouped;
+
+extern "C" ncclResult_t ncclGroupStart(void) {
+    g_group_depth++;
+    return ncclSuccess;
+}
+
+extern "C" ncclResult_t ncclGroupEnd(void) {
+    if (g_group_depth == 0)
+        return fail(NULL, ncclInvalidUsage, "ncclGroupEnd without an ncclGroupStart");
+    if (--g_group_depth > 0)
+        return ncclSuccess;
+    ncclResult_t first = ncclSuccess;
+    std::vector<Grouped> calls;
+    calls.swap(g_grouped);
+    for (const Grouped &g : calls) {
+        ncclResult_t r = issue(g.p, g.stream);
+        if (first == ncclSuccess)
+            first = r;
+    }
+    return first;
+}
+
 static ncclResult_t collective(int kind, const void *send, void *recv, size_t count, int dtype,
                                int op, ncclComm_t comm, cudaStream_t stream) {
     if (!comm || comm->live != SIM_COMM_LIVE)
@@ -470,24 +527,11 @@ static ncclResult_t collective(int kind, const void *send, void *recv, size_t co
     if (p->ci.status != ncclSuccess)
         comm->failed_after = p->ci.seq + 1;
     comm->pending++;
-    EnqueueFn enqueue = stream_enqueue();
-    int q = enqueue ? enqueue(stream, collective_run, p) : 0;
-    if (q == 1) {
-        p->queued = 1; /* runs (and frees itself) later */
+    if (g_group_depth > 0) { /* issued at the group's end */
+        g_grouped.push_back(Grouped{p, stream});
         return (ncclResult_t)p->ci.status;
     }
-    if (q < 0) { /* no such stream: refused, but the other ranks still need this rank */
-        if (p->ci.status == ncclSuccess)
-            p->ci.status = fail(comm, ncclInvalidArgument, "%s: stream %p is not a stream",
-                                COLL_NAMES[kind], (void *)stream);
-        comm->failed_after = p->ci.seq + 1;
-        collective_run(p);
-    } else if (!enqueue) {
-        collective_run(p);
-    }
-    ncclResult_t r = p->result;
-    free(p);
-    return r;
+    return issue(p, stream);
 }
 
 extern "C" ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,

@@ -40,6 +40,8 @@ int ncclAllReduce(const void *send, void *recv, size_t count, int dtype, int op,
 int ncclReduceScatter(const void *send, void *recv, size_t count, int dtype, int op, Comm comm,
                       void *stream);
 int ncclAllGather(const void *send, void *recv, size_t count, int dtype, Comm comm, void *stream);
+int ncclGroupStart(void);
+int ncclGroupEnd(void);
 
 /* ---- device memory (the simulator's) --------------------------------------------------- */
 
@@ -230,6 +232,37 @@ static void test_nccl_sim_deferred_stream(void **state) {
     dev_free_all();
 }
 
+/* a group: its calls reach their stream at ncclGroupEnd, in call order; on the legacy stream
+ * that is when they sum; a group end without a start is refused */
+static void test_nccl_sim_group(void **state) {
+    Comm c = comm_new();
+    float *a = dev_alloc(2 * sizeof(float)), *b = dev_alloc(3 * sizeof(float));
+    for (int i = 0; i < 3; i++)
+        b[i] = a[i % 2] = (float)(g_rank + 1);
+    assert_int_equal(ncclGroupStart(), OK);
+    assert_int_equal(ncclAllReduce(a, a, 2, F32, SUM, c, NULL), OK);
+    assert_int_equal(ncclGroupStart(), OK); /* nested: the outermost end issues */
+    assert_int_equal(ncclAllReduce(b, b, 3, F32, SUM, c, NULL), OK);
+    assert_int_equal(ncclGroupEnd(), OK);
+    assert_true(a[0] == (float)(g_rank + 1) && b[2] == (float)(g_rank + 1));
+    assert_int_equal(ncclGroupEnd(), OK);
+    assert_true(a[0] == 3.0f && a[1] == 3.0f && b[0] == 3.0f && b[2] == 3.0f);
+    /* on a created stream: issued at the end, summed when the stream runs */
+    cudaStream_t s = nonblocking_stream();
+    assert_int_equal(ncclGroupStart(), OK);
+    assert_int_equal(ncclAllReduce(a, a, 2, F32, SUM, c, s), OK);
+    assert_int_equal(ncclAllReduce(b, b, 3, F32, SUM, c, s), OK);
+    assert_int_equal(ncclGroupEnd(), OK);
+    assert_true(a[0] == 3.0f && b[0] == 3.0f);
+    assert_int_equal(cudaStreamSynchronize(s), cudaSuccess);
+    assert_true(a[1] == 6.0f && b[1] == 6.0f);
+    assert_int_equal(ncclGroupEnd(), INVALID_USAGE);
+    assert_non_null(strstr(ncclGetLastError(NULL), "without an ncclGroupStart"));
+    cudaStreamDestroy(s);
+    assert_int_equal(ncclCommDestroy(c), OK);
+    dev_free_all();
+}
+
 /* on a created stream a mismatch shows when the stream runs: the calls return ncclSuccess (or
  * the failing rank's own check), the communicator's async error afterwards */
 static void test_nccl_sim_deferred_mismatch(void **state) {
@@ -295,6 +328,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_nccl_sim_refusals),
         cmocka_unit_test(test_nccl_sim_deferred_stream),
         cmocka_unit_test(test_nccl_sim_deferred_mismatch),
+        cmocka_unit_test(test_nccl_sim_group),
         cmocka_unit_test(test_nccl_sim_destroy_with_queued_call),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
