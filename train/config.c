@@ -18,7 +18,6 @@
 #define RUN_CMDS (CONFIG_CMD_TRAIN | CONFIG_CMD_MEM | CONFIG_CMD_EVAL | CONFIG_CMD_SAMPLE)
 #define MAX_VOCAB 65536          /* tokens are stored as uint16 */
 #define MAX_BLOCK_SIZE (1 << 20) /* positions; far beyond any GPT-2 config */
-#define MAX_KEYS CONFIG_MAX_KEYS
 
 typedef enum KeyType { K_INT, K_FLOAT, K_BOOL, K_STR, K_ENUM, K_SIZE } KeyType;
 
@@ -82,8 +81,7 @@ static const Key keys[] = {
      "data parallel (mpirun -np N): 0 = every rank holds the AdamW state; 1 = ZeRO-1, the f32 "
      "master weights, m and v sharded across the ranks; 2 and 3 are refused"},
     {"grad_reduce_overlap", K_BOOL, OFF(grad_reduce_overlap), CONFIG_CMD_TRAIN, 0, 0, NULL,
-     "data parallel, zero_stage 0: sum each layer's gradients over the ranks during the last "
-     "micro-step's backward (True) or all after it, on the model's stream (False)"},
+     "zero_stage 0: sum each layer's gradients during the last backward; False: after it"},
     {"world_size", K_INT, OFF(world_size), CONFIG_CMD_MEM, 1, 1 << 20, NULL,
      "ranks to plan for: each rank's bytes (train takes the number of ranks mpirun starts)"},
     /* optimisation */
@@ -253,7 +251,7 @@ static const Key keys[] = {
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 
 void config_defaults(TrainConfig *c) {
-    ASSERT(N_KEYS <= MAX_KEYS);
+    ASSERT(N_KEYS <= CONFIG_MAX_KEYS);
     memset(c, 0, sizeof *c);
     /* nanoGPT train.py defaults (GPT-2 124M on OpenWebText) */
     c->n_layer = 12;
@@ -313,13 +311,6 @@ void config_defaults(TrainConfig *c) {
     memset(c->key_set, 0, sizeof c->key_set);
 }
 
-int config_is_set(const TrainConfig *c, const char *key) {
-    for (int i = 0; i < N_KEYS; i++)
-        if (strcmp(keys[i].name, key) == 0)
-            return c->key_set[i];
-    return 0;
-}
-
 /* ---- helpers ---- */
 
 static const Key *key_find(const char *name) {
@@ -327,6 +318,11 @@ static const Key *key_find(const char *name) {
         if (strcmp(keys[i].name, name) == 0)
             return &keys[i];
     return NULL;
+}
+
+int config_is_set(const TrainConfig *c, const char *key) {
+    const Key *k = key_find(key);
+    return k ? c->key_set[k - keys] : 0;
 }
 
 static int edit_distance(const char *a, const char *b) {
@@ -535,7 +531,7 @@ int config_load_file(TrainConfig *c, const char *path, unsigned cmd, Err *err) {
         return err_set(err, "cannot open config file '%s': %s", path, strerror(errno));
     char line[4096];
     int lineno = 0;
-    int seen_line[MAX_KEYS] = {0};
+    int seen_line[CONFIG_MAX_KEYS] = {0};
     int rc = 0;
     while (fgets(line, sizeof line, f)) {
         lineno++;
@@ -619,7 +615,7 @@ int config_parse_args(TrainConfig *c, int argc, char **argv, unsigned cmd, int *
             return -1;
         first = 1;
     }
-    int seen[MAX_KEYS] = {0};
+    int seen[CONFIG_MAX_KEYS] = {0};
     for (int i = first; i < argc; i++) {
         const char *arg = argv[i];
         if (strncmp(arg, "--", 2) != 0) {
