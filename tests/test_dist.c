@@ -4,7 +4,8 @@
  * model-state bytes for GPT-2 124M on 8 ranks (exactly, modulo the arena's 256-byte
  * rounding); a padded last shard; 2 ranks (zero_stage 0 and 1) train the weights one model
  * trains with both ranks' micro-batches accumulated; each rank's measured arena equals its
- * plan to the byte; the refusals (zero_stage 2, no communicator). */
+ * plan to the byte; the gradient sums started during the backward (run eagerly or at the wait)
+ * give the sums after it bit for bit; the refusals (zero_stage 2, no communicator). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -30,8 +30,10 @@
  * own arena. An optimizer step is the N ranks' gradient_accumulation_steps micro-steps each;
  * the windows are those one rank draws with N x the micro-steps: every rank draws all of them
  * from the same loader stream and keeps rank r's block [r*accum, r*accum + accum). The loss is
- * the mean over all of them; gpt_update averages the gradients across the ranks. Rank 0 alone
- * prints and writes files; a stop signal is agreed between steps (any rank's stops all). */
+ * the mean over all of them; gpt_update averages the gradients across the ranks (at
+ * zero_stage 0 their sums start in the last micro-step's backward: grad_reduce_overlap). The
+ * eval shares its batches out among the ranks. Rank 0 alone prints and writes files; a stop
+ * signal is agreed between steps (any rank's stops all). */
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
